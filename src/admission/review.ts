@@ -1,0 +1,113 @@
+/**
+ * AdmissionReview v1 wire types and the pure check that turns an untrusted
+ * JSON body into a typed request, with a reason when it cannot.
+ */
+import type { GroupVersionResource, KubeObject } from "../kube/types.ts";
+
+export type Operation = "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
+
+export interface UserInfo {
+  readonly username: string;
+  readonly uid?: string;
+  readonly groups?: readonly string[];
+  readonly extra?: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface AdmissionRequest {
+  readonly uid: string;
+  readonly kind: { readonly group: string; readonly version: string; readonly kind: string };
+  readonly resource: GroupVersionResource;
+  readonly subResource?: string;
+  readonly name?: string;
+  readonly namespace?: string;
+  readonly operation: Operation;
+  readonly userInfo: UserInfo;
+  readonly object?: KubeObject | null;
+  readonly oldObject?: KubeObject | null;
+  readonly dryRun?: boolean;
+  readonly options?: KubeObject | null;
+}
+
+export interface AdmissionStatus {
+  readonly code?: number;
+  readonly message?: string;
+  readonly reason?: string;
+}
+
+export interface AdmissionResponse {
+  readonly uid: string;
+  readonly allowed: boolean;
+  readonly status?: AdmissionStatus;
+  readonly warnings?: readonly string[];
+  readonly auditAnnotations?: Readonly<Record<string, string>>;
+  readonly patch?: string;
+  readonly patchType?: "JSONPatch";
+}
+
+export interface AdmissionReview {
+  readonly apiVersion: "admission.k8s.io/v1";
+  readonly kind: "AdmissionReview";
+  readonly request?: AdmissionRequest;
+  readonly response?: AdmissionResponse;
+}
+
+export type ParseResult = { readonly ok: true; readonly request: AdmissionRequest } | { readonly ok: false; readonly reason: string };
+
+const OPERATIONS: ReadonlySet<string> = new Set(["CREATE", "UPDATE", "DELETE", "CONNECT"]);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isString(value: unknown): value is string {
+  return typeof value === "string";
+}
+
+/** Checks the envelope and the fields kubetx relies on; everything else passes through. */
+export function parseAdmissionReview(body: unknown): ParseResult {
+  if (!isRecord(body)) return { ok: false, reason: "body is not a JSON object" };
+  if (body.apiVersion !== "admission.k8s.io/v1") {
+    return { ok: false, reason: `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(body.apiVersion)}` };
+  }
+  if (body.kind !== "AdmissionReview") return { ok: false, reason: `kind must be AdmissionReview, got ${JSON.stringify(body.kind)}` };
+  const request = body.request;
+  if (!isRecord(request)) return { ok: false, reason: "request is missing" };
+  const problem = requestProblem(request);
+  if (problem) return { ok: false, reason: problem };
+  return { ok: true, request: request as unknown as AdmissionRequest };
+}
+
+function requestProblem(request: Record<string, unknown>): string | undefined {
+  if (!isString(request.uid) || request.uid === "") return "request.uid is missing";
+  if (!isString(request.operation) || !OPERATIONS.has(request.operation)) {
+    return `request.operation must be one of ${[...OPERATIONS].join(", ")}`;
+  }
+  return resourceProblem(request) ?? userProblem(request) ?? objectProblem(request);
+}
+
+function resourceProblem(request: Record<string, unknown>): string | undefined {
+  const { resource, kind } = request;
+  const fields = isRecord(resource) ? [resource.group, resource.version, resource.resource] : [];
+  if (fields.length === 0 || !fields.every(isString)) return "request.resource must have group, version and resource";
+  if (!isRecord(kind) || !isString(kind.kind)) return "request.kind must have a kind";
+  return undefined;
+}
+
+function userProblem(request: Record<string, unknown>): string | undefined {
+  const user = request.userInfo;
+  return isRecord(user) && isString(user.username) ? undefined : "request.userInfo.username is missing";
+}
+
+function objectProblem(request: Record<string, unknown>): string | undefined {
+  for (const field of ["object", "oldObject"] as const) {
+    const value = request[field];
+    if (value !== undefined && value !== null && !isRecord(value)) return `request.${field} must be an object`;
+  }
+  return undefined;
+}
+
+/** The uid to echo back even for a request that failed the checks, when it has one. */
+export function uidOf(body: unknown): string {
+  if (isRecord(body) && isRecord(body.request) && isString(body.request.uid)) return body.request.uid;
+  return "";
+}

@@ -1,0 +1,16 @@
+/** Errors whose message is already the one line a user should read. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+const PLAIN_ERRORS = new Set(["UsageError", "DevError", "ToolchainError", "ControlPlaneError", "CertificateError", "ConfigError"]);
+
+/** Prints one clear line for an expected failure, the stack for a bug; returns the exit code. */
+export function reportFailure(error: unknown, write: (line: string) => void): number {
+  if (error instanceof Error && PLAIN_ERRORS.has(error.name)) {
+    write(error.message);
+    return error.name === "UsageError" ? 2 : 1;
+  }
+  write(`kubetx: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  return 1;
+}

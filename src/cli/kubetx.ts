@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+/**
+ * `kubetx`: the server, the local dev cluster, and admin commands.
+ */
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { caBundle, ensureCertificateAuthority, ensureServingCertificate, serviceDnsNames } from "../devcluster/certs.ts";
+import { DEMO_NAMESPACE, startDev } from "../devcluster/dev.ts";
+import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "../devcluster/identities.ts";
+import { defaultCacheDir, ensureBinaries } from "../devcluster/toolchain.ts";
+import { startWebhookServer } from "../main.ts";
+import { createLogger } from "../telemetry/logger.ts";
+import { UsageError, reportFailure } from "./errors.ts";
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const MODULE_DIR = path.join(REPO_ROOT, "controlplane");
+
+const HELP = `kubetx: all-or-nothing kubectl apply, enforced at admission
+
+Usage:
+  kubetx dev [--dir DIR] [--port N] [--webhook-port N]
+      Build (once) and start a local etcd + kube-apiserver with the kubetx
+      webhook registered, in the foreground. Writes DIR/kubeconfig (admin),
+      DIR/alice.kubeconfig, DIR/bob.kubeconfig and DIR/audit.log. Prints
+      "kubetx dev: ready" once a write to an opted-in namespace has gone
+      through the webhook. Ctrl-C stops every process it started.
+      Defaults: --dir .kubetx/dev, --port 6443 (apiserver), --webhook-port 9443.
+  kubetx serve --kubeconfig FILE --tls-cert FILE --tls-key FILE [--host H] [--port N]
+      Run the admission server alone (what the Deployment in manifests/ runs).
+      Defaults: --host 0.0.0.0, --port 8443.
+  kubetx certs --out DIR [--service NAME] [--namespace NS]
+      Make a CA and a webhook serving certificate (SANs: IP 127.0.0.1 and the
+      Service's DNS names) in DIR, and print the caBundle (base64 PEM).
+  kubetx controlplane build
+      Build etcd, kube-apiserver and kubectl into the cache if missing and
+      print where they are.
+
+Environment:
+  KUBETX_CACHE_DIR   where control-plane builds are kept (default ~/.cache/kubetx)
+  KUBETX_LOG_LEVEL   pino log level (default info)
+`;
+
+type Say = (line: string) => void;
+
+/**
+ * Resolves on the first SIGINT or SIGTERM. Later signals are absorbed (a
+ * terminal and a wrapper often both forward Ctrl-C), so they cannot cut
+ * the shutdown short and orphan a child.
+ */
+function shutdownSignal(warn: Say): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let received = false;
+    const onSignal = (): void => {
+      if (received) warn("kubetx: already stopping; waiting for child processes to exit");
+      received = true;
+      resolve();
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}
+
+async function main(argv: string[], say: Say, warn: Say): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "dev":
+      return dev(rest, say, warn);
+    case "serve":
+      return serve(rest, warn);
+    case "certs":
+      return certs(rest, say);
+    case "controlplane":
+      return controlplane(rest, say, warn);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      say(HELP);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`kubetx: unknown command '${command}'; run 'kubetx --help'`);
+  }
+}
+
+function parse<T extends Record<string, { type: "string" | "boolean"; default?: string | boolean }>>(args: string[], options: T): ReturnType<typeof parseArgs<{ options: T; allowPositionals: false }>>["values"] {
+  try {
+    return parseArgs({ args, options, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError(`kubetx: ${(error as Error).message}; run 'kubetx --help'`);
+  }
+}
+
+function portFlag(value: string | undefined, flag: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`kubetx: ${flag} must be a port number from 1 to 65535, got '${value}'`);
+  return port;
+}
+
+function buildBinaries(warn: Say): ReturnType<typeof ensureBinaries> {
+  return ensureBinaries({ moduleDir: MODULE_DIR, cacheDir: defaultCacheDir(process.env), onProgress: warn });
+}
+
+async function dev(args: string[], say: Say, warn: Say): Promise<number> {
+  const values = parse(args, {
+    dir: { type: "string", default: ".kubetx/dev" },
+    port: { type: "string", default: "6443" },
+    "webhook-port": { type: "string", default: "9443" },
+  });
+  const dir = path.resolve(values.dir);
+  const logger = createLogger({ level: process.env.KUBETX_LOG_LEVEL ?? "info" });
+  const started = Date.now();
+  const cluster = await startDev({
+    dir,
+    apiserverPort: portFlag(values.port, "--port"),
+    webhookPort: portFlag(values["webhook-port"], "--webhook-port"),
+    binaries: () => buildBinaries(warn),
+    logger,
+    say,
+  });
+  const kubectl = path.join(path.dirname((await buildBinaries(warn)).kubectl), "kubectl");
+  say(`kubetx dev: ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  say(`  apiserver  ${cluster.controlPlane.server}`);
+  say(`  kubectl    ${kubectl}`);
+  say(`  try:       export KUBECONFIG=${cluster.controlPlane.kubeconfigs.admin}`);
+  say(`             kubectl -n ${DEMO_NAMESPACE} get configmaps`);
+  say(`  users:     ${cluster.controlPlane.kubeconfigs.alice}, ${cluster.controlPlane.kubeconfigs.bob}`);
+  say(`  audit log: ${cluster.controlPlane.auditLog}`);
+  say("Ctrl-C stops everything.");
+  await shutdownSignal(warn);
+  say("kubetx dev: stopping");
+  await cluster.stop();
+  say("kubetx dev: stopped");
+  return 0;
+}
+
+async function serve(args: string[], warn: Say): Promise<number> {
+  const values = parse(args, {
+    kubeconfig: { type: "string" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    host: { type: "string", default: "0.0.0.0" },
+    port: { type: "string", default: "8443" },
+  });
+  for (const flag of ["kubeconfig", "tls-cert", "tls-key"] as const) {
+    if (!values[flag]) throw new UsageError(`kubetx serve: --${flag} is required; run 'kubetx --help'`);
+  }
+  const logger = createLogger({ level: process.env.KUBETX_LOG_LEVEL ?? "info" });
+  const server = await startWebhookServer({
+    kubeconfig: values.kubeconfig as string,
+    tls: { certFile: values["tls-cert"] as string, keyFile: values["tls-key"] as string },
+    host: values.host,
+    port: portFlag(values.port, "--port"),
+    logger,
+  });
+  await shutdownSignal(warn);
+  await server.close();
+  return 0;
+}
+
+async function certs(args: string[], say: Say): Promise<number> {
+  const values = parse(args, {
+    out: { type: "string" },
+    service: { type: "string", default: KUBETX_SERVICE_ACCOUNT },
+    namespace: { type: "string", default: KUBETX_NAMESPACE },
+  });
+  if (!values.out) throw new UsageError("kubetx certs: --out DIR is required");
+  const out = path.resolve(values.out);
+  const ca = await ensureCertificateAuthority(out, "kubetx-webhook-ca");
+  const serving = await ensureServingCertificate({
+    ca, outDir: out, name: "tls", commonName: `${values.service}.${values.namespace}.svc`,
+    dnsNames: serviceDnsNames(values.service, values.namespace), ipAddresses: ["127.0.0.1"],
+  });
+  process.stderr.write(`kubetx certs: CA ${ca.certFile}, serving certificate ${serving.certFile}, key ${serving.keyFile}\n`);
+  say(await caBundle(ca));
+  return 0;
+}
+
+async function controlplane(args: string[], say: Say, warn: Say): Promise<number> {
+  if (args[0] !== "build") throw new UsageError("kubetx: usage: kubetx controlplane build");
+  const binaries = await buildBinaries(warn);
+  say(`etcd            ${binaries.etcd}\nkube-apiserver  ${binaries.kubeApiserver}\nkubectl         ${binaries.kubectl}`);
+  return 0;
+}
+
+const say: Say = (line) => process.stdout.write(`${line}\n`);
+const warn: Say = (line) => process.stderr.write(`${line}\n`);
+main(process.argv.slice(2), say, warn).then(
+  (code) => process.exit(code),
+  (error: unknown) => process.exit(reportFailure(error, warn)),
+);

@@ -1,0 +1,65 @@
+/**
+ * What a real cluster's own tooling would have set up: kubetx's namespace
+ * and identity, and alice and bob as editors of every namespace but
+ * kubetx-system.
+ */
+import type { KubeClient, KubeObject } from "../kube/index.ts";
+import { createIfMissing, createOrReplace } from "../kube/index.ts";
+import type { Logger } from "../telemetry/logger.ts";
+import { aggregateClusterRoles } from "./aggregation.ts";
+import { KUBETX_NAMESPACE, KUBETX_USERNAME } from "./identities.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/** The RoleBinding dev adds to each namespace for the two dev users. */
+export const EDITORS_BINDING = "kubetx-dev-editors";
+export const DEV_USERS = ["alice", "bob"] as const;
+/** Pause before re-watching namespaces after the stream ends or fails. */
+const REWATCH_DELAY_MS = 1_000;
+
+export async function bootstrapKubetxIdentity(admin: KubeClient): Promise<void> {
+  await aggregateClusterRoles(admin);
+  await createIfMissing(admin, "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: KUBETX_NAMESPACE } });
+  // In the dev cluster kubetx acts as cluster-admin: it must restore any kind
+  // a policy covers. manifests/ carries the narrower production role.
+  await createOrReplace(admin, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: "kubetx-dev" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+    subjects: [{ kind: "User", apiGroup: "rbac.authorization.k8s.io", name: KUBETX_USERNAME }],
+  });
+}
+
+/** Binds alice and bob to `edit` in one namespace (never in kubetx-system). */
+export async function bindEditors(admin: KubeClient, namespace: string): Promise<void> {
+  if (namespace === KUBETX_NAMESPACE) return;
+  const body: KubeObject = {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name: EDITORS_BINDING, namespace },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "edit" },
+    subjects: DEV_USERS.map((name) => ({ kind: "User", apiGroup: "rbac.authorization.k8s.io", name })),
+  };
+  await createIfMissing(admin, `/apis/rbac.authorization.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/rolebindings`, body);
+}
+
+/** Binds the editors in every namespace that exists or appears, until `signal` aborts. */
+export async function runEditorBinder(admin: KubeClient, logger: Logger, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      const list = await admin.get<{ metadata: { resourceVersion: string }; items: KubeObject[] }>("/api/v1/namespaces");
+      for (const ns of list.items) await bindNamespace(admin, ns);
+      await admin.watch("/api/v1/namespaces", { resourceVersion: list.metadata.resourceVersion }, (event) => {
+        if (event.type === "ADDED") void bindNamespace(admin, event.object).catch((error: unknown) => logger.warn({ err: error }, "binding editors failed"));
+      }, signal);
+    } catch (error) {
+      if (!signal.aborted) logger.warn({ err: error }, "namespace watch failed; retrying");
+    }
+    if (!signal.aborted) await sleep(REWATCH_DELAY_MS, undefined, { signal }).catch(() => undefined);
+  }
+}
+
+async function bindNamespace(admin: KubeClient, ns: KubeObject): Promise<void> {
+  const name = ns.metadata?.name;
+  if (name && !ns.metadata?.deletionTimestamp) await bindEditors(admin, name);
+}

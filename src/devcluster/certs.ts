@@ -1,0 +1,127 @@
+/**
+ * Certificates for the local control plane and the webhook, made with the
+ * openssl command (present wherever ca-certificates is installed): a CA, and
+ * serving certificates it signs. Existing files are kept, so restarts and
+ * kubeconfigs stay valid.
+ */
+import { execFile } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+/** Ten years: a dev CA should outlive every checkout that uses it. */
+const CA_DAYS = 3650;
+/** 825 days: the longest serving certificate lifetime that TLS clients accept. */
+const SERVING_DAYS = 825;
+
+export interface CertificateAuthority {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export interface ServingCertificate {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export interface ServingCertificateRequest {
+  readonly ca: CertificateAuthority;
+  readonly outDir: string;
+  /** File name stem: `<name>.crt` and `<name>.key`. */
+  readonly name: string;
+  readonly commonName: string;
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
+}
+
+export class CertificateError extends Error {
+  override readonly name = "CertificateError";
+}
+
+/** The DNS names a Service `kubetx` in `kubetx-system` answers to inside a cluster. */
+export function serviceDnsNames(service: string, namespace: string): string[] {
+  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+}
+
+export async function ensureCertificateAuthority(dir: string, commonName: string): Promise<CertificateAuthority> {
+  const ca = { certFile: path.join(dir, "ca.crt"), keyFile: path.join(dir, "ca.key") };
+  if ((await exists(ca.certFile)) && (await exists(ca.keyFile))) return ca;
+  await mkdir(dir, { recursive: true });
+  await openssl([
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-keyout", ca.keyFile, "-out", ca.certFile, "-days", String(CA_DAYS), "-subj", `/CN=${commonName}`,
+    "-addext", "basicConstraints=critical,CA:TRUE",
+    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  return ca;
+}
+
+export async function ensureServingCertificate(request: ServingCertificateRequest): Promise<ServingCertificate> {
+  const cert = { certFile: path.join(request.outDir, `${request.name}.crt`), keyFile: path.join(request.outDir, `${request.name}.key`) };
+  if ((await exists(cert.certFile)) && (await exists(cert.keyFile))) return cert;
+  await mkdir(request.outDir, { recursive: true });
+  const csr = path.join(request.outDir, `${request.name}.csr`);
+  const ext = path.join(request.outDir, `${request.name}.ext`);
+  const sans = [...request.dnsNames.map((d) => `DNS:${d}`), ...request.ipAddresses.map((ip) => `IP:${ip}`)];
+  await writeFile(ext, [
+    `subjectAltName=${sans.join(",")}`,
+    "extendedKeyUsage=serverAuth",
+    "keyUsage=critical,digitalSignature,keyEncipherment",
+    "basicConstraints=critical,CA:FALSE",
+    "",
+  ].join("\n"));
+  try {
+    await openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-keyout", cert.keyFile, "-out", csr, "-subj", `/CN=${request.commonName}`]);
+    await openssl(["x509", "-req", "-in", csr, "-CA", request.ca.certFile, "-CAkey", request.ca.keyFile,
+      "-CAcreateserial", "-days", String(SERVING_DAYS), "-out", cert.certFile, "-extfile", ext]);
+  } finally {
+    await rm(csr, { force: true });
+    await rm(ext, { force: true });
+  }
+  return cert;
+}
+
+/** The key pair the apiserver signs and checks service-account tokens with. */
+export async function ensureServiceAccountKeys(dir: string): Promise<{ publicKeyFile: string; privateKeyFile: string }> {
+  const keys = { publicKeyFile: path.join(dir, "sa.pub"), privateKeyFile: path.join(dir, "sa.key") };
+  if ((await exists(keys.publicKeyFile)) && (await exists(keys.privateKeyFile))) return keys;
+  await mkdir(dir, { recursive: true });
+  const pair = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  await writeFile(keys.privateKeyFile, pair.privateKey, { mode: 0o600 });
+  await writeFile(keys.publicKeyFile, pair.publicKey);
+  return keys;
+}
+
+/** The CA as base64 PEM: the form of a webhook's `caBundle` and a kubeconfig's `certificate-authority-data`. */
+export async function caBundle(ca: CertificateAuthority): Promise<string> {
+  return (await readFile(ca.certFile)).toString("base64");
+}
+
+async function openssl(args: string[]): Promise<void> {
+  try {
+    await run("openssl", args);
+  } catch (error) {
+    const err = error as NodeJS.ErrnoException & { stderr?: string };
+    if (err.code === "ENOENT") {
+      throw new CertificateError("kubetx: the openssl command is not installed; install it (Debian: apt-get install openssl)", { cause: error });
+    }
+    throw new CertificateError(`kubetx: openssl ${args[0]} failed: ${err.stderr?.trim() ?? err.message}`, { cause: error });
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * `kubetx dev`: a local control plane with kubetx running in it, in the
+ * foreground, until SIGINT or SIGTERM.
+ */
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { AdmissionRequest } from "../admission/review.ts";
+import type { KubeClient } from "../kube/index.ts";
+import { createKubeClient, createOrReplace } from "../kube/index.ts";
+import { startWebhookServer } from "../main.ts";
+import type { Logger } from "../telemetry/logger.ts";
+import { bootstrapKubetxIdentity, runEditorBinder } from "./bootstrap.ts";
+import { ensureServingCertificate, serviceDnsNames } from "./certs.ts";
+import type { ControlPlane } from "./controlplane.ts";
+import { startControlPlane } from "./controlplane.ts";
+import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "./identities.ts";
+import { portInUse } from "./ports.ts";
+import { urlClientConfig, validatingWebhookConfiguration } from "./registration.ts";
+import type { Binaries } from "./toolchain.ts";
+
+/** A namespace dev creates, opted in, so there is somewhere to try kubetx at once. */
+export const DEMO_NAMESPACE = "kubetx-demo";
+/** The apiserver picks up a new webhook configuration within a second or two. */
+const READY_PROBE_TIMEOUT_MS = 60_000;
+const READY_PROBE_INTERVAL_MS = 250;
+
+export interface DevOptions {
+  readonly dir: string;
+  readonly apiserverPort: number;
+  readonly webhookPort: number;
+  readonly binaries: () => Promise<Binaries>;
+  readonly logger: Logger;
+  /** Where the user-facing lines go (stdout). */
+  readonly say: (line: string) => void;
+}
+
+export interface DevCluster {
+  readonly controlPlane: ControlPlane;
+  readonly webhookPort: number;
+  stop(): Promise<void>;
+}
+
+export class DevError extends Error {
+  override readonly name = "DevError";
+}
+
+export async function checkPortsFree(ports: { apiserverPort: number; webhookPort: number }): Promise<void> {
+  for (const [flag, port] of [["--port", ports.apiserverPort], ["--webhook-port", ports.webhookPort]] as const) {
+    if (await portInUse(port)) {
+      throw new DevError(`kubetx dev: port ${port} on 127.0.0.1 is in use; stop what listens there (is another kubetx dev running?) or pass ${flag} with a free port`);
+    }
+  }
+}
+
+/** Starts everything and returns once a write to an opted-in namespace went through the webhook. */
+export async function startDev(options: DevOptions): Promise<DevCluster> {
+  await checkPortsFree(options);
+  const binaries = await options.binaries();
+  options.say(`starting etcd and kube-apiserver ${binaries.version} in ${options.dir}`);
+  const controlPlane = await startControlPlane({ dir: options.dir, binaries, apiserverPort: options.apiserverPort });
+  const cleanups: (() => Promise<void>)[] = [() => controlPlane.stop()];
+  const stop = async (): Promise<void> => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  };
+  try {
+    const admin = await createKubeClient(controlPlane.kubeconfigs.admin);
+    cleanups.push(() => Promise.resolve(admin.close()));
+    await bootstrapKubetxIdentity(admin);
+    const binder = new AbortController();
+    cleanups.push(() => Promise.resolve(binder.abort()));
+    void runEditorBinder(admin, options.logger, binder.signal);
+
+    const seen = new Set<string>();
+    const webhook = await startWebhookServer({
+      kubeconfig: controlPlane.kubeconfigs.kubetx,
+      tls: await ensureServingCertificate({
+        ca: controlPlane.ca, outDir: path.join(controlPlane.dir, "pki"), name: "webhook", commonName: "kubetx-webhook",
+        dnsNames: serviceDnsNames(KUBETX_SERVICE_ACCOUNT, KUBETX_NAMESPACE), ipAddresses: ["127.0.0.1"],
+      }),
+      host: "127.0.0.1",
+      port: options.webhookPort,
+      logger: options.logger,
+      onReview: (_path, request: AdmissionRequest) => {
+        if (request.name) seen.add(request.name);
+      },
+    });
+    cleanups.push(() => webhook.close());
+    await createOrReplace(admin, "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+      validatingWebhookConfiguration(urlClientConfig(`https://127.0.0.1:${webhook.port}`, "/validate", controlPlane.caData)));
+    await proveWebhookServes(admin, seen);
+    return { controlPlane, webhookPort: webhook.port, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** Writes a ConfigMap into the demo namespace until the webhook has seen the write. */
+async function proveWebhookServes(admin: KubeClient, seen: ReadonlySet<string>): Promise<void> {
+  await createOrReplace(admin, "/api/v1/namespaces", {
+    apiVersion: "v1", kind: "Namespace", metadata: { name: DEMO_NAMESPACE, labels: { "kubetx.io/enabled": "true" } },
+  });
+  const deadline = Date.now() + READY_PROBE_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const name = `kubetx-dev-ready-${randomBytes(4).toString("hex")}`;
+    const collection = `/api/v1/namespaces/${DEMO_NAMESPACE}/configmaps`;
+    await admin.create(collection, { apiVersion: "v1", kind: "ConfigMap", metadata: { name }, data: { purpose: "kubetx dev readiness probe" } });
+    await admin.delete(`${collection}/${name}`);
+    if (seen.has(name)) return;
+    await sleep(READY_PROBE_INTERVAL_MS);
+  }
+  throw new DevError(`kubetx dev: writes to namespace ${DEMO_NAMESPACE} did not reach the webhook within ${READY_PROBE_TIMEOUT_MS / 1000} s; see logs/kube-apiserver.log in the dev directory`);
+}

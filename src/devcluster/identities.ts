@@ -1,0 +1,79 @@
+/**
+ * The users of the local control plane: static tokens, one kubeconfig each.
+ * Names here are the ones DESIGN.md section 2 promises to other tools.
+ */
+import { randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { stringify } from "yaml";
+
+export const KUBETX_NAMESPACE = "kubetx-system";
+export const KUBETX_SERVICE_ACCOUNT = "kubetx";
+export const KUBETX_USERNAME = `system:serviceaccount:${KUBETX_NAMESPACE}:${KUBETX_SERVICE_ACCOUNT}`;
+
+export interface Identity {
+  /** Kubeconfig file stem and context name. */
+  readonly id: "admin" | "alice" | "bob" | "kubetx";
+  readonly user: string;
+  readonly uid: string;
+  readonly groups: readonly string[];
+}
+
+export const IDENTITIES: readonly Identity[] = [
+  { id: "admin", user: "admin", uid: "uid-admin", groups: ["system:masters"] },
+  { id: "alice", user: "alice", uid: "uid-alice", groups: ["developers"] },
+  { id: "bob", user: "bob", uid: "uid-bob", groups: ["developers"] },
+  {
+    id: "kubetx",
+    user: KUBETX_USERNAME,
+    uid: "uid-kubetx",
+    groups: ["system:serviceaccounts", `system:serviceaccounts:${KUBETX_NAMESPACE}`],
+  },
+];
+
+export type Tokens = Readonly<Record<Identity["id"], string>>;
+
+/** Reads the token file, or makes a new one with fresh random tokens. */
+export async function ensureTokenFile(file: string): Promise<Tokens> {
+  const existing = await readTokens(file);
+  if (existing) return existing;
+  const tokens = Object.fromEntries(IDENTITIES.map((i) => [i.id, randomBytes(24).toString("hex")])) as Record<Identity["id"], string>;
+  const lines = IDENTITIES.map((i) => `${tokens[i.id]},${i.user},${i.uid},"${i.groups.join(",")}"`);
+  await writeFile(file, `${lines.join("\n")}\n`, { mode: 0o600 });
+  return tokens;
+}
+
+async function readTokens(file: string): Promise<Tokens | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  const byUser = new Map(text.trim().split("\n").map((line) => {
+    const [token, user] = line.split(",");
+    return [user, token] as const;
+  }));
+  const entries = IDENTITIES.map((i) => [i.id, byUser.get(i.user)] as const);
+  if (entries.some(([, token]) => !token)) return undefined;
+  return Object.fromEntries(entries) as Record<Identity["id"], string>;
+}
+
+export interface KubeconfigInput {
+  readonly server: string;
+  readonly caData: string;
+  readonly user: string;
+  readonly token: string;
+  readonly namespace?: string;
+}
+
+/** A kubeconfig with one cluster, one user (a bearer token) and one context. */
+export function renderKubeconfig(input: KubeconfigInput): string {
+  return stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "kubetx-dev", cluster: { server: input.server, "certificate-authority-data": input.caData } }],
+    users: [{ name: input.user, user: { token: input.token } }],
+    contexts: [{ name: input.user, context: { cluster: "kubetx-dev", user: input.user, namespace: input.namespace ?? "default" } }],
+    "current-context": input.user,
+  });
+}

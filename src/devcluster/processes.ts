@@ -1,0 +1,108 @@
+/**
+ * Child processes that must never outlive kubetx: each is started under
+ * `setpriv --pdeathsig KILL` (util-linux, always on Debian), so the kernel
+ * kills it when the process that started it dies, even by SIGKILL. Their
+ * pids are also written to a file, so a start after a crash can stop
+ * anything a previous run left behind.
+ */
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/** How long a process gets to exit on SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 10_000;
+/** Poll period while waiting for a stale process to go away. */
+const REAP_POLL_MS = 100;
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  readonly exited: Promise<string>;
+  /** SIGTERM, then SIGKILL after a grace period; resolves when it is gone. */
+  stop(): Promise<void>;
+}
+
+export interface StartProcessOptions {
+  readonly name: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly logFile: string;
+  readonly cwd?: string;
+}
+
+export function startProcess(options: StartProcessOptions): ManagedProcess {
+  const log = createWriteStream(options.logFile, { flags: "a" });
+  const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", options.command, ...options.args], {
+    cwd: options.cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<string>((resolve) => {
+    child.on("error", (error) => resolve(`spawn failed: ${error.message}`));
+    child.on("exit", (code, signal) => resolve(signal ?? String(code)));
+  });
+  void exited.then(() => log.end());
+  if (child.pid === undefined) throw new Error(`kubetx: could not start ${options.command}`);
+  return { name: options.name, pid: child.pid, logFile: options.logFile, exited, stop: () => stopChild(child, exited) };
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<string>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Records which pids belong to a run, with the marker that identifies them. */
+export async function writePidFile(file: string, pids: readonly number[]): Promise<void> {
+  await writeFile(file, `${pids.join("\n")}\n`);
+}
+
+/**
+ * Kills the processes a previous run recorded in `file`, if they are still
+ * alive and their command line still mentions `marker` (so a recycled pid
+ * of an unrelated process is left alone).
+ */
+export async function reapStaleProcesses(file: string, marker: string): Promise<number[]> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    return [];
+  }
+  const pids = text.split("\n").map(Number).filter((pid) => Number.isInteger(pid) && pid > 0);
+  const reaped: number[] = [];
+  for (const pid of pids) {
+    if (!(await commandLineMentions(pid, marker))) continue;
+    process.kill(pid, "SIGKILL");
+    reaped.push(pid);
+  }
+  for (const pid of reaped) await waitGone(pid);
+  return reaped;
+}
+
+async function commandLineMentions(pid: number, marker: string): Promise<boolean> {
+  try {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8");
+    return cmdline.includes(marker);
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(pid: number): Promise<void> {
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await sleep(REAP_POLL_MS);
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The webhook configurations kubetx registers. `clientConfig` is a `url`
+ * for the dev cluster (the webhook runs on loopback) and a `service` in a
+ * real cluster (manifests/).
+ */
+import type { KubeObject } from "../kube/types.ts";
+import { KUBETX_NAMESPACE, KUBETX_USERNAME } from "./identities.ts";
+
+export const WEBHOOK_NAME = "kubetx";
+/** Short: the apiserver holds the user's request while it waits for kubetx. */
+export const WEBHOOK_TIMEOUT_SECONDS = 5;
+
+export type ClientConfig = { url: string; caBundle: string } | { service: { name: string; namespace: string; path: string; port: number }; caBundle: string };
+
+/** CEL conditions that skip calls kubetx never needs: its own writes and Events. */
+export const MATCH_CONDITIONS = [
+  { name: "not-kubetx-itself", expression: `request.userInfo.username != '${KUBETX_USERNAME}'` },
+  { name: "not-events", expression: "request.resource.resource != 'events'" },
+];
+
+const NAMESPACE_SELECTOR = {
+  matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system", KUBETX_NAMESPACE] }],
+};
+
+export function validatingWebhookConfiguration(clientConfig: ClientConfig): KubeObject {
+  return {
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "ValidatingWebhookConfiguration",
+    metadata: { name: WEBHOOK_NAME },
+    webhooks: [
+      {
+        name: "validate.kubetx.io",
+        admissionReviewVersions: ["v1"],
+        clientConfig,
+        rules: [{ operations: ["CREATE", "UPDATE", "DELETE"], apiGroups: ["*"], apiVersions: ["*"], resources: ["*"], scope: "Namespaced" }],
+        namespaceSelector: NAMESPACE_SELECTOR,
+        matchConditions: MATCH_CONDITIONS,
+        sideEffects: "NoneOnDryRun",
+        failurePolicy: "Fail",
+        matchPolicy: "Equivalent",
+        timeoutSeconds: WEBHOOK_TIMEOUT_SECONDS,
+      },
+    ],
+  };
+}
+
+/** A url client config for a webhook served at https://host:port. */
+export function urlClientConfig(base: string, path: string, caBundle: string): ClientConfig {
+  return { url: `${base}${path}`, caBundle };
+}

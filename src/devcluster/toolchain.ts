@@ -1,0 +1,184 @@
+/**
+ * Builds etcd, kube-apiserver and kubectl from the project's Go module
+ * (controlplane/) into a cache outside the repository, keyed by the pinned
+ * Kubernetes version and the module's go.sum, and only when missing.
+ */
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { constants } from "node:fs";
+import { access, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+
+export interface Binaries {
+  readonly version: string;
+  readonly etcd: string;
+  readonly kubeApiserver: string;
+  readonly kubectl: string;
+}
+
+export interface BuildOptions {
+  /** The Go module that pins the control plane (controlplane/ in the repo). */
+  readonly moduleDir: string;
+  /** Where builds are kept; one subdirectory per version. */
+  readonly cacheDir: string;
+  /** Called with one human-readable line at a time during a build. */
+  readonly onProgress?: (line: string) => void;
+  readonly goBinary?: string;
+}
+
+/**
+ * The packages the Go module builds: `built` is the file name go build
+ * gives each (etcd's main package is its module root, so it comes out as
+ * `server`), `out` the name it is kept under.
+ */
+const TARGETS = [
+  { pkg: "go.etcd.io/etcd/server/v3", built: "server", out: "etcd" },
+  { pkg: "k8s.io/kubernetes/cmd/kube-apiserver", built: "kube-apiserver", out: "kube-apiserver" },
+  { pkg: "k8s.io/kubernetes/cmd/kubectl", built: "kubectl", out: "kubectl" },
+] as const;
+
+/** How often a long build reports progress. */
+const PROGRESS_INTERVAL_MS = 10_000;
+/** Lines of compiler output kept to explain a failed build. */
+const FAILURE_TAIL_LINES = 15;
+/** A marker written last, so a build killed halfway is never mistaken for a complete one. */
+const COMPLETE_MARKER = ".complete";
+
+export class ToolchainError extends Error {
+  override readonly name = "ToolchainError";
+}
+
+/** `$KUBETX_CACHE_DIR`, else the XDG cache, else ~/.cache; resolved by the caller's environment. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
+  if (env.KUBETX_CACHE_DIR) return env.KUBETX_CACHE_DIR;
+  return path.join(env.XDG_CACHE_HOME ?? path.join(homedir(), ".cache"), "kubetx");
+}
+
+/** The Kubernetes version go.mod pins, e.g. `v1.37.2`. */
+export async function pinnedVersion(moduleDir: string): Promise<string> {
+  const goMod = await readFile(path.join(moduleDir, "go.mod"), "utf8");
+  const match = /^\s*k8s\.io\/kubernetes (v\d+\.\d+\.\d+)\s*$/m.exec(goMod);
+  if (!match?.[1]) throw new ToolchainError(`kubetx: ${moduleDir}/go.mod does not require k8s.io/kubernetes at a release version`);
+  return match[1];
+}
+
+/** Returns the cached binaries, building them first if they are missing. */
+export async function ensureBinaries(options: BuildOptions): Promise<Binaries> {
+  const version = await pinnedVersion(options.moduleDir);
+  const key = `${version}-${await moduleDigest(options.moduleDir)}`;
+  const dir = path.join(options.cacheDir, "controlplane", key);
+  const binaries = binariesIn(dir, version);
+  if (await exists(path.join(dir, COMPLETE_MARKER))) return binaries;
+
+  await ensureWritable(options.cacheDir);
+  const staging = `${dir}.partial-${process.pid}`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+  const progress = options.onProgress ?? ((): void => undefined);
+  progress(`building the control plane (Kubernetes ${version}, etcd) into ${dir}; the first build takes several minutes`);
+  const started = Date.now();
+  try {
+    await goBuild(options, version, staging);
+    for (const target of TARGETS) await rename(path.join(staging, target.built), path.join(staging, target.out));
+    await writeFile(path.join(staging, COMPLETE_MARKER), new Date().toISOString());
+    await rm(dir, { recursive: true, force: true });
+    await rename(staging, dir);
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+  progress(`control plane built in ${Math.round((Date.now() - started) / 1000)} s`);
+  return binaries;
+}
+
+function binariesIn(dir: string, version: string): Binaries {
+  return {
+    version,
+    etcd: path.join(dir, "etcd"),
+    kubeApiserver: path.join(dir, "kube-apiserver"),
+    kubectl: path.join(dir, "kubectl"),
+  };
+}
+
+async function moduleDigest(moduleDir: string): Promise<string> {
+  const hash = createHash("sha256");
+  for (const file of ["go.mod", "go.sum"]) hash.update(await readFile(path.join(moduleDir, file)));
+  return hash.digest("hex").slice(0, 12);
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function ensureWritable(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+    const probe = path.join(dir, `.write-probe-${process.pid}`);
+    await writeFile(probe, "");
+    await rm(probe);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ToolchainError(
+      `kubetx: cannot write the build cache ${dir} (${code}); set KUBETX_CACHE_DIR to a writable directory`,
+      { cause: error },
+    );
+  }
+}
+
+/** Stamps the binaries with the version, as Kubernetes' own build does. */
+function versionLdflags(version: string): string {
+  const [major, minor] = version.slice(1).split(".");
+  const stamps = ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"].flatMap((pkg) => [
+    `-X ${pkg}.gitVersion=${version}`,
+    `-X ${pkg}.gitMajor=${major}`,
+    `-X ${pkg}.gitMinor=${minor}`,
+    `-X ${pkg}.gitTreeState=clean`,
+  ]);
+  return ["-s", "-w", ...stamps].join(" ");
+}
+
+async function goBuild(options: BuildOptions, version: string, outDir: string): Promise<void> {
+  const go = options.goBinary ?? "go";
+  const args = ["build", "-v", "-trimpath", "-ldflags", versionLdflags(version), "-o", `${outDir}/`, ...TARGETS.map((t) => t.pkg)];
+  const child = spawn(go, args, { cwd: options.moduleDir, stdio: ["ignore", "pipe", "pipe"] });
+  const tail: string[] = [];
+  let compiled = 0;
+  const started = Date.now();
+  const lines = createInterface({ input: child.stderr });
+  lines.on("line", (line) => {
+    if (/^[\w.-]+(\/[\w.~-]+)*$/.test(line)) compiled += 1;
+    tail.push(line);
+    if (tail.length > FAILURE_TAIL_LINES) tail.shift();
+  });
+  child.stdout.resume();
+  const ticker = setInterval(() => {
+    const seconds = Math.round((Date.now() - started) / 1000);
+    options.onProgress?.(`  ... ${compiled} packages compiled, ${seconds} s`);
+  }, PROGRESS_INTERVAL_MS);
+  try {
+    const code = await new Promise<number>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (status) => resolve(status ?? 1));
+    });
+    if (code !== 0) {
+      throw new ToolchainError(
+        `kubetx: building the control plane failed (go build exit ${code}); check that Go 1.26 or later is on PATH and the Go module proxy is reachable. Last output:\n${tail.join("\n")}`,
+      );
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new ToolchainError(`kubetx: '${go}' not found; install Go 1.26 or later and put it on PATH`, { cause: error });
+    }
+    throw error;
+  } finally {
+    clearInterval(ticker);
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * The one module that imports @kubernetes/client-node. It uses the library
+ * for what it is good at (reading kubeconfigs: TLS material and
+ * credentials) and speaks REST itself, because kubetx addresses objects by
+ * group/version/resource exactly as AdmissionReview names them, and needs
+ * JSON Patch bodies and delete preconditions that the generic object API
+ * does not send.
+ */
+import { KubeConfig } from "@kubernetes/client-node";
+import https from "node:https";
+import type { ApiStatus, KubeError } from "./errors.ts";
+import { toKubeError } from "./errors.ts";
+import type { KubeObject, PatchOperation } from "./types.ts";
+
+/** Sockets kept open per apiserver: admission handlers call it concurrently. */
+const MAX_SOCKETS = 32;
+/** A request that takes longer than this is a stuck apiserver, not a slow one. */
+const REQUEST_TIMEOUT_MS = 15_000;
+
+export interface RequestOptions {
+  readonly query?: Record<string, string | undefined>;
+  /** Sent as JSON; `contentType` overrides `application/json`. */
+  readonly body?: unknown;
+  readonly contentType?: string;
+}
+
+export interface WatchEvent {
+  readonly type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  readonly object: KubeObject;
+}
+
+/** The narrow client every other module talks to. */
+export interface KubeClient {
+  /** The apiserver URL, for messages and kubeconfigs. */
+  readonly server: string;
+  get<T = KubeObject>(path: string, options?: RequestOptions): Promise<T>;
+  create<T = KubeObject>(path: string, body: unknown, options?: RequestOptions): Promise<T>;
+  replace<T = KubeObject>(path: string, body: unknown, options?: RequestOptions): Promise<T>;
+  jsonPatch<T = KubeObject>(path: string, ops: PatchOperation[], options?: RequestOptions): Promise<T>;
+  mergePatch<T = KubeObject>(path: string, patch: unknown, options?: RequestOptions): Promise<T>;
+  delete<T = KubeObject>(path: string, options?: RequestOptions): Promise<T>;
+  /**
+   * Streams watch events for a collection until `signal` aborts or the
+   * server ends the stream; resolves then. Callers re-list and re-watch.
+   */
+  watch(path: string, query: Record<string, string | undefined>, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void>;
+  /** Any verb, for the rare caller that needs one of its own. */
+  request<T>(method: string, path: string, options?: RequestOptions): Promise<T>;
+  close(): void;
+}
+
+/** Loads a kubeconfig file (or the usual default chain when `path` is absent). */
+export async function createKubeClient(kubeconfigPath?: string): Promise<KubeClient> {
+  const config = new KubeConfig();
+  if (kubeconfigPath) config.loadFromFile(kubeconfigPath);
+  else config.loadFromDefault();
+  const cluster = config.getCurrentCluster();
+  if (!cluster) {
+    throw new Error(`kubetx: kubeconfig ${kubeconfigPath ?? "(default)"} has no current cluster; set a current-context`);
+  }
+  const tls: https.RequestOptions = {};
+  await config.applyToHTTPSOptions(tls);
+  return new HttpsKubeClient(cluster.server, tls);
+}
+
+class HttpsKubeClient implements KubeClient {
+  readonly server: string;
+  private readonly base: URL;
+  private readonly tls: https.RequestOptions;
+  private readonly agent: https.Agent;
+
+  constructor(server: string, tls: https.RequestOptions) {
+    this.server = server;
+    this.base = new URL(server);
+    this.tls = tls;
+    this.agent = new https.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
+  }
+
+  get<T>(path: string, options?: RequestOptions): Promise<T> {
+    return this.request<T>("GET", path, options);
+  }
+
+  create<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+    return this.request<T>("POST", path, { ...options, body });
+  }
+
+  replace<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+    return this.request<T>("PUT", path, { ...options, body });
+  }
+
+  jsonPatch<T>(path: string, ops: PatchOperation[], options?: RequestOptions): Promise<T> {
+    return this.request<T>("PATCH", path, { ...options, body: ops, contentType: "application/json-patch+json" });
+  }
+
+  mergePatch<T>(path: string, patch: unknown, options?: RequestOptions): Promise<T> {
+    return this.request<T>("PATCH", path, { ...options, body: patch, contentType: "application/merge-patch+json" });
+  }
+
+  delete<T>(path: string, options?: RequestOptions): Promise<T> {
+    return this.request<T>("DELETE", path, options);
+  }
+
+  request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const url = new URL(path, this.base);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, value);
+    }
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const headers: Record<string, string> = { ...(this.tls.headers as Record<string, string> | undefined), Accept: "application/json" };
+    if (payload !== undefined) {
+      headers["Content-Type"] = options.contentType ?? "application/json";
+      headers["Content-Length"] = String(Buffer.byteLength(payload));
+    }
+    return new Promise<T>((resolve, reject) => {
+      const req = https.request(url, { ...this.tls, method, headers, agent: this.agent, timeout: REQUEST_TIMEOUT_MS }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("error", reject);
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) resolve(parseBody<T>(text));
+          else reject(errorFrom(method, url.pathname, status, text));
+        });
+      });
+      req.on("timeout", () => req.destroy(new Error(`${method} ${url.pathname}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+      req.on("error", reject);
+      req.end(payload);
+    });
+  }
+
+  watch(path: string, query: Record<string, string | undefined>, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+    const url = new URL(path, this.base);
+    for (const [key, value] of Object.entries({ ...query, watch: "1", allowWatchBookmarks: "true" })) {
+      if (value !== undefined) url.searchParams.set(key, value);
+    }
+    const headers = { ...(this.tls.headers as Record<string, string> | undefined), Accept: "application/json" };
+    return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return resolve();
+      const req = https.request(url, { ...this.tls, method: "GET", headers, signal }, (res) => {
+        if ((res.statusCode ?? 0) >= 300) {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => reject(errorFrom("GET", url.pathname, res.statusCode ?? 0, Buffer.concat(chunks).toString("utf8"))));
+          return;
+        }
+        let buffered = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buffered += chunk;
+          let newline: number;
+          while ((newline = buffered.indexOf("\n")) >= 0) {
+            const line = buffered.slice(0, newline).trim();
+            buffered = buffered.slice(newline + 1);
+            if (line) onEvent(JSON.parse(line) as WatchEvent);
+          }
+        });
+        res.on("end", () => resolve());
+        res.on("error", () => resolve());
+      });
+      req.on("error", (error) => (signal.aborted ? resolve() : reject(error)));
+      req.end();
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+function parseBody<T>(text: string): T {
+  return (text === "" ? {} : JSON.parse(text)) as T;
+}
+
+function errorFrom(method: string, path: string, status: number, text: string): KubeError {
+  let body: ApiStatus | undefined;
+  try {
+    body = JSON.parse(text) as ApiStatus;
+  } catch {
+    body = { message: text.slice(0, 500) };
+  }
+  return toKubeError(method, path, status, body);
+}

@@ -1,0 +1,53 @@
+/**
+ * Starts one real etcd + kube-apiserver for the whole test run and stops it
+ * afterwards, also when tests fail. If the run itself is killed, the
+ * processes die with it (see src/devcluster/processes.ts).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { TestProject } from "vitest/node";
+import { bootstrapKubetxIdentity, runEditorBinder } from "../../src/devcluster/bootstrap.ts";
+import { startControlPlane } from "../../src/devcluster/controlplane.ts";
+import { defaultCacheDir, ensureBinaries } from "../../src/devcluster/toolchain.ts";
+import { createKubeClient } from "../../src/kube/index.ts";
+import { silentLogger } from "../../src/telemetry/logger.ts";
+import type { ClusterInfo } from "./cluster.ts";
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const repo = path.resolve(import.meta.dirname, "../..");
+  const binaries = await ensureBinaries({
+    moduleDir: path.join(repo, "controlplane"),
+    cacheDir: defaultCacheDir(process.env),
+    onProgress: (line) => process.stderr.write(`${line}\n`),
+  });
+  const dir = await mkdtemp(path.join(tmpdir(), "kubetx-test-"));
+  const controlPlane = await startControlPlane({ dir, binaries });
+  const admin = await createKubeClient(controlPlane.kubeconfigs.admin);
+  const binder = new AbortController();
+  try {
+    await bootstrapKubetxIdentity(admin);
+    void runEditorBinder(admin, silentLogger(), binder.signal);
+  } catch (error) {
+    await controlPlane.stop();
+    throw error;
+  }
+  const info: ClusterInfo = {
+    dir,
+    server: controlPlane.server,
+    caData: controlPlane.caData,
+    caFile: controlPlane.ca.certFile,
+    caKeyFile: controlPlane.ca.keyFile,
+    kubeconfigs: controlPlane.kubeconfigs,
+    auditLog: controlPlane.auditLog,
+    kubectl: binaries.kubectl,
+    binariesDir: path.dirname(binaries.kubectl),
+  };
+  project.provide("cluster", info);
+  return async () => {
+    binder.abort();
+    admin.close();
+    await controlPlane.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+}

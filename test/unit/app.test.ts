@@ -1,0 +1,76 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AdmissionHandler } from "../../src/admission/handler.ts";
+import { allowed } from "../../src/admission/response.ts";
+import { MAX_BODY_BYTES, createApp } from "../../src/server/app.ts";
+import { silentLogger } from "../../src/telemetry/logger.ts";
+
+const echo: AdmissionHandler = { handle: (request) => Promise.resolve(allowed(request)) };
+const throwing: AdmissionHandler = { handle: () => Promise.reject(new Error("journal unavailable")) };
+
+function review(uid: string): string {
+  return JSON.stringify({
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid, operation: "CREATE", kind: { group: "", version: "v1", kind: "ConfigMap" },
+      resource: { group: "", version: "v1", resource: "configmaps" }, userInfo: { username: "alice" },
+    },
+  });
+}
+
+describe("the admission HTTP layer", () => {
+  let server: http.Server;
+  let base: string;
+
+  beforeAll(async () => {
+    server = http.createServer(createApp({ logger: silentLogger(), handlers: { "/validate": echo, "/broken": throwing } }));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  async function post(path: string, body: string | Buffer, type = "application/json"): Promise<{ status: number; json: Record<string, unknown> }> {
+    const res = await fetch(`${base}${path}`, { method: "POST", body, headers: { "content-type": type } });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  }
+
+  it("answers a valid review with the request uid", async () => {
+    const { status, json } = await post("/validate", review("u-1"));
+    expect(status).toBe(200);
+    expect(json).toEqual({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: { uid: "u-1", allowed: true } });
+  });
+
+  it.each([
+    ["an empty body", "", "application/json", 400, /empty body/],
+    ["a body that is not JSON", "{nope", "application/json", 400, /not JSON/],
+    ["a wrong content type", review("u"), "text/plain", 415, /content type must be application\/json/],
+    ["a v1beta1 review", review("u").replace("admission.k8s.io/v1", "admission.k8s.io/v1beta1"), "application/json", 400, /apiVersion/],
+    ["a review without request", JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" }), "application/json", 400, /request is missing/],
+  ])("rejects %s with a clear 4xx", async (_name, body, type, code, message) => {
+    const { status, json } = await post("/validate", body, type);
+    expect(status).toBe(code);
+    expect(json.error).toMatch(message);
+    expect(json.error).toMatch(/^kubetx: /);
+  });
+
+  it("rejects a body over the limit with 413", async () => {
+    const { status, json } = await post("/validate", Buffer.alloc(MAX_BODY_BYTES + 1, 32));
+    expect(status).toBe(413);
+    expect(json.error).toMatch(/limit/);
+  });
+
+  it("turns a handler failure into an errored response and keeps serving", async () => {
+    const failed = await post("/broken", review("u-2"));
+    expect(failed.status).toBe(200);
+    expect(failed.json.response).toMatchObject({ uid: "u-2", allowed: false, status: { code: 500, message: expect.stringContaining("journal unavailable") as unknown } });
+    const next = await post("/validate", review("u-3"));
+    expect(next.json.response).toEqual({ uid: "u-3", allowed: true });
+  });
+
+  it("serves health and readiness", async () => {
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+  });
+});
