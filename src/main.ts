@@ -1,15 +1,26 @@
 /**
- * The composition root: the one place that reads configuration, builds the
- * logger and clients, and wires them into the admission server.
+ * The composition root: the one place that builds the logger's consumers,
+ * clients, stores, the coordinator and the resolver, and wires them into
+ * the admission server.
  */
-import { allowAllHandler } from "./admission/allow-all.ts";
 import type { AdmissionRequest, AdmissionResponse } from "./admission/review.ts";
+import { validateHandler } from "./admission/validate.ts";
+import type { EngineConfig } from "./config/config.ts";
+import { Journal } from "./journal/journal.ts";
 import { createKubeClient } from "./kube/index.ts";
 import type { KubeClient } from "./kube/index.ts";
+import { LockStore } from "./locks/store.ts";
+import { NamespaceLabels } from "./policy/namespaces.ts";
+import { kubeRollbackEvents } from "./resolver/events.ts";
+import { Resolver } from "./resolver/resolver.ts";
 import { createApp } from "./server/app.ts";
 import type { RunningServer, TlsFiles } from "./server/https.ts";
 import { listenHttps } from "./server/https.ts";
+import type { Clock } from "./telemetry/clock.ts";
+import { systemClock } from "./telemetry/clock.ts";
 import type { Logger } from "./telemetry/logger.ts";
+import { Coordinator } from "./transactions/coordinator.ts";
+import { TransactionStore } from "./transactions/store.ts";
 
 export interface WebhookServerOptions {
   /** Kubeconfig of kubetx's own identity. */
@@ -18,26 +29,66 @@ export interface WebhookServerOptions {
   readonly host: string;
   readonly port: number;
   readonly logger: Logger;
+  readonly config: EngineConfig;
+  readonly clock?: Clock;
   readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse) => void;
 }
 
 export interface WebhookServer extends RunningServer {
   readonly client: KubeClient;
+  readonly resolver: Resolver;
+}
+
+/** kubetx's own user name, from the identity in its kubeconfig. */
+async function whoAmI(client: KubeClient): Promise<string> {
+  const review = await client.create<{ status?: { userInfo?: { username?: string } } }>(
+    "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+    { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
+  );
+  const name = review.status?.userInfo?.username;
+  if (!name) throw new Error("kubetx: the apiserver did not say who kubetx's kubeconfig user is");
+  return name;
 }
 
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
+  const { config, logger } = options;
+  const clock = options.clock ?? systemClock;
   const client = await createKubeClient(options.kubeconfig);
+  const store = new TransactionStore(client);
+  const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: config.policy.lockTtlSeconds });
+  const journal = new Journal(client, config.namespace);
+  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, lockTtlSeconds: config.policy.lockTtlSeconds });
+  const namespaces = new NamespaceLabels(client, logger);
+  const resolver = new Resolver({
+    client, store, locks, journal, clock, logger, identity: config.identity,
+    events: kubeRollbackEvents(client, clock, logger),
+    timing: {
+      periodMs: config.resolverPeriodMs,
+      lockTtlMs: config.policy.lockTtlSeconds * 1000,
+      defaultTimeoutMs: config.policy.maxOpenSeconds * 1000,
+      quietMs: config.policy.quietWindowMs,
+      persistGraceMs: config.persistGraceMs,
+    },
+  });
+  const stop = new AbortController();
+  const selfUsername = await whoAmI(client);
+  void namespaces.run(stop.signal);
+  const running = resolver.run(stop.signal);
   const app = createApp({
-    logger: options.logger,
-    handlers: { "/validate": allowAllHandler(options.logger) },
+    logger,
+    handlers: { "/validate": validateHandler({ coordinator, namespaces, policy: () => config.policy, selfUsername, logger }) },
+    ready: () => namespaces.ready,
     ...(options.onReview ? { onReview: options.onReview } : {}),
   });
   const server = await listenHttps(app, options.tls, options.host, options.port);
-  options.logger.info({ port: server.port }, "admission server listening");
+  logger.info({ port: server.port, identity: config.identity }, "admission server listening");
   return {
     port: server.port,
     client,
+    resolver,
     close: async () => {
+      stop.abort();
+      await running;
       await server.close();
       client.close();
     },

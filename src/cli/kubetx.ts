@@ -9,6 +9,8 @@ import { caBundle, ensureCertificateAuthority, ensureServingCertificate, service
 import { DEMO_NAMESPACE, startDev } from "../devcluster/dev.ts";
 import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "../devcluster/identities.ts";
 import { defaultCacheDir, ensureBinaries } from "../devcluster/toolchain.ts";
+import type { ConfigInput } from "../config/config.ts";
+import { loadConfig } from "../config/config.ts";
 import { startWebhookServer } from "../main.ts";
 import { createLogger } from "../telemetry/logger.ts";
 import { UsageError, reportFailure } from "./errors.ts";
@@ -19,7 +21,7 @@ const MODULE_DIR = path.join(REPO_ROOT, "controlplane");
 const HELP = `kubetx: all-or-nothing kubectl apply, enforced at admission
 
 Usage:
-  kubetx dev [--dir DIR] [--port N] [--webhook-port N]
+  kubetx dev [--dir DIR] [--port N] [--webhook-port N] [ENGINE FLAGS]
       Build (once) and start a local etcd + kube-apiserver with the kubetx
       webhook registered, in the foreground. Writes DIR/kubeconfig (admin),
       DIR/alice.kubeconfig, DIR/bob.kubeconfig and DIR/audit.log. Prints
@@ -27,8 +29,10 @@ Usage:
       through the webhook. Ctrl-C stops every process it started.
       Defaults: --dir .kubetx/dev, --port 6443 (apiserver), --webhook-port 9443.
   kubetx serve --kubeconfig FILE --tls-cert FILE --tls-key FILE [--host H] [--port N]
-      Run the admission server alone (what the Deployment in manifests/ runs).
-      Defaults: --host 0.0.0.0, --port 8443.
+               [--identity NAME] [ENGINE FLAGS]
+      Run the admission server and resolver alone (what the Deployment in
+      manifests/ runs). Defaults: --host 0.0.0.0, --port 8443, --identity
+      HOSTNAME-PID.
   kubetx certs --out DIR [--service NAME] [--namespace NS]
       Make a CA and a webhook serving certificate (SANs: IP 127.0.0.1 and the
       Service's DNS names) in DIR, and print the caBundle (base64 PEM).
@@ -36,12 +40,40 @@ Usage:
       Build etcd, kube-apiserver and kubectl into the cache if missing and
       print where they are.
 
+Engine flags:
+  --lock-ttl SECONDS        how long a dead coordinator's locks last (default 15)
+  --max-open SECONDS        roll back a transaction still open after this (default 60)
+  --quiet-window MS         close a count-less transaction after this silence (default 2000)
+  --resolver-period MS      how often open transactions are checked (default 250)
+
 Environment:
   KUBETX_CACHE_DIR   where control-plane builds are kept (default ~/.cache/kubetx)
   KUBETX_LOG_LEVEL   pino log level (default info)
 `;
 
 type Say = (line: string) => void;
+
+/** Flags that tune the transaction engine; the defaults are the built-in policy's. */
+const ENGINE_FLAGS = {
+  "lock-ttl": { type: "string" },
+  "max-open": { type: "string" },
+  "quiet-window": { type: "string" },
+  "resolver-period": { type: "string" },
+} as const;
+
+function engineFlags(values: Record<string, string | boolean | undefined>): ConfigInput {
+  const pick = (flag: string): string | undefined => (typeof values[flag] === "string" ? values[flag] : undefined);
+  const out: { -readonly [K in keyof ConfigInput]: ConfigInput[K] } = {};
+  const ttl = pick("lock-ttl");
+  if (ttl) out.lockTtlSeconds = ttl;
+  const maxOpen = pick("max-open");
+  if (maxOpen) out.maxOpenSeconds = maxOpen;
+  const quiet = pick("quiet-window");
+  if (quiet) out.quietWindowMs = quiet;
+  const period = pick("resolver-period");
+  if (period) out.resolverPeriodMs = period;
+  return out;
+}
 
 /**
  * Resolves on the first SIGINT or SIGTERM. Later signals are absorbed (a
@@ -106,11 +138,15 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
     dir: { type: "string", default: ".kubetx/dev" },
     port: { type: "string", default: "6443" },
     "webhook-port": { type: "string", default: "9443" },
+    ...ENGINE_FLAGS,
   });
   const dir = path.resolve(values.dir);
   const logger = createLogger({ level: process.env.KUBETX_LOG_LEVEL ?? "info" });
   const started = Date.now();
+  const config = loadConfig(engineFlags(values));
   const cluster = await startDev({
+    config,
+    repoRoot: REPO_ROOT,
     dir,
     apiserverPort: portFlag(values.port, "--port"),
     webhookPort: portFlag(values["webhook-port"], "--webhook-port"),
@@ -118,12 +154,12 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
     logger,
     say,
   });
-  const kubectl = path.join(path.dirname((await buildBinaries(warn)).kubectl), "kubectl");
   say(`kubetx dev: ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   say(`  apiserver  ${cluster.controlPlane.server}`);
-  say(`  kubectl    ${kubectl}`);
-  say(`  try:       export KUBECONFIG=${cluster.controlPlane.kubeconfigs.admin}`);
-  say(`             kubectl -n ${DEMO_NAMESPACE} get configmaps`);
+  say(`  try:       export PATH=${cluster.binDir}:$PATH KUBECONFIG=${cluster.controlPlane.kubeconfigs.alice}`);
+  say(`             kubectl tx apply -n ${DEMO_NAMESPACE} -f examples/`);
+  say(`             kubectl get tx`);
+  say(`  admin:     ${cluster.controlPlane.kubeconfigs.admin}`);
   say(`  users:     ${cluster.controlPlane.kubeconfigs.alice}, ${cluster.controlPlane.kubeconfigs.bob}`);
   say(`  audit log: ${cluster.controlPlane.auditLog}`);
   say("Ctrl-C stops everything.");
@@ -141,6 +177,8 @@ async function serve(args: string[], warn: Say): Promise<number> {
     "tls-key": { type: "string" },
     host: { type: "string", default: "0.0.0.0" },
     port: { type: "string", default: "8443" },
+    identity: { type: "string" },
+    ...ENGINE_FLAGS,
   });
   for (const flag of ["kubeconfig", "tls-cert", "tls-key"] as const) {
     if (!values[flag]) throw new UsageError(`kubetx serve: --${flag} is required; run 'kubetx --help'`);
@@ -152,6 +190,7 @@ async function serve(args: string[], warn: Say): Promise<number> {
     host: values.host,
     port: portFlag(values.port, "--port"),
     logger,
+    config: loadConfig({ ...engineFlags(values), ...(values.identity ? { identity: values.identity } : {}) }),
   });
   await shutdownSignal(warn);
   await server.close();

@@ -3,6 +3,7 @@
  * foreground, until SIGINT or SIGTERM.
  */
 import { randomBytes } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AdmissionRequest } from "../admission/review.ts";
@@ -10,7 +11,9 @@ import type { KubeClient } from "../kube/index.ts";
 import { createKubeClient, createOrReplace } from "../kube/index.ts";
 import { startWebhookServer } from "../main.ts";
 import type { Logger } from "../telemetry/logger.ts";
+import type { EngineConfig } from "../config/config.ts";
 import { bootstrapKubetxIdentity, runEditorBinder } from "./bootstrap.ts";
+import { installCrds, installUserRole } from "./install.ts";
 import { ensureServingCertificate, serviceDnsNames } from "./certs.ts";
 import type { ControlPlane } from "./controlplane.ts";
 import { startControlPlane } from "./controlplane.ts";
@@ -31,12 +34,17 @@ export interface DevOptions {
   readonly webhookPort: number;
   readonly binaries: () => Promise<Binaries>;
   readonly logger: Logger;
+  readonly config: EngineConfig;
+  /** The repository root: manifests/ and the kubectl-tx entry point live there. */
+  readonly repoRoot: string;
   /** Where the user-facing lines go (stdout). */
   readonly say: (line: string) => void;
 }
 
 export interface DevCluster {
   readonly controlPlane: ControlPlane;
+  /** Holds `kubectl` and `kubectl-tx`: put it first on PATH. */
+  readonly binDir: string;
   readonly webhookPort: number;
   stop(): Promise<void>;
 }
@@ -67,6 +75,9 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
     const admin = await createKubeClient(controlPlane.kubeconfigs.admin);
     cleanups.push(() => Promise.resolve(admin.close()));
     await bootstrapKubetxIdentity(admin);
+    await installCrds(admin, path.join(options.repoRoot, "manifests", "crds"));
+    await installUserRole(admin);
+    const binDir = await writeCommandWrappers(controlPlane.dir, binaries, options.repoRoot);
     const binder = new AbortController();
     cleanups.push(() => Promise.resolve(binder.abort()));
     void runEditorBinder(admin, options.logger, binder.signal);
@@ -81,6 +92,7 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
       host: "127.0.0.1",
       port: options.webhookPort,
       logger: options.logger,
+      config: options.config,
       onReview: (_path, request: AdmissionRequest) => {
         if (request.name) seen.add(request.name);
       },
@@ -89,11 +101,28 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
     await createOrReplace(admin, "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
       validatingWebhookConfiguration(urlClientConfig(`https://127.0.0.1:${webhook.port}`, "/validate", controlPlane.caData)));
     await proveWebhookServes(admin, seen);
-    return { controlPlane, webhookPort: webhook.port, stop };
+    return { controlPlane, binDir, webhookPort: webhook.port, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/**
+ * DIR/bin/kubectl (the pinned version) and DIR/bin/kubectl-tx (this
+ * checkout's plugin, run on the project's Node 24), so that
+ * `export PATH=DIR/bin:$PATH` gives a shell everything `kubectl tx` needs.
+ */
+async function writeCommandWrappers(dir: string, binaries: Binaries, repoRoot: string): Promise<string> {
+  const binDir = path.join(dir, "bin");
+  await mkdir(binDir, { recursive: true });
+  const node = path.join(repoRoot, "node_modules", ".bin", "node");
+  const wrappers = {
+    kubectl: `#!/bin/sh\nexec '${binaries.kubectl}' "$@"\n`,
+    "kubectl-tx": `#!/bin/sh\nexec '${node}' '${path.join(repoRoot, "src", "cli", "kubectl-tx.ts")}' "$@"\n`,
+  };
+  for (const [name, text] of Object.entries(wrappers)) await writeFile(path.join(binDir, name), text, { mode: 0o755 });
+  return binDir;
 }
 
 /** Writes a ConfigMap into the demo namespace until the webhook has seen the write. */

@@ -40,6 +40,18 @@ export function validatingWebhookConfiguration(clientConfig: ClientConfig): Kube
         matchPolicy: "Equivalent",
         timeoutSeconds: WEBHOOK_TIMEOUT_SECONDS,
       },
+      {
+        // Transaction records: a user may open and close only their own.
+        name: "transactions.kubetx.io",
+        admissionReviewVersions: ["v1"],
+        clientConfig,
+        rules: [{ operations: ["CREATE", "UPDATE", "DELETE"], apiGroups: ["kubetx.io"], apiVersions: ["*"], resources: ["transactions"], scope: "Cluster" }],
+        matchConditions: [MATCH_CONDITIONS[0]],
+        sideEffects: "None",
+        failurePolicy: "Fail",
+        matchPolicy: "Equivalent",
+        timeoutSeconds: WEBHOOK_TIMEOUT_SECONDS,
+      },
     ],
   };
 }

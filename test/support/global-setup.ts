@@ -9,6 +9,7 @@ import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { bootstrapKubetxIdentity, runEditorBinder } from "../../src/devcluster/bootstrap.ts";
 import { startControlPlane } from "../../src/devcluster/controlplane.ts";
+import { installCrds, installUserRole } from "../../src/devcluster/install.ts";
 import { defaultCacheDir, ensureBinaries } from "../../src/devcluster/toolchain.ts";
 import { createKubeClient } from "../../src/kube/index.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
@@ -27,6 +28,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const binder = new AbortController();
   try {
     await bootstrapKubetxIdentity(admin);
+    await installCrds(admin, path.join(repo, "manifests", "crds"));
+    await installUserRole(admin);
     void runEditorBinder(admin, silentLogger(), binder.signal);
   } catch (error) {
     await controlPlane.stop();

@@ -1,0 +1,46 @@
+/**
+ * Guards writes of Transaction records: a user may open, close and delete
+ * only their own transactions, and cannot rewrite who owns one.
+ */
+import type { KubeObject } from "../kube/types.ts";
+import { allowed, denied } from "./response.ts";
+import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
+
+/** Cluster admins may clean up anyone's records. */
+const ADMIN_GROUP = "system:masters";
+
+interface RecordShape extends KubeObject {
+  spec?: { user?: string; mode?: string };
+}
+
+export function guardTransactionRecord(request: AdmissionRequest): Promise<AdmissionResponse> {
+  const problem = recordProblem(request);
+  const audit = { transaction: request.name ?? "", decision: problem ? "denied" : "record" };
+  return Promise.resolve(problem ? denied(request, problem, { auditAnnotations: audit }) : allowed(request, { auditAnnotations: audit }));
+}
+
+function recordProblem(request: AdmissionRequest): string | undefined {
+  const user = request.userInfo.username;
+  const object: RecordShape | undefined = request.object ?? undefined;
+  if (request.operation === "CREATE") return creatorProblem(user, object);
+  const old: RecordShape | undefined = request.oldObject ?? undefined;
+  const notOwner = ownerProblem(request, old);
+  if (notOwner) return notOwner;
+  if (request.operation === "UPDATE" && !sameOwnership(object, old)) return "spec.user and spec.mode of a transaction cannot change";
+  return undefined;
+}
+
+function ownerProblem(request: AdmissionRequest, old: RecordShape | undefined): string | undefined {
+  const owner = old?.spec?.user;
+  if (owner === request.userInfo.username || request.userInfo.groups?.includes(ADMIN_GROUP)) return undefined;
+  return `transaction ${request.name ?? ""} belongs to ${owner ?? "someone else"}; you may only change your own transactions`;
+}
+
+function creatorProblem(user: string, object: RecordShape | undefined): string | undefined {
+  const claimed = object?.spec?.user ?? "";
+  return claimed === user ? undefined : `spec.user of a new transaction must be your own user name '${user}', got '${claimed}'`;
+}
+
+function sameOwnership(object: RecordShape | undefined, old: RecordShape | undefined): boolean {
+  return object?.spec?.user === old?.spec?.user && object?.spec?.mode === old?.spec?.mode;
+}

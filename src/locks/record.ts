@@ -1,0 +1,89 @@
+/**
+ * A lock is a coordination.k8s.io/v1 Lease in kubetx-system, one per locked
+ * object; its annotations say which member of which transaction it is.
+ * This file maps between the record and the Lease; it does no I/O.
+ */
+import { createHash } from "node:crypto";
+import type { KubeObject, ObjectRef } from "../kube/types.ts";
+import { microTime } from "../telemetry/clock.ts";
+import type { MemberOperation } from "../transactions/model.ts";
+import { LABEL_ROLE, LABEL_TRANSACTION } from "../transactions/model.ts";
+
+export const LOCK_ROLE = "lock";
+export const HEARTBEAT_ROLE = "heartbeat";
+const ANNOTATION_MEMBER = "kubetx.io/member";
+
+/** What kubetx needs to verify and restore one member. */
+export interface Member {
+  readonly transaction: string;
+  readonly ref: ObjectRef;
+  readonly kind: string;
+  readonly operation: MemberOperation;
+  /** The requester, for lock-conflict messages. */
+  readonly user: string;
+  /** The admission request uid, for idempotency. */
+  readonly requestUid: string;
+  /** When the member was admitted (ms, this process's clock). */
+  readonly admittedAt: number;
+  /** CREATE: the uid of the object being created. */
+  readonly createdUid?: string;
+  /** UPDATE/DELETE: the resourceVersion of the pre-image. */
+  readonly oldResourceVersion?: string;
+  /** UPDATE: digest of the admitted object, to recognise a no-op write as persisted. */
+  readonly admittedDigest?: string;
+}
+
+export interface LockRecord {
+  readonly name: string;
+  readonly resourceVersion: string;
+  readonly member: Member;
+}
+
+/** Lease names are DNS labels: a digest of the object's identity keeps them short and unique. */
+export function lockName(ref: ObjectRef): string {
+  const key = [ref.group, ref.resource, ref.namespace ?? "", ref.name].join("/");
+  return `lk-${createHash("sha256").update(key).digest("hex").slice(0, 40)}`;
+}
+
+export function heartbeatName(transaction: string): string {
+  return `hb-${transaction}`;
+}
+
+export function lockLease(member: Member, ttlSeconds: number): KubeObject {
+  return {
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: {
+      name: lockName(member.ref),
+      labels: { [LABEL_ROLE]: LOCK_ROLE, [LABEL_TRANSACTION]: member.transaction },
+      annotations: { [ANNOTATION_MEMBER]: JSON.stringify(member) },
+    },
+    spec: {
+      holderIdentity: member.transaction,
+      leaseDurationSeconds: ttlSeconds,
+      acquireTime: microTime(member.admittedAt),
+      renewTime: microTime(member.admittedAt),
+    },
+  };
+}
+
+/** Reads a lock Lease back; undefined when it is not one of kubetx's locks. */
+export function lockFromLease(lease: KubeObject): LockRecord | undefined {
+  const raw = lease.metadata?.annotations?.[ANNOTATION_MEMBER];
+  const name = lease.metadata?.name;
+  if (!raw || !name) return undefined;
+  try {
+    return { name, resourceVersion: lease.metadata?.resourceVersion ?? "", member: JSON.parse(raw) as Member };
+  } catch {
+    return undefined;
+  }
+}
+
+export function heartbeatLease(transaction: string, holder: string, ttlSeconds: number, nowMs: number): KubeObject {
+  return {
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: { name: heartbeatName(transaction), labels: { [LABEL_ROLE]: HEARTBEAT_ROLE, [LABEL_TRANSACTION]: transaction } },
+    spec: { holderIdentity: holder, leaseDurationSeconds: ttlSeconds, acquireTime: microTime(nowMs), renewTime: microTime(nowMs) },
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * Lock and heartbeat Leases over the Kubernetes API, with optimistic
+ * concurrency: every change carries the resourceVersion it was based on.
+ */
+import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../kube/index.ts";
+import { AlreadyExists, NotFound } from "../kube/index.ts";
+import { LABEL_ROLE, LABEL_TRANSACTION } from "../transactions/model.ts";
+import type { LockRecord, Member } from "./record.ts";
+import { LOCK_ROLE, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName } from "./record.ts";
+
+export type AcquireResult =
+  | { readonly kind: "acquired"; readonly lock: LockRecord }
+  /** This transaction already holds the lock: a second write of the same object. */
+  | { readonly kind: "mine"; readonly lock: LockRecord }
+  | { readonly kind: "held"; readonly lock: LockRecord };
+
+export interface Heartbeat {
+  readonly transaction: string;
+  readonly holder: string;
+  readonly resourceVersion: string;
+  /** As written by the holder: informational only, never compared with our clock. */
+  readonly acquireTime?: string;
+  readonly renewTime?: string;
+}
+
+export interface LockStoreOptions {
+  readonly client: KubeClient;
+  readonly namespace: string;
+  readonly ttlSeconds: number;
+}
+
+interface LeaseObject extends KubeObject {
+  spec?: { holderIdentity?: string; acquireTime?: string; renewTime?: string; leaseDurationSeconds?: number };
+}
+
+export class LockStore {
+  private readonly client: KubeClient;
+  private readonly ttlSeconds: number;
+  private readonly leases: string;
+
+  constructor(options: LockStoreOptions) {
+    if (!(options.ttlSeconds >= 1)) throw new Error(`lock TTL must be at least 1 s, got ${options.ttlSeconds}`);
+    this.client = options.client;
+    this.ttlSeconds = options.ttlSeconds;
+    this.leases = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(options.namespace)}/leases`;
+  }
+
+  /** Creates the object's lock for `member`, or reports who holds it. */
+  async acquire(member: Member): Promise<AcquireResult> {
+    try {
+      const lease = await this.client.create<LeaseObject>(this.leases, lockLease(member, this.ttlSeconds));
+      return { kind: "acquired", lock: this.record(lease) };
+    } catch (error) {
+      if (!(error instanceof AlreadyExists)) throw error;
+    }
+    const existing = await this.read(member.ref);
+    if (!existing) return this.acquire(member);
+    return { kind: existing.member.transaction === member.transaction ? "mine" : "held", lock: existing };
+  }
+
+  /** Replaces a lock left by a resolved transaction; a Conflict means someone else got there first. */
+  async takeOver(previous: LockRecord, member: Member): Promise<LockRecord> {
+    const body = lockLease(member, this.ttlSeconds);
+    body.metadata = { ...body.metadata, resourceVersion: previous.resourceVersion };
+    return this.record(await this.client.replace<LeaseObject>(`${this.leases}/${previous.name}`, body));
+  }
+
+  async read(ref: ObjectRef): Promise<LockRecord | undefined> {
+    try {
+      return this.record(await this.client.get<LeaseObject>(`${this.leases}/${lockName(ref)}`));
+    } catch (error) {
+      if (error instanceof NotFound) return undefined;
+      throw error;
+    }
+  }
+
+  async locksOf(transaction: string): Promise<LockRecord[]> {
+    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, {
+      query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}` },
+    });
+    return list.items.flatMap((lease) => lockFromLease(lease) ?? []);
+  }
+
+  async allLocks(): Promise<LockRecord[]> {
+    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, { query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE}` } });
+    return list.items.flatMap((lease) => lockFromLease(lease) ?? []);
+  }
+
+  /** Deletes the lock if it is still the version we hold; gone already is fine. */
+  async release(lock: LockRecord): Promise<void> {
+    await this.deleteLease(lock.name, lock.resourceVersion);
+  }
+
+  async readHeartbeat(transaction: string): Promise<Heartbeat | undefined> {
+    try {
+      return this.heartbeat(transaction, await this.client.get<LeaseObject>(`${this.leases}/${heartbeatName(transaction)}`));
+    } catch (error) {
+      if (error instanceof NotFound) return undefined;
+      throw error;
+    }
+  }
+
+  /** Creates the heartbeat with `holder` as coordinator; undefined when another replica created it first. */
+  async createHeartbeat(transaction: string, holder: string, nowMs: number): Promise<Heartbeat | undefined> {
+    try {
+      const lease = await this.client.create<LeaseObject>(this.leases, heartbeatLease(transaction, holder, this.ttlSeconds, nowMs));
+      return this.heartbeat(transaction, lease);
+    } catch (error) {
+      if (error instanceof AlreadyExists) return undefined;
+      throw error;
+    }
+  }
+
+  /** Renews (same holder) or takes over (new holder); a Conflict means the lease changed since it was read. */
+  async writeHeartbeat(previous: Heartbeat, holder: string, nowMs: number): Promise<Heartbeat> {
+    const body = heartbeatLease(previous.transaction, holder, this.ttlSeconds, nowMs);
+    body.metadata = { ...body.metadata, resourceVersion: previous.resourceVersion };
+    // A renewal keeps the time the holder first acquired it; a takeover starts anew.
+    if (previous.holder === holder && previous.acquireTime) (body.spec as { acquireTime: string }).acquireTime = previous.acquireTime;
+    return this.heartbeat(previous.transaction, await this.client.replace<LeaseObject>(`${this.leases}/${heartbeatName(previous.transaction)}`, body));
+  }
+
+  async deleteHeartbeat(transaction: string): Promise<void> {
+    await this.deleteLease(heartbeatName(transaction));
+  }
+
+  private async deleteLease(name: string, resourceVersion?: string): Promise<void> {
+    try {
+      await this.client.delete(`${this.leases}/${name}`, resourceVersion ? { body: { preconditions: { resourceVersion } } } : {});
+    } catch (error) {
+      if (!(error instanceof NotFound)) throw error;
+    }
+  }
+
+  private record(lease: LeaseObject): LockRecord {
+    const record = lockFromLease(lease);
+    if (!record) throw new Error(`lease ${lease.metadata?.name ?? "?"} is not a kubetx lock`);
+    return record;
+  }
+
+  private heartbeat(transaction: string, lease: LeaseObject): Heartbeat {
+    return {
+      transaction,
+      holder: lease.spec?.holderIdentity ?? "",
+      resourceVersion: lease.metadata?.resourceVersion ?? "",
+      ...(lease.spec?.acquireTime ? { acquireTime: lease.spec.acquireTime } : {}),
+      ...(lease.spec?.renewTime ? { renewTime: lease.spec.renewTime } : {}),
+    };
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Kubernetes Events on every object a rollback touched, so `kubectl
+ * describe` on the object says what happened and why.
+ */
+import type { KubeClient } from "../kube/index.ts";
+import type { LockRecord } from "../locks/record.ts";
+import type { RestoreOutcome } from "../rollback/apply.ts";
+import type { Clock } from "../telemetry/clock.ts";
+import type { Logger } from "../telemetry/logger.ts";
+import type { Transaction } from "../transactions/model.ts";
+
+export interface RollbackEvents {
+  rolledBack(tx: Transaction | undefined, locks: readonly LockRecord[], outcomes: readonly RestoreOutcome[]): Promise<void>;
+}
+
+export function kubeRollbackEvents(client: KubeClient, clock: Clock, logger: Logger): RollbackEvents {
+  return {
+    async rolledBack(tx, locks, outcomes): Promise<void> {
+      for (const [i, lock] of locks.entries()) {
+        const event = eventFor(tx, lock, outcomes[i]);
+        if (!event) continue;
+        await postEvent(client, clock, lock, event).catch((error: unknown) =>
+          logger.warn({ err: error, transaction: lock.member.transaction }, "could not record rollback event"));
+      }
+    },
+  };
+}
+
+interface EventText {
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** The Event for one member, or none when nothing happened to the object. Pure. */
+export function eventFor(tx: Transaction | undefined, lock: LockRecord, outcome: RestoreOutcome | undefined): EventText | undefined {
+  if (!outcome || outcome.kind === "unchanged" || !lock.member.ref.namespace) return undefined;
+  const failed = outcome.kind === "impossible";
+  return {
+    reason: failed ? "TransactionRestoreFailed" : "TransactionRolledBack",
+    message: `${headline(tx, lock)}; ${failed ? "could not restore this object" : "this object was restored"}: ${outcome.detail}`,
+  };
+}
+
+function headline(tx: Transaction | undefined, lock: LockRecord): string {
+  const why = [tx?.status?.reason, tx?.status?.message].filter(Boolean).join(": ");
+  const user = tx?.spec.user ?? lock.member.user;
+  return `kubetx: transaction ${lock.member.transaction} (${user}) rolled back${why ? ` (${why})` : ""}`;
+}
+
+async function postEvent(client: KubeClient, clock: Clock, lock: LockRecord, event: EventText): Promise<void> {
+  const { ref, kind } = lock.member;
+  const now = new Date(clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
+  await client.create(`/api/v1/namespaces/${encodeURIComponent(ref.namespace ?? "")}/events`, {
+    apiVersion: "v1",
+    kind: "Event",
+    metadata: { generateName: `${ref.name}.kubetx-`, namespace: ref.namespace },
+    involvedObject: { apiVersion: ref.group ? `${ref.group}/${ref.version}` : ref.version, kind, name: ref.name, namespace: ref.namespace },
+    reason: event.reason,
+    message: event.message.slice(0, 1024),
+    type: "Warning",
+    source: { component: "kubetx" },
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+  });
+}

@@ -1,0 +1,286 @@
+/**
+ * The controller loop. Every replica runs one; for each open transaction
+ * exactly one replica (the holder of its heartbeat Lease) acts: it closes
+ * the transaction, verifies that every admitted write persisted, and
+ * commits or rolls back. A replica takes over a transaction whose
+ * heartbeat it has seen unchanged for a full lock TTL.
+ */
+import type { KubeClient, KubeObject } from "../kube/index.ts";
+import { Conflict, NotFound } from "../kube/index.ts";
+import { describeRef } from "../kube/types.ts";
+import type { Journal } from "../journal/journal.ts";
+import { ExpiryTracker } from "../locks/expiry.ts";
+import type { LockRecord } from "../locks/record.ts";
+import { heartbeatName } from "../locks/record.ts";
+import type { Heartbeat, LockStore } from "../locks/store.ts";
+import { restoreMember } from "../rollback/apply.ts";
+import type { RestoreOutcome } from "../rollback/apply.ts";
+import { objectPath } from "../rollback/plan.ts";
+import type { Clock } from "../telemetry/clock.ts";
+import type { Logger } from "../telemetry/logger.ts";
+import type { MemberCheck } from "../transactions/machine.ts";
+import { decideOpen, decideVerify } from "../transactions/machine.ts";
+import type { MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
+import type { TransactionStore } from "../transactions/store.ts";
+import { persisted } from "../transactions/verify.ts";
+import type { RollbackEvents } from "./events.ts";
+import { mapLimit } from "./concurrency.ts";
+
+/** Restores and checks run this many at a time: fast for 100 members, gentle on the apiserver. */
+const PARALLEL_MEMBER_WORK = 8;
+
+export interface ResolverTiming {
+  readonly periodMs: number;
+  readonly lockTtlMs: number;
+  readonly defaultTimeoutMs: number;
+  readonly quietMs: number;
+  /** How long an admitted write may stay invisible before it counts as not persisted. */
+  readonly persistGraceMs: number;
+}
+
+export interface ResolverOptions {
+  readonly client: KubeClient;
+  readonly store: TransactionStore;
+  readonly locks: LockStore;
+  readonly journal: Journal;
+  readonly events: RollbackEvents;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly identity: string;
+  readonly timing: ResolverTiming;
+}
+
+/** What this process has observed of one transaction. */
+interface Observed {
+  readonly openedAt: number;
+  memberCount: number;
+  lastChangeAt: number;
+  lastRenewAt: number;
+  /** Taken over from a coordinator that stopped renewing. */
+  takenOver: boolean;
+  readonly firstChecked: Map<string, number>;
+}
+
+export function validateTiming(t: ResolverTiming): void {
+  // Like client-go's leader election: the lease must outlive several renewals.
+  if (!(t.periodMs > 0)) throw new Error(`resolver period must be positive, got ${t.periodMs} ms`);
+  if (!(t.lockTtlMs >= 3 * t.periodMs)) {
+    throw new Error(`lock TTL (${t.lockTtlMs} ms) must be at least three resolver periods (${t.periodMs} ms) so heartbeats renew in time`);
+  }
+  if (!(t.quietMs > 0 && t.defaultTimeoutMs > t.quietMs)) throw new Error("transaction timeout must be longer than the quiet window");
+}
+
+export class Resolver {
+  private readonly o: ResolverOptions;
+  private readonly expiry: ExpiryTracker;
+  private readonly observed = new Map<string, Observed>();
+
+  constructor(options: ResolverOptions) {
+    validateTiming(options.timing);
+    this.o = options;
+    this.expiry = new ExpiryTracker(options.clock);
+  }
+
+  /** Runs until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const started = this.o.clock.now();
+      await this.tick().catch((error: unknown) => this.o.logger.warn({ err: error }, "resolver pass failed"));
+      const wait = Math.max(0, this.o.timing.periodMs - (this.o.clock.now() - started));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+      });
+    }
+  }
+
+  /** One pass over every unresolved transaction. */
+  async tick(): Promise<void> {
+    const active = await this.o.store.listActive();
+    for (const tx of active) {
+      const id = tx.metadata?.name ?? "";
+      await this.step(tx).catch((error: unknown) => this.o.logger.warn({ err: error, transaction: id }, "resolver step failed"));
+    }
+  }
+
+  private async step(tx: Transaction): Promise<void> {
+    const id = tx.metadata?.name ?? "";
+    if (!(await this.coordinate(id))) return;
+    const phase: Phase = tx.status?.phase ?? "Open";
+    if (phase === "Open") await this.stepOpen(id, tx);
+    else if (phase === "Verifying") await this.stepVerify(id);
+    else if (phase === "RollingBack") await this.rollBack(id);
+  }
+
+  /** True when this replica coordinates the transaction now (holding, creating or taking over its heartbeat). */
+  private async coordinate(id: string): Promise<boolean> {
+    const now = this.o.clock.now();
+    const heartbeat = await this.o.locks.readHeartbeat(id);
+    if (!heartbeat) return (await this.o.locks.createHeartbeat(id, this.o.identity, now)) !== undefined;
+    if (heartbeat.holder === this.o.identity) return this.renew(id, heartbeat, now);
+    if (!this.expiry.expired(heartbeatName(id), heartbeat.resourceVersion, this.o.timing.lockTtlMs)) return false;
+    try {
+      await this.o.locks.writeHeartbeat(heartbeat, this.o.identity, now);
+    } catch (error) {
+      if (error instanceof Conflict) return false;
+      throw error;
+    }
+    this.o.logger.info({ transaction: id, previous: heartbeat.holder }, "took over transaction from a coordinator that stopped renewing");
+    const seen = this.observe(id);
+    seen.takenOver = true;
+    seen.lastRenewAt = now;
+    return true;
+  }
+
+  private async renew(id: string, heartbeat: Heartbeat, now: number): Promise<boolean> {
+    const seen = this.observe(id);
+    if (now - seen.lastRenewAt < this.o.timing.lockTtlMs / 3) return true;
+    try {
+      await this.o.locks.writeHeartbeat(heartbeat, this.o.identity, now);
+      seen.lastRenewAt = now;
+      return true;
+    } catch (error) {
+      if (error instanceof Conflict) return false;
+      throw error;
+    }
+  }
+
+  private observe(id: string): Observed {
+    let seen = this.observed.get(id);
+    if (!seen) {
+      const now = this.o.clock.now();
+      seen = { openedAt: now, memberCount: 0, lastChangeAt: now, lastRenewAt: 0, takenOver: false, firstChecked: new Map() };
+      this.observed.set(id, seen);
+    }
+    return seen;
+  }
+
+  private async stepOpen(id: string, tx: Transaction): Promise<void> {
+    const now = this.o.clock.now();
+    const seen = this.observe(id);
+    const locks = await this.o.locks.locksOf(id);
+    if (locks.length !== seen.memberCount) {
+      seen.memberCount = locks.length;
+      seen.lastChangeAt = now;
+    }
+    const decision = decideOpen({
+      mode: tx.spec.mode,
+      memberCount: locks.length,
+      openedAt: seen.openedAt,
+      lastChangeAt: seen.lastChangeAt,
+      timeoutMs: tx.spec.timeoutSeconds ? tx.spec.timeoutSeconds * 1000 : this.o.timing.defaultTimeoutMs,
+      quietMs: this.o.timing.quietMs,
+      coordinatorLost: seen.takenOver,
+      ...pick(tx.spec, "expectedMembers", "clientState", "clientMessage"),
+      ...(tx.status?.failure ? { failure: tx.status.failure } : {}),
+    }, now);
+    if (decision.next === "Open") return this.markOpen(id, tx, locks.length);
+    if (decision.next === "Verifying") {
+      await this.setPhase(id, "Verifying", { reason: decision.reason, closedAt: iso(now) });
+      return this.stepVerify(id);
+    }
+    await this.setPhase(id, "RollingBack", { reason: decision.reason, message: decision.message, closedAt: iso(now) });
+    return this.rollBack(id);
+  }
+
+  private async markOpen(id: string, tx: Transaction, members: number): Promise<void> {
+    if (tx.status?.phase === "Open" && tx.status.coordinator === this.o.identity && tx.status.memberCount === members) return;
+    await this.setPhase(id, "Open", { coordinator: this.o.identity, memberCount: members, openedAt: tx.status?.openedAt ?? iso(this.o.clock.now()) });
+  }
+
+  private async stepVerify(id: string): Promise<void> {
+    const now = this.o.clock.now();
+    const seen = this.observe(id);
+    const locks = await this.o.locks.locksOf(id);
+    const checks = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock): Promise<MemberCheck> => {
+      const first = seen.firstChecked.get(lock.name) ?? now;
+      seen.firstChecked.set(lock.name, first);
+      const live = await this.readLive(lock);
+      return { describe: describeRef(lock.member.ref), persisted: persisted(lock.member, live), firstCheckedAt: first };
+    });
+    const decision = decideVerify(checks, now, this.o.timing.persistGraceMs);
+    if (decision.next === "Verifying") return;
+    if (decision.next === "Committed") return this.commit(id, locks);
+    await this.setPhase(id, "RollingBack", { reason: decision.reason, message: decision.message });
+    return this.rollBack(id);
+  }
+
+  private async commit(id: string, unordered: LockRecord[]): Promise<void> {
+    const locks = [...unordered].sort((a, b) => a.member.admittedAt - b.member.admittedAt);
+    await this.setPhase(id, "Committed", {
+      memberCount: locks.length,
+      members: locks.map((l) => summary(l, "Committed")),
+      resolvedAt: iso(this.o.clock.now()),
+    });
+    await this.release(id, locks);
+    this.o.logger.info({ transaction: id, members: locks.length }, "transaction committed");
+  }
+
+  private async rollBack(id: string): Promise<void> {
+    // Undo in reverse order of admission: last written, first restored.
+    const locks = (await this.o.locks.locksOf(id)).sort((a, b) => b.member.admittedAt - a.member.admittedAt);
+    const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock) => {
+      const preImage = await this.o.journal.read(id, lock.member.ref);
+      return restoreMember(this.o.client, lock.member, preImage).catch((error: unknown): RestoreOutcome => ({
+        kind: "impossible", detail: error instanceof Error ? error.message : String(error),
+      }));
+    });
+    const members = locks.map((lock, i) => restoredSummary(lock, outcomes[i] as RestoreOutcome));
+    const impossible = members.filter((m) => m.outcome === "Failed");
+    const tx = await this.o.store.get(id);
+    await this.o.events.rolledBack(tx, locks, outcomes);
+    if (impossible.length > 0) {
+      await this.setPhase(id, "Failed", {
+        reason: "RestoreImpossible",
+        message: `could not restore ${impossible.map((m) => `${describeRef(m)}: ${m.message ?? ""}`).join("; ")}; locks are kept until an admin resolves it`,
+        members, resolvedAt: iso(this.o.clock.now()),
+      });
+      this.o.logger.error({ transaction: id, impossible: impossible.length }, "transaction failed: restore impossible");
+      return;
+    }
+    await this.setPhase(id, "RolledBack", { members, memberCount: locks.length, resolvedAt: iso(this.o.clock.now()) });
+    await this.release(id, locks);
+    this.o.logger.info({ transaction: id, members: locks.length, reason: tx?.status?.reason }, "transaction rolled back");
+  }
+
+  private async release(id: string, locks: readonly LockRecord[]): Promise<void> {
+    await mapLimit(locks, PARALLEL_MEMBER_WORK, (lock) => this.o.locks.release(lock));
+    await this.o.journal.discard(id);
+    await this.o.locks.deleteHeartbeat(id);
+    this.observed.delete(id);
+    this.expiry.forget(heartbeatName(id));
+  }
+
+  private async readLive(lock: LockRecord): Promise<KubeObject | undefined> {
+    try {
+      return await this.o.client.get(objectPath(lock.member.ref));
+    } catch (error) {
+      if (error instanceof NotFound) return undefined;
+      throw error;
+    }
+  }
+
+  private async setPhase(id: string, phase: Phase, fields: Partial<TransactionStatus>): Promise<void> {
+    await this.o.store.updateStatus(id, (tx) => ({ ...tx.status, ...fields, phase }));
+  }
+}
+
+function summary(lock: LockRecord, outcome: MemberOutcome, message?: string): MemberSummary {
+  return { ...lock.member.ref, kind: lock.member.kind, operation: lock.member.operation, outcome, ...(message ? { message } : {}) };
+}
+
+function restoredSummary(lock: LockRecord, outcome: RestoreOutcome): MemberSummary {
+  if (outcome.kind === "restored") return summary(lock, "Restored", outcome.detail);
+  if (outcome.kind === "unchanged") return summary(lock, "NotPersisted", outcome.detail);
+  return summary(lock, "Failed", outcome.detail);
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function pick<T extends object, K extends keyof T>(from: T, ...keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const key of keys) if (from[key] !== undefined) out[key] = from[key];
+  return out;
+}

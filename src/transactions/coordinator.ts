@@ -1,0 +1,174 @@
+/**
+ * Admission of one write into a transaction: lock, journal, allow. No HTTP
+ * here; the admission layer turns a WriteIntent into a response.
+ */
+import type { KubeObject, ObjectRef } from "../kube/types.ts";
+import { describeRef } from "../kube/types.ts";
+import { Conflict } from "../kube/errors.ts";
+import type { Journal } from "../journal/journal.ts";
+import type { LockRecord, Member } from "../locks/record.ts";
+import type { LockStore } from "../locks/store.ts";
+import type { Clock } from "../telemetry/clock.ts";
+import type { MemberOperation, Mode, Transaction } from "./model.ts";
+import { TERMINAL_PHASES, transactionIdProblem } from "./model.ts";
+import type { TransactionStore } from "./store.ts";
+import { intentDigest } from "./verify.ts";
+
+export interface Requester {
+  readonly username: string;
+  readonly uid?: string;
+  readonly groups?: readonly string[];
+}
+
+/** One write, as the admission layer understood it. */
+export interface WriteIntent {
+  readonly requestUid: string;
+  readonly operation: MemberOperation;
+  readonly ref: ObjectRef;
+  readonly kind: string;
+  readonly requester: Requester;
+  readonly object?: KubeObject;
+  readonly oldObject?: KubeObject;
+  readonly dryRun: boolean;
+  readonly transaction: string;
+  readonly mode: Mode;
+  readonly expectedMembers?: number;
+}
+
+export type AdmitResult =
+  | { readonly kind: "member"; readonly transaction: string; readonly lock: string; readonly members: number; readonly firstWrite: boolean }
+  | { readonly kind: "dry-run"; readonly transaction: string; readonly lock: string }
+  | { readonly kind: "denied"; readonly transaction: string; readonly message: string; readonly lock?: string };
+
+export interface CoordinatorOptions {
+  readonly store: TransactionStore;
+  readonly locks: LockStore;
+  readonly journal: Journal;
+  readonly clock: Clock;
+  /** This replica's identity, written into heartbeats it creates. */
+  readonly identity: string;
+  readonly lockTtlSeconds: number;
+}
+
+export class Coordinator {
+  private readonly options: CoordinatorOptions;
+  /** Transactions whose heartbeat this process knows exists: saves a 409 round trip per member. */
+  private readonly heartbeats = new Set<string>();
+
+  constructor(options: CoordinatorOptions) {
+    this.options = options;
+  }
+
+  async admit(intent: WriteIntent): Promise<AdmitResult> {
+    const problem = transactionIdProblem(intent.transaction);
+    if (problem) return deny(intent, `${problem}; fix the kubetx.io/transaction annotation`);
+    if (intent.dryRun) return this.judgeDryRun(intent);
+    const tx = await this.options.store.getOrCreate(intent.transaction, {
+      user: intent.requester.username,
+      mode: intent.mode,
+      ...(intent.expectedMembers !== undefined ? { expectedMembers: intent.expectedMembers } : {}),
+    });
+    const refusal = refuseJoin(tx, intent);
+    if (refusal) return deny(intent, refusal);
+    await this.ensureHeartbeat(intent.transaction);
+    return this.lockAndJournal(intent);
+  }
+
+  private async lockAndJournal(intent: WriteIntent): Promise<AdmitResult> {
+    const member = this.memberOf(intent);
+    const result = await this.options.locks.acquire(member);
+    let lock = result.lock;
+    if (result.kind === "mine") return this.joined(intent, lock, false);
+    if (result.kind === "held") {
+      const holder = await this.options.store.get(result.lock.member.transaction);
+      if (holder && !TERMINAL_PHASES.has(holder.status?.phase ?? "Open")) return this.conflict(intent, result.lock, holder);
+      try {
+        lock = await this.options.locks.takeOver(result.lock, member);
+      } catch (error) {
+        if (!(error instanceof Conflict)) throw error;
+        return deny(intent, `${describeRef(intent.ref)} was locked by another transaction at the same moment; retry in a few seconds`);
+      }
+    }
+    // Write-ahead: the pre-image is stored before the write is allowed.
+    if (intent.oldObject && intent.operation !== "CREATE") await this.options.journal.record(intent.transaction, intent.ref, intent.oldObject);
+    return this.joined(intent, lock, true);
+  }
+
+  private async joined(intent: WriteIntent, lock: LockRecord, firstWrite: boolean): Promise<AdmitResult> {
+    const members = (await this.options.locks.locksOf(intent.transaction)).length;
+    return { kind: "member", transaction: intent.transaction, lock: lock.name, members: Math.max(members, 1), firstWrite };
+  }
+
+  private async conflict(intent: WriteIntent, lock: LockRecord, holder: Transaction): Promise<AdmitResult> {
+    const message = lockedMessage(intent, lock, this.options.lockTtlSeconds, holder);
+    await this.options.store.updateStatus(intent.transaction, (tx) =>
+      tx.status?.failure || TERMINAL_PHASES.has(tx.status?.phase ?? "Open") ? undefined : { ...tx.status, failure: message },
+    );
+    return { kind: "denied", transaction: intent.transaction, message, lock: lock.name };
+  }
+
+  private async judgeDryRun(intent: WriteIntent): Promise<AdmitResult> {
+    const tx = await this.options.store.get(intent.transaction);
+    const refusal = tx ? refuseJoin(tx, intent) : undefined;
+    if (refusal) return deny(intent, refusal);
+    const lock = await this.options.locks.read(intent.ref);
+    if (lock && lock.member.transaction !== intent.transaction) {
+      const holder = await this.options.store.get(lock.member.transaction);
+      if (holder && !TERMINAL_PHASES.has(holder.status?.phase ?? "Open")) {
+        return { kind: "denied", transaction: intent.transaction, message: lockedMessage(intent, lock, this.options.lockTtlSeconds), lock: lock.name };
+      }
+    }
+    return { kind: "dry-run", transaction: intent.transaction, lock: lock?.name ?? "" };
+  }
+
+  private async ensureHeartbeat(transaction: string): Promise<void> {
+    if (this.heartbeats.has(transaction)) return;
+    await this.options.locks.createHeartbeat(transaction, this.options.identity, this.options.clock.now());
+    this.heartbeats.add(transaction);
+  }
+
+  private memberOf(intent: WriteIntent): Member {
+    const base = {
+      transaction: intent.transaction,
+      ref: intent.ref,
+      kind: intent.kind,
+      operation: intent.operation,
+      user: intent.requester.username,
+      requestUid: intent.requestUid,
+      admittedAt: this.options.clock.now(),
+    };
+    if (intent.operation === "CREATE") return { ...base, ...optional("createdUid", intent.object?.metadata?.uid) };
+    return {
+      ...base,
+      ...optional("oldResourceVersion", intent.oldObject?.metadata?.resourceVersion),
+      ...(intent.operation === "UPDATE" && intent.object ? { admittedDigest: intentDigest(intent.object) } : {}),
+    };
+  }
+}
+
+function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, string>);
+}
+
+function deny(intent: WriteIntent, message: string): AdmitResult {
+  return { kind: "denied", transaction: intent.transaction, message };
+}
+
+/** Why this write may not join `tx`, if it may not. */
+function refuseJoin(tx: Transaction, intent: WriteIntent): string | undefined {
+  if (tx.spec.user !== intent.requester.username) {
+    return `transaction ${intent.transaction} belongs to ${tx.spec.user}; use a transaction id of your own`;
+  }
+  const phase = tx.status?.phase ?? "Open";
+  if (phase !== "Open") return `transaction ${intent.transaction} is already ${phase}; start a new transaction (a new id) and apply again`;
+  if (tx.status?.failure) return `transaction ${intent.transaction} is rolling back (${tx.status.failure}); fix the cause and apply again with a new transaction`;
+  return undefined;
+}
+
+export function lockedMessage(intent: WriteIntent, lock: LockRecord, ttlSeconds: number, holder?: Transaction): string {
+  const since = new Date(lock.member.admittedAt).toISOString().slice(11, 19);
+  const user = holder?.spec.user ?? lock.member.user;
+  return `${describeRef(intent.ref)} is locked by transaction ${lock.member.transaction} (${user}) since ${since} UTC; ` +
+    `retry after it commits or rolls back (usually seconds; at most about ${ttlSeconds} s if its coordinator died). ` +
+    `Transaction ${intent.transaction} will roll back.`;
+}

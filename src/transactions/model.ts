@@ -1,0 +1,77 @@
+/**
+ * The Transaction record (kubetx.io/v1alpha1, cluster-scoped) and the names
+ * other tools rely on (DESIGN.md section 2).
+ */
+import type { KubeObject, ObjectRef } from "../kube/types.ts";
+
+export const GROUP = "kubetx.io";
+export const VERSION = "v1alpha1";
+export const TRANSACTIONS = { group: GROUP, version: VERSION, resource: "transactions" } as const;
+
+export const ANNOTATION_TRANSACTION = "kubetx.io/transaction";
+export const ANNOTATION_EXPECTED_MEMBERS = "kubetx.io/expected-members";
+export const LABEL_ROLE = "kubetx.io/role";
+export const LABEL_TRANSACTION = "kubetx.io/transaction";
+
+export type Phase = "Open" | "Verifying" | "Committed" | "RollingBack" | "RolledBack" | "Failed";
+export type Mode = "explicit" | "plugin" | "transparent";
+export type ClientState = "Applying" | "Applied" | "Failed";
+export type MemberOperation = "CREATE" | "UPDATE" | "DELETE";
+export type MemberOutcome = "Pending" | "Persisted" | "Committed" | "NotPersisted" | "Restored" | "Unchanged" | "Failed";
+
+export const TERMINAL_PHASES: ReadonlySet<Phase> = new Set(["Committed", "RolledBack", "Failed"]);
+
+export interface TransactionSpec {
+  user: string;
+  mode: Mode;
+  expectedMembers?: number;
+  clientState?: ClientState;
+  clientMessage?: string;
+  timeoutSeconds?: number;
+}
+
+export interface MemberSummary extends ObjectRef {
+  kind?: string;
+  operation: MemberOperation;
+  outcome: MemberOutcome;
+  message?: string;
+}
+
+export interface TransactionStatus {
+  phase?: Phase;
+  reason?: string;
+  message?: string;
+  failure?: string;
+  coordinator?: string;
+  memberCount?: number;
+  openedAt?: string;
+  closedAt?: string;
+  resolvedAt?: string;
+  members?: MemberSummary[];
+}
+
+export interface Transaction extends KubeObject {
+  spec: TransactionSpec;
+  status?: TransactionStatus;
+}
+
+/** `t-` and 8 to 40 lowercase letters, digits or dashes: short enough to embed in Lease and Secret names. */
+const ID_PATTERN = /^t-[a-z0-9](?:[a-z0-9-]{6,38}[a-z0-9])$/;
+
+export function isValidTransactionId(id: string): boolean {
+  return ID_PATTERN.test(id);
+}
+
+export function transactionIdProblem(id: string): string | undefined {
+  return isValidTransactionId(id)
+    ? undefined
+    : `transaction id '${id}' must look like t-4f2a9c1e: 't-' then 8 to 40 lowercase letters, digits or dashes`;
+}
+
+export function transactionPath(id?: string): string {
+  return `/apis/${GROUP}/${VERSION}/transactions${id ? `/${encodeURIComponent(id)}` : ""}`;
+}
+
+export function newTransaction(id: string, spec: TransactionSpec): Transaction {
+  return { apiVersion: `${GROUP}/${VERSION}`, kind: "Transaction", metadata: { name: id }, spec };
+}

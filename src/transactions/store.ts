@@ -1,0 +1,72 @@
+/** The Transaction records: the model's own persistence. */
+import type { KubeClient, ObjectList } from "../kube/index.ts";
+import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
+import type { Transaction, TransactionSpec, TransactionStatus } from "./model.ts";
+import { TERMINAL_PHASES, newTransaction, transactionPath } from "./model.ts";
+
+/** Concurrent status writers (replicas, admission) settle within a few rounds. */
+const MAX_STATUS_ATTEMPTS = 8;
+
+export class TransactionStore {
+  private readonly client: KubeClient;
+
+  constructor(client: KubeClient) {
+    this.client = client;
+  }
+
+  async get(id: string): Promise<Transaction | undefined> {
+    try {
+      return await this.client.get<Transaction>(transactionPath(id));
+    } catch (error) {
+      if (error instanceof NotFound) return undefined;
+      throw error;
+    }
+  }
+
+  /** Creates the record, or returns the one that exists (another replica, or the plugin, made it). */
+  async getOrCreate(id: string, spec: TransactionSpec): Promise<Transaction> {
+    try {
+      return await this.client.create<Transaction>(transactionPath(), newTransaction(id, spec));
+    } catch (error) {
+      if (!(error instanceof AlreadyExists)) throw error;
+    }
+    const existing = await this.get(id);
+    if (!existing) throw new Error(`transaction ${id} vanished while it was being created`);
+    return existing;
+  }
+
+  async list(): Promise<Transaction[]> {
+    return (await this.client.get<ObjectList<Transaction>>(transactionPath())).items;
+  }
+
+  async listActive(): Promise<Transaction[]> {
+    return (await this.list()).filter((tx) => !TERMINAL_PHASES.has(tx.status?.phase ?? "Open"));
+  }
+
+  /**
+   * Read-modify-write of status with optimistic concurrency. `change`
+   * returns the new status, or undefined to leave the record alone.
+   */
+  async updateStatus(id: string, change: (tx: Transaction) => TransactionStatus | undefined): Promise<Transaction | undefined> {
+    for (let attempt = 0; attempt < MAX_STATUS_ATTEMPTS; attempt += 1) {
+      const current = await this.get(id);
+      if (!current) return undefined;
+      const status = change(current);
+      if (!status) return current;
+      try {
+        return await this.client.replace<Transaction>(`${transactionPath(id)}/status`, { ...current, status });
+      } catch (error) {
+        if (!(error instanceof Conflict)) throw error;
+      }
+    }
+    throw new Error(`transaction ${id}: status kept changing; gave up after ${MAX_STATUS_ATTEMPTS} attempts`);
+  }
+
+  async delete(id: string): Promise<void> {
+    try {
+      await this.client.delete(transactionPath(id));
+    } catch (error) {
+      if (!(error instanceof NotFound)) throw error;
+    }
+  }
+}

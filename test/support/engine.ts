@@ -1,0 +1,106 @@
+/**
+ * Runs the real kubetx engine (admission server + resolver) against the
+ * shared apiserver: in this process, or as a `kubetx serve` child process
+ * that a test may kill.
+ */
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ConfigInput } from "../../src/config/config.ts";
+import { loadConfig } from "../../src/config/config.ts";
+import { urlClientConfig, validatingWebhookConfiguration } from "../../src/devcluster/registration.ts";
+import { createOrReplace } from "../../src/kube/index.ts";
+import type { WebhookServer } from "../../src/main.ts";
+import { startWebhookServer } from "../../src/main.ts";
+import { silentLogger } from "../../src/telemetry/logger.ts";
+import { client, cluster, createNamespace, kubectl, uniqueName } from "./cluster.ts";
+import { webhookCertificate } from "./webhook.ts";
+
+const CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
+const REPO = path.resolve(import.meta.dirname, "../..");
+
+/** Short timings so stories finish in seconds; production defaults are in src/policy/policy.ts. */
+export const FAST: ConfigInput = { lockTtlSeconds: 3, maxOpenSeconds: 8, quietWindowMs: 1000, resolverPeriodMs: 100, persistGraceMs: 1000 };
+
+export async function startEngine(input: ConfigInput = FAST): Promise<WebhookServer> {
+  const server = await startWebhookServer({
+    kubeconfig: cluster().kubeconfigs.kubetx,
+    tls: await webhookCertificate(),
+    host: "127.0.0.1",
+    port: 0,
+    logger: silentLogger(),
+    config: loadConfig({ ...FAST, ...input }),
+  });
+  await register(server.port);
+  return server;
+}
+
+/** Points the `kubetx` webhook configuration at a server on 127.0.0.1:port and waits until the apiserver uses it. */
+export async function register(port: number): Promise<void> {
+  const admin = await client("admin");
+  try {
+    await createOrReplace(admin, CONFIGURATIONS, validatingWebhookConfiguration(urlClientConfig(`https://127.0.0.1:${port}`, "/validate", cluster().caData)));
+  } finally {
+    admin.close();
+  }
+  await waitUntilWebhookAnswers();
+}
+
+export async function unregister(): Promise<void> {
+  const admin = await client("admin");
+  await admin.delete(`${CONFIGURATIONS}/kubetx`).catch(() => undefined);
+  admin.close();
+}
+
+let probeNamespace: string | undefined;
+
+/** A server-side dry run in an opted-in namespace answers with kubetx's warning once the webhook is live. */
+async function waitUntilWebhookAnswers(): Promise<void> {
+  probeNamespace ??= uniqueName("probe");
+  await createNamespace(probeNamespace, { "kubetx.io/enabled": "true" }).catch(() => undefined);
+  const manifest = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\n  namespace: ${probeNamespace}\n  annotations:\n    kubetx.io/transaction: t-probe0000\n`;
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const result = await kubectl(["apply", "--dry-run=server", "-f", "-"], { input: manifest });
+    if (result.stderr.includes("kubetx: dry run")) return;
+    await sleep(100);
+  }
+  throw new Error("the apiserver never called the kubetx webhook");
+}
+
+export interface ServeProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  output(): string;
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `kubetx serve` as a separate process on `port`. */
+export async function startServeProcess(port: number, identity: string, input: ConfigInput = FAST): Promise<ServeProcess> {
+  const tls = await webhookCertificate();
+  const flags = [
+    "--lock-ttl", String(input.lockTtlSeconds ?? FAST.lockTtlSeconds),
+    "--max-open", String(input.maxOpenSeconds ?? FAST.maxOpenSeconds),
+    "--resolver-period", String(input.resolverPeriodMs ?? FAST.resolverPeriodMs),
+    "--quiet-window", String(input.quietWindowMs ?? FAST.quietWindowMs),
+  ];
+  const child = spawn(path.join(REPO, "node_modules/.bin/node"), [
+    path.join(REPO, "src/cli/kubetx.ts"), "serve", "--kubeconfig", cluster().kubeconfigs.kubetx,
+    "--tls-cert", tls.certFile, "--tls-key", tls.keyFile, "--host", "127.0.0.1", "--port", String(port), "--identity", identity, ...flags,
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  for (let i = 0; i < 200 && !output.includes("admission server listening"); i += 1) {
+    if (child.exitCode !== null) throw new Error(`kubetx serve exited: ${output}`);
+    await sleep(50);
+  }
+  return {
+    child, port, output: () => output,
+    kill: async (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}

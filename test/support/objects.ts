@@ -1,0 +1,54 @@
+/** Small builders and readers for the objects the stories use. */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
+import { NotFound } from "../../src/kube/index.ts";
+import type { Phase, Transaction } from "../../src/transactions/model.ts";
+import { TERMINAL_PHASES, transactionPath } from "../../src/transactions/model.ts";
+import { stringify } from "yaml";
+
+export function configMap(namespace: string, name: string, data: Record<string, string>, meta: { labels?: Record<string, string>; annotations?: Record<string, string> } = {}): KubeObject {
+  return { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace, ...meta }, data };
+}
+
+export function inTransaction(object: KubeObject, id: string, expected?: number): KubeObject {
+  const annotations = { ...object.metadata?.annotations, "kubetx.io/transaction": id, ...(expected ? { "kubetx.io/expected-members": String(expected) } : {}) };
+  return { ...object, metadata: { ...object.metadata, annotations } };
+}
+
+export function yamlOf(objects: readonly KubeObject[]): string {
+  return objects.map((o) => stringify(o)).join("---\n");
+}
+
+export async function readOrUndefined(admin: KubeClient, path: string): Promise<KubeObject | undefined> {
+  try {
+    return await admin.get(path);
+  } catch (error) {
+    if (error instanceof NotFound) return undefined;
+    throw error;
+  }
+}
+
+/** Polls the Transaction record until it reaches a terminal phase. */
+export async function waitResolved(admin: KubeClient, id: string, timeoutMs = 30_000): Promise<Transaction> {
+  const deadline = Date.now() + timeoutMs;
+  let last: Transaction | undefined;
+  while (Date.now() < deadline) {
+    last = (await readOrUndefined(admin, transactionPath(id))) as Transaction | undefined;
+    if (last && TERMINAL_PHASES.has(last.status?.phase ?? "Open")) return last;
+    await sleep(100);
+  }
+  throw new Error(`transaction ${id} did not resolve within ${timeoutMs} ms; last phase ${last?.status?.phase ?? "none"}`);
+}
+
+export async function phaseOf(admin: KubeClient, id: string): Promise<Phase | undefined> {
+  const tx = (await readOrUndefined(admin, transactionPath(id))) as Transaction | undefined;
+  return tx ? (tx.status?.phase ?? "Open") : undefined;
+}
+
+/** kubetx's Leases and Secrets that carry a transaction's label. */
+export async function leftovers(admin: KubeClient, id: string): Promise<string[]> {
+  const selector = { labelSelector: `kubetx.io/transaction=${id}` };
+  const leases = await admin.get<{ items: KubeObject[] }>("/apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases", { query: selector });
+  const secrets = await admin.get<{ items: KubeObject[] }>("/api/v1/namespaces/kubetx-system/secrets", { query: selector });
+  return [...leases.items, ...secrets.items].map((o) => `${o.kind ?? "?"}/${o.metadata?.name ?? "?"}`);
+}
