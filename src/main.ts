@@ -4,11 +4,13 @@
  * the admission server.
  */
 import type { AdmissionRequest, AdmissionResponse } from "./admission/review.ts";
+import { observeHandler } from "./admission/observe.ts";
 import { validateHandler } from "./admission/validate.ts";
 import type { EngineConfig } from "./config/config.ts";
 import { Journal } from "./journal/journal.ts";
 import { createKubeClient } from "./kube/index.ts";
 import type { KubeClient } from "./kube/index.ts";
+import { SessionStore } from "./locks/sessions.ts";
 import { LockStore } from "./locks/store.ts";
 import { NamespaceLabels } from "./policy/namespaces.ts";
 import { kubeRollbackEvents } from "./resolver/events.ts";
@@ -20,6 +22,8 @@ import type { Clock } from "./telemetry/clock.ts";
 import { systemClock } from "./telemetry/clock.ts";
 import type { Logger } from "./telemetry/logger.ts";
 import { Coordinator } from "./transactions/coordinator.ts";
+import { IntentTracker } from "./transactions/intents.ts";
+import { Sessions } from "./transactions/sessions.ts";
 import { TransactionStore } from "./transactions/store.ts";
 
 export interface WebhookServerOptions {
@@ -50,6 +54,17 @@ async function whoAmI(client: KubeClient): Promise<string> {
   return name;
 }
 
+/** Calls `work` every `periodMs` until `signal` aborts; never overlaps itself. */
+async function every(periodMs: number, signal: AbortSignal, work: () => Promise<void>): Promise<void> {
+  while (!signal.aborted) {
+    await work();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, periodMs);
+      signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  }
+}
+
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
@@ -57,8 +72,20 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const store = new TransactionStore(client);
   const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: config.policy.lockTtlSeconds });
   const journal = new Journal(client, config.namespace);
-  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, lockTtlSeconds: config.policy.lockTtlSeconds });
+  const coordinator = new Coordinator({
+    store, locks, journal, clock, identity: config.identity,
+    lockTtlSeconds: config.policy.lockTtlSeconds, allowIrreversibleDeletes: config.policy.allowIrreversibleDeletes,
+  });
   const namespaces = new NamespaceLabels(client, logger);
+  const sessions = new Sessions(new SessionStore(client, config.namespace, config.policy.lockTtlSeconds), store, clock);
+  const intents = new IntentTracker({
+    locks, clock, logger, graceMs: config.intentGraceMs,
+    failRequester: async (requester, fieldManager, reason) => {
+      const id = await sessions.transactionFor(requester, fieldManager);
+      await store.getOrCreate(id, { user: requester.username, mode: "transparent" });
+      await coordinator.fail(id, reason);
+    },
+  });
   const resolver = new Resolver({
     client, store, locks, journal, clock, logger, identity: config.identity,
     events: kubeRollbackEvents(client, clock, logger),
@@ -74,9 +101,15 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const selfUsername = await whoAmI(client);
   void namespaces.run(stop.signal);
   const running = resolver.run(stop.signal);
+  const sweeping = every(config.resolverPeriodMs, stop.signal, () =>
+    intents.sweep().catch((error: unknown) => logger.warn({ err: error }, "intent sweep failed")));
+  const scope = { namespaces, policy: () => config.policy, selfUsername };
   const app = createApp({
     logger,
-    handlers: { "/validate": validateHandler({ coordinator, namespaces, policy: () => config.policy, selfUsername, logger }) },
+    handlers: {
+      "/validate": validateHandler({ ...scope, coordinator, sessions, intents, logger }),
+      "/observe": observeHandler({ ...scope, intents }),
+    },
     ready: () => namespaces.ready,
     ...(options.onReview ? { onReview: options.onReview } : {}),
   });
@@ -88,7 +121,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     resolver,
     close: async () => {
       stop.abort();
-      await running;
+      await Promise.all([running, sweeping]);
       await server.close();
       client.close();
     },

@@ -2,36 +2,37 @@
  * POST /validate: decides whether a write joins a transaction, passes
  * through untouched, or is denied; every answer carries audit annotations.
  */
-import type { KubeObject } from "../kube/types.ts";
-import type { NamespaceLabels } from "../policy/namespaces.ts";
-import type { Policy } from "../policy/policy.ts";
-import { selectorMatches } from "../policy/policy.ts";
 import type { AdmitResult, Coordinator, WriteIntent } from "../transactions/coordinator.ts";
-import type { MemberOperation } from "../transactions/model.ts";
-import { ANNOTATION_EXPECTED_MEMBERS, ANNOTATION_TRANSACTION, GROUP } from "../transactions/model.ts";
+import { newTransactionId } from "../transactions/grouping.ts";
+import type { IntentTracker } from "../transactions/intents.ts";
+import type { MemberOperation, Mode } from "../transactions/model.ts";
+import { ANNOTATION_EXPECTED_MEMBERS, GROUP } from "../transactions/model.ts";
+import type { Sessions } from "../transactions/sessions.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { AdmissionHandler } from "./handler.ts";
 import { allowed, denied } from "./response.ts";
 import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
+import type { ScopeDeps } from "./scope.ts";
+import { annotationOf, fieldManagerOf, scopeOf } from "./scope.ts";
 import { guardTransactionRecord } from "./transaction-records.ts";
 
-export interface ValidateDeps {
+export interface ValidateDeps extends ScopeDeps {
   readonly coordinator: Coordinator;
-  readonly namespaces: NamespaceLabels;
-  readonly policy: () => Policy;
-  /** kubetx's own user: its rollback writes are never transactional. */
-  readonly selfUsername: string;
+  readonly sessions: Sessions;
+  readonly intents: IntentTracker;
   readonly logger: Logger;
 }
 
 export function validateHandler(deps: ValidateDeps): AdmissionHandler {
   return {
     async handle(request: AdmissionRequest): Promise<AdmissionResponse> {
+      deps.intents.validated(request.uid);
       if (request.resource.group === GROUP && request.resource.resource === "transactions") return guardTransactionRecord(request);
-      const skip = await passReason(request, deps);
-      if (skip) return allowed(request, { auditAnnotations: { decision: "pass" } });
-      const intent = intentOf(request);
-      if (typeof intent === "string") return denied(request, intent, { auditAnnotations: { decision: "denied" } });
+      const scope = await scopeOf(request, deps);
+      if (scope.kind === "pass") return allowed(request, { auditAnnotations: { decision: "pass" } });
+      const transaction = scope.kind === "explicit" ? scope.transaction : await transparentTransaction(request, deps.sessions);
+      const intent = intentOf(request, transaction, scope.kind);
+      if (typeof intent === "string") return denied(request, intent, { auditAnnotations: { transaction, decision: "denied" } });
       const result = await deps.coordinator.admit(intent);
       log(deps.logger, request, result);
       return respond(request, result);
@@ -39,24 +40,14 @@ export function validateHandler(deps: ValidateDeps): AdmissionHandler {
   };
 }
 
-async function passReason(request: AdmissionRequest, deps: ValidateDeps): Promise<string | undefined> {
-  if (request.subResource) return "subresource";
-  if (request.operation === "CONNECT") return "connect";
-  if (request.userInfo.username === deps.selfUsername) return "kubetx itself";
-  if (!request.namespace) return "cluster-scoped";
-  const labels = await deps.namespaces.labelsOf(request.namespace);
-  if (!selectorMatches(deps.policy().namespaceSelector, labels)) return "namespace not covered";
-  if (!annotationOf(request, ANNOTATION_TRANSACTION)) return "no transaction";
-  return undefined;
-}
-
-function annotationOf(request: AdmissionRequest, key: string): string | undefined {
-  const source: KubeObject | null | undefined = request.operation === "DELETE" ? request.oldObject : request.object;
-  return source?.metadata?.annotations?.[key];
+/** A dry run looks at the requester's open transaction but never starts one. */
+async function transparentTransaction(request: AdmissionRequest, sessions: Sessions): Promise<string> {
+  if (request.dryRun) return (await sessions.current(request.userInfo)) ?? newTransactionId();
+  return sessions.transactionFor(request.userInfo, fieldManagerOf(request));
 }
 
 /** The write as the coordinator needs it, or why it cannot join. */
-function intentOf(request: AdmissionRequest): WriteIntent | string {
+function intentOf(request: AdmissionRequest, transaction: string, mode: Mode): WriteIntent | string {
   const count = expectedMembersOf(request);
   if (typeof count === "string") return count;
   const name = request.name ?? request.object?.metadata?.name ?? "";
@@ -69,8 +60,8 @@ function intentOf(request: AdmissionRequest): WriteIntent | string {
     ...(request.object ? { object: request.object } : {}),
     ...(request.oldObject ? { oldObject: request.oldObject } : {}),
     dryRun: request.dryRun === true,
-    transaction: annotationOf(request, ANNOTATION_TRANSACTION) ?? "",
-    mode: "explicit",
+    transaction,
+    mode,
     ...(count !== undefined ? { expectedMembers: count } : {}),
   };
 }

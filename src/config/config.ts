@@ -20,6 +20,8 @@ export interface EngineConfig {
   readonly resolverPeriodMs: number;
   /** How long an admitted write may take to become visible before it counts as lost. */
   readonly persistGraceMs: number;
+  /** How long a write seen by /observe may take to reach /validate before it counts as rejected. */
+  readonly intentGraceMs: number;
   readonly policy: Policy;
 }
 
@@ -31,11 +33,19 @@ export const DEFAULT_RESOLVER_PERIOD_MS = 250;
 /** A write the apiserver allowed is in etcd within milliseconds; two seconds is generous. */
 export const DEFAULT_PERSIST_GRACE_MS = 2_000;
 
+/**
+ * Mutating to validating admission of one request takes milliseconds; half
+ * a second also covers a slow second mutating webhook.
+ */
+export const DEFAULT_INTENT_GRACE_MS = 500;
+
 export interface ConfigInput {
   readonly namespace?: string;
   readonly identity?: string;
   readonly resolverPeriodMs?: string | number;
   readonly persistGraceMs?: string | number;
+  readonly intentGraceMs?: string | number;
+  readonly exemptUsers?: readonly string[];
   readonly lockTtlSeconds?: string | number;
   readonly maxOpenSeconds?: string | number;
   readonly quietWindowMs?: string | number;
@@ -47,14 +57,19 @@ export function loadConfig(input: ConfigInput): EngineConfig {
     lockTtlSeconds: positive("lock TTL (--lock-ttl, seconds)", input.lockTtlSeconds, DEFAULT_POLICY.lockTtlSeconds),
     maxOpenSeconds: positive("maximum open time (--max-open, seconds)", input.maxOpenSeconds, DEFAULT_POLICY.maxOpenSeconds),
     quietWindowMs: positive("quiet window (--quiet-window, ms)", input.quietWindowMs, DEFAULT_POLICY.quietWindowMs),
+    exemptUsers: input.exemptUsers ?? DEFAULT_POLICY.exemptUsers,
   };
   const config: EngineConfig = {
     namespace: input.namespace ?? "kubetx-system",
     identity: input.identity ?? `${hostname()}-${process.pid}`,
     resolverPeriodMs: positive("resolver period (--resolver-period, ms)", input.resolverPeriodMs, DEFAULT_RESOLVER_PERIOD_MS),
     persistGraceMs: positive("persist grace (ms)", input.persistGraceMs, DEFAULT_PERSIST_GRACE_MS),
+    intentGraceMs: positive("intent grace (ms)", input.intentGraceMs, DEFAULT_INTENT_GRACE_MS),
     policy,
   };
+  if (config.intentGraceMs * 2 > policy.quietWindowMs) {
+    throw new ConfigError(`kubetx: the quiet window (${policy.quietWindowMs} ms) must be at least twice the intent grace (${config.intentGraceMs} ms), or a rejected last write could be missed`);
+  }
   if (policy.lockTtlSeconds * 1000 < 3 * config.resolverPeriodMs) {
     throw new ConfigError(`kubetx: lock TTL ${policy.lockTtlSeconds} s must be at least three resolver periods (${config.resolverPeriodMs} ms)`);
   }

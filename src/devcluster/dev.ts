@@ -19,7 +19,7 @@ import type { ControlPlane } from "./controlplane.ts";
 import { startControlPlane } from "./controlplane.ts";
 import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "./identities.ts";
 import { portInUse } from "./ports.ts";
-import { urlClientConfig, validatingWebhookConfiguration } from "./registration.ts";
+import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "./registration.ts";
 import type { Binaries } from "./toolchain.ts";
 
 /** A namespace dev creates, opted in, so there is somewhere to try kubetx at once. */
@@ -98,8 +98,9 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
       },
     });
     cleanups.push(() => webhook.close());
-    await createOrReplace(admin, "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
-      validatingWebhookConfiguration(urlClientConfig(`https://127.0.0.1:${webhook.port}`, "/validate", controlPlane.caData)));
+    for (const configuration of webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${webhook.port}`, p, controlPlane.caData))) {
+      await createOrReplace(admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
+    }
     await proveWebhookServes(admin, seen);
     return { controlPlane, binDir, webhookPort: webhook.port, stop };
   } catch (error) {
@@ -132,10 +133,11 @@ async function proveWebhookServes(admin: KubeClient, seen: ReadonlySet<string>):
   });
   const deadline = Date.now() + READY_PROBE_TIMEOUT_MS;
   while (Date.now() < deadline) {
+    // A server-side dry run: judged by the webhook like a real write, but it
+    // leaves no object, lock or transaction behind.
     const name = `kubetx-dev-ready-${randomBytes(4).toString("hex")}`;
     const collection = `/api/v1/namespaces/${DEMO_NAMESPACE}/configmaps`;
-    await admin.create(collection, { apiVersion: "v1", kind: "ConfigMap", metadata: { name }, data: { purpose: "kubetx dev readiness probe" } });
-    await admin.delete(`${collection}/${name}`);
+    await admin.create(collection, { apiVersion: "v1", kind: "ConfigMap", metadata: { name }, data: { purpose: "kubetx dev readiness probe" } }, { query: { dryRun: "All" } });
     if (seen.has(name)) return;
     await sleep(READY_PROBE_INTERVAL_MS);
   }

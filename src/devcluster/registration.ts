@@ -56,6 +56,41 @@ export function validatingWebhookConfiguration(clientConfig: ClientConfig): Kube
   };
 }
 
+/** The mutating webhook that only observes: it never patches, it records each write's uid. */
+export function mutatingWebhookConfiguration(clientConfig: ClientConfig): KubeObject {
+  return {
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "MutatingWebhookConfiguration",
+    metadata: { name: WEBHOOK_NAME },
+    webhooks: [
+      {
+        name: "observe.kubetx.io",
+        admissionReviewVersions: ["v1"],
+        clientConfig,
+        rules: [{ operations: ["CREATE", "UPDATE", "DELETE"], apiGroups: ["*"], apiVersions: ["*"], resources: ["*"], scope: "Namespaced" }],
+        namespaceSelector: NAMESPACE_SELECTOR,
+        matchConditions: MATCH_CONDITIONS,
+        // Recording an intent in memory is not a side effect on the cluster.
+        sideEffects: "None",
+        failurePolicy: "Fail",
+        matchPolicy: "Equivalent",
+        reinvocationPolicy: "Never",
+        timeoutSeconds: WEBHOOK_TIMEOUT_SECONDS,
+      },
+    ],
+  };
+}
+
+/** Both configurations, for a server at `base` (https://host:port) or behind a Service. */
+export function webhookConfigurations(clientConfigFor: (path: string) => ClientConfig): KubeObject[] {
+  return [validatingWebhookConfiguration(clientConfigFor("/validate")), mutatingWebhookConfiguration(clientConfigFor("/observe"))];
+}
+
+export const CONFIGURATION_PATHS = {
+  ValidatingWebhookConfiguration: "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+  MutatingWebhookConfiguration: "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+} as const;
+
 /** A url client config for a webhook served at https://host:port. */
 export function urlClientConfig(base: string, path: string, caBundle: string): ClientConfig {
   return { url: `${base}${path}`, caBundle };

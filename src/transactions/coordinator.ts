@@ -10,7 +10,7 @@ import type { LockRecord, Member } from "../locks/record.ts";
 import type { LockStore } from "../locks/store.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { MemberOperation, Mode, Transaction } from "./model.ts";
-import { TERMINAL_PHASES, transactionIdProblem } from "./model.ts";
+import { ANNOTATION_TRANSACTION, TERMINAL_PHASES, transactionIdProblem } from "./model.ts";
 import type { TransactionStore } from "./store.ts";
 import { intentDigest } from "./verify.ts";
 
@@ -48,6 +48,8 @@ export interface CoordinatorOptions {
   /** This replica's identity, written into heartbeats it creates. */
   readonly identity: string;
   readonly lockTtlSeconds: number;
+  /** Policy: admit deletes of objects with finalizers as members anyway. */
+  readonly allowIrreversibleDeletes?: boolean;
 }
 
 export class Coordinator {
@@ -63,15 +65,23 @@ export class Coordinator {
     const problem = transactionIdProblem(intent.transaction);
     if (problem) return deny(intent, `${problem}; fix the kubetx.io/transaction annotation`);
     if (intent.dryRun) return this.judgeDryRun(intent);
-    const tx = await this.options.store.getOrCreate(intent.transaction, {
+    const tx = (await this.options.store.get(intent.transaction)) ?? (await this.options.store.getOrCreate(intent.transaction, {
       user: intent.requester.username,
       mode: intent.mode,
       ...(intent.expectedMembers !== undefined ? { expectedMembers: intent.expectedMembers } : {}),
-    });
-    const refusal = refuseJoin(tx, intent);
+    }));
+    const refusal = refuseJoin(tx, intent) ?? this.refuseIrreversible(intent);
     if (refusal) return deny(intent, refusal);
     await this.ensureHeartbeat(intent.transaction);
     return this.lockAndJournal(intent);
+  }
+
+  /** A delete that waits on finalizers cannot be undone; refuse it inside a transaction unless policy allows. */
+  private refuseIrreversible(intent: WriteIntent): string | undefined {
+    const finalizers = intent.oldObject?.metadata?.finalizers ?? [];
+    if (intent.operation !== "DELETE" || finalizers.length === 0 || this.options.allowIrreversibleDeletes) return undefined;
+    return `deleting ${describeRef(intent.ref)} cannot be undone: it has finalizers (${finalizers.join(", ")}), so kubetx could not restore it if transaction ${intent.transaction} failed. ` +
+      `Delete it outside a transaction: first 'kubectl annotate ${intent.ref.resource} ${intent.ref.name} ${ANNOTATION_TRANSACTION}=none' (in namespace ${intent.ref.namespace ?? "-"}), then delete it; or ask an admin to allow irreversible deletes in the TransactionPolicy`;
   }
 
   private async lockAndJournal(intent: WriteIntent): Promise<AdmitResult> {
@@ -101,10 +111,15 @@ export class Coordinator {
 
   private async conflict(intent: WriteIntent, lock: LockRecord, holder: Transaction): Promise<AdmitResult> {
     const message = lockedMessage(intent, lock, this.options.lockTtlSeconds, holder);
-    await this.options.store.updateStatus(intent.transaction, (tx) =>
-      tx.status?.failure || TERMINAL_PHASES.has(tx.status?.phase ?? "Open") ? undefined : { ...tx.status, failure: message },
-    );
+    await this.fail(intent.transaction, `a write to ${describeRef(intent.ref)} was denied: it is locked by transaction ${lock.member.transaction} (${holder.spec.user})`);
     return { kind: "denied", transaction: intent.transaction, message, lock: lock.name };
+  }
+
+  /** Marks a transaction as failed; the resolver rolls it back. The first failure is the one kept. */
+  async fail(transaction: string, failure: string): Promise<void> {
+    await this.options.store.updateStatus(transaction, (tx) =>
+      tx.status?.failure || TERMINAL_PHASES.has(tx.status?.phase ?? "Open") ? undefined : { ...tx.status, failure },
+    );
   }
 
   private async judgeDryRun(intent: WriteIntent): Promise<AdmitResult> {
@@ -160,8 +175,11 @@ function refuseJoin(tx: Transaction, intent: WriteIntent): string | undefined {
     return `transaction ${intent.transaction} belongs to ${tx.spec.user}; use a transaction id of your own`;
   }
   const phase = tx.status?.phase ?? "Open";
+  if (phase === "RollingBack") return `transaction ${intent.transaction} is rolling back (${tx.status?.reason ?? "failed"}); nothing from it will stay. Fix the cause and apply again in a few seconds`;
   if (phase !== "Open") return `transaction ${intent.transaction} is already ${phase}; start a new transaction (a new id) and apply again`;
-  if (tx.status?.failure) return `transaction ${intent.transaction} is rolling back (${tx.status.failure}); fix the cause and apply again with a new transaction`;
+  if (tx.status?.failure) {
+    return `transaction ${intent.transaction} is rolling back because ${tx.status.failure}; nothing from it will stay. Fix the cause and apply again in a few seconds`;
+  }
   return undefined;
 }
 

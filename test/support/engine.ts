@@ -9,7 +9,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConfigInput } from "../../src/config/config.ts";
 import { loadConfig } from "../../src/config/config.ts";
-import { urlClientConfig, validatingWebhookConfiguration } from "../../src/devcluster/registration.ts";
+import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/devcluster/registration.ts";
 import { createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
@@ -17,11 +17,14 @@ import { silentLogger } from "../../src/telemetry/logger.ts";
 import { client, cluster, createNamespace, kubectl, uniqueName } from "./cluster.ts";
 import { webhookCertificate } from "./webhook.ts";
 
-const CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
 const REPO = path.resolve(import.meta.dirname, "../..");
 
 /** Short timings so stories finish in seconds; production defaults are in src/policy/policy.ts. */
-export const FAST: ConfigInput = { lockTtlSeconds: 3, maxOpenSeconds: 8, quietWindowMs: 1000, resolverPeriodMs: 100, persistGraceMs: 1000 };
+export const FAST: ConfigInput = {
+  lockTtlSeconds: 3, maxOpenSeconds: 8, quietWindowMs: 1000, resolverPeriodMs: 100, persistGraceMs: 1000, intentGraceMs: 400,
+  // Test setup writes as admin must not become transactions of their own.
+  exemptUsers: ["admin"],
+};
 
 export async function startEngine(input: ConfigInput = FAST): Promise<WebhookServer> {
   const server = await startWebhookServer({
@@ -40,7 +43,9 @@ export async function startEngine(input: ConfigInput = FAST): Promise<WebhookSer
 export async function register(port: number): Promise<void> {
   const admin = await client("admin");
   try {
-    await createOrReplace(admin, CONFIGURATIONS, validatingWebhookConfiguration(urlClientConfig(`https://127.0.0.1:${port}`, "/validate", cluster().caData)));
+    for (const configuration of webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${port}`, p, cluster().caData))) {
+      await createOrReplace(admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
+    }
   } finally {
     admin.close();
   }
@@ -49,7 +54,7 @@ export async function register(port: number): Promise<void> {
 
 export async function unregister(): Promise<void> {
   const admin = await client("admin");
-  await admin.delete(`${CONFIGURATIONS}/kubetx`).catch(() => undefined);
+  for (const path of Object.values(CONFIGURATION_PATHS)) await admin.delete(`${path}/kubetx`).catch(() => undefined);
   admin.close();
 }
 
@@ -61,7 +66,7 @@ async function waitUntilWebhookAnswers(): Promise<void> {
   await createNamespace(probeNamespace, { "kubetx.io/enabled": "true" }).catch(() => undefined);
   const manifest = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\n  namespace: ${probeNamespace}\n  annotations:\n    kubetx.io/transaction: t-probe0000\n`;
   for (let attempt = 0; attempt < 100; attempt += 1) {
-    const result = await kubectl(["apply", "--dry-run=server", "-f", "-"], { input: manifest });
+    const result = await kubectl(["apply", "--dry-run=server", "-f", "-"], { user: "alice", input: manifest });
     if (result.stderr.includes("kubetx: dry run")) return;
     await sleep(100);
   }

@@ -1,0 +1,29 @@
+/**
+ * POST /observe: a mutating webhook that never patches. It records each
+ * transparent write's request uid, so that a write the apiserver rejects
+ * before validating admission still fails its transaction.
+ */
+import type { IntentTracker } from "../transactions/intents.ts";
+import type { AdmissionHandler } from "./handler.ts";
+import { allowed } from "./response.ts";
+import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
+import type { ScopeDeps } from "./scope.ts";
+import { fieldManagerOf, scopeOf } from "./scope.ts";
+
+export function observeHandler(deps: ScopeDeps & { readonly intents: IntentTracker }): AdmissionHandler {
+  return {
+    async handle(request: AdmissionRequest): Promise<AdmissionResponse> {
+      if (request.dryRun) return allowed(request);
+      const scope = await scopeOf(request, deps);
+      if (scope.kind !== "transparent") return allowed(request);
+      const fieldManager = fieldManagerOf(request);
+      deps.intents.observe(request.uid, {
+        requester: request.userInfo,
+        ref: { ...request.resource, name: request.name ?? request.object?.metadata?.name ?? "", ...(request.namespace ? { namespace: request.namespace } : {}) },
+        operation: request.operation,
+        ...(fieldManager ? { fieldManager } : {}),
+      });
+      return allowed(request);
+    },
+  };
+}

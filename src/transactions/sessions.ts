@@ -1,0 +1,57 @@
+/**
+ * Finds the transparent transaction a requester's write joins, starting a
+ * new one when the requester has none open. Every replica sees the same
+ * answer through the session Lease.
+ */
+import type { SessionStore } from "../locks/sessions.ts";
+import type { Clock } from "../telemetry/clock.ts";
+import type { Requester } from "./coordinator.ts";
+import { newTransactionId, sameTool, sessionKey } from "./grouping.ts";
+import type { Transaction } from "./model.ts";
+import type { TransactionStore } from "./store.ts";
+
+/** Claims race only between replicas admitting the same requester's writes; a few rounds settle it. */
+const MAX_CLAIM_ATTEMPTS = 5;
+
+export class Sessions {
+  private readonly sessions: SessionStore;
+  private readonly store: TransactionStore;
+  private readonly clock: Clock;
+
+  constructor(sessions: SessionStore, store: TransactionStore, clock: Clock) {
+    this.sessions = sessions;
+    this.store = store;
+    this.clock = clock;
+  }
+
+  /**
+   * The transaction this write joins. A session whose transaction is still
+   * open, or is rolling back, keeps it (so the rest of a failing apply is
+   * refused instead of committing on its own); a closed one starts anew.
+   */
+  async transactionFor(requester: Requester, fieldManager: string | undefined): Promise<string> {
+    const key = sessionKey(requester);
+    for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt += 1) {
+      const session = await this.sessions.read(key);
+      if (session && sameTool(session.fieldManager, fieldManager) && joinable(await this.store.get(session.transaction))) {
+        return session.transaction;
+      }
+      const id = newTransactionId();
+      if (await this.sessions.claim({ key, transaction: id, fieldManager, nowMs: this.clock.now() }, session)) return id;
+    }
+    throw new Error(`kubetx: could not settle the transaction of ${requester.username}'s writes; retry the apply`);
+  }
+
+  /** The session's current transaction without starting one (dry runs, failure reports). */
+  async current(requester: Requester): Promise<string | undefined> {
+    const session = await this.sessions.read(sessionKey(requester));
+    return session && joinable(await this.store.get(session.transaction)) ? session.transaction : undefined;
+  }
+}
+
+/** Absent means a replica claimed the session and is creating the record right now. */
+function joinable(tx: Transaction | undefined): boolean {
+  if (!tx) return true;
+  const phase = tx.status?.phase ?? "Open";
+  return phase === "Open" || phase === "RollingBack";
+}

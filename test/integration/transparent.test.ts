@@ -1,0 +1,151 @@
+/**
+ * Transparent mode: a plain `kubectl apply` in an opted-in namespace is
+ * all-or-nothing, with nothing changed in how people type it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
+import type { WebhookServer } from "../../src/main.ts";
+import { client, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
+import { startEngine, unregister } from "../support/engine.ts";
+import { configMap, leftovers, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
+
+const ENABLED = { "kubetx.io/enabled": "true" };
+
+/** The transaction kubectl was told it joined (kubetx's warning line). */
+function joined(stderr: string): string {
+  const match = /kubetx: joined transaction (t-[a-z0-9-]+)/.exec(stderr);
+  if (!match?.[1]) throw new Error(`kubectl printed no kubetx warning:\n${stderr}`);
+  return match[1];
+}
+
+const invalid = (ns: string, name: string): KubeObject => configMap(ns, name, { "bad key": "ConfigMap keys may not contain spaces" });
+
+describe("transparent mode", () => {
+  let engine: WebhookServer;
+  let admin: KubeClient;
+  const ns = uniqueName("plain");
+  const cms = `/api/v1/namespaces/${ns}/configmaps`;
+
+  beforeAll(async () => {
+    admin = await client("admin");
+    await createNamespace(ns, ENABLED);
+    engine = await startEngine();
+  });
+  afterAll(async () => {
+    await unregister();
+    await engine?.close();
+    admin?.close();
+  });
+
+  it("commits a valid multi-object apply and keeps its objects", async () => {
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(["ok-1", "ok-2", "ok-3"].map((n) => configMap(ns, n, { v: n }))) });
+    expect(applied.code).toBe(0);
+    expect(applied.stderr).toMatch(/kubetx: joined transaction t-[0-9a-f]+ \(3 members\)/);
+    const tx = await waitResolved(admin, joined(applied.stderr));
+    expect(tx.status?.phase).toBe("Committed");
+    expect(tx.spec.mode).toBe("transparent");
+    expect(tx.status?.reason).toBe("QuietWindowPassed");
+    for (const n of ["ok-1", "ok-2", "ok-3"]) expect((await admin.get(`${cms}/${n}`)).data).toEqual({ v: n });
+    expect(await leftovers(admin, tx.metadata?.name ?? "")).toEqual([]);
+  });
+
+  it("removes every valid object of an apply whose last object is invalid", async () => {
+    const docs = [configMap(ns, "first", { v: "1" }), configMap(ns, "second", { v: "2" }), invalid(ns, "last")];
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(docs) });
+    expect(applied.code).not.toBe(0);
+    expect(applied.stdout).toContain("configmap/first created");
+    const tx = await waitResolved(admin, joined(applied.stderr));
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.message).toContain("rejected the create of configmaps");
+    expect(tx.status?.message).toContain("/last");
+    expect(await readOrUndefined(admin, `${cms}/first`)).toBeUndefined();
+    expect(await readOrUndefined(admin, `${cms}/second`)).toBeUndefined();
+    const events = await admin.get<{ items: { reason?: string; involvedObject?: { name?: string } }[] }>(`/api/v1/namespaces/${ns}/events`);
+    expect(events.items.filter((e) => e.reason === "TransactionRolledBack").map((e) => e.involvedObject?.name).sort()).toEqual(
+      expect.arrayContaining(["first", "second"]),
+    );
+  });
+
+  it("gives the valid object its old data back when the other object of an update is invalid", async () => {
+    await admin.create(cms, configMap(ns, "keep", { v: "old" }));
+    await admin.create(cms, configMap(ns, "break", { v: "old" }));
+    const docs = [configMap(ns, "keep", { v: "new" }), { ...configMap(ns, "break", {}), data: { "bad key": "x" } }];
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(docs) });
+    expect(applied.code).not.toBe(0);
+    const tx = await waitResolved(admin, joined(applied.stderr));
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.members?.map((m) => `${m.name}:${m.operation}:${m.outcome}`)).toEqual(["keep:UPDATE:Restored"]);
+    expect((await admin.get(`${cms}/keep`)).data).toEqual({ v: "old" });
+    expect((await admin.get(`${cms}/break`)).data).toEqual({ v: "old" });
+  });
+
+  it("lets one of alice and bob win when they apply overlapping manifests at the same moment", async () => {
+    const alice = [configMap(ns, "only-alice", { by: "alice" }), configMap(ns, "both", { by: "alice" })];
+    const bob = [configMap(ns, "both", { by: "bob" }), configMap(ns, "only-bob", { by: "bob" })];
+    const [ra, rb] = await Promise.all([
+      kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(alice) }),
+      kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf(bob) }),
+    ]);
+    const results = [{ user: "alice", run: ra, only: "only-alice" }, { user: "bob", run: rb, only: "only-bob" }];
+    const outcomes = await Promise.all(results.map(async (r) => ({ ...r, tx: await waitResolved(admin, joined(r.run.stderr)) })));
+    const winner = outcomes.find((o) => o.tx.status?.phase === "Committed");
+    const loser = outcomes.find((o) => o.tx.status?.phase === "RolledBack");
+    expect(winner).toBeDefined();
+    expect(loser).toBeDefined();
+    expect(loser?.run.code).not.toBe(0);
+    expect(loser?.run.stderr).toMatch(/kubetx: configmaps .*\/both is locked by transaction t-[0-9a-f]+ \((alice|bob)\)/);
+    expect(await readOrUndefined(admin, `${cms}/${loser?.only ?? ""}`)).toBeUndefined();
+    expect((await admin.get(`${cms}/both`)).data).toEqual({ by: winner?.user });
+    expect((await admin.get(`${cms}/${winner?.only ?? ""}`)).data).toEqual({ by: winner?.user });
+  });
+
+  it("re-creates an object deleted in a transaction that fails afterwards", async () => {
+    await admin.create(cms, configMap(ns, "doomed", { v: "precious" }, { labels: { keep: "me" } }));
+    const deleted = await kubectl(["-n", ns, "delete", "configmap", "doomed"], { user: "alice" });
+    expect(deleted.code).toBe(0);
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "after-delete")]) });
+    expect(applied.code).not.toBe(0);
+    const tx = await waitResolved(admin, joined(deleted.stderr));
+    expect(tx.status?.phase).toBe("RolledBack");
+    const back = await admin.get(`${cms}/doomed`);
+    expect(back.data).toEqual({ v: "precious" });
+    expect(back.metadata?.labels).toEqual({ keep: "me" });
+  });
+
+  it("refuses to delete an object with finalizers inside a transaction and says how to do it outside one", async () => {
+    await admin.create(cms, configMap(ns, "guarded", { v: "1" }, {}));
+    await admin.mergePatch(`${cms}/guarded`, { metadata: { finalizers: ["example.com/hold"] } });
+    const refused = await kubectl(["-n", ns, "delete", "configmap", "guarded", "--wait=false"], { user: "alice" });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("cannot be undone: it has finalizers (example.com/hold)");
+    expect(refused.stderr).toContain("kubectl annotate configmaps guarded kubetx.io/transaction=none");
+    expect((await admin.get(`${cms}/guarded`)).metadata?.deletionTimestamp).toBeUndefined();
+    const annotated = await kubectl(["-n", ns, "annotate", "configmap", "guarded", "kubetx.io/transaction=none"], { user: "alice" });
+    expect(annotated.code).toBe(0);
+    const deleted = await kubectl(["-n", ns, "delete", "configmap", "guarded", "--wait=false"], { user: "alice" });
+    expect(deleted.code).toBe(0);
+    expect((await admin.get(`${cms}/guarded`)).metadata?.deletionTimestamp).toBeDefined();
+    await admin.mergePatch(`${cms}/guarded`, { metadata: { finalizers: null } });
+  });
+});
+
+describe("a namespace without the opt-in label", () => {
+  it("keeps kubectl's usual apply-as-much-as-possible behaviour", async () => {
+    const admin = await client("admin");
+    const ns = uniqueName("plain-off");
+    await createNamespace(ns);
+    const engine = await startEngine();
+    try {
+      const docs = [configMap(ns, "a", { v: "1" }), invalid(ns, "broken"), configMap(ns, "b", { v: "2" })];
+      const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(docs) });
+      expect(applied.code).not.toBe(0);
+      expect(applied.stderr).not.toContain("kubetx:");
+      expect((await admin.get(`/api/v1/namespaces/${ns}/configmaps/a`)).data).toEqual({ v: "1" });
+      expect((await admin.get(`/api/v1/namespaces/${ns}/configmaps/b`)).data).toEqual({ v: "2" });
+    } finally {
+      await unregister();
+      await engine.close();
+      admin.close();
+    }
+  });
+});
