@@ -13,6 +13,8 @@ import type { KubeClient } from "./kube/index.ts";
 import { SessionStore } from "./locks/sessions.ts";
 import { LockStore } from "./locks/store.ts";
 import { NamespaceLabels } from "./policy/namespaces.ts";
+import type { Limits } from "./policy/policy.ts";
+import { PolicyWatcher, staticPolicies } from "./policy/watch.ts";
 import { kubeRollbackEvents } from "./resolver/events.ts";
 import { Resolver } from "./resolver/resolver.ts";
 import { createApp } from "./server/app.ts";
@@ -27,8 +29,8 @@ import { Sessions } from "./transactions/sessions.ts";
 import { TransactionStore } from "./transactions/store.ts";
 
 export interface WebhookServerOptions {
-  /** Kubeconfig of kubetx's own identity. */
-  readonly kubeconfig: string;
+  /** Kubeconfig of kubetx's own identity; absent: in-cluster service account or the default chain. */
+  readonly kubeconfig?: string;
   readonly tls: TlsFiles;
   readonly host: string;
   readonly port: number;
@@ -70,14 +72,16 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const clock = options.clock ?? systemClock;
   const client = await createKubeClient(options.kubeconfig);
   const store = new TransactionStore(client);
-  const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: config.policy.lockTtlSeconds });
+  const policies = config.policySource === "flags" ? staticPolicies([{ name: "flags", spec: config.flagPolicy }]) : new PolicyWatcher(client, logger);
+  const limits = (): Limits => policies.view().limits;
+  const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: () => limits().lockTtlSeconds });
   const journal = new Journal(client, config.namespace);
   const coordinator = new Coordinator({
     store, locks, journal, clock, identity: config.identity,
-    lockTtlSeconds: config.policy.lockTtlSeconds, allowIrreversibleDeletes: config.policy.allowIrreversibleDeletes,
+    limits,
   });
   const namespaces = new NamespaceLabels(client, logger);
-  const sessions = new Sessions(new SessionStore(client, config.namespace, config.policy.lockTtlSeconds), store, clock);
+  const sessions = new Sessions(new SessionStore(client, config.namespace, () => limits().lockTtlSeconds), store, clock);
   const intents = new IntentTracker({
     locks, clock, logger, graceMs: config.intentGraceMs,
     failRequester: async (requester, fieldManager, reason) => {
@@ -89,13 +93,8 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const resolver = new Resolver({
     client, store, locks, journal, clock, logger, identity: config.identity,
     events: kubeRollbackEvents(client, clock, logger),
-    timing: {
-      periodMs: config.resolverPeriodMs,
-      lockTtlMs: config.policy.lockTtlSeconds * 1000,
-      defaultTimeoutMs: config.policy.maxOpenSeconds * 1000,
-      quietMs: config.policy.quietWindowMs,
-      persistGraceMs: config.persistGraceMs,
-    },
+    timing: { periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs },
+    limits,
   });
   const stop = new AbortController();
   const selfUsername = await whoAmI(client);
@@ -103,14 +102,15 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const running = resolver.run(stop.signal);
   const sweeping = every(config.resolverPeriodMs, stop.signal, () =>
     intents.sweep().catch((error: unknown) => logger.warn({ err: error }, "intent sweep failed")));
-  const scope = { namespaces, policy: () => config.policy, selfUsername };
+  const scope = { namespaces, policy: () => policies.view(), selfUsername };
+  if (policies instanceof PolicyWatcher) void policies.run(stop.signal);
   const app = createApp({
     logger,
     handlers: {
       "/validate": validateHandler({ ...scope, coordinator, sessions, intents, logger }),
       "/observe": observeHandler({ ...scope, intents }),
     },
-    ready: () => namespaces.ready,
+    ready: () => namespaces.ready && policies.ready,
     ...(options.onReview ? { onReview: options.onReview } : {}),
   });
   const server = await listenHttps(app, options.tls, options.host, options.port);

@@ -5,8 +5,7 @@
  */
 import type { KubeObject } from "../kube/types.ts";
 import type { NamespaceLabels } from "../policy/namespaces.ts";
-import type { Policy } from "../policy/policy.ts";
-import { isExempt, selectorMatches } from "../policy/policy.ts";
+import type { PolicyView } from "../policy/combine.ts";
 import { ANNOTATION_TRANSACTION } from "../transactions/model.ts";
 import type { AdmissionRequest } from "./review.ts";
 
@@ -16,34 +15,49 @@ export const OPT_OUT = "none";
 export type Scope =
   | { readonly kind: "pass"; readonly reason: string }
   | { readonly kind: "explicit"; readonly transaction: string }
-  | { readonly kind: "transparent" };
+  | { readonly kind: "transparent" }
+  /** Explicit mode, no transaction named: joins the requester's open transaction if there is one (kubectl tx apply --prune deletes). */
+  | { readonly kind: "session-only" };
 
 export interface ScopeDeps {
   readonly namespaces: NamespaceLabels;
-  readonly policy: () => Policy;
+  readonly policy: () => PolicyView;
   /** kubetx's own user: its rollback writes are never transactional. */
   readonly selfUsername: string;
 }
 
 export async function scopeOf(request: AdmissionRequest, deps: ScopeDeps): Promise<Scope> {
-  const policy = deps.policy();
-  const quick = quickPass(request, policy, deps.selfUsername);
+  const quick = quickPass(request, deps.selfUsername);
   if (quick) return { kind: "pass", reason: quick };
   const labels = await deps.namespaces.labelsOf(request.namespace ?? "");
-  if (!selectorMatches(policy.namespaceSelector, labels)) return { kind: "pass", reason: "namespace not covered" };
-  const named = annotationOf(request, ANNOTATION_TRANSACTION);
+  const mode = deps.policy().modeFor(labels, request.resource.group, request.resource.resource, request.userInfo);
+  if (mode === "off") return { kind: "pass", reason: "no policy covers it" };
+  const named = namedTransaction(request);
   if (named === OPT_OUT) return { kind: "pass", reason: "object opted out" };
   if (named) return { kind: "explicit", transaction: named };
-  return policy.mode === "transparent" ? { kind: "transparent" } : { kind: "pass", reason: "no transaction named" };
+  return mode === "transparent" ? { kind: "transparent" } : { kind: "session-only" };
+}
+
+/**
+ * The transaction a write names. The annotation stays on an object after
+ * its transaction ends, so it only counts when this write sets or changes
+ * it; a delete names none (its object carries the last one), except the
+ * opt-out `none`, which always counts.
+ */
+export function namedTransaction(request: AdmissionRequest): string | undefined {
+  const now = request.object?.metadata?.annotations?.[ANNOTATION_TRANSACTION];
+  const before = request.oldObject?.metadata?.annotations?.[ANNOTATION_TRANSACTION];
+  if (request.operation === "DELETE") return before === OPT_OUT ? OPT_OUT : undefined;
+  if (now === OPT_OUT) return OPT_OUT;
+  if (request.operation === "UPDATE" && now === before) return undefined;
+  return now;
 }
 
 /** Reasons to pass that need no lookup. */
-function quickPass(request: AdmissionRequest, policy: Policy, self: string): string | undefined {
-  if (policy.mode === "off") return "policy mode off";
+function quickPass(request: AdmissionRequest, self: string): string | undefined {
   if (request.subResource) return "subresource";
   if (request.operation === "CONNECT") return "connect";
   if (request.userInfo.username === self) return "kubetx itself";
-  if (isExempt(policy, request.userInfo)) return "exempt requester";
   if (!request.namespace) return "cluster-scoped";
   return undefined;
 }

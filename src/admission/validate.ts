@@ -13,7 +13,9 @@ import type { AdmissionHandler } from "./handler.ts";
 import { allowed, denied } from "./response.ts";
 import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
 import type { ScopeDeps } from "./scope.ts";
+import type { Scope } from "./scope.ts";
 import { annotationOf, fieldManagerOf, scopeOf } from "./scope.ts";
+import { guardPolicy } from "./policy-records.ts";
 import { guardTransactionRecord } from "./transaction-records.ts";
 
 export interface ValidateDeps extends ScopeDeps {
@@ -28,16 +30,35 @@ export function validateHandler(deps: ValidateDeps): AdmissionHandler {
     async handle(request: AdmissionRequest): Promise<AdmissionResponse> {
       deps.intents.validated(request.uid);
       if (request.resource.group === GROUP && request.resource.resource === "transactions") return guardTransactionRecord(request);
+      if (request.resource.group === GROUP && request.resource.resource === "transactionpolicies") return guardPolicy(request);
       const scope = await scopeOf(request, deps);
-      if (scope.kind === "pass") return allowed(request, { auditAnnotations: { decision: "pass" } });
-      const transaction = scope.kind === "explicit" ? scope.transaction : await transparentTransaction(request, deps.sessions);
-      const intent = intentOf(request, transaction, scope.kind);
+      const joining = await joinWhat(request, scope, deps.sessions);
+      if (!joining) return allowed(request, { auditAnnotations: { decision: "pass" } });
+      const intent = intentOf(request, joining.transaction, joining.mode);
+      const transaction = joining.transaction;
       if (typeof intent === "string") return denied(request, intent, { auditAnnotations: { transaction, decision: "denied" } });
       const result = await deps.coordinator.admit(intent);
+      if (result.kind === "member" && joining.mode !== "transparent") await deps.sessions.adopt(request.userInfo, transaction);
       log(deps.logger, request, result);
       return respond(request, result);
     },
   };
+}
+
+/** Which transaction (and mode) the write joins, if any. */
+async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessions): Promise<{ transaction: string; mode: Mode } | undefined> {
+  switch (scope.kind) {
+    case "pass":
+      return undefined;
+    case "explicit":
+      return { transaction: scope.transaction, mode: "explicit" };
+    case "transparent":
+      return { transaction: await transparentTransaction(request, sessions), mode: "transparent" };
+    case "session-only": {
+      const open = await sessions.current(request.userInfo);
+      return open ? { transaction: open, mode: "explicit" } : undefined;
+    }
+  }
 }
 
 /** A dry run looks at the requester's open transaction but never starts one. */

@@ -28,11 +28,12 @@ Usage:
       "kubetx dev: ready" once a write to an opted-in namespace has gone
       through the webhook. Ctrl-C stops every process it started.
       Defaults: --dir .kubetx/dev, --port 6443 (apiserver), --webhook-port 9443.
-  kubetx serve --kubeconfig FILE --tls-cert FILE --tls-key FILE [--host H] [--port N]
+  kubetx serve --tls-cert FILE --tls-key FILE [--kubeconfig FILE] [--host H] [--port N]
                [--identity NAME] [ENGINE FLAGS]
       Run the admission server and resolver alone (what the Deployment in
-      manifests/ runs). Defaults: --host 0.0.0.0, --port 8443, --identity
-      HOSTNAME-PID.
+      manifests/ runs). Without --kubeconfig it uses the in-cluster service
+      account (or KUBECONFIG / ~/.kube/config). Defaults: --host 0.0.0.0,
+      --port 8443, --identity HOSTNAME-PID.
   kubetx certs --out DIR [--service NAME] [--namespace NS]
       Make a CA and a webhook serving certificate (SANs: IP 127.0.0.1 and the
       Service's DNS names) in DIR, and print the caBundle (base64 PEM).
@@ -41,9 +42,13 @@ Usage:
       print where they are.
 
 Engine flags:
-  --lock-ttl SECONDS        how long a dead coordinator's locks last (default 15)
-  --max-open SECONDS        roll back a transaction still open after this (default 60)
-  --quiet-window MS         close a count-less transaction after this silence (default 2000)
+  --policy-source cluster|flags
+                            cluster (default): follow the TransactionPolicy objects,
+                            reloading on change; flags: one policy from the flags
+                            below, covering namespaces labelled kubetx.io/enabled=true
+  --lock-ttl SECONDS        with flags: how long a dead coordinator's locks last (default 15)
+  --max-open SECONDS        with flags: roll back a transaction still open after this (default 60)
+  --quiet-window MS         with flags: close a count-less transaction after this silence (default 2000)
   --resolver-period MS      how often open transactions are checked (default 250)
 
 Environment:
@@ -59,6 +64,7 @@ const ENGINE_FLAGS = {
   "max-open": { type: "string" },
   "quiet-window": { type: "string" },
   "resolver-period": { type: "string" },
+  "policy-source": { type: "string" },
 } as const;
 
 function engineFlags(values: Record<string, string | boolean | undefined>): ConfigInput {
@@ -72,6 +78,8 @@ function engineFlags(values: Record<string, string | boolean | undefined>): Conf
   if (quiet) out.quietWindowMs = quiet;
   const period = pick("resolver-period");
   if (period) out.resolverPeriodMs = period;
+  const source = pick("policy-source");
+  if (source) out.policySource = source;
   return out;
 }
 
@@ -143,6 +151,9 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
   const dir = path.resolve(values.dir);
   const logger = createLogger({ level: process.env.KUBETX_LOG_LEVEL ?? "info" });
   const started = Date.now();
+  // Listen for Ctrl-C from the start: a signal during the build or start-up
+  // stops everything as soon as start-up returns.
+  const stopRequested = shutdownSignal(warn);
   const config = loadConfig(engineFlags(values));
   const cluster = await startDev({
     config,
@@ -163,7 +174,7 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
   say(`  users:     ${cluster.controlPlane.kubeconfigs.alice}, ${cluster.controlPlane.kubeconfigs.bob}`);
   say(`  audit log: ${cluster.controlPlane.auditLog}`);
   say("Ctrl-C stops everything.");
-  await shutdownSignal(warn);
+  await stopRequested;
   say("kubetx dev: stopping");
   await cluster.stop();
   say("kubetx dev: stopped");
@@ -180,12 +191,12 @@ async function serve(args: string[], warn: Say): Promise<number> {
     identity: { type: "string" },
     ...ENGINE_FLAGS,
   });
-  for (const flag of ["kubeconfig", "tls-cert", "tls-key"] as const) {
+  for (const flag of ["tls-cert", "tls-key"] as const) {
     if (!values[flag]) throw new UsageError(`kubetx serve: --${flag} is required; run 'kubetx --help'`);
   }
   const logger = createLogger({ level: process.env.KUBETX_LOG_LEVEL ?? "info" });
   const server = await startWebhookServer({
-    kubeconfig: values.kubeconfig as string,
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     tls: { certFile: values["tls-cert"] as string, keyFile: values["tls-key"] as string },
     host: values.host,
     port: portFlag(values.port, "--port"),

@@ -4,12 +4,19 @@
  * environment.
  */
 import { hostname } from "node:os";
-import type { Policy } from "../policy/policy.ts";
-import { DEFAULT_POLICY } from "../policy/policy.ts";
+import type { PolicySpec } from "../policy/policy.ts";
+import { POLICY_DEFAULTS, deepFreeze } from "../policy/policy.ts";
+import { validatePolicySpec } from "../policy/validate.ts";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
+
+/**
+ * cluster: the TransactionPolicy objects, watched (production, kubetx dev).
+ * flags: one policy built from command-line flags (tests, experiments).
+ */
+export type PolicySourceKind = "cluster" | "flags";
 
 export interface EngineConfig {
   /** Where kubetx keeps its Leases and journal Secrets. */
@@ -22,7 +29,9 @@ export interface EngineConfig {
   readonly persistGraceMs: number;
   /** How long a write seen by /observe may take to reach /validate before it counts as rejected. */
   readonly intentGraceMs: number;
-  readonly policy: Policy;
+  readonly policySource: PolicySourceKind;
+  /** The policy in force when policySource is `flags`. */
+  readonly flagPolicy: PolicySpec;
 }
 
 /**
@@ -32,10 +41,10 @@ export interface EngineConfig {
 export const DEFAULT_RESOLVER_PERIOD_MS = 250;
 /** A write the apiserver allowed is in etcd within milliseconds; two seconds is generous. */
 export const DEFAULT_PERSIST_GRACE_MS = 2_000;
-
 /**
  * Mutating to validating admission of one request takes milliseconds; half
- * a second also covers a slow second mutating webhook.
+ * a second also covers a slow second mutating webhook. Policies' quiet
+ * windows are at least twice this (see src/policy/validate.ts).
  */
 export const DEFAULT_INTENT_GRACE_MS = 500;
 
@@ -45,6 +54,7 @@ export interface ConfigInput {
   readonly resolverPeriodMs?: string | number;
   readonly persistGraceMs?: string | number;
   readonly intentGraceMs?: string | number;
+  readonly policySource?: string;
   readonly exemptUsers?: readonly string[];
   readonly lockTtlSeconds?: string | number;
   readonly maxOpenSeconds?: string | number;
@@ -52,28 +62,37 @@ export interface ConfigInput {
 }
 
 export function loadConfig(input: ConfigInput): EngineConfig {
-  const policy: Policy = {
-    ...DEFAULT_POLICY,
-    lockTtlSeconds: positive("lock TTL (--lock-ttl, seconds)", input.lockTtlSeconds, DEFAULT_POLICY.lockTtlSeconds),
-    maxOpenSeconds: positive("maximum open time (--max-open, seconds)", input.maxOpenSeconds, DEFAULT_POLICY.maxOpenSeconds),
-    quietWindowMs: positive("quiet window (--quiet-window, ms)", input.quietWindowMs, DEFAULT_POLICY.quietWindowMs),
-    exemptUsers: input.exemptUsers ?? DEFAULT_POLICY.exemptUsers,
-  };
+  const source = input.policySource ?? "cluster";
+  if (source !== "cluster" && source !== "flags") throw new ConfigError(`kubetx: --policy-source must be cluster or flags, got '${source}'`);
   const config: EngineConfig = {
     namespace: input.namespace ?? "kubetx-system",
     identity: input.identity ?? `${hostname()}-${process.pid}`,
     resolverPeriodMs: positive("resolver period (--resolver-period, ms)", input.resolverPeriodMs, DEFAULT_RESOLVER_PERIOD_MS),
     persistGraceMs: positive("persist grace (ms)", input.persistGraceMs, DEFAULT_PERSIST_GRACE_MS),
     intentGraceMs: positive("intent grace (ms)", input.intentGraceMs, DEFAULT_INTENT_GRACE_MS),
-    policy,
+    policySource: source,
+    flagPolicy: flagPolicy(input),
   };
-  if (config.intentGraceMs * 2 > policy.quietWindowMs) {
-    throw new ConfigError(`kubetx: the quiet window (${policy.quietWindowMs} ms) must be at least twice the intent grace (${config.intentGraceMs} ms), or a rejected last write could be missed`);
+  if (config.intentGraceMs * 2 > config.flagPolicy.quietWindowSeconds * 1000) {
+    throw new ConfigError(`kubetx: the quiet window (--quiet-window ${config.flagPolicy.quietWindowSeconds * 1000} ms) must be at least twice the intent grace (${config.intentGraceMs} ms), or a rejected last write could be missed`);
   }
-  if (policy.lockTtlSeconds * 1000 < 3 * config.resolverPeriodMs) {
-    throw new ConfigError(`kubetx: lock TTL ${policy.lockTtlSeconds} s must be at least three resolver periods (${config.resolverPeriodMs} ms)`);
+  if (config.flagPolicy.lockTTLSeconds * 1000 < 3 * config.resolverPeriodMs) {
+    throw new ConfigError(`kubetx: lock TTL (--lock-ttl ${config.flagPolicy.lockTTLSeconds} s) must be at least three resolver periods (--resolver-period ${config.resolverPeriodMs} ms)`);
   }
-  return Object.freeze(config);
+  return deepFreeze(config);
+}
+
+function flagPolicy(input: ConfigInput): PolicySpec {
+  const spec = {
+    ...POLICY_DEFAULTS,
+    lockTTLSeconds: positive("lock TTL (--lock-ttl, seconds)", input.lockTtlSeconds, POLICY_DEFAULTS.lockTTLSeconds),
+    maxOpenSeconds: positive("maximum open time (--max-open, seconds)", input.maxOpenSeconds, POLICY_DEFAULTS.maxOpenSeconds),
+    quietWindowSeconds: positive("quiet window (--quiet-window, ms)", input.quietWindowMs, POLICY_DEFAULTS.quietWindowSeconds * 1000) / 1000,
+    exemptUsers: [...(input.exemptUsers ?? POLICY_DEFAULTS.exemptUsers)],
+  };
+  const check = validatePolicySpec(spec);
+  if (!check.ok) throw new ConfigError(`kubetx: the policy from flags is invalid: ${check.problems.join("; ")}`);
+  return check.spec;
 }
 
 function positive(name: string, value: string | number | undefined, fallback: number): number {

@@ -2,10 +2,12 @@
  * Certificates for the local control plane and the webhook, made with the
  * openssl command (present wherever ca-certificates is installed): a CA, and
  * serving certificates it signs. Existing files are kept, so restarts and
- * kubeconfigs stay valid.
+ * kubeconfigs stay valid; a serving certificate is made again only when it
+ * could no longer serve (another CA, other names, a key that does not match,
+ * or close to expiry).
  */
 import { execFile } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
+import { X509Certificate, createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -16,6 +18,8 @@ const run = promisify(execFile);
 const CA_DAYS = 3650;
 /** 825 days: the longest serving certificate lifetime that TLS clients accept. */
 const SERVING_DAYS = 825;
+/** A serving certificate this close to expiry is made again rather than reused. */
+const RENEW_BEFORE_MS = 30 * 24 * 60 * 60 * 1000;
 
 export interface CertificateAuthority {
   readonly certFile: string;
@@ -61,7 +65,7 @@ export async function ensureCertificateAuthority(dir: string, commonName: string
 
 export async function ensureServingCertificate(request: ServingCertificateRequest): Promise<ServingCertificate> {
   const cert = { certFile: path.join(request.outDir, `${request.name}.crt`), keyFile: path.join(request.outDir, `${request.name}.key`) };
-  if ((await exists(cert.certFile)) && (await exists(cert.keyFile))) return cert;
+  if (await stillServes(cert, request)) return cert;
   await mkdir(request.outDir, { recursive: true });
   const csr = path.join(request.outDir, `${request.name}.csr`);
   const ext = path.join(request.outDir, `${request.name}.ext`);
@@ -83,6 +87,27 @@ export async function ensureServingCertificate(request: ServingCertificateReques
     await rm(ext, { force: true });
   }
   return cert;
+}
+
+/**
+ * True when the existing pair may be reused: signed by the request's CA,
+ * covering every requested name, matching its key and not about to expire.
+ * Anything else (missing or unreadable files, a CA made again, a changed
+ * `--service`) means it has to be made again.
+ */
+async function stillServes(cert: ServingCertificate, request: ServingCertificateRequest): Promise<boolean> {
+  try {
+    const [leaf, ca, key] = await Promise.all([readFile(cert.certFile), readFile(request.ca.certFile), readFile(cert.keyFile)]);
+    const certificate = new X509Certificate(leaf);
+    const authority = new X509Certificate(ca);
+    return certificate.checkIssued(authority) && certificate.verify(authority.publicKey)
+      && certificate.checkPrivateKey(createPrivateKey(key))
+      && certificate.validToDate.getTime() - Date.now() > RENEW_BEFORE_MS
+      && request.dnsNames.every((name) => certificate.checkHost(name, { subject: "never", wildcards: false }) === name)
+      && request.ipAddresses.every((ip) => certificate.checkIP(ip) === ip);
+  } catch {
+    return false;
+  }
 }
 
 /** The key pair the apiserver signs and checks service-account tokens with. */

@@ -13,13 +13,13 @@ import { startWebhookServer } from "../main.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { EngineConfig } from "../config/config.ts";
 import { bootstrapKubetxIdentity, runEditorBinder } from "./bootstrap.ts";
-import { installCrds, installUserRole } from "./install.ts";
+import { installCrds, installDefaultPolicy, installUserRole } from "./install.ts";
 import { ensureServingCertificate, serviceDnsNames } from "./certs.ts";
 import type { ControlPlane } from "./controlplane.ts";
 import { startControlPlane } from "./controlplane.ts";
 import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "./identities.ts";
 import { portInUse } from "./ports.ts";
-import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "./registration.ts";
+import { CONFIGURATION_PATHS, WEBHOOK_NAME, urlClientConfig, webhookConfigurations } from "./registration.ts";
 import type { Binaries } from "./toolchain.ts";
 
 /** A namespace dev creates, opted in, so there is somewhere to try kubetx at once. */
@@ -74,9 +74,7 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
   try {
     const admin = await createKubeClient(controlPlane.kubeconfigs.admin);
     cleanups.push(() => Promise.resolve(admin.close()));
-    await bootstrapKubetxIdentity(admin);
-    await installCrds(admin, path.join(options.repoRoot, "manifests", "crds"));
-    await installUserRole(admin);
+    await installKubetx(admin, options.repoRoot);
     const binDir = await writeCommandWrappers(controlPlane.dir, binaries, options.repoRoot);
     const binder = new AbortController();
     cleanups.push(() => Promise.resolve(binder.abort()));
@@ -107,6 +105,17 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
     await stop();
     throw error;
   }
+}
+
+/** What a cluster admin's `kubectl apply -k manifests/` would install, minus the Deployment. */
+async function installKubetx(admin: KubeClient, repoRoot: string): Promise<void> {
+  await bootstrapKubetxIdentity(admin);
+  // A previous run's registration points at a webhook that is not listening
+  // yet; with failurePolicy Fail it would refuse the installs below.
+  for (const path of Object.values(CONFIGURATION_PATHS)) await admin.delete(`${path}/${WEBHOOK_NAME}`).catch(() => undefined);
+  await installCrds(admin, path.join(repoRoot, "manifests", "crds"));
+  await installUserRole(admin);
+  await installDefaultPolicy(admin, path.join(repoRoot, "manifests", "policy"));
 }
 
 /**

@@ -9,7 +9,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseAllDocuments } from "yaml";
 import type { KubeClient, KubeObject } from "../kube/index.ts";
-import { createOrReplace } from "../kube/index.ts";
+import { createIfMissing, createOrReplace } from "../kube/index.ts";
 
 const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 /** A new CRD is usually Established within a second. */
@@ -42,6 +42,11 @@ async function waitEstablished(admin: KubeClient, name: string): Promise<void> {
     await sleep(100);
   }
   throw new Error(`kubetx: CRD ${name} was not Established within ${ESTABLISH_TIMEOUT_MS / 1000} s`);
+}
+
+/** The default TransactionPolicy from manifests/policy/, unless one by that name exists (an admin's edits are kept). */
+export async function installDefaultPolicy(admin: KubeClient, policyDir: string): Promise<void> {
+  for (const policy of await readManifests(policyDir)) await createIfMissing(admin, "/apis/kubetx.io/v1alpha1/transactionpolicies", policy);
 }
 
 export async function installUserRole(admin: KubeClient): Promise<void> {

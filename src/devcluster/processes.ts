@@ -80,11 +80,22 @@ export async function reapStaleProcesses(file: string, marker: string): Promise<
   const reaped: number[] = [];
   for (const pid of pids) {
     if (!(await commandLineMentions(pid, marker))) continue;
-    process.kill(pid, "SIGKILL");
+    if (!kill(pid)) continue;
     reaped.push(pid);
   }
   for (const pid of reaped) await waitGone(pid);
   return reaped;
+}
+
+/** SIGKILL; false when the process has already gone. */
+function kill(pid: number): boolean {
+  try {
+    process.kill(pid, "SIGKILL");
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
+    throw error;
+  }
 }
 
 async function commandLineMentions(pid: number, marker: string): Promise<boolean> {
@@ -97,12 +108,20 @@ async function commandLineMentions(pid: number, marker: string): Promise<boolean
 }
 
 async function waitGone(pid: number): Promise<void> {
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await sleep(REAP_POLL_MS);
+  while (await running(pid)) await sleep(REAP_POLL_MS);
+}
+
+/**
+ * False once the process has exited, including as a zombie: a leftover's
+ * parent died, so only pid 1 can reap it, and in a container pid 1 may
+ * reap late or never. A zombie holds no port, file or memory.
+ */
+async function running(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const state = stat.charAt(stat.lastIndexOf(")") + 2);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
   }
 }

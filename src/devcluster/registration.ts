@@ -41,11 +41,12 @@ export function validatingWebhookConfiguration(clientConfig: ClientConfig): Kube
         timeoutSeconds: WEBHOOK_TIMEOUT_SECONDS,
       },
       {
-        // Transaction records: a user may open and close only their own.
-        name: "transactions.kubetx.io",
+        // Transaction records (a user may open and close only their own) and
+        // TransactionPolicies (an invalid one is denied, naming the field).
+        name: "records.kubetx.io",
         admissionReviewVersions: ["v1"],
         clientConfig,
-        rules: [{ operations: ["CREATE", "UPDATE", "DELETE"], apiGroups: ["kubetx.io"], apiVersions: ["*"], resources: ["transactions"], scope: "Cluster" }],
+        rules: [{ operations: ["CREATE", "UPDATE", "DELETE"], apiGroups: ["kubetx.io"], apiVersions: ["*"], resources: ["transactions", "transactionpolicies"], scope: "Cluster" }],
         matchConditions: [MATCH_CONDITIONS[0]],
         sideEffects: "None",
         failurePolicy: "Fail",

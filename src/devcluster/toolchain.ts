@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
-import { access, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -56,10 +56,17 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
   return path.join(env.XDG_CACHE_HOME ?? path.join(homedir(), ".cache"), "kubetx");
 }
 
+/**
+ * A `k8s.io/kubernetes vX.Y.Z` requirement, in a require block or on a
+ * one-line `require`, with or without a trailing comment; pre-releases do
+ * not count.
+ */
+const KUBERNETES_REQUIREMENT = /^[ \t]*(?:require[ \t]+)?k8s\.io\/kubernetes[ \t]+(v\d+\.\d+\.\d+)[ \t]*(?:\/\/.*)?$/m;
+
 /** The Kubernetes version go.mod pins, e.g. `v1.37.2`. */
 export async function pinnedVersion(moduleDir: string): Promise<string> {
   const goMod = await readFile(path.join(moduleDir, "go.mod"), "utf8");
-  const match = /^\s*k8s\.io\/kubernetes (v\d+\.\d+\.\d+)\s*$/m.exec(goMod);
+  const match = KUBERNETES_REQUIREMENT.exec(goMod);
   if (!match?.[1]) throw new ToolchainError(`kubetx: ${moduleDir}/go.mod does not require k8s.io/kubernetes at a release version`);
   return match[1];
 }
@@ -73,6 +80,7 @@ export async function ensureBinaries(options: BuildOptions): Promise<Binaries> {
   if (await exists(path.join(dir, COMPLETE_MARKER))) return binaries;
 
   await ensureWritable(options.cacheDir);
+  await removeAbandonedBuilds(path.dirname(dir));
   const staging = `${dir}.partial-${process.pid}`;
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
@@ -100,6 +108,33 @@ function binariesIn(dir: string, version: string): Binaries {
     kubeApiserver: path.join(dir, "kube-apiserver"),
     kubectl: path.join(dir, "kubectl"),
   };
+}
+
+/**
+ * Removes the staging directories of builds whose process died before it
+ * could clean up (Ctrl-C during the first build kills kubetx before its
+ * error handling runs). A build still running elsewhere keeps its own.
+ */
+async function removeAbandonedBuilds(root: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(root);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const pid = Number(/\.partial-(\d+)$/.exec(entry)?.[1]);
+    if (pid > 0 && !processAlive(pid)) await rm(path.join(root, entry), { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 async function moduleDigest(moduleDir: string): Promise<string> {
@@ -148,7 +183,8 @@ function versionLdflags(version: string): string {
 async function goBuild(options: BuildOptions, version: string, outDir: string): Promise<void> {
   const go = options.goBinary ?? "go";
   const args = ["build", "-v", "-trimpath", "-ldflags", versionLdflags(version), "-o", `${outDir}/`, ...TARGETS.map((t) => t.pkg)];
-  const child = spawn(go, args, { cwd: options.moduleDir, stdio: ["ignore", "pipe", "pipe"] });
+  // Under pdeathsig like the servers: a build must not outlive a killed kubetx.
+  const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", go, ...args], { cwd: options.moduleDir, stdio: ["ignore", "pipe", "pipe"] });
   const tail: string[] = [];
   let compiled = 0;
   const started = Date.now();
@@ -168,6 +204,10 @@ async function goBuild(options: BuildOptions, version: string, outDir: string): 
       child.on("error", reject);
       child.on("close", (status) => resolve(status ?? 1));
     });
+    // setpriv reports a command it cannot run with exit 127.
+    if (code === 127 && tail.some((line) => line.includes("No such file"))) {
+      throw new ToolchainError(`kubetx: '${go}' not found; install Go 1.26 or later and put it on PATH`);
+    }
     if (code !== 0) {
       throw new ToolchainError(
         `kubetx: building the control plane failed (go build exit ${code}); check that Go 1.26 or later is on PATH and the Go module proxy is reachable. Last output:\n${tail.join("\n")}`,

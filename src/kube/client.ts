@@ -49,11 +49,22 @@ export interface KubeClient {
   close(): void;
 }
 
+export interface KubeconfigOptions {
+  /** Use this context instead of the kubeconfig's current-context (kubectl's `--context`). */
+  readonly context?: string;
+}
+
 /** Loads a kubeconfig file (or the usual default chain when `path` is absent). */
-export async function createKubeClient(kubeconfigPath?: string): Promise<KubeClient> {
+export async function createKubeClient(kubeconfigPath?: string, options: KubeconfigOptions = {}): Promise<KubeClient> {
   const config = new KubeConfig();
   if (kubeconfigPath) config.loadFromFile(kubeconfigPath);
   else config.loadFromDefault();
+  if (options.context !== undefined) {
+    if (!config.getContextObject(options.context)) {
+      throw new Error(`kubetx: kubeconfig ${kubeconfigPath ?? "(default)"} has no context '${options.context}'`);
+    }
+    config.setCurrentContext(options.context);
+  }
   const cluster = config.getCurrentCluster();
   if (!cluster) {
     throw new Error(`kubetx: kubeconfig ${kubeconfigPath ?? "(default)"} has no current cluster; set a current-context`);

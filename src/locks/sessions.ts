@@ -25,9 +25,9 @@ interface LeaseObject extends KubeObject {
 export class SessionStore {
   private readonly client: KubeClient;
   private readonly leases: string;
-  private readonly ttlSeconds: number;
+  private readonly ttlSeconds: () => number;
 
-  constructor(client: KubeClient, namespace: string, ttlSeconds: number) {
+  constructor(client: KubeClient, namespace: string, ttlSeconds: () => number) {
     this.client = client;
     this.leases = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
     this.ttlSeconds = ttlSeconds;
@@ -58,7 +58,7 @@ export class SessionStore {
         ...(fieldManager ? { annotations: { [ANNOTATION_FIELD_MANAGER]: fieldManager } } : {}),
         ...(previous ? { resourceVersion: previous.resourceVersion } : {}),
       },
-      spec: { holderIdentity: transaction, leaseDurationSeconds: this.ttlSeconds, acquireTime: microTime(nowMs), renewTime: microTime(nowMs) },
+      spec: { holderIdentity: transaction, leaseDurationSeconds: this.ttlSeconds(), acquireTime: microTime(nowMs), renewTime: microTime(nowMs) },
     };
     try {
       const lease = previous ? await this.client.replace<LeaseObject>(`${this.leases}/ss-${key}`, body) : await this.client.create<LeaseObject>(this.leases, body);

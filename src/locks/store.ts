@@ -3,7 +3,7 @@
  * concurrency: every change carries the resourceVersion it was based on.
  */
 import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../kube/index.ts";
-import { AlreadyExists, NotFound } from "../kube/index.ts";
+import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
 import { LABEL_ROLE, LABEL_TRANSACTION } from "../transactions/model.ts";
 import type { LockRecord, Member } from "./record.ts";
 import { LOCK_ROLE, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName } from "./record.ts";
@@ -26,7 +26,8 @@ export interface Heartbeat {
 export interface LockStoreOptions {
   readonly client: KubeClient;
   readonly namespace: string;
-  readonly ttlSeconds: number;
+  /** Lease duration written into new locks and heartbeats (policy; may change). */
+  readonly ttlSeconds: () => number;
 }
 
 interface LeaseObject extends KubeObject {
@@ -35,20 +36,19 @@ interface LeaseObject extends KubeObject {
 
 export class LockStore {
   private readonly client: KubeClient;
-  private readonly ttlSeconds: number;
+  private readonly ttl: () => number;
   private readonly leases: string;
 
   constructor(options: LockStoreOptions) {
-    if (!(options.ttlSeconds >= 1)) throw new Error(`lock TTL must be at least 1 s, got ${options.ttlSeconds}`);
     this.client = options.client;
-    this.ttlSeconds = options.ttlSeconds;
+    this.ttl = options.ttlSeconds;
     this.leases = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(options.namespace)}/leases`;
   }
 
   /** Creates the object's lock for `member`, or reports who holds it. */
   async acquire(member: Member): Promise<AcquireResult> {
     try {
-      const lease = await this.client.create<LeaseObject>(this.leases, lockLease(member, this.ttlSeconds));
+      const lease = await this.client.create<LeaseObject>(this.leases, lockLease(member, this.ttl()));
       return { kind: "acquired", lock: this.record(lease) };
     } catch (error) {
       if (!(error instanceof AlreadyExists)) throw error;
@@ -60,7 +60,7 @@ export class LockStore {
 
   /** Replaces a lock left by a resolved transaction; a Conflict means someone else got there first. */
   async takeOver(previous: LockRecord, member: Member): Promise<LockRecord> {
-    const body = lockLease(member, this.ttlSeconds);
+    const body = lockLease(member, this.ttl());
     body.metadata = { ...body.metadata, resourceVersion: previous.resourceVersion };
     return this.record(await this.client.replace<LeaseObject>(`${this.leases}/${previous.name}`, body));
   }
@@ -103,7 +103,7 @@ export class LockStore {
   /** Creates the heartbeat with `holder` as coordinator; undefined when another replica created it first. */
   async createHeartbeat(transaction: string, holder: string, nowMs: number): Promise<Heartbeat | undefined> {
     try {
-      const lease = await this.client.create<LeaseObject>(this.leases, heartbeatLease(transaction, holder, this.ttlSeconds, nowMs));
+      const lease = await this.client.create<LeaseObject>(this.leases, heartbeatLease(transaction, holder, this.ttl(), nowMs));
       return this.heartbeat(transaction, lease);
     } catch (error) {
       if (error instanceof AlreadyExists) return undefined;
@@ -113,7 +113,7 @@ export class LockStore {
 
   /** Renews (same holder) or takes over (new holder); a Conflict means the lease changed since it was read. */
   async writeHeartbeat(previous: Heartbeat, holder: string, nowMs: number): Promise<Heartbeat> {
-    const body = heartbeatLease(previous.transaction, holder, this.ttlSeconds, nowMs);
+    const body = heartbeatLease(previous.transaction, holder, this.ttl(), nowMs);
     body.metadata = { ...body.metadata, resourceVersion: previous.resourceVersion };
     // A renewal keeps the time the holder first acquired it; a takeover starts anew.
     if (previous.holder === holder && previous.acquireTime) (body.spec as { acquireTime: string }).acquireTime = previous.acquireTime;
@@ -124,11 +124,12 @@ export class LockStore {
     await this.deleteLease(heartbeatName(transaction));
   }
 
+  /** Gone already, or changed since (another transaction took the lock over): either way it is no longer ours. */
   private async deleteLease(name: string, resourceVersion?: string): Promise<void> {
     try {
       await this.client.delete(`${this.leases}/${name}`, resourceVersion ? { body: { preconditions: { resourceVersion } } } : {});
     } catch (error) {
-      if (!(error instanceof NotFound)) throw error;
+      if (!(error instanceof NotFound || error instanceof Conflict)) throw error;
     }
   }
 

@@ -1,56 +1,127 @@
 /**
- * What kubetx covers and how it behaves. Until the TransactionPolicy object
- * exists (a later issue), the built-in default of DESIGN.md section 2
- * applies: namespaces labelled kubetx.io/enabled=true are covered.
+ * TransactionPolicy (kubetx.io/v1alpha1, cluster-scoped): what kubetx
+ * covers and how it behaves. This file holds the types, the defaults and
+ * label-selector matching; validation and combination live beside it.
  */
-export interface LabelSelector {
-  readonly matchLabels?: Readonly<Record<string, string>>;
-}
 
 /**
- * off: kubetx allows everything untouched. explicit: only writes that name
- * a transaction (annotation or kubectl tx apply) are transactional.
- * transparent: every write in a covered namespace is, grouped by requester.
+ * off: kubetx leaves the writes it selects alone. explicit: only writes
+ * that name a transaction (annotation or kubectl tx apply) are
+ * transactional. transparent: every selected write is, grouped by requester.
  */
 export type PolicyMode = "off" | "explicit" | "transparent";
 
-export interface Policy {
+export interface LabelSelectorRequirement {
+  readonly key: string;
+  readonly operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+  readonly values?: readonly string[];
+}
+
+export interface LabelSelector {
+  readonly matchLabels?: Readonly<Record<string, string>>;
+  readonly matchExpressions?: readonly LabelSelectorRequirement[];
+}
+
+/** The spec of one TransactionPolicy object, after validation and defaults. */
+export interface PolicySpec {
   readonly mode: PolicyMode;
   readonly namespaceSelector: LabelSelector;
-  /** Users whose writes are never transactional (controllers, break-glass admins). */
+  /** `resource` (core group), `group/resource`, `group/*` or `*`. */
+  readonly resources: { readonly include: readonly string[]; readonly exclude: readonly string[] };
+  /** Requesters whose writes are never transactional (controllers, break-glass admins). */
   readonly exemptUsers: readonly string[];
   readonly exemptGroups: readonly string[];
+  /** `namespace/name` of service accounts. */
+  readonly exemptServiceAccounts: readonly string[];
+  /** Transparent (and count-less explicit) transactions close after this long without a new member. */
+  readonly quietWindowSeconds: number;
   /** How long a lock outlives a dead coordinator. */
-  readonly lockTtlSeconds: number;
+  readonly lockTTLSeconds: number;
   /** A transaction still open after this long rolls back. */
   readonly maxOpenSeconds: number;
-  /** Transparent (and count-less explicit) transactions close after this long without a new member. */
-  readonly quietWindowMs: number;
+  /** A transaction that grows past this many members rolls back. */
+  readonly maxMembers: number;
   /** Admit deletes of objects with finalizers into transactions although they cannot be undone. */
   readonly allowIrreversibleDeletes: boolean;
+  /** How long journals are kept after commit, for `kubectl tx undo`. 0: deleted at once. */
+  readonly journalRetentionSeconds: number;
 }
 
 export const ENABLED_LABEL = "kubetx.io/enabled";
 
-export const DEFAULT_POLICY: Policy = Object.freeze({
+export const POLICY_DEFAULTS: PolicySpec = deepFreeze({
   mode: "transparent",
   namespaceSelector: { matchLabels: { [ENABLED_LABEL]: "true" } },
+  resources: { include: ["*"], exclude: [] },
   exemptUsers: [],
   exemptGroups: [],
+  exemptServiceAccounts: [],
+  // kubectl sends one apply's requests back to back; 2 s of silence means it is done.
+  quietWindowSeconds: 2,
   // Long enough to ride out an apiserver hiccup, short enough that a dead
   // replica's locks free up before anyone gives up retrying.
-  lockTtlSeconds: 15,
+  lockTTLSeconds: 15,
   // A kubectl apply of a few hundred objects finishes well within a minute.
   maxOpenSeconds: 60,
-  // kubectl sends one apply's requests back to back; 2 s of silence means it is done.
-  quietWindowMs: 2_000,
+  // Large applies are fine; thousands of members would hold thousands of locks.
+  maxMembers: 1000,
   allowIrreversibleDeletes: false,
+  // An hour to notice a bad change and undo it.
+  journalRetentionSeconds: 3600,
 });
 
-export function isExempt(policy: Policy, user: { username: string; groups?: readonly string[] }): boolean {
-  return policy.exemptUsers.includes(user.username) || (user.groups ?? []).some((g) => policy.exemptGroups.includes(g));
+/** Limits that apply to every transaction, whichever policy selected its writes. */
+export interface Limits {
+  readonly quietWindowMs: number;
+  readonly lockTtlSeconds: number;
+  readonly maxOpenSeconds: number;
+  readonly maxMembers: number;
+  readonly allowIrreversibleDeletes: boolean;
+  readonly journalRetentionSeconds: number;
+}
+
+export function limitsOf(spec: PolicySpec): Limits {
+  return {
+    quietWindowMs: spec.quietWindowSeconds * 1000,
+    lockTtlSeconds: spec.lockTTLSeconds,
+    maxOpenSeconds: spec.maxOpenSeconds,
+    maxMembers: spec.maxMembers,
+    allowIrreversibleDeletes: spec.allowIrreversibleDeletes,
+    journalRetentionSeconds: spec.journalRetentionSeconds,
+  };
 }
 
 export function selectorMatches(selector: LabelSelector, labels: Readonly<Record<string, string>> | undefined): boolean {
-  return Object.entries(selector.matchLabels ?? {}).every(([key, value]) => labels?.[key] === value);
+  const have = labels ?? {};
+  const byLabels = Object.entries(selector.matchLabels ?? {}).every(([key, value]) => have[key] === value);
+  return byLabels && (selector.matchExpressions ?? []).every((r) => requirementMatches(r, have));
+}
+
+function requirementMatches(r: LabelSelectorRequirement, labels: Readonly<Record<string, string>>): boolean {
+  const value = labels[r.key];
+  switch (r.operator) {
+    case "In":
+      return value !== undefined && (r.values ?? []).includes(value);
+    case "NotIn":
+      return value === undefined || !(r.values ?? []).includes(value);
+    case "Exists":
+      return value !== undefined;
+    case "DoesNotExist":
+      return value === undefined;
+  }
+}
+
+/** Whether a `resources` pattern selects a group/resource. */
+export function resourceMatches(pattern: string, group: string, resource: string): boolean {
+  if (pattern === "*") return true;
+  const [g, r] = pattern.includes("/") ? pattern.split("/", 2) : ["", pattern];
+  return g === group && (r === "*" || r === resource);
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
 }

@@ -1,5 +1,6 @@
 /** Runs `work` over `items` with at most `limit` in flight; results keep the input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  if (!(Number.isInteger(limit) && limit >= 1)) throw new RangeError(`mapLimit: limit must be a whole number of at least 1, got ${limit}`);
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -16,6 +16,7 @@ import type { Heartbeat, LockStore } from "../locks/store.ts";
 import { restoreMember } from "../rollback/apply.ts";
 import type { RestoreOutcome } from "../rollback/apply.ts";
 import { objectPath } from "../rollback/plan.ts";
+import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { MemberCheck } from "../transactions/machine.ts";
@@ -31,9 +32,6 @@ const PARALLEL_MEMBER_WORK = 8;
 
 export interface ResolverTiming {
   readonly periodMs: number;
-  readonly lockTtlMs: number;
-  readonly defaultTimeoutMs: number;
-  readonly quietMs: number;
   /** How long an admitted write may stay invisible before it counts as not persisted. */
   readonly persistGraceMs: number;
 }
@@ -48,6 +46,8 @@ export interface ResolverOptions {
   readonly logger: Logger;
   readonly identity: string;
   readonly timing: ResolverTiming;
+  /** The policy limits in force now: lock TTL, quiet window, open time, journal retention. */
+  readonly limits: () => Limits;
 }
 
 /** What this process has observed of one transaction. */
@@ -62,12 +62,13 @@ interface Observed {
 }
 
 export function validateTiming(t: ResolverTiming): void {
-  // Like client-go's leader election: the lease must outlive several renewals.
   if (!(t.periodMs > 0)) throw new Error(`resolver period must be positive, got ${t.periodMs} ms`);
-  if (!(t.lockTtlMs >= 3 * t.periodMs)) {
-    throw new Error(`lock TTL (${t.lockTtlMs} ms) must be at least three resolver periods (${t.periodMs} ms) so heartbeats renew in time`);
-  }
-  if (!(t.quietMs > 0 && t.defaultTimeoutMs > t.quietMs)) throw new Error("transaction timeout must be longer than the quiet window");
+  if (!(t.persistGraceMs > 0)) throw new Error(`persist grace must be positive, got ${t.persistGraceMs} ms`);
+}
+
+/** Like client-go's leader election: a heartbeat renews several times per lock TTL, whatever a policy says. */
+export function renewEveryMs(lockTtlMs: number, periodMs: number): number {
+  return Math.max(periodMs, lockTtlMs / 3);
 }
 
 export class Resolver {
@@ -118,7 +119,7 @@ export class Resolver {
     const heartbeat = await this.o.locks.readHeartbeat(id);
     if (!heartbeat) return (await this.o.locks.createHeartbeat(id, this.o.identity, now)) !== undefined;
     if (heartbeat.holder === this.o.identity) return this.renew(id, heartbeat, now);
-    if (!this.expiry.expired(heartbeatName(id), heartbeat.resourceVersion, this.o.timing.lockTtlMs)) return false;
+    if (!this.expiry.expired(heartbeatName(id), heartbeat.resourceVersion, this.o.limits().lockTtlSeconds * 1000)) return false;
     try {
       await this.o.locks.writeHeartbeat(heartbeat, this.o.identity, now);
     } catch (error) {
@@ -134,7 +135,7 @@ export class Resolver {
 
   private async renew(id: string, heartbeat: Heartbeat, now: number): Promise<boolean> {
     const seen = this.observe(id);
-    if (now - seen.lastRenewAt < this.o.timing.lockTtlMs / 3) return true;
+    if (now - seen.lastRenewAt < renewEveryMs(this.o.limits().lockTtlSeconds * 1000, this.o.timing.periodMs)) return true;
     try {
       await this.o.locks.writeHeartbeat(heartbeat, this.o.identity, now);
       seen.lastRenewAt = now;
@@ -168,8 +169,8 @@ export class Resolver {
       memberCount: locks.length,
       openedAt: seen.openedAt,
       lastChangeAt: seen.lastChangeAt,
-      timeoutMs: tx.spec.timeoutSeconds ? tx.spec.timeoutSeconds * 1000 : this.o.timing.defaultTimeoutMs,
-      quietMs: this.o.timing.quietMs,
+      timeoutMs: timeoutMs(tx, this.o.limits().maxOpenSeconds),
+      quietMs: this.o.limits().quietWindowMs,
       coordinatorLost: seen.takenOver,
       ...pick(tx.spec, "expectedMembers", "clientState", "clientMessage"),
       ...(tx.status?.failure ? { failure: tx.status.failure } : {}),
@@ -273,6 +274,12 @@ function restoredSummary(lock: LockRecord, outcome: RestoreOutcome): MemberSumma
   if (outcome.kind === "restored") return summary(lock, "Restored", outcome.detail);
   if (outcome.kind === "unchanged") return summary(lock, "NotPersisted", outcome.detail);
   return summary(lock, "Failed", outcome.detail);
+}
+
+/** A client may ask for less time than the policy allows, never more. */
+function timeoutMs(tx: Transaction, maxOpenSeconds: number): number {
+  const asked = tx.spec.timeoutSeconds ?? maxOpenSeconds;
+  return Math.min(asked, maxOpenSeconds) * 1000;
 }
 
 function iso(ms: number): string {

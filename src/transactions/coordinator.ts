@@ -8,6 +8,7 @@ import { Conflict } from "../kube/errors.ts";
 import type { Journal } from "../journal/journal.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
 import type { LockStore } from "../locks/store.ts";
+import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { MemberOperation, Mode, Transaction } from "./model.ts";
 import { ANNOTATION_TRANSACTION, TERMINAL_PHASES, transactionIdProblem } from "./model.ts";
@@ -47,9 +48,8 @@ export interface CoordinatorOptions {
   readonly clock: Clock;
   /** This replica's identity, written into heartbeats it creates. */
   readonly identity: string;
-  readonly lockTtlSeconds: number;
-  /** Policy: admit deletes of objects with finalizers as members anyway. */
-  readonly allowIrreversibleDeletes?: boolean;
+  /** The policy limits in force now (they change when an admin edits a policy). */
+  readonly limits: () => Limits;
 }
 
 export class Coordinator {
@@ -79,13 +79,15 @@ export class Coordinator {
   /** A delete that waits on finalizers cannot be undone; refuse it inside a transaction unless policy allows. */
   private refuseIrreversible(intent: WriteIntent): string | undefined {
     const finalizers = intent.oldObject?.metadata?.finalizers ?? [];
-    if (intent.operation !== "DELETE" || finalizers.length === 0 || this.options.allowIrreversibleDeletes) return undefined;
+    if (intent.operation !== "DELETE" || finalizers.length === 0 || this.options.limits().allowIrreversibleDeletes) return undefined;
     return `deleting ${describeRef(intent.ref)} cannot be undone: it has finalizers (${finalizers.join(", ")}), so kubetx could not restore it if transaction ${intent.transaction} failed. ` +
       `Delete it outside a transaction: first 'kubectl annotate ${intent.ref.resource} ${intent.ref.name} ${ANNOTATION_TRANSACTION}=none' (in namespace ${intent.ref.namespace ?? "-"}), then delete it; or ask an admin to allow irreversible deletes in the TransactionPolicy`;
   }
 
   private async lockAndJournal(intent: WriteIntent): Promise<AdmitResult> {
     const member = this.memberOf(intent);
+    const tooMany = await this.refuseOversized(intent);
+    if (tooMany) return tooMany;
     const result = await this.options.locks.acquire(member);
     let lock = result.lock;
     if (result.kind === "mine") return this.joined(intent, lock, false);
@@ -104,13 +106,23 @@ export class Coordinator {
     return this.joined(intent, lock, true);
   }
 
+  /** A transaction at the policy's member limit takes no new object; it fails instead. */
+  private async refuseOversized(intent: WriteIntent): Promise<AdmitResult | undefined> {
+    const max = this.options.limits().maxMembers;
+    const members = await this.options.locks.locksOf(intent.transaction);
+    if (members.length < max || members.some((l) => sameObject(l.member.ref, intent.ref))) return undefined;
+    const failure = `it grew past the policy's limit of ${max} members`;
+    await this.fail(intent.transaction, failure);
+    return deny(intent, `transaction ${intent.transaction} is at the limit of ${max} members set by the TransactionPolicy; split the apply into smaller ones. Transaction ${intent.transaction} will roll back.`);
+  }
+
   private async joined(intent: WriteIntent, lock: LockRecord, firstWrite: boolean): Promise<AdmitResult> {
     const members = (await this.options.locks.locksOf(intent.transaction)).length;
     return { kind: "member", transaction: intent.transaction, lock: lock.name, members: Math.max(members, 1), firstWrite };
   }
 
   private async conflict(intent: WriteIntent, lock: LockRecord, holder: Transaction): Promise<AdmitResult> {
-    const message = lockedMessage(intent, lock, this.options.lockTtlSeconds, holder);
+    const message = lockedMessage(intent, lock, this.options.limits().lockTtlSeconds, holder);
     await this.fail(intent.transaction, `a write to ${describeRef(intent.ref)} was denied: it is locked by transaction ${lock.member.transaction} (${holder.spec.user})`);
     return { kind: "denied", transaction: intent.transaction, message, lock: lock.name };
   }
@@ -130,7 +142,7 @@ export class Coordinator {
     if (lock && lock.member.transaction !== intent.transaction) {
       const holder = await this.options.store.get(lock.member.transaction);
       if (holder && !TERMINAL_PHASES.has(holder.status?.phase ?? "Open")) {
-        return { kind: "denied", transaction: intent.transaction, message: lockedMessage(intent, lock, this.options.lockTtlSeconds), lock: lock.name };
+        return { kind: "denied", transaction: intent.transaction, message: lockedMessage(intent, lock, this.options.limits().lockTtlSeconds), lock: lock.name };
       }
     }
     return { kind: "dry-run", transaction: intent.transaction, lock: lock?.name ?? "" };
@@ -159,6 +171,10 @@ export class Coordinator {
       ...(intent.operation === "UPDATE" && intent.object ? { admittedDigest: intentDigest(intent.object) } : {}),
     };
   }
+}
+
+function sameObject(a: ObjectRef, b: ObjectRef): boolean {
+  return a.group === b.group && a.resource === b.resource && a.namespace === b.namespace && a.name === b.name;
 }
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {

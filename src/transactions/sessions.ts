@@ -12,11 +12,14 @@ import type { TransactionStore } from "./store.ts";
 
 /** Claims race only between replicas admitting the same requester's writes; a few rounds settle it. */
 const MAX_CLAIM_ATTEMPTS = 5;
+/** Transactions remembered as adopted; older ones are forgotten first. */
+const MAX_ADOPTED = 10_000;
 
 export class Sessions {
   private readonly sessions: SessionStore;
   private readonly store: TransactionStore;
   private readonly clock: Clock;
+  private readonly adopted = new Set<string>();
 
   constructor(sessions: SessionStore, store: TransactionStore, clock: Clock) {
     this.sessions = sessions;
@@ -40,6 +43,21 @@ export class Sessions {
       if (await this.sessions.claim({ key, transaction: id, fieldManager, nowMs: this.clock.now() }, session)) return id;
     }
     throw new Error(`kubetx: could not settle the transaction of ${requester.username}'s writes; retry the apply`);
+  }
+
+  /**
+   * Points the requester's session at a transaction they named (explicit or
+   * kubectl tx apply), so their writes that name none, such as the deletes
+   * of `kubectl tx apply --prune`, join it too. Remembered per process so
+   * it costs one read per transaction, not per member.
+   */
+  async adopt(requester: Requester, transaction: string): Promise<void> {
+    if (this.adopted.has(transaction)) return;
+    const key = sessionKey(requester);
+    const session = await this.sessions.read(key);
+    if (session?.transaction !== transaction) await this.sessions.claim({ key, transaction, nowMs: this.clock.now() }, session);
+    this.adopted.add(transaction);
+    if (this.adopted.size > MAX_ADOPTED) this.adopted.delete(this.adopted.values().next().value ?? "");
   }
 
   /** The session's current transaction without starting one (dry runs, failure reports). */

@@ -10,7 +10,7 @@ import type { WebhookServer } from "../../src/main.ts";
 import { freePort } from "../../src/devcluster/ports.ts";
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
 import { register, startEngine, startServeProcess, unregister } from "../support/engine.ts";
-import { configMap, inTransaction, leftovers, phaseOf, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
+import { configMap, inTransaction, leftoversSettled, phaseOf, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
 
 const ENABLED = { "kubetx.io/enabled": "true" };
 
@@ -43,7 +43,7 @@ describe("explicit transactions", () => {
     expect(tx.status?.members?.map((m) => `${m.name}:${m.operation}:${m.outcome}`)).toEqual([
       "commit-a:CREATE:Committed", "commit-b:CREATE:Committed", "commit-c:CREATE:Committed",
     ]);
-    expect(await leftovers(admin, id)).toEqual([]);
+    expect(await leftoversSettled(admin, id)).toEqual([]);
     expect((await admin.get(`${cms}/commit-b`)).metadata?.annotations?.["kubetx.io/transaction"]).toBe(id);
   });
 
@@ -76,7 +76,7 @@ describe("explicit transactions", () => {
     expect(existing.metadata?.annotations).toEqual({ note: "old" });
     const secret = await admin.get<KubeObject & { data: Record<string, string> }>(`/api/v1/namespaces/${ns}/secrets/creds`);
     expect(Buffer.from(secret.data.password ?? "", "base64").toString()).toBe("old");
-    expect(await leftovers(admin, id)).toEqual([]);
+    expect(await leftoversSettled(admin, id)).toEqual([]);
 
     const events = await admin.get<{ items: (KubeObject & { reason?: string; message?: string })[] }>(`/api/v1/namespaces/${ns}/events`, {
       query: { fieldSelector: "involvedObject.name=existing" },
@@ -86,22 +86,28 @@ describe("explicit transactions", () => {
 
   it("lets exactly one of two racing transactions commit; the other is denied and leaves nothing", async () => {
     const a = "t-racealic", b = "t-racebobb";
-    const alice = [configMap(ns, "race-x", { by: "alice" }), configMap(ns, "race-shared", { by: "alice" })].map((o) => inTransaction(o, a, 2));
-    const bob = [configMap(ns, "race-shared", { by: "bob" }), configMap(ns, "race-z", { by: "bob" })].map((o) => inTransaction(o, b, 2));
+    // Each expects three members but sends two at first, so both are open
+    // at the same time while they race for race-shared.
+    const alice = [configMap(ns, "race-x", { by: "alice" }), configMap(ns, "race-shared", { by: "alice" })].map((o) => inTransaction(o, a, 3));
+    const bob = [configMap(ns, "race-shared", { by: "bob" }), configMap(ns, "race-z", { by: "bob" })].map((o) => inTransaction(o, b, 3));
     const [ra, rb] = await Promise.all([
       kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(alice) }),
       kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf(bob) }),
     ]);
+    await Promise.all([
+      kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "race-x2", { by: "alice" }), a, 3)]) }),
+      kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([inTransaction(configMap(ns, "race-z2", { by: "bob" }), b, 3)]) }),
+    ]);
     const [ta, tb] = await Promise.all([waitResolved(admin, a), waitResolved(admin, b)]);
     const phases = [ta.status?.phase, tb.status?.phase].sort();
     expect(phases).toEqual(["Committed", "RolledBack"]);
-    const [winner, loser, loserRun, loserOnly] = ta.status?.phase === "Committed" ? ["alice", tb, rb, "race-z"] : ["bob", ta, ra, "race-x"];
+    const [winner, loser, loserRun, loserOnly] = ta.status?.phase === "Committed" ? ["alice", tb, rb, "race-z2"] : ["bob", ta, ra, "race-x2"];
     expect(loserRun.stderr).toMatch(/kubetx: configmaps .*race-shared is locked by transaction t-race/);
     expect(loser.status?.reason).toBe("MemberDenied");
     expect(await readOrUndefined(admin, `${cms}/${loserOnly}`)).toBeUndefined();
     expect((await admin.get(`${cms}/race-shared`)).data).toEqual({ by: winner });
-    expect(await leftovers(admin, a)).toEqual([]);
-    expect(await leftovers(admin, b)).toEqual([]);
+    expect(await leftoversSettled(admin, a)).toEqual([]);
+    expect(await leftoversSettled(admin, b)).toEqual([]);
   });
 
   it("judges a server-side dry run like a real write but writes nothing", async () => {
@@ -115,7 +121,7 @@ describe("explicit transactions", () => {
     expect(conflict.stderr).toContain(`is locked by transaction ${holder} (alice)`);
     for (const id of ["t-dryrun01", "t-dryrun02"]) {
       expect(await phaseOf(admin, id)).toBeUndefined();
-      expect(await leftovers(admin, id)).toEqual([]);
+      expect(await leftoversSettled(admin, id)).toEqual([]);
     }
     expect(await readOrUndefined(admin, `${cms}/dry-free`)).toBeUndefined();
     expect((await waitResolved(admin, holder)).status?.phase).toBe("RolledBack");
@@ -169,7 +175,7 @@ describe("a kubetx process killed mid-transaction", () => {
       expect(second.output()).toContain("took over transaction");
       expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/one`)).toBeUndefined();
       expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/two`)).toBeUndefined();
-      expect(await leftovers(admin, id)).toEqual([]);
+      expect(await leftoversSettled(admin, id)).toEqual([]);
       console.log(`crash recovery: rolled back ${tookMs} ms after the second process started (lock TTL 3000 ms, period 100 ms)`);
     } finally {
       await first.kill("SIGKILL");

@@ -7,7 +7,7 @@ import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { client, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
 import { startEngine, unregister } from "../support/engine.ts";
-import { configMap, leftovers, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
+import { configMap, leftoversSettled, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
 
 const ENABLED = { "kubetx.io/enabled": "true" };
 
@@ -46,7 +46,7 @@ describe("transparent mode", () => {
     expect(tx.spec.mode).toBe("transparent");
     expect(tx.status?.reason).toBe("QuietWindowPassed");
     for (const n of ["ok-1", "ok-2", "ok-3"]) expect((await admin.get(`${cms}/${n}`)).data).toEqual({ v: n });
-    expect(await leftovers(admin, tx.metadata?.name ?? "")).toEqual([]);
+    expect(await leftoversSettled(admin, tx.metadata?.name ?? "")).toEqual([]);
   });
 
   it("removes every valid object of an apply whose last object is invalid", async () => {

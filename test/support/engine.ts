@@ -21,7 +21,7 @@ const REPO = path.resolve(import.meta.dirname, "../..");
 
 /** Short timings so stories finish in seconds; production defaults are in src/policy/policy.ts. */
 export const FAST: ConfigInput = {
-  lockTtlSeconds: 3, maxOpenSeconds: 8, quietWindowMs: 1000, resolverPeriodMs: 100, persistGraceMs: 1000, intentGraceMs: 400,
+  policySource: "flags", lockTtlSeconds: 3, maxOpenSeconds: 8, quietWindowMs: 1000, resolverPeriodMs: 100, persistGraceMs: 1000, intentGraceMs: 400,
   // Test setup writes as admin must not become transactions of their own.
   exemptUsers: ["admin"],
 };
@@ -88,6 +88,7 @@ export async function startServeProcess(port: number, identity: string, input: C
     "--max-open", String(input.maxOpenSeconds ?? FAST.maxOpenSeconds),
     "--resolver-period", String(input.resolverPeriodMs ?? FAST.resolverPeriodMs),
     "--quiet-window", String(input.quietWindowMs ?? FAST.quietWindowMs),
+    "--policy-source", input.policySource ?? "flags",
   ];
   const child = spawn(path.join(REPO, "node_modules/.bin/node"), [
     path.join(REPO, "src/cli/kubetx.ts"), "serve", "--kubeconfig", cluster().kubeconfigs.kubetx,

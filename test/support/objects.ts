@@ -45,6 +45,21 @@ export async function phaseOf(admin: KubeClient, id: string): Promise<Phase | un
   return tx ? (tx.status?.phase ?? "Open") : undefined;
 }
 
+/**
+ * kubetx's Leases and Secrets left for a resolved transaction once its
+ * cleanup (which follows the final phase) has had a moment: empty when
+ * everything was released.
+ */
+export async function leftoversSettled(admin: KubeClient, id: string, timeoutMs = 5_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let left = await leftovers(admin, id);
+  while (left.length > 0 && Date.now() < deadline) {
+    await sleep(100);
+    left = await leftovers(admin, id);
+  }
+  return left;
+}
+
 /** kubetx's Leases and Secrets that carry a transaction's label. */
 export async function leftovers(admin: KubeClient, id: string): Promise<string[]> {
   const selector = { labelSelector: `kubetx.io/transaction=${id}` };

@@ -5,7 +5,7 @@ const rule = (resource: string) => ({ apiGroups: [""], resources: [resource], ve
 
 describe("cluster role aggregation", () => {
   it("fills a role from the roles its selector matches, following chains", () => {
-    const roles = [
+    const roles: Parameters<typeof aggregateAll>[0] = [
       { metadata: { name: "edit" }, aggregationRule: { clusterRoleSelectors: [{ matchLabels: { "to-edit": "true" } }] } },
       { metadata: { name: "view", labels: { "to-edit": "true" } }, aggregationRule: { clusterRoleSelectors: [{ matchLabels: { "to-view": "true" } }] } },
       { metadata: { name: "agg-view", labels: { "to-view": "true" } }, rules: [rule("configmaps")] },

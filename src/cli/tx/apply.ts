@@ -1,0 +1,115 @@
+/**
+ * `kubectl tx apply`: read, annotate, open a Transaction, run kubectl, report
+ * how kubectl ended, wait for kubetx's verdict. I/O comes in through
+ * ApplyDeps so the whole story runs in unit tests against fakes.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { KubeClient } from "../../kube/client.ts";
+import type { KubeObject } from "../../kube/types.ts";
+import type { ApplyOptions } from "./args.ts";
+import { TxError } from "./errors.ts";
+import { readSources } from "./files.ts";
+import type { KubectlResult } from "./kubectl.ts";
+import { applyCopyArgs, applyOriginalArgs } from "./kubectl.ts";
+import { annotate, parseManifests, renderManifest } from "./manifests.ts";
+import { clientStatePatch, formatOutcome } from "./outcome.ts";
+import { createRecord, reportClientState, whoAmI } from "./record.ts";
+import type { Clock } from "./wait.ts";
+import { waitForOutcome } from "./wait.ts";
+
+export interface ApplyDeps {
+  /** A client for the user's kubeconfig and context, as kubectl would pick them. */
+  readonly connect: (kubeconfig: string | undefined, context: string | undefined) => Promise<KubeClient>;
+  readonly findKubectl: () => Promise<string>;
+  readonly runKubectl: (command: string, args: readonly string[]) => Promise<KubectlResult>;
+  readonly readStdin: () => Promise<string>;
+  readonly newId: () => string;
+  readonly clock: Clock;
+  /** Where the annotated copy is written (and removed afterwards). */
+  readonly tempDir: string;
+  /** The outcome (stdout). */
+  readonly say: (line: string) => void;
+  /** Progress and warnings (stderr). */
+  readonly warn: (line: string) => void;
+}
+
+/** `t-` and 8 random lowercase hex digits (see isValidTransactionId). */
+export function newTransactionId(random: (bytes: number) => Buffer = randomBytes): string {
+  return `t-${random(4).toString("hex")}`;
+}
+
+export async function runApply(options: ApplyOptions, deps: ApplyDeps): Promise<number> {
+  const kubectl = await deps.findKubectl();
+  if (options.dryRun === "client") return (await deps.runKubectl(kubectl, applyOriginalArgs(options))).code;
+  const objects = await loadObjects(options, deps);
+  const id = deps.newId();
+  const annotated = annotate(objects, id);
+  annotated.warnings.forEach((line) => deps.warn(line));
+  const run = (): Promise<KubectlResult> =>
+    withManifestFile(annotated.objects, { dir: deps.tempDir, id }, (file) => deps.runKubectl(kubectl, applyCopyArgs(file, options)));
+  if (options.dryRun === "server") return (await run()).code;
+  const client = await connect(options, deps);
+  try {
+    return await transact(client, { id, count: objects.length, options, deps, run });
+  } finally {
+    client.close();
+  }
+}
+
+async function loadObjects(options: ApplyOptions, deps: ApplyDeps): Promise<KubeObject[]> {
+  const sources = await readSources(options.files, options.recursive, deps.readStdin);
+  const objects = sources.flatMap(parseManifests);
+  if (objects.length === 0) throw new TxError(`kubectl tx: no objects in ${options.files.join(", ")}; nothing to apply`);
+  return objects;
+}
+
+async function connect(options: ApplyOptions, deps: ApplyDeps): Promise<KubeClient> {
+  try {
+    return await deps.connect(options.kubeconfig, options.context);
+  } catch (error) {
+    const message = (error as Error).message.replace(/^kubetx: /, "");
+    throw new TxError(`kubectl tx: cannot use the kubeconfig: ${message}`, undefined, { cause: error });
+  }
+}
+
+interface Transact {
+  readonly id: string;
+  readonly count: number;
+  readonly options: ApplyOptions;
+  readonly deps: ApplyDeps;
+  readonly run: () => Promise<KubectlResult>;
+}
+
+async function transact(client: KubeClient, t: Transact): Promise<number> {
+  const { id, options, deps } = t;
+  // 1. The record first, so kubetx knows before the first member arrives that this
+  //    transaction closes when kubectl tx says kubectl has finished.
+  const user = await whoAmI(client);
+  await createRecord(client, { id, user, timeoutSeconds: options.timeoutSeconds });
+  deps.warn(`kubectl tx: applying ${t.count} object${t.count === 1 ? "" : "s"} as transaction ${id}`);
+  // 2. kubectl writes the members; kubetx locks and journals each one.
+  const result = await t.run();
+  if (result.failure) deps.warn(`kubectl tx: ${result.failure}; asking kubetx to roll back ${id}`);
+  // 3. Closing the transaction is kubetx's job; it needs to know kubectl is done.
+  await reportClientState(client, id, clientStatePatch(result), options.timeoutSeconds);
+  // 4. The verdict.
+  const resolved = await waitForOutcome(client, { id, timeoutSeconds: options.timeoutSeconds, clock: deps.clock, warn: deps.warn });
+  const outcome = formatOutcome(resolved);
+  outcome.lines.forEach((line) => deps.say(line));
+  return outcome.exitCode;
+}
+
+/** Writes the copy kubectl applies (private: it may hold Secrets), runs `use`, removes it. */
+async function withManifestFile<T>(objects: readonly KubeObject[], where: { dir: string; id: string }, use: (file: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(where.dir, "kubectl-tx-"));
+  try {
+    // Named after the transaction, since kubectl's messages name the file.
+    const file = path.join(dir, `${where.id}.json`);
+    await writeFile(file, renderManifest(objects), { mode: 0o600 });
+    return await use(file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

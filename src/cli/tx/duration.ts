@@ -1,0 +1,33 @@
+/** `--timeout` values: `90`, `30s`, `2m`, `1h`, `1m30s` (Go-style, whole units). */
+import { usageError } from "./errors.ts";
+
+/** What kubectl tx asks for when `--timeout` is not given: room for a large apply on a busy apiserver. */
+export const DEFAULT_TIMEOUT_SECONDS = 60;
+/** The Transaction CRD's bounds on spec.timeoutSeconds. */
+export const MIN_TIMEOUT_SECONDS = 1;
+export const MAX_TIMEOUT_SECONDS = 3600;
+
+const PLAIN_SECONDS = /^\d+$/;
+const UNITS = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
+
+/** Seconds in `text`, or undefined when it is not a duration. Pure. */
+export function durationSeconds(text: string): number | undefined {
+  if (PLAIN_SECONDS.test(text)) return Number(text);
+  const match = UNITS.exec(text);
+  if (!match || text === "") return undefined;
+  const [, hours = "0", minutes = "0", seconds = "0"] = match;
+  return Number(hours) * 3600 + Number(minutes) * 60 + Number(seconds);
+}
+
+/** `--timeout` as whole seconds within the CRD's bounds; a usage error names the bad value. */
+export function parseTimeout(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_TIMEOUT_SECONDS;
+  const seconds = durationSeconds(text.trim());
+  if (seconds === undefined) {
+    throw usageError(`--timeout '${text}' is not a duration; use whole seconds or units, e.g. 90, 30s, 2m, 1m30s`, "kubectl tx apply --help");
+  }
+  if (seconds < MIN_TIMEOUT_SECONDS || seconds > MAX_TIMEOUT_SECONDS) {
+    throw usageError(`--timeout '${text}' must be from ${MIN_TIMEOUT_SECONDS}s to ${MAX_TIMEOUT_SECONDS / 3600}h`, "kubectl tx apply --help");
+  }
+  return seconds;
+}

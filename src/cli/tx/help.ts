@@ -1,0 +1,86 @@
+/** The help texts. Each sentence here is a promise the code keeps. */
+
+export const HELP = `kubectl tx: all-or-nothing kubectl apply (kubetx)
+
+Usage:
+  kubectl tx apply -f FILE|DIR [flags]   apply as one transaction
+  kubectl tx apply --help                the flags of apply
+  kubectl tx --help                      this text
+
+kubetx must be installed in the cluster: it is the admission webhook that
+holds the objects' locks and rolls back every member of a transaction when
+one fails. Where kubetx's policy does not cover a namespace, kubectl applies
+there as it always does.
+
+Exit codes: 0 committed, 1 rolled back or failed, 2 usage error,
+3 kubetx did not resolve the transaction in time.
+`;
+
+export const APPLY_HELP = `kubectl tx apply: apply manifests as one transaction
+
+Usage:
+  kubectl tx apply -f FILE|DIR [-f ...] [-R] [-n NS] [--timeout DURATION]
+                   [--dry-run=none|server|client] [--prune -l SELECTOR]
+                   [--kubeconfig FILE] [--context NAME]
+
+What it does:
+  1. Reads the manifests (YAML, several documents per file, or JSON; items
+     of a List are applied one by one; empty documents are skipped). Your
+     files are never changed.
+  2. Creates a Transaction (kubetx.io/v1alpha1, named t- and 8 hex digits)
+     as you, with your --timeout.
+  3. Runs the real kubectl apply on a private copy of the objects, each with
+     the annotation kubetx.io/transaction: <id>, and shows kubectl's output.
+  4. Tells kubetx whether kubectl succeeded (the Transaction's
+     spec.clientState: Applied or Failed, with the end of kubectl's errors).
+  5. Waits for kubetx to commit or roll back, then prints one line per member.
+
+Flags:
+  -f, --filename FILE|DIR  a manifest file, '-' for stdin, or a directory
+                           (its *.yaml, *.yml and *.json files); repeatable
+  -R, --recursive          also read the directories inside a DIR
+  -n, --namespace NS       passed to kubectl: objects that name no namespace
+                           go to NS (default: the kubeconfig context's);
+                           kubectl refuses objects that name another one
+      --timeout DURATION   kubetx rolls the transaction back if kubectl has
+                           not finished within it; 90, 30s, 2m, 1m30s; 1s to
+                           1h; default 60s. kubectl tx waits for the outcome
+                           up to this long plus 30s after kubectl ends.
+      --dry-run MODE       none (default); server: kubectl apply
+                           --dry-run=server on the annotated copy, so kubetx
+                           reports lock conflicts, with no Transaction and no
+                           wait (exit code is kubectl's); client: plain
+                           kubectl apply --dry-run=client on your files
+      --prune              passed to kubectl; needs -l (kubectl tx does not
+                           support --all). kubectl's prune deletes cannot
+                           carry the annotation: kubetx judges each by the
+                           live object's own annotation, and today denies
+                           it when that names an earlier transaction, so
+                           the apply rolls back.
+  -l, --selector SELECTOR  passed to kubectl: apply (and with --prune, prune)
+                           only objects with these labels
+      --kubeconfig FILE    the kubeconfig for kubectl and for kubectl tx
+      --context NAME       the kubeconfig context to use
+Other kubectl flags are not accepted.
+
+Ctrl-C while kubectl runs stops kubectl; kubectl tx then tells kubetx that
+kubectl failed and waits for the rollback. Ctrl-C while kubectl tx waits
+ends it; kubetx finishes the transaction on its own.
+
+Environment:
+  KUBECTL      the kubectl to run (default: kubectl on PATH)
+  KUBECONFIG   as for kubectl
+
+Output: kubectl's own output (its stdout and stderr), then on stdout:
+  transaction t-4f2a9c1e committed: 2 members
+    CREATE configmaps shop/settings: Committed
+    UPDATE apps/deployments shop/web: Committed
+or, when kubetx rolled back (or failed to: "failed", and an admin must act):
+  transaction t-4f2a9c1e rolled back: <reason>: <message>
+    CREATE configmaps shop/settings: Restored (<what kubetx did>)
+Progress while waiting goes to stderr.
+
+Exit codes: 0 committed, 1 rolled back or failed (or kubectl tx could not
+start the transaction), 2 usage error, 3 kubetx did not resolve the
+transaction in time. With --dry-run, kubectl's exit code.
+`;

@@ -1,0 +1,81 @@
+/** The Transaction record as the plugin uses it: who am I, create it, report kubectl's end. */
+import type { KubeClient } from "../../kube/client.ts";
+import { Forbidden, KubeError, NotFound } from "../../kube/errors.ts";
+import { newTransaction, transactionPath } from "../../transactions/model.ts";
+import { TxError } from "./errors.ts";
+import type { ClientStatePatch } from "./outcome.ts";
+
+const SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+
+interface SelfSubjectReview {
+  status?: { userInfo?: { username?: string } };
+}
+
+/** Messages from the apiserver may span lines; kubectl tx prints one. */
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, " ").trim();
+}
+
+function apiMessage(error: unknown): string {
+  if (error instanceof KubeError) return oneLine(error.message.replace(`${error.method} ${error.path}: `, ""));
+  return oneLine(error instanceof Error ? error.message : String(error));
+}
+
+/** The user name the apiserver knows the caller by: the Transaction's spec.user. */
+export async function whoAmI(client: KubeClient): Promise<string> {
+  let review: SelfSubjectReview;
+  try {
+    review = await client.create<SelfSubjectReview>(SELF_SUBJECT_REVIEWS, { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" });
+  } catch (error) {
+    const what = error instanceof KubeError ? "the apiserver would not say who you are" : `cannot reach the apiserver at ${client.server}`;
+    throw new TxError(`kubectl tx: ${what} (${apiMessage(error)}); check your kubeconfig and context`, undefined, { cause: error });
+  }
+  const user = review.status?.userInfo?.username;
+  if (!user) throw new TxError("kubectl tx: the apiserver's SelfSubjectReview named no user; check your kubeconfig's credentials");
+  return user;
+}
+
+export interface RecordInput {
+  readonly id: string;
+  readonly user: string;
+  readonly timeoutSeconds: number;
+}
+
+/** Creates the plugin-mode Transaction; 404 and 403 become the line that says what to do. */
+export async function createRecord(client: KubeClient, input: RecordInput): Promise<void> {
+  const body = newTransaction(input.id, { user: input.user, mode: "plugin", clientState: "Applying", timeoutSeconds: input.timeoutSeconds });
+  try {
+    await client.create(transactionPath(), body);
+  } catch (error) {
+    throw createFailure(error, input.user);
+  }
+}
+
+function createFailure(error: unknown, user: string): TxError {
+  if (error instanceof NotFound) {
+    return new TxError(
+      "kubectl tx: kubetx is not installed in this cluster (it has no transactions.kubetx.io resource); ask a cluster admin to install kubetx, or use plain kubectl apply",
+      undefined, { cause: error },
+    );
+  }
+  if (error instanceof Forbidden) {
+    return new TxError(
+      `kubectl tx: ${user} may not create transactions.kubetx.io (${apiMessage(error)}); ask a cluster admin to allow it, or use plain kubectl apply`,
+      undefined, { cause: error },
+    );
+  }
+  return new TxError(`kubectl tx: could not create the transaction record (${apiMessage(error)})`, undefined, { cause: error });
+}
+
+/** Tells kubetx how kubectl ended, through the record's spec.clientState. */
+export async function reportClientState(client: KubeClient, id: string, patch: ClientStatePatch, timeoutSeconds: number): Promise<void> {
+  try {
+    await client.mergePatch(transactionPath(id), patch);
+  } catch (error) {
+    throw new TxError(
+      `kubectl tx: could not tell kubetx that kubectl ${patch.spec.clientState === "Applied" ? "finished" : "failed"} (${apiMessage(error)}); ` +
+        `kubetx rolls back transaction ${id} once its ${timeoutSeconds}s timeout passes; check: kubectl get transaction ${id}`,
+      undefined, { cause: error },
+    );
+  }
+}

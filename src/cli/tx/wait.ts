@@ -1,0 +1,79 @@
+/** Waits for kubetx to resolve a transaction: poll, report progress, give up in time. */
+import type { KubeClient } from "../../kube/client.ts";
+import { Forbidden, NotFound } from "../../kube/errors.ts";
+import type { Transaction } from "../../transactions/model.ts";
+import { TERMINAL_PHASES, transactionPath } from "../../transactions/model.ts";
+import { EXIT, TxError } from "./errors.ts";
+import { progressLine } from "./outcome.ts";
+
+/** Time, injected so tests need not wait. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+/** Fast enough that the outcome follows kubectl's own output without a visible pause. */
+export const POLL_INTERVAL_MS = 200;
+/** Often enough that a slow resolution does not look like a hang. */
+export const PROGRESS_INTERVAL_MS = 5_000;
+/** kubetx rolls back at the transaction timeout; this leaves it time to finish doing so. */
+export const WAIT_GRACE_SECONDS = 30;
+
+export interface WaitOptions {
+  readonly id: string;
+  readonly timeoutSeconds: number;
+  readonly clock: Clock;
+  readonly warn: (line: string) => void;
+}
+
+type Read = { readonly transaction: Transaction } | { readonly problem: string };
+
+async function read(client: KubeClient, id: string): Promise<Read> {
+  try {
+    return { transaction: await client.get<Transaction>(transactionPath(id)) };
+  } catch (error) {
+    if (error instanceof NotFound) {
+      throw new TxError(`kubectl tx: transaction ${id} was deleted while kubectl tx waited for it; check the objects by hand`, EXIT.failed, { cause: error });
+    }
+    if (error instanceof Forbidden) {
+      throw new TxError(`kubectl tx: you may not read transaction ${id}; ask a cluster admin to allow get on transactions.kubetx.io`, EXIT.failed, { cause: error });
+    }
+    // Anything else (a timeout, a restarting apiserver) may pass: try again.
+    return { problem: (error as Error).message };
+  }
+}
+
+function isResolved(transaction: Transaction | undefined): transaction is Transaction {
+  const phase = transaction?.status?.phase;
+  return phase !== undefined && TERMINAL_PHASES.has(phase);
+}
+
+/** Polls the record until its phase is Committed, RolledBack or Failed. */
+export async function waitForOutcome(client: KubeClient, options: WaitOptions): Promise<Transaction> {
+  const { id, clock } = options;
+  const start = clock.now();
+  const deadline = start + (options.timeoutSeconds + WAIT_GRACE_SECONDS) * 1000;
+  let lastProgress = start;
+  let latest: Transaction | undefined;
+  for (;;) {
+    const result = await read(client, id);
+    if ("transaction" in result) latest = result.transaction;
+    if (isResolved(latest)) return latest;
+    const now = clock.now();
+    if (now >= deadline) throw timedOut(id, latest, Math.round((now - start) / 1000));
+    if (now - lastProgress >= PROGRESS_INTERVAL_MS) {
+      const note = "problem" in result ? `; last error: ${result.problem}` : "";
+      options.warn(`${progressLine(id, latest, now - start)}${note}`);
+      lastProgress = now;
+    }
+    await clock.sleep(POLL_INTERVAL_MS);
+  }
+}
+
+function timedOut(id: string, latest: Transaction | undefined, seconds: number): TxError {
+  const phase = latest?.status?.phase ?? "unresolved (kubetx never picked it up)";
+  return new TxError(
+    `kubectl tx: transaction ${id} is still ${phase} ${seconds} s after kubectl ended; is kubetx running? Check: kubectl get transaction ${id} -o yaml`,
+    EXIT.timedOut,
+  );
+}

@@ -1,0 +1,191 @@
+/**
+ * `kubectl tx apply` as a user runs it: the real kubectl finds the plugin
+ * on PATH, the plugin runs the real kubectl, and the kubetx engine (started
+ * in this process) commits or rolls back.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { KubeClient } from "../../src/kube/index.ts";
+import type { WebhookServer } from "../../src/main.ts";
+import type { Transaction } from "../../src/transactions/model.ts";
+import { transactionPath } from "../../src/transactions/model.ts";
+import type { CommandResult } from "../support/cluster.ts";
+import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
+import { startEngine, unregister } from "../support/engine.ts";
+import { configMap, inTransaction, leftovers, readOrUndefined, yamlOf } from "../support/objects.ts";
+
+const REPO = path.resolve(import.meta.dirname, "../..");
+const ENABLED = { "kubetx.io/enabled": "true" };
+
+function configMapYaml(name: string, data: Record<string, string>): string {
+  const lines = Object.entries(data).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+  return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${lines.join("\n")}\n`;
+}
+
+/** The id kubectl tx printed, from `transaction t-xxxx committed` or `rolled back`. */
+function transactionId(result: CommandResult): string {
+  const match = /transaction (t-[0-9a-f]{8}) /.exec(result.stdout);
+  if (!match?.[1]) throw new Error(`no transaction id in output:\n${result.stdout}\n${result.stderr}`);
+  return match[1];
+}
+
+interface AuditEvent {
+  readonly verb?: string;
+  readonly stage?: string;
+  readonly user?: { username?: string };
+  readonly objectRef?: { resource?: string; namespace?: string; name?: string };
+}
+
+/** Who the apiserver's audit log says created or changed a ConfigMap (the log may trail the request a little). */
+async function writersOf(namespace: string, name: string): Promise<string[]> {
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const events = (await readFile(cluster().auditLog, "utf8")).split("\n").filter(Boolean).map((line) => JSON.parse(line) as AuditEvent);
+    const writes = events.filter((e) => e.stage === "ResponseComplete" && ["create", "patch", "update"].includes(e.verb ?? "") &&
+      e.objectRef?.resource === "configmaps" && e.objectRef.namespace === namespace && e.objectRef.name === name);
+    if (writes.length > 0) return [...new Set(writes.map((e) => e.user?.username ?? "?"))];
+    await sleep(100);
+  }
+  return [];
+}
+
+async function transactionNames(admin: KubeClient): Promise<string[]> {
+  const list = await admin.get<{ items: Transaction[] }>(transactionPath());
+  return list.items.map((t) => t.metadata?.name ?? "");
+}
+
+describe("kubectl tx apply", () => {
+  let bin: string;
+  let work: string;
+  let env: NodeJS.ProcessEnv;
+  let admin: KubeClient;
+  let engine: WebhookServer | undefined;
+  const ns = uniqueName("txapply");
+  const cms = `/api/v1/namespaces/${ns}/configmaps`;
+
+  /** `kubectl tx ARGS` as alice, through kubectl's own plugin lookup. */
+  function kubectlTx(args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CommandResult> {
+    return run(cluster().kubectl, ["tx", ...args], { env, ...options });
+  }
+
+  beforeAll(async () => {
+    bin = await mkdtemp(path.join(tmpdir(), "kubectl-tx-bin-"));
+    work = await mkdtemp(path.join(tmpdir(), "kubectl-tx-work-"));
+    const wrapper = `#!/bin/sh\nexec "${REPO}/node_modules/.bin/node" "${REPO}/src/cli/kubectl-tx.ts" "$@"\n`;
+    await writeFile(path.join(bin, "kubectl-tx"), wrapper, { mode: 0o755 });
+    const { KUBECTL: _ignored, ...rest } = process.env;
+    env = { ...rest, PATH: [bin, cluster().binariesDir, process.env.PATH].join(path.delimiter), KUBECONFIG: cluster().kubeconfigs.alice };
+    admin = await client("admin");
+    await createNamespace(ns, ENABLED);
+    engine = await startEngine();
+  });
+  afterAll(async () => {
+    await unregister();
+    await engine?.close();
+    admin?.close();
+    await rm(bin, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("is found by kubectl as a plugin and prints its help", async () => {
+    const help = await kubectlTx(["apply", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("kubectl tx apply -f FILE|DIR");
+  });
+
+  it("commits a three-object apply, annotates every object and leaves the user's file unchanged", async () => {
+    const file = path.join(work, "app.yaml");
+    const text = [configMapYaml("commit-a", { v: "a" }), configMapYaml("commit-b", { v: "b" }), configMapYaml("commit-c", { v: "c" })].join("---\n");
+    await writeFile(file, text);
+
+    const result = await kubectlTx(["apply", "-f", file, "-n", ns]);
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("configmap/commit-a created");
+    expect(result.stdout).toMatch(/transaction t-[0-9a-f]{8} committed: 3 members/);
+    const id = transactionId(result);
+    for (const name of ["commit-a", "commit-b", "commit-c"]) {
+      expect(result.stdout).toContain(`  CREATE configmaps ${ns}/${name}: Committed`);
+      const live = await admin.get(`${cms}/${name}`);
+      expect(live.metadata?.annotations?.["kubetx.io/transaction"]).toBe(id);
+    }
+    const record = await admin.get<Transaction>(transactionPath(id));
+    expect(record.spec).toMatchObject({ user: "alice", mode: "plugin", clientState: "Applied", timeoutSeconds: 60 });
+    expect(record.status?.phase).toBe("Committed");
+    expect(await readFile(file, "utf8")).toBe(text);
+    expect(await leftovers(admin, id)).toEqual([]);
+  });
+
+  it("rolls back the earlier objects when the apiserver rejects the last one, and exits 1", async () => {
+    const dir = path.join(work, "rejected");
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
+    await writeFile(path.join(dir, "1-first.yaml"), configMapYaml("reject-a", { v: "a" }));
+    await writeFile(path.join(dir, "2-second.yml"), configMapYaml("reject-b", { v: "b" }));
+    await writeFile(path.join(dir, "3-bad.json"), JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "reject-c" }, data: { "bad key": "spaces are not allowed" } }));
+
+    const result = await kubectlTx(["apply", "-f", dir, "-n", ns, "--timeout", "30s"]);
+
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(1);
+    expect(result.stderr).toContain("bad key");
+    expect(result.stdout).toMatch(/transaction t-[0-9a-f]{8} rolled back: ApplyFailed: /);
+    expect(result.stdout).toContain(`  CREATE configmaps ${ns}/reject-a: Restored`);
+    expect(result.stdout).toContain(`  CREATE configmaps ${ns}/reject-b: Restored`);
+    for (const name of ["reject-a", "reject-b", "reject-c"]) expect(await readOrUndefined(admin, `${cms}/${name}`)).toBeUndefined();
+    const record = await admin.get<Transaction>(transactionPath(transactionId(result)));
+    expect(record.spec.clientState).toBe("Failed");
+    expect(record.spec.clientMessage).toContain('The ConfigMap "reject-c" is invalid');
+    expect(record.spec.clientMessage).not.toContain("Warning:");
+    expect(await leftovers(admin, record.metadata?.name ?? "")).toEqual([]);
+  });
+
+  it("reads stdin, and uses --kubeconfig and --context over KUBECONFIG for kubectl and for itself", async () => {
+    const bobsEnv = { ...env, KUBECONFIG: cluster().kubeconfigs.bob };
+    const result = await kubectlTx(["apply", "-f", "-", "-n", ns, "--kubeconfig", cluster().kubeconfigs.alice, "--context", "alice"],
+      { input: configMapYaml("stdin-a", { v: "a" }), env: bobsEnv });
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(`  CREATE configmaps ${ns}/stdin-a: Committed`);
+    const record = await admin.get<Transaction>(transactionPath(transactionId(result)));
+    expect(record.spec.user).toBe("alice");
+    expect(await writersOf(ns, "stdin-a")).toEqual(["alice"]);
+  });
+
+  it("with --dry-run=server, creates neither objects nor a Transaction record and returns kubectl's exit code", async () => {
+    const file = path.join(work, "dry.yaml");
+    await writeFile(file, configMapYaml("dry-a", { v: "a" }));
+    const before = await transactionNames(admin);
+
+    const result = await kubectlTx(["apply", "-f", file, "-n", ns, "--dry-run=server"]);
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("configmap/dry-a created (server dry run)");
+    expect(result.stdout).not.toContain("transaction");
+    expect(await readOrUndefined(admin, `${cms}/dry-a`)).toBeUndefined();
+    expect(await transactionNames(admin)).toEqual(before);
+  });
+
+  it("with --dry-run=server, reports that another open transaction holds an object, and exits non-zero", async () => {
+    // bob's explicit transaction expects two members and gets one: it stays open, holding the lock, until its timeout.
+    const bobs = `t-${randomBytes(4).toString("hex")}`;
+    const held = inTransaction(configMap(ns, "held-a", { v: "bob" }), bobs, 2);
+    expect((await kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([held]) })).code).toBe(0);
+    const file = path.join(work, "held.yaml");
+    await writeFile(file, configMapYaml("held-a", { v: "alice" }));
+
+    const result = await kubectlTx(["apply", "-f", file, "-n", ns, "--dry-run=server"]);
+
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`configmaps ${ns}/held-a is locked by transaction ${bobs} (bob)`);
+    expect((await admin.get(`${cms}/held-a`)).data).toEqual({ v: "bob" });
+  });
+
+  it("refuses a usage error with exit code 2 before touching the cluster", async () => {
+    const result = await kubectlTx(["apply", "-f", path.join(work, "app.yaml"), "--prune"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe("kubectl tx: --prune needs -l SELECTOR (kubectl tx does not support --prune --all); run 'kubectl tx apply --help'");
+  });
+});

@@ -1,0 +1,149 @@
+/** Lease expiry by observation, and the mapping between a lock record and its Lease. */
+import { describe, expect, it } from "vitest";
+import type { ObjectRef } from "../../src/kube/types.ts";
+import { ExpiryTracker } from "../../src/locks/expiry.ts";
+import type { Member } from "../../src/locks/record.ts";
+import { HEARTBEAT_ROLE, LOCK_ROLE, heartbeatLease, lockFromLease, lockLease, lockName } from "../../src/locks/record.ts";
+import { FakeClock, microTime } from "../../src/telemetry/clock.ts";
+
+const TTL_MS = 15_000;
+
+describe("ExpiryTracker", () => {
+  it("never counts a lease seen for the first time as expired, however old its own timestamps", () => {
+    const tracker = new ExpiryTracker(new FakeClock());
+    expect(tracker.expired("hb-t-0a1b2c3d", "100", TTL_MS)).toBe(false);
+  });
+
+  it("counts a lease as expired once it stayed unchanged for longer than the duration", () => {
+    const clock = new FakeClock();
+    const tracker = new ExpiryTracker(clock);
+    tracker.expired("hb-t-0a1b2c3d", "100", TTL_MS);
+    clock.advance(TTL_MS);
+    expect(tracker.expired("hb-t-0a1b2c3d", "100", TTL_MS)).toBe(false);
+    clock.advance(1);
+    expect(tracker.expired("hb-t-0a1b2c3d", "100", TTL_MS)).toBe(true);
+  });
+
+  it("restarts the wait when the lease shows a new resourceVersion (a renewal)", () => {
+    const clock = new FakeClock();
+    const tracker = new ExpiryTracker(clock);
+    tracker.expired("hb-t-0a1b2c3d", "100", TTL_MS);
+    clock.advance(TTL_MS - 1);
+    expect(tracker.expired("hb-t-0a1b2c3d", "101", TTL_MS)).toBe(false);
+    clock.advance(TTL_MS - 1);
+    expect(tracker.expired("hb-t-0a1b2c3d", "101", TTL_MS)).toBe(false);
+    clock.advance(2);
+    expect(tracker.expired("hb-t-0a1b2c3d", "101", TTL_MS)).toBe(true);
+  });
+
+  it("tracks each lease on its own", () => {
+    const clock = new FakeClock();
+    const tracker = new ExpiryTracker(clock);
+    tracker.expired("hb-a", "1", TTL_MS);
+    clock.advance(TTL_MS + 1);
+    expect(tracker.expired("hb-b", "1", TTL_MS)).toBe(false);
+    expect(tracker.expired("hb-a", "1", TTL_MS)).toBe(true);
+  });
+
+  it("treats a forgotten lease as seen for the first time", () => {
+    const clock = new FakeClock();
+    const tracker = new ExpiryTracker(clock);
+    tracker.expired("hb-t-0a1b2c3d", "100", TTL_MS);
+    clock.advance(TTL_MS + 1);
+    tracker.forget("hb-t-0a1b2c3d");
+    expect(tracker.expired("hb-t-0a1b2c3d", "100", TTL_MS)).toBe(false);
+  });
+});
+
+const WEB: ObjectRef = { group: "apps", version: "v1", resource: "deployments", namespace: "shop", name: "web" };
+
+describe("lockName", () => {
+  it("is the same for the same object every time, whatever API version names it", () => {
+    expect(lockName(WEB)).toBe(lockName({ ...WEB }));
+    expect(lockName({ ...WEB, version: "v1beta1" })).toBe(lockName(WEB));
+  });
+
+  it("differs between objects that differ in group, resource, namespace or name", () => {
+    const names = new Set([
+      lockName(WEB),
+      lockName({ ...WEB, group: "extensions" }),
+      lockName({ ...WEB, resource: "statefulsets" }),
+      lockName({ ...WEB, namespace: "other" }),
+      lockName({ ...WEB, name: "api" }),
+      lockName({ group: "", version: "v1", resource: "namespaces", name: "shop" }),
+    ]);
+    expect(names.size).toBe(6);
+  });
+
+  it("is a valid DNS label even for the longest object names", () => {
+    const long = { ...WEB, namespace: "n".repeat(63), name: `${"x".repeat(250)}.example` };
+    for (const ref of [WEB, long]) {
+      const name = lockName(ref);
+      expect(name.length).toBeLessThanOrEqual(63);
+      expect(name).toMatch(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/);
+    }
+  });
+});
+
+describe("lock Lease", () => {
+  const member: Member = {
+    transaction: "t-0a1b2c3d",
+    ref: WEB,
+    kind: "Deployment",
+    operation: "UPDATE",
+    user: "alice",
+    requestUid: "req-1",
+    admittedAt: Date.UTC(2026, 0, 1, 12, 0, 0, 123),
+    oldResourceVersion: "41",
+    admittedDigest: "abc",
+  };
+
+  it("reads back the member it was written for", () => {
+    const lease = lockLease(member, 15);
+    lease.metadata = { ...lease.metadata, resourceVersion: "99" };
+    expect(lockFromLease(lease)).toEqual({ name: lockName(WEB), resourceVersion: "99", member });
+  });
+
+  it("is held by the transaction, labelled as a lock of it, and lasts the TTL", () => {
+    const lease = lockLease(member, 15);
+    expect(lease.metadata?.labels).toEqual({ "kubetx.io/role": LOCK_ROLE, "kubetx.io/transaction": "t-0a1b2c3d" });
+    expect(lease.spec).toEqual({
+      holderIdentity: "t-0a1b2c3d", leaseDurationSeconds: 15,
+      acquireTime: "2026-01-01T12:00:00.123000Z", renewTime: "2026-01-01T12:00:00.123000Z",
+    });
+  });
+
+  it("is not read as a lock when it is someone else's Lease", () => {
+    const foreign = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: "kube-scheduler", resourceVersion: "5" }, spec: { holderIdentity: "node-1" } };
+    expect(lockFromLease(foreign)).toBeUndefined();
+  });
+
+  it("is not read as a lock when its member annotation is not JSON", () => {
+    const garbled = { metadata: { name: lockName(WEB), annotations: { "kubetx.io/member": "{not json" } } };
+    expect(lockFromLease(garbled)).toBeUndefined();
+  });
+});
+
+describe("microTime", () => {
+  it("writes exactly six fractional digits, as the apiserver requires", () => {
+    expect(microTime(Date.UTC(2026, 4, 17, 8, 9, 10, 7))).toBe("2026-05-17T08:09:10.007000Z");
+    expect(microTime(Date.UTC(2026, 4, 17, 8, 9, 10, 0))).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+  });
+
+  it("reads back as the same instant", () => {
+    const ms = Date.UTC(2026, 4, 17, 8, 9, 10, 999);
+    expect(Date.parse(microTime(ms))).toBe(ms);
+  });
+});
+
+describe("heartbeatLease", () => {
+  it("names the transaction, is held by the coordinating replica and is labelled as a heartbeat", () => {
+    const now = Date.UTC(2026, 0, 1, 0, 0, 5, 500);
+    expect(heartbeatLease("t-0a1b2c3d", "replica-1", 15, now)).toEqual({
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: { name: "hb-t-0a1b2c3d", labels: { "kubetx.io/role": HEARTBEAT_ROLE, "kubetx.io/transaction": "t-0a1b2c3d" } },
+      spec: { holderIdentity: "replica-1", leaseDurationSeconds: 15, acquireTime: "2026-01-01T00:00:05.500000Z", renewTime: "2026-01-01T00:00:05.500000Z" },
+    });
+  });
+});

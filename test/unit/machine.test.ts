@@ -1,0 +1,170 @@
+/**
+ * The transaction state machine as pure decisions: when an open transaction
+ * closes, rolls back or waits, and when a verifying one commits.
+ */
+import { describe, expect, it } from "vitest";
+import type { MemberCheck, OpenFacts } from "../../src/transactions/machine.ts";
+import { decideOpen, decideVerify } from "../../src/transactions/machine.ts";
+
+const OPENED = 1_000_000;
+const QUIET = 2_000;
+const TIMEOUT = 60_000;
+
+/** An open transaction with two members whose last member arrived just now. */
+function facts(overrides: Partial<OpenFacts> = {}): OpenFacts {
+  return { mode: "transparent", memberCount: 2, openedAt: OPENED, lastChangeAt: OPENED, timeoutMs: TIMEOUT, quietMs: QUIET, ...overrides };
+}
+
+/** Shortly after the last change: neither the quiet window nor the timeout has passed. */
+const SOON = OPENED + 100;
+
+describe("decideOpen", () => {
+  it("rolls back with the denial as message when admission denied a member", () => {
+    const decision = decideOpen(facts({ failure: "kubetx: configmaps ns/a is locked by transaction t-other000" }), SOON);
+    expect(decision).toEqual({ next: "RollingBack", reason: "MemberDenied", message: "kubetx: configmaps ns/a is locked by transaction t-other000" });
+  });
+
+  it("rolls back on a denied member even when the client already reported success", () => {
+    const decision = decideOpen(facts({ mode: "plugin", clientState: "Applied", failure: "denied" }), SOON);
+    expect(decision).toMatchObject({ next: "RollingBack", reason: "MemberDenied" });
+  });
+
+  it("rolls back with the client's own message when kubectl tx apply reports a failure", () => {
+    const decision = decideOpen(facts({ mode: "plugin", clientState: "Failed", clientMessage: "  error: deployments.apps \"web\" is invalid \n" }), SOON);
+    expect(decision).toEqual({ next: "RollingBack", reason: "ApplyFailed", message: "error: deployments.apps \"web\" is invalid" });
+  });
+
+  it("rolls back with a generic message when the client reports a failure without saying why", () => {
+    expect(decideOpen(facts({ mode: "plugin", clientState: "Failed" }), SOON)).toEqual({
+      next: "RollingBack", reason: "ApplyFailed", message: "kubectl apply reported a failure",
+    });
+  });
+
+  it("treats a blank client failure message like a missing one", () => {
+    expect(decideOpen(facts({ mode: "plugin", clientState: "Failed", clientMessage: "   " }), SOON)).toMatchObject({ message: "kubectl apply reported a failure" });
+  });
+
+  it("closes for verification as soon as the client reports that kubectl finished", () => {
+    expect(decideOpen(facts({ mode: "plugin", clientState: "Applied" }), SOON)).toEqual({ next: "Verifying", reason: "ApplyFinished" });
+  });
+
+  it("closes for verification once every expected member has arrived", () => {
+    expect(decideOpen(facts({ mode: "explicit", expectedMembers: 3, memberCount: 3 }), SOON)).toEqual({ next: "Verifying", reason: "AllMembersArrived" });
+  });
+
+  it("keeps waiting while fewer than the expected members have arrived", () => {
+    expect(decideOpen(facts({ mode: "explicit", expectedMembers: 3, memberCount: 2 }), SOON)).toEqual({ next: "Open" });
+  });
+
+  it("verifies a transparent transaction whose coordinator died after members arrived", () => {
+    expect(decideOpen(facts({ coordinatorLost: true }), SOON)).toEqual({ next: "Verifying", reason: "CoordinatorLost" });
+  });
+
+  it("rolls back a transparent transaction whose coordinator died before any member arrived", () => {
+    expect(decideOpen(facts({ coordinatorLost: true, memberCount: 0 }), SOON)).toEqual({
+      next: "RollingBack", reason: "CoordinatorLost", message: "the kubetx replica coordinating it stopped; 0 members had arrived",
+    });
+  });
+
+  it("rolls back an explicit transaction whose coordinator died, saying how many of the expected members had arrived", () => {
+    expect(decideOpen(facts({ mode: "explicit", expectedMembers: 5, memberCount: 2, coordinatorLost: true }), SOON)).toEqual({
+      next: "RollingBack", reason: "CoordinatorLost", message: "the kubetx replica coordinating it stopped; 2 of 5 members had arrived",
+    });
+  });
+
+  it("rolls back an explicit transaction without a member count whose coordinator died, saying how many members had arrived", () => {
+    expect(decideOpen(facts({ mode: "explicit", memberCount: 3, coordinatorLost: true }), SOON)).toEqual({
+      next: "RollingBack", reason: "CoordinatorLost", message: "the kubetx replica coordinating it stopped; 3 members had arrived",
+    });
+  });
+
+  it("rolls back a plugin transaction whose coordinator died before kubectl finished", () => {
+    expect(decideOpen(facts({ mode: "plugin", memberCount: 4, coordinatorLost: true }), SOON)).toEqual({
+      next: "RollingBack", reason: "CoordinatorLost", message: "the kubetx replica coordinating it stopped; 4 members had arrived",
+    });
+  });
+
+  it("verifies rather than rolls back when the coordinator died after all expected members arrived", () => {
+    expect(decideOpen(facts({ mode: "explicit", expectedMembers: 2, memberCount: 2, coordinatorLost: true }), SOON)).toEqual({
+      next: "Verifying", reason: "AllMembersArrived",
+    });
+  });
+
+  it("closes a transparent transaction once the quiet window has passed since the last new member", () => {
+    expect(decideOpen(facts({ lastChangeAt: OPENED + 5_000 }), OPENED + 5_000 + QUIET)).toEqual({ next: "Verifying", reason: "QuietWindowPassed" });
+  });
+
+  it("keeps a transparent transaction open until the quiet window has fully passed", () => {
+    expect(decideOpen(facts({ lastChangeAt: OPENED + 5_000 }), OPENED + 5_000 + QUIET - 1)).toEqual({ next: "Open" });
+  });
+
+  it("closes an explicit transaction without a member count by the quiet window", () => {
+    expect(decideOpen(facts({ mode: "explicit" }), OPENED + QUIET)).toEqual({ next: "Verifying", reason: "QuietWindowPassed" });
+  });
+
+  it("never closes an explicit transaction with a member count by the quiet window", () => {
+    expect(decideOpen(facts({ mode: "explicit", expectedMembers: 3 }), OPENED + QUIET * 10)).toEqual({ next: "Open" });
+  });
+
+  it("never closes a plugin transaction by the quiet window: it waits for kubectl to finish", () => {
+    expect(decideOpen(facts({ mode: "plugin" }), OPENED + QUIET * 10)).toEqual({ next: "Open" });
+  });
+
+  it("never closes a transaction without members by the quiet window", () => {
+    expect(decideOpen(facts({ memberCount: 0 }), OPENED + QUIET * 10)).toEqual({ next: "Open" });
+  });
+
+  it("times out an explicit transaction naming how many of the expected members arrived", () => {
+    expect(decideOpen(facts({ mode: "explicit", expectedMembers: 5, memberCount: 4 }), OPENED + TIMEOUT)).toEqual({
+      next: "RollingBack", reason: "Timeout", message: "only 4 of 5 expected members arrived within 60 s",
+    });
+  });
+
+  it("times out a plugin transaction saying that kubectl tx apply never reported back", () => {
+    expect(decideOpen(facts({ mode: "plugin" }), OPENED + TIMEOUT)).toEqual({
+      next: "RollingBack", reason: "Timeout", message: "kubectl tx apply did not report that kubectl finished within 60 s",
+    });
+  });
+
+  it("times out a transparent transaction that never had a member saying how long it stayed open", () => {
+    expect(decideOpen(facts({ memberCount: 0 }), OPENED + TIMEOUT)).toEqual({
+      next: "RollingBack", reason: "Timeout", message: "the transaction stayed open for 60 s",
+    });
+  });
+
+  it("times out a transparent transaction whose writes never stop", () => {
+    const now = OPENED + TIMEOUT + 500;
+    expect(decideOpen(facts({ lastChangeAt: now - 100 }), now)).toMatchObject({ next: "RollingBack", reason: "Timeout" });
+  });
+
+  it("stays open one millisecond before the timeout", () => {
+    expect(decideOpen(facts({ mode: "plugin" }), OPENED + TIMEOUT - 1)).toEqual({ next: "Open" });
+  });
+});
+
+describe("decideVerify", () => {
+  const GRACE = 2_000;
+  const check = (describe: string, persisted: boolean, firstCheckedAt = OPENED): MemberCheck => ({ describe, persisted, firstCheckedAt });
+
+  it("commits when every member persisted", () => {
+    expect(decideVerify([check("configmaps ns/a", true), check("configmaps ns/b", true)], OPENED, GRACE)).toEqual({ next: "Committed" });
+  });
+
+  it("keeps verifying while a missing member is still within the grace period", () => {
+    expect(decideVerify([check("configmaps ns/a", true), check("configmaps ns/b", false)], OPENED + GRACE - 1, GRACE)).toEqual({ next: "Verifying" });
+  });
+
+  it("rolls back once a missing member has stayed missing for the grace period, naming only the overdue members", () => {
+    const checks = [
+      check("configmaps ns/a", true),
+      check("configmaps ns/late", false, OPENED),
+      check("configmaps ns/fresh", false, OPENED + 1_500),
+      check("apps/deployments ns/web", false, OPENED - 10),
+    ];
+    expect(decideVerify(checks, OPENED + GRACE, GRACE)).toEqual({
+      next: "RollingBack",
+      reason: "MemberNotPersisted",
+      message: "admitted but never written: configmaps ns/late, apps/deployments ns/web",
+    });
+  });
+});

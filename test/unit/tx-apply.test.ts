@@ -1,0 +1,282 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ApplyOptions } from "../../src/cli/tx/args.ts";
+import type { ApplyDeps } from "../../src/cli/tx/apply.ts";
+import { newTransactionId, runApply } from "../../src/cli/tx/apply.ts";
+import { TxError } from "../../src/cli/tx/errors.ts";
+import type { KubectlResult } from "../../src/cli/tx/kubectl.ts";
+import type { KubeClient, RequestOptions } from "../../src/kube/client.ts";
+import { Forbidden, KubeError, NotFound } from "../../src/kube/errors.ts";
+import type { Transaction, TransactionStatus } from "../../src/transactions/model.ts";
+import { isValidTransactionId } from "../../src/transactions/model.ts";
+
+const ID = "t-0123abcd";
+const TX_PATH = `/apis/kubetx.io/v1alpha1/transactions/${ID}`;
+
+interface Call {
+  readonly method: string;
+  readonly path: string;
+  readonly body?: unknown;
+}
+
+/** An apiserver with kubetx in it, as far as kubectl tx sees one: scripted, in memory. */
+class FakeApiserver implements KubeClient {
+  readonly server = "https://fake.example";
+  readonly calls: Call[] = [];
+  closed = false;
+  record: Transaction | undefined;
+  createError: KubeError | undefined;
+  /** Failures to answer the next GETs with, one each. */
+  getErrors: Error[] = [];
+  /** What kubetx makes of the record once kubectl tx has reported; undefined leaves it open. */
+  verdict: (record: Transaction) => TransactionStatus | undefined = () => undefined;
+
+  get<T>(p: string): Promise<T> {
+    this.calls.push({ method: "GET", path: p });
+    const error = this.getErrors.shift();
+    if (error) return Promise.reject(error);
+    if (!this.record || p !== TX_PATH) return Promise.reject(notFound("GET", p));
+    if (this.record.spec.clientState !== "Applying") this.record = { ...this.record, status: this.verdict(this.record) };
+    return Promise.resolve(structuredClone(this.record) as T);
+  }
+
+  create<T>(p: string, body: unknown): Promise<T> {
+    this.calls.push({ method: "POST", path: p, body });
+    if (p === "/apis/authentication.k8s.io/v1/selfsubjectreviews") return Promise.resolve({ status: { userInfo: { username: "alice" } } } as T);
+    if (this.createError) return Promise.reject(this.createError);
+    this.record = structuredClone(body) as Transaction;
+    return Promise.resolve(body as T);
+  }
+
+  mergePatch<T>(p: string, patch: unknown): Promise<T> {
+    this.calls.push({ method: "PATCH", path: p, body: patch });
+    if (!this.record) return Promise.reject(notFound("PATCH", p));
+    this.record = { ...this.record, spec: { ...this.record.spec, ...(patch as Transaction).spec } };
+    return Promise.resolve(this.record as T);
+  }
+
+  replace<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
+  jsonPatch<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
+  delete<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
+  watch(): Promise<void> { return Promise.reject(new Error("not used")); }
+  request<T>(_method: string, _path: string, _options?: RequestOptions): Promise<T> { return Promise.reject(new Error("not used")); }
+  close(): void { this.closed = true; }
+}
+
+function notFound(method: string, p: string): NotFound {
+  return new NotFound({ status: 404, reason: "NotFound", message: "the server could not find the requested resource", method, path: p });
+}
+
+interface KubectlRun {
+  readonly command: string;
+  readonly args: readonly string[];
+  /** The file kubectl was given, read while kubectl "ran". */
+  readonly manifest?: string;
+}
+
+const MANIFEST = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: a, namespace: shop}
+data: {k: v}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: b}
+`;
+
+describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
+  let work: string;
+  let file: string;
+  let api: FakeApiserver;
+  let runs: KubectlRun[];
+  let kubectlResult: KubectlResult;
+  let out: string[];
+  let err: string[];
+  let now: number;
+  let connected: { kubeconfig: string | undefined; context: string | undefined }[];
+
+  function deps(): ApplyDeps {
+    return {
+      connect: (kubeconfig, context) => {
+        connected.push({ kubeconfig, context });
+        return Promise.resolve(api);
+      },
+      findKubectl: () => Promise.resolve("/usr/bin/kubectl"),
+      runKubectl: async (command, args) => {
+        const at = args.indexOf("--filename");
+        const target = args[at + 1] ?? "";
+        runs.push({ command, args, ...(target.endsWith(".json") ? { manifest: await readFile(target, "utf8") } : {}) });
+        return kubectlResult;
+      },
+      readStdin: () => Promise.reject(new Error("no stdin")),
+      newId: () => ID,
+      clock: { now: () => now, sleep: (ms) => { now += ms; return Promise.resolve(); } },
+      tempDir: work,
+      say: (line) => out.push(line),
+      warn: (line) => err.push(line),
+    };
+  }
+
+  function options(extra: Partial<ApplyOptions> = {}): ApplyOptions {
+    return { files: [file], recursive: false, timeoutSeconds: 60, dryRun: "none", prune: false, ...extra };
+  }
+
+  beforeEach(async () => {
+    work = await mkdtemp(path.join(tmpdir(), "tx-apply-"));
+    file = path.join(work, "app.yaml");
+    await writeFile(file, MANIFEST);
+    api = new FakeApiserver();
+    runs = [];
+    kubectlResult = { code: 0, stderr: "" };
+    out = [];
+    err = [];
+    now = 1_000_000;
+    connected = [];
+  });
+  afterEach(() => rm(work, { recursive: true, force: true }));
+
+  it("makes transaction ids that kubetx accepts", () => {
+    for (let i = 0; i < 20; i += 1) expect(newTransactionId()).toMatch(/^t-[0-9a-f]{8}$/);
+    expect(isValidTransactionId(newTransactionId())).toBe(true);
+  });
+
+  it("opens a plugin transaction as the user, applies the annotated copy, reports Applied and prints the commit", async () => {
+    api.verdict = () => ({ phase: "Committed", memberCount: 2, members: [
+      { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "a", operation: "CREATE", outcome: "Committed" },
+      { group: "", version: "v1", resource: "configmaps", namespace: "default", name: "b", operation: "CREATE", outcome: "Committed" },
+    ] });
+    const code = await runApply(options({ namespace: "shop", kubeconfig: "/home/alice/.kube/config", context: "dev" }), deps());
+
+    expect(code).toBe(0);
+    expect(connected).toEqual([{ kubeconfig: "/home/alice/.kube/config", context: "dev" }]);
+    expect(api.calls.slice(0, 2)).toEqual([
+      { method: "POST", path: "/apis/authentication.k8s.io/v1/selfsubjectreviews", body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } },
+      { method: "POST", path: "/apis/kubetx.io/v1alpha1/transactions", body: {
+        apiVersion: "kubetx.io/v1alpha1", kind: "Transaction", metadata: { name: ID },
+        spec: { user: "alice", mode: "plugin", clientState: "Applying", timeoutSeconds: 60 },
+      } },
+    ]);
+    expect(runs).toHaveLength(1);
+    const run = runs[0] as KubectlRun;
+    expect(run.command).toBe("/usr/bin/kubectl");
+    expect(run.args).toEqual(["apply", "--filename", expect.stringMatching(new RegExp(`/kubectl-tx-[^/]+/${ID}\\.json$`)) as string,
+      "--namespace", "shop", "--kubeconfig", "/home/alice/.kube/config", "--context", "dev"]);
+    expect(run.manifest?.trimEnd().split("\n").map((line) => JSON.parse(line) as unknown)).toEqual([
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "a", namespace: "shop", annotations: { "kubetx.io/transaction": ID } }, data: { k: "v" } },
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "b", annotations: { "kubetx.io/transaction": ID } } },
+    ]);
+    expect(api.calls[2]).toEqual({ method: "PATCH", path: TX_PATH, body: { spec: { clientState: "Applied" } } });
+    expect(out).toEqual(["transaction t-0123abcd committed: 2 members", "  CREATE configmaps shop/a: Committed", "  CREATE configmaps default/b: Committed"]);
+    expect(err).toEqual([`kubectl tx: applying 2 objects as transaction ${ID}`]);
+    expect(api.closed).toBe(true);
+  });
+
+  it("never changes the user's file and removes its private copy", async () => {
+    api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+    await runApply(options(), deps());
+    expect(await readFile(file, "utf8")).toBe(MANIFEST);
+    expect(await readdir(work)).toEqual(["app.yaml"]);
+  });
+
+  it("reports Failed with the end of kubectl's stderr, and exits 1 on the rollback", async () => {
+    kubectlResult = { code: 1, stderr: 'The ConfigMap "c" is invalid: data[bad key]: Invalid value' };
+    api.verdict = (record) => ({ phase: "RolledBack", reason: "ClientFailed", message: record.spec.clientMessage ?? "", members: [
+      { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "a", operation: "CREATE", outcome: "Restored" },
+    ] });
+    const code = await runApply(options(), deps());
+    expect(code).toBe(1);
+    expect(api.calls[2]).toEqual({ method: "PATCH", path: TX_PATH, body: { spec: { clientState: "Failed", clientMessage: 'The ConfigMap "c" is invalid: data[bad key]: Invalid value' } } });
+    expect(out).toEqual([
+      'transaction t-0123abcd rolled back: ClientFailed: The ConfigMap "c" is invalid: data[bad key]: Invalid value',
+      "  CREATE configmaps shop/a: Restored",
+    ]);
+  });
+
+  it("says when kubectl was stopped by a signal, and asks kubetx to roll back", async () => {
+    kubectlResult = { code: 130, stderr: "kubectl was stopped by SIGINT", failure: "kubectl was stopped by SIGINT" };
+    api.verdict = () => ({ phase: "RolledBack", reason: "ClientFailed" });
+    expect(await runApply(options(), deps())).toBe(1);
+    expect(err).toContain(`kubectl tx: kubectl was stopped by SIGINT; asking kubetx to roll back ${ID}`);
+    expect(api.calls[2]?.body).toEqual({ spec: { clientState: "Failed", clientMessage: "kubectl was stopped by SIGINT" } });
+  });
+
+  it("says kubetx is not installed when the cluster has no Transaction resource, and runs no kubectl", async () => {
+    api.createError = notFound("POST", "/apis/kubetx.io/v1alpha1/transactions");
+    const error = await runApply(options(), deps()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TxError);
+    expect((error as TxError).message).toBe(
+      "kubectl tx: kubetx is not installed in this cluster (it has no transactions.kubetx.io resource); ask a cluster admin to install kubetx, or use plain kubectl apply",
+    );
+    expect(runs).toEqual([]);
+    expect(api.closed).toBe(true);
+  });
+
+  it("says the user may not create transactions when RBAC refuses, in one line", async () => {
+    api.createError = new Forbidden({
+      status: 403, reason: "Forbidden", method: "POST", path: "/apis/kubetx.io/v1alpha1/transactions",
+      message: 'transactions.kubetx.io is forbidden: User "alice" cannot create resource "transactions" in API group "kubetx.io" at the cluster scope',
+    });
+    await expect(runApply(options(), deps())).rejects.toThrow(
+      'kubectl tx: alice may not create transactions.kubetx.io (403 Forbidden: transactions.kubetx.io is forbidden: User "alice" cannot create resource "transactions" in API group "kubetx.io" at the cluster scope); ask a cluster admin to allow it, or use plain kubectl apply',
+    );
+    expect(runs).toEqual([]);
+  });
+
+  it("with --dry-run=server, applies the annotated copy with kubectl's dry run, creates no record and returns kubectl's code", async () => {
+    kubectlResult = { code: 1, stderr: "locked" };
+    const code = await runApply(options({ dryRun: "server" }), deps());
+    expect(code).toBe(1);
+    expect(connected).toEqual([]);
+    expect(api.calls).toEqual([]);
+    expect(runs[0]?.args).toContain("--dry-run=server");
+    expect(runs[0]?.manifest).toContain(`"kubetx.io/transaction":"${ID}"`);
+    expect(out).toEqual([]);
+  });
+
+  it("with --dry-run=client, runs plain kubectl on the user's own files", async () => {
+    const code = await runApply(options({ dryRun: "client", recursive: true }), deps());
+    expect(code).toBe(0);
+    expect(runs).toEqual([{ command: "/usr/bin/kubectl", args: ["apply", "--filename", file, "--recursive", "--dry-run=client"] }]);
+    expect(api.calls).toEqual([]);
+  });
+
+  it("refuses a broken manifest before it opens a transaction", async () => {
+    await writeFile(file, "apiVersion: v1\nkind: ConfigMap\n");
+    await expect(runApply(options(), deps())).rejects.toThrow("ConfigMap has no metadata.name");
+    expect(connected).toEqual([]);
+    expect(runs).toEqual([]);
+  });
+
+  it("refuses files with no objects at all", async () => {
+    await writeFile(file, "# nothing yet\n");
+    await expect(runApply(options(), deps())).rejects.toThrow(`kubectl tx: no objects in ${file}; nothing to apply`);
+  });
+
+  it("keeps polling through a passing apiserver error", async () => {
+    api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+    api.getErrors = [new KubeError({ status: 503, reason: "ServiceUnavailable", message: "etcd leader changed", method: "GET", path: TX_PATH })];
+    expect(await runApply(options(), deps())).toBe(0);
+    expect(api.calls.filter((c) => c.method === "GET")).toHaveLength(2);
+  });
+
+  it("prints progress about every 5 s and gives up with exit code 3 after the timeout plus 30 s", async () => {
+    api.verdict = () => ({ phase: "Verifying", memberCount: 2 });
+    const started = now;
+    const error = await runApply(options({ timeoutSeconds: 10 }), deps()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TxError);
+    expect((error as TxError).exitCode).toBe(3);
+    expect((error as TxError).message).toBe(`kubectl tx: transaction ${ID} is still Verifying 40 s after kubectl ended; is kubetx running? Check: kubectl get transaction ${ID} -o yaml`);
+    expect(now - started).toBe(40_000);
+    const progress = err.filter((line) => line.startsWith("kubectl tx: waiting"));
+    expect(progress).toHaveLength(7);
+    expect(progress[0]).toBe(`kubectl tx: waiting for transaction ${ID} (Verifying, 2 members, 5 s)`);
+  });
+
+  it("stops waiting when the record is deleted under it", async () => {
+    api.verdict = () => undefined;
+    api.getErrors = [notFound("GET", TX_PATH)];
+    await expect(runApply(options(), deps())).rejects.toThrow(`kubectl tx: transaction ${ID} was deleted while kubectl tx waited for it`);
+  });
+});

@@ -1,0 +1,128 @@
+import { describe, expect, it } from "vitest";
+import type { ApplyOptions } from "../../src/cli/tx/args.ts";
+import { applyCopyArgs, applyOriginalArgs, stderrTail } from "../../src/cli/tx/kubectl.ts";
+import { clientStatePatch, formatOutcome, progressLine } from "../../src/cli/tx/outcome.ts";
+import type { Transaction } from "../../src/transactions/model.ts";
+
+const base: ApplyOptions = { files: ["a.yaml"], recursive: false, timeoutSeconds: 60, dryRun: "none", prune: false };
+
+describe("the kubectl command line", () => {
+  it("applies the annotated copy with the pass-through flags only when given", () => {
+    expect(applyCopyArgs("/tmp/t-1.json", base)).toEqual(["apply", "--filename", "/tmp/t-1.json"]);
+    expect(applyCopyArgs("/tmp/t-1.json", { ...base, namespace: "shop", kubeconfig: "/k", context: "prod", dryRun: "server", prune: true, selector: "app=web" }))
+      .toEqual(["apply", "--filename", "/tmp/t-1.json", "--namespace", "shop", "--kubeconfig", "/k", "--context", "prod", "--dry-run=server", "--prune", "--selector", "app=web"]);
+  });
+
+  it("passes the user's own -f and -R through for --dry-run=client", () => {
+    expect(applyOriginalArgs({ ...base, files: ["a.yaml", "dir"], recursive: true, dryRun: "client" }))
+      .toEqual(["apply", "--filename", "a.yaml", "--filename", "dir", "--recursive", "--dry-run=client"]);
+  });
+});
+
+describe("what kubectl tx tells kubetx", () => {
+  it("says Applied when kubectl exited 0, whatever it printed", () => {
+    expect(clientStatePatch({ code: 0, stderr: "Warning: something" })).toEqual({ spec: { clientState: "Applied" } });
+  });
+
+  it("says Failed with the end of kubectl's errors otherwise", () => {
+    expect(clientStatePatch({ code: 1, stderr: 'The ConfigMap "c" is invalid' })).toEqual({ spec: { clientState: "Failed", clientMessage: 'The ConfigMap "c" is invalid' } });
+  });
+
+  it("leaves kubectl's warnings (kubetx's joined-transaction notes, klog W lines) out of the message", () => {
+    const stderr = "Warning: kubetx: joined transaction t-0123abcd (1 member)\nThe ConfigMap \"c\" is invalid\nWarning: deprecated\n" +
+      "W1124 14:12:30.182893   26298 prune.go:71] Deprecated: kubectl apply will no longer prune non-namespaced resources\n";
+    expect(clientStatePatch({ code: 1, stderr })).toEqual({ spec: { clientState: "Failed", clientMessage: 'The ConfigMap "c" is invalid' } });
+  });
+
+  it("says Failed with the exit code when kubectl printed nothing but warnings", () => {
+    expect(clientStatePatch({ code: 1, stderr: "Warning: kubetx: joined transaction t-0123abcd (1 member)\n" }))
+      .toEqual({ spec: { clientState: "Failed", clientMessage: "kubectl apply exited with code 1" } });
+  });
+
+  it("says Failed with the exit code when kubectl printed nothing", () => {
+    expect(clientStatePatch({ code: 137, stderr: "  " })).toEqual({ spec: { clientState: "Failed", clientMessage: "kubectl apply exited with code 137" } });
+  });
+
+  it("keeps whole last lines of stderr within the CRD's 4096 characters", () => {
+    const lines = Array.from({ length: 200 }, (_, i) => `line ${i} ${"x".repeat(40)}`);
+    const tail = stderrTail(`${lines.join("\n")}\n`);
+    expect(tail.length).toBeLessThanOrEqual(4096);
+    expect(tail.endsWith("line 199 " + "x".repeat(40))).toBe(true);
+    expect(tail.split("\n")[0]).toMatch(/^line \d+ x+$/);
+  });
+
+  it("keeps the end of a single line longer than the limit", () => {
+    expect(stderrTail(`start${"y".repeat(5000)}end`, 100)).toBe(`${"y".repeat(97)}end`);
+  });
+});
+
+function tx(status: Transaction["status"]): Transaction {
+  return { apiVersion: "kubetx.io/v1alpha1", kind: "Transaction", metadata: { name: "t-0123abcd" }, spec: { user: "alice", mode: "plugin" }, status };
+}
+
+describe("the outcome report", () => {
+  it("reports a commit with one line per member and exit code 0", () => {
+    const outcome = formatOutcome(tx({
+      phase: "Committed", memberCount: 2, members: [
+        { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "settings", operation: "CREATE", outcome: "Committed" },
+        { group: "apps", version: "v1", resource: "deployments", namespace: "shop", name: "web", operation: "UPDATE", outcome: "Committed" },
+      ],
+    }));
+    expect(outcome).toEqual({
+      exitCode: 0,
+      lines: ["transaction t-0123abcd committed: 2 members", "  CREATE configmaps shop/settings: Committed", "  UPDATE apps/deployments shop/web: Committed"],
+    });
+  });
+
+  it("says why a commit has no members", () => {
+    expect(formatOutcome(tx({ phase: "Committed", memberCount: 0 })).lines).toEqual(["transaction t-0123abcd committed: 0 members (kubetx's policy covers none of these objects)"]);
+  });
+
+  it("counts one member in the singular", () => {
+    expect(formatOutcome(tx({ phase: "Committed", memberCount: 1, members: [] })).lines[0]).toBe("transaction t-0123abcd committed: 1 member");
+  });
+
+  it("reports a rollback with the reason, each member's outcome and message, and exit code 1", () => {
+    const outcome = formatOutcome(tx({
+      phase: "RolledBack", reason: "ClientFailed", message: "kubectl apply failed", members: [
+        { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "a", operation: "CREATE", outcome: "Restored" },
+        { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "c", operation: "CREATE", outcome: "NotPersisted", message: "rejected by the apiserver" },
+      ],
+    }));
+    expect(outcome).toEqual({
+      exitCode: 1,
+      lines: [
+        "transaction t-0123abcd rolled back: ClientFailed: kubectl apply failed",
+        "  CREATE configmaps shop/a: Restored",
+        "  CREATE configmaps shop/c: NotPersisted (rejected by the apiserver)",
+      ],
+    });
+  });
+
+  it("reports a failed transaction with what to do next", () => {
+    const outcome = formatOutcome(tx({ phase: "Failed", reason: "RestoreFailed", members: [
+      { group: "", version: "v1", resource: "namespaces", name: "gone", operation: "DELETE", outcome: "Failed", message: "has finalizers" },
+    ] }));
+    expect(outcome.exitCode).toBe(1);
+    expect(outcome.lines).toEqual([
+      "transaction t-0123abcd failed: RestoreFailed",
+      "  DELETE namespaces gone: Failed (has finalizers)",
+      "kubetx keeps the locks of t-0123abcd until an admin resolves it; see kubectl get transaction t-0123abcd -o yaml",
+    ]);
+  });
+
+  it("indents the further lines of a message of several lines", () => {
+    expect(formatOutcome(tx({ phase: "RolledBack", reason: "ApplyFailed", message: "error one\nerror two\n", members: [
+      { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "a", operation: "CREATE", outcome: "Restored" },
+    ] })).lines).toEqual(["transaction t-0123abcd rolled back: ApplyFailed: error one\n    error two", "  CREATE configmaps shop/a: Restored"]);
+  });
+
+  it("says so when kubetx recorded no reason", () => {
+    expect(formatOutcome(tx({ phase: "RolledBack" })).lines[0]).toBe("transaction t-0123abcd rolled back: kubetx recorded no reason");
+  });
+
+  it("shows the phase and member count while waiting", () => {
+    expect(progressLine("t-0123abcd", tx({ phase: "Verifying", memberCount: 3 }), 5_100)).toBe("kubectl tx: waiting for transaction t-0123abcd (Verifying, 3 members, 5 s)");
+    expect(progressLine("t-0123abcd", tx(undefined), 10_000)).toBe("kubectl tx: waiting for transaction t-0123abcd (not yet picked up by kubetx, 10 s)");
+  });
+});
