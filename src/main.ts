@@ -23,6 +23,8 @@ import { listenHttps } from "./server/https.ts";
 import type { Clock } from "./telemetry/clock.ts";
 import { systemClock } from "./telemetry/clock.ts";
 import type { Logger } from "./telemetry/logger.ts";
+import type { Metrics } from "./telemetry/metrics.ts";
+import { createMetrics } from "./telemetry/metrics.ts";
 import { Coordinator } from "./transactions/coordinator.ts";
 import { IntentTracker } from "./transactions/intents.ts";
 import { Sessions } from "./transactions/sessions.ts";
@@ -38,6 +40,10 @@ export interface WebhookServerOptions {
   readonly config: EngineConfig;
   readonly clock?: Clock;
   readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse) => void;
+  /** How often to check the certificate files for a rotation (default 10 s). */
+  readonly certReloadMs?: number;
+  /** Served at /metrics; a fresh registry when absent. */
+  readonly metrics?: Metrics;
 }
 
 export interface WebhookServer extends RunningServer {
@@ -70,6 +76,7 @@ async function every(periodMs: number, signal: AbortSignal, work: () => Promise<
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
+  const metrics = options.metrics ?? createMetrics();
   const client = await createKubeClient(options.kubeconfig);
   const store = new TransactionStore(client);
   const policies = config.policySource === "flags" ? staticPolicies([{ name: "flags", spec: config.flagPolicy }]) : new PolicyWatcher(client, logger);
@@ -79,6 +86,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const coordinator = new Coordinator({
     store, locks, journal, clock, identity: config.identity,
     limits,
+    metrics,
   });
   const namespaces = new NamespaceLabels(client, logger);
   const sessions = new Sessions(new SessionStore(client, config.namespace, () => limits().lockTtlSeconds), store, clock);
@@ -95,6 +103,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     events: kubeRollbackEvents(client, clock, logger),
     timing: { periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs },
     limits,
+    metrics,
   });
   const stop = new AbortController();
   const selfUsername = await whoAmI(client);
@@ -111,9 +120,15 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       "/observe": observeHandler({ ...scope, intents }),
     },
     ready: () => namespaces.ready && policies.ready,
-    ...(options.onReview ? { onReview: options.onReview } : {}),
+    onReview: (path, request, response, seconds) => {
+      metrics.reviewed(path, response.auditAnnotations?.decision ?? (response.allowed ? "allowed" : "denied"), seconds);
+      options.onReview?.(path, request, response);
+    },
+    extend: (app) => app.get("/metrics", (_req, res) => {
+      void metrics.render().then((text) => res.type(metrics.contentType).send(text));
+    }),
   });
-  const server = await listenHttps(app, options.tls, options.host, options.port);
+  const server = await listenHttps(app, options.tls, { host: options.host, port: options.port, logger, ...(options.certReloadMs ? { reloadIntervalMs: options.certReloadMs } : {}) });
   logger.info({ port: server.port, identity: config.identity }, "admission server listening");
   return {
     port: server.port,

@@ -10,7 +10,7 @@ import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
 const ADMIN_GROUP = "system:masters";
 
 interface RecordShape extends KubeObject {
-  spec?: { user?: string; mode?: string };
+  spec?: { user?: string; mode?: string; undoOf?: string };
 }
 
 export function guardTransactionRecord(request: AdmissionRequest): Promise<AdmissionResponse> {
@@ -38,7 +38,9 @@ function ownerProblem(request: AdmissionRequest, old: RecordShape | undefined): 
 
 function creatorProblem(user: string, object: RecordShape | undefined): string | undefined {
   const claimed = object?.spec?.user ?? "";
-  return claimed === user ? undefined : `spec.user of a new transaction must be your own user name '${user}', got '${claimed}'`;
+  if (claimed !== user) return `spec.user of a new transaction must be your own user name '${user}', got '${claimed}'`;
+  if (object?.spec?.mode === "undo" && !object.spec.undoOf) return "spec.undoOf must name the committed transaction to undo";
+  return undefined;
 }
 
 function sameOwnership(object: RecordShape | undefined, old: RecordShape | undefined): boolean {

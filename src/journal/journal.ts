@@ -55,6 +55,20 @@ export class Journal {
     }
   }
 
+  /** Every journal entry: name and transaction, never the contents. */
+  async entries(): Promise<{ name: string; transaction: string }[]> {
+    const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, { query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE}` } });
+    return list.items.map((s) => ({ name: s.metadata?.name ?? "", transaction: s.metadata?.labels?.[LABEL_TRANSACTION] ?? "" }));
+  }
+
+  async remove(name: string): Promise<void> {
+    try {
+      await this.client.delete(`${this.secrets}/${encodeURIComponent(name)}`);
+    } catch (error) {
+      if (!(error instanceof NotFound)) throw error;
+    }
+  }
+
   /** Deletes every entry of a transaction. */
   async discard(transaction: string): Promise<void> {
     const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, {

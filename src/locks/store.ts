@@ -6,7 +6,7 @@ import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../kube/inde
 import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
 import { LABEL_ROLE, LABEL_TRANSACTION } from "../transactions/model.ts";
 import type { LockRecord, Member } from "./record.ts";
-import { LOCK_ROLE, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName } from "./record.ts";
+import { HEARTBEAT_ROLE, LOCK_ROLE, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName } from "./record.ts";
 
 export type AcquireResult =
   | { readonly kind: "acquired"; readonly lock: LockRecord }
@@ -118,6 +118,12 @@ export class LockStore {
     // A renewal keeps the time the holder first acquired it; a takeover starts anew.
     if (previous.holder === holder && previous.acquireTime) (body.spec as { acquireTime: string }).acquireTime = previous.acquireTime;
     return this.heartbeat(previous.transaction, await this.client.replace<LeaseObject>(`${this.leases}/${heartbeatName(previous.transaction)}`, body));
+  }
+
+  /** Every heartbeat Lease's transaction. */
+  async heartbeats(): Promise<string[]> {
+    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, { query: { labelSelector: `${LABEL_ROLE}=${HEARTBEAT_ROLE}` } });
+    return list.items.map((l) => l.metadata?.labels?.[LABEL_TRANSACTION] ?? "").filter(Boolean);
   }
 
   async deleteHeartbeat(transaction: string): Promise<void> {

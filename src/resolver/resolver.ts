@@ -19,6 +19,7 @@ import { objectPath } from "../rollback/plan.ts";
 import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
+import type { ResolverMetrics } from "../telemetry/metrics.ts";
 import type { MemberCheck } from "../transactions/machine.ts";
 import { decideOpen, decideVerify } from "../transactions/machine.ts";
 import type { MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
@@ -26,9 +27,14 @@ import type { TransactionStore } from "../transactions/store.ts";
 import { persisted } from "../transactions/verify.ts";
 import type { RollbackEvents } from "./events.ts";
 import { mapLimit } from "./concurrency.ts";
+import type { Leftover } from "./gc.ts";
+import { executeUndo, planUndo } from "./undo.ts";
+import { garbage } from "./gc.ts";
 
 /** Restores and checks run this many at a time: fast for 100 members, gentle on the apiserver. */
 const PARALLEL_MEMBER_WORK = 8;
+/** Leftovers are rare (a replica died mid-cleanup); looking for them every 40 passes (10 s by default) is plenty. */
+const GC_EVERY_PASSES = 40;
 
 export interface ResolverTiming {
   readonly periodMs: number;
@@ -48,6 +54,7 @@ export interface ResolverOptions {
   readonly timing: ResolverTiming;
   /** The policy limits in force now: lock TTL, quiet window, open time, journal retention. */
   readonly limits: () => Limits;
+  readonly metrics: ResolverMetrics;
 }
 
 /** What this process has observed of one transaction. */
@@ -75,6 +82,7 @@ export class Resolver {
   private readonly o: ResolverOptions;
   private readonly expiry: ExpiryTracker;
   private readonly observed = new Map<string, Observed>();
+  private passes = 0;
 
   constructor(options: ResolverOptions) {
     validateTiming(options.timing);
@@ -97,7 +105,10 @@ export class Resolver {
 
   /** One pass over every unresolved transaction. */
   async tick(): Promise<void> {
+    this.passes += 1;
+    if (this.passes % GC_EVERY_PASSES === 0) await this.collectGarbage();
     const active = await this.o.store.listActive();
+    this.o.metrics.openTransactions(active.length);
     for (const tx of active) {
       const id = tx.metadata?.name ?? "";
       await this.step(tx).catch((error: unknown) => this.o.logger.warn({ err: error, transaction: id }, "resolver step failed"));
@@ -108,7 +119,8 @@ export class Resolver {
     const id = tx.metadata?.name ?? "";
     if (!(await this.coordinate(id))) return;
     const phase: Phase = tx.status?.phase ?? "Open";
-    if (phase === "Open") await this.stepOpen(id, tx);
+    if (phase === "Open" && tx.spec.mode === "undo") await this.stepUndo(id, tx);
+    else if (phase === "Open") await this.stepOpen(id, tx);
     else if (phase === "Verifying") await this.stepVerify(id);
     else if (phase === "RollingBack") await this.rollBack(id);
   }
@@ -184,6 +196,31 @@ export class Resolver {
     return this.rollBack(id);
   }
 
+  /** Reverts the committed transaction spec.undoOf names, as this transaction. */
+  private async stepUndo(id: string, tx: Transaction): Promise<void> {
+    const deps = { client: this.o.client, journal: this.o.journal, locks: this.o.locks, clock: this.o.clock };
+    const plan = await planUndo(deps, tx, await this.o.store.get(tx.spec.undoOf ?? ""));
+    if (plan.kind === "refused") {
+      await this.setPhase(id, "RolledBack", { reason: "UndoRefused", message: plan.message, members: plan.members, resolvedAt: iso(this.o.clock.now()) });
+      await this.release(id, []);
+      return;
+    }
+    await this.setPhase(id, "Verifying", { reason: "Undoing", coordinator: this.o.identity, closedAt: iso(this.o.clock.now()) });
+    const done = await executeUndo(deps, id, plan.steps);
+    if (done.failure) {
+      await this.setPhase(id, "RollingBack", { reason: "UndoFailed", message: done.failure });
+      return this.rollBack(id);
+    }
+    await this.setPhase(id, "Committed", {
+      reason: "Undone",
+      message: `reverted transaction ${tx.spec.undoOf ?? ""}`,
+      memberCount: done.locks.length,
+      members: done.locks.map((l) => summary(l, "Restored")),
+      resolvedAt: iso(this.o.clock.now()),
+    });
+    await this.release(id, done.locks);
+  }
+
   private async markOpen(id: string, tx: Transaction, members: number): Promise<void> {
     if (tx.status?.phase === "Open" && tx.status.coordinator === this.o.identity && tx.status.memberCount === members) return;
     await this.setPhase(id, "Open", { coordinator: this.o.identity, memberCount: members, openedAt: tx.status?.openedAt ?? iso(this.o.clock.now()) });
@@ -193,31 +230,35 @@ export class Resolver {
     const now = this.o.clock.now();
     const seen = this.observe(id);
     const locks = await this.o.locks.locksOf(id);
+    const live = new Map<string, KubeObject | undefined>();
     const checks = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock): Promise<MemberCheck> => {
       const first = seen.firstChecked.get(lock.name) ?? now;
       seen.firstChecked.set(lock.name, first);
-      const live = await this.readLive(lock);
-      return { describe: describeRef(lock.member.ref), persisted: persisted(lock.member, live), firstCheckedAt: first };
+      const object = await this.readLive(lock);
+      live.set(lock.name, object);
+      return { describe: describeRef(lock.member.ref), persisted: persisted(lock.member, object), firstCheckedAt: first };
     });
     const decision = decideVerify(checks, now, this.o.timing.persistGraceMs);
     if (decision.next === "Verifying") return;
-    if (decision.next === "Committed") return this.commit(id, locks);
+    if (decision.next === "Committed") return this.commit(id, locks, live);
     await this.setPhase(id, "RollingBack", { reason: decision.reason, message: decision.message });
     return this.rollBack(id);
   }
 
-  private async commit(id: string, unordered: LockRecord[]): Promise<void> {
+  private async commit(id: string, unordered: LockRecord[], live: ReadonlyMap<string, KubeObject | undefined>): Promise<void> {
     const locks = [...unordered].sort((a, b) => a.member.admittedAt - b.member.admittedAt);
     await this.setPhase(id, "Committed", {
       memberCount: locks.length,
-      members: locks.map((l) => summary(l, "Committed")),
+      members: locks.map((l) => ({ ...summary(l, "Committed"), ...committedVersion(live.get(l.name)) })),
       resolvedAt: iso(this.o.clock.now()),
     });
-    await this.release(id, locks);
+    await this.release(id, locks, this.o.limits().journalRetentionSeconds > 0);
+    this.o.metrics.resolved("Committed");
     this.o.logger.info({ transaction: id, members: locks.length }, "transaction committed");
   }
 
   private async rollBack(id: string): Promise<void> {
+    const started = this.o.clock.now();
     // Undo in reverse order of admission: last written, first restored.
     const locks = (await this.o.locks.locksOf(id)).sort((a, b) => b.member.admittedAt - a.member.admittedAt);
     const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock) => {
@@ -236,17 +277,45 @@ export class Resolver {
         message: `could not restore ${impossible.map((m) => `${describeRef(m)}: ${m.message ?? ""}`).join("; ")}; locks are kept until an admin resolves it`,
         members, resolvedAt: iso(this.o.clock.now()),
       });
+      this.o.metrics.resolved("Failed");
       this.o.logger.error({ transaction: id, impossible: impossible.length }, "transaction failed: restore impossible");
       return;
     }
     await this.setPhase(id, "RolledBack", { members, memberCount: locks.length, resolvedAt: iso(this.o.clock.now()) });
     await this.release(id, locks);
+    this.o.metrics.resolved("RolledBack");
+    this.o.metrics.rolledBack((this.o.clock.now() - started) / 1000, locks.length);
     this.o.logger.info({ transaction: id, members: locks.length, reason: tx?.status?.reason }, "transaction rolled back");
   }
 
-  private async release(id: string, locks: readonly LockRecord[]): Promise<void> {
+  /** Removes locks, heartbeats and journals that resolved transactions left behind. */
+  async collectGarbage(): Promise<number> {
+    const [transactions, locks, heartbeats, journals] = await Promise.all([
+      this.o.store.list(), this.o.locks.allLocks(), this.o.locks.heartbeats(), this.o.journal.entries(),
+    ]);
+    const byId = new Map(transactions.map((tx) => [tx.metadata?.name ?? "", tx]));
+    const leftovers: Leftover[] = [
+      ...locks.map((l) => ({ kind: "lock" as const, name: l.name, transaction: l.member.transaction })),
+      ...heartbeats.map((t) => ({ kind: "heartbeat" as const, name: t, transaction: t })),
+      ...journals.map((j) => ({ kind: "journal" as const, name: j.name, transaction: j.transaction })),
+    ];
+    const doomed = garbage(leftovers, byId, this.o.clock.now(), this.o.limits().journalRetentionSeconds);
+    const lockByName = new Map(locks.map((l) => [l.name, l]));
+    await mapLimit(doomed, PARALLEL_MEMBER_WORK, async (l) => {
+      if (l.kind === "journal") return this.o.journal.remove(l.name);
+      if (l.kind === "heartbeat") return this.o.locks.deleteHeartbeat(l.transaction);
+      const lock = lockByName.get(l.name);
+      if (lock) await this.o.locks.release(lock);
+    });
+    this.o.metrics.locksHeld(locks.length - doomed.filter((l) => l.kind === "lock").length);
+    if (doomed.length > 0) this.o.logger.info({ removed: doomed.length }, "removed what resolved transactions left behind");
+    return doomed.length;
+  }
+
+  /** Frees a resolved transaction's locks; its journal stays for `kubectl tx undo` after a commit, per policy. */
+  private async release(id: string, locks: readonly LockRecord[], keepJournal = false): Promise<void> {
     await mapLimit(locks, PARALLEL_MEMBER_WORK, (lock) => this.o.locks.release(lock));
-    await this.o.journal.discard(id);
+    if (!keepJournal) await this.o.journal.discard(id);
     await this.o.locks.deleteHeartbeat(id);
     this.observed.delete(id);
     this.expiry.forget(heartbeatName(id));
@@ -268,6 +337,12 @@ export class Resolver {
 
 function summary(lock: LockRecord, outcome: MemberOutcome, message?: string): MemberSummary {
   return { ...lock.member.ref, kind: lock.member.kind, operation: lock.member.operation, outcome, ...(message ? { message } : {}) };
+}
+
+/** What `kubectl tx undo` checks later: the object is still exactly as this transaction left it. */
+function committedVersion(live: KubeObject | undefined): Partial<MemberSummary> {
+  if (!live) return {};
+  return { ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}), ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}) };
 }
 
 function restoredSummary(lock: LockRecord, outcome: RestoreOutcome): MemberSummary {

@@ -26,7 +26,7 @@ export interface AppOptions {
   /** Whether the process can serve admission requests now (for /readyz). */
   readonly ready?: () => boolean;
   /** Called after each answered review, e.g. to count decisions. */
-  readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse) => void;
+  readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse, seconds: number) => void;
   /** Extra routes, such as /metrics, added by the composition root. */
   readonly extend?: (app: express.Express) => void;
 }
@@ -62,6 +62,7 @@ async function serveReview(handler: AdmissionHandler, req: Request, res: Respons
     return;
   }
   const signal = AbortSignal.timeout(HANDLER_TIMEOUT_MS);
+  const started = process.hrtime.bigint();
   let response: AdmissionResponse;
   try {
     response = await handler.handle(parsed.request, signal);
@@ -70,7 +71,7 @@ async function serveReview(handler: AdmissionHandler, req: Request, res: Respons
     response = errored(parsed.request, 500, error);
   }
   res.json(review(response));
-  options.onReview?.(req.path, parsed.request, response);
+  options.onReview?.(req.path, parsed.request, response, Number(process.hrtime.bigint() - started) / 1e9);
 }
 
 type ReadResult = { ok: true; request: AdmissionRequest } | { ok: false; status: number; reason: string };

@@ -10,6 +10,7 @@ import type { LockRecord, Member } from "../locks/record.ts";
 import type { LockStore } from "../locks/store.ts";
 import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
+import type { AdmissionMetrics } from "../telemetry/metrics.ts";
 import type { MemberOperation, Mode, Transaction } from "./model.ts";
 import { ANNOTATION_TRANSACTION, TERMINAL_PHASES, transactionIdProblem } from "./model.ts";
 import type { TransactionStore } from "./store.ts";
@@ -50,6 +51,7 @@ export interface CoordinatorOptions {
   readonly identity: string;
   /** The policy limits in force now (they change when an admin edits a policy). */
   readonly limits: () => Limits;
+  readonly metrics: AdmissionMetrics;
 }
 
 export class Coordinator {
@@ -122,6 +124,7 @@ export class Coordinator {
   }
 
   private async conflict(intent: WriteIntent, lock: LockRecord, holder: Transaction): Promise<AdmitResult> {
+    this.options.metrics.lockConflict();
     const message = lockedMessage(intent, lock, this.options.limits().lockTtlSeconds, holder);
     await this.fail(intent.transaction, `a write to ${describeRef(intent.ref)} was denied: it is locked by transaction ${lock.member.transaction} (${holder.spec.user})`);
     return { kind: "denied", transaction: intent.transaction, message, lock: lock.name };

@@ -14,7 +14,8 @@ export const LABEL_ROLE = "kubetx.io/role";
 export const LABEL_TRANSACTION = "kubetx.io/transaction";
 
 export type Phase = "Open" | "Verifying" | "Committed" | "RollingBack" | "RolledBack" | "Failed";
-export type Mode = "explicit" | "plugin" | "transparent";
+/** undo: kubetx reverts the committed transaction named in spec.undoOf (kubectl tx undo). */
+export type Mode = "explicit" | "plugin" | "transparent" | "undo";
 export type ClientState = "Applying" | "Applied" | "Failed";
 export type MemberOperation = "CREATE" | "UPDATE" | "DELETE";
 export type MemberOutcome = "Pending" | "Persisted" | "Committed" | "NotPersisted" | "Restored" | "Unchanged" | "Failed";
@@ -28,6 +29,8 @@ export interface TransactionSpec {
   clientState?: ClientState;
   clientMessage?: string;
   timeoutSeconds?: number;
+  /** With mode undo: the committed transaction to revert. */
+  undoOf?: string;
 }
 
 export interface MemberSummary extends ObjectRef {
@@ -35,6 +38,9 @@ export interface MemberSummary extends ObjectRef {
   operation: MemberOperation;
   outcome: MemberOutcome;
   message?: string;
+  /** For committed members: the object as this transaction left it (undo checks it is unchanged). */
+  uid?: string;
+  resourceVersion?: string;
 }
 
 export interface TransactionStatus {

@@ -14,7 +14,7 @@ import { createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
-import { client, cluster, createNamespace, kubectl, uniqueName } from "./cluster.ts";
+import { client, cluster, kubectl } from "./cluster.ts";
 import { webhookCertificate } from "./webhook.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
@@ -58,16 +58,16 @@ export async function unregister(): Promise<void> {
   admin.close();
 }
 
-let probeNamespace: string | undefined;
-
-/** A server-side dry run in an opted-in namespace answers with kubetx's warning once the webhook is live. */
+/**
+ * Waits until the apiserver calls the newly registered webhook: a server-side
+ * dry run of an invalid TransactionPolicy is denied by kubetx (and only by
+ * kubetx: the CRD schema accepts it), whatever policies are in force.
+ */
 async function waitUntilWebhookAnswers(): Promise<void> {
-  probeNamespace ??= uniqueName("probe");
-  await createNamespace(probeNamespace, { "kubetx.io/enabled": "true" }).catch(() => undefined);
-  const manifest = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\n  namespace: ${probeNamespace}\n  annotations:\n    kubetx.io/transaction: t-probe0000\n`;
+  const manifest = "apiVersion: kubetx.io/v1alpha1\nkind: TransactionPolicy\nmetadata:\n  name: webhook-probe\nspec:\n  mode: probe\n";
   for (let attempt = 0; attempt < 100; attempt += 1) {
-    const result = await kubectl(["apply", "--dry-run=server", "-f", "-"], { user: "alice", input: manifest });
-    if (result.stderr.includes("kubetx: dry run")) return;
+    const result = await kubectl(["apply", "--dry-run=server", "-f", "-"], { input: manifest });
+    if (result.stderr.includes("kubetx: TransactionPolicy webhook-probe is invalid")) return;
     await sleep(100);
   }
   throw new Error("the apiserver never called the kubetx webhook");

@@ -37,7 +37,7 @@ export async function webhookCertificate(): Promise<{ certFile: string; keyFile:
 export async function startTestWebhook(handler: AdmissionHandler, logger: Logger = silentLogger()): Promise<TestWebhook> {
   const exchanges: Exchange[] = [];
   const app = createApp({ logger, handlers: { "/validate": handler }, onReview: (p, request, response) => exchanges.push({ path: p, request, response }) });
-  const server = await listenHttps(app, await webhookCertificate(), "127.0.0.1", 0);
+  const server = await listenHttps(app, await webhookCertificate(), { host: "127.0.0.1", port: 0 });
   const admin = await client("admin");
   await createOrReplace(admin, CONFIGURATIONS, validatingWebhookConfiguration(urlClientConfig(`https://127.0.0.1:${server.port}`, "/validate", cluster().caData)));
   return {

@@ -99,7 +99,7 @@ describe("webhook-certs/make-certs.sh", () => {
 
     beforeAll(async () => {
       ca = await readFile(path.join(out, "ca.crt"));
-      server = await listenHttps((_req, res) => res.end("ok"), { certFile: path.join(out, "tls.crt"), keyFile: path.join(out, "tls.key") }, "127.0.0.1", 0);
+      server = await listenHttps((_req, res) => res.end("ok"), { certFile: path.join(out, "tls.crt"), keyFile: path.join(out, "tls.key") }, { host: "127.0.0.1", port: 0 });
     });
     afterAll(() => server.close());
 

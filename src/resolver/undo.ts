@@ -1,0 +1,141 @@
+/**
+ * `kubectl tx undo`: reverts a committed transaction from its kept journal,
+ * as a transaction of its own. Refused, with every changed object listed,
+ * when any member changed since the commit (the resourceVersion recorded
+ * at commit no longer matches), when the journal is gone, or when the user
+ * may not make one of the writes themselves (kubetx never writes on a
+ * user's behalf what their RBAC forbids).
+ */
+import type { KubeClient, KubeObject } from "../kube/index.ts";
+import { NotFound } from "../kube/index.ts";
+import { describeRef } from "../kube/types.ts";
+import type { Journal } from "../journal/journal.ts";
+import type { LockRecord, Member } from "../locks/record.ts";
+import type { LockStore } from "../locks/store.ts";
+import { restoreMember } from "../rollback/apply.ts";
+import { objectPath } from "../rollback/plan.ts";
+import type { Clock } from "../telemetry/clock.ts";
+import type { MemberOperation, MemberSummary, Transaction } from "../transactions/model.ts";
+
+export type UndoPlan =
+  | { readonly kind: "refused"; readonly message: string; readonly members: MemberSummary[] }
+  | { readonly kind: "ready"; readonly steps: readonly UndoStep[] };
+
+export interface UndoStep {
+  /** The original member, as restore planning needs it. */
+  readonly original: Member;
+  readonly preImage: KubeObject | undefined;
+  readonly live: KubeObject | undefined;
+}
+
+/** The write that reverts each kind of member, and the RBAC verb it needs. */
+const INVERSE: Readonly<Record<MemberOperation, { op: MemberOperation; verb: string }>> = {
+  CREATE: { op: "DELETE", verb: "delete" },
+  UPDATE: { op: "UPDATE", verb: "patch" },
+  DELETE: { op: "CREATE", verb: "create" },
+};
+
+/** Whether the object is still exactly as the committed transaction left it. Pure. */
+export function unchangedSinceCommit(member: MemberSummary, live: KubeObject | undefined): boolean {
+  if (member.operation === "DELETE") return live === undefined;
+  return live !== undefined && live.metadata?.resourceVersion === member.resourceVersion && (!member.uid || live.metadata?.uid === member.uid);
+}
+
+export interface UndoDeps {
+  readonly client: KubeClient;
+  readonly journal: Journal;
+  readonly locks: LockStore;
+  readonly clock: Clock;
+}
+
+export async function planUndo(deps: UndoDeps, undo: Transaction, original: Transaction | undefined): Promise<UndoPlan> {
+  const refusal = originalProblem(undo, original);
+  if (refusal || !original) return { kind: "refused", message: refusal ?? "", members: [] };
+  const originalId = original.metadata?.name ?? "";
+  const steps: UndoStep[] = [];
+  const problems: MemberSummary[] = [];
+  for (const m of original.status?.members ?? []) {
+    const live = await readLive(deps.client, objectPath(m));
+    const problem = await stepProblem(deps, undo, originalId, { member: m, live });
+    if (problem) problems.push({ ...m, outcome: "Failed", message: problem });
+    else steps.push({ original: asMember(original, m), preImage: await deps.journal.read(originalId, m), live });
+  }
+  if (problems.length === 0) return { kind: "ready", steps };
+  return { kind: "refused", message: `cannot undo ${originalId}: ${problems.map((p) => `${describeRef(p)} ${p.message ?? ""}`).join("; ")}`, members: problems };
+}
+
+function originalProblem(undo: Transaction, original: Transaction | undefined): string | undefined {
+  const id = undo.spec.undoOf ?? "?";
+  if (!original) return `transaction ${id} does not exist`;
+  if (original.spec.user !== undo.spec.user) return `transaction ${id} belongs to ${original.spec.user}; you may only undo your own transactions`;
+  const phase = original.status?.phase ?? "Open";
+  return phase === "Committed" ? undefined : `transaction ${id} is ${phase}; only a committed transaction can be undone`;
+}
+
+async function stepProblem(deps: UndoDeps, undo: Transaction, originalId: string, at: { member: MemberSummary; live: KubeObject | undefined }): Promise<string | undefined> {
+  const { member, live } = at;
+  if (!unchangedSinceCommit(member, live)) return "changed since the commit";
+  if (member.operation !== "CREATE" && !(await deps.journal.read(originalId, member))) {
+    return "has no journal entry any more (the policy's journalRetentionSeconds passed)";
+  }
+  const verb = INVERSE[member.operation].verb;
+  return (await userMay(deps.client, undo.spec.user, verb, member)) ? undefined : `may not be ${verb === "patch" ? "patched" : `${verb}d`} by ${undo.spec.user} (RBAC)`;
+}
+
+/** The undo's own member for a step: locks it, and lets the generic rollback revert the undo if it fails halfway. */
+export function undoMember(undoId: string, step: UndoStep, nowMs: number): Member {
+  const { original, live } = step;
+  const base = { transaction: undoId, ref: original.ref, kind: original.kind, user: original.user, requestUid: `undo-${undoId}`, admittedAt: nowMs };
+  const op = INVERSE[original.operation].op;
+  return { ...base, operation: op, ...(live?.metadata?.resourceVersion ? { oldResourceVersion: live.metadata.resourceVersion } : {}) };
+}
+
+function asMember(original: Transaction, m: MemberSummary): Member {
+  return {
+    transaction: original.metadata?.name ?? "",
+    ref: { group: m.group, version: m.version, resource: m.resource, name: m.name, ...(m.namespace ? { namespace: m.namespace } : {}) },
+    kind: m.kind ?? "",
+    operation: m.operation,
+    user: original.spec.user,
+    requestUid: "",
+    admittedAt: 0,
+    ...(m.operation === "CREATE" && m.uid ? { createdUid: m.uid } : {}),
+  };
+}
+
+/** Runs the plan: lock, journal the current state, revert. Returns the locks and what happened to each step. */
+export async function executeUndo(deps: UndoDeps, undoId: string, steps: readonly UndoStep[]): Promise<{ locks: LockRecord[]; failure?: string }> {
+  const locks: LockRecord[] = [];
+  for (const step of steps) {
+    const result = await deps.locks.acquire(undoMember(undoId, step, deps.clock.now()));
+    if (result.kind === "held") return { locks, failure: `${describeRef(step.original.ref)} is locked by transaction ${result.lock.member.transaction}` };
+    locks.push(result.lock);
+    if (step.live) await deps.journal.record(undoId, step.original.ref, step.live);
+  }
+  for (const [i, step] of steps.entries()) {
+    const outcome = await restoreMember(deps.client, step.original, step.preImage);
+    if (outcome.kind === "impossible") return { locks, failure: `${describeRef(step.original.ref)}: ${outcome.detail}` };
+    const created = step.original.operation === "DELETE" ? await readLive(deps.client, objectPath(step.original.ref)) : undefined;
+    const lock = locks[i];
+    if (created?.metadata?.uid && lock) locks[i] = await deps.locks.takeOver(lock, { ...lock.member, createdUid: created.metadata.uid });
+  }
+  return { locks };
+}
+
+async function readLive(client: KubeClient, path: string): Promise<KubeObject | undefined> {
+  try {
+    return await client.get(path);
+  } catch (error) {
+    if (error instanceof NotFound) return undefined;
+    throw error;
+  }
+}
+
+async function userMay(client: KubeClient, user: string, verb: string, ref: MemberSummary): Promise<boolean> {
+  const review = await client.create<{ status?: { allowed?: boolean } }>("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+    apiVersion: "authorization.k8s.io/v1",
+    kind: "SubjectAccessReview",
+    spec: { user, resourceAttributes: { group: ref.group, version: ref.version, resource: ref.resource, namespace: ref.namespace, name: ref.name, verb } },
+  });
+  return review.status?.allowed === true;
+}

@@ -1,0 +1,97 @@
+/**
+ * Undo of a committed transaction from its kept journal, refused when an
+ * object changed since; and the /metrics endpoint that counts it all.
+ */
+import https from "node:https";
+import { readFile } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { KubeClient } from "../../src/kube/index.ts";
+import type { WebhookServer } from "../../src/main.ts";
+import { newTransaction, transactionPath } from "../../src/transactions/model.ts";
+import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
+import { startEngine, unregister } from "../support/engine.ts";
+import { configMap, inTransaction, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
+
+describe("undo", () => {
+  let engine: WebhookServer;
+  let admin: KubeClient;
+  let alice: KubeClient;
+  const ns = uniqueName("undo");
+  const cms = `/api/v1/namespaces/${ns}/configmaps`;
+
+  beforeAll(async () => {
+    admin = await client("admin");
+    alice = await client("alice");
+    await createNamespace(ns, { "kubetx.io/enabled": "true" });
+    engine = await startEngine();
+  });
+  afterAll(async () => {
+    await unregister();
+    await engine?.close();
+    admin?.close();
+    alice?.close();
+  });
+
+  async function commit(id: string, docs: ReturnType<typeof configMap>[]): Promise<void> {
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(docs.map((d) => inTransaction(d, id, docs.length))) });
+    expect(applied.code).toBe(0);
+    expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
+  }
+
+  async function undo(id: string, as: KubeClient = alice, user = "alice"): Promise<ReturnType<typeof waitResolved>> {
+    const undoId = `t-undo-${id.slice(-6)}`;
+    await as.create(transactionPath(), newTransaction(undoId, { user, mode: "undo", undoOf: id }));
+    return waitResolved(admin, undoId);
+  }
+
+  it("reverts every member of a committed transaction when none changed since", async () => {
+    await admin.create(cms, configMap(ns, "settings", { level: "old" }));
+    await commit("t-change01", [configMap(ns, "settings", { level: "new" }), configMap(ns, "added", { v: "1" })]);
+    const result = await undo("t-change01");
+    expect(result.status?.phase).toBe("Committed");
+    expect(result.status?.reason).toBe("Undone");
+    expect((await admin.get(`${cms}/settings`)).data).toEqual({ level: "old" });
+    expect(await readOrUndefined(admin, `${cms}/added`)).toBeUndefined();
+  });
+
+  it("refuses and names the objects that changed since the commit", async () => {
+    await commit("t-change02", [configMap(ns, "stable", { v: "1" }), configMap(ns, "touched", { v: "1" })]);
+    await admin.mergePatch(`${cms}/touched`, { data: { v: "edited later" } });
+    const result = await undo("t-change02");
+    expect(result.status?.phase).toBe("RolledBack");
+    expect(result.status?.reason).toBe("UndoRefused");
+    expect(result.status?.message).toContain(`configmaps ${ns}/touched changed since the commit`);
+    expect(result.status?.message).not.toContain("stable");
+    expect((await admin.get(`${cms}/stable`)).data).toEqual({ v: "1" });
+    expect((await admin.get(`${cms}/touched`)).data).toEqual({ v: "edited later" });
+  });
+
+  it("refuses to undo another user's transaction", async () => {
+    await commit("t-change03", [configMap(ns, "alices", { v: "1" })]);
+    const bob = await client("bob");
+    try {
+      const result = await undo("t-change03", bob, "bob");
+      expect(result.status?.reason).toBe("UndoRefused");
+      expect(result.status?.message).toContain("belongs to alice");
+      expect((await admin.get(`${cms}/alices`)).data).toEqual({ v: "1" });
+    } finally {
+      bob.close();
+    }
+  });
+
+  it("counts decisions, outcomes and conflicts on /metrics", async () => {
+    const ca = await readFile(cluster().caFile);
+    const text = await new Promise<string>((resolve, reject) => {
+      https.get({ host: "127.0.0.1", port: engine.port, path: "/metrics", ca }, (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve(body));
+      }).on("error", reject);
+    });
+    expect(text).toMatch(/kubetx_admission_duration_seconds_count\{path="\/validate",decision="member"\} [1-9]/);
+    expect(text).toMatch(/kubetx_transactions_total\{outcome="Committed"\} [1-9]/);
+    expect(text).toContain("kubetx_lock_conflicts_total");
+    expect(text).toContain("kubetx_open_transactions");
+    expect(text).toContain("kubetx_rollback_duration_seconds_bucket");
+  });
+});
