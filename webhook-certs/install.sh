@@ -9,8 +9,9 @@
 #    make-certs.sh (`kubetx certs`);
 # 2. creates namespace kubetx-system if it is missing;
 # 3. creates or updates the TLS Secret kubetx-webhook-tls that the kubetx
-#    pods mount (and restarts them when an existing certificate changed:
-#    kubetx reads it at start);
+#    pods mount, and restarts them when an existing certificate changed
+#    (the kubelet may take a minute or more to update a mounted Secret; a
+#    rolling restart serves the new certificate at once);
 # 4. writes the CA as caBundle into every webhook of the
 #    ValidatingWebhookConfiguration and MutatingWebhookConfiguration
 #    `kubetx`, when they exist.

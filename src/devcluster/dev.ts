@@ -3,7 +3,7 @@
  * foreground, until SIGINT or SIGTERM.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AdmissionRequest } from "../admission/review.ts";
@@ -62,12 +62,38 @@ export async function checkPortsFree(ports: { apiserverPort: number; webhookPort
 }
 
 /** Starts everything and returns once a write to an opted-in namespace went through the webhook. */
-export async function startDev(options: DevOptions): Promise<DevCluster> {
-  await checkPortsFree(options);
+async function startControlPlaneIn(options: DevOptions): Promise<{ binaries: Binaries; controlPlane: ControlPlane }> {
   const binaries = await options.binaries();
   options.say(`starting etcd and kube-apiserver ${binaries.version} in ${options.dir}`);
-  const controlPlane = await startControlPlane({ dir: options.dir, binaries, apiserverPort: options.apiserverPort });
-  const cleanups: (() => Promise<void>)[] = [() => controlPlane.stop()];
+  return { binaries, controlPlane: await startControlPlane({ dir: options.dir, binaries, apiserverPort: options.apiserverPort }) };
+}
+
+/**
+ * One kubetx dev per directory: a second one would stop the first one's
+ * etcd and apiserver (a start clears what a crashed run left behind).
+ */
+async function claimDirectory(dir: string): Promise<() => Promise<void>> {
+  const file = path.join(dir, "kubetx-dev.pid");
+  const owner = Number((await readFile(file, "utf8").catch(() => "")).trim());
+  if (Number.isInteger(owner) && owner > 0 && owner !== process.pid) {
+    const cmdline = await readFile(`/proc/${owner}/cmdline`, "utf8").catch(() => "");
+    if (cmdline.includes("kubetx")) {
+      throw new DevError(`kubetx dev: ${dir} is in use by another kubetx dev (pid ${owner}); stop it (Ctrl-C there, or kill ${owner}) or pass --dir with another directory`);
+    }
+  }
+  await mkdir(dir, { recursive: true });
+  await writeFile(file, `${process.pid}\n`);
+  return () => rm(file, { force: true });
+}
+
+export async function startDev(options: DevOptions): Promise<DevCluster> {
+  await checkPortsFree(options);
+  const release = await claimDirectory(options.dir);
+  const { binaries, controlPlane } = await startControlPlaneIn(options).catch(async (error: unknown) => {
+    await release();
+    throw error;
+  });
+  const cleanups: (() => Promise<void>)[] = [release, () => controlPlane.stop()];
   const stop = async (): Promise<void> => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };

@@ -18,8 +18,14 @@ export const MATCH_CONDITIONS = [
   { name: "not-events", expression: "request.resource.resource != 'events'" },
 ];
 
+/**
+ * Never the control plane's own namespaces: kube-node-lease carries every
+ * node's heartbeat, and a kubetx outage must not be able to stall those.
+ */
+export const EXCLUDED_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease", KUBETX_NAMESPACE];
+
 const NAMESPACE_SELECTOR = {
-  matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system", KUBETX_NAMESPACE] }],
+  matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: EXCLUDED_NAMESPACES }],
 };
 
 export function validatingWebhookConfiguration(clientConfig: ClientConfig): KubeObject {
@@ -91,6 +97,11 @@ export const CONFIGURATION_PATHS = {
   ValidatingWebhookConfiguration: "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
   MutatingWebhookConfiguration: "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
 } as const;
+
+/** The client config of the kubetx Service in a real cluster (manifests/). */
+export function serviceClientConfig(path: string, caBundle: string): ClientConfig {
+  return { service: { name: "kubetx", namespace: KUBETX_NAMESPACE, path, port: 443 }, caBundle };
+}
 
 /** A url client config for a webhook served at https://host:port. */
 export function urlClientConfig(base: string, path: string, caBundle: string): ClientConfig {

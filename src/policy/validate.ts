@@ -39,11 +39,25 @@ export function validatePolicySpec(spec: unknown): PolicyCheck {
     ...numberProblems(spec, "journalRetentionSeconds", { min: 0, max: 30 * 86_400, integer: true }),
     ...booleanProblems(spec.allowIrreversibleDeletes, "spec.allowIrreversibleDeletes"),
   ];
-  const merged = { ...POLICY_DEFAULTS, ...spec };
+  const merged = withDefaults(spec);
   if (problems.length === 0 && merged.maxOpenSeconds <= merged.quietWindowSeconds) {
     problems.push(`spec.maxOpenSeconds: must be longer than spec.quietWindowSeconds (${merged.quietWindowSeconds})`);
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, spec: merged };
+}
+
+/** Defaults field by field, nested ones included: a policy that names only `exclude` still includes everything. */
+function withDefaults(spec: Raw): PolicySpec {
+  const resources = isRecord(spec.resources) ? spec.resources : {};
+  return {
+    ...POLICY_DEFAULTS,
+    ...spec,
+    namespaceSelector: (spec.namespaceSelector ?? POLICY_DEFAULTS.namespaceSelector),
+    resources: {
+      include: (resources.include ?? POLICY_DEFAULTS.resources.include) as string[],
+      exclude: (resources.exclude ?? POLICY_DEFAULTS.resources.exclude) as string[],
+    },
+  };
 }
 
 function modeProblems(mode: unknown): string[] {
@@ -83,7 +97,7 @@ function requirementProblems(r: unknown, field: string): string[] {
 }
 
 function valuesProblems(operator: string, values: unknown, field: string): string[] {
-  const count = Array.isArray(values) ? values.length : values === undefined ? 0 : -1;
+  const count = Array.isArray(values) && values.every((v) => typeof v === "string") ? values.length : values === undefined ? 0 : -1;
   if (count < 0) return [`${field}: must be a list of strings`];
   const needsValues = operator === "In" || operator === "NotIn";
   if (needsValues && count === 0) return [`${field}: ${operator} needs at least one value`];

@@ -1,0 +1,268 @@
+/**
+ * A cluster admin installs kubetx with `kubectl apply -k manifests/` and
+ * webhook-certs/install.sh. This applies the real manifests to the real
+ * apiserver, and proves that the Service-based webhook configurations they
+ * register reach a kubetx engine, which then works with nothing but the
+ * RBAC that manifests/ grants.
+ *
+ * There is no kubelet and no controller manager, so the Deployment never
+ * runs a pod. The engine runs in this process instead, and the apiserver
+ * (started with --enable-aggregator-routing=true) reaches it through the
+ * Service's EndpointSlice, which this test writes by hand.
+ */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { networkInterfaces, tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/config.ts";
+import { KUBETX_NAMESPACE } from "../../src/devcluster/identities.ts";
+import { readManifests } from "../../src/devcluster/install.ts";
+import { CONFIGURATION_PATHS } from "../../src/devcluster/registration.ts";
+import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
+import { createOrReplace } from "../../src/kube/index.ts";
+import type { WebhookServer } from "../../src/main.ts";
+import { startWebhookServer } from "../../src/main.ts";
+import { silentLogger } from "../../src/telemetry/logger.ts";
+import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
+import { FAST, unregister } from "../support/engine.ts";
+import { configMap, inTransaction, leftovers, waitResolved, yamlOf } from "../support/objects.ts";
+
+const REPO = path.resolve(import.meta.dirname, "../..");
+const MANIFESTS = path.join(REPO, "manifests");
+const INSTALL = path.join(REPO, "webhook-certs", "install.sh");
+const SERVICE = `/api/v1/namespaces/${KUBETX_NAMESPACE}/services/kubetx`;
+const SLICES = `/apis/discovery.k8s.io/v1/namespaces/${KUBETX_NAMESPACE}/endpointslices`;
+/** The dev cluster's "kubetx is cluster-admin" binding (src/devcluster/bootstrap.ts). */
+const DEV_BINDING = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/kubetx-dev";
+const ENABLED = { "kubetx.io/enabled": "true" };
+
+type Webhook = { name: string; clientConfig: { caBundle?: string; service?: unknown } };
+
+/**
+ * An address of this machine that an EndpointSlice may hold. The apiserver
+ * refuses loopback addresses in EndpointSlices ("may not be in the loopback
+ * range"), so the engine cannot listen on 127.0.0.1 here. The apiserver
+ * checks the certificate for the Service's DNS name, not for this address.
+ */
+function machineAddress(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    const found = addresses?.find((a) => a.family === "IPv4" && !a.internal);
+    if (found) return found.address;
+  }
+  throw new Error("this machine has no non-loopback IPv4 address for the test EndpointSlice to point at");
+}
+
+function applyManifests(): ReturnType<typeof kubectl> {
+  return kubectl(["apply", "--validate=strict", "-k", MANIFESTS]);
+}
+
+/** kind/namespace/name -> resourceVersion of every object the kustomization names. */
+async function appliedVersions(): Promise<Record<string, string>> {
+  const listed = await kubectl(["get", "-k", MANIFESTS, "-o", "json"]);
+  expect(listed.code).toBe(0);
+  const items = (JSON.parse(listed.stdout) as { items: KubeObject[] }).items;
+  return Object.fromEntries(items.map((o) => [`${o.kind ?? ""}/${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`, o.metadata?.resourceVersion ?? ""]));
+}
+
+async function webhooksOf(admin: KubeClient): Promise<Webhook[]> {
+  const all: Webhook[] = [];
+  for (const collection of Object.values(CONFIGURATION_PATHS)) {
+    all.push(...(await admin.get<{ webhooks: Webhook[] }>(`${collection}/kubetx`)).webhooks);
+  }
+  return all;
+}
+
+/**
+ * The resolver records the outcome first and then releases the locks,
+ * heartbeat and journal, so a reader can see both for a moment.
+ */
+async function leftoversOnceReleased(admin: KubeClient, id: string): Promise<string[]> {
+  let left = await leftovers(admin, id);
+  for (let attempt = 0; attempt < 50 && left.length > 0; attempt += 1) {
+    await sleep(100);
+    left = await leftovers(admin, id);
+  }
+  return left;
+}
+
+/** A server-side dry run in an opted-in namespace answers with kubetx's warning once the webhook is reachable. */
+async function waitUntilWebhookAnswers(namespace: string): Promise<void> {
+  const probe = yamlOf([inTransaction(configMap(namespace, "probe", {}), "t-probemani", 1)]);
+  let last = "";
+  for (let attempt = 0; attempt < 150; attempt += 1) {
+    const result = await kubectl(["apply", "--dry-run=server", "-f", "-"], { user: "alice", input: probe });
+    if (result.stderr.includes("kubetx: dry run")) return;
+    last = result.stderr;
+    await sleep(100);
+  }
+  throw new Error(`the apiserver never reached kubetx through the Service; kubectl said: ${last}`);
+}
+
+describe("installing kubetx from manifests/", () => {
+  let admin: KubeClient;
+  let certs: string;
+  let engine: WebhookServer | undefined;
+  let devBinding: KubeObject | undefined;
+  // Created before the webhook configurations exist: until an engine
+  // answers, they refuse every covered write (failurePolicy Fail), also the
+  // editors' RoleBinding that createNamespace waits for.
+  const ns = uniqueName("manifests");
+  const cms = `/api/v1/namespaces/${ns}/configmaps`;
+
+  beforeAll(async () => {
+    admin = await client("admin");
+    certs = await mkdtemp(path.join(tmpdir(), "kubetx-certs-"));
+    await createNamespace(ns, ENABLED);
+  });
+
+  afterAll(async () => {
+    // First, so no later test file meets a webhook that nothing answers.
+    await unregister();
+    await engine?.close();
+    await admin?.delete(`${SLICES}/kubetx-test`).catch(() => undefined);
+    if (devBinding) {
+      const { resourceVersion: _rv, uid: _uid, creationTimestamp: _ct, managedFields: _mf, ...metadata } = devBinding.metadata ?? {};
+      await createOrReplace(admin, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", { ...devBinding, metadata });
+    }
+    admin?.close();
+    await rm(certs, { recursive: true, force: true });
+  });
+
+  it("applies as a cluster admin with server-side validation, and again without a change", async () => {
+    const first = await applyManifests();
+    expect(first.stderr).not.toMatch(/error/i);
+    expect(first.code).toBe(0);
+    for (const object of ["deployment.apps/kubetx", "poddisruptionbudget.policy/kubetx", "service/kubetx", "validatingwebhookconfiguration.admissionregistration.k8s.io/kubetx"]) {
+      expect(first.stdout).toContain(object);
+    }
+    const before = await appliedVersions();
+    const second = await applyManifests();
+    expect(second.stderr).toBe("");
+    expect(second.code).toBe(0);
+    // kubectl says "configured" for a few objects whose patch changes
+    // nothing (a PodDisruptionBudget's selector is always sent whole); the
+    // apiserver's resourceVersions show whether anything really changed.
+    expect(await appliedVersions()).toEqual(before);
+    expect(Object.keys(before)).toHaveLength((await readManifests(MANIFESTS)).filter((o) => o.kind !== "Kustomization").length
+      + (await readManifests(path.join(MANIFESTS, "crds"))).length);
+  });
+
+  it("gets its certificate and caBundle from install.sh, and keeps the caBundle when applied again", async () => {
+    const info = cluster();
+    const installed = await run(INSTALL, [certs], {
+      env: { ...process.env, KUBECTL: `${info.kubectl} --kubeconfig ${info.kubeconfigs.admin}` },
+    });
+    expect(installed.stderr).toContain("caBundle set on validatingwebhookconfiguration/kubetx");
+    expect(installed.code).toBe(0);
+    const caBundle = (await readFile(path.join(certs, "ca.crt"))).toString("base64");
+
+    const secret = await admin.get<KubeObject & { type: string; data: Record<string, string> }>(`/api/v1/namespaces/${KUBETX_NAMESPACE}/secrets/kubetx-webhook-tls`);
+    expect(secret.type).toBe("kubernetes.io/tls");
+    expect(Buffer.from(secret.data["tls.crt"] ?? "", "base64").toString()).toBe(await readFile(path.join(certs, "tls.crt"), "utf8"));
+    expect(secret.metadata?.annotations?.["kubectl.kubernetes.io/last-applied-configuration"]).toBeUndefined();
+
+    const webhooks = await webhooksOf(admin);
+    expect(webhooks.map((w) => w.name).sort()).toEqual(["observe.kubetx.io", "records.kubetx.io", "validate.kubetx.io"]);
+    for (const webhook of webhooks) expect(webhook.clientConfig.caBundle).toBe(caBundle);
+
+    const again = await applyManifests();
+    expect(again.code).toBe(0);
+    for (const webhook of await webhooksOf(admin)) expect(webhook.clientConfig.caBundle).toBe(caBundle);
+
+    const rerun = await run(INSTALL, [certs], { env: { ...process.env, KUBECTL: `${info.kubectl} --kubeconfig ${info.kubeconfigs.admin}` } });
+    expect(rerun.code).toBe(0);
+    expect(rerun.stderr).not.toContain("restarted");
+  });
+
+  it("replaces a changed certificate: new Secret and caBundle, and a rolling restart of the pods", async () => {
+    const info = cluster();
+    const env = { ...process.env, KUBECTL: `${info.kubectl} --kubeconfig ${info.kubeconfigs.admin}` };
+    const other = await mkdtemp(path.join(tmpdir(), "kubetx-certs-other-"));
+    try {
+      const replaced = await run(INSTALL, [other], { env });
+      expect(replaced.code).toBe(0);
+      expect(replaced.stderr).toContain("the certificate changed: restarted deployment kubetx-system/kubetx");
+      for (const webhook of await webhooksOf(admin)) expect(webhook.clientConfig.caBundle).toBe((await readFile(path.join(other, "ca.crt"))).toString("base64"));
+      const deployment = await admin.get<KubeObject & { spec: { template: { metadata: { annotations?: Record<string, string> } } } }>(
+        `/apis/apps/v1/namespaces/${KUBETX_NAMESPACE}/deployments/kubetx`);
+      expect(deployment.spec.template.metadata.annotations?.["kubectl.kubernetes.io/restartedAt"]).toBeDefined();
+    } finally {
+      // Back to the first certificates, which the next stories serve.
+      expect((await run(INSTALL, [certs], { env })).code).toBe(0);
+      await rm(other, { recursive: true, force: true });
+    }
+    for (const webhook of await webhooksOf(admin)) expect(webhook.clientConfig.caBundle).toBe((await readFile(path.join(certs, "ca.crt"))).toString("base64"));
+  });
+
+  it("routes alice's apply through the Service to kubetx, which commits it with only the manifests' RBAC", async () => {
+    // kubetx's identity here is the static-token user with the
+    // ServiceAccount's name; without the dev cluster's cluster-admin
+    // binding it has exactly what manifests/ grants the ServiceAccount.
+    devBinding = await admin.get(DEV_BINDING);
+    await admin.delete(DEV_BINDING);
+    // Narrowed as rbac.yaml asks admins to: these stories write only
+    // ConfigMaps. The default "*" would also hide a missing rule in the
+    // other roles (Leases, journal Secrets, Events).
+    await createOrReplace(admin, "/apis/rbac.authorization.k8s.io/v1/clusterroles", {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "kubetx:restore" },
+      rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "create", "patch", "update", "delete"] }],
+    });
+
+    const host = machineAddress();
+    engine = await startWebhookServer({
+      kubeconfig: cluster().kubeconfigs.kubetx,
+      tls: { certFile: path.join(certs, "tls.crt"), keyFile: path.join(certs, "tls.key") },
+      host,
+      port: 0,
+      logger: silentLogger(),
+      config: loadConfig(FAST),
+    });
+    // Selector-less: endpoints are written by hand, not derived from pods.
+    // (No controller runs here to derive them anyway; without a selector a
+    // real cluster's controllers would leave this slice alone too.)
+    await admin.mergePatch(SERVICE, { spec: { selector: null } });
+    await createOrReplace(admin, SLICES, {
+      apiVersion: "discovery.k8s.io/v1",
+      kind: "EndpointSlice",
+      metadata: { name: "kubetx-test", namespace: KUBETX_NAMESPACE, labels: { "kubernetes.io/service-name": "kubetx" } },
+      addressType: "IPv4",
+      endpoints: [{ addresses: [host], conditions: { ready: true } }],
+      // The name of the Service port (443 -> targetPort https) that the webhooks name.
+      ports: [{ name: "https", protocol: "TCP", port: engine.port }],
+    });
+    await waitUntilWebhookAnswers(ns);
+
+    const manifest = yamlOf([configMap(ns, "via-service-a", { v: "1" }), configMap(ns, "via-service-b", { v: "1" })]);
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: manifest });
+    expect(applied.code).toBe(0);
+    expect(applied.stderr).toContain("kubetx: joined transaction");
+    const id = /kubetx: joined transaction (\S+)/.exec(applied.stderr)?.[1] ?? "";
+    const tx = await waitResolved(admin, id);
+    expect(tx.status?.phase).toBe("Committed");
+    expect(tx.spec.user).toBe("alice");
+    expect(tx.status?.members?.map((m) => m.name).sort()).toEqual(["via-service-a", "via-service-b"]);
+    expect(await leftoversOnceReleased(admin, id)).toEqual([]);
+  });
+
+  it("rolls back through the manifests' RBAC: restores a journalled update and records an Event", async () => {
+    await admin.create(cms, configMap(ns, "restored", { v: "old" }));
+    const id = "t-manifest1";
+    // Two members promised, one sent: the transaction times out and rolls back.
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "restored", { v: "new" }), id, 2)]) });
+    expect(applied.stderr).toContain(`kubetx: joined transaction ${id}`);
+    expect((await admin.get(`${cms}/restored`)).data).toEqual({ v: "new" });
+
+    const tx = await waitResolved(admin, id);
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.members?.map((m) => `${m.name}:${m.outcome}`)).toEqual(["restored:Restored"]);
+    expect((await admin.get(`${cms}/restored`)).data).toEqual({ v: "old" });
+    expect(await leftoversOnceReleased(admin, id)).toEqual([]);
+    const events = await admin.get<{ items: (KubeObject & { reason?: string })[] }>(`/api/v1/namespaces/${ns}/events`, {
+      query: { fieldSelector: "involvedObject.name=restored" },
+    });
+    expect(events.items.map((e) => e.reason)).toContain("TransactionRolledBack");
+  });
+});
