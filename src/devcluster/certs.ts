@@ -8,9 +8,10 @@
  */
 import { execFile } from "node:child_process";
 import { X509Certificate, createPrivateKey, generateKeyPairSync } from "node:crypto";
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
+import { exists } from "./files.ts";
 
 const run = promisify(execFile);
 
@@ -142,11 +143,3 @@ async function openssl(args: string[]): Promise<void> {
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch {
-    return false;
-  }
-}

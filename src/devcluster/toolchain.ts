@@ -6,10 +6,11 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
-import { access, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { exists } from "./files.ts";
 
 export interface Binaries {
   readonly version: string;
@@ -143,14 +144,6 @@ async function moduleDigest(moduleDir: string): Promise<string> {
   return hash.digest("hex").slice(0, 12);
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function ensureWritable(dir: string): Promise<void> {
   try {

@@ -1,5 +1,5 @@
 import type { KubeClient } from "./client.ts";
-import { AlreadyExists } from "./errors.ts";
+import { AlreadyExists, NotFound } from "./errors.ts";
 import type { KubeObject } from "./types.ts";
 
 /**
@@ -24,5 +24,15 @@ export async function createIfMissing(client: KubeClient, collectionPath: string
     await client.create(collectionPath, body);
   } catch (error) {
     if (!(error instanceof AlreadyExists)) throw error;
+  }
+}
+
+/** The object at `path`, or undefined when it does not exist. */
+export async function getIfExists<T extends KubeObject = KubeObject>(client: KubeClient, path: string): Promise<T | undefined> {
+  try {
+    return await client.get<T>(path);
+  } catch (error) {
+    if (error instanceof NotFound) return undefined;
+    throw error;
   }
 }

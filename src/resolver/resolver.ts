@@ -6,7 +6,7 @@
  * heartbeat it has seen unchanged for a full lock TTL.
  */
 import type { KubeClient, KubeObject } from "../kube/index.ts";
-import { Conflict, NotFound } from "../kube/index.ts";
+import { Conflict, getIfExists } from "../kube/index.ts";
 import { describeRef } from "../kube/types.ts";
 import type { Journal } from "../journal/journal.ts";
 import { ExpiryTracker } from "../locks/expiry.ts";
@@ -321,14 +321,10 @@ export class Resolver {
     this.expiry.forget(heartbeatName(id));
   }
 
-  private async readLive(lock: LockRecord): Promise<KubeObject | undefined> {
-    try {
-      return await this.o.client.get(objectPath(lock.member.ref));
-    } catch (error) {
-      if (error instanceof NotFound) return undefined;
-      throw error;
-    }
+  private readLive(lock: LockRecord): Promise<KubeObject | undefined> {
+    return getIfExists(this.o.client, objectPath(lock.member.ref));
   }
+
 
   private async setPhase(id: string, phase: Phase, fields: Partial<TransactionStatus>): Promise<void> {
     await this.o.store.updateStatus(id, (tx) => ({ ...tx.status, ...fields, phase }));

@@ -7,7 +7,7 @@
  * user's behalf what their RBAC forbids).
  */
 import type { KubeClient, KubeObject } from "../kube/index.ts";
-import { NotFound } from "../kube/index.ts";
+import { getIfExists } from "../kube/index.ts";
 import { describeRef } from "../kube/types.ts";
 import type { Journal } from "../journal/journal.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
@@ -55,7 +55,7 @@ export async function planUndo(deps: UndoDeps, undo: Transaction, original: Tran
   const steps: UndoStep[] = [];
   const problems: MemberSummary[] = [];
   for (const m of original.status?.members ?? []) {
-    const live = await readLive(deps.client, objectPath(m));
+    const live = await getIfExists(deps.client, objectPath(m));
     const problem = await stepProblem(deps, undo, originalId, { member: m, live });
     if (problem) problems.push({ ...m, outcome: "Failed", message: problem });
     else steps.push({ original: asMember(original, m), preImage: await deps.journal.read(originalId, m), live });
@@ -115,21 +115,13 @@ export async function executeUndo(deps: UndoDeps, undoId: string, steps: readonl
   for (const [i, step] of steps.entries()) {
     const outcome = await restoreMember(deps.client, step.original, step.preImage);
     if (outcome.kind === "impossible") return { locks, failure: `${describeRef(step.original.ref)}: ${outcome.detail}` };
-    const created = step.original.operation === "DELETE" ? await readLive(deps.client, objectPath(step.original.ref)) : undefined;
+    const created = step.original.operation === "DELETE" ? await getIfExists(deps.client, objectPath(step.original.ref)) : undefined;
     const lock = locks[i];
     if (created?.metadata?.uid && lock) locks[i] = await deps.locks.takeOver(lock, { ...lock.member, createdUid: created.metadata.uid });
   }
   return { locks };
 }
 
-async function readLive(client: KubeClient, path: string): Promise<KubeObject | undefined> {
-  try {
-    return await client.get(path);
-  } catch (error) {
-    if (error instanceof NotFound) return undefined;
-    throw error;
-  }
-}
 
 async function userMay(client: KubeClient, user: string, verb: string, ref: MemberSummary): Promise<boolean> {
   const review = await client.create<{ status?: { allowed?: boolean } }>("/apis/authorization.k8s.io/v1/subjectaccessreviews", {

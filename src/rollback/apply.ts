@@ -1,6 +1,6 @@
 /** Carries out a restore plan against the API, re-planning when the object changes underneath. */
 import type { KubeClient, KubeObject } from "../kube/index.ts";
-import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
+import { AlreadyExists, Conflict, NotFound, getIfExists } from "../kube/index.ts";
 import type { Member } from "../locks/record.ts";
 import type { RestoreAction } from "./plan.ts";
 import { objectPath, planRestore } from "./plan.ts";
@@ -16,7 +16,7 @@ export type RestoreOutcome =
 export async function restoreMember(client: KubeClient, member: Member, preImage: KubeObject | undefined): Promise<RestoreOutcome> {
   let lastConflict = "";
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-    const live = await readLive(client, objectPath(member.ref));
+    const live = await getIfExists(client, objectPath(member.ref));
     const action = planRestore(member, preImage, live);
     try {
       return await execute(client, action);
@@ -28,14 +28,6 @@ export async function restoreMember(client: KubeClient, member: Member, preImage
   return { kind: "impossible", detail: `the object kept changing during the restore: ${lastConflict}` };
 }
 
-async function readLive(client: KubeClient, path: string): Promise<KubeObject | undefined> {
-  try {
-    return await client.get(path);
-  } catch (error) {
-    if (error instanceof NotFound) return undefined;
-    throw error;
-  }
-}
 
 async function execute(client: KubeClient, action: RestoreAction): Promise<RestoreOutcome> {
   switch (action.kind) {

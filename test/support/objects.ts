@@ -1,7 +1,7 @@
 /** Small builders and readers for the objects the stories use. */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
-import { NotFound } from "../../src/kube/index.ts";
+import { getIfExists } from "../../src/kube/index.ts";
 import type { Phase, Transaction } from "../../src/transactions/model.ts";
 import { TERMINAL_PHASES, transactionPath } from "../../src/transactions/model.ts";
 import { stringify } from "yaml";
@@ -19,13 +19,8 @@ export function yamlOf(objects: readonly KubeObject[]): string {
   return objects.map((o) => stringify(o)).join("---\n");
 }
 
-export async function readOrUndefined(admin: KubeClient, path: string): Promise<KubeObject | undefined> {
-  try {
-    return await admin.get(path);
-  } catch (error) {
-    if (error instanceof NotFound) return undefined;
-    throw error;
-  }
+export function readOrUndefined(admin: KubeClient, path: string): Promise<KubeObject | undefined> {
+  return getIfExists(admin, path);
 }
 
 /** Polls the Transaction record until it reaches a terminal phase. */
