@@ -13,6 +13,10 @@ import type { ApplyDeps } from "./tx/apply.ts";
 import { newTransactionId, runApply } from "./tx/apply.ts";
 import { reportTxFailure } from "./tx/errors.ts";
 import { findKubectl, runKubectl } from "./tx/kubectl.ts";
+import type { ReviewDeps } from "./tx/cluster-read.ts";
+import { runReview } from "./tx/review.ts";
+import { parseReviewCommand } from "./tx/review-args.ts";
+import { parseUndo, runUndo } from "./tx/undo.ts";
 
 type Say = (line: string) => void;
 
@@ -30,7 +34,37 @@ function applyDeps(say: Say, warn: Say): ApplyDeps {
   };
 }
 
+function reviewDeps(say: Say, warn: Say): ReviewDeps {
+  return {
+    connect: (kubeconfig, context) => createKubeClient(kubeconfig, context === undefined ? {} : { context }),
+    now: () => Date.now(),
+    say,
+    warn,
+  };
+}
+
+async function undo(args: readonly string[], say: Say, warn: Say): Promise<number> {
+  const command = parseUndo(args);
+  if (command.kind === "help") {
+    say(command.text);
+    return 0;
+  }
+  const { kubeconfig, context } = command.options;
+  const client = await createKubeClient(kubeconfig, context === undefined ? {} : { context });
+  try {
+    const clock = { now: () => Date.now(), sleep: (ms: number) => sleep(ms) };
+    return await runUndo(command.options, { client, newId: () => newTransactionId(), clock, say, warn });
+  } finally {
+    client.close();
+  }
+}
+
 async function main(argv: readonly string[], say: Say, warn: Say): Promise<number> {
+  if (argv[0] === "undo") return undo(argv.slice(1), say, warn);
+  if (argv[0] === "help" && argv[1] === "undo") return undo(["--help"], say, warn);
+  // list, describe, locks, audit and the top-level help; apply (and its help) below.
+  const review = parseReviewCommand(argv);
+  if (review) return runReview(review, reviewDeps(say, warn));
   const command = parseCommand(argv);
   if (command.kind === "help") {
     (command.exitCode === 0 ? say : warn)(command.text);
@@ -41,7 +75,9 @@ async function main(argv: readonly string[], say: Say, warn: Say): Promise<numbe
 
 const say: Say = (line) => process.stdout.write(`${line}\n`);
 const warn: Say = (line) => process.stderr.write(`${line}\n`);
+/** Exits once stdout and stderr have flushed: where pipes are asynchronous, a large `-o json` must not be cut short. */
+const exit = (code: number): void => void process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
 main(process.argv.slice(2), say, warn).then(
-  (code) => process.exit(code),
-  (error: unknown) => process.exit(reportTxFailure(error, warn)),
+  (code) => exit(code),
+  (error: unknown) => exit(reportTxFailure(error, warn)),
 );

@@ -10,6 +10,7 @@ import type { WebhookServer } from "../../src/main.ts";
 import { newTransaction, transactionPath } from "../../src/transactions/model.ts";
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
 import { startEngine, unregister } from "../support/engine.ts";
+import { installPlugin } from "../support/plugin.ts";
 import { configMap, inTransaction, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
 
 describe("undo", () => {
@@ -76,6 +77,27 @@ describe("undo", () => {
       expect((await admin.get(`${cms}/alices`)).data).toEqual({ v: "1" });
     } finally {
       bob.close();
+    }
+  });
+
+  it("is what kubectl tx undo does, printing what it restored", async () => {
+    const plugin = await installPlugin();
+    try {
+      await admin.create(cms, configMap(ns, "via-cli", { v: "before" }));
+      await commit("t-change04", [configMap(ns, "via-cli", { v: "after" })]);
+      const result = await plugin.tx(["undo", "t-change04"]);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/transaction t-[0-9a-f]+ committed: 1 member/);
+      expect(result.stdout).toContain(`UPDATE configmaps ${ns}/via-cli: Restored`);
+      expect((await admin.get(`${cms}/via-cli`)).data).toEqual({ v: "before" });
+      const again = await plugin.tx(["undo", "t-change04"]);
+      expect(again.code).toBe(1);
+      expect(again.stdout).toContain(`configmaps ${ns}/via-cli changed since the commit`);
+      const usage = await plugin.tx(["undo"]);
+      expect(usage.code).toBe(2);
+      expect(usage.stderr).toContain("undo takes exactly one transaction id");
+    } finally {
+      await plugin.remove();
     }
   });
 

@@ -4,9 +4,11 @@
  * checks that nothing changed since the commit and that the user may make
  * every write, reverts from the kept journal, and reports like an apply.
  */
+import { parseArgs } from "node:util";
 import type { KubeClient } from "../../kube/client.ts";
 import { newTransaction, transactionIdProblem, transactionPath } from "../../transactions/model.ts";
-import { EXIT, TxError } from "./errors.ts";
+import { parseTimeout } from "./duration.ts";
+import { EXIT, TxError, usageError } from "./errors.ts";
 import { formatOutcome } from "./outcome.ts";
 import { whoAmI } from "./record.ts";
 import type { Clock } from "./wait.ts";
@@ -15,6 +17,51 @@ import { waitForOutcome } from "./wait.ts";
 export interface UndoOptions {
   readonly target: string;
   readonly timeoutSeconds: number;
+  readonly kubeconfig?: string;
+  readonly context?: string;
+}
+
+export const UNDO_HELP = `kubectl tx undo: revert a committed transaction
+
+Usage:
+  kubectl tx undo ID [--timeout DURATION] [--kubeconfig FILE] [--context NAME]
+
+kubetx reverts every member of the committed transaction ID from the journal
+it kept (the TransactionPolicy's journalRetentionSeconds, default an hour),
+as a new transaction of your own: created objects are deleted, updated ones
+get their previous state back, deleted ones are re-created. It refuses, and
+lists the objects, when any member changed since the commit, when its
+journal is gone, or when you may not make one of those writes yourself
+(RBAC); then nothing is written. You may undo only your own transactions.
+
+Flags:
+      --timeout DURATION   how long kubetx may take (default 60s)
+      --kubeconfig FILE    the kubeconfig to use (default: as kubectl picks it)
+      --context NAME       the kubeconfig context to use
+
+Exit codes: 0 undone, 1 refused or failed, 2 usage error, 3 no outcome in time.
+`;
+
+export type UndoCommand = { readonly kind: "help"; readonly text: string } | { readonly kind: "undo"; readonly options: UndoOptions };
+
+export function parseUndo(args: readonly string[]): UndoCommand {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args], allowPositionals: true, strict: true,
+      options: { timeout: { type: "string" }, kubeconfig: { type: "string" }, context: { type: "string" }, help: { type: "boolean", short: "h" } },
+    });
+  } catch (error) {
+    throw usageError((error as Error).message.split(". ")[0] ?? "bad arguments", "kubectl tx undo --help");
+  }
+  if (parsed.values.help) return { kind: "help", text: UNDO_HELP };
+  const [target, ...extra] = parsed.positionals;
+  if (!target || extra.length > 0) throw usageError("undo takes exactly one transaction id", "kubectl tx undo --help");
+  const { kubeconfig, context } = parsed.values;
+  return {
+    kind: "undo",
+    options: { target, timeoutSeconds: parseTimeout(parsed.values.timeout), ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) },
+  };
 }
 
 export interface UndoDeps {

@@ -1,0 +1,170 @@
+/**
+ * Groups audit entries into transactions: pure, fed one entry at a time so
+ * that the reader keeps only what a review shows, never the whole log.
+ */
+import type { AuditEntry } from "./events.ts";
+
+/**
+ * How far around a transaction's first and last request a rejected request
+ * of the same user still counts as part of it: kubectl sends the requests
+ * of one apply back to back, and kubetx's own quiet window is about 2 s.
+ */
+export const REJECTED_WINDOW_MS = 2_000;
+/** Requests that write: a rejected read (kubectl apply's GET of an object that does not exist yet) is not a failed member. */
+export const WRITE_VERBS: ReadonlySet<string> = new Set(["create", "update", "patch", "delete", "deletecollection"]);
+
+export interface TimelineEntry extends AuditEntry {
+  /** A write of the transaction's user, near it in time, that the apiserver refused before any kubetx webhook saw it. */
+  readonly rejectedBeforeKubetx: boolean;
+}
+
+export interface Timeline {
+  readonly transaction: string;
+  /** The users of the transaction's requests, first one first. */
+  readonly users: readonly string[];
+  readonly firstMs: number;
+  readonly lastMs: number;
+  /** In time order. */
+  readonly entries: readonly TimelineEntry[];
+}
+
+export interface AuditFilter {
+  readonly transaction?: string;
+  readonly user?: string;
+}
+
+/**
+ * A failed write no kubetx webhook answered: the apiserver rejected it
+ * before validating admission (bad request, invalid object, forbidden).
+ * Not a create that found its object already there: storage finds that
+ * after admission, so kubetx would have seen it had its policy covered it.
+ */
+export function isRejectedBeforeKubetx(entry: AuditEntry): boolean {
+  if (entry.seenByKubetx || entry.code < 400 || entry.code >= 500 || !WRITE_VERBS.has(entry.verb)) return false;
+  return !(entry.code === 409 && entry.verb === "create");
+}
+
+function byTime(a: AuditEntry, b: AuditEntry): number {
+  return a.timeMs - b.timeMs || (a.time < b.time ? -1 : a.time > b.time ? 1 : 0);
+}
+
+/** How far `ms` lies outside the timeline's span; 0 inside. */
+function distance(timeline: Timeline, ms: number): number {
+  return Math.max(timeline.firstMs - ms, ms - timeline.lastMs, 0);
+}
+
+/** The timeline of the candidate's user closest to it in time, within the window. */
+function closest(timelines: readonly Timeline[], candidate: AuditEntry): Timeline | undefined {
+  let best: { timeline: Timeline; d: number } | undefined;
+  for (const timeline of timelines) {
+    const d = distance(timeline, candidate.timeMs);
+    if (d > REJECTED_WINDOW_MS || (best && d > best.d)) continue;
+    // On a tie, the later transaction: a rejected write ends an apply more often than it starts one.
+    if (!best || d < best.d || timeline.firstMs > best.timeline.firstMs) best = { timeline, d };
+  }
+  return best?.timeline;
+}
+
+/** First and last time and users of a transaction: all a transaction not shown needs, to claim its own rejected writes. */
+interface Span {
+  firstMs: number;
+  lastMs: number;
+  readonly users: Set<string>;
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+function widen(spans: Map<string, Span>, transaction: string, entry: AuditEntry): void {
+  const span = spans.get(transaction);
+  if (!span) {
+    spans.set(transaction, { firstMs: entry.timeMs, lastMs: entry.timeMs, users: new Set([entry.user]) });
+    return;
+  }
+  span.firstMs = Math.min(span.firstMs, entry.timeMs);
+  span.lastMs = Math.max(span.lastMs, entry.timeMs);
+  span.users.add(entry.user);
+}
+
+function timelineOf(transaction: string, span: Span, entries: readonly AuditEntry[]): Timeline {
+  const sorted = [...entries].sort(byTime);
+  return {
+    transaction,
+    users: sorted.length > 0 ? [...new Set(sorted.map((e) => e.user))] : [...span.users],
+    firstMs: span.firstMs,
+    lastMs: span.lastMs,
+    entries: sorted.map((e) => ({ ...e, rejectedBeforeKubetx: false })),
+  };
+}
+
+function withRejected(timeline: Timeline, rejected: readonly AuditEntry[]): Timeline {
+  if (rejected.length === 0) return timeline;
+  const added = rejected.map((e) => ({ ...e, rejectedBeforeKubetx: true }));
+  return { ...timeline, entries: [...timeline.entries, ...added].sort(byTime) };
+}
+
+/** Each rejected write goes to the closest transaction of its user, shown or not. */
+function attach(timelines: readonly Timeline[], rejected: readonly AuditEntry[]): Map<Timeline, AuditEntry[]> {
+  const byUser = new Map<string, Timeline[]>();
+  for (const timeline of timelines) {
+    for (const user of timeline.users) push(byUser, user, timeline);
+  }
+  const attached = new Map<Timeline, AuditEntry[]>();
+  for (const candidate of rejected) {
+    const target = closest(byUser.get(candidate.user) ?? [], candidate);
+    if (target) push(attached, target, candidate);
+  }
+  return attached;
+}
+
+/**
+ * Collects the requests of kubetx transactions and the rejected writes that
+ * may belong to one; `timelines()` joins them. Memory grows with the number
+ * of such requests, not with the size of the log: of a transaction that
+ * `--transaction` leaves out, only its span is kept.
+ */
+export class AuditCollector {
+  private readonly filter: AuditFilter;
+  private readonly spans = new Map<string, Span>();
+  private readonly members = new Map<string, AuditEntry[]>();
+  private readonly rejected: AuditEntry[] = [];
+  /** auditIDs kept so far: the same event in two files (a copied or overlapping rotation) counts once. */
+  private readonly kept = new Set<string>();
+
+  constructor(filter: AuditFilter = {}) {
+    this.filter = filter;
+  }
+
+  /** Keeps what a review may show of the entry; returns whether it kept anything. */
+  add(entry: AuditEntry): boolean {
+    if (this.kept.has(entry.auditID)) return false;
+    if (entry.transaction === undefined) return this.addRejected(entry);
+    // Seeing the same request twice widens a span no further, so only kept entries need remembering.
+    widen(this.spans, entry.transaction, entry);
+    if (this.filter.transaction !== undefined && entry.transaction !== this.filter.transaction) return false;
+    this.kept.add(entry.auditID);
+    push(this.members, entry.transaction, entry);
+    return true;
+  }
+
+  private addRejected(entry: AuditEntry): boolean {
+    // Only a rejection of the user asked about can join one of their transactions.
+    if (!isRejectedBeforeKubetx(entry) || (this.filter.user !== undefined && entry.user !== this.filter.user)) return false;
+    this.kept.add(entry.auditID);
+    this.rejected.push(entry);
+    return true;
+  }
+
+  /** The transactions the filter asks for, oldest first, each with its rejected writes. */
+  timelines(): Timeline[] {
+    const all = [...this.spans].map(([id, span]) => timelineOf(id, span, this.members.get(id) ?? []));
+    const attached = attach(all, this.rejected);
+    return all
+      .filter((t) => this.members.has(t.transaction) && (this.filter.user === undefined || t.users.includes(this.filter.user)))
+      .map((t) => withRejected(t, attached.get(t) ?? []))
+      .sort((a, b) => a.firstMs - b.firstMs);
+  }
+}

@@ -1,0 +1,81 @@
+/** `kubectl tx list`: the Transaction records, filtered, newest first. */
+import type { Transaction } from "../../transactions/model.ts";
+import { transactionPath } from "../../transactions/model.ts";
+import type { ReviewDeps } from "./cluster-read.ts";
+import { listAll, transactionReadFailure, withClient } from "./cluster-read.ts";
+import { EXIT } from "./errors.ts";
+import type { ListOptions } from "./review-args.ts";
+import { humanAge, renderJson, renderTable } from "./table.ts";
+
+export interface TransactionRow {
+  readonly id: string;
+  readonly user: string;
+  readonly mode: string;
+  readonly phase: string | null;
+  readonly members: number;
+  /** creationTimestamp (RFC 3339). */
+  readonly created: string;
+  readonly reason: string | null;
+}
+
+export const LIST_COLUMNS = ["ID", "USER", "MODE", "PHASE", "MEMBERS", "AGE", "REASON"] as const;
+
+function createdMs(transaction: Transaction): number {
+  const ms = Date.parse(transaction.metadata?.creationTimestamp ?? "");
+  return Number.isNaN(ms) ? 0 : ms;
+}
+
+function hasMemberIn(transaction: Transaction, namespace: string): boolean {
+  return (transaction.status?.members ?? []).some((m) => m.namespace === namespace);
+}
+
+/** The records the options ask for, newest first. Pure. */
+export function selectTransactions(transactions: readonly Transaction[], options: ListOptions, nowMs: number): Transaction[] {
+  const { user, namespace, phase, sinceSeconds } = options;
+  return transactions
+    .filter((t) => user === undefined || t.spec.user === user)
+    .filter((t) => namespace === undefined || hasMemberIn(t, namespace))
+    .filter((t) => phase === undefined || t.status?.phase === phase)
+    .filter((t) => sinceSeconds === undefined || createdMs(t) >= nowMs - sinceSeconds * 1000)
+    .sort((a, b) => createdMs(b) - createdMs(a) || (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""));
+}
+
+function memberCount(transaction: Transaction): number {
+  return transaction.status?.memberCount ?? transaction.status?.members?.length ?? 0;
+}
+
+export function transactionRow(transaction: Transaction): TransactionRow {
+  const { phase = null, reason = null } = transaction.status ?? {};
+  return {
+    id: transaction.metadata?.name ?? "",
+    user: transaction.spec.user,
+    mode: transaction.spec.mode,
+    phase,
+    members: memberCount(transaction),
+    created: transaction.metadata?.creationTimestamp ?? "",
+    reason,
+  };
+}
+
+/** The table's lines (header first). Pure. */
+export function listTable(rows: readonly TransactionRow[], nowMs: number): string[] {
+  const cells = rows.map((r) => [r.id, r.user, r.mode, r.phase ?? "-", String(r.members), humanAge(nowMs - (Date.parse(r.created) || nowMs)), r.reason ?? ""]);
+  return renderTable(LIST_COLUMNS, cells);
+}
+
+export async function runList(options: ListOptions, deps: ReviewDeps): Promise<number> {
+  const all = await withClient(options, deps, (client) =>
+    listAll<Transaction>(client, transactionPath()).catch((error: unknown) => {
+      throw transactionReadFailure(error, "list transactions.kubetx.io");
+    }),
+  );
+  const rows = selectTransactions(all, options, deps.now()).map(transactionRow);
+  if (options.output === "json") {
+    deps.say(renderJson(rows));
+  } else if (rows.length === 0) {
+    deps.warn(all.length === 0 ? "No transactions found." : `No transactions match (${all.length} in the cluster).`);
+  } else {
+    listTable(rows, deps.now()).forEach((line) => deps.say(line));
+  }
+  return EXIT.ok;
+}

@@ -1,0 +1,198 @@
+/**
+ * Reviewing what kubetx did, as a user and an admin would: the real kubectl
+ * runs the plugin, which reads the real Transaction records and lock Leases
+ * and the real apiserver's audit log.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TimelineJson } from "../../src/audit/format.ts";
+import type { DescribeJson } from "../../src/cli/tx/describe.ts";
+import type { TransactionRow } from "../../src/cli/tx/list.ts";
+import type { LockRow } from "../../src/cli/tx/locks.ts";
+import type { KubeClient } from "../../src/kube/index.ts";
+import type { WebhookServer } from "../../src/main.ts";
+import type { CommandResult } from "../support/cluster.ts";
+import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
+import { startEngine, unregister } from "../support/engine.ts";
+import { configMap, inTransaction, leftoversSettled, waitResolved, yamlOf } from "../support/objects.ts";
+
+const REPO = path.resolve(import.meta.dirname, "../..");
+const ENABLED = { "kubetx.io/enabled": "true" };
+/** The apiserver writes its audit log a moment after it answers. */
+const AUDIT_FLUSH_TIMEOUT_MS = 10_000;
+/** More than the audit reader's 2 s window, so the two stories' requests cannot be taken for one apply. */
+const APART_MS = 2_500;
+
+function newId(): string {
+  return `t-${randomBytes(4).toString("hex")}`;
+}
+
+/** The transaction kubectl was told it joined (kubetx's warning line). */
+function joined(stderr: string): string {
+  const match = /kubetx: joined transaction (t-[a-z0-9-]+)/.exec(stderr);
+  if (!match?.[1]) throw new Error(`kubectl printed no kubetx warning:\n${stderr}`);
+  return match[1];
+}
+
+function parsed<T>(result: CommandResult): T {
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as T;
+}
+
+describe("kubectl tx list, describe, locks and audit", () => {
+  let bin: string;
+  let env: NodeJS.ProcessEnv;
+  let admin: KubeClient;
+  let engine: WebhookServer | undefined;
+  const ns = uniqueName("review");
+  const committed = newId();
+  let rolledBack = "";
+
+  /** `kubectl tx ARGS` as alice (KUBECONFIG), through kubectl's own plugin lookup. */
+  function kubectlTx(args: readonly string[]): Promise<CommandResult> {
+    return run(cluster().kubectl, ["tx", ...args], { env });
+  }
+
+  beforeAll(async () => {
+    bin = await mkdtemp(path.join(tmpdir(), "kubectl-tx-bin-"));
+    await writeFile(path.join(bin, "kubectl-tx"), `#!/bin/sh\nexec "${REPO}/node_modules/.bin/node" "${REPO}/src/cli/kubectl-tx.ts" "$@"\n`, { mode: 0o755 });
+    const { KUBECTL: _ignored, ...rest } = process.env;
+    env = { ...rest, PATH: [bin, cluster().binariesDir, process.env.PATH].join(path.delimiter), KUBECONFIG: cluster().kubeconfigs.alice };
+    admin = await client("admin");
+    await createNamespace(ns, ENABLED);
+    engine = await startEngine();
+
+    // alice's explicit transaction of two objects, which commits.
+    const explicit = [configMap(ns, "commit-a", { v: "a" }), configMap(ns, "commit-b", { v: "b" })].map((o) => inTransaction(o, committed, 2));
+    const first = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(explicit) });
+    expect(first.code, first.stderr).toBe(0);
+    expect((await waitResolved(admin, committed)).status?.phase).toBe("Committed");
+    await sleep(APART_MS);
+
+    // alice's plain kubectl apply whose last object the apiserver rejects: kubetx rolls the other two back.
+    const plain = [configMap(ns, "plain-a", { v: "a" }), configMap(ns, "plain-b", { v: "b" }), configMap(ns, "plain-bad", { "bad key": "spaces are not allowed" })];
+    const second = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(plain) });
+    expect(second.code).not.toBe(0);
+    rolledBack = joined(second.stderr);
+    expect((await waitResolved(admin, rolledBack)).status?.phase).toBe("RolledBack");
+  });
+
+  afterAll(async () => {
+    await unregister();
+    await engine?.close();
+    admin?.close();
+    await rm(bin, { recursive: true, force: true });
+  });
+
+  it("lists alice's transactions by phase and namespace, newest first", async () => {
+    const committedRows = parsed<TransactionRow[]>(await kubectlTx(["list", "--user", "alice", "--phase", "Committed", "-o", "json"]));
+    expect(committedRows.map((r) => r.id)).toContain(committed);
+    expect(committedRows.map((r) => r.id)).not.toContain(rolledBack);
+    expect(committedRows.find((r) => r.id === committed)).toMatchObject({ user: "alice", mode: "explicit", phase: "Committed", members: 2 });
+
+    const rolledBackRows = parsed<TransactionRow[]>(await kubectlTx(["list", "--user", "alice", "--phase", "rolledback", "--since", "5m", "-o", "json"]));
+    expect(rolledBackRows.find((r) => r.id === rolledBack)).toMatchObject({ mode: "transparent", phase: "RolledBack" });
+    expect(rolledBackRows.map((r) => r.id)).not.toContain(committed);
+
+    expect(parsed<TransactionRow[]>(await kubectlTx(["list", "--user", "bob", "-n", ns, "-o", "json"]))).toEqual([]);
+
+    const table = await kubectlTx(["list", "-n", ns]);
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^ID +USER +MODE +PHASE +MEMBERS +AGE +REASON$/);
+    expect(lines.slice(1).map((l) => l.split(/ +/).slice(0, 4).join(" "))).toEqual([
+      `${rolledBack} alice transparent RolledBack`,
+      `${committed} alice explicit Committed`,
+    ]);
+  });
+
+  it("describes the rolled-back apply with every member restored", async () => {
+    const described = parsed<DescribeJson>(await kubectlTx(["describe", rolledBack, "-o", "json"]));
+    expect(described).toMatchObject({ id: rolledBack, user: "alice", mode: "transparent", phase: "RolledBack" });
+    expect(described.members.map((m) => `${m.operation} ${m.object} ${m.outcome}`).sort()).toEqual([
+      `CREATE configmaps ${ns}/plain-a Restored`, `CREATE configmaps ${ns}/plain-b Restored`,
+    ]);
+
+    const table = await kubectlTx(["describe", rolledBack]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toContain("Phase:        RolledBack");
+    expect(table.stdout).toMatch(new RegExp(`CREATE +configmaps ${ns}/plain-a +Restored`));
+    expect(table.stdout).toMatch(/Resolved: +\d{4}-\d\d-\d\dT/);
+
+    const missing = await kubectlTx(["describe", "t-00000000"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe("kubectl tx: transaction t-00000000 not found; list them with 'kubectl tx list'");
+  });
+
+  it("shows an admin which transaction holds which object while it is open, and tells alice she needs an admin kubeconfig", async () => {
+    // alice's explicit transaction expects two members and gets one: it stays open, holding the lock, until kubetx times it out.
+    const held = newId();
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "held-a", { v: "1" }), held, 2)]) });
+    expect(applied.code, applied.stderr).toBe(0);
+
+    const locks = parsed<LockRow[]>(await kubectlTx(["locks", "-o", "json", "--kubeconfig", cluster().kubeconfigs.admin]));
+    expect(locks.filter((l) => l.transaction === held)).toEqual([expect.objectContaining({
+      object: `configmaps ${ns}/held-a`, namespace: ns, name: "held-a", user: "alice", operation: "CREATE", phase: "Open",
+    })]);
+    const lock = locks.find((l) => l.transaction === held);
+    expect(Date.now() - Date.parse(lock?.acquired ?? "")).toBeLessThan(60_000);
+    expect(lock?.leaseDurationSeconds).toBeGreaterThan(0);
+
+    const table = await kubectlTx(["locks", "--kubeconfig", cluster().kubeconfigs.admin]);
+    expect(table.stdout).toMatch(/^OBJECT +TRANSACTION +PHASE +USER +OPERATION +ACQUIRED +LEASE\n/);
+    expect(table.stdout).toMatch(new RegExp(`configmaps ${ns}/held-a +${held} +Open +alice +CREATE +\\S+Z \\(\\d+s ago\\) +\\d+s`));
+
+    const asAlice = await kubectlTx(["locks"]);
+    expect(asAlice.code).toBe(1);
+    expect(asAlice.stdout).toBe("");
+    expect(asAlice.stderr).toMatch(/^kubectl tx: you may not list leases in kubetx-system, where kubetx keeps its locks \(.*alice.*\); use an admin kubeconfig \(--kubeconfig\), or ask a cluster admin for a role that grants get and list on leases \(coordination\.k8s\.io\) in kubetx-system\n$/);
+
+    // kubetx rolls it back at its maximum open time; then the lock is gone.
+    expect((await waitResolved(admin, held)).status?.phase).toBe("RolledBack");
+    expect(await leftoversSettled(admin, held)).toEqual([]);
+    const after = parsed<LockRow[]>(await kubectlTx(["locks", "-o", "json", "--kubeconfig", cluster().kubeconfigs.admin]));
+    expect(after.filter((l) => l.transaction === held)).toEqual([]);
+  });
+
+  it("finds both applies in the real audit log: the committed creates, and the invalid ConfigMap the apiserver rejected before kubetx", async () => {
+    let timelines: TimelineJson[] = [];
+    const deadline = Date.now() + AUDIT_FLUSH_TIMEOUT_MS;
+    const complete = (): boolean => {
+      const byId = new Map(timelines.map((t) => [t.transaction, t]));
+      return (byId.get(committed)?.requests.length ?? 0) >= 2 && (byId.get(rolledBack)?.requests.some((r) => r.rejectedBeforeKubetx) ?? false);
+    };
+    do {
+      timelines = parsed<TimelineJson[]>(await kubectlTx(["audit", "--log", cluster().auditLog, "--user", "alice", "-o", "json"]));
+      if (!complete()) await sleep(250);
+    } while (!complete() && Date.now() < deadline);
+
+    // The key the reader groups by, exactly as this apiserver wrote it: kubetx's annotation under the webhook's name.
+    expect(await readFile(cluster().auditLog, "utf8")).toContain(`"validate.kubetx.io/transaction":"${committed}"`);
+    const ofCommitted = timelines.find((t) => t.transaction === committed);
+    expect(ofCommitted?.users).toEqual(["alice"]);
+    expect(ofCommitted?.requests.map((r) => [r.user, r.verb, r.object, r.code, r.decision, r.rejectedBeforeKubetx])).toEqual([
+      ["alice", "create", `configmaps ${ns}/commit-a`, 201, "member", false],
+      ["alice", "create", `configmaps ${ns}/commit-b`, 201, "member", false],
+    ]);
+    expect(ofCommitted?.requests.every((r) => r.lock?.startsWith("lk-"))).toBe(true);
+
+    const ofRolledBack = timelines.find((t) => t.transaction === rolledBack);
+    expect(ofRolledBack?.requests.map((r) => [r.verb, r.object, r.code, r.rejectedBeforeKubetx ? "rejected before kubetx" : r.decision])).toEqual([
+      ["create", `configmaps ${ns}/plain-a`, 201, "member"],
+      ["create", `configmaps ${ns}/plain-b`, 201, "member"],
+      ["create", `configmaps ${ns}/plain-bad`, 422, "rejected before kubetx"],
+    ]);
+    expect(ofRolledBack?.requests[2]?.message).toContain('ConfigMap "plain-bad" is invalid');
+
+    const table = await kubectlTx(["audit", "--log", cluster().auditLog, "--transaction", rolledBack]);
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(new RegExp(`^transaction ${rolledBack} by alice, \\S+ to \\S+: 2 requests, 1 rejected before kubetx$`));
+    expect(lines[1]).toMatch(/^TIME +USER +VERB +OBJECT +CODE +DECISION +MESSAGE$/);
+    expect(lines[4]).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} +alice +create +configmaps ${ns}/plain-bad +422 +rejected before kubetx +ConfigMap "plain-bad" is invalid`));
+  });
+});

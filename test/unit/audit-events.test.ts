@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import type { AuditEvent } from "../../src/audit/events.ts";
+import { entryOf, kubetxAnnotations, MESSAGE_MAX_CHARS, objectOf } from "../../src/audit/events.ts";
+
+/** A create of a ConfigMap by alice that kubetx admitted, as the apiserver logs it at Metadata level. */
+const admitted: AuditEvent = {
+  auditID: "a-1",
+  stage: "ResponseComplete",
+  verb: "create",
+  user: { username: "alice" },
+  objectRef: { resource: "configmaps", namespace: "shop", name: "settings" },
+  responseStatus: { code: 201 },
+  stageTimestamp: "2026-11-24T14:06:26.959165Z",
+  annotations: {
+    "authorization.k8s.io/decision": "allow",
+    "authorization.k8s.io/reason": "RBAC: allowed",
+    "validate.kubetx.io/decision": "member",
+    "validate.kubetx.io/lock": "lk-1",
+    "validate.kubetx.io/transaction": "t-0123abcd",
+  },
+};
+
+describe("kubetx's audit annotations", () => {
+  it("are read under whatever webhook name the apiserver prefixed them with", () => {
+    expect(kubetxAnnotations({ "records.kubetx.io/transaction": "t-1", "records.kubetx.io/decision": "record" }))
+      .toEqual({ transaction: "t-1", decision: "record", seen: true });
+    expect(kubetxAnnotations({ "tx.example.com/decision": "pass" })).toEqual({ decision: "pass", seen: true });
+  });
+
+  it("are not confused with Kubernetes' own decision annotations", () => {
+    expect(kubetxAnnotations({ "authorization.k8s.io/decision": "allow", "mutation.webhook.admission.k8s.io/round_0_index_0": "{}" }))
+      .toEqual({ seen: false });
+    expect(kubetxAnnotations({ "pod-security.kubernetes.io/decision": "x", "k8s.io/lock": "y" })).toEqual({ seen: false });
+    expect(kubetxAnnotations(undefined)).toEqual({ seen: false });
+  });
+});
+
+describe("an object as the review names it", () => {
+  it("puts the group before the resource and the namespace before the name", () => {
+    expect(objectOf({ resource: "configmaps", namespace: "shop", name: "a" })).toBe("configmaps shop/a");
+    expect(objectOf({ apiGroup: "apps", resource: "deployments", namespace: "shop", name: "web" })).toBe("apps/deployments shop/web");
+    expect(objectOf({ apiGroup: "kubetx.io", resource: "transactions", name: "t-1" })).toBe("kubetx.io/transactions t-1");
+    expect(objectOf({ resource: "pods", subresource: "status", namespace: "x", name: "p" })).toBe("pods/status x/p");
+    expect(objectOf({ resource: "configmaps", namespace: "shop" })).toBe("configmaps in shop");
+    expect(objectOf({ resource: "namespaces" })).toBe("namespaces");
+    expect(objectOf(undefined)).toBe("-");
+  });
+});
+
+describe("the entry kept of an audit event", () => {
+  it("has the time, user, verb, object, code and kubetx's annotations of a complete request", () => {
+    expect(entryOf(admitted)).toEqual({
+      auditID: "a-1", time: "2026-11-24T14:06:26.959165Z", timeMs: Date.parse("2026-11-24T14:06:26.959Z"), user: "alice", verb: "create",
+      object: "configmaps shop/settings", code: 201, transaction: "t-0123abcd", decision: "member", lock: "lk-1", seenByKubetx: true,
+    });
+  });
+
+  it("is only made of ResponseComplete events with a time", () => {
+    expect(entryOf({ ...admitted, stage: "RequestReceived" })).toBeUndefined();
+    expect(entryOf({ ...admitted, stage: "ResponseStarted" })).toBeUndefined();
+    expect(entryOf({ ...admitted, stageTimestamp: "yesterday" })).toBeUndefined();
+    expect(entryOf({ ...admitted, stageTimestamp: undefined })).toBeUndefined();
+  });
+
+  it("keeps the apiserver's message of a failed request, cut to a bounded length", () => {
+    const rejected = { ...admitted, annotations: {}, responseStatus: { code: 422, message: `ConfigMap "c" is invalid: ${"x".repeat(2000)}` } };
+    const entry = entryOf(rejected);
+    expect(entry?.seenByKubetx).toBe(false);
+    expect(entry?.message?.length).toBe(MESSAGE_MAX_CHARS);
+    expect(entry?.message).toMatch(/^ConfigMap "c" is invalid: x+\.\.\.$/);
+    expect(entryOf({ ...admitted, responseStatus: { code: 200, message: "fine" } })?.message).toBeUndefined();
+  });
+});
