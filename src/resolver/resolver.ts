@@ -23,6 +23,7 @@ import type { ResolverMetrics } from "../telemetry/metrics.ts";
 import type { MemberCheck } from "../transactions/machine.ts";
 import { decideOpen, decideVerify } from "../transactions/machine.ts";
 import type { MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
+import { TERMINAL_PHASES } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
 import { persisted } from "../transactions/verify.ts";
 import type { RollbackEvents } from "./events.ts";
@@ -33,6 +34,8 @@ import { garbage } from "./gc.ts";
 
 /** Restores and checks run this many at a time: fast for 100 members, gentle on the apiserver. */
 const PARALLEL_MEMBER_WORK = 8;
+/** Transactions advanced at once in one resolver pass. */
+const PARALLEL_TRANSACTIONS = 8;
 /** Leftovers are rare (a replica died mid-cleanup); looking for them every 40 passes (10 s by default) is plenty. */
 const GC_EVERY_PASSES = 40;
 
@@ -109,15 +112,20 @@ export class Resolver {
     if (this.passes % GC_EVERY_PASSES === 0) await this.collectGarbage();
     const active = await this.o.store.listActive();
     this.o.metrics.openTransactions(active.length);
-    for (const tx of active) {
-      const id = tx.metadata?.name ?? "";
-      await this.step(tx).catch((error: unknown) => this.o.logger.warn({ err: error, transaction: id }, "resolver step failed"));
-    }
+    // Transactions are independent; several at once keep commits prompt under many small ones.
+    await mapLimit(active, PARALLEL_TRANSACTIONS, (tx) =>
+      this.step(tx).catch((error: unknown) => this.o.logger.warn({ err: error, transaction: tx.metadata?.name }, "resolver step failed")));
   }
 
-  private async step(tx: Transaction): Promise<void> {
-    const id = tx.metadata?.name ?? "";
-    if (!(await this.coordinate(id))) return;
+  private async step(listed: Transaction): Promise<void> {
+    const id = listed.metadata?.name ?? "";
+    // The list came from the cache: act only on the record as it is now.
+    const tx = await this.o.store.get(id);
+    if (!tx || TERMINAL_PHASES.has(tx.status?.phase ?? "Open")) return;
+    if (await this.coordinate(id)) await this.advance(id, tx);
+  }
+
+  private async advance(id: string, tx: Transaction): Promise<void> {
     const phase: Phase = tx.status?.phase ?? "Open";
     if (phase === "Open" && tx.spec.mode === "undo") await this.stepUndo(id, tx);
     else if (phase === "Open") await this.stepOpen(id, tx);
@@ -171,7 +179,8 @@ export class Resolver {
   private async stepOpen(id: string, tx: Transaction): Promise<void> {
     const now = this.o.clock.now();
     const seen = this.observe(id);
-    const locks = await this.o.locks.locksOf(id);
+    // Counting is all this step does with the locks: the cache is good enough.
+    const locks = await this.o.locks.locksOf(id, { cached: true });
     if (locks.length !== seen.memberCount) {
       seen.memberCount = locks.length;
       seen.lastChangeAt = now;
@@ -262,12 +271,14 @@ export class Resolver {
     // Undo in reverse order of admission: last written, first restored.
     const locks = (await this.o.locks.locksOf(id)).sort((a, b) => b.member.admittedAt - a.member.admittedAt);
     const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock) => {
-      const preImage = await this.o.journal.read(id, lock.member.ref);
+      const preImage = lock.member.operation === "CREATE" ? undefined : await this.o.journal.read(id, lock.member.ref);
       return restoreMember(this.o.client, lock.member, preImage).catch((error: unknown): RestoreOutcome => ({
         kind: "impossible", detail: error instanceof Error ? error.message : String(error),
       }));
     });
-    const members = locks.map((lock, i) => restoredSummary(lock, outcomes[i] as RestoreOutcome));
+    // Reported in the order the members were admitted, as on commit.
+    const members = locks.map((lock, i) => ({ at: lock.member.admittedAt, summary: restoredSummary(lock, outcomes[i] as RestoreOutcome) }))
+      .sort((a, b) => a.at - b.at).map((m) => m.summary);
     const impossible = members.filter((m) => m.outcome === "Failed");
     const tx = await this.o.store.get(id);
     await this.o.events.rolledBack(tx, locks, outcomes);
@@ -328,6 +339,7 @@ export class Resolver {
 
   private async setPhase(id: string, phase: Phase, fields: Partial<TransactionStatus>): Promise<void> {
     await this.o.store.updateStatus(id, (tx) => ({ ...tx.status, ...fields, phase }));
+    if (TERMINAL_PHASES.has(phase)) await this.o.store.markResolved(id);
   }
 }
 

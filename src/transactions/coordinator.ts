@@ -16,6 +16,9 @@ import { ANNOTATION_TRANSACTION, TERMINAL_PHASES, transactionIdProblem } from ".
 import type { TransactionStore } from "./store.ts";
 import { intentDigest } from "./verify.ts";
 
+/** Transactions whose members this process counts; the oldest are forgotten first. */
+const MAX_TRACKED_TRANSACTIONS = 10_000;
+
 export interface Requester {
   readonly username: string;
   readonly uid?: string;
@@ -58,6 +61,8 @@ export class Coordinator {
   private readonly options: CoordinatorOptions;
   /** Transactions whose heartbeat this process knows exists: saves a 409 round trip per member. */
   private readonly heartbeats = new Set<string>();
+  /** Lock names this process admitted, per transaction: exact member counts for one replica. */
+  private readonly admitted = new Map<string, Set<string>>();
 
   constructor(options: CoordinatorOptions) {
     this.options = options;
@@ -67,7 +72,12 @@ export class Coordinator {
     const problem = transactionIdProblem(intent.transaction);
     if (problem) return deny(intent, `${problem}; fix the kubetx.io/transaction annotation`);
     if (intent.dryRun) return this.judgeDryRun(intent);
-    const tx = (await this.options.store.get(intent.transaction)) ?? (await this.options.store.getOrCreate(intent.transaction, {
+    // Independent reads in parallel: each is a round trip to the apiserver on the user's request path.
+    const [found, members] = await Promise.all([
+      this.options.store.get(intent.transaction),
+      this.options.locks.locksOf(intent.transaction, { cached: true }),
+    ]);
+    const tx = found ?? (await this.options.store.getOrCreate(intent.transaction, {
       user: intent.requester.username,
       mode: intent.mode,
       ...(intent.expectedMembers !== undefined ? { expectedMembers: intent.expectedMembers } : {}),
@@ -75,7 +85,7 @@ export class Coordinator {
     const refusal = refuseJoin(tx, intent) ?? this.refuseIrreversible(intent);
     if (refusal) return deny(intent, refusal);
     await this.ensureHeartbeat(intent.transaction);
-    return this.lockAndJournal(intent);
+    return this.lockAndJournal(intent, members);
   }
 
   /** A delete that waits on finalizers cannot be undone; refuse it inside a transaction unless policy allows. */
@@ -86,13 +96,13 @@ export class Coordinator {
       `Delete it outside a transaction: first 'kubectl annotate ${intent.ref.resource} ${intent.ref.name} ${ANNOTATION_TRANSACTION}=none' (in namespace ${intent.ref.namespace ?? "-"}), then delete it; or ask an admin to allow irreversible deletes in the TransactionPolicy`;
   }
 
-  private async lockAndJournal(intent: WriteIntent): Promise<AdmitResult> {
+  private async lockAndJournal(intent: WriteIntent, members: readonly LockRecord[]): Promise<AdmitResult> {
     const member = this.memberOf(intent);
-    const tooMany = await this.refuseOversized(intent);
+    const tooMany = await this.refuseOversized(intent, members);
     if (tooMany) return tooMany;
     const result = await this.options.locks.acquire(member);
     let lock = result.lock;
-    if (result.kind === "mine") return this.joined(intent, lock, false);
+    if (result.kind === "mine") return this.joined(intent, lock, members);
     if (result.kind === "held") {
       const holder = await this.options.store.get(result.lock.member.transaction);
       if (holder && !TERMINAL_PHASES.has(holder.status?.phase ?? "Open")) return this.conflict(intent, result.lock, holder);
@@ -105,22 +115,31 @@ export class Coordinator {
     }
     // Write-ahead: the pre-image is stored before the write is allowed.
     if (intent.oldObject && intent.operation !== "CREATE") await this.options.journal.record(intent.transaction, intent.ref, intent.oldObject);
-    return this.joined(intent, lock, true);
+    return this.joined(intent, lock, members);
   }
 
   /** A transaction at the policy's member limit takes no new object; it fails instead. */
-  private async refuseOversized(intent: WriteIntent): Promise<AdmitResult | undefined> {
+  private async refuseOversized(intent: WriteIntent, members: readonly LockRecord[]): Promise<AdmitResult | undefined> {
     const max = this.options.limits().maxMembers;
-    const members = await this.options.locks.locksOf(intent.transaction);
     if (members.length < max || members.some((l) => sameObject(l.member.ref, intent.ref))) return undefined;
     const failure = `it grew past the policy's limit of ${max} members`;
     await this.fail(intent.transaction, failure);
     return deny(intent, `transaction ${intent.transaction} is at the limit of ${max} members set by the TransactionPolicy; split the apply into smaller ones. Transaction ${intent.transaction} will roll back.`);
   }
 
-  private async joined(intent: WriteIntent, lock: LockRecord, firstWrite: boolean): Promise<AdmitResult> {
-    const members = (await this.options.locks.locksOf(intent.transaction)).length;
-    return { kind: "member", transaction: intent.transaction, lock: lock.name, members: Math.max(members, 1), firstWrite };
+  /**
+   * The member count for kubectl's warning line: the (possibly lagging)
+   * cached list plus this lock, and never less than this process itself
+   * admitted, so one replica's count is exact.
+   */
+  private joined(intent: WriteIntent, lock: LockRecord, listed: readonly LockRecord[]): AdmitResult {
+    const names = new Set(listed.map((l) => l.name)).add(lock.name);
+    const mine = this.admitted.get(intent.transaction) ?? new Set<string>();
+    mine.add(lock.name);
+    this.admitted.set(intent.transaction, mine);
+    if (this.admitted.size > MAX_TRACKED_TRANSACTIONS) this.admitted.delete(this.admitted.keys().next().value ?? "");
+    const firstWrite = !listed.some((l) => l.name === lock.name);
+    return { kind: "member", transaction: intent.transaction, lock: lock.name, members: Math.max(names.size, mine.size), firstWrite };
   }
 
   private async conflict(intent: WriteIntent, lock: LockRecord, holder: Transaction): Promise<AdmitResult> {

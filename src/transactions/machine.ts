@@ -30,7 +30,7 @@ export type Decision =
 const STAY: Decision = { next: "Open" };
 
 export function decideOpen(f: OpenFacts, now: number): Decision {
-  if (f.failure) return { next: "RollingBack", reason: "MemberDenied", message: f.failure };
+  if (f.failure) return { next: "RollingBack", reason: "MemberFailed", message: f.failure };
   if (f.clientState === "Failed") {
     return { next: "RollingBack", reason: "ApplyFailed", message: f.clientMessage?.trim() || "kubectl apply reported a failure" };
   }

@@ -12,6 +12,8 @@ export const ANNOTATION_TRANSACTION = "kubetx.io/transaction";
 export const ANNOTATION_EXPECTED_MEMBERS = "kubetx.io/expected-members";
 export const LABEL_ROLE = "kubetx.io/role";
 export const LABEL_TRANSACTION = "kubetx.io/transaction";
+/** On a Transaction record once it is Committed, RolledBack or Failed. */
+export const LABEL_RESOLVED = "kubetx.io/resolved";
 
 export type Phase = "Open" | "Verifying" | "Committed" | "RollingBack" | "RolledBack" | "Failed";
 /** undo: kubetx reverts the committed transaction named in spec.undoOf (kubectl tx undo). */

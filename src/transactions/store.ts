@@ -2,7 +2,7 @@
 import type { KubeClient, ObjectList } from "../kube/index.ts";
 import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
 import type { Transaction, TransactionSpec, TransactionStatus } from "./model.ts";
-import { TERMINAL_PHASES, newTransaction, transactionPath } from "./model.ts";
+import { LABEL_RESOLVED, TERMINAL_PHASES, newTransaction, transactionPath } from "./model.ts";
 
 /** Concurrent status writers (replicas, admission) settle within a few rounds. */
 const MAX_STATUS_ATTEMPTS = 8;
@@ -35,12 +35,28 @@ export class TransactionStore {
     return existing;
   }
 
-  async list(): Promise<Transaction[]> {
-    return (await this.client.get<ObjectList<Transaction>>(transactionPath())).items;
+  /** Every record; `cached` reads the apiserver's watch cache (fast, may lag a moment). */
+  async list(options: { cached?: boolean } = {}): Promise<Transaction[]> {
+    return (await this.client.get<ObjectList<Transaction>>(transactionPath(), options.cached ? { query: { resourceVersion: "0" } } : {})).items;
   }
 
+  /**
+   * Unresolved transactions, from the cache (a record the cache has not
+   * caught up with is picked up on the next pass). Resolved records carry a
+   * label, so the apiserver leaves them out however many accumulate.
+   */
   async listActive(): Promise<Transaction[]> {
-    return (await this.list()).filter((tx) => !TERMINAL_PHASES.has(tx.status?.phase ?? "Open"));
+    const list = await this.client.get<ObjectList<Transaction>>(transactionPath(), { query: { resourceVersion: "0", labelSelector: `!${LABEL_RESOLVED}` } });
+    return list.items.filter((tx) => !TERMINAL_PHASES.has(tx.status?.phase ?? "Open"));
+  }
+
+  /** Labels a resolved record, so listActive no longer reads it. */
+  async markResolved(id: string): Promise<void> {
+    try {
+      await this.client.mergePatch(transactionPath(id), { metadata: { labels: { [LABEL_RESOLVED]: "true" } } });
+    } catch (error) {
+      if (!(error instanceof NotFound)) throw error;
+    }
   }
 
   /**

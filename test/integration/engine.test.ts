@@ -103,7 +103,7 @@ describe("explicit transactions", () => {
     expect(phases).toEqual(["Committed", "RolledBack"]);
     const [winner, loser, loserRun, loserOnly] = ta.status?.phase === "Committed" ? ["alice", tb, rb, "race-z2"] : ["bob", ta, ra, "race-x2"];
     expect(loserRun.stderr).toMatch(/kubetx: configmaps .*race-shared is locked by transaction t-race/);
-    expect(loser.status?.reason).toBe("MemberDenied");
+    expect(loser.status?.reason).toBe("MemberFailed");
     expect(await readOrUndefined(admin, `${cms}/${loserOnly}`)).toBeUndefined();
     expect((await admin.get(`${cms}/race-shared`)).data).toEqual({ by: winner });
     expect(await leftoversSettled(admin, a)).toEqual([]);

@@ -21,12 +21,12 @@ const SOON = OPENED + 100;
 describe("decideOpen", () => {
   it("rolls back with the denial as message when admission denied a member", () => {
     const decision = decideOpen(facts({ failure: "kubetx: configmaps ns/a is locked by transaction t-other000" }), SOON);
-    expect(decision).toEqual({ next: "RollingBack", reason: "MemberDenied", message: "kubetx: configmaps ns/a is locked by transaction t-other000" });
+    expect(decision).toEqual({ next: "RollingBack", reason: "MemberFailed", message: "kubetx: configmaps ns/a is locked by transaction t-other000" });
   });
 
   it("rolls back on a denied member even when the client already reported success", () => {
     const decision = decideOpen(facts({ mode: "plugin", clientState: "Applied", failure: "denied" }), SOON);
-    expect(decision).toMatchObject({ next: "RollingBack", reason: "MemberDenied" });
+    expect(decision).toMatchObject({ next: "RollingBack", reason: "MemberFailed" });
   });
 
   it("rolls back with the client's own message when kubectl tx apply reports a failure", () => {

@@ -1,0 +1,196 @@
+/**
+ * kubetx benchmark: starts its own etcd + kube-apiserver in a temp dir and
+ * the engine in this process, measures (1) write latency the webhook adds,
+ * (2) and (3) `kubectl apply` of 100 ConfigMaps with and without the
+ * webhook, explicit and transparent, and (4) rolling back 100 members; prints
+ * the numbers, writes bench/results/latest.json and a dated copy, and stops
+ * everything it started, also on failure or Ctrl-C.
+ *
+ *   npm run bench              (about 5 minutes)
+ *   npm run bench -- --quick   (smoke run; writes bench/results/quick.json only)
+ */
+import { execFile } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { cpus, loadavg } from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import type { ConfigInput } from "../src/config/config.ts";
+import type { KubeObject, ObjectList } from "../src/kube/index.ts";
+import { transactionPath } from "../src/transactions/model.ts";
+import type { ApplyResult } from "./scenarios/apply.ts";
+import { measureApply } from "./scenarios/apply.ts";
+import type { LatencyResult } from "./scenarios/latency.ts";
+import { measureLatency } from "./scenarios/latency.ts";
+import type { RollbackResult } from "./scenarios/rollback.ts";
+import { measureRollback } from "./scenarios/rollback.ts";
+import { Cleanup } from "./support/cleanup.ts";
+import type { BenchCluster } from "./support/cluster.ts";
+import { REPO, startBenchCluster } from "./support/cluster.ts";
+import type { BenchContext } from "./support/context.ts";
+import type { BenchEngine } from "./support/engine.ts";
+import { startBenchEngine } from "./support/engine.ts";
+import { PhaseRecorder } from "./support/phases.ts";
+import type { Results } from "./support/report.ts";
+import { engineProblems, summaryText, targetsOf, writeResults } from "./support/report.ts";
+import { median, round } from "./support/stats.ts";
+
+/**
+ * Production defaults (resolver period 250 ms, persist grace 2 s, intent
+ * grace 0.5 s, quiet window 2 s, lock TTL 15 s, max open 60 s) with one
+ * change: admin is exempt, as in the tests, so the editor binder's
+ * RoleBindings in opted-in namespaces do not become transactions.
+ */
+const ENGINE_INPUT: ConfigInput = { policySource: "flags", identity: "bench-engine", exemptUsers: ["admin"] };
+/** `--quick`: a smoke run of the whole bench in about a minute; its numbers mean little and go to results/quick.json only. */
+const QUICK = process.argv.includes("--quick");
+const LATENCY = QUICK ? { warmup: 5, samples: 30, rounds: 3 } : { warmup: 30, samples: 330, rounds: 3 };
+const APPLY = { runs: QUICK ? 1 : 5, objects: 100 };
+const ROLLBACK = { runs: QUICK ? 1 : 3, objects: 100 };
+/** A run that takes this long is stuck; stop everything rather than hang. */
+const WATCHDOG_MS = 20 * 60_000;
+const RESULTS_DIR = path.join(REPO, "bench", "results");
+
+const startedAt = new Date();
+const t0 = performance.now();
+const progress = (line: string): void => console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}`);
+
+async function main(): Promise<number> {
+  const cleanup = new Cleanup();
+  const stopOn = (signal: NodeJS.Signals): void => {
+    progress(`${signal}: stopping everything this bench started`);
+    void cleanup.run().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", stopOn);
+  process.once("SIGTERM", stopOn);
+  const watchdog = setTimeout(() => {
+    progress(`no result after ${WATCHDOG_MS / 60_000} min: giving up`);
+    void cleanup.run().finally(() => process.exit(2));
+  }, WATCHDOG_MS);
+  watchdog.unref();
+
+  const errors: string[] = [];
+  const extra: Record<string, unknown> = {};
+  const loadByScenario: Record<string, { start: number[]; end: number[] }> = {};
+  const scenario = async <T>(name: string, work: () => Promise<T>): Promise<T | undefined> => {
+    const loadStart = loadavg().map((x) => round(x));
+    progress(`${name}: start (load average ${loadStart.join(" ")})`);
+    try {
+      const result = await work();
+      loadByScenario[name] = { start: loadStart, end: loadavg().map((x) => round(x)) };
+      progress(`${name}: done`);
+      return result;
+    } catch (error) {
+      const message = `${name}: ${error instanceof Error ? error.stack ?? error.message : String(error)}`;
+      errors.push(message);
+      progress(`FAILED ${message}`);
+      return undefined;
+    }
+  };
+  const load = { start: loadavg().map((x) => round(x)) };
+  extra.source = await sourceState();
+  let cluster: BenchCluster | undefined;
+  let engine: BenchEngine | undefined;
+  let apply: ApplyResult | undefined, rollback: RollbackResult | undefined, latency: LatencyResult | undefined;
+  extra.loadAverageByScenario = loadByScenario;
+  try {
+    progress(`load average at start ${load.start.join(" ")} on ${cpus().length} cores`);
+    cluster = await startBenchCluster(cleanup, progress);
+    const phases = await PhaseRecorder.start(cluster.admin, cleanup);
+    engine = await startBenchEngine(cluster, cleanup, ENGINE_INPUT, path.join(cluster.dir, "engine.log"));
+    progress(`engine listening on 127.0.0.1:${engine.server.port} (in this process)`);
+    const ctx: BenchContext = { cluster, engine, phases, run: randomBytes(3).toString("hex"), progress };
+    // Apply and rollback first, on a cluster with few Transaction records; the latency
+    // scenario leaves several hundred behind (kubetx does not delete resolved records).
+    apply = await scenario("2+3. kubectl apply, explicit and transparent, vs no webhook", () => measureApply(ctx, APPLY));
+    rollback = await scenario("4. rollback of 100 members", () => measureRollback(ctx, ROLLBACK));
+    latency = await scenario("1. write latency with and without the webhook", () => measureLatency(ctx, LATENCY));
+    Object.assign(extra, await scenario("after: records and engine log", () => afterwards(cluster as BenchCluster, engine as BenchEngine)) ?? {});
+  } catch (error) {
+    errors.push(`setup: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+    progress(`FAILED setup: ${errors.at(-1) ?? ""}`);
+  } finally {
+    const results = resultsOf({ cluster, engine, load, apply, rollback, latency, extra, errors });
+    const files = await writeResults(RESULTS_DIR, results, QUICK ? "quick" : undefined);
+    progress("stopping the engine, the control plane and the temp dir");
+    const failures = await cleanup.run();
+    for (const f of failures) progress(`cleanup: ${f}`);
+    console.log(`\n${summaryText(results)}\n`);
+    console.log(`written: ${files.map((f) => path.relative(REPO, f)).join(", ")}`);
+    clearTimeout(watchdog);
+  }
+  return errors.length === 0 ? 0 : 1;
+}
+
+interface Collected {
+  readonly cluster: BenchCluster | undefined;
+  readonly engine: BenchEngine | undefined;
+  readonly load: { start: number[] };
+  readonly apply: ApplyResult | undefined;
+  readonly rollback: RollbackResult | undefined;
+  readonly latency: LatencyResult | undefined;
+  readonly extra: Record<string, unknown>;
+  readonly errors: string[];
+}
+
+function resultsOf(c: Collected): Results {
+  const { apply, rollback, latency, engine } = c;
+  return {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationSeconds: Math.round((performance.now() - t0) / 1000),
+    environment: {
+      node: process.version, cores: cpus().length, cpu: cpus()[0]?.model ?? "?",
+      kubernetes: c.cluster?.binaries.version ?? "?", kubectl: c.cluster?.binaries.kubectl ?? "?",
+      engine: "in the bench process (startWebhookServer), one replica",
+      loadAverage: { ...c.load, end: loadavg().map((x) => round(x)) },
+    },
+    engineConfig: engine ? {
+      resolverPeriodMs: engine.config.resolverPeriodMs, persistGraceMs: engine.config.persistGraceMs, intentGraceMs: engine.config.intentGraceMs,
+      quietWindowSeconds: engine.config.flagPolicy.quietWindowSeconds, lockTTLSeconds: engine.config.flagPolicy.lockTTLSeconds,
+      maxOpenSeconds: engine.config.flagPolicy.maxOpenSeconds, exemptUsers: engine.config.flagPolicy.exemptUsers, mode: engine.config.flagPolicy.mode,
+      logLevel: "info (to a file)",
+    } : {},
+    ...(apply ? { apply } : {}),
+    ...(rollback ? { rollback } : {}),
+    ...(latency ? { latency } : {}),
+    extra: c.extra,
+    targets: targetsOf({ apply, rollback, latency }),
+    errors: c.errors,
+  };
+}
+
+/** Which code was measured: HEAD and a digest of the uncommitted changes under src/ (others edit it while benches run). */
+async function sourceState(): Promise<Record<string, unknown>> {
+  const git = (args: string[]): Promise<string> => new Promise((resolve) => {
+    execFile("git", ["-C", REPO, ...args], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout) => resolve(error ? "" : stdout));
+  });
+  const diff = await git(["diff", "HEAD", "--", "src"]);
+  return {
+    head: (await git(["rev-parse", "HEAD"])).trim(),
+    changedSrcFiles: (await git(["status", "--porcelain", "--", "src"])).split("\n").filter(Boolean).length,
+    srcDiffSha256: createHash("sha256").update(diff).digest("hex").slice(0, 16),
+  };
+}
+
+/** How many records the run left, what listing them costs the resolver each period, and what the engine logged. */
+async function afterwards(cluster: BenchCluster, engine: BenchEngine): Promise<Record<string, unknown>> {
+  const times: number[] = [];
+  let records = 0, bytes = 0;
+  for (let i = 0; i < 5; i += 1) {
+    const started = performance.now();
+    const list = await cluster.admin.get<ObjectList<KubeObject>>(transactionPath());
+    times.push(performance.now() - started);
+    records = list.items.length;
+    bytes = JSON.stringify(list).length;
+  }
+  return {
+    transactionRecordsLeft: records,
+    transactionListBytes: bytes,
+    transactionListMedianMs: round(median(times)),
+    reviewsAnswered: Object.fromEntries(engine.reviews),
+    engineLog: await engineProblems(engine.logFile),
+  };
+}
+
+process.exitCode = await main();
+process.exit();

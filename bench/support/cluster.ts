@@ -1,0 +1,101 @@
+/**
+ * The benchmark's own control plane: a real etcd + kube-apiserver in a temp
+ * dir, set up the way test/support/global-setup.ts sets up the tests' one
+ * (kubetx identity, CRDs, the user role, the editor binder), without
+ * vitest's inject.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { bootstrapKubetxIdentity, runEditorBinder } from "../../src/devcluster/bootstrap.ts";
+import { ensureServingCertificate } from "../../src/devcluster/certs.ts";
+import type { ControlPlane } from "../../src/devcluster/controlplane.ts";
+import { startControlPlane } from "../../src/devcluster/controlplane.ts";
+import { installCrds, installUserRole } from "../../src/devcluster/install.ts";
+import type { Binaries } from "../../src/devcluster/toolchain.ts";
+import { defaultCacheDir, ensureBinaries } from "../../src/devcluster/toolchain.ts";
+import type { KubeClient } from "../../src/kube/index.ts";
+import { createKubeClient } from "../../src/kube/index.ts";
+import { silentLogger } from "../../src/telemetry/logger.ts";
+import type { Cleanup } from "./cleanup.ts";
+
+export const REPO = path.resolve(import.meta.dirname, "../..");
+/** Polls of the authorizer before giving up on the editor binding of a new namespace (100 ms apart). */
+const BINDING_POLLS = 100;
+
+export interface BenchCluster {
+  readonly dir: string;
+  readonly controlPlane: ControlPlane;
+  readonly binaries: Binaries;
+  readonly admin: KubeClient;
+  readonly alice: KubeClient;
+  readonly webhookTls: { certFile: string; keyFile: string };
+  /** Runs the real kubectl as alice (or admin); resolves with the exit code and output, never rejects. */
+  kubectl(args: readonly string[], user?: "alice" | "admin"): Promise<CommandResult>;
+  /** Creates a namespace and waits until alice may edit in it. */
+  createNamespace(name: string, labels?: Record<string, string>): Promise<void>;
+}
+
+export interface CommandResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Starts everything; every step registers its undo on `cleanup` before the next one starts. */
+export async function startBenchCluster(cleanup: Cleanup, progress: (line: string) => void): Promise<BenchCluster> {
+  const binaries = await ensureBinaries({ moduleDir: path.join(REPO, "controlplane"), cacheDir: defaultCacheDir(process.env), onProgress: progress });
+  const dir = await mkdtemp(path.join(tmpdir(), "kubetx-bench-"));
+  cleanup.push("remove temp dir", () => rm(dir, { recursive: true, force: true }));
+  const controlPlane = await startControlPlane({ dir, binaries });
+  cleanup.push("stop control plane", () => controlPlane.stop());
+  progress(`control plane up at ${controlPlane.server} (Kubernetes ${binaries.version}), dir ${dir}`);
+  const admin = await createKubeClient(controlPlane.kubeconfigs.admin);
+  cleanup.push("close admin client", () => admin.close());
+  const alice = await createKubeClient(controlPlane.kubeconfigs.alice);
+  cleanup.push("close alice client", () => alice.close());
+  await bootstrapKubetxIdentity(admin);
+  await installCrds(admin, path.join(REPO, "manifests", "crds"));
+  await installUserRole(admin);
+  const binder = new AbortController();
+  const binding = runEditorBinder(admin, silentLogger(), binder.signal);
+  cleanup.push("stop editor binder", async () => {
+    binder.abort();
+    await binding;
+  });
+  const webhookTls = await ensureServingCertificate({
+    ca: controlPlane.ca, outDir: path.join(dir, "pki"), name: "bench-webhook",
+    commonName: "kubetx-bench-webhook", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"],
+  });
+  const kubectlCache = path.join(dir, "kubectl-cache");
+  return {
+    dir, controlPlane, binaries, admin, alice, webhookTls,
+    kubectl: (args, user = "alice") => run(binaries.kubectl, ["--kubeconfig", controlPlane.kubeconfigs[user], "--cache-dir", kubectlCache, ...args]),
+    createNamespace: (name, labels = {}) => createNamespace(admin, name, labels),
+  };
+}
+
+function run(command: string, args: readonly string[]): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    execFile(command, args, { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function createNamespace(admin: KubeClient, name: string, labels: Record<string, string>): Promise<void> {
+  await admin.create("/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name, labels } });
+  for (let i = 0; i < BINDING_POLLS; i += 1) {
+    const review = await admin.create<{ status?: { allowed?: boolean } }>("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+      apiVersion: "authorization.k8s.io/v1",
+      kind: "SubjectAccessReview",
+      spec: { user: "alice", resourceAttributes: { namespace: name, verb: "create", resource: "configmaps" } },
+    });
+    if (review.status?.allowed === true) return;
+    await sleep(100);
+  }
+  throw new Error(`bench: alice was never bound as editor in namespace ${name}`);
+}
