@@ -55,7 +55,7 @@ async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessi
     case "transparent":
       return { transaction: await transparentTransaction(request, sessions), mode: "transparent" };
     case "session-only": {
-      const open = await sessions.current(request.userInfo);
+      const open = await sessions.current(request.userInfo, request.operation);
       return open ? { transaction: open, mode: "explicit" } : undefined;
     }
   }
@@ -63,8 +63,8 @@ async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessi
 
 /** A dry run looks at the requester's open transaction but never starts one. */
 async function transparentTransaction(request: AdmissionRequest, sessions: Sessions): Promise<string> {
-  if (request.dryRun) return (await sessions.current(request.userInfo)) ?? newTransactionId();
-  return sessions.transactionFor(request.userInfo, fieldManagerOf(request));
+  if (request.dryRun) return (await sessions.current(request.userInfo, request.operation)) ?? newTransactionId();
+  return sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation);
 }
 
 /** The write as the coordinator needs it, or why it cannot join. */

@@ -32,11 +32,11 @@ export class Sessions {
    * open, or is rolling back, keeps it (so the rest of a failing apply is
    * refused instead of committing on its own); a closed one starts anew.
    */
-  async transactionFor(requester: Requester, fieldManager: string | undefined): Promise<string> {
+  async transactionFor(requester: Requester, fieldManager: string | undefined, operation: string): Promise<string> {
     const key = sessionKey(requester);
     for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt += 1) {
       const session = await this.sessions.read(key);
-      if (session && sameTool(session.fieldManager, fieldManager) && joinable(await this.store.get(session.transaction))) {
+      if (session && sameTool(session.fieldManager, fieldManager) && joinable(await this.store.get(session.transaction), operation)) {
         return session.transaction;
       }
       const id = newTransactionId();
@@ -61,15 +61,22 @@ export class Sessions {
   }
 
   /** The session's current transaction without starting one (dry runs, failure reports). */
-  async current(requester: Requester): Promise<string | undefined> {
+  async current(requester: Requester, operation: string): Promise<string | undefined> {
     const session = await this.sessions.read(sessionKey(requester));
-    return session && joinable(await this.store.get(session.transaction)) ? session.transaction : undefined;
+    return session && joinable(await this.store.get(session.transaction), operation) ? session.transaction : undefined;
   }
 }
 
-/** Absent means a replica claimed the session and is creating the record right now. */
-function joinable(tx: Transaction | undefined): boolean {
+/**
+ * Whether a write that names no transaction joins the session's one.
+ * Absent means a replica claimed the session and is creating the record
+ * right now. A transaction the user named (explicit, kubectl tx apply) takes
+ * only deletes: the prune step of `kubectl tx apply --prune`; the user's
+ * other plain writes start a transparent transaction of their own.
+ */
+function joinable(tx: Transaction | undefined, operation: string): boolean {
   if (!tx) return true;
   const phase = tx.status?.phase ?? "Open";
-  return phase === "Open" || phase === "RollingBack";
+  if (phase !== "Open" && phase !== "RollingBack") return false;
+  return tx.spec.mode === "transparent" || (tx.spec.mode === "plugin" && operation === "DELETE");
 }

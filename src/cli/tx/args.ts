@@ -15,6 +15,8 @@ export interface ApplyOptions {
   readonly dryRun: DryRun;
   readonly prune: boolean;
   readonly selector?: string;
+  /** `group/version/Kind` entries kubectl may prune (kubectl's --prune-allowlist). */
+  readonly pruneAllowlist?: readonly string[];
   readonly kubeconfig?: string;
   readonly context?: string;
 }
@@ -31,6 +33,7 @@ const APPLY_FLAGS = {
   "dry-run": { type: "string" },
   prune: { type: "boolean" },
   selector: { type: "string", short: "l" },
+  "prune-allowlist": { type: "string", multiple: true },
   kubeconfig: { type: "string" },
   context: { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -85,6 +88,7 @@ function parseApply(args: readonly string[]): Command {
       prune,
       ...optional("namespace", values.namespace),
       ...optional("selector", values.selector),
+      ...(values["prune-allowlist"]?.length ? { pruneAllowlist: values["prune-allowlist"] } : {}),
       ...optional("kubeconfig", values.kubeconfig),
       ...optional("context", values.context),
     },

@@ -20,7 +20,8 @@ export const APPLY_HELP = `kubectl tx apply: apply manifests as one transaction
 
 Usage:
   kubectl tx apply -f FILE|DIR [-f ...] [-R] [-n NS] [--timeout DURATION]
-                   [--dry-run=none|server|client] [--prune -l SELECTOR]
+                   [--dry-run=none|server|client]
+                   [--prune -l SELECTOR [--prune-allowlist G/V/KIND ...]]
                    [--kubeconfig FILE] [--context NAME]
 
 What it does:
@@ -52,11 +53,16 @@ Flags:
                            wait (exit code is kubectl's); client: plain
                            kubectl apply --dry-run=client on your files
       --prune              passed to kubectl; needs -l (kubectl tx does not
-                           support --all). kubectl's prune deletes cannot
-                           carry the annotation: kubetx judges each by the
-                           live object's own annotation, and today denies
-                           it when that names an earlier transaction, so
-                           the apply rolls back.
+                           support --all). kubectl prunes after it applied
+                           everything, so the deletes come last; kubetx
+                           adds them to this transaction (your open
+                           transaction takes your writes that name none).
+      --prune-allowlist G/V/KIND
+                           passed to kubectl (repeatable): prune only these
+                           kinds, e.g. core/v1/ConfigMap; without it kubectl
+                           also tries cluster-scoped kinds, which users
+                           without cluster-wide list rights cannot, and the
+                           apply then fails and rolls back
   -l, --selector SELECTOR  passed to kubectl: apply (and with --prune, prune)
                            only objects with these labels
       --kubeconfig FILE    the kubeconfig for kubectl and for kubectl tx

@@ -10,7 +10,7 @@ import { TxError } from "./errors.ts";
 /** The Transaction CRD's limit on spec.clientMessage. */
 export const CLIENT_MESSAGE_MAX_CHARS = 4096;
 
-export type KubectlFlags = Pick<ApplyOptions, "namespace" | "kubeconfig" | "context" | "dryRun" | "prune" | "selector">;
+export type KubectlFlags = Pick<ApplyOptions, "namespace" | "kubeconfig" | "context" | "dryRun" | "prune" | "selector" | "pruneAllowlist">;
 
 /** The flags kubectl tx passes through, as kubectl spells them. */
 export function passThroughFlags(flags: KubectlFlags): string[] {
@@ -21,6 +21,7 @@ export function passThroughFlags(flags: KubectlFlags): string[] {
     ...(flags.dryRun !== "none" ? [`--dry-run=${flags.dryRun}`] : []),
     ...(flags.prune ? ["--prune"] : []),
     ...(flags.selector !== undefined ? ["--selector", flags.selector] : []),
+    ...(flags.pruneAllowlist ?? []).flatMap((entry) => ["--prune-allowlist", entry]),
   ];
 }
 
