@@ -93,7 +93,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const intents = new IntentTracker({
     locks, clock, logger, graceMs: config.intentGraceMs,
     failRequester: async (requester, fieldManager, reason) => {
-      const id = await sessions.transactionFor(requester, fieldManager, "CREATE");
+      const { id } = await sessions.transactionFor(requester, fieldManager, "CREATE");
       await store.getOrCreate(id, { user: requester.username, mode: "transparent" });
       await coordinator.fail(id, reason);
     },

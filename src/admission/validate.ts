@@ -5,9 +5,9 @@
 import type { AdmitResult, Coordinator, WriteIntent } from "../transactions/coordinator.ts";
 import { newTransactionId } from "../transactions/grouping.ts";
 import type { IntentTracker } from "../transactions/intents.ts";
-import type { MemberOperation, Mode } from "../transactions/model.ts";
+import type { MemberOperation, Mode, Transaction } from "../transactions/model.ts";
 import { ANNOTATION_EXPECTED_MEMBERS, GROUP } from "../transactions/model.ts";
-import type { Sessions } from "../transactions/sessions.ts";
+import type { SessionTransaction, Sessions } from "../transactions/sessions.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { AdmissionHandler } from "./handler.ts";
 import { allowed, denied } from "./response.ts";
@@ -34,7 +34,7 @@ export function validateHandler(deps: ValidateDeps): AdmissionHandler {
       const scope = await scopeOf(request, deps);
       const joining = await joinWhat(request, scope, deps.sessions);
       if (!joining) return allowed(request, { auditAnnotations: { decision: "pass" } });
-      const intent = intentOf(request, joining.transaction, joining.mode);
+      const intent = intentOf(request, joining.transaction, joining.mode, joining.record);
       const transaction = joining.transaction;
       if (typeof intent === "string") return denied(request, intent, { auditAnnotations: { transaction, decision: "denied" } });
       const result = await deps.coordinator.admit(intent);
@@ -46,14 +46,16 @@ export function validateHandler(deps: ValidateDeps): AdmissionHandler {
 }
 
 /** Which transaction (and mode) the write joins, if any. */
-async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessions): Promise<{ transaction: string; mode: Mode } | undefined> {
+async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessions): Promise<{ transaction: string; mode: Mode; record?: Transaction } | undefined> {
   switch (scope.kind) {
     case "pass":
       return undefined;
     case "explicit":
       return { transaction: scope.transaction, mode: "explicit" };
-    case "transparent":
-      return { transaction: await transparentTransaction(request, sessions), mode: "transparent" };
+    case "transparent": {
+      const joined = await transparentTransaction(request, sessions);
+      return { transaction: joined.id, mode: "transparent", ...(joined.record ? { record: joined.record } : {}) };
+    }
     case "session-only": {
       const open = await sessions.current(request.userInfo, request.operation);
       return open ? { transaction: open, mode: "explicit" } : undefined;
@@ -62,13 +64,13 @@ async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessi
 }
 
 /** A dry run looks at the requester's open transaction but never starts one. */
-async function transparentTransaction(request: AdmissionRequest, sessions: Sessions): Promise<string> {
-  if (request.dryRun) return (await sessions.current(request.userInfo, request.operation)) ?? newTransactionId();
+async function transparentTransaction(request: AdmissionRequest, sessions: Sessions): Promise<SessionTransaction> {
+  if (request.dryRun) return { id: (await sessions.current(request.userInfo, request.operation)) ?? newTransactionId() };
   return sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation);
 }
 
 /** The write as the coordinator needs it, or why it cannot join. */
-function intentOf(request: AdmissionRequest, transaction: string, mode: Mode): WriteIntent | string {
+function intentOf(request: AdmissionRequest, transaction: string, mode: Mode, record: Transaction | undefined): WriteIntent | string {
   const count = expectedMembersOf(request);
   if (typeof count === "string") return count;
   const name = request.name ?? request.object?.metadata?.name ?? "";
@@ -83,6 +85,7 @@ function intentOf(request: AdmissionRequest, transaction: string, mode: Mode): W
     dryRun: request.dryRun === true,
     transaction,
     mode,
+    ...(record ? { record } : {}),
     ...(count !== undefined ? { expectedMembers: count } : {}),
   };
 }

@@ -38,6 +38,8 @@ export interface WriteIntent {
   readonly transaction: string;
   readonly mode: Mode;
   readonly expectedMembers?: number;
+  /** The transaction's record, when the caller read it a moment ago (transparent grouping does). */
+  readonly record?: Transaction;
 }
 
 export type AdmitResult =
@@ -74,7 +76,7 @@ export class Coordinator {
     if (intent.dryRun) return this.judgeDryRun(intent);
     // Independent reads in parallel: each is a round trip to the apiserver on the user's request path.
     const [found, members] = await Promise.all([
-      this.options.store.get(intent.transaction),
+      intent.record ?? this.options.store.get(intent.transaction),
       this.options.locks.locksOf(intent.transaction, { cached: true }),
     ]);
     const tx = found ?? (await this.options.store.getOrCreate(intent.transaction, {

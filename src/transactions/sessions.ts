@@ -10,6 +10,12 @@ import { newTransactionId, sameTool, sessionKey } from "./grouping.ts";
 import type { Transaction } from "./model.ts";
 import type { TransactionStore } from "./store.ts";
 
+/** The transaction a write joins, with its record when the lookup already read it (saves the admission path a read). */
+export interface SessionTransaction {
+  readonly id: string;
+  readonly record?: Transaction;
+}
+
 /** Claims race only between replicas admitting the same requester's writes; a few rounds settle it. */
 const MAX_CLAIM_ATTEMPTS = 5;
 /** Transactions remembered as adopted; older ones are forgotten first. */
@@ -32,15 +38,16 @@ export class Sessions {
    * open, or is rolling back, keeps it (so the rest of a failing apply is
    * refused instead of committing on its own); a closed one starts anew.
    */
-  async transactionFor(requester: Requester, fieldManager: string | undefined, operation: string): Promise<string> {
+  async transactionFor(requester: Requester, fieldManager: string | undefined, operation: string): Promise<SessionTransaction> {
     const key = sessionKey(requester);
     for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt += 1) {
       const session = await this.sessions.read(key);
-      if (session && sameTool(session.fieldManager, fieldManager) && joinable(await this.store.get(session.transaction), operation)) {
-        return session.transaction;
+      const record = session && sameTool(session.fieldManager, fieldManager) ? await this.store.get(session.transaction) : undefined;
+      if (session && sameTool(session.fieldManager, fieldManager) && joinable(record, operation)) {
+        return { id: session.transaction, ...(record ? { record } : {}) };
       }
       const id = newTransactionId();
-      if (await this.sessions.claim({ key, transaction: id, fieldManager, nowMs: this.clock.now() }, session)) return id;
+      if (await this.sessions.claim({ key, transaction: id, fieldManager, nowMs: this.clock.now() }, session)) return { id };
     }
     throw new Error(`kubetx: could not settle the transaction of ${requester.username}'s writes; retry the apply`);
   }

@@ -2,7 +2,8 @@
 import { parseArgs } from "node:util";
 import { parseTimeout } from "./duration.ts";
 import { usageError } from "./errors.ts";
-import { APPLY_HELP, HELP } from "./help.ts";
+import { APPLY_HELP } from "./help.ts";
+import { TOP_HELP } from "./review-help.ts";
 
 export type DryRun = "none" | "server" | "client";
 
@@ -46,11 +47,11 @@ export function parseCommand(argv: readonly string[]): Command {
   const [command, ...rest] = argv;
   switch (command) {
     case undefined:
-      return { kind: "help", text: HELP, exitCode: 2 };
+      return { kind: "help", text: TOP_HELP, exitCode: 2 };
     case "help":
     case "--help":
     case "-h":
-      return rest[0] === "apply" ? { kind: "help", text: APPLY_HELP, exitCode: 0 } : { kind: "help", text: HELP, exitCode: 0 };
+      return rest[0] === "apply" ? { kind: "help", text: APPLY_HELP, exitCode: 0 } : { kind: "help", text: TOP_HELP, exitCode: 0 };
     case "apply":
       return parseApply(rest);
     default:

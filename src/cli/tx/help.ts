@@ -1,21 +1,5 @@
 /** The help texts. Each sentence here is a promise the code keeps. */
 
-export const HELP = `kubectl tx: all-or-nothing kubectl apply (kubetx)
-
-Usage:
-  kubectl tx apply -f FILE|DIR [flags]   apply as one transaction
-  kubectl tx apply --help                the flags of apply
-  kubectl tx --help                      this text
-
-kubetx must be installed in the cluster: it is the admission webhook that
-holds the objects' locks and rolls back every member of a transaction when
-one fails. Where kubetx's policy does not cover a namespace, kubectl applies
-there as it always does.
-
-Exit codes: 0 committed, 1 rolled back or failed, 2 usage error,
-3 kubetx did not resolve the transaction in time.
-`;
-
 export const APPLY_HELP = `kubectl tx apply: apply manifests as one transaction
 
 Usage:
