@@ -38,7 +38,8 @@ export function validateHandler(deps: ValidateDeps): AdmissionHandler {
       const transaction = joining.transaction;
       if (typeof intent === "string") return denied(request, intent, { auditAnnotations: { transaction, decision: "denied" } });
       const result = await deps.coordinator.admit(intent);
-      if (result.kind === "member" && joining.mode !== "transparent") await deps.sessions.adopt(request.userInfo, transaction);
+      // kubectl tx apply's prune deletes name no transaction: point the user's session at it so they join.
+      if (result.kind === "member" && result.mode === "plugin") await deps.sessions.adopt(request.userInfo, transaction);
       log(deps.logger, request, result);
       return respond(request, result);
     },

@@ -43,7 +43,7 @@ export interface WriteIntent {
 }
 
 export type AdmitResult =
-  | { readonly kind: "member"; readonly transaction: string; readonly lock: string; readonly members: number; readonly firstWrite: boolean }
+  | { readonly kind: "member"; readonly transaction: string; readonly lock: string; readonly members: number; readonly firstWrite: boolean; readonly mode: Mode }
   | { readonly kind: "dry-run"; readonly transaction: string; readonly lock: string }
   | { readonly kind: "denied"; readonly transaction: string; readonly message: string; readonly lock?: string };
 
@@ -87,7 +87,8 @@ export class Coordinator {
     const refusal = refuseJoin(tx, intent) ?? this.refuseIrreversible(intent);
     if (refusal) return deny(intent, refusal);
     await this.ensureHeartbeat(intent.transaction);
-    return this.lockAndJournal(intent, members);
+    const result = await this.lockAndJournal(intent, members);
+    return result.kind === "member" ? { ...result, mode: tx.spec.mode } : result;
   }
 
   /** A delete that waits on finalizers cannot be undone; refuse it inside a transaction unless policy allows. */
@@ -141,7 +142,7 @@ export class Coordinator {
     this.admitted.set(intent.transaction, mine);
     if (this.admitted.size > MAX_TRACKED_TRANSACTIONS) this.admitted.delete(this.admitted.keys().next().value ?? "");
     const firstWrite = !listed.some((l) => l.name === lock.name);
-    return { kind: "member", transaction: intent.transaction, lock: lock.name, members: Math.max(names.size, mine.size), firstWrite };
+    return { kind: "member", transaction: intent.transaction, lock: lock.name, members: Math.max(names.size, mine.size), firstWrite, mode: intent.mode };
   }
 
   private async conflict(intent: WriteIntent, lock: LockRecord, holder: Transaction): Promise<AdmitResult> {
