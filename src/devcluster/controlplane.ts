@@ -30,6 +30,11 @@ export interface ControlPlaneOptions {
   readonly apiserverPort?: number;
   /** Extra kube-apiserver flags (`--name=value`). */
   readonly extraApiserverFlags?: readonly string[];
+  /**
+   * Start the apiserver again whenever it exits while the control plane is
+   * up, as a kubelet restarts a static pod: lets tests kill it mid-transaction.
+   */
+  readonly restartApiserver?: boolean;
 }
 
 export interface ControlPlane {
@@ -100,21 +105,35 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const etcdPorts = { client: await freePort(), peer: await freePort() };
   const apiserverPort = options.apiserverPort ?? (await freePort());
   const processes: ManagedProcess[] = [];
+  let stopping = false;
+  let up = false;
   const stop = async (): Promise<void> => {
+    stopping = true;
     for (const p of [...processes].reverse()) await p.stop();
+  };
+  const startApiserver = (): ManagedProcess => {
+    const apiserver = startProcess({
+      name: "kube-apiserver", command: options.binaries.kubeApiserver, logFile: path.join(dir, "logs", "kube-apiserver.log"),
+      args: [...apiserverArgs(dir, material, etcdPorts.client, apiserverPort), ...(options.extraApiserverFlags ?? [])],
+    });
+    void apiserver.exited.then(async () => {
+      // Only once it has been ready: an apiserver that cannot start would loop.
+      if (stopping || !up || !options.restartApiserver) return;
+      processes[1] = startApiserver();
+      await writePidFile(pidFile, processes.map((p) => p.pid));
+    });
+    return apiserver;
   };
   try {
     processes.push(startProcess({
       name: "etcd", command: options.binaries.etcd, logFile: path.join(dir, "logs", "etcd.log"),
       args: etcdArgs(dir, etcdPorts.client, etcdPorts.peer),
     }));
-    processes.push(startProcess({
-      name: "kube-apiserver", command: options.binaries.kubeApiserver, logFile: path.join(dir, "logs", "kube-apiserver.log"),
-      args: [...apiserverArgs(dir, material, etcdPorts.client, apiserverPort), ...(options.extraApiserverFlags ?? [])],
-    }));
+    processes.push(startApiserver());
     await writePidFile(pidFile, processes.map((p) => p.pid));
     const server = `https://127.0.0.1:${apiserverPort}`;
     await waitReady(server, await readFile(material.ca.certFile), material.tokens.admin, processes);
+    up = true;
     const caData = await caBundle(material.ca);
     const kubeconfigs = await writeKubeconfigs(dir, server, caData, material.tokens);
     return { dir, server, ca: material.ca, caData, tokens: material.tokens, kubeconfigs, auditLog: material.auditLog, processes, stop };

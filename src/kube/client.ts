@@ -130,8 +130,12 @@ class HttpsKubeClient implements KubeClient {
         res.on("end", () => {
           const text = Buffer.concat(chunks).toString("utf8");
           const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) resolve(parseBody<T>(text));
-          else reject(errorFrom(method, url.pathname, status, text));
+          if (status < 200 || status >= 300) return reject(errorFrom(method, url.pathname, status, text));
+          try {
+            resolve(parseBody<T>(text));
+          } catch (error) {
+            reject(new Error(`${method} ${url.pathname}: the answer is not JSON (${(error as Error).message})`));
+          }
         });
       });
       req.on("timeout", () => req.destroy(new Error(`${method} ${url.pathname}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));

@@ -23,7 +23,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     onProgress: (line) => process.stderr.write(`${line}\n`),
   });
   const dir = await mkdtemp(path.join(tmpdir(), "kubetx-test-"));
-  const controlPlane = await startControlPlane({ dir, binaries });
+  const controlPlane = await startControlPlane({ dir, binaries, restartApiserver: true });
   const admin = await createKubeClient(controlPlane.kubeconfigs.admin);
   const binder = new AbortController();
   try {

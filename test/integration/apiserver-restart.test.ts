@@ -1,0 +1,84 @@
+/**
+ * DESIGN.md section 4: the apiserver restarted mid-transaction. kubetx
+ * rides out the outage, and the transaction still ends all-or-nothing.
+ * The global setup restarts the apiserver when it exits, as a kubelet
+ * would; this test kills it.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { KubeClient } from "../../src/kube/index.ts";
+import type { WebhookServer } from "../../src/main.ts";
+import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
+import { startEngine, unregister } from "../support/engine.ts";
+import { configMap, inTransaction, leftoversSettled, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
+
+async function apiserverPid(): Promise<number> {
+  const pids = (await readFile(path.join(cluster().dir, "controlplane.pids"), "utf8")).trim().split("\n").map(Number);
+  return pids[1] ?? 0;
+}
+
+async function untilApiserverAnswers(admin: KubeClient): Promise<void> {
+  for (let i = 0; i < 300; i += 1) {
+    try {
+      await admin.get("/api/v1/namespaces/default");
+      return;
+    } catch {
+      await sleep(200);
+    }
+  }
+  throw new Error("the apiserver did not come back");
+}
+
+describe("the apiserver restarted mid-transaction", () => {
+  let engine: WebhookServer;
+  let admin: KubeClient;
+  const ns = uniqueName("restart");
+
+  beforeAll(async () => {
+    admin = await client("admin");
+    await createNamespace(ns, { "kubetx.io/enabled": "true" });
+    engine = await startEngine();
+  });
+  afterAll(async () => {
+    await unregister();
+    await engine?.close();
+    admin?.close();
+  });
+
+  it("rolls back the members written before the restart once the transaction cannot complete", async () => {
+    const id = "t-restart1";
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "before", { v: "1" })].map((o) => inTransaction(o, id, 2))) });
+    expect(applied.code).toBe(0);
+    const old = await apiserverPid();
+    process.kill(old, "SIGKILL");
+    await sleep(500);
+    await untilApiserverAnswers(admin);
+    expect(await apiserverPid()).not.toBe(old);
+    const tx = await waitResolved(admin, id, 40_000);
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.reason).toBe("Timeout");
+    expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/before`)).toBeUndefined();
+    expect(await leftoversSettled(admin, id)).toEqual([]);
+  });
+
+  it("commits a transaction whose members straddle the restart", async () => {
+    const id = "t-restart2";
+    const docs = [configMap(ns, "first", { v: "1" }), configMap(ns, "second", { v: "2" })].map((o) => inTransaction(o, id, 2));
+    expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([docs[0] ?? {}]) })).code).toBe(0);
+    process.kill(await apiserverPid(), "SIGKILL");
+    await sleep(500);
+    await untilApiserverAnswers(admin);
+    let second = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([docs[1] ?? {}]) });
+    // The webhook's own watches may still be reconnecting for a moment after the apiserver is back.
+    for (let i = 0; i < 20 && second.code !== 0; i += 1) {
+      await sleep(250);
+      second = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([docs[1] ?? {}]) });
+    }
+    expect(second.code, second.stderr).toBe(0);
+    const tx = await waitResolved(admin, id, 40_000);
+    expect(tx.status?.phase).toBe("Committed");
+    expect(tx.status?.members?.map((m) => m.name)).toEqual(["first", "second"]);
+  });
+});

@@ -1,0 +1,57 @@
+/** The REST client against a small local HTTPS server: typed errors, and answers that are not JSON. */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureCertificateAuthority, ensureServingCertificate } from "../../src/devcluster/certs.ts";
+import { renderKubeconfig } from "../../src/devcluster/identities.ts";
+import type { KubeClient } from "../../src/kube/index.ts";
+import { AlreadyExists, Conflict, NotFound, createKubeClient } from "../../src/kube/index.ts";
+
+describe("the kube client", () => {
+  let dir: string;
+  let server: https.Server;
+  let client: KubeClient;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "kubetx-client-"));
+    const ca = await ensureCertificateAuthority(dir, "client-test-ca");
+    const cert = await ensureServingCertificate({ ca, outDir: dir, name: "server", commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+    server = https.createServer({ cert: await readFile(cert.certFile), key: await readFile(cert.keyFile) }, (req, res) => {
+      const status: Record<string, [number, string]> = {
+        "/text": [200, "ok"],
+        "/missing": [404, JSON.stringify({ kind: "Status", reason: "NotFound", message: "configmaps \"x\" not found", code: 404 })],
+        "/exists": [409, JSON.stringify({ kind: "Status", reason: "AlreadyExists", message: "already exists", code: 409 })],
+        "/stale": [409, JSON.stringify({ kind: "Status", reason: "Conflict", message: "the object has been modified", code: 409 })],
+      };
+      const [code, body] = status[req.url ?? ""] ?? [200, JSON.stringify({ auth: req.headers.authorization })];
+      res.writeHead(code, { "content-type": "application/json" }).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const kubeconfig = path.join(dir, "kubeconfig");
+    const caData = (await readFile(ca.certFile)).toString("base64");
+    await writeFile(kubeconfig, renderKubeconfig({ server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, caData, user: "tester", token: "s3cret" }));
+    client = await createKubeClient(kubeconfig);
+  });
+  afterAll(async () => {
+    client?.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("sends the kubeconfig's bearer token", async () => {
+    expect(await client.get("/echo")).toEqual({ auth: "Bearer s3cret" });
+  });
+
+  it("maps the apiserver's Status answers to typed errors", async () => {
+    await expect(client.get("/missing")).rejects.toBeInstanceOf(NotFound);
+    await expect(client.create("/exists", {})).rejects.toBeInstanceOf(AlreadyExists);
+    await expect(client.replace("/stale", {})).rejects.toBeInstanceOf(Conflict);
+  });
+
+  it("rejects an answer that is not JSON instead of crashing the process", async () => {
+    await expect(client.get("/text")).rejects.toThrow(/GET \/text: the answer is not JSON/);
+  });
+});
