@@ -19,10 +19,11 @@ async function apiserverPid(): Promise<number> {
   return pids[1] ?? 0;
 }
 
+/** Until the restarted apiserver serves kubetx's own kinds again (it answers 503 while it installs them). */
 async function untilApiserverAnswers(admin: KubeClient): Promise<void> {
   for (let i = 0; i < 300; i += 1) {
     try {
-      await admin.get("/api/v1/namespaces/default");
+      await admin.get("/apis/kubetx.io/v1alpha1/transactions");
       return;
     } catch {
       await sleep(200);

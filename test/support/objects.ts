@@ -1,7 +1,7 @@
 /** Small builders and readers for the objects the stories use. */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
-import { getIfExists } from "../../src/kube/index.ts";
+import { KubeError, getIfExists } from "../../src/kube/index.ts";
 import type { Phase, Transaction } from "../../src/transactions/model.ts";
 import { TERMINAL_PHASES, transactionPath } from "../../src/transactions/model.ts";
 import { stringify } from "yaml";
@@ -28,7 +28,11 @@ export async function waitResolved(admin: KubeClient, id: string, timeoutMs = 30
   const deadline = Date.now() + timeoutMs;
   let last: Transaction | undefined;
   while (Date.now() < deadline) {
-    last = (await readOrUndefined(admin, transactionPath(id))) as Transaction | undefined;
+    // A restarting apiserver answers 503 for a moment: that is a reason to poll again, not to fail.
+    last = ((await readOrUndefined(admin, transactionPath(id)).catch((error: unknown) => {
+      if (error instanceof KubeError && error.status >= 500) return last;
+      throw error;
+    })) as Transaction | undefined);
     if (last && TERMINAL_PHASES.has(last.status?.phase ?? "Open")) return last;
     await sleep(100);
   }
