@@ -168,7 +168,7 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
   say(`kubetx dev: ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   say(`  apiserver  ${cluster.controlPlane.server}`);
   say(`  try:       export PATH=${cluster.binDir}:$PATH KUBECONFIG=${cluster.controlPlane.kubeconfigs.alice}`);
-  say(`             kubectl tx apply -n ${DEMO_NAMESPACE} -f examples/`);
+  say(`             kubectl tx apply -n ${DEMO_NAMESPACE} -f examples/app/`);
   say(`             kubectl get tx`);
   say(`  admin:     ${cluster.controlPlane.kubeconfigs.admin}`);
   say(`  users:     ${cluster.controlPlane.kubeconfigs.alice}, ${cluster.controlPlane.kubeconfigs.bob}`);
