@@ -7,11 +7,10 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/kube/index.ts";
-import type { WebhookServer } from "../../src/main.ts";
-import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
-import { startEngine, unregister } from "../support/engine.ts";
+import { cluster, kubectl, uniqueName } from "../support/cluster.ts";
+import { useEngine } from "../support/engine.ts";
 import { configMap, inTransaction, leftoversSettled, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
 
 async function apiserverPid(): Promise<number> {
@@ -33,19 +32,11 @@ async function untilApiserverAnswers(admin: KubeClient): Promise<void> {
 }
 
 describe("the apiserver restarted mid-transaction", () => {
-  let engine: WebhookServer;
-  let admin: KubeClient;
   const ns = uniqueName("restart");
-
-  beforeAll(async () => {
-    admin = await client("admin");
-    await createNamespace(ns, { "kubetx.io/enabled": "true" });
-    engine = await startEngine();
-  });
-  afterAll(async () => {
-    await unregister();
-    await engine?.close();
-    admin?.close();
+  const fixture = useEngine(ns);
+  let admin: KubeClient;
+  beforeAll(() => {
+    admin = fixture.admin();
   });
 
   it("rolls back the members written before the restart once the transaction cannot complete", async () => {

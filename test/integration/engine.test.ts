@@ -4,31 +4,22 @@
  */
 import https from "node:https";
 import { readFile } from "node:fs/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
-import type { WebhookServer } from "../../src/main.ts";
 import { freePort } from "../../src/devcluster/ports.ts";
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
-import { register, startEngine, startServeProcess, unregister } from "../support/engine.ts";
+import { register, startServeProcess, unregister, useEngine } from "../support/engine.ts";
 import { configMap, inTransaction, leftoversSettled, phaseOf, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
 
 const ENABLED = { "kubetx.io/enabled": "true" };
 
 describe("explicit transactions", () => {
-  let engine: WebhookServer;
-  let admin: KubeClient;
   const ns = uniqueName("engine");
   const cms = `/api/v1/namespaces/${ns}/configmaps`;
-
-  beforeAll(async () => {
-    admin = await client("admin");
-    await createNamespace(ns, ENABLED);
-    engine = await startEngine();
-  });
-  afterAll(async () => {
-    await unregister();
-    await engine?.close();
-    admin?.close();
+  const fixture = useEngine(ns);
+  let admin: KubeClient;
+  beforeAll(() => {
+    admin = fixture.admin();
   });
 
   it("commits a three-object transaction once every member has persisted", async () => {
@@ -130,7 +121,7 @@ describe("explicit transactions", () => {
   it("answers malformed AdmissionReviews with 4xx and keeps serving", async () => {
     const ca = await readFile(cluster().caFile);
     const post = (body: string, type = "application/json"): Promise<number> => new Promise((resolve, reject) => {
-      const req = https.request({ host: "127.0.0.1", port: engine.port, path: "/validate", method: "POST", ca, headers: { "content-type": type } }, (res) => {
+      const req = https.request({ host: "127.0.0.1", port: fixture.engine().port, path: "/validate", method: "POST", ca, headers: { "content-type": type } }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });

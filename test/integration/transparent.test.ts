@@ -2,14 +2,12 @@
  * Transparent mode: a plain `kubectl apply` in an opted-in namespace is
  * all-or-nothing, with nothing changed in how people type it.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
-import type { WebhookServer } from "../../src/main.ts";
 import { client, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
-import { startEngine, unregister } from "../support/engine.ts";
+import { startEngine, unregister, useEngine } from "../support/engine.ts";
 import { configMap, leftoversSettled, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
 
-const ENABLED = { "kubetx.io/enabled": "true" };
 
 /** The transaction kubectl was told it joined (kubetx's warning line). */
 function joined(stderr: string): string {
@@ -21,20 +19,12 @@ function joined(stderr: string): string {
 const invalid = (ns: string, name: string): KubeObject => configMap(ns, name, { "bad key": "ConfigMap keys may not contain spaces" });
 
 describe("transparent mode", () => {
-  let engine: WebhookServer;
-  let admin: KubeClient;
   const ns = uniqueName("plain");
   const cms = `/api/v1/namespaces/${ns}/configmaps`;
-
-  beforeAll(async () => {
-    admin = await client("admin");
-    await createNamespace(ns, ENABLED);
-    engine = await startEngine();
-  });
-  afterAll(async () => {
-    await unregister();
-    await engine?.close();
-    admin?.close();
+  const fixture = useEngine(ns);
+  let admin: KubeClient;
+  beforeAll(() => {
+    admin = fixture.admin();
   });
 
   it("commits a valid multi-object apply and keeps its objects", async () => {

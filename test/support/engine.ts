@@ -14,7 +14,9 @@ import { createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
-import { client, cluster, kubectl } from "./cluster.ts";
+import { afterAll, beforeAll } from "vitest";
+import type { KubeClient } from "../../src/kube/index.ts";
+import { client, cluster, createNamespace, kubectl } from "./cluster.ts";
 import { webhookCertificate } from "./webhook.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
@@ -25,6 +27,30 @@ export const FAST: ConfigInput = {
   // Test setup writes as admin must not become transactions of their own.
   exemptUsers: ["admin"],
 };
+
+/**
+ * The usual frame of an engine story: an admin client, a namespace (opted
+ * in by default), and kubetx registered for the whole describe block.
+ */
+export function useEngine(namespace: string, labels: Record<string, string> = { "kubetx.io/enabled": "true" }, input?: ConfigInput): { admin: () => KubeClient; engine: () => WebhookServer } {
+  let admin: KubeClient | undefined;
+  let engine: WebhookServer | undefined;
+  beforeAll(async () => {
+    admin = await client("admin");
+    await createNamespace(namespace, labels);
+    engine = await startEngine(input);
+  });
+  afterAll(async () => {
+    await unregister();
+    await engine?.close();
+    admin?.close();
+  });
+  const need = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`${what} is not ready: use it inside a test`);
+    return value;
+  };
+  return { admin: () => need(admin, "the admin client"), engine: () => need(engine, "the engine") };
+}
 
 export async function startEngine(input: ConfigInput = FAST): Promise<WebhookServer> {
   const server = await startWebhookServer({
