@@ -177,6 +177,39 @@ describe("a kubetx process killed mid-transaction", () => {
   });
 });
 
+describe("two kubetx replicas running side by side", () => {
+  it("leave a live coordinator's transaction alone, and take it over only once it dies", async () => {
+    const admin = await client("admin");
+    const ns = uniqueName("replicas");
+    await createNamespace(ns, ENABLED);
+    const a = await startServeProcess(await freePort(), "replica-a");
+    const b = await startServeProcess(await freePort(), "replica-b");
+    try {
+      await register(a.port);
+      const id = "t-replica1";
+      const docs = [configMap(ns, "held", { v: "1" })].map((o) => inTransaction(o, id, 2));
+      expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(docs) })).code).toBe(0);
+      // Two lock TTLs (3 s each, within the 8 s open limit) with both resolvers running:
+      // b sees a renew the heartbeat and keeps out.
+      await new Promise((resolve) => setTimeout(resolve, 6_500));
+      expect(b.output()).not.toContain("took over transaction");
+      expect(await phaseOf(admin, id)).toBe("Open");
+      expect((await admin.get<{ spec: { holderIdentity: string } }>(`/apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases/hb-${id}`)).spec.holderIdentity).toBe("replica-a");
+      await a.kill("SIGKILL");
+      await register(b.port);
+      const tx = await waitResolved(admin, id, 20_000);
+      expect(tx.status?.reason).toBe("CoordinatorLost");
+      expect(b.output()).toContain("took over transaction");
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/held`)).toBeUndefined();
+    } finally {
+      await a.kill("SIGKILL");
+      await b.kill("SIGTERM");
+      await unregister();
+      admin.close();
+    }
+  });
+});
+
 function deployment(namespace: string, name: string): KubeObject {
   return {
     apiVersion: "apps/v1",
