@@ -8,7 +8,7 @@ import { observeHandler } from "./admission/observe.ts";
 import { validateHandler } from "./admission/validate.ts";
 import type { EngineConfig } from "./config/config.ts";
 import { Journal } from "./journal/journal.ts";
-import { createKubeClient } from "./kube/index.ts";
+import { createKubeClient, selfUsername } from "./kube/index.ts";
 import type { KubeClient } from "./kube/index.ts";
 import { SessionStore } from "./locks/sessions.ts";
 import { LockStore } from "./locks/store.ts";
@@ -53,11 +53,7 @@ export interface WebhookServer extends RunningServer {
 
 /** kubetx's own user name, from the identity in its kubeconfig. */
 async function whoAmI(client: KubeClient): Promise<string> {
-  const review = await client.create<{ status?: { userInfo?: { username?: string } } }>(
-    "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-    { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
-  );
-  const name = review.status?.userInfo?.username;
+  const name = await selfUsername(client);
   if (!name) throw new Error("kubetx: the apiserver did not say who kubetx's kubeconfig user is");
   return name;
 }

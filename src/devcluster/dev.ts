@@ -27,6 +27,7 @@ export const DEMO_NAMESPACE = "kubetx-demo";
 /** The apiserver picks up a new webhook configuration within a second or two. */
 const READY_PROBE_TIMEOUT_MS = 60_000;
 const READY_PROBE_INTERVAL_MS = 250;
+const READY_PROBE_PREFIX = "kubetx-dev-ready-";
 
 export interface DevOptions {
   readonly dir: string;
@@ -118,7 +119,8 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
       logger: options.logger,
       config: options.config,
       onReview: (_path, request: AdmissionRequest) => {
-        if (request.name) seen.add(request.name);
+        // Only the readiness probes: dev runs for hours and sees every write.
+        if (request.name?.startsWith(READY_PROBE_PREFIX)) seen.add(request.name);
       },
     });
     cleanups.push(() => webhook.close());
@@ -170,7 +172,7 @@ async function proveWebhookServes(admin: KubeClient, seen: ReadonlySet<string>):
   while (Date.now() < deadline) {
     // A server-side dry run: judged by the webhook like a real write, but it
     // leaves no object, lock or transaction behind.
-    const name = `kubetx-dev-ready-${randomBytes(4).toString("hex")}`;
+    const name = `${READY_PROBE_PREFIX}${randomBytes(4).toString("hex")}`;
     const collection = `/api/v1/namespaces/${DEMO_NAMESPACE}/configmaps`;
     await admin.create(collection, { apiVersion: "v1", kind: "ConfigMap", metadata: { name }, data: { purpose: "kubetx dev readiness probe" } }, { query: { dryRun: "All" } });
     if (seen.has(name)) return;

@@ -2,3 +2,4 @@ export * from "./client.ts";
 export * from "./errors.ts";
 export * from "./types.ts";
 export * from "./apply.ts";
+export * from "./identity.ts";

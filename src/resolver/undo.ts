@@ -7,7 +7,7 @@
  * user's behalf what their RBAC forbids).
  */
 import type { KubeClient, KubeObject } from "../kube/index.ts";
-import { getIfExists } from "../kube/index.ts";
+import { getIfExists, userMay } from "../kube/index.ts";
 import { describeRef } from "../kube/types.ts";
 import type { Journal } from "../journal/journal.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
@@ -79,7 +79,7 @@ async function stepProblem(deps: UndoDeps, undo: Transaction, originalId: string
     return "has no journal entry any more (the policy's journalRetentionSeconds passed)";
   }
   const verb = INVERSE[member.operation].verb;
-  return (await userMay(deps.client, undo.spec.user, verb, member)) ? undefined : `may not be ${verb === "patch" ? "patched" : `${verb}d`} by ${undo.spec.user} (RBAC)`;
+  return (await userMay(deps.client, undo.spec.user, { verb, group: member.group, version: member.version, resource: member.resource, ...(member.namespace ? { namespace: member.namespace } : {}), name: member.name })) ? undefined : `may not be ${verb === "patch" ? "patched" : `${verb}d`} by ${undo.spec.user} (RBAC)`;
 }
 
 /** The undo's own member for a step: locks it, and lets the generic rollback revert the undo if it fails halfway. */
@@ -120,14 +120,4 @@ export async function executeUndo(deps: UndoDeps, undoId: string, steps: readonl
     if (created?.metadata?.uid && lock) locks[i] = await deps.locks.takeOver(lock, { ...lock.member, createdUid: created.metadata.uid });
   }
   return { locks };
-}
-
-
-async function userMay(client: KubeClient, user: string, verb: string, ref: MemberSummary): Promise<boolean> {
-  const review = await client.create<{ status?: { allowed?: boolean } }>("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-    apiVersion: "authorization.k8s.io/v1",
-    kind: "SubjectAccessReview",
-    spec: { user, resourceAttributes: { group: ref.group, version: ref.version, resource: ref.resource, namespace: ref.namespace, name: ref.name, verb } },
-  });
-  return review.status?.allowed === true;
 }

@@ -42,9 +42,9 @@ export class Sessions {
     const key = sessionKey(requester);
     for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt += 1) {
       const session = await this.sessions.read(key);
-      const record = session && sameTool(session.fieldManager, fieldManager) ? await this.store.get(session.transaction) : undefined;
-      if (session && sameTool(session.fieldManager, fieldManager) && joinable(record, operation)) {
-        return { id: session.transaction, ...(record ? { record } : {}) };
+      if (session && sameTool(session.fieldManager, fieldManager)) {
+        const record = await this.store.get(session.transaction);
+        if (joinable(record, operation)) return { id: session.transaction, ...(record ? { record } : {}) };
       }
       const id = newTransactionId();
       if (await this.sessions.claim({ key, transaction: id, fieldManager, nowMs: this.clock.now() }, session)) return { id };

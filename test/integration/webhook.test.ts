@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { AdmissionHandler } from "../../src/admission/handler.ts";
-import { allowAllHandler } from "../../src/admission/allow-all.ts";
+import { allowAllHandler } from "../support/allow-all.ts";
 import { allowed } from "../../src/admission/response.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
 import { createNamespace, kubectl, uniqueName } from "../support/cluster.ts";

@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { inject } from "vitest";
-import { createKubeClient } from "../../src/kube/index.ts";
+import { createKubeClient, userMay } from "../../src/kube/index.ts";
 import type { KubeClient } from "../../src/kube/index.ts";
 
 export interface ClusterInfo {
@@ -62,13 +62,8 @@ export function uniqueName(prefix: string): string {
 }
 
 /** Asks the authorizer itself, so its cache has caught up with the binding too. */
-async function aliceMayEdit(admin: KubeClient, namespace: string): Promise<boolean> {
-  const review = await admin.create<{ status?: { allowed?: boolean } }>("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-    apiVersion: "authorization.k8s.io/v1",
-    kind: "SubjectAccessReview",
-    spec: { user: "alice", resourceAttributes: { namespace, verb: "get", resource: "configmaps" } },
-  });
-  return review.status?.allowed === true;
+function aliceMayEdit(admin: KubeClient, namespace: string): Promise<boolean> {
+  return userMay(admin, "alice", { namespace, verb: "get", resource: "configmaps" });
 }
 
 /** Creates a namespace and waits until alice and bob may edit in it. */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { ReadOnlyClient } from "../support/read-only-client.ts";
 import type { ReviewDeps } from "../../src/cli/tx/cluster-read.ts";
 import { describeJson, describeLines, runDescribe } from "../../src/cli/tx/describe.ts";
 import { lockRows, locksTable, runLocks } from "../../src/cli/tx/locks.ts";
-import type { KubeClient, RequestOptions } from "../../src/kube/client.ts";
 import { Forbidden, NotFound } from "../../src/kube/errors.ts";
 import type { KubeObject } from "../../src/kube/types.ts";
 import type { Member } from "../../src/locks/record.ts";
@@ -13,35 +13,11 @@ const NOW = Date.parse("2026-11-24T15:00:00Z");
 const LEASES = "/apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases";
 const TRANSACTIONS = "/apis/kubetx.io/v1alpha1/transactions";
 
-class FakeClient implements KubeClient {
-  readonly server = "https://fake.example";
-  readonly calls: { path: string; query: Record<string, string | undefined> }[] = [];
-  private readonly answer: (path: string) => unknown;
 
-  constructor(answer: (path: string) => unknown) {
-    this.answer = answer;
-  }
-
-  get<T>(path: string, options?: RequestOptions): Promise<T> {
-    this.calls.push({ path, query: options?.query ?? {} });
-    const answer = this.answer(path);
-    return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer as T);
-  }
-
-  create<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  replace<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  jsonPatch<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  mergePatch<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  delete<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  watch(): Promise<void> { return Promise.reject(new Error("not used")); }
-  request<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  close(): void {}
-}
-
-function deps(answer: (path: string) => unknown): ReviewDeps & { out: string[]; err: string[]; client: FakeClient } {
+function deps(answer: (path: string) => unknown): ReviewDeps & { out: string[]; err: string[]; client: ReadOnlyClient } {
   const out: string[] = [];
   const err: string[] = [];
-  const client = new FakeClient(answer);
+  const client = new ReadOnlyClient(answer);
   return { connect: () => Promise.resolve(client), now: () => NOW, say: (l) => out.push(l), warn: (l) => err.push(l), out, err, client };
 }
 

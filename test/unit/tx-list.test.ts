@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
+import { ReadOnlyClient } from "../support/read-only-client.ts";
 import type { ReviewDeps } from "../../src/cli/tx/cluster-read.ts";
 import { LIST_PAGE_SIZE } from "../../src/cli/tx/cluster-read.ts";
 import { TxError } from "../../src/cli/tx/errors.ts";
 import { listTable, runList, selectTransactions, transactionRow } from "../../src/cli/tx/list.ts";
 import type { ListOptions } from "../../src/cli/tx/review-args.ts";
 import { humanAge, renderTable } from "../../src/cli/tx/table.ts";
-import type { KubeClient, RequestOptions } from "../../src/kube/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { Forbidden, KubeError, NotFound } from "../../src/kube/errors.ts";
 import type { MemberSummary, Transaction, TransactionStatus } from "../../src/transactions/model.ts";
 
@@ -34,33 +35,6 @@ const ALL = [committed, bobs, fresh, rolledBack];
 const ids = (list: readonly Transaction[]): string[] => list.map((t) => t.metadata?.name ?? "");
 const table: ListOptions = { output: "table" };
 
-/** The apiserver as kubectl tx list sees it: GETs answered by `answer`. */
-class FakeClient implements KubeClient {
-  readonly server = "https://fake.example";
-  readonly calls: { path: string; query: Record<string, string | undefined> }[] = [];
-  closed = false;
-  private readonly answer: (path: string, query: Record<string, string | undefined>) => unknown;
-
-  constructor(answer: (path: string, query: Record<string, string | undefined>) => unknown) {
-    this.answer = answer;
-  }
-
-  get<T>(path: string, options?: RequestOptions): Promise<T> {
-    const query = options?.query ?? {};
-    this.calls.push({ path, query });
-    const answer = this.answer(path, query);
-    return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer as T);
-  }
-
-  create<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  replace<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  jsonPatch<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  mergePatch<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  delete<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  watch(): Promise<void> { return Promise.reject(new Error("not used")); }
-  request<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  close(): void { this.closed = true; }
-}
 
 function deps(client: KubeClient): ReviewDeps & { out: string[]; err: string[] } {
   const out: string[] = [];
@@ -114,7 +88,7 @@ describe("kubectl's ages and tables", () => {
 
 describe("kubectl tx list", () => {
   it("reads every page and prints the table on stdout", async () => {
-    const client = new FakeClient((_path, query) =>
+    const client = new ReadOnlyClient((_path, query) =>
       query.continue === undefined ? { items: [committed, bobs], metadata: { continue: "page-2" } } : { items: [rolledBack], metadata: {} });
     const d = deps(client);
     expect(await runList({ output: "table", user: "alice" }, d)).toBe(0);
@@ -127,23 +101,23 @@ describe("kubectl tx list", () => {
   });
 
   it("prints JSON rows, [] when none match", async () => {
-    const d = deps(new FakeClient(() => ({ items: ALL })));
+    const d = deps(new ReadOnlyClient(() => ({ items: ALL })));
     await runList({ output: "json", phase: "RolledBack" }, d);
     expect(JSON.parse(d.out.join("\n"))).toEqual([transactionRow(rolledBack)]);
-    const none = deps(new FakeClient(() => ({ items: ALL })));
+    const none = deps(new ReadOnlyClient(() => ({ items: ALL })));
     await runList({ output: "json", user: "carol" }, none);
     expect(JSON.parse(none.out.join("\n"))).toEqual([]);
   });
 
   it("says on stderr that nothing matched, and how many there are", async () => {
-    const d = deps(new FakeClient(() => ({ items: ALL })));
+    const d = deps(new ReadOnlyClient(() => ({ items: ALL })));
     expect(await runList({ output: "table", user: "carol" }, d)).toBe(0);
     expect(d.out).toEqual([]);
     expect(d.err).toEqual(["No transactions match (4 in the cluster)."]);
   });
 
   it("says what to do when kubetx is not installed, listing is forbidden, or the apiserver cannot be reached", async () => {
-    const fail = (error: Error): Promise<number> => runList(table, deps(new FakeClient(() => error)));
+    const fail = (error: Error): Promise<number> => runList(table, deps(new ReadOnlyClient(() => error)));
     const init = { method: "GET", path: TRANSACTIONS };
     await expect(fail(new NotFound({ ...init, status: 404, reason: "NotFound", message: "the server could not find the requested resource" })))
       .rejects.toThrow("kubectl tx: kubetx is not installed in this cluster (it has no transactions.kubetx.io resource); ask a cluster admin to install kubetx");
@@ -156,7 +130,7 @@ describe("kubectl tx list", () => {
   });
 
   it("names the kubeconfig problem when it cannot connect", async () => {
-    const d = { ...deps(new FakeClient(() => ({ items: [] }))), connect: () => Promise.reject(new Error("kubetx: kubeconfig /k has no context 'prod'")) };
+    const d = { ...deps(new ReadOnlyClient(() => ({ items: [] }))), connect: () => Promise.reject(new Error("kubetx: kubeconfig /k has no context 'prod'")) };
     const run = runList(table, d);
     await expect(run).rejects.toBeInstanceOf(TxError);
     await expect(run).rejects.toThrow("kubectl tx: cannot use the kubeconfig: kubeconfig /k has no context 'prod'");

@@ -1,15 +1,10 @@
 /** The Transaction record as the plugin uses it: who am I, create it, report kubectl's end. */
 import type { KubeClient } from "../../kube/client.ts";
 import { Forbidden, KubeError, NotFound } from "../../kube/errors.ts";
+import { selfUsername } from "../../kube/identity.ts";
 import { newTransaction, transactionPath } from "../../transactions/model.ts";
 import { TxError } from "./errors.ts";
 import type { ClientStatePatch } from "./outcome.ts";
-
-const SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
-
-interface SelfSubjectReview {
-  status?: { userInfo?: { username?: string } };
-}
 
 /** Messages from the apiserver may span lines; kubectl tx prints one. */
 function oneLine(text: string): string {
@@ -23,14 +18,13 @@ function apiMessage(error: unknown): string {
 
 /** The user name the apiserver knows the caller by: the Transaction's spec.user. */
 export async function whoAmI(client: KubeClient): Promise<string> {
-  let review: SelfSubjectReview;
+  let user: string | undefined;
   try {
-    review = await client.create<SelfSubjectReview>(SELF_SUBJECT_REVIEWS, { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" });
+    user = await selfUsername(client);
   } catch (error) {
     const what = error instanceof KubeError ? "the apiserver would not say who you are" : `cannot reach the apiserver at ${client.server}`;
     throw new TxError(`kubectl tx: ${what} (${apiMessage(error)}); check your kubeconfig and context`, undefined, { cause: error });
   }
-  const user = review.status?.userInfo?.username;
   if (!user) throw new TxError("kubectl tx: the apiserver's SelfSubjectReview named no user; check your kubeconfig's credentials");
   return user;
 }

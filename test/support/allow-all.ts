@@ -1,7 +1,7 @@
-import type { Logger } from "../telemetry/logger.ts";
-import type { AdmissionHandler } from "./handler.ts";
-import { allowed } from "./response.ts";
-import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
+import type { Logger } from "../../src/telemetry/logger.ts";
+import type { AdmissionHandler } from "../../src/admission/handler.ts";
+import { allowed } from "../../src/admission/response.ts";
+import type { AdmissionRequest, AdmissionResponse } from "../../src/admission/review.ts";
 
 /** Allows every request and logs who wrote what; never the object body. */
 export function allowAllHandler(logger: Logger): AdmissionHandler {

@@ -1,0 +1,30 @@
+/** Who a client is, and what a user may do, as the apiserver's own reviews say. */
+import type { KubeClient } from "./client.ts";
+
+/** The user name the apiserver knows this client's credentials by, if it says. */
+export async function selfUsername(client: KubeClient): Promise<string | undefined> {
+  const review = await client.create<{ status?: { userInfo?: { username?: string } } }>(
+    "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+    { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
+  );
+  return review.status?.userInfo?.username || undefined;
+}
+
+export interface ResourceAttributes {
+  readonly verb: string;
+  readonly group?: string;
+  readonly version?: string;
+  readonly resource: string;
+  readonly namespace?: string;
+  readonly name?: string;
+}
+
+/** Whether RBAC lets `user` do it (a SubjectAccessReview; the client needs create on subjectaccessreviews). */
+export async function userMay(client: KubeClient, user: string, attributes: ResourceAttributes): Promise<boolean> {
+  const review = await client.create<{ status?: { allowed?: boolean } }>("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+    apiVersion: "authorization.k8s.io/v1",
+    kind: "SubjectAccessReview",
+    spec: { user, resourceAttributes: attributes },
+  });
+  return review.status?.allowed === true;
+}
