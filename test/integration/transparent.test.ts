@@ -9,9 +9,13 @@ import { startEngine, unregister, useEngine } from "../support/engine.ts";
 import { configMap, leftoversSettled, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
 
 
-/** The transaction kubectl was told it joined (kubetx's warning line). */
+/**
+ * The transaction kubectl was told it joined (kubetx's warning line), or,
+ * when the very first write was denied and none joined, the one the denial
+ * says will roll back.
+ */
 function joined(stderr: string): string {
-  const match = /kubetx: joined transaction (t-[a-z0-9-]+)/.exec(stderr);
+  const match = /kubetx: joined transaction (t-[a-z0-9-]+)/.exec(stderr) ?? /Transaction (t-[a-z0-9-]+) will roll back/.exec(stderr);
   if (!match?.[1]) throw new Error(`kubectl printed no kubetx warning:\n${stderr}`);
   return match[1];
 }
