@@ -26,7 +26,7 @@ import type { Logger } from "./telemetry/logger.ts";
 import type { Metrics } from "./telemetry/metrics.ts";
 import { createMetrics } from "./telemetry/metrics.ts";
 import { Coordinator } from "./transactions/coordinator.ts";
-import { IntentTracker } from "./transactions/intents.ts";
+import { IntentTracker, reachedValidationByLocks } from "./transactions/intents.ts";
 import { Sessions } from "./transactions/sessions.ts";
 import { TransactionStore } from "./transactions/store.ts";
 
@@ -87,7 +87,8 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const namespaces = new NamespaceLabels(client, logger);
   const sessions = new Sessions(new SessionStore(client, config.namespace, () => limits().lockTtlSeconds), store, clock);
   const intents = new IntentTracker({
-    locks, clock, logger, graceMs: config.intentGraceMs,
+    clock, logger, graceMs: config.intentGraceMs,
+    reachedValidation: reachedValidationByLocks(locks, (requester) => sessions.current(requester, "CREATE")),
     failRequester: async (requester, fieldManager, reason) => {
       const { id } = await sessions.transactionFor(requester, fieldManager, "CREATE");
       await store.getOrCreate(id, { user: requester.username, mode: "transparent" });

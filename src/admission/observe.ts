@@ -17,11 +17,14 @@ export function observeHandler(deps: ScopeDeps & { readonly intents: IntentTrack
       const scope = await scopeOf(request, deps);
       if (scope.kind !== "transparent") return allowed(request);
       const fieldManager = fieldManagerOf(request);
-      deps.intents.observe(request.uid, {
+      const name = request.name || request.object?.metadata?.name || "";
+      const generateName = name === "" ? request.object?.metadata?.generateName : undefined;
+      deps.intents.observe({
         requester: request.userInfo,
-        ref: { ...request.resource, name: request.name ?? request.object?.metadata?.name ?? "", ...(request.namespace ? { namespace: request.namespace } : {}) },
+        ref: { ...request.resource, name, ...(request.namespace ? { namespace: request.namespace } : {}) },
         operation: request.operation,
         ...(fieldManager ? { fieldManager } : {}),
+        ...(generateName ? { generateName } : {}),
       });
       return allowed(request);
     },

@@ -5,9 +5,11 @@
 import type { AdmitResult, Coordinator, WriteIntent } from "../transactions/coordinator.ts";
 import { newTransactionId } from "../transactions/grouping.ts";
 import type { IntentTracker } from "../transactions/intents.ts";
+import { validatedKeys } from "../transactions/intents.ts";
 import type { MemberOperation, Mode, Transaction } from "../transactions/model.ts";
 import { ANNOTATION_EXPECTED_MEMBERS, GROUP } from "../transactions/model.ts";
 import type { SessionTransaction, Sessions } from "../transactions/sessions.ts";
+import type { ObjectRef } from "../kube/types.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { AdmissionHandler } from "./handler.ts";
 import { allowed, denied } from "./response.ts";
@@ -28,7 +30,7 @@ export interface ValidateDeps extends ScopeDeps {
 export function validateHandler(deps: ValidateDeps): AdmissionHandler {
   return {
     async handle(request: AdmissionRequest): Promise<AdmissionResponse> {
-      deps.intents.validated(request.uid);
+      deps.intents.validated(validatedKeys(request.userInfo, request.operation, refOf(request), request.object));
       if (request.resource.group === GROUP && request.resource.resource === "transactions") return guardTransactionRecord(request);
       if (request.resource.group === GROUP && request.resource.resource === "transactionpolicies") return guardPolicy(request);
       const scope = await scopeOf(request, deps);
@@ -74,11 +76,10 @@ async function transparentTransaction(request: AdmissionRequest, sessions: Sessi
 function intentOf(request: AdmissionRequest, transaction: string, mode: Mode, record: Transaction | undefined): WriteIntent | string {
   const count = expectedMembersOf(request);
   if (typeof count === "string") return count;
-  const name = request.name ?? request.object?.metadata?.name ?? "";
   return {
     requestUid: request.uid,
     operation: request.operation as MemberOperation,
-    ref: { ...request.resource, name, ...(request.namespace ? { namespace: request.namespace } : {}) },
+    ref: refOf(request),
     kind: request.kind.kind,
     requester: request.userInfo,
     ...(request.object ? { object: request.object } : {}),
@@ -89,6 +90,12 @@ function intentOf(request: AdmissionRequest, transaction: string, mode: Mode, re
     ...(record ? { record } : {}),
     ...(count !== undefined ? { expectedMembers: count } : {}),
   };
+}
+
+/** The object a request writes; a `generateName` create has its generated name by validating admission. */
+function refOf(request: AdmissionRequest): ObjectRef {
+  const name = request.name || request.object?.metadata?.name || "";
+  return { ...request.resource, name, ...(request.namespace ? { namespace: request.namespace } : {}) };
 }
 
 function expectedMembersOf(request: AdmissionRequest): number | undefined | string {

@@ -88,7 +88,8 @@ function flagPolicy(input: ConfigInput): PolicySpec {
     lockTTLSeconds: positive("lock TTL (--lock-ttl, seconds)", input.lockTtlSeconds, POLICY_DEFAULTS.lockTTLSeconds),
     maxOpenSeconds: positive("maximum open time (--max-open, seconds)", input.maxOpenSeconds, POLICY_DEFAULTS.maxOpenSeconds),
     quietWindowSeconds: positive("quiet window (--quiet-window, ms)", input.quietWindowMs, POLICY_DEFAULTS.quietWindowSeconds * 1000) / 1000,
-    exemptUsers: [...(input.exemptUsers ?? POLICY_DEFAULTS.exemptUsers)],
+    // Added to the control plane's own identities, never instead of them.
+    exemptUsers: [...POLICY_DEFAULTS.exemptUsers, ...(input.exemptUsers ?? [])],
   };
   const check = validatePolicySpec(spec);
   if (!check.ok) throw new ConfigError(`kubetx: the policy from flags is invalid: ${check.problems.join("; ")}`);

@@ -1,5 +1,6 @@
 /**
- * Builds etcd, kube-apiserver and kubectl from the project's Go module
+ * Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+ * kubectl from the project's Go module
  * (controlplane/) into a cache outside the repository, keyed by the pinned
  * Kubernetes version and the module's go.sum, and only when missing.
  */
@@ -16,6 +17,8 @@ export interface Binaries {
   readonly version: string;
   readonly etcd: string;
   readonly kubeApiserver: string;
+  readonly kubeControllerManager: string;
+  readonly kubeScheduler: string;
   readonly kubectl: string;
 }
 
@@ -37,6 +40,8 @@ export interface BuildOptions {
 const TARGETS = [
   { pkg: "go.etcd.io/etcd/server/v3", built: "server", out: "etcd" },
   { pkg: "k8s.io/kubernetes/cmd/kube-apiserver", built: "kube-apiserver", out: "kube-apiserver" },
+  { pkg: "k8s.io/kubernetes/cmd/kube-controller-manager", built: "kube-controller-manager", out: "kube-controller-manager" },
+  { pkg: "k8s.io/kubernetes/cmd/kube-scheduler", built: "kube-scheduler", out: "kube-scheduler" },
   { pkg: "k8s.io/kubernetes/cmd/kubectl", built: "kubectl", out: "kubectl" },
 ] as const;
 
@@ -107,6 +112,8 @@ function binariesIn(dir: string, version: string): Binaries {
     version,
     etcd: path.join(dir, "etcd"),
     kubeApiserver: path.join(dir, "kube-apiserver"),
+    kubeControllerManager: path.join(dir, "kube-controller-manager"),
+    kubeScheduler: path.join(dir, "kube-scheduler"),
     kubectl: path.join(dir, "kubectl"),
   };
 }

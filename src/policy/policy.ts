@@ -53,8 +53,13 @@ export const POLICY_DEFAULTS: PolicySpec = deepFreeze({
   mode: "transparent",
   namespaceSelector: { matchLabels: { [ENABLED_LABEL]: "true" } },
   resources: { include: ["*"], exclude: [] },
-  exemptUsers: [],
-  exemptGroups: [],
+  // The control plane's own identities: its controllers (each with its own
+  // service account in kube-system, as kubeadm runs them), the nodes, and
+  // the controller manager and scheduler users. kubetx covers people and
+  // their tools; a ReplicaSet's Pods or a Service's EndpointSlices are
+  // never members of anyone's transaction.
+  exemptUsers: ["system:kube-controller-manager", "system:kube-scheduler"],
+  exemptGroups: ["system:serviceaccounts:kube-system", "system:nodes"],
   exemptServiceAccounts: [],
   // kubectl sends one apply's requests back to back; 2 s of silence means it is done.
   quietWindowSeconds: 2,

@@ -1,36 +1,47 @@
 /**
  * Writes the apiserver rejected between mutating and validating admission
  * (the object's own validation) never reach /validate. /observe records
- * each transparent write's request uid here; a sweep then asks, for every
- * intent older than a short grace, whether the write made it to /validate
- * (this process saw it, or a lock for the object exists for the
+ * each transparent write here; /validate crosses it off; a sweep then asks,
+ * for every write still pending after a short grace, whether it reached
+ * validation on another replica (a lock for the object exists for the
  * requester). If not, the requester's transaction fails.
+ *
+ * The apiserver gives every webhook call its own request uid, so a write
+ * is matched by what it writes, not by uid: requester, operation, resource,
+ * namespace and name. A `generateName` create has no name yet when it is
+ * mutated and has one when it is validated; it is matched by its
+ * `generateName` prefix instead.
  *
  * Intents live in the memory of the replica that observed them: a replica
  * that dies in the milliseconds between a rejected request and the next
- * sweep loses that knowledge (see the README's limits).
+ * sweep loses that knowledge (see the README's limits; the audit sink does
+ * not have this gap).
  */
 import { describeRef } from "../kube/types.ts";
-import type { ObjectRef } from "../kube/types.ts";
+import type { KubeObject, ObjectRef } from "../kube/types.ts";
 import type { LockStore } from "../locks/store.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { Requester } from "./coordinator.ts";
 
-interface Intent {
+/** One write as /observe saw it. `ref.name` is empty for a `generateName` create. */
+export interface Intent {
   readonly requester: Requester;
   readonly fieldManager?: string;
   readonly ref: ObjectRef;
+  /** Set when the name is still to be generated. */
+  readonly generateName?: string;
   readonly operation: string;
   readonly observedAt: number;
 }
 
 export interface IntentOptions {
-  readonly locks: LockStore;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Longer than mutating-to-validating admission ever takes, shorter than the quiet window. */
   readonly graceMs: number;
+  /** Whether the write reached /validate on some replica (for this one's own, it is crossed off directly). */
+  readonly reachedValidation: (intent: Intent) => Promise<boolean>;
   /** Fails the requester's current transparent transaction (starting one if needed). */
   readonly failRequester: (requester: Requester, fieldManager: string | undefined, reason: string) => Promise<void>;
 }
@@ -38,41 +49,107 @@ export interface IntentOptions {
 /** Intents kept at most: a flood of writes must not grow memory without bound. */
 const MAX_INTENTS = 10_000;
 
+/** What a mutating call and the validating call of one write have in common. */
+export function intentKey(requester: Requester, operation: string, ref: ObjectRef, generateName?: string): string {
+  const name = ref.name === "" && generateName ? `generate:${generateName}` : `name:${ref.name}`;
+  return [requester.username, operation, ref.group, ref.resource, ref.namespace ?? "", name].join("\n");
+}
+
+/**
+ * The keys a validated write may have been observed under: its name, and
+ * for a create whose name was generated from `generateName`, that prefix.
+ */
+export function validatedKeys(requester: Requester, operation: string, ref: ObjectRef, object: KubeObject | null | undefined): string[] {
+  const keys = [intentKey(requester, operation, ref)];
+  const prefix = object?.metadata?.generateName;
+  if (operation === "CREATE" && prefix && ref.name.startsWith(prefix)) keys.push(intentKey(requester, operation, { ...ref, name: "" }, prefix));
+  return keys;
+}
+
 export class IntentTracker {
   private readonly o: IntentOptions;
-  private readonly pending = new Map<string, Intent>();
+  /** Pending writes by key, oldest first: the same write can be observed several times (retries). */
+  private readonly pending = new Map<string, Intent[]>();
+  private count = 0;
 
   constructor(options: IntentOptions) {
     this.o = options;
   }
 
-  observe(uid: string, intent: Omit<Intent, "observedAt">): void {
-    if (this.pending.size >= MAX_INTENTS) {
-      this.o.logger.warn({ pending: this.pending.size }, "too many writes waiting for validation; not tracking more");
+  observe(intent: Omit<Intent, "observedAt">): void {
+    if (this.count >= MAX_INTENTS) {
+      this.o.logger.warn({ pending: this.count }, "too many writes waiting for validation; not tracking more");
       return;
     }
-    this.pending.set(uid, { ...intent, observedAt: this.o.clock.now() });
+    const key = intentKey(intent.requester, intent.operation, intent.ref, intent.generateName);
+    const queue = this.pending.get(key) ?? [];
+    queue.push({ ...intent, observedAt: this.o.clock.now() });
+    this.pending.set(key, queue);
+    this.count += 1;
   }
 
-  validated(uid: string): void {
-    this.pending.delete(uid);
+  /** Crosses off the oldest pending write under any of `keys` (see validatedKeys). */
+  validated(keys: readonly string[]): void {
+    for (const key of keys) {
+      const queue = this.pending.get(key);
+      if (!queue?.length) continue;
+      queue.shift();
+      this.count -= 1;
+      if (queue.length === 0) this.pending.delete(key);
+      return;
+    }
   }
 
   get size(): number {
-    return this.pending.size;
+    return this.count;
   }
 
   /** Checks every intent past its grace; fails the transactions of writes that never reached validation. */
   async sweep(): Promise<void> {
-    const now = this.o.clock.now();
-    for (const [uid, intent] of this.pending) {
-      if (now - intent.observedAt < this.o.graceMs) continue;
-      this.pending.delete(uid);
-      const lock = await this.o.locks.read(intent.ref);
-      if (lock && lock.member.user === intent.requester.username) continue;
-      const reason = `the apiserver rejected the ${intent.operation.toLowerCase()} of ${describeRef(intent.ref)} before it reached kubetx (the object failed its own validation; kubectl printed why)`;
-      this.o.logger.info({ uid, user: intent.requester.username, object: describeRef(intent.ref) }, "write never reached validation; failing its transaction");
+    for (const intent of this.takeOverdue(this.o.clock.now())) {
+      if (await this.o.reachedValidation(intent)) continue;
+      const object = intent.generateName ? `${describeRef(intent.ref)}(${intent.generateName}…)` : describeRef(intent.ref);
+      const reason = `the apiserver rejected the ${intent.operation.toLowerCase()} of ${object} before it reached kubetx (the object failed its own validation; kubectl printed why)`;
+      this.o.logger.info({ user: intent.requester.username, object }, "write never reached validation; failing its transaction");
       await this.o.failRequester(intent.requester, intent.fieldManager, reason);
     }
   }
+
+  private takeOverdue(now: number): Intent[] {
+    const overdue: Intent[] = [];
+    for (const [key, queue] of this.pending) {
+      while (queue.length > 0 && now - (queue[0] as Intent).observedAt >= this.o.graceMs) {
+        overdue.push(queue.shift() as Intent);
+        this.count -= 1;
+      }
+      if (queue.length === 0) this.pending.delete(key);
+    }
+    return overdue;
+  }
+}
+
+/**
+ * Cross-replica evidence that a write reached /validate: the lock it took.
+ * A named object's lock is read directly; a generated name is unknown, so
+ * the requester's current transaction is searched for a create with the
+ * prefix (with several replicas and several such creates of one prefix at
+ * once, one success can hide another's rejection; the audit sink cannot
+ * be fooled this way).
+ */
+export function reachedValidationByLocks(
+  locks: Pick<LockStore, "read" | "locksOf">,
+  currentTransaction: (requester: Requester) => Promise<string | undefined>,
+): (intent: Intent) => Promise<boolean> {
+  return async (intent) => {
+    if (!intent.generateName) {
+      const lock = await locks.read(intent.ref);
+      return lock !== undefined && lock.member.user === intent.requester.username;
+    }
+    const transaction = await currentTransaction(intent.requester);
+    if (!transaction) return false;
+    const prefix = intent.generateName;
+    return (await locks.locksOf(transaction)).some(({ member }) =>
+      member.operation === "CREATE" && member.ref.group === intent.ref.group && member.ref.resource === intent.ref.resource &&
+      member.ref.namespace === intent.ref.namespace && member.ref.name.startsWith(prefix));
+  };
 }
