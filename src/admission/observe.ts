@@ -3,7 +3,7 @@
  * transparent write's request uid, so that a write the apiserver rejects
  * before validating admission still fails its transaction.
  */
-import type { IntentTracker } from "../transactions/intents.ts";
+import type { Intent, IntentTracker } from "../transactions/intents.ts";
 import type { AdmissionHandler } from "./handler.ts";
 import { allowed } from "./response.ts";
 import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
@@ -16,17 +16,22 @@ export function observeHandler(deps: ScopeDeps & { readonly intents: IntentTrack
       if (request.dryRun) return allowed(request);
       const scope = await scopeOf(request, deps);
       if (scope.kind !== "transparent") return allowed(request);
-      const fieldManager = fieldManagerOf(request);
-      const name = request.name || request.object?.metadata?.name || "";
-      const generateName = name === "" ? request.object?.metadata?.generateName : undefined;
-      deps.intents.observe({
-        requester: request.userInfo,
-        ref: { ...request.resource, name, ...(request.namespace ? { namespace: request.namespace } : {}) },
-        operation: request.operation,
-        ...(fieldManager ? { fieldManager } : {}),
-        ...(generateName ? { generateName } : {}),
-      });
+      deps.intents.observe(intentOf(request));
       return allowed(request);
     },
+  };
+}
+
+/** A `generateName` create has no name yet at mutating admission: it is recorded by its prefix. */
+function intentOf(request: AdmissionRequest): Omit<Intent, "observedAt"> {
+  const fieldManager = fieldManagerOf(request);
+  const name = request.name || request.object?.metadata?.name || "";
+  const generateName = name === "" ? request.object?.metadata?.generateName : undefined;
+  return {
+    requester: request.userInfo,
+    ref: { ...request.resource, name, ...(request.namespace ? { namespace: request.namespace } : {}) },
+    operation: request.operation,
+    ...(fieldManager ? { fieldManager } : {}),
+    ...(generateName ? { generateName } : {}),
   };
 }
