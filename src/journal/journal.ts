@@ -1,22 +1,85 @@
 /**
- * The write-ahead journal: each member's pre-image, stored before its
- * write is allowed. Secrets, because a pre-image can hold Secret data.
+ * The write-ahead journal: for each member, the object as it was before the
+ * transaction (`pre`, from the first admitted write) and as the
+ * transaction's last admitted write leaves it (`post`), stored before that
+ * write is allowed. Rollback undoes the difference between the two and
+ * nothing else, so changes others made meanwhile survive.
+ *
+ * Secrets, because a pre-image can hold Secret data. Entries are
+ * gzip-compressed and split over several Secrets when they do not fit in
+ * one: any object the apiserver accepts can be journalled.
+ *
+ * Layout: `jr-<tx>-<digest>` holds the first write's entry (create-only, so
+ * a retried or duplicated webhook call never replaces the pre-image);
+ * `jp-<tx>-<digest>` holds the post-image of later writes of the same
+ * object in the same transaction (replaced by each); `jc-…` are the extra
+ * chunks of an entry too large for one Secret, listed by its first.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { gunzipSync, gzipSync } from "node:zlib";
 import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../kube/index.ts";
 import { AlreadyExists, NotFound } from "../kube/index.ts";
-import { LABEL_ROLE, LABEL_TRANSACTION } from "../transactions/model.ts";
+import { LABEL_ROLE, LABEL_TRANSACTION } from "../kube/vocabulary.ts";
 
 export const JOURNAL_ROLE = "journal";
-const PRE_IMAGE_KEY = "pre-image.json";
+/** Written by kubetx before this change: a bare pre-image, uncompressed. */
+const LEGACY_PRE_IMAGE_KEY = "pre-image.json";
+const ENTRY_KEY = "entry.json.gz";
+const ANNOTATION_CHUNKS = "kubetx.io/chunks";
+/**
+ * A Secret holds at most 1 MiB of data, and base64 grows it by a third:
+ * 700 KiB of compressed bytes per Secret stays under the limit with room
+ * for metadata.
+ */
+const CHUNK_BYTES = 700 * 1024;
+
+/**
+ * One member's journal. `pre: null`: the object did not exist before the
+ * transaction. `post: null`: the transaction's last write deleted it.
+ */
+export interface JournalEntry {
+  readonly pre: KubeObject | null;
+  readonly post: KubeObject | null;
+}
+
+/** What `read` returns: `post` is absent only for entries written before post-images were journalled. */
+export interface StoredEntry {
+  readonly pre: KubeObject | null;
+  readonly post?: KubeObject | null;
+}
 
 interface SecretObject extends KubeObject {
   data?: Record<string, string>;
 }
 
-export function journalName(transaction: string, ref: ObjectRef): string {
+function refDigest(ref: ObjectRef): string {
   const key = [ref.group, ref.resource, ref.namespace ?? "", ref.name].join("/");
-  return `jr-${transaction}-${createHash("sha256").update(key).digest("hex").slice(0, 16)}`;
+  return createHash("sha256").update(key).digest("hex").slice(0, 16);
+}
+
+export function journalName(transaction: string, ref: ObjectRef): string {
+  return `jr-${transaction}-${refDigest(ref)}`;
+}
+
+function postName(transaction: string, ref: ObjectRef): string {
+  return `jp-${transaction}-${refDigest(ref)}`;
+}
+
+/** The extra chunks a first Secret lists. */
+function chunkNames(first: SecretObject | undefined): string[] {
+  return (first?.metadata?.annotations?.[ANNOTATION_CHUNKS] ?? "").split(",").filter(Boolean);
+}
+
+/** Splits a value into compressed chunks, each small enough for one Secret. Pure. */
+export function encodeChunks(value: unknown): Buffer[] {
+  const packed = gzipSync(Buffer.from(JSON.stringify(value)));
+  const chunks: Buffer[] = [];
+  for (let offset = 0; offset < packed.length || chunks.length === 0; offset += CHUNK_BYTES) chunks.push(packed.subarray(offset, offset + CHUNK_BYTES));
+  return chunks;
+}
+
+export function decodeChunks<T>(chunks: readonly Buffer[]): T {
+  return JSON.parse(gunzipSync(Buffer.concat(chunks)).toString("utf8")) as T;
 }
 
 export class Journal {
@@ -28,34 +91,45 @@ export class Journal {
     this.secrets = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
   }
 
-  /** Writes the pre-image; an existing entry (the first write's) is kept, which makes this idempotent. */
-  async record(transaction: string, ref: ObjectRef, preImage: KubeObject): Promise<void> {
-    const body: SecretObject = {
-      apiVersion: "v1",
-      kind: "Secret",
-      type: "kubetx.io/journal",
-      metadata: { name: journalName(transaction, ref), labels: { [LABEL_ROLE]: JOURNAL_ROLE, [LABEL_TRANSACTION]: transaction } },
-      data: { [PRE_IMAGE_KEY]: Buffer.from(JSON.stringify(preImage)).toString("base64") },
-    };
-    try {
-      await this.client.create(this.secrets, body);
-    } catch (error) {
-      if (!(error instanceof AlreadyExists)) throw error;
-    }
+  /**
+   * Journals a member's first write. An existing entry (the apiserver
+   * retried the call, or a second webhook entry sent it again) is kept:
+   * its pre-image is the true one.
+   */
+  async record(transaction: string, ref: ObjectRef, entry: JournalEntry): Promise<void> {
+    await this.writeChunks(journalName(transaction, ref), transaction, encodeChunks(entry), "create");
   }
 
-  async read(transaction: string, ref: ObjectRef): Promise<KubeObject | undefined> {
-    try {
-      const secret = await this.client.get<SecretObject>(`${this.secrets}/${journalName(transaction, ref)}`);
-      const encoded = secret.data?.[PRE_IMAGE_KEY];
-      return encoded ? (JSON.parse(Buffer.from(encoded, "base64").toString("utf8")) as KubeObject) : undefined;
-    } catch (error) {
-      if (error instanceof NotFound) return undefined;
-      throw error;
-    }
+  /** Journals a later write of the same member: its post-image replaces the previous one. */
+  async recordPost(transaction: string, ref: ObjectRef, post: KubeObject | null): Promise<void> {
+    await this.writeChunks(postName(transaction, ref), transaction, encodeChunks({ post }), "replace");
   }
 
-  /** Every journal entry: name and transaction, never the contents. */
+  /** The member's entry, with the latest post-image; undefined when nothing was journalled. */
+  async read(transaction: string, ref: ObjectRef): Promise<StoredEntry | undefined> {
+    return (await this.readAll(transaction)).get(journalName(transaction, ref));
+  }
+
+  /**
+   * Every entry of a transaction, by journalName(), in one list request (the
+   * resolver reads them all to verify or roll back).
+   */
+  async readAll(transaction: string): Promise<Map<string, StoredEntry>> {
+    const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, {
+      query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE},${LABEL_TRANSACTION}=${transaction}` },
+    });
+    const byName = new Map(list.items.map((secret) => [secret.metadata?.name ?? "", secret]));
+    const entries = new Map<string, StoredEntry>();
+    for (const [name, secret] of byName) {
+      if (!name.startsWith("jr-")) continue;
+      const later = byName.get(`jp-${name.slice("jr-".length)}`);
+      const entry = decodeFirst(name, secret, byName);
+      entries.set(name, later ? { ...entry, post: decodeEntry<{ post: KubeObject | null }>(later, byName).post } : entry);
+    }
+    return entries;
+  }
+
+  /** Every journal Secret: name and transaction, never the contents. */
   async entries(): Promise<{ name: string; transaction: string }[]> {
     const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, { query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE}` } });
     return list.items.map((s) => ({ name: s.metadata?.name ?? "", transaction: s.metadata?.labels?.[LABEL_TRANSACTION] ?? "" }));
@@ -69,17 +143,78 @@ export class Journal {
     }
   }
 
-  /** Deletes every entry of a transaction. */
+  /** Deletes every Secret of a transaction's journal. */
   async discard(transaction: string): Promise<void> {
     const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, {
       query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE},${LABEL_TRANSACTION}=${transaction}` },
     });
-    for (const secret of list.items) {
-      try {
-        await this.client.delete(`${this.secrets}/${secret.metadata?.name ?? ""}`);
-      } catch (error) {
-        if (!(error instanceof NotFound)) throw error;
-      }
+    await Promise.all(list.items.map((secret) => this.remove(secret.metadata?.name ?? "")));
+  }
+
+  /**
+   * Writes the extra chunks (under names of their own, fresh for each
+   * attempt), then the first Secret, which lists them: a reader that finds
+   * the first finds them all, and a losing attempt never overwrites the
+   * chunks of the entry that won.
+   */
+  private async writeChunks(base: string, transaction: string, chunks: readonly Buffer[], how: "create" | "replace"): Promise<void> {
+    const attempt = randomBytes(3).toString("hex");
+    const extra = chunks.slice(1).map((chunk, i) => ({ name: `jc-${attempt}-${i + 1}-${base}`, chunk }));
+    await Promise.all(extra.map(({ name, chunk }) => this.client.create(this.secrets, this.secret(name, transaction, chunk))));
+    const first = this.secret(base, transaction, chunks[0] as Buffer, extra.map((e) => e.name));
+    let replaced: SecretObject | undefined;
+    try {
+      await this.client.create(this.secrets, first);
+    } catch (error) {
+      if (!(error instanceof AlreadyExists)) throw error;
+      if (how === "create") return this.removeAll(extra.map((e) => e.name));
+      replaced = await this.get(base);
+      await this.client.replace(`${this.secrets}/${base}`, { ...first, metadata: { ...first.metadata, resourceVersion: replaced?.metadata?.resourceVersion } });
+    }
+    await this.removeAll(chunkNames(replaced));
+  }
+
+  private secret(name: string, transaction: string, chunk: Buffer, more: readonly string[] = []): SecretObject {
+    return {
+      apiVersion: "v1",
+      kind: "Secret",
+      type: "kubetx.io/journal",
+      metadata: {
+        name,
+        labels: { [LABEL_ROLE]: JOURNAL_ROLE, [LABEL_TRANSACTION]: transaction },
+        ...(more.length > 0 ? { annotations: { [ANNOTATION_CHUNKS]: more.join(",") } } : {}),
+      },
+      data: { [ENTRY_KEY]: chunk.toString("base64") },
+    };
+  }
+
+  private async removeAll(names: readonly string[]): Promise<void> {
+    await Promise.all(names.map((name) => this.remove(name)));
+  }
+
+  private async get(name: string): Promise<SecretObject | undefined> {
+    try {
+      return await this.client.get<SecretObject>(`${this.secrets}/${encodeURIComponent(name)}`);
+    } catch (error) {
+      if (error instanceof NotFound) return undefined;
+      throw error;
     }
   }
+}
+
+/** A first-write entry, also in the format kubetx wrote before post-images were kept. */
+function decodeFirst(name: string, secret: SecretObject, byName: ReadonlyMap<string, SecretObject>): StoredEntry {
+  const legacy = secret.data?.[LEGACY_PRE_IMAGE_KEY];
+  if (legacy !== undefined) return { pre: JSON.parse(Buffer.from(legacy, "base64").toString("utf8")) as KubeObject };
+  if (!secret.data?.[ENTRY_KEY]) throw new Error(`journal ${name}: no entry`);
+  return decodeEntry<StoredEntry>(secret, byName);
+}
+
+function decodeEntry<T>(first: SecretObject, byName: ReadonlyMap<string, SecretObject>): T {
+  const chunks = [first, ...chunkNames(first).map((name) => byName.get(name))].map((secret) => {
+    const data = secret?.data?.[ENTRY_KEY];
+    if (!data) throw new Error(`journal ${first.metadata?.name ?? "?"}: a chunk is missing or empty`);
+    return Buffer.from(data, "base64");
+  });
+  return decodeChunks<T>(chunks);
 }

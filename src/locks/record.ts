@@ -6,8 +6,8 @@
 import { createHash } from "node:crypto";
 import type { KubeObject, ObjectRef } from "../kube/types.ts";
 import { microTime } from "../telemetry/clock.ts";
-import type { MemberOperation } from "../transactions/model.ts";
-import { LABEL_ROLE, LABEL_TRANSACTION } from "../transactions/model.ts";
+import type { MemberOperation } from "../kube/vocabulary.ts";
+import { LABEL_ROLE, LABEL_TRANSACTION } from "../kube/vocabulary.ts";
 
 export const LOCK_ROLE = "lock";
 export const HEARTBEAT_ROLE = "heartbeat";

@@ -6,7 +6,7 @@
 import type { KubeClient, KubeObject } from "../kube/index.ts";
 import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
 import { microTime } from "../telemetry/clock.ts";
-import { LABEL_ROLE } from "../transactions/model.ts";
+import { LABEL_ROLE } from "../kube/vocabulary.ts";
 
 export const SESSION_ROLE = "session";
 const ANNOTATION_FIELD_MANAGER = "kubetx.io/field-manager";

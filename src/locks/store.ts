@@ -4,7 +4,7 @@
  */
 import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../kube/index.ts";
 import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
-import { LABEL_ROLE, LABEL_TRANSACTION } from "../transactions/model.ts";
+import { LABEL_ROLE, LABEL_TRANSACTION } from "../kube/vocabulary.ts";
 import type { LockRecord, Member } from "./record.ts";
 import { HEARTBEAT_ROLE, LOCK_ROLE, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName } from "./record.ts";
 

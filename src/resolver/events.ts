@@ -33,12 +33,12 @@ interface EventText {
 
 /** The Event for one member, or none when nothing happened to the object. Pure. */
 export function eventFor(tx: Transaction | undefined, lock: LockRecord, outcome: RestoreOutcome | undefined): EventText | undefined {
-  if (!outcome || outcome.kind === "unchanged" || !lock.member.ref.namespace) return undefined;
-  const failed = outcome.kind === "impossible";
-  return {
-    reason: failed ? "TransactionRestoreFailed" : "TransactionRolledBack",
-    message: `${headline(tx, lock)}; ${failed ? "could not restore this object" : "this object was restored"}: ${outcome.detail}`,
-  };
+  if (!outcome || !lock.member.ref.namespace) return undefined;
+  const conflicted = outcome.kind === "conflict" || ("conflicts" in outcome && Boolean(outcome.conflicts?.length));
+  if (outcome.kind === "unchanged" && !conflicted) return undefined;
+  if (outcome.kind === "impossible") return { reason: "TransactionRestoreFailed", message: `${headline(tx, lock)}; could not restore this object: ${outcome.detail}` };
+  if (conflicted) return { reason: "TransactionRollbackConflict", message: `${headline(tx, lock)}; changes made by someone else since were kept, not overwritten: ${outcome.detail}` };
+  return { reason: "TransactionRolledBack", message: `${headline(tx, lock)}; this object was restored: ${outcome.detail}` };
 }
 
 function headline(tx: Transaction | undefined, lock: LockRecord): string {

@@ -9,6 +9,7 @@ import type { KubeClient, KubeObject } from "../kube/index.ts";
 import { Conflict, getIfExists } from "../kube/index.ts";
 import { describeRef } from "../kube/types.ts";
 import type { Journal } from "../journal/journal.ts";
+import { journalName } from "../journal/journal.ts";
 import { ExpiryTracker } from "../locks/expiry.ts";
 import type { LockRecord } from "../locks/record.ts";
 import { heartbeatName } from "../locks/record.ts";
@@ -238,14 +239,15 @@ export class Resolver {
   private async stepVerify(id: string): Promise<void> {
     const now = this.o.clock.now();
     const seen = this.observe(id);
-    const locks = await this.o.locks.locksOf(id);
+    const [locks, journal] = await Promise.all([this.o.locks.locksOf(id), this.o.journal.readAll(id)]);
     const live = new Map<string, KubeObject | undefined>();
     const checks = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock): Promise<MemberCheck> => {
       const first = seen.firstChecked.get(lock.name) ?? now;
       seen.firstChecked.set(lock.name, first);
       const object = await this.readLive(lock);
       live.set(lock.name, object);
-      return { describe: describeRef(lock.member.ref), persisted: persisted(lock.member, object), firstCheckedAt: first };
+      const entry = journal.get(journalName(id, lock.member.ref));
+      return { describe: describeRef(lock.member.ref), persisted: persisted(lock.member, entry, object), firstCheckedAt: first };
     });
     const decision = decideVerify(checks, now, this.o.timing.persistGraceMs);
     if (decision.next === "Verifying") return;
@@ -269,10 +271,11 @@ export class Resolver {
   private async rollBack(id: string): Promise<void> {
     const started = this.o.clock.now();
     // Undo in reverse order of admission: last written, first restored.
-    const locks = (await this.o.locks.locksOf(id)).sort((a, b) => b.member.admittedAt - a.member.admittedAt);
+    const [unordered, journal] = await Promise.all([this.o.locks.locksOf(id), this.o.journal.readAll(id)]);
+    const locks = unordered.sort((a, b) => b.member.admittedAt - a.member.admittedAt);
     const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock) => {
-      const preImage = lock.member.operation === "CREATE" ? undefined : await this.o.journal.read(id, lock.member.ref);
-      return restoreMember(this.o.client, lock.member, preImage).catch((error: unknown): RestoreOutcome => ({
+      const entry = journal.get(journalName(id, lock.member.ref));
+      return restoreMember(this.o.client, lock.member, entry).catch((error: unknown): RestoreOutcome => ({
         kind: "impossible", detail: error instanceof Error ? error.message : String(error),
       }));
     });
@@ -292,7 +295,11 @@ export class Resolver {
       this.o.logger.error({ transaction: id, impossible: impossible.length }, "transaction failed: restore impossible");
       return;
     }
-    await this.setPhase(id, "RolledBack", { members, memberCount: locks.length, resolvedAt: iso(this.o.clock.now()) });
+    const kept = members.filter((m) => m.conflicts?.length || m.outcome === "Conflict");
+    await this.setPhase(id, "RolledBack", {
+      members, memberCount: locks.length, resolvedAt: iso(this.o.clock.now()),
+      ...(kept.length ? { conflicts: kept.map((m) => `${describeRef(m)}: ${m.conflicts?.join(", ") ?? m.message ?? ""}`) } : {}),
+    });
     await this.release(id, locks);
     this.o.metrics.resolved("RolledBack");
     this.o.metrics.rolledBack((this.o.clock.now() - started) / 1000, locks.length);
@@ -354,8 +361,10 @@ function committedVersion(live: KubeObject | undefined): Partial<MemberSummary> 
 }
 
 function restoredSummary(lock: LockRecord, outcome: RestoreOutcome): MemberSummary {
-  if (outcome.kind === "restored") return summary(lock, "Restored", outcome.detail);
-  if (outcome.kind === "unchanged") return summary(lock, "NotPersisted", outcome.detail);
+  const conflicts = "conflicts" in outcome && outcome.conflicts?.length ? { conflicts: [...outcome.conflicts] } : {};
+  if (outcome.kind === "restored") return { ...summary(lock, "Restored", outcome.detail), ...conflicts };
+  if (outcome.kind === "unchanged") return { ...summary(lock, conflicts.conflicts ? "Conflict" : "NotPersisted", outcome.detail), ...conflicts };
+  if (outcome.kind === "conflict") return summary(lock, "Conflict", outcome.detail);
   return summary(lock, "Failed", outcome.detail);
 }
 

@@ -9,7 +9,7 @@
 import type { KubeClient, KubeObject } from "../kube/index.ts";
 import { getIfExists, userMay } from "../kube/index.ts";
 import { describeRef } from "../kube/types.ts";
-import type { Journal } from "../journal/journal.ts";
+import type { Journal, JournalEntry, StoredEntry } from "../journal/journal.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
 import type { LockStore } from "../locks/store.ts";
 import { restoreMember } from "../rollback/apply.ts";
@@ -24,7 +24,8 @@ export type UndoPlan =
 export interface UndoStep {
   /** The original member, as restore planning needs it. */
   readonly original: Member;
-  readonly preImage: KubeObject | undefined;
+  /** The original transaction's journal entry for the member (none for a create). */
+  readonly entry: StoredEntry | undefined;
   readonly live: KubeObject | undefined;
 }
 
@@ -58,7 +59,7 @@ export async function planUndo(deps: UndoDeps, undo: Transaction, original: Tran
     const live = await getIfExists(deps.client, objectPath(m));
     const problem = await stepProblem(deps, undo, originalId, { member: m, live });
     if (problem) problems.push({ ...m, outcome: "Failed", message: problem });
-    else steps.push({ original: asMember(original, m), preImage: await deps.journal.read(originalId, m), live });
+    else steps.push({ original: asMember(original, m), entry: await deps.journal.read(originalId, m), live });
   }
   if (problems.length === 0) return { kind: "ready", steps };
   return { kind: "refused", message: `cannot undo ${originalId}: ${problems.map((p) => `${describeRef(p)} ${p.message ?? ""}`).join("; ")}`, members: problems };
@@ -110,14 +111,19 @@ export async function executeUndo(deps: UndoDeps, undoId: string, steps: readonl
     const result = await deps.locks.acquire(undoMember(undoId, step, deps.clock.now()));
     if (result.kind === "held") return { locks, failure: `${describeRef(step.original.ref)} is locked by transaction ${result.lock.member.transaction}` };
     locks.push(result.lock);
-    if (step.live) await deps.journal.record(undoId, step.original.ref, step.live);
+    await deps.journal.record(undoId, step.original.ref, undoEntry(step));
   }
   for (const [i, step] of steps.entries()) {
-    const outcome = await restoreMember(deps.client, step.original, step.preImage);
+    const outcome = await restoreMember(deps.client, step.original, step.entry);
     if (outcome.kind === "impossible") return { locks, failure: `${describeRef(step.original.ref)}: ${outcome.detail}` };
     const created = step.original.operation === "DELETE" ? await getIfExists(deps.client, objectPath(step.original.ref)) : undefined;
     const lock = locks[i];
     if (created?.metadata?.uid && lock) locks[i] = await deps.locks.takeOver(lock, { ...lock.member, createdUid: created.metadata.uid });
   }
   return { locks };
+}
+
+/** The undo's own journal entry for a step: the object as the commit left it, and as the undo will leave it. */
+function undoEntry(step: UndoStep): JournalEntry {
+  return { pre: step.live ?? null, post: step.original.operation === "CREATE" ? null : (step.entry?.pre ?? null) };
 }

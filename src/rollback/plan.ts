@@ -1,17 +1,33 @@
 /**
  * Which write restores which member: a pure function of the member, its
- * journalled pre-image and the live object.
+ * journal entry (the object before the transaction and after its last
+ * admitted write) and the live object.
+ *
+ * A rollback undoes what the transaction changed, not the whole object: for
+ * each path the transaction's write changed, a live value still equal to
+ * what the transaction wrote is set back; a value someone else changed
+ * since (a controller, an autoscaler's /scale, an exempt user) is a
+ * conflict, reported and left as it is. Paths the transaction did not touch
+ * (status, replicas set by an autoscaler) are never written. Every write is
+ * guarded by the live object's resourceVersion or uid, so a plan made from
+ * a read that is no longer true fails instead of overwriting.
  */
-import { createPatch } from "rfc6902";
+import type { JournalEntry, StoredEntry } from "../journal/journal.ts";
 import type { KubeObject, ObjectMeta, ObjectRef, PatchOperation } from "../kube/types.ts";
 import { resourcePath } from "../kube/types.ts";
 import type { Member } from "../locks/record.ts";
+import type { Path } from "./diff.ts";
+import { changedPaths, deepEqual, describePath, pointer, valueAt } from "./diff.ts";
 
 export type RestoreAction =
-  | { readonly kind: "none"; readonly reason: string }
+  | { readonly kind: "none"; readonly reason: string; readonly conflicts?: readonly string[] }
   | { readonly kind: "delete"; readonly path: string; readonly uid: string }
-  | { readonly kind: "patch"; readonly path: string; readonly ops: PatchOperation[] }
+  | { readonly kind: "patch"; readonly path: string; readonly ops: PatchOperation[]; readonly conflicts: readonly string[] }
   | { readonly kind: "create"; readonly collectionPath: string; readonly body: KubeObject }
+  /** The transaction deleted and re-created the object: remove its copy (by uid), then put the original back. */
+  | { readonly kind: "recreate"; readonly path: string; readonly uid: string; readonly collectionPath: string; readonly body: KubeObject }
+  /** Someone else's change to the whole object (deleted it, replaced it) wins; nothing is written. */
+  | { readonly kind: "conflict"; readonly reason: string }
   | { readonly kind: "impossible"; readonly reason: string };
 
 /** Fields the apiserver sets; a restore neither compares nor writes them. */
@@ -36,47 +52,121 @@ export function userIntent(object: KubeObject): KubeObject {
   return { ...rest, metadata: meta };
 }
 
-export function planRestore(member: Member, preImage: KubeObject | undefined, live: KubeObject | undefined): RestoreAction {
-  switch (member.operation) {
-    case "CREATE":
-      return planUndoCreate(member, live);
-    case "UPDATE":
-      return planUndoUpdate(member, preImage, live);
-    case "DELETE":
-      return planUndoDelete(member, preImage, live);
-  }
+/**
+ * The member's journal entry as planning needs it: a member created by the
+ * transaction needs none (its uid is in the lock); `post` is undefined only
+ * for entries journalled before post-images were kept.
+ */
+export interface Images {
+  readonly pre: KubeObject | null;
+  readonly post: KubeObject | null | undefined;
 }
 
-function planUndoCreate(member: Member, live: KubeObject | undefined): RestoreAction {
-  if (!live) return { kind: "none", reason: "the created object does not exist" };
-  const uid = live.metadata?.uid;
-  if (!member.createdUid || uid !== member.createdUid) {
-    return { kind: "none", reason: `the live object (uid ${uid ?? "?"}) is not the one this transaction created` };
-  }
-  return { kind: "delete", path: objectPath(member.ref), uid: member.createdUid };
+export function imagesOf(member: Member, entry: StoredEntry | undefined): Images | undefined {
+  if (entry) return { pre: entry.pre, post: entry.post };
+  if (member.operation === "CREATE") return { pre: null, post: { metadata: { ...(member.createdUid ? { uid: member.createdUid } : {}) } } };
+  return undefined;
 }
 
-function planUndoUpdate(member: Member, preImage: KubeObject | undefined, live: KubeObject | undefined): RestoreAction {
-  if (!preImage) {
+/** The first journal entry of a write: what admission stores before it allows the write. */
+export function firstEntry(operation: Member["operation"], oldObject: KubeObject | undefined, object: KubeObject | undefined): JournalEntry {
+  return { pre: operation === "CREATE" ? null : (oldObject ?? null), post: operation === "DELETE" ? null : (object ?? null) };
+}
+
+export function planRestore(member: Member, entry: StoredEntry | undefined, live: KubeObject | undefined): RestoreAction {
+  const images = imagesOf(member, entry);
+  if (!images) {
     return live?.metadata?.resourceVersion === member.oldResourceVersion
       ? { kind: "none", reason: "the write never happened (no journal entry, object unchanged)" }
-      : { kind: "impossible", reason: "no journalled pre-image for an updated object" };
+      : { kind: "impossible", reason: "no journal entry for an object that existed before the transaction" };
   }
-  if (!live) return { kind: "create", collectionPath: collectionPath(member.ref), body: userIntent(preImage) };
-  if (live.metadata?.resourceVersion === preImage.metadata?.resourceVersion) {
-    return { kind: "none", reason: "the update did not persist" };
-  }
-  const ops = createPatch(userIntent(live), userIntent(preImage)) as PatchOperation[];
-  if (ops.length === 0) return { kind: "none", reason: "the live object already equals its pre-image" };
-  const guard: PatchOperation = { op: "test", path: "/metadata/resourceVersion", value: live.metadata?.resourceVersion };
-  return { kind: "patch", path: objectPath(member.ref), ops: [guard, ...ops] };
+  if (images.pre === null) return planUndoCreate(member, images.post, live);
+  return planUndoChange(member.ref, { pre: images.pre, post: images.post }, live);
 }
 
-function planUndoDelete(member: Member, preImage: KubeObject | undefined, live: KubeObject | undefined): RestoreAction {
-  if (live && !live.metadata?.deletionTimestamp) return { kind: "none", reason: "the delete did not persist" };
-  if (live) {
-    return { kind: "impossible", reason: `the object is being deleted and waits on finalizers ${JSON.stringify(live.metadata?.finalizers ?? [])}; it cannot be restored until they finish` };
+function planUndoCreate(member: Member, post: KubeObject | null | undefined, live: KubeObject | undefined): RestoreAction {
+  if (!live) return { kind: "none", reason: "the created object does not exist" };
+  const uid = live.metadata?.uid;
+  const ours = [member.createdUid, post?.metadata?.uid].filter(Boolean);
+  if (!uid || !ours.includes(uid)) return { kind: "none", reason: `the live object (uid ${uid ?? "?"}) is not the one this transaction created` };
+  return { kind: "delete", path: objectPath(member.ref), uid };
+}
+
+function planUndoChange(ref: ObjectRef, images: { pre: KubeObject; post: KubeObject | null | undefined }, live: KubeObject | undefined): RestoreAction {
+  const { pre, post } = images;
+  if (!live) return planWhenGone(ref, pre, post);
+  const preUid = pre.metadata?.uid;
+  if (preUid && live.metadata?.uid !== preUid) return planWhenReplaced(ref, pre, post, live);
+  if (live.metadata?.deletionTimestamp) {
+    return { kind: "impossible", reason: `the object is being deleted and waits on finalizers ${JSON.stringify(live.metadata.finalizers ?? [])}; it cannot be restored until they finish` };
   }
-  if (!preImage) return { kind: "impossible", reason: "no journalled pre-image for a deleted object" };
-  return { kind: "create", collectionPath: collectionPath(member.ref), body: userIntent(preImage) };
+  if (post === null) return { kind: "none", reason: "the delete did not persist" };
+  if (post === undefined) return planWholeObject(ref, pre, live);
+  return planThreeWay(ref, { pre, post, live });
+}
+
+/** Gone: re-created when the transaction deleted it (or may have: old entries), left alone when someone else did. */
+function planWhenGone(ref: ObjectRef, pre: KubeObject, post: KubeObject | null | undefined): RestoreAction {
+  if (post === null || post === undefined) return { kind: "create", collectionPath: collectionPath(ref), body: userIntent(pre) };
+  return { kind: "conflict", reason: "someone else deleted the object after this transaction wrote it; it is not re-created" };
+}
+
+/** Another object of the same name: the transaction's own copy (delete then create) is swapped back, anyone else's stays. */
+function planWhenReplaced(ref: ObjectRef, pre: KubeObject, post: KubeObject | null | undefined, live: KubeObject): RestoreAction {
+  const liveUid = live.metadata?.uid;
+  if (post && liveUid && liveUid === post.metadata?.uid) {
+    return { kind: "recreate", path: objectPath(ref), uid: liveUid, collectionPath: collectionPath(ref), body: userIntent(pre) };
+  }
+  return { kind: "conflict", reason: `someone else replaced the object (uid ${liveUid ?? "?"}) after this transaction; it is left as it is` };
+}
+
+/** Restores each path the transaction changed whose live value is still the transaction's. */
+export function planThreeWay(ref: ObjectRef, objects: { pre: KubeObject; post: KubeObject; live: KubeObject }): RestoreAction {
+  const [pre, post, live] = [userIntent(objects.pre), userIntent(objects.post), userIntent(objects.live)];
+  const ops: PatchOperation[] = [];
+  const conflicts: string[] = [];
+  for (const path of changedPaths(pre, post)) {
+    const [was, wrote, now] = [valueAt(pre, path), valueAt(post, path), valueAt(live, path)];
+    if (deepEqual(now, was)) continue;
+    if (!deepEqual(now, wrote)) {
+      conflicts.push(describePath(path));
+      continue;
+    }
+    ops.push(...restoreOps(live, path, was));
+  }
+  if (ops.length === 0) {
+    return conflicts.length > 0
+      ? { kind: "none", reason: `someone else changed ${conflicts.join(", ")} since; left as they are`, conflicts }
+      : { kind: "none", reason: "the object already has its values from before the transaction" };
+  }
+  return { kind: "patch", path: objectPath(ref), ops: [guard(objects.live), ...ops], conflicts };
+}
+
+/**
+ * The operations that put `was` back at `path`. A parent the transaction
+ * removed whole is added back whole, so every op's parent exists.
+ */
+function restoreOps(live: KubeObject, path: Path, was: unknown): PatchOperation[] {
+  if (was === undefined) return [{ op: "remove", path: pointer(path) }];
+  let depth = 1;
+  while (depth < path.length && valueAt(live, path.slice(0, depth)) !== undefined) depth += 1;
+  if (depth < path.length) {
+    const parent = path.slice(0, depth);
+    const rebuilt: Record<string, unknown> = {};
+    let cursor = rebuilt;
+    for (const key of path.slice(depth, -1)) cursor = (cursor[key] = {});
+    cursor[path.at(-1) ?? ""] = was;
+    return [{ op: "add", path: pointer(parent), value: rebuilt }];
+  }
+  return [{ op: valueAt(live, path) === undefined ? "add" : "replace", path: pointer(path), value: was }];
+}
+
+/** Entries journalled before post-images were kept: the whole object goes back to its pre-image. */
+function planWholeObject(ref: ObjectRef, pre: KubeObject, live: KubeObject): RestoreAction {
+  if (live.metadata?.resourceVersion === pre.metadata?.resourceVersion) return { kind: "none", reason: "the update did not persist" };
+  return planThreeWay(ref, { pre, post: live, live });
+}
+
+function guard(live: KubeObject): PatchOperation {
+  return { op: "test", path: "/metadata/resourceVersion", value: live.metadata?.resourceVersion };
 }

@@ -14,6 +14,7 @@ import type { AdmissionMetrics } from "../telemetry/metrics.ts";
 import type { MemberOperation, Mode, Transaction } from "./model.ts";
 import { ANNOTATION_TRANSACTION, TERMINAL_PHASES, transactionIdProblem } from "./model.ts";
 import type { TransactionStore } from "./store.ts";
+import { firstEntry } from "../rollback/plan.ts";
 import { intentDigest } from "./verify.ts";
 
 /** Transactions whose members this process counts; the oldest are forgotten first. */
@@ -105,7 +106,10 @@ export class Coordinator {
     if (tooMany) return tooMany;
     const result = await this.options.locks.acquire(member);
     let lock = result.lock;
-    if (result.kind === "mine") return this.joined(intent, lock, members);
+    if (result.kind === "mine") {
+      await this.journalLaterWrite(intent, lock);
+      return this.joined(intent, lock, members);
+    }
     if (result.kind === "held") {
       const holder = await this.options.store.get(result.lock.member.transaction);
       if (holder && !TERMINAL_PHASES.has(holder.status?.phase ?? "Open")) return this.conflict(intent, result.lock, holder);
@@ -116,9 +120,25 @@ export class Coordinator {
         return deny(intent, `${describeRef(intent.ref)} was locked by another transaction at the same moment; retry in a few seconds`);
       }
     }
-    // Write-ahead: the pre-image is stored before the write is allowed.
-    if (intent.oldObject && intent.operation !== "CREATE") await this.options.journal.record(intent.transaction, intent.ref, intent.oldObject);
+    // Write-ahead: the object before and after this write is stored before
+    // the write is allowed. A create needs none: its uid is in the lock.
+    if (intent.operation !== "CREATE") await this.options.journal.record(intent.transaction, intent.ref, firstEntry(intent.operation, intent.oldObject, intent.object));
     return this.joined(intent, lock, members);
+  }
+
+  /**
+   * Another write of an object the transaction holds: a retried or repeated
+   * call of the first write (whose journal entry may never have been
+   * written if that call died), or a later write (`replace --force`
+   * deletes then creates): either way the entry must exist and its
+   * post-image must be this write's.
+   */
+  private async journalLaterWrite(intent: WriteIntent, lock: LockRecord): Promise<void> {
+    const pre = lock.member.operation === "CREATE" ? null : (intent.oldObject ?? null);
+    const post = intent.operation === "DELETE" ? null : (intent.object ?? null);
+    const { journal } = this.options;
+    await journal.record(intent.transaction, intent.ref, { pre, post });
+    await journal.recordPost(intent.transaction, intent.ref, post);
   }
 
   /** A transaction at the policy's member limit takes no new object; it fails instead. */

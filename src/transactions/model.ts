@@ -4,23 +4,19 @@
  */
 import type { KubeObject, ObjectRef } from "../kube/types.ts";
 
-export const GROUP = "kubetx.io";
-export const VERSION = "v1alpha1";
-export const TRANSACTIONS = { group: GROUP, version: VERSION, resource: "transactions" } as const;
+import { GROUP, VERSION } from "../kube/vocabulary.ts";
 
-export const ANNOTATION_TRANSACTION = "kubetx.io/transaction";
-export const ANNOTATION_EXPECTED_MEMBERS = "kubetx.io/expected-members";
-export const LABEL_ROLE = "kubetx.io/role";
-export const LABEL_TRANSACTION = "kubetx.io/transaction";
-/** On a Transaction record once it is Committed, RolledBack or Failed. */
-export const LABEL_RESOLVED = "kubetx.io/resolved";
+export { ANNOTATION_EXPECTED_MEMBERS, ANNOTATION_TRANSACTION, GROUP, LABEL_RESOLVED, LABEL_ROLE, LABEL_TRANSACTION, VERSION } from "../kube/vocabulary.ts";
+export const TRANSACTIONS = { group: GROUP, version: VERSION, resource: "transactions" } as const;
 
 export type Phase = "Open" | "Verifying" | "Committed" | "RollingBack" | "RolledBack" | "Failed";
 /** undo: kubetx reverts the committed transaction named in spec.undoOf (kubectl tx undo). */
 export type Mode = "explicit" | "plugin" | "transparent" | "undo";
 export type ClientState = "Applying" | "Applied" | "Failed";
-export type MemberOperation = "CREATE" | "UPDATE" | "DELETE";
-export type MemberOutcome = "Pending" | "Persisted" | "Committed" | "NotPersisted" | "Restored" | "Unchanged" | "Failed";
+export type { MemberOperation } from "../kube/vocabulary.ts";
+import type { MemberOperation } from "../kube/vocabulary.ts";
+/** Conflict: someone else changed what the transaction wrote since; their change was kept, not overwritten. */
+export type MemberOutcome = "Pending" | "Persisted" | "Committed" | "NotPersisted" | "Restored" | "Unchanged" | "Conflict" | "Failed";
 
 export const TERMINAL_PHASES: ReadonlySet<Phase> = new Set(["Committed", "RolledBack", "Failed"]);
 
@@ -40,6 +36,8 @@ export interface MemberSummary extends ObjectRef {
   operation: MemberOperation;
   outcome: MemberOutcome;
   message?: string;
+  /** Paths someone else changed after this transaction wrote them, left as they are by the rollback. */
+  conflicts?: string[];
   /** For committed members: the object as this transaction left it (undo checks it is unchanged). */
   uid?: string;
   resourceVersion?: string;
@@ -50,6 +48,8 @@ export interface TransactionStatus {
   reason?: string;
   message?: string;
   failure?: string;
+  /** Set by a rollback that kept changes others made since: one line per object. */
+  conflicts?: string[];
   coordinator?: string;
   memberCount?: number;
   openedAt?: string;

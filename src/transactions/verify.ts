@@ -1,8 +1,14 @@
-/** Whether an admitted write really persisted: pure, over the member and the live object. */
+/**
+ * Whether an admitted write really persisted: pure, over the member, its
+ * journal entry and the live object. Used where the apiserver's own
+ * outcome of the request (the audit sink) is not available.
+ */
 import { createHash } from "node:crypto";
+import type { StoredEntry } from "../journal/journal.ts";
 import type { KubeObject } from "../kube/types.ts";
 import type { Member } from "../locks/record.ts";
-import { userIntent } from "../rollback/plan.ts";
+import { changedPaths, deepEqual, valueAt } from "../rollback/diff.ts";
+import { imagesOf, userIntent } from "../rollback/plan.ts";
 
 /** A digest of what a user wrote, independent of key order and server-set fields. */
 export function intentDigest(object: KubeObject): string {
@@ -18,19 +24,37 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
-export function persisted(member: Member, live: KubeObject | undefined): boolean {
+/**
+ * The live object shows the member's last admitted write: a deleted object
+ * is gone (or going, or replaced); a written one has the uid it was written
+ * with and, on every path the transaction changed, the value it wrote. A
+ * path someone else changed again since counts as not persisted: the
+ * rollback then leaves their value (a conflict), so nothing is lost.
+ */
+export function persisted(member: Member, entry: StoredEntry | undefined, live: KubeObject | undefined): boolean {
+  const images = imagesOf(member, entry);
+  if (!images || images.post === undefined) return legacyPersisted(member, live);
+  const ours = images.pre?.metadata?.uid ?? member.createdUid;
+  if (images.post === null) return live === undefined || Boolean(live.metadata?.deletionTimestamp) || live.metadata?.uid !== ours;
+  return writePersisted(images.pre, images.post, live);
+}
+
+function writePersisted(pre: KubeObject | null, post: KubeObject, live: KubeObject | undefined): boolean {
+  const uid = live?.metadata?.uid;
+  if (!live || (post.metadata?.uid && uid !== post.metadata.uid)) return false;
+  if (pre === null || pre.metadata?.uid !== uid) return true;
+  const [before, after, now] = [userIntent(pre), userIntent(post), userIntent(live)];
+  return changedPaths(before, after).every((path) => deepEqual(valueAt(now, path), valueAt(after, path)));
+}
+
+/** Members journalled without a post-image: a new resourceVersion, or the admitted content. */
+function legacyPersisted(member: Member, live: KubeObject | undefined): boolean {
   switch (member.operation) {
     case "CREATE":
       return live !== undefined && live.metadata?.uid === member.createdUid;
     case "UPDATE":
-      return live !== undefined && updatePersisted(member, live);
+      return live !== undefined && (live.metadata?.resourceVersion !== member.oldResourceVersion || intentDigest(live) === member.admittedDigest);
     case "DELETE":
-      // Gone, or going (finalizers still running).
       return live === undefined || Boolean(live.metadata?.deletionTimestamp);
   }
-}
-
-/** A new resourceVersion, or (for a write that changed nothing) the admitted content. */
-function updatePersisted(member: Member, live: KubeObject): boolean {
-  return live.metadata?.resourceVersion !== member.oldResourceVersion || intentDigest(live) === member.admittedDigest;
 }

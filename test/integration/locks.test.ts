@@ -4,7 +4,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Journal, journalName } from "../../src/journal/journal.ts";
+import type { JournalEntry } from "../../src/journal/journal.ts";
+import { Journal, encodeChunks, journalName } from "../../src/journal/journal.ts";
 import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../../src/kube/index.ts";
 import { Conflict, Forbidden } from "../../src/kube/index.ts";
 import type { Member } from "../../src/locks/record.ts";
@@ -181,12 +182,42 @@ describe("write-ahead journal", () => {
   });
   afterAll(() => kubetx?.close());
 
+  const entry = (pre: string, post: string | null): JournalEntry => ({ pre: preImage(pre), post: post === null ? null : preImage(post) });
+
   it("keeps the first pre-image when the same member is recorded twice", async () => {
     const a = id();
     const ref = objectRef();
-    await journal.record(a, ref, preImage("first"));
-    await journal.record(a, ref, preImage("second"));
-    expect(await journal.read(a, ref)).toEqual(preImage("first"));
+    await journal.record(a, ref, entry("first", "first-post"));
+    await journal.record(a, ref, entry("second", "second-post"));
+    expect(await journal.read(a, ref)).toEqual(entry("first", "first-post"));
+  });
+
+  it("replaces the post-image with each later write, and keeps the pre-image", async () => {
+    const a = id();
+    const ref = objectRef();
+    await journal.record(a, ref, entry("before", "after-first-write"));
+    await journal.recordPost(a, ref, preImage("after-second-write"));
+    await journal.recordPost(a, ref, null);
+    expect(await journal.read(a, ref)).toEqual(entry("before", null));
+  });
+
+  it("splits an entry too large for one Secret over several, and reads it back whole", async () => {
+    const a = id();
+    const ref = objectRef();
+    // Random bytes do not compress: 2 x 900 KiB needs three Secrets.
+    const big = (): KubeObject => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "big" }, data: { blob: randomBytes(900 * 1024).toString("base64") } });
+    const written = { pre: big(), post: big() };
+    await journal.record(a, ref, written);
+    await journal.recordPost(a, ref, big());
+    const later = big();
+    await journal.recordPost(a, ref, later);
+    expect(await journal.read(a, ref)).toEqual({ pre: written.pre, post: later });
+    const names = (await journal.entries()).filter((e) => e.transaction === a).map((e) => e.name);
+    // As many Secrets as the first entry and the latest post-image need; the earlier post-image's extra chunks are gone.
+    expect(encodeChunks(written).length).toBeGreaterThan(1);
+    expect(names).toHaveLength(encodeChunks(written).length + encodeChunks({ post: later }).length);
+    await journal.discard(a);
+    expect((await journal.entries()).filter((e) => e.transaction === a)).toEqual([]);
   });
 
   it("reads nothing for a member that was never recorded", async () => {
@@ -196,19 +227,19 @@ describe("write-ahead journal", () => {
   it("discards every entry of one transaction and only that transaction's", async () => {
     const [a, b] = [id(), id()];
     const [x, y] = [objectRef(), objectRef()];
-    await journal.record(a, x, preImage("a-x"));
-    await journal.record(a, y, preImage("a-y"));
-    await journal.record(b, x, preImage("b-x"));
+    await journal.record(a, x, entry("a-x", "a-x2"));
+    await journal.record(a, y, entry("a-y", "a-y2"));
+    await journal.record(b, x, entry("b-x", "b-x2"));
     await journal.discard(a);
     expect(await journal.read(a, x)).toBeUndefined();
     expect(await journal.read(a, y)).toBeUndefined();
-    expect(await journal.read(b, x)).toEqual(preImage("b-x"));
+    expect(await journal.read(b, x)).toEqual(entry("b-x", "b-x2"));
   });
 
   it("keeps pre-images away from ordinary users: alice may not read a journal Secret", async () => {
     const a = id();
     const ref = objectRef();
-    await journal.record(a, ref, preImage("secret"));
+    await journal.record(a, ref, entry("secret", "secret2"));
     const alice = await client("alice");
     try {
       await expect(new Journal(alice, NAMESPACE).read(a, ref)).rejects.toBeInstanceOf(Forbidden);

@@ -1,4 +1,4 @@
-/** Which write restores which member: planned from the member, its pre-image and the live object. */
+/** Which write restores which member: planned from the member, its journal entry and the live object. */
 import { applyPatch } from "rfc6902";
 import type { Operation } from "rfc6902";
 import { describe, expect, it } from "vitest";
@@ -51,10 +51,10 @@ describe("planRestore: CREATE", () => {
   });
 });
 
-describe("planRestore: UPDATE", () => {
+describe("planRestore: UPDATE undoes what the transaction changed", () => {
   const updated = member("UPDATE", { oldResourceVersion: "10" });
   /** The transaction changed a value, added a key, a label and an annotation, and removed a key. */
-  const live = served(
+  const written = served(
     { mode: "new", added: "by-tx" },
     {
       resourceVersion: "17", generation: 2,
@@ -62,94 +62,125 @@ describe("planRestore: UPDATE", () => {
       annotations: { owner: "team-a", "kubetx.io/transaction": "t-0a1b2c3d" },
     },
   );
+  const entry = { pre: preImage, post: written };
 
   function patchOf(action: ReturnType<typeof planRestore>): Operation[] {
     if (action.kind !== "patch") throw new Error(`expected a patch, got ${JSON.stringify(action)}`);
     return action.ops as Operation[];
   }
 
+  function restore(live: KubeObject, journal = entry): KubeObject {
+    const restored = structuredClone(live);
+    const results = applyPatch(restored, patchOf(planRestore(updated, journal, live)));
+    expect(results.every((r) => r === null)).toBe(true);
+    return restored;
+  }
+
   it("guards the patch with a test of the live resourceVersion as its first operation", () => {
-    const action = planRestore(updated, preImage, live);
+    const action = planRestore(updated, entry, written);
     expect(action).toMatchObject({ kind: "patch", path: OBJECT_PATH });
     expect(patchOf(action)[0]).toEqual({ op: "test", path: "/metadata/resourceVersion", value: "17" });
   });
 
-  it("yields the pre-image's data, labels and annotations when applied to the live object", () => {
-    const restored = structuredClone(live);
-    const results = applyPatch(restored, patchOf(planRestore(updated, preImage, live)));
-    expect(results.every((r) => r === null)).toBe(true);
+  it("yields the pre-image's data, labels and annotations when applied to the object as the transaction left it", () => {
+    const restored = restore(written);
     expect(restored.data).toEqual({ mode: "old", keep: "yes" });
     expect(restored.metadata?.labels).toEqual({ app: "shop" });
     expect(restored.metadata?.annotations).toEqual({ owner: "team-a" });
   });
 
+  it("keeps a change someone else made since to a path the transaction did not touch", () => {
+    const later = served({ mode: "new", added: "by-tx", other: "by-controller" }, { ...written.metadata, resourceVersion: "18", labels: { app: "shop", tier: "added", scaled: "yes" } });
+    const restored = restore(later);
+    expect(restored.data).toEqual({ mode: "old", keep: "yes", other: "by-controller" });
+    expect(restored.metadata?.labels).toEqual({ app: "shop", scaled: "yes" });
+  });
+
+  it("reports a path both the transaction and someone else changed as a conflict and leaves their value", () => {
+    const later = served({ mode: "someone-else", added: "by-tx" }, { ...written.metadata, resourceVersion: "18" });
+    const action = planRestore(updated, entry, later);
+    expect(action).toMatchObject({ kind: "patch", conflicts: ["data.mode"] });
+    const restored = restore(later);
+    expect(restored.data).toEqual({ mode: "someone-else", keep: "yes" });
+  });
+
+  it("keeps an autoscaler's replicas and a controller's status while restoring the image the transaction changed", () => {
+    const deployment = (rv: string, image: string, replicas: number, ready: number): KubeObject => ({
+      apiVersion: "apps/v1", kind: "Deployment",
+      metadata: { name: "web", namespace: "shop", uid: "uid-d", resourceVersion: rv },
+      spec: { replicas, template: { spec: { containers: [{ name: "web", image }] } } },
+      status: { readyReplicas: ready },
+    });
+    const ref = { ...REF, group: "apps", resource: "deployments", name: "web" };
+    const before = deployment("10", "nginx:1", 2, 2);
+    const afterWrite = deployment("11", "nginx:2", 2, 2);
+    const scaled = deployment("14", "nginx:2", 5, 3);
+    const action = planRestore({ ...updated, ref }, { pre: before, post: afterWrite }, scaled);
+    const restored = structuredClone(scaled);
+    applyPatch(restored, patchOf(action));
+    expect(restored.spec).toEqual({ replicas: 5, template: { spec: { containers: [{ name: "web", image: "nginx:1" }] } } });
+    expect(restored.status).toEqual({ readyReplicas: 3 });
+  });
+
   it("removes the annotations and labels maps when the transaction added them to an object that had none", () => {
     const bare = served({ mode: "old" }, { resourceVersion: "10" });
     const annotated = served({ mode: "old" }, { resourceVersion: "11", labels: { tier: "x" }, annotations: { "kubetx.io/transaction": "t-0a1b2c3d" } });
-    const restored = structuredClone(annotated);
-    applyPatch(restored, patchOf(planRestore(updated, bare, annotated)));
+    const restored = restore(annotated, { pre: bare, post: annotated });
     expect(restored.metadata).not.toHaveProperty("annotations");
     expect(restored.metadata).not.toHaveProperty("labels");
     expect(restored.data).toEqual({ mode: "old" });
   });
 
-  it("restores a nested spec, including list elements the transaction changed", () => {
-    const deployment = (rv: string, image: string, replicas: number, extraContainer = false): KubeObject => ({
-      apiVersion: "apps/v1", kind: "Deployment",
-      metadata: { name: "web", namespace: "shop", uid: "uid-d", resourceVersion: rv },
-      spec: { replicas, template: { spec: { containers: [{ name: "web", image }, ...(extraContainer ? [{ name: "sidecar", image: "envoy" }] : [])] } } },
-      status: { readyReplicas: replicas },
-    });
-    const before = deployment("10", "nginx:1", 2);
-    const after = deployment("15", "nginx:2", 5, true);
-    const restored = structuredClone(after);
-    const results = applyPatch(restored, patchOf(planRestore({ ...updated, ref: { ...REF, group: "apps", resource: "deployments", name: "web" } }, before, after)));
-    expect(results.every((r) => r === null)).toBe(true);
-    expect(restored.spec).toEqual(before.spec);
+  it("adds back a map the transaction removed whole", () => {
+    const stripped = served({ mode: "old", keep: "yes" }, { resourceVersion: "11", labels: { app: "shop" } });
+    const restored = restore(stripped, { pre: preImage, post: stripped });
+    expect(restored.metadata?.annotations).toEqual({ owner: "team-a" });
   });
 
   it("never writes server-set fields or status in the patch", () => {
-    const ops = patchOf(planRestore(updated, { ...preImage, status: { a: 1 } }, { ...live, status: { a: 2 } })).slice(1);
+    const ops = patchOf(planRestore(updated, { pre: { ...preImage, status: { a: 1 } }, post: written }, { ...written, status: { a: 2 } })).slice(1);
     const touched = ops.map((op) => op.path);
     expect(touched.some((p) => /^\/(status|metadata\/(resourceVersion|uid|generation|managedFields|creationTimestamp))/.test(p))).toBe(false);
   });
 
   it("fails the guard when applied to a version newer than the one it was planned from", () => {
-    const newer = structuredClone(live);
+    const newer = structuredClone(written);
     newer.metadata = { ...newer.metadata, resourceVersion: "18" };
-    const results = applyPatch(newer, patchOf(planRestore(updated, preImage, live)));
+    const results = applyPatch(newer, patchOf(planRestore(updated, entry, written)));
     expect(results[0]).not.toBeNull();
   });
 
-  it("does nothing when the live object still has the pre-image's resourceVersion", () => {
-    expect(planRestore(updated, preImage, served({ mode: "old", keep: "yes" }, { resourceVersion: "10" }))).toEqual({ kind: "none", reason: "the update did not persist" });
+  it("does nothing when every path the transaction changed already has its value from before", () => {
+    const unchanged = served({ mode: "old", keep: "yes" }, { resourceVersion: "12", labels: { app: "shop" }, annotations: { owner: "team-a" } });
+    expect(planRestore(updated, entry, unchanged)).toMatchObject({ kind: "none" });
   });
 
-  it("re-creates the object from the pre-image without server-set fields when the object is gone", () => {
-    const action = planRestore(updated, { ...preImage, status: { phase: "x" } }, undefined);
-    expect(action).toEqual({
-      kind: "create",
-      collectionPath: COLLECTION_PATH,
-      body: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: "shop", labels: { app: "shop" }, annotations: { owner: "team-a" } }, data: { mode: "old", keep: "yes" } },
-    });
+  it("does not re-create an object someone else deleted after the transaction updated it, and says so", () => {
+    expect(planRestore(updated, entry, undefined)).toMatchObject({ kind: "conflict", reason: expect.stringContaining("someone else deleted") as unknown });
   });
 
-  it("is impossible without a journalled pre-image once the object changed", () => {
-    const action = planRestore(updated, undefined, live);
+  it("restores the whole object from an entry journalled before post-images were kept", () => {
+    const restored = restore(written, { pre: preImage } as typeof entry);
+    expect(restored.data).toEqual({ mode: "old", keep: "yes" });
+  });
+
+  it("is impossible without a journal entry once the object changed", () => {
+    const action = planRestore(updated, undefined, written);
     expect(action.kind).toBe("impossible");
-    expect(action.kind === "impossible" ? action.reason : "").toMatch(/pre-image/);
+    expect(action.kind === "impossible" ? action.reason : "").toMatch(/no journal entry/);
   });
 
-  it("does nothing without a pre-image when the object never changed (the write never happened)", () => {
+  it("does nothing without a journal entry when the object never changed (the write never happened)", () => {
     expect(planRestore(updated, undefined, served({ mode: "old" }, { resourceVersion: "10" }))).toMatchObject({ kind: "none" });
   });
 });
 
 describe("planRestore: DELETE", () => {
   const deleted = member("DELETE", { oldResourceVersion: "10" });
+  const entry = { pre: preImage, post: null };
 
   it("re-creates the object from the pre-image stripped of uid, resourceVersion, creationTimestamp and managedFields", () => {
-    const action = planRestore(deleted, preImage, undefined);
+    const action = planRestore(deleted, entry, undefined);
     expect(action.kind).toBe("create");
     if (action.kind !== "create") return;
     expect(action.collectionPath).toBe(COLLECTION_PATH);
@@ -160,17 +191,41 @@ describe("planRestore: DELETE", () => {
 
   it("is impossible while the object waits on finalizers, and says so", () => {
     const terminating = served({ mode: "old" }, { resourceVersion: "11", deletionTimestamp: "2026-01-01T00:01:00Z", finalizers: ["example.com/cleanup"] });
-    const action = planRestore(deleted, preImage, terminating);
+    const action = planRestore(deleted, entry, terminating);
     expect(action.kind).toBe("impossible");
     expect(action.kind === "impossible" ? action.reason : "").toMatch(/finalizers.*example\.com\/cleanup/);
   });
 
   it("does nothing when the object is still there and not being deleted", () => {
-    expect(planRestore(deleted, preImage, served({ mode: "old" }, { resourceVersion: "10" }))).toEqual({ kind: "none", reason: "the delete did not persist" });
+    expect(planRestore(deleted, entry, served({ mode: "old" }, { resourceVersion: "10" }))).toEqual({ kind: "none", reason: "the delete did not persist" });
   });
 
-  it("is impossible without a journalled pre-image once the object is gone", () => {
+  it("is impossible without a journal entry once the object is gone", () => {
     expect(planRestore(deleted, undefined, undefined)).toMatchObject({ kind: "impossible" });
+  });
+});
+
+describe("planRestore: one object written twice in a transaction", () => {
+  it("delete then create (replace --force): removes the transaction's copy by its uid and re-creates the original", () => {
+    const copy = served({ mode: "new" }, { uid: "uid-2", resourceVersion: "20" });
+    const action = planRestore(member("DELETE", { oldResourceVersion: "10" }), { pre: preImage, post: copy }, copy);
+    expect(action).toMatchObject({ kind: "recreate", path: OBJECT_PATH, uid: "uid-2", collectionPath: COLLECTION_PATH });
+    expect(action.kind === "recreate" ? action.body.data : undefined).toEqual({ mode: "old", keep: "yes" });
+  });
+
+  it("delete then create, then someone else replaced the object: their object stays", () => {
+    const copy = served({ mode: "new" }, { uid: "uid-2", resourceVersion: "20" });
+    const theirs = served({ mode: "theirs" }, { uid: "uid-3", resourceVersion: "25" });
+    expect(planRestore(member("DELETE"), { pre: preImage, post: copy }, theirs)).toMatchObject({ kind: "conflict" });
+  });
+
+  it("create then update: deletes the object it created", () => {
+    const live = served({ mode: "newer" }, { uid: "uid-new", resourceVersion: "21" });
+    expect(planRestore(member("CREATE", { createdUid: "uid-new" }), { pre: null, post: live }, live)).toEqual({ kind: "delete", path: OBJECT_PATH, uid: "uid-new" });
+  });
+
+  it("create then delete: nothing to do", () => {
+    expect(planRestore(member("CREATE", { createdUid: "uid-new" }), { pre: null, post: null }, undefined)).toMatchObject({ kind: "none" });
   });
 });
 

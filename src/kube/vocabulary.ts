@@ -1,0 +1,17 @@
+/**
+ * The names other tools rely on (DESIGN.md section 2), on the bottom floor
+ * so that locks/, journal/ and transactions/ share them without importing
+ * each other.
+ */
+export const GROUP = "kubetx.io";
+export const VERSION = "v1alpha1";
+
+export const ANNOTATION_TRANSACTION = "kubetx.io/transaction";
+export const ANNOTATION_EXPECTED_MEMBERS = "kubetx.io/expected-members";
+export const LABEL_ROLE = "kubetx.io/role";
+export const LABEL_TRANSACTION = "kubetx.io/transaction";
+/** On a Transaction record once it is Committed, RolledBack or Failed. */
+export const LABEL_RESOLVED = "kubetx.io/resolved";
+
+/** The writes a transaction takes part in. */
+export type MemberOperation = "CREATE" | "UPDATE" | "DELETE";
