@@ -7,6 +7,7 @@ import type { AdmissionRequest, AdmissionResponse } from "./admission/review.ts"
 import { observeHandler } from "./admission/observe.ts";
 import { validateHandler } from "./admission/validate.ts";
 import type { EngineConfig } from "./config/config.ts";
+import { ConfigError } from "./config/config.ts";
 import { Journal } from "./journal/journal.ts";
 import { createKubeClient, selfUsername } from "./kube/index.ts";
 import type { KubeClient } from "./kube/index.ts";
@@ -27,6 +28,11 @@ import type { Metrics } from "./telemetry/metrics.ts";
 import { createMetrics } from "./telemetry/metrics.ts";
 import { Coordinator } from "./transactions/coordinator.ts";
 import { IntentTracker, reachedValidationByLocks } from "./transactions/intents.ts";
+import { failRequester } from "./transactions/failures.ts";
+import type { RequesterFailureDeps } from "./transactions/failures.ts";
+import type { ScopeDeps } from "./admission/scope.ts";
+import { auditSink } from "./admission/audit-sink.ts";
+import { clientCertificateCheck } from "./server/callers.ts";
 import { Sessions } from "./transactions/sessions.ts";
 import { TransactionStore } from "./transactions/store.ts";
 
@@ -44,6 +50,11 @@ export interface WebhookServerOptions {
   readonly certReloadMs?: number;
   /** Served at /metrics; a fresh registry when absent. */
   readonly metrics?: Metrics;
+  /**
+   * How the apiserver proves who it is: a client CA and the certificate
+   * names it presents. Required with the audit sink (config.auditSinkDelayMs).
+   */
+  readonly apiserverClients?: { readonly caFile: string; readonly names: readonly string[] };
 }
 
 export interface WebhookServer extends RunningServer {
@@ -69,7 +80,22 @@ async function every(periodMs: number, signal: AbortSignal, work: () => Promise<
   }
 }
 
-export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
+/** Every long-lived part of one kubetx process, built from its options. */
+interface Engine {
+  readonly client: KubeClient;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly store: TransactionStore;
+  readonly policies: PolicyWatcher | ReturnType<typeof staticPolicies>;
+  readonly coordinator: Coordinator;
+  readonly namespaces: NamespaceLabels;
+  readonly sessions: Sessions;
+  readonly failures: RequesterFailureDeps;
+  readonly intents: IntentTracker;
+  readonly resolver: Resolver;
+}
+
+async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
   const metrics = options.metrics ?? createMetrics();
@@ -79,44 +105,38 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const limits = (): Limits => policies.view().limits;
   const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: () => limits().lockTtlSeconds });
   const journal = new Journal(client, config.namespace);
-  const coordinator = new Coordinator({
-    store, locks, journal, clock, identity: config.identity,
-    limits,
-    metrics,
-  });
-  const namespaces = new NamespaceLabels(client, logger);
+  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, metrics });
   const sessions = new Sessions(new SessionStore(client, config.namespace, () => limits().lockTtlSeconds), store, clock);
+  const failures = { sessions, store, coordinator, logger, quietMs: () => limits().quietWindowMs };
   const intents = new IntentTracker({
     clock, logger, graceMs: config.intentGraceMs,
     reachedValidation: reachedValidationByLocks(locks, (requester) => sessions.current(requester, "CREATE")),
-    failRequester: async (requester, fieldManager, reason) => {
-      const { id } = await sessions.transactionFor(requester, fieldManager, "CREATE");
-      await store.getOrCreate(id, { user: requester.username, mode: "transparent" });
-      await coordinator.fail(id, reason);
-    },
+    failRequester: async (requester, fieldManager, reason) => void (await failRequester(failures, { requester, fieldManager, reason })),
   });
   const resolver = new Resolver({
     client, store, locks, journal, clock, logger, identity: config.identity,
     events: kubeRollbackEvents(client, clock, logger),
-    timing: { periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs },
+    timing: { periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0 },
     limits,
     metrics,
   });
-  const stop = new AbortController();
-  const selfUsername = await whoAmI(client);
-  void namespaces.run(stop.signal);
-  const running = resolver.run(stop.signal);
-  const sweeping = every(config.resolverPeriodMs, stop.signal, () =>
-    intents.sweep().catch((error: unknown) => logger.warn({ err: error }, "intent sweep failed")));
-  const scope = { namespaces, policy: () => policies.view(), selfUsername };
-  if (policies instanceof PolicyWatcher) void policies.run(stop.signal);
-  const app = createApp({
+  return { client, clock, metrics, store, policies, coordinator, namespaces: new NamespaceLabels(client, logger), sessions, failures, intents, resolver };
+}
+
+/** The HTTP routes over the engine: the admission handlers, the audit sink when configured, /metrics. */
+function appFor(engine: Engine, scope: ScopeDeps, options: WebhookServerOptions): ReturnType<typeof createApp> {
+  const { logger, config } = options;
+  const { store, coordinator, sessions, intents, metrics, failures } = engine;
+  const sink = config.auditSinkDelayMs !== undefined ? auditSink({ ...scope, store, coordinator, failures, logger }) : undefined;
+  return createApp({
     logger,
+    ...(sink ? { auditSink: sink } : {}),
+    ...(options.apiserverClients ? { callers: { audit: clientCertificateCheck(options.apiserverClients.names) } } : {}),
     handlers: {
       "/validate": validateHandler({ ...scope, coordinator, sessions, intents, logger }),
       "/observe": observeHandler({ ...scope, intents }),
     },
-    ready: () => namespaces.ready && policies.ready,
+    ready: () => engine.namespaces.ready && engine.policies.ready,
     onReview: (path, request, response, seconds) => {
       metrics.reviewed(path, response.auditAnnotations?.decision ?? (response.allowed ? "allowed" : "denied"), seconds);
       options.onReview?.(path, request, response);
@@ -125,8 +145,29 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       void metrics.render().then((text) => res.type(metrics.contentType).send(text));
     }),
   });
-  const server = await listenHttps(app, options.tls, { host: options.host, port: options.port, logger, ...(options.certReloadMs ? { reloadIntervalMs: options.certReloadMs } : {}) });
-  logger.info({ port: server.port, identity: config.identity }, "admission server listening");
+}
+
+export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
+  const { config, logger } = options;
+  if (config.auditSinkDelayMs !== undefined && !options.apiserverClients) {
+    throw new ConfigError("kubetx: the audit sink accepts only the apiserver; give the client CA and the certificate name it presents (--client-ca, --apiserver-client)");
+  }
+  const engine = await buildEngine(options);
+  const { client, policies, resolver, intents, namespaces } = engine;
+  const stop = new AbortController();
+  const selfUsername = await whoAmI(client);
+  void namespaces.run(stop.signal);
+  const running = resolver.run(stop.signal);
+  const sweeping = every(config.resolverPeriodMs, stop.signal, () =>
+    intents.sweep().catch((error: unknown) => logger.warn({ err: error }, "intent sweep failed")));
+  if (policies instanceof PolicyWatcher) void policies.run(stop.signal);
+  const app = appFor(engine, { namespaces, policy: () => policies.view(), selfUsername }, options);
+  const server = await listenHttps(app, options.tls, {
+    host: options.host, port: options.port, logger,
+    ...(options.certReloadMs ? { reloadIntervalMs: options.certReloadMs } : {}),
+    ...(options.apiserverClients ? { clientCaFile: options.apiserverClients.caFile } : {}),
+  });
+  logger.info({ port: server.port, identity: config.identity, auditSink: config.auditSinkDelayMs !== undefined }, "admission server listening");
   return {
     port: server.port,
     client,

@@ -7,7 +7,8 @@ import type { KubeObject } from "../kube/types.ts";
 import type { NamespaceLabels } from "../policy/namespaces.ts";
 import type { PolicyView } from "../policy/combine.ts";
 import { ANNOTATION_TRANSACTION } from "../transactions/model.ts";
-import type { AdmissionRequest } from "./review.ts";
+import type { PolicyMode } from "../policy/policy.ts";
+import type { AdmissionRequest, UserInfo } from "./review.ts";
 
 /** `kubetx.io/transaction: none` opts one object out, e.g. to delete it outside any transaction. */
 export const OPT_OUT = "none";
@@ -29,13 +30,19 @@ export interface ScopeDeps {
 export async function scopeOf(request: AdmissionRequest, deps: ScopeDeps): Promise<Scope> {
   const quick = quickPass(request, deps.selfUsername);
   if (quick) return { kind: "pass", reason: quick };
-  const labels = await deps.namespaces.labelsOf(request.namespace ?? "");
-  const mode = deps.policy().modeFor(labels, request.resource.group, request.resource.resource, request.userInfo);
+  const mode = await policyMode(deps, { namespace: request.namespace ?? "", ...request.resource }, request.userInfo);
   if (mode === "off") return { kind: "pass", reason: "no policy covers it" };
   const named = namedTransaction(request);
   if (named === OPT_OUT) return { kind: "pass", reason: "object opted out" };
   if (named) return { kind: "explicit", transaction: named };
   return mode === "transparent" ? { kind: "transparent" } : { kind: "session-only" };
+}
+
+/** How the policies treat a requester's writes of a namespaced resource. */
+export async function policyMode(deps: ScopeDeps, target: { namespace: string; group: string; resource: string }, requester: UserInfo): Promise<PolicyMode> {
+  if (requester.username === deps.selfUsername) return "off";
+  const labels = await deps.namespaces.labelsOf(target.namespace);
+  return deps.policy().modeFor(labels, target.group, target.resource, requester);
 }
 
 /**

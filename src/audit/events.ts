@@ -8,7 +8,12 @@ export interface AuditEvent {
   readonly auditID?: string;
   readonly stage?: string;
   readonly verb?: string;
-  readonly user?: { readonly username?: string };
+  readonly user?: { readonly username?: string; readonly uid?: string; readonly groups?: readonly string[] };
+  /** Set when the request impersonated another user: that user is the one admission saw. */
+  readonly impersonatedUser?: { readonly username?: string; readonly uid?: string; readonly groups?: readonly string[] };
+  /** Path and query: `?dryRun=All`, `?fieldManager=kubectl-client-side-apply`. */
+  readonly requestURI?: string;
+  readonly requestReceivedTimestamp?: string;
   readonly objectRef?: {
     readonly apiGroup?: string;
     readonly resource?: string;
@@ -16,7 +21,7 @@ export interface AuditEvent {
     readonly namespace?: string;
     readonly name?: string;
   };
-  readonly responseStatus?: { readonly code?: number; readonly message?: string };
+  readonly responseStatus?: { readonly code?: number; readonly message?: string; readonly reason?: string };
   readonly stageTimestamp?: string;
   readonly annotations?: Readonly<Record<string, string>>;
 }
@@ -40,6 +45,10 @@ export interface AuditEntry {
   readonly seenByKubetx: boolean;
   /** The apiserver's message for a failed request: why it was rejected. */
   readonly message?: string;
+  /** The apiserver's reason for a failed request (`Conflict`, `Invalid`, `BadRequest`, ...). */
+  readonly reason?: string;
+  /** A server-side dry run: it changed nothing, whatever its outcome. */
+  readonly dryRun: boolean;
 }
 
 /** Only the event written once the response is complete has the response code and every annotation. */
@@ -96,15 +105,50 @@ function failureMessage(event: AuditEvent): string | undefined {
   return message.length > MESSAGE_MAX_CHARS ? `${message.slice(0, MESSAGE_MAX_CHARS - 3)}...` : message;
 }
 
+/**
+ * An audit event read from untrusted JSON (a log line, an EventList from
+ * the network): only fields of the expected type are kept, so nothing
+ * downstream meets a number where it expects a string.
+ */
+export function auditEventOf(value: unknown): AuditEvent {
+  const raw = record(value);
+  const ref = record(raw.objectRef);
+  const status = record(raw.responseStatus);
+  const event: Record<string, unknown> = {
+    auditID: str(raw.auditID), stage: str(raw.stage), verb: str(raw.verb), requestURI: str(raw.requestURI),
+    requestReceivedTimestamp: str(raw.requestReceivedTimestamp), stageTimestamp: str(raw.stageTimestamp),
+    user: userOf(raw.user), impersonatedUser: raw.impersonatedUser === undefined ? undefined : userOf(raw.impersonatedUser),
+    objectRef: { apiGroup: str(ref.apiGroup), resource: str(ref.resource), subresource: str(ref.subresource), namespace: str(ref.namespace), name: str(ref.name) },
+    responseStatus: { code: typeof status.code === "number" ? status.code : undefined, message: str(status.message), reason: str(status.reason) },
+    annotations: Object.fromEntries(Object.entries(record(raw.annotations)).filter((e): e is [string, string] => typeof e[1] === "string")),
+  };
+  return JSON.parse(JSON.stringify(event)) as AuditEvent;
+}
+
+function record(value: unknown): Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
+function userOf(value: unknown): AuditEvent["user"] {
+  const user = record(value);
+  const groups = Array.isArray(user.groups) ? user.groups.filter((g): g is string => typeof g === "string") : undefined;
+  return { username: str(user.username), uid: str(user.uid), groups };
+}
+
 /** The entry for a complete request; undefined for other stages and events without a usable time. */
-export function entryOf(event: AuditEvent): AuditEntry | undefined {
+export function entryOf(value: unknown): AuditEntry | undefined {
+  const event = auditEventOf(value);
   if (event.stage !== COMPLETE_STAGE || !event.stageTimestamp) return undefined;
   const timeMs = Date.parse(event.stageTimestamp);
   if (Number.isNaN(timeMs)) return undefined;
   const code = event.responseStatus?.code ?? 0;
   const { seen, ...kubetx } = kubetxAnnotations(event.annotations);
   return {
-    auditID: event.auditID ?? `${event.stageTimestamp} ${event.verb ?? ""} ${objectOf(event.objectRef)}`,
+    auditID: event.auditID ?? fallbackId(event),
     time: event.stageTimestamp,
     timeMs,
     user: event.user?.username ?? "",
@@ -113,7 +157,44 @@ export function entryOf(event: AuditEvent): AuditEntry | undefined {
     code,
     ...kubetx,
     seenByKubetx: seen,
-    ...(code >= 400 ? { message: failureMessage(event) } : {}),
+    dryRun: /[?&]dryRun=/.test(event.requestURI ?? ""),
+    ...(code >= 400 ? failureOf(event) : {}),
   };
+}
 
+/** Events without an auditID (hand-written logs) are still told apart by time, verb and object. */
+function fallbackId(event: AuditEvent): string {
+  return `${event.stageTimestamp ?? ""} ${event.verb ?? ""} ${objectOf(event.objectRef)}`;
+}
+
+function failureOf(event: AuditEvent): { message?: string; reason?: string } {
+  const message = failureMessage(event);
+  const reason = event.responseStatus?.reason;
+  return { ...(message ? { message } : {}), ...(reason ? { reason } : {}) };
+}
+
+/** Requests that write: a rejected read (kubectl apply's GET of an object that does not exist yet) is not a failed member. */
+export const WRITE_VERBS: ReadonlySet<string> = new Set(["create", "update", "patch", "delete", "deletecollection"]);
+
+/**
+ * A write that failed for good. Not a resourceVersion conflict of an
+ * update or patch: kubectl re-reads and sends the write again by itself,
+ * and the retry is what counts. Not a dry run.
+ */
+export function isFailedWrite(entry: Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun">): boolean {
+  if (entry.dryRun || entry.code < 400 || !WRITE_VERBS.has(entry.verb)) return false;
+  return !(entry.code === 409 && entry.reason === "Conflict" && (entry.verb === "update" || entry.verb === "patch"));
+}
+
+/**
+ * A failed write no kubetx webhook answered: the apiserver rejected it
+ * before validating admission (bad request, unknown field, invalid object,
+ * forbidden), or a webhook call before kubetx's failed. Not a create that
+ * found its object already there: storage finds that after admission, so
+ * kubetx would have seen it had its policy covered it. The audit sink and
+ * `kubectl tx audit` both judge by this rule.
+ */
+export function isRejectedBeforeKubetx(entry: Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun" | "seenByKubetx">): boolean {
+  if (entry.seenByKubetx || !isFailedWrite(entry)) return false;
+  return !(entry.code === 409 && entry.verb === "create");
 }

@@ -3,6 +3,9 @@
  * that the reader keeps only what a review shows, never the whole log.
  */
 import type { AuditEntry } from "./events.ts";
+import { isRejectedBeforeKubetx } from "./events.ts";
+
+export { isRejectedBeforeKubetx, WRITE_VERBS } from "./events.ts";
 
 /**
  * How far around a transaction's first and last request a rejected request
@@ -10,9 +13,6 @@ import type { AuditEntry } from "./events.ts";
  * of one apply back to back, and kubetx's own quiet window is about 2 s.
  */
 export const REJECTED_WINDOW_MS = 2_000;
-/** Requests that write: a rejected read (kubectl apply's GET of an object that does not exist yet) is not a failed member. */
-export const WRITE_VERBS: ReadonlySet<string> = new Set(["create", "update", "patch", "delete", "deletecollection"]);
-
 export interface TimelineEntry extends AuditEntry {
   /** A write of the transaction's user, near it in time, that the apiserver refused before any kubetx webhook saw it. */
   readonly rejectedBeforeKubetx: boolean;
@@ -31,17 +31,6 @@ export interface Timeline {
 export interface AuditFilter {
   readonly transaction?: string;
   readonly user?: string;
-}
-
-/**
- * A failed write no kubetx webhook answered: the apiserver rejected it
- * before validating admission (bad request, invalid object, forbidden).
- * Not a create that found its object already there: storage finds that
- * after admission, so kubetx would have seen it had its policy covered it.
- */
-export function isRejectedBeforeKubetx(entry: AuditEntry): boolean {
-  if (entry.seenByKubetx || entry.code < 400 || entry.code >= 500 || !WRITE_VERBS.has(entry.verb)) return false;
-  return !(entry.code === 409 && entry.verb === "create");
 }
 
 function byTime(a: AuditEntry, b: AuditEntry): number {

@@ -32,6 +32,13 @@ export interface EngineConfig {
   readonly policySource: PolicySourceKind;
   /** The policy in force when policySource is `flags`. */
   readonly flagPolicy: PolicySpec;
+  /**
+   * Set when the apiserver's audit webhook backend reports to this
+   * process's /audit: how long after a request its event may arrive. A
+   * transparent transaction then closes only this much after its quiet
+   * window, so a failure the sink reports is known before it commits.
+   */
+  readonly auditSinkDelayMs?: number;
 }
 
 /**
@@ -47,6 +54,12 @@ export const DEFAULT_PERSIST_GRACE_MS = 2_000;
  * windows are at least twice this (see src/policy/validate.ts).
  */
 export const DEFAULT_INTENT_GRACE_MS = 500;
+/**
+ * The apiserver's batch backend with --audit-webhook-batch-max-wait=250ms
+ * (what kubetx dev configures) delivers an event within about a quarter
+ * second; a second leaves room for a loaded machine and one retry.
+ */
+export const DEFAULT_AUDIT_SINK_DELAY_MS = 1_000;
 
 export interface ConfigInput {
   readonly namespace?: string;
@@ -59,6 +72,9 @@ export interface ConfigInput {
   readonly lockTtlSeconds?: string | number;
   readonly maxOpenSeconds?: string | number;
   readonly quietWindowMs?: string | number;
+  /** Receive the apiserver's audit events at /audit; the delay is DEFAULT_AUDIT_SINK_DELAY_MS unless given. */
+  readonly auditSink?: boolean;
+  readonly auditSinkDelayMs?: string | number;
 }
 
 export function loadConfig(input: ConfigInput): EngineConfig {
@@ -72,6 +88,7 @@ export function loadConfig(input: ConfigInput): EngineConfig {
     intentGraceMs: positive("intent grace (ms)", input.intentGraceMs, DEFAULT_INTENT_GRACE_MS),
     policySource: source,
     flagPolicy: flagPolicy(input),
+    ...(input.auditSink ? { auditSinkDelayMs: positive("audit sink delay (--audit-sink-delay, ms)", input.auditSinkDelayMs, DEFAULT_AUDIT_SINK_DELAY_MS) } : {}),
   };
   if (config.intentGraceMs * 2 > config.flagPolicy.quietWindowSeconds * 1000) {
     throw new ConfigError(`kubetx: the quiet window (--quiet-window ${config.flagPolicy.quietWindowSeconds * 1000} ms) must be at least twice the intent grace (${config.intentGraceMs} ms), or a rejected last write could be missed`);

@@ -40,6 +40,8 @@ export interface ServingCertificateRequest {
   readonly commonName: string;
   readonly dnsNames: readonly string[];
   readonly ipAddresses: readonly string[];
+  /** serverAuth (default) for a server, clientAuth for a client that proves who it is with the certificate. */
+  readonly usage?: "serverAuth" | "clientAuth";
 }
 
 export class CertificateError extends Error {
@@ -72,8 +74,8 @@ export async function ensureServingCertificate(request: ServingCertificateReques
   const ext = path.join(request.outDir, `${request.name}.ext`);
   const sans = [...request.dnsNames.map((d) => `DNS:${d}`), ...request.ipAddresses.map((ip) => `IP:${ip}`)];
   await writeFile(ext, [
-    `subjectAltName=${sans.join(",")}`,
-    "extendedKeyUsage=serverAuth",
+    ...(sans.length > 0 ? [`subjectAltName=${sans.join(",")}`] : []),
+    `extendedKeyUsage=${request.usage ?? "serverAuth"}`,
     "keyUsage=critical,digitalSignature,keyEncipherment",
     "basicConstraints=critical,CA:FALSE",
     "",
@@ -88,6 +90,15 @@ export async function ensureServingCertificate(request: ServingCertificateReques
     await rm(ext, { force: true });
   }
   return cert;
+}
+
+/**
+ * A client certificate: how the apiserver proves to kubetx that a call
+ * (an AdmissionReview, an audit batch) comes from it. `commonName` is the
+ * name kubetx checks.
+ */
+export function ensureClientCertificate(request: { ca: CertificateAuthority; outDir: string; name: string; commonName: string }): Promise<ServingCertificate> {
+  return ensureServingCertificate({ ...request, dnsNames: [], ipAddresses: [], usage: "clientAuth" });
 }
 
 /**

@@ -44,6 +44,12 @@ export interface ResolverTiming {
   readonly periodMs: number;
   /** How long an admitted write may stay invisible before it counts as not persisted. */
   readonly persistGraceMs: number;
+  /**
+   * With the audit sink: how late a request's outcome may arrive. Quiet
+   * windows close this much later, and a member's outcome is awaited this
+   * much longer before the live object decides instead. 0: no sink.
+   */
+  readonly auditSinkDelayMs?: number;
 }
 
 export interface ResolverOptions {
@@ -192,7 +198,7 @@ export class Resolver {
       openedAt: seen.openedAt,
       lastChangeAt: seen.lastChangeAt,
       timeoutMs: timeoutMs(tx, this.o.limits().maxOpenSeconds),
-      quietMs: this.o.limits().quietWindowMs,
+      quietMs: this.o.limits().quietWindowMs + this.sinkDelayMs(),
       coordinatorLost: seen.takenOver,
       ...pick(tx.spec, "expectedMembers", "clientState", "clientMessage"),
       ...(tx.status?.failure ? { failure: tx.status.failure } : {}),
@@ -236,10 +242,20 @@ export class Resolver {
     await this.setPhase(id, "Open", { coordinator: this.o.identity, memberCount: members, openedAt: tx.status?.openedAt ?? iso(this.o.clock.now()) });
   }
 
-  private async stepVerify(id: string): Promise<void> {
+  private sinkDelayMs(): number {
+    return this.o.timing.auditSinkDelayMs ?? 0;
+  }
+
+  private async stepVerify(id: string, known?: Transaction): Promise<void> {
     const now = this.o.clock.now();
     const seen = this.observe(id);
-    const [locks, journal] = await Promise.all([this.o.locks.locksOf(id), this.o.journal.readAll(id)]);
+    const [tx, locks, journal] = await Promise.all([known ?? this.o.store.get(id), this.o.locks.locksOf(id), this.o.journal.readAll(id)]);
+    if (tx?.status?.failure) {
+      await this.setPhase(id, "RollingBack", { reason: "MemberFailed", message: tx.status.failure });
+      return this.rollBack(id);
+    }
+    const reported = this.sinkDelayMs() > 0 ? (tx?.status?.requests ?? {}) : undefined;
+    const graceMs = this.o.timing.persistGraceMs + this.sinkDelayMs();
     const live = new Map<string, KubeObject | undefined>();
     const checks = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock): Promise<MemberCheck> => {
       const first = seen.firstChecked.get(lock.name) ?? now;
@@ -247,9 +263,12 @@ export class Resolver {
       const object = await this.readLive(lock);
       live.set(lock.name, object);
       const entry = journal.get(journalName(id, lock.member.ref));
-      return { describe: describeRef(lock.member.ref), persisted: persisted(lock.member, entry, object), firstCheckedAt: first };
+      const code = reported?.[lock.name];
+      // The request's own outcome, where the sink reported it; the live object otherwise (and once the report is overdue).
+      const verdict = code !== undefined ? code < 400 : reported && now - first < graceMs ? false : persisted(lock.member, entry, object);
+      return { describe: describeRef(lock.member.ref), persisted: verdict, firstCheckedAt: first };
     });
-    const decision = decideVerify(checks, now, this.o.timing.persistGraceMs);
+    const decision = decideVerify(checks, now, graceMs);
     if (decision.next === "Verifying") return;
     if (decision.next === "Committed") return this.commit(id, locks, live);
     await this.setPhase(id, "RollingBack", { reason: decision.reason, message: decision.message });

@@ -8,6 +8,8 @@ import type { AdmissionHandler } from "../admission/handler.ts";
 import { errored, review } from "../admission/response.ts";
 import type { AdmissionRequest, AdmissionResponse } from "../admission/review.ts";
 import { parseAdmissionReview, uidOf } from "../admission/review.ts";
+import type { AuditSink } from "../admission/audit-sink.ts";
+import { parseEventList } from "../admission/audit-events.ts";
 import type { Logger } from "../telemetry/logger.ts";
 
 /**
@@ -16,8 +18,20 @@ import type { Logger } from "../telemetry/logger.ts";
  * well inside 7 MiB. Anything larger is not from an apiserver.
  */
 export const MAX_BODY_BYTES = 7 * 1024 * 1024;
+/** Where the apiserver's audit webhook backend sends EventLists. */
+export const AUDIT_PATH = "/audit";
 /** The apiserver gives up on a webhook after its timeoutSeconds; answer before that. */
 const HANDLER_TIMEOUT_MS = 8_000;
+
+/**
+ * An audit batch holds at most --audit-webhook-batch-max-size events (400
+ * by default) at Metadata level, a few KiB each; 16 MiB also covers an
+ * apiserver configured for larger batches or Request-level events.
+ */
+export const MAX_AUDIT_BODY_BYTES = 16 * 1024 * 1024;
+
+/** Who may call a path: the verified client certificate's common name must be one of these. */
+export type CallerCheck = (req: Request) => { readonly ok: true } | { readonly ok: false; readonly status: 401 | 403; readonly reason: string };
 
 export interface AppOptions {
   readonly logger: Logger;
@@ -27,6 +41,10 @@ export interface AppOptions {
   readonly ready?: () => boolean;
   /** Called after each answered review, e.g. to count decisions. */
   readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse, seconds: number) => void;
+  /** Receives the apiserver's audit EventLists at /audit (absent: no such path). */
+  readonly auditSink?: AuditSink;
+  /** Decides who may call /audit (and, where configured, the admission paths). */
+  readonly callers?: { readonly audit?: CallerCheck; readonly admission?: CallerCheck };
   /** Extra routes, such as /metrics, added by the composition root. */
   readonly extend?: (app: express.Express) => void;
 }
@@ -41,10 +59,17 @@ export function createApp(options: AppOptions): express.Express {
   });
   options.extend?.(app);
   const body = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
+  const admissionCaller = gate(options.callers?.admission);
   for (const [path, handler] of Object.entries(options.handlers)) {
-    app.post(path, body, (req, res) => void serveReview(handler, req, res, options));
+    app.post(path, admissionCaller, body, (req, res) => void serveReview(handler, req, res, options));
   }
-  app.use((_req: Request, res: Response) => void res.status(404).json({ error: "kubetx: no such path; webhooks are served at " + Object.keys(options.handlers).join(", ") }));
+  const sink = options.auditSink;
+  if (sink) {
+    const auditBody = express.raw({ type: () => true, limit: MAX_AUDIT_BODY_BYTES });
+    app.post(AUDIT_PATH, gate(options.callers?.audit), auditBody, (req, res) => void serveAudit(sink, req, res, options.logger));
+  }
+  const paths = [...Object.keys(options.handlers), ...(sink ? [AUDIT_PATH] : [])];
+  app.use((_req: Request, res: Response) => void res.status(404).json({ error: "kubetx: no such path; webhooks are served at " + paths.join(", ") }));
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = httpStatusOf(error);
     const message = status === 413 ? `kubetx: request body over the ${MAX_BODY_BYTES} byte limit` : `kubetx: ${errorMessage(error)}`;
@@ -74,24 +99,67 @@ async function serveReview(handler: AdmissionHandler, req: Request, res: Respons
   options.onReview?.(req.path, parsed.request, response, Number(process.hrtime.bigint() - started) / 1e9);
 }
 
-type ReadResult = { ok: true; request: AdmissionRequest } | { ok: false; status: number; reason: string };
+type Refusal = { ok: false; status: number; reason: string };
+type ReadResult = { ok: true; request: AdmissionRequest } | Refusal;
 
-function readReview(req: Request): ReadResult {
+/** Content type and JSON syntax, the same for every POST kubetx serves. */
+function readJson(req: Request, what: string): { ok: true; json: unknown } | Refusal {
   const type = req.get("content-type") ?? "";
   if (!/^application\/json\b/i.test(type)) {
     return { ok: false, status: 415, reason: `content type must be application/json, got ${JSON.stringify(type)}` };
   }
   const raw: unknown = req.body;
-  if (!Buffer.isBuffer(raw) || raw.length === 0) return { ok: false, status: 400, reason: "empty body; send an AdmissionReview" };
-  let json: unknown;
+  if (!Buffer.isBuffer(raw) || raw.length === 0) return { ok: false, status: 400, reason: `empty body; send ${what}` };
   try {
-    json = JSON.parse(raw.toString("utf8"));
+    return { ok: true, json: JSON.parse(raw.toString("utf8")) };
   } catch (error) {
     return { ok: false, status: 400, reason: `body is not JSON: ${errorMessage(error)}` };
   }
-  const result = parseAdmissionReview(json);
-  if (!result.ok) return { ok: false, status: 400, reason: `${result.reason} (request uid ${JSON.stringify(uidOf(json))})` };
+}
+
+function readReview(req: Request): ReadResult {
+  const read = readJson(req, "an AdmissionReview");
+  if (!read.ok) return read;
+  const result = parseAdmissionReview(read.json);
+  if (!result.ok) return { ok: false, status: 400, reason: `${result.reason} (request uid ${JSON.stringify(uidOf(read.json))})` };
   return result;
+}
+
+function readEventList(req: Request): { ok: true; events: readonly unknown[] } | Refusal {
+  const read = readJson(req, "an audit.k8s.io/v1 EventList");
+  if (!read.ok) return read;
+  const list = parseEventList(read.json);
+  return list.ok ? list : { ok: false, status: 400, reason: list.reason };
+}
+
+/**
+ * An EventList: acted on, then answered 200. A failure to act (the
+ * apiserver unreachable a moment) answers 503, so the apiserver's backend
+ * sends the batch again; acting twice on one event changes nothing.
+ */
+async function serveAudit(sink: AuditSink, req: Request, res: Response, logger: Logger): Promise<void> {
+  const parsed = readEventList(req);
+  if (!parsed.ok) {
+    logger.warn({ path: req.path, status: parsed.status, reason: parsed.reason }, "rejected audit batch");
+    res.status(parsed.status).json({ error: `kubetx: ${parsed.reason}` });
+    return;
+  }
+  try {
+    const report = await sink.receive(parsed.events);
+    res.json({ received: parsed.events.length, ...report });
+  } catch (error) {
+    logger.warn({ err: error, events: parsed.events.length }, "could not act on an audit batch; the apiserver will send it again");
+    res.status(503).json({ error: `kubetx: ${errorMessage(error)}` });
+  }
+}
+
+/** Express middleware from a caller check: refused callers never reach the body parser. */
+function gate(check: CallerCheck | undefined): express.RequestHandler {
+  return (req, res, next) => {
+    const verdict = check?.(req) ?? { ok: true };
+    if (verdict.ok) return next();
+    res.status(verdict.status).json({ error: `kubetx: ${verdict.reason}` });
+  };
 }
 
 function httpStatusOf(error: unknown): number {

@@ -32,6 +32,12 @@ export interface ListenOptions {
   readonly port: number;
   readonly logger?: Logger;
   readonly reloadIntervalMs?: number;
+  /**
+   * CA of the client certificates to verify (the apiserver's). Clients are
+   * asked for a certificate but not refused in the handshake; paths check
+   * the result (src/server/callers.ts).
+   */
+  readonly clientCaFile?: string;
 }
 
 interface Material {
@@ -53,7 +59,9 @@ async function readMaterial(files: TlsFiles): Promise<Material> {
 export async function listenHttps(app: RequestListener, files: TlsFiles, options: ListenOptions): Promise<RunningServer> {
   const { host, port } = options;
   let current = await readMaterial(files);
-  const server = https.createServer({ cert: current.cert, key: current.key, minVersion: "TLSv1.2" }, app);
+  const clientCa = options.clientCaFile ? await readFile(options.clientCaFile) : undefined;
+  const clients = clientCa ? { requestCert: true, rejectUnauthorized: false, ca: clientCa } : {};
+  const server = https.createServer({ cert: current.cert, key: current.key, minVersion: "TLSv1.2", ...clients }, app);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -67,7 +75,7 @@ export async function listenHttps(app: RequestListener, files: TlsFiles, options
       const next = await readMaterial(files);
       lastProblem = "";
       if (next.digest === current.digest) return;
-      server.setSecureContext({ cert: next.cert, key: next.key, minVersion: "TLSv1.2" });
+      server.setSecureContext({ cert: next.cert, key: next.key, minVersion: "TLSv1.2", ...(clientCa ? { ca: clientCa } : {}) });
       current = next;
       options.logger?.info({ certFile: files.certFile }, "serving certificate reloaded");
     } catch (error) {

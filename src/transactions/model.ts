@@ -48,6 +48,8 @@ export interface TransactionStatus {
   reason?: string;
   message?: string;
   failure?: string;
+  /** Final HTTP status of each member's own request, by lock name, as the audit sink reported it. */
+  requests?: Record<string, number>;
   /** Set by a rollback that kept changes others made since: one line per object. */
   conflicts?: string[];
   coordinator?: string;

@@ -78,6 +78,19 @@ export class TransactionStore {
     throw new Error(`transaction ${id}: status kept changing; gave up after ${MAX_STATUS_ATTEMPTS} attempts`);
   }
 
+  /**
+   * Merges request outcomes (lock name to final HTTP status) into the
+   * record's status, as the audit sink reports them. A merge patch: no
+   * read, and concurrent reports of other members are kept.
+   */
+  async recordRequests(id: string, codes: Readonly<Record<string, number>>): Promise<void> {
+    try {
+      await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { requests: codes } });
+    } catch (error) {
+      if (!(error instanceof NotFound)) throw error;
+    }
+  }
+
   async delete(id: string): Promise<void> {
     try {
       await this.client.delete(transactionPath(id));

@@ -18,9 +18,9 @@ const timeline: Timeline = {
   lastMs: T0 + 42,
   entries: [
     { auditID: "1", time: "2026-11-24T14:06:26.959165Z", timeMs: T0, user: "alice", verb: "create", object: "configmaps shop/a", code: 201,
-      transaction: "t-0123abcd", decision: "member", lock: "lk-1", seenByKubetx: true, rejectedBeforeKubetx: false },
+      transaction: "t-0123abcd", decision: "member", lock: "lk-1", seenByKubetx: true, dryRun: false, rejectedBeforeKubetx: false },
     { auditID: "2", time: "2026-11-24T14:06:27.001000Z", timeMs: T0 + 42, user: "alice", verb: "create", object: "configmaps shop/bad", code: 422,
-      seenByKubetx: false, message: `ConfigMap "bad" is invalid:\ndata[bad key]: ${"x".repeat(200)}`, rejectedBeforeKubetx: true },
+      seenByKubetx: false, dryRun: false, message: `ConfigMap "bad" is invalid:\ndata[bad key]: ${"x".repeat(200)}`, rejectedBeforeKubetx: true },
   ],
 };
 

@@ -51,7 +51,7 @@ describe("the entry kept of an audit event", () => {
   it("has the time, user, verb, object, code and kubetx's annotations of a complete request", () => {
     expect(entryOf(admitted)).toEqual({
       auditID: "a-1", time: "2026-11-24T14:06:26.959165Z", timeMs: Date.parse("2026-11-24T14:06:26.959Z"), user: "alice", verb: "create",
-      object: "configmaps shop/settings", code: 201, transaction: "t-0123abcd", decision: "member", lock: "lk-1", seenByKubetx: true,
+      object: "configmaps shop/settings", code: 201, transaction: "t-0123abcd", decision: "member", lock: "lk-1", seenByKubetx: true, dryRun: false,
     });
   });
 

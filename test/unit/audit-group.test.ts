@@ -11,7 +11,7 @@ function entry(ms: number, fields: Partial<AuditEntry> = {}): AuditEntry {
   ids += 1;
   return {
     auditID: `id-${ids}`, time: new Date(T0 + ms).toISOString(), timeMs: T0 + ms, user: "alice", verb: "create",
-    object: `configmaps shop/o${ids}`, code: 201, seenByKubetx: false, ...fields,
+    object: `configmaps shop/o${ids}`, code: 201, seenByKubetx: false, dryRun: false, ...fields,
   };
 }
 
@@ -90,13 +90,14 @@ describe("grouping audit entries into transactions", () => {
     expect(summary(collect(entries, { transaction: "t-first000" }))).toEqual({ "t-first000": ["configmaps shop/f:201:member"] });
   });
 
-  it("ignores other users' rejections, rejected reads, and a create that found its object already there", () => {
+  it("ignores other users' rejections, rejected reads, a create that found its object already there, a conflict kubectl retries and a dry run", () => {
     const timelines = collect([
       member(0, "t-aaaaaaaa", { object: "configmaps shop/m" }),
       rejected(10, { user: "bob" }),
       entry(20, { verb: "get", code: 404 }),
       entry(30, { verb: "create", code: 409 }),
-      entry(40, { verb: "patch", code: 500 }),
+      entry(40, { verb: "patch", code: 409, reason: "Conflict" }),
+      rejected(45, { dryRun: true }),
       entry(50, { verb: "patch", code: 403, seenByKubetx: true, decision: "pass" }),
     ]);
     expect(summary(timelines)).toEqual({ "t-aaaaaaaa": ["configmaps shop/m:201:member"] });
@@ -119,14 +120,21 @@ describe("grouping audit entries into transactions", () => {
 });
 
 describe("a write rejected before kubetx", () => {
-  it("is a failed (4xx) write that no kubetx webhook answered", () => {
+  it("is a failed write that no kubetx webhook answered", () => {
     expect(isRejectedBeforeKubetx(entry(0, { verb: "create", code: 422 }))).toBe(true);
     expect(isRejectedBeforeKubetx(entry(0, { verb: "patch", code: 400 }))).toBe(true);
     expect(isRejectedBeforeKubetx(entry(0, { verb: "delete", code: 403 }))).toBe(true);
-    expect(isRejectedBeforeKubetx(entry(0, { verb: "update", code: 409 }))).toBe(true);
+    expect(isRejectedBeforeKubetx(entry(0, { verb: "update", code: 409, reason: "Invalid" }))).toBe(true);
+    expect(isRejectedBeforeKubetx(entry(0, { verb: "patch", code: 500 }))).toBe(true);
     expect(isRejectedBeforeKubetx(entry(0, { verb: "create", code: 409 }))).toBe(false);
     expect(isRejectedBeforeKubetx(entry(0, { verb: "list", code: 403 }))).toBe(false);
     expect(isRejectedBeforeKubetx(entry(0, { verb: "create", code: 201 }))).toBe(false);
     expect(isRejectedBeforeKubetx(entry(0, { verb: "create", code: 403, seenByKubetx: true }))).toBe(false);
+  });
+
+  it("is not a resourceVersion conflict of an update or patch, which kubectl retries by itself, nor a dry run", () => {
+    expect(isRejectedBeforeKubetx(entry(0, { verb: "patch", code: 409, reason: "Conflict" }))).toBe(false);
+    expect(isRejectedBeforeKubetx(entry(0, { verb: "update", code: 409, reason: "Conflict" }))).toBe(false);
+    expect(isRejectedBeforeKubetx(entry(0, { verb: "create", code: 422, dryRun: true }))).toBe(false);
   });
 });

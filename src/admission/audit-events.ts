@@ -1,0 +1,107 @@
+/**
+ * The audit sink's wire format and what kubetx learns from one event: pure.
+ * The apiserver's audit webhook backend POSTs `audit.k8s.io/v1` EventLists;
+ * kubetx reads the ResponseComplete event of each write:
+ *  - a write of a transaction member (kubetx's `decision: member`
+ *    annotation): its final status code says whether it persisted;
+ *  - a failed write kubetx never answered (rejected before validating
+ *    admission: unknown fields, decode errors, an invalid object, RBAC):
+ *    it fails its requester's transparent transaction.
+ */
+import type { AuditEvent } from "../audit/events.ts";
+import { auditEventOf, entryOf, isFailedWrite, isRejectedBeforeKubetx } from "../audit/events.ts";
+import type { Requester } from "../transactions/coordinator.ts";
+
+/** The apiserver sends at most --audit-webhook-batch-max-size events (400 by default); far more is not an apiserver. */
+export const MAX_EVENTS_PER_LIST = 10_000;
+
+/** Events stay untyped until findingOf reads each one defensively. */
+export type EventListParse = { readonly ok: true; readonly events: readonly unknown[] } | { readonly ok: false; readonly reason: string };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Checks the envelope; each event's fields are read defensively later, so an odd event is skipped, never trusted. */
+export function parseEventList(body: unknown): EventListParse {
+  if (!isRecord(body)) return { ok: false, reason: "body is not a JSON object" };
+  if (body.apiVersion !== "audit.k8s.io/v1") return { ok: false, reason: `apiVersion must be audit.k8s.io/v1, got ${JSON.stringify(body.apiVersion)}` };
+  if (body.kind !== "EventList") return { ok: false, reason: `kind must be EventList, got ${JSON.stringify(body.kind)}` };
+  if (!Array.isArray(body.items)) return { ok: false, reason: "items must be a list of audit events" };
+  if (body.items.length > MAX_EVENTS_PER_LIST) return { ok: false, reason: `at most ${MAX_EVENTS_PER_LIST} events per list, got ${body.items.length}` };
+  if (!body.items.every(isRecord)) return { ok: false, reason: "every item must be an audit event object" };
+  return { ok: true, events: body.items };
+}
+
+/** The outcome of a member's own request. */
+export interface MemberOutcome {
+  readonly kind: "member";
+  readonly transaction: string;
+  readonly lock: string;
+  readonly code: number;
+  /** Set when the request failed for good: why, in the apiserver's words. */
+  readonly failure?: string;
+}
+
+/** A write that failed before kubetx saw it. */
+export interface Rejection {
+  readonly kind: "rejected";
+  readonly requester: Requester;
+  readonly fieldManager?: string;
+  readonly namespace: string;
+  readonly group: string;
+  readonly resource: string;
+  /** When the apiserver received the request (its clock), ms. */
+  readonly receivedAtMs: number;
+  readonly reason: string;
+}
+
+export type Finding = MemberOutcome | Rejection;
+
+/** What one event tells kubetx, if anything. */
+export function findingOf(raw: unknown): Finding | undefined {
+  const event = auditEventOf(raw);
+  const entry = entryOf(event);
+  if (!entry || entry.dryRun) return undefined;
+  const what = `${entry.verb} of ${entry.object}`;
+  const quoted = `${entry.code}${entry.message ? `: ${entry.message}` : ""}`;
+  if (entry.decision === "member" && entry.transaction && entry.lock) {
+    const failed = isFailedWrite(entry);
+    return {
+      kind: "member", transaction: entry.transaction, lock: entry.lock, code: entry.code,
+      ...(failed ? { failure: `the apiserver refused the ${what} after kubetx admitted it (${quoted})` } : {}),
+    };
+  }
+  return rejectionOf(event, entry, `the apiserver rejected the ${what} before it reached kubetx (${quoted})`);
+}
+
+function rejectionOf(event: AuditEvent, entry: NonNullable<ReturnType<typeof entryOf>>, reason: string): Rejection | undefined {
+  const ref = event.objectRef;
+  const requester = requesterOf(event);
+  if (!isRejectedBeforeKubetx(entry) || !ref?.namespace || !ref.resource || ref.subresource || !requester) return undefined;
+  const receivedAtMs = Date.parse(event.requestReceivedTimestamp ?? "");
+  const fieldManager = fieldManagerOf(event.requestURI);
+  return {
+    kind: "rejected",
+    requester,
+    ...(fieldManager ? { fieldManager } : {}),
+    namespace: ref.namespace,
+    group: ref.apiGroup ?? "",
+    resource: ref.resource,
+    receivedAtMs: Number.isNaN(receivedAtMs) ? entry.timeMs : receivedAtMs,
+    reason,
+  };
+}
+
+/** The user admission would have seen: the impersonated one, if the request impersonated. */
+function requesterOf(event: AuditEvent): Requester | undefined {
+  const user = event.impersonatedUser ?? event.user;
+  if (!user?.username) return undefined;
+  return { username: user.username, ...(user.uid ? { uid: user.uid } : {}), ...(user.groups ? { groups: [...user.groups] } : {}) };
+}
+
+/** kubectl names itself in the query (`?fieldManager=kubectl-client-side-apply`), as admission sees it in its options. */
+function fieldManagerOf(requestURI: string | undefined): string | undefined {
+  const query = requestURI?.split("?", 2)[1];
+  return query ? (new URLSearchParams(query).get("fieldManager") ?? undefined) : undefined;
+}
