@@ -29,11 +29,21 @@ Usage:
       through the webhook. Ctrl-C stops every process it started.
       Defaults: --dir .kubetx/dev, --port 6443 (apiserver), --webhook-port 9443.
   kubetx serve --tls-cert FILE --tls-key FILE [--kubeconfig FILE] [--host H] [--port N]
-               [--identity NAME] [ENGINE FLAGS]
+               [--identity NAME] [--client-ca FILE [--apiserver-client NAME[,NAME]]]
+               [--audit-sink [--audit-sink-delay MS]] [ENGINE FLAGS]
       Run the admission server and resolver alone (what the Deployment in
       manifests/ runs). Without --kubeconfig it uses the in-cluster service
       account (or KUBECONFIG / ~/.kube/config). Defaults: --host 0.0.0.0,
       --port 8443, --identity HOSTNAME-PID.
+      --client-ca FILE: verify client certificates against this CA; the
+      apiserver must present one named --apiserver-client (default
+      kube-apiserver; several comma-separated) to call the audit sink.
+      --audit-sink: receive the apiserver's audit webhook batches at
+      /audit (needs --client-ca): writes rejected before admission fail
+      their transparent transaction, and members' own outcomes decide
+      whether they persisted. --audit-sink-delay: how late an event may
+      arrive (default 1000 ms; transparent transactions close this much
+      after their quiet window).
   kubetx certs --out DIR [--service NAME] [--namespace NS]
       Make a CA and a webhook serving certificate (SANs: IP 127.0.0.1 and the
       Service's DNS names) in DIR, and print the caBundle (base64 PEM).
@@ -58,6 +68,9 @@ Environment:
 
 type Say = (line: string) => void;
 
+/** The common name of the client certificate kubetx dev gives the apiserver, and the default one kubetx expects. */
+const DEFAULT_APISERVER_CLIENT = "kube-apiserver";
+
 /** Flags that tune the transaction engine; the defaults are the built-in policy's. */
 const ENGINE_FLAGS = {
   "lock-ttl": { type: "string" },
@@ -65,6 +78,8 @@ const ENGINE_FLAGS = {
   "quiet-window": { type: "string" },
   "resolver-period": { type: "string" },
   "policy-source": { type: "string" },
+  "audit-sink": { type: "boolean" },
+  "audit-sink-delay": { type: "string" },
 } as const;
 
 function engineFlags(values: Record<string, string | boolean | undefined>): ConfigInput {
@@ -80,6 +95,9 @@ function engineFlags(values: Record<string, string | boolean | undefined>): Conf
   if (period) out.resolverPeriodMs = period;
   const source = pick("policy-source");
   if (source) out.policySource = source;
+  if (values["audit-sink"] === true) out.auditSink = true;
+  const delay = pick("audit-sink-delay");
+  if (delay) out.auditSinkDelayMs = delay;
   return out;
 }
 
@@ -189,12 +207,15 @@ async function serve(args: string[], warn: Say): Promise<number> {
     host: { type: "string", default: "0.0.0.0" },
     port: { type: "string", default: "8443" },
     identity: { type: "string" },
+    "client-ca": { type: "string" },
+    "apiserver-client": { type: "string", default: DEFAULT_APISERVER_CLIENT },
     ...ENGINE_FLAGS,
   });
   for (const flag of ["tls-cert", "tls-key"] as const) {
     if (!values[flag]) throw new UsageError(`kubetx serve: --${flag} is required; run 'kubetx --help'`);
   }
   const logger = createLogger({ level: process.env.KUBETX_LOG_LEVEL ?? "info" });
+  const clientCa = values["client-ca"];
   const server = await startWebhookServer({
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     tls: { certFile: values["tls-cert"] as string, keyFile: values["tls-key"] as string },
@@ -202,6 +223,7 @@ async function serve(args: string[], warn: Say): Promise<number> {
     port: portFlag(values.port, "--port"),
     logger,
     config: loadConfig({ ...engineFlags(values), ...(values.identity ? { identity: values.identity } : {}) }),
+    ...(clientCa ? { apiserverClients: { caFile: clientCa, names: values["apiserver-client"].split(",").map((n) => n.trim()).filter(Boolean) } } : {}),
   });
   await shutdownSignal(warn);
   await server.close();

@@ -70,8 +70,15 @@ describe("a described transaction", () => {
     expect(json).toMatchObject({ id: "t-0123abcd", phase: "RolledBack", failure: null, clientState: null, expectedMembers: 3, coordinator: "kubetx-7d9f" });
     expect(json.members[1]).toEqual({
       operation: "UPDATE", object: "apps/deployments shop/web", group: "apps", version: "v1", resource: "deployments", namespace: "shop", name: "web",
-      kind: null, outcome: "Restored", message: "restored resourceVersion 41",
+      kind: null, outcome: "Restored", message: "restored resourceVersion 41", conflicts: [],
     });
+  });
+
+  it("says a member failure once when it is also the message, and lists changes the rollback kept", () => {
+    const failed = { ...rolledBack, status: { ...rolledBack.status, message: "x was rejected", failure: "x was rejected", conflicts: ["apps/deployments shop/web: spec.replicas"] } };
+    const lines = describeLines(describeJson(failed));
+    expect(lines.filter((l) => l.includes("x was rejected"))).toHaveLength(1);
+    expect(lines.join("\n")).toMatch(/Kept: +changes made by someone else since, not overwritten:\n +apps\/deployments shop\/web: spec.replicas/);
   });
 });
 

@@ -22,6 +22,7 @@ export interface MemberJson {
   readonly kind: string | null;
   readonly outcome: string;
   readonly message: string | null;
+  readonly conflicts: readonly string[];
 }
 
 export interface DescribeJson {
@@ -38,6 +39,8 @@ export interface DescribeJson {
   readonly closedAt: string | null;
   readonly resolvedAt: string | null;
   readonly coordinator: string | null;
+  /** Changes someone else made since, kept by the rollback: one line per object. */
+  readonly conflicts: readonly string[];
   readonly members: readonly MemberJson[];
 }
 
@@ -47,6 +50,7 @@ function memberJson(m: MemberSummary): MemberJson {
   return {
     operation: m.operation, object: describeRef(m), group: m.group, version: m.version, resource: m.resource,
     namespace: m.namespace ?? null, name: m.name, kind: m.kind ?? null, outcome: m.outcome, message: m.message ?? null,
+    conflicts: m.conflicts ?? [],
   };
 }
 
@@ -63,6 +67,7 @@ export function describeJson(t: Transaction): DescribeJson {
     phase: orNull(s.phase), reason: orNull(s.reason), message: orNull(s.message), failure: orNull(s.failure),
     expectedMembers: orNull(t.spec.expectedMembers), clientState: orNull(t.spec.clientState),
     openedAt: orNull(s.openedAt), closedAt: orNull(s.closedAt), resolvedAt: orNull(s.resolvedAt), coordinator: orNull(s.coordinator),
+    conflicts: s.conflicts ?? [],
     members: (s.members ?? []).map(memberJson),
   };
 }
@@ -74,7 +79,9 @@ function field(label: string, value: string | number | null): string {
 
 function optionalFields(d: DescribeJson): string[] {
   return [
-    ...(d.failure !== null ? [field("Failure", d.failure)] : []),
+    // A member failure usually becomes the message too: say it once.
+    ...(d.failure !== null && d.failure !== d.message ? [field("Failure", d.failure)] : []),
+    ...(d.conflicts.length > 0 ? [field("Kept", `changes made by someone else since, not overwritten:\n${d.conflicts.join("\n")}`)] : []),
     ...(d.expectedMembers !== null ? [field("Expected", `${d.expectedMembers} members`)] : []),
     ...(d.clientState !== null ? [field("kubectl", d.clientState)] : []),
   ];
