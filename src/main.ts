@@ -29,6 +29,7 @@ import { createMetrics } from "./telemetry/metrics.ts";
 import { Coordinator } from "./transactions/coordinator.ts";
 import { IntentTracker, reachedValidationByLocks } from "./transactions/intents.ts";
 import { failRequester } from "./transactions/failures.ts";
+import { CachedAccess } from "./transactions/access.ts";
 import type { RequesterFailureDeps } from "./transactions/failures.ts";
 import type { ScopeDeps } from "./admission/scope.ts";
 import { auditSink } from "./admission/audit-sink.ts";
@@ -105,8 +106,9 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const limits = (): Limits => policies.view().limits;
   const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: () => limits().lockTtlSeconds });
   const journal = new Journal(client, config.namespace);
-  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, metrics });
-  const sessions = new Sessions(new SessionStore(client, config.namespace, () => limits().lockTtlSeconds), store, clock);
+  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, metrics, access: new CachedAccess(client, clock) });
+  const sessionStore = new SessionStore(client, config.namespace, () => limits().lockTtlSeconds);
+  const sessions = new Sessions(sessionStore, store, clock);
   const failures = { sessions, store, coordinator, logger, quietMs: () => limits().quietWindowMs };
   const intents = new IntentTracker({
     clock, logger, graceMs: config.intentGraceMs,
@@ -114,9 +116,9 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
     failRequester: async (requester, fieldManager, reason) => void (await failRequester(failures, { requester, fieldManager, reason })),
   });
   const resolver = new Resolver({
-    client, store, locks, journal, clock, logger, identity: config.identity,
+    client, store, locks, sessions: sessionStore, journal, clock, logger, identity: config.identity,
     events: kubeRollbackEvents(client, clock, logger),
-    timing: { periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0 },
+    timing: { periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0, lateWriteMs: config.lateWriteMs },
     limits,
     metrics,
   });

@@ -60,6 +60,11 @@ Engine flags:
   --max-open SECONDS        with flags: roll back a transaction still open after this (default 60)
   --quiet-window MS         with flags: close a count-less transaction after this silence (default 2000)
   --resolver-period MS      how often open transactions are checked (default 250)
+  --late-write-window MS    after a rollback, how long to hold the locks of members whose
+                            write kubetx allowed but has not seen land (another webhook may
+                            still hold it); set it to your slowest validating webhook's
+                            timeout (default 10000; with --audit-sink the hold ends as soon
+                            as those requests' outcomes arrive)
 
 Environment:
   KUBETX_CACHE_DIR   where control-plane builds are kept (default ~/.cache/kubetx)
@@ -80,6 +85,7 @@ const ENGINE_FLAGS = {
   "policy-source": { type: "string" },
   "audit-sink": { type: "boolean" },
   "audit-sink-delay": { type: "string" },
+  "late-write-window": { type: "string" },
 } as const;
 
 function engineFlags(values: Record<string, string | boolean | undefined>): ConfigInput {
@@ -98,6 +104,8 @@ function engineFlags(values: Record<string, string | boolean | undefined>): Conf
   if (values["audit-sink"] === true) out.auditSink = true;
   const delay = pick("audit-sink-delay");
   if (delay) out.auditSinkDelayMs = delay;
+  const late = pick("late-write-window");
+  if (late) out.lateWriteMs = late;
   return out;
 }
 

@@ -7,9 +7,10 @@
  *  - otherwise the write is transparent if any selecting policy is, else
  *    explicit.
  * Limits apply to every transaction and take the safest value over all
- * policies that are not `off`: the longest quiet window, lock TTL and
- * journal retention, the shortest open time, the fewest members, and
- * irreversible deletes only if every policy allows them.
+ * policies that are not `off`: the longest quiet window, lock TTL,
+ * journal and record retention, the most records, the shortest open time,
+ * the fewest members, and irreversible deletes only if every policy allows
+ * them.
  */
 import type { Limits, PolicyMode, PolicySpec } from "./policy.ts";
 import { POLICY_DEFAULTS, deepFreeze, limitsOf, resourceMatches, selectorMatches } from "./policy.ts";
@@ -75,5 +76,7 @@ function combinedLimits(specs: readonly PolicySpec[]): Limits {
     maxMembers: Math.min(...all.map((l) => l.maxMembers)),
     allowIrreversibleDeletes: all.every((l) => l.allowIrreversibleDeletes),
     journalRetentionSeconds: Math.max(...all.map((l) => l.journalRetentionSeconds)),
+    recordRetentionSeconds: Math.max(...all.map((l) => l.recordRetentionSeconds)),
+    maxRecords: Math.max(...all.map((l) => l.maxRecords)),
   };
 }

@@ -23,7 +23,7 @@ const REPO = path.resolve(import.meta.dirname, "../..");
 
 /** Short timings so stories finish in seconds; production defaults are in src/policy/policy.ts. */
 export const FAST: ConfigInput = {
-  policySource: "flags", lockTtlSeconds: 3, maxOpenSeconds: 8, quietWindowMs: 1000, resolverPeriodMs: 100, persistGraceMs: 1000, intentGraceMs: 400,
+  policySource: "flags", lockTtlSeconds: 3, maxOpenSeconds: 8, quietWindowMs: 1000, resolverPeriodMs: 100, persistGraceMs: 1000, intentGraceMs: 400, lateWriteMs: 1000,
   // Test setup writes as admin must not become transactions of their own.
   exemptUsers: ["admin"],
 };
@@ -106,16 +106,22 @@ export interface ServeProcess {
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
+/** The engine flags of `kubetx serve` for a configuration. */
+function serveFlags(input: ConfigInput): string[] {
+  return [
+    "--lock-ttl", String(input.lockTtlSeconds),
+    "--max-open", String(input.maxOpenSeconds),
+    "--resolver-period", String(input.resolverPeriodMs),
+    "--late-write-window", String(input.lateWriteMs),
+    "--quiet-window", String(input.quietWindowMs),
+    "--policy-source", input.policySource ?? "flags",
+  ];
+}
+
 /** Starts `kubetx serve` as a separate process on `port`. */
 export async function startServeProcess(port: number, identity: string, input: ConfigInput = FAST): Promise<ServeProcess> {
   const tls = await webhookCertificate();
-  const flags = [
-    "--lock-ttl", String(input.lockTtlSeconds ?? FAST.lockTtlSeconds),
-    "--max-open", String(input.maxOpenSeconds ?? FAST.maxOpenSeconds),
-    "--resolver-period", String(input.resolverPeriodMs ?? FAST.resolverPeriodMs),
-    "--quiet-window", String(input.quietWindowMs ?? FAST.quietWindowMs),
-    "--policy-source", input.policySource ?? "flags",
-  ];
+  const flags = serveFlags({ ...FAST, ...input });
   const child = spawn(path.join(REPO, "node_modules/.bin/node"), [
     path.join(REPO, "src/cli/kubetx.ts"), "serve", "--kubeconfig", cluster().kubeconfigs.kubetx,
     "--tls-cert", tls.certFile, "--tls-key", tls.keyFile, "--host", "127.0.0.1", "--port", String(port), "--identity", identity, ...flags,
