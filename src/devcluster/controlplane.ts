@@ -63,6 +63,15 @@ rules:
     users: ["system:apiserver"]
   - level: None
     nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/openapi*", "/api", "/apis", "/api/*", "/apis/*"]
+  # The controller manager's and scheduler's reads (their informers' watches
+  # and the controllers' token requests' lookups): most of the log, none of
+  # the story. Their writes stay.
+  - level: None
+    users: ["system:kube-controller-manager", "system:kube-scheduler"]
+    verbs: ["get", "list", "watch"]
+  - level: None
+    userGroups: ["system:serviceaccounts:kube-system"]
+    verbs: ["get", "list", "watch"]
   # Everything else at Metadata: who did what to which object, the response
   # code and the webhooks' audit annotations, never object bodies (which
   # can hold Secret data).
