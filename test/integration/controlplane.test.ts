@@ -3,7 +3,12 @@
  * 1): the controller manager and the scheduler act on what is written, and
  * Pods are scheduled for but never run, because there is no node.
  */
-import { readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
@@ -20,6 +25,10 @@ interface EndpointSlice extends KubeObject {
 }
 
 type List<T> = { items: T[] };
+
+interface CertificateSigningRequest extends KubeObject {
+  status?: { certificate?: string };
+}
 
 /** Stands in for the image a kubelet would pull; no kubelet ever does. */
 const IMAGE = "registry.k8s.io/pause:3.10";
@@ -116,6 +125,31 @@ describe("the controller manager and the scheduler", () => {
     await admin.create(`/api/v1/namespaces/${doomed}/configmaps`, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "inside" } });
     await admin.delete(`/api/v1/namespaces/${doomed}`);
     await until(`namespace ${doomed} to be gone`, async () => ((await readOrUndefined(admin, `/api/v1/namespaces/${doomed}`)) ? undefined : true));
+  });
+
+  it("sign an approved certificate signing request with the cluster CA", async () => {
+    const work = await mkdtemp(path.join(tmpdir(), "kubetx-csr-"));
+    try {
+      const keyFile = path.join(work, "key.pem");
+      const csrFile = path.join(work, "csr.pem");
+      await promisify(execFile)("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile, "-out", csrFile, "-subj", "/CN=carol"]);
+      const name = uniqueName("carol");
+      await admin.create("/apis/certificates.k8s.io/v1/certificatesigningrequests", {
+        apiVersion: "certificates.k8s.io/v1", kind: "CertificateSigningRequest", metadata: { name },
+        spec: { request: (await readFile(csrFile)).toString("base64"), signerName: "kubernetes.io/kube-apiserver-client", usages: ["client auth"] },
+      });
+      const approved = await kubectl(["certificate", "approve", name]);
+      expect(approved.code, approved.stderr).toBe(0);
+      const issued = await until("the signed certificate", async () => {
+        const csr = await admin.get<CertificateSigningRequest>(`/apis/certificates.k8s.io/v1/certificatesigningrequests/${name}`);
+        return csr.status?.certificate || undefined;
+      });
+      const certificate = new X509Certificate(Buffer.from(issued, "base64"));
+      expect(certificate.subject).toBe("CN=carol");
+      expect(certificate.checkIssued(new X509Certificate(await readFile(cluster().caFile)))).toBe(true);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 
   it("run without any Node, so no Pod is ever evicted and recreated", async () => {
