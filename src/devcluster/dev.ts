@@ -71,7 +71,7 @@ async function startControlPlaneIn(options: DevOptions): Promise<{ binaries: Bin
 
 /**
  * One kubetx dev per directory: a second one would stop the first one's
- * etcd and apiserver (a start clears what a crashed run left behind).
+ * control plane (a start clears what a crashed run left behind).
  */
 async function claimDirectory(dir: string): Promise<() => Promise<void>> {
   const file = path.join(dir, "kubetx-dev.pid");
