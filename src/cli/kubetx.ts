@@ -22,9 +22,11 @@ const HELP = `kubetx: all-or-nothing kubectl apply, enforced at admission
 
 Usage:
   kubetx dev [--dir DIR] [--port N] [--webhook-port N] [ENGINE FLAGS]
-      Build (once) and start a local etcd + kube-apiserver with the kubetx
-      webhook registered, in the foreground. Writes DIR/kubeconfig (admin),
-      DIR/alice.kubeconfig, DIR/bob.kubeconfig and DIR/audit.log. Prints
+      Build (once) and start a local cluster minus the kubelet (etcd,
+      kube-apiserver, kube-controller-manager, kube-scheduler: Pods are
+      scheduled for but never run) with the kubetx webhook registered, in
+      the foreground. Writes DIR/kubeconfig (admin), DIR/alice.kubeconfig,
+      DIR/bob.kubeconfig and DIR/audit.log. Prints
       "kubetx dev: ready" once a write to an opted-in namespace has gone
       through the webhook. Ctrl-C stops every process it started.
       Defaults: --dir .kubetx/dev, --port 6443 (apiserver), --webhook-port 9443.
@@ -48,8 +50,8 @@ Usage:
       Make a CA and a webhook serving certificate (SANs: IP 127.0.0.1 and the
       Service's DNS names) in DIR, and print the caBundle (base64 PEM).
   kubetx controlplane build
-      Build etcd, kube-apiserver and kubectl into the cache if missing and
-      print where they are.
+      Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+      and kubectl into the cache if missing and print where they are.
 
 Engine flags:
   --policy-source cluster|flags
@@ -259,7 +261,11 @@ async function certs(args: string[], say: Say): Promise<number> {
 async function controlplane(args: string[], say: Say, warn: Say): Promise<number> {
   if (args[0] !== "build") throw new UsageError("kubetx: usage: kubetx controlplane build");
   const binaries = await buildBinaries(warn);
-  say(`etcd            ${binaries.etcd}\nkube-apiserver  ${binaries.kubeApiserver}\nkubectl         ${binaries.kubectl}`);
+  const rows = [
+    ["etcd", binaries.etcd], ["kube-apiserver", binaries.kubeApiserver], ["kube-controller-manager", binaries.kubeControllerManager],
+    ["kube-scheduler", binaries.kubeScheduler], ["kubectl", binaries.kubectl],
+  ] as const;
+  for (const [name, file] of rows) say(`${name.padEnd(25)}${file}`);
   return 0;
 }
 

@@ -12,7 +12,7 @@ import { createKubeClient, createOrReplace } from "../kube/index.ts";
 import { startWebhookServer } from "../main.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { EngineConfig } from "../config/config.ts";
-import { bootstrapKubetxIdentity, runEditorBinder } from "./bootstrap.ts";
+import { EDITORS_BOUND_TIMEOUT_MS, bootstrapKubetxIdentity, editorsBound, runEditorBinder } from "./bootstrap.ts";
 import { installCrds, installDefaultPolicy, installUserRole } from "./install.ts";
 import { ensureServingCertificate, serviceDnsNames } from "./certs.ts";
 import type { ControlPlane } from "./controlplane.ts";
@@ -65,13 +65,13 @@ export async function checkPortsFree(ports: { apiserverPort: number; webhookPort
 /** Starts everything and returns once a write to an opted-in namespace went through the webhook. */
 async function startControlPlaneIn(options: DevOptions): Promise<{ binaries: Binaries; controlPlane: ControlPlane }> {
   const binaries = await options.binaries();
-  options.say(`starting etcd and kube-apiserver ${binaries.version} in ${options.dir}`);
+  options.say(`starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler ${binaries.version} in ${options.dir}`);
   return { binaries, controlPlane: await startControlPlane({ dir: options.dir, binaries, apiserverPort: options.apiserverPort }) };
 }
 
 /**
  * One kubetx dev per directory: a second one would stop the first one's
- * etcd and apiserver (a start clears what a crashed run left behind).
+ * control plane (a start clears what a crashed run left behind).
  */
 async function claimDirectory(dir: string): Promise<() => Promise<void>> {
   const file = path.join(dir, "kubetx-dev.pid");
@@ -128,6 +128,10 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
       await createOrReplace(admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
     }
     await proveWebhookServes(admin, seen);
+    // Ready promises that alice's and bob's kubeconfigs work in the demo namespace.
+    if (!(await editorsBound(admin, DEMO_NAMESPACE))) {
+      throw new DevError(`kubetx dev: alice and bob could not edit namespace ${DEMO_NAMESPACE} within ${EDITORS_BOUND_TIMEOUT_MS / 1000} s; see logs/kube-controller-manager.log in the dev directory`);
+    }
     return { controlPlane, binDir, webhookPort: webhook.port, stop };
   } catch (error) {
     await stop();
