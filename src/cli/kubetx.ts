@@ -21,14 +21,16 @@ const MODULE_DIR = path.join(REPO_ROOT, "controlplane");
 const HELP = `kubetx: all-or-nothing kubectl apply, enforced at admission
 
 Usage:
-  kubetx dev [--dir DIR] [--port N] [--webhook-port N] [ENGINE FLAGS]
+  kubetx dev [--dir DIR] [--port N] [--webhook-port N] [--no-audit-sink] [ENGINE FLAGS]
       Build (once) and start a local cluster minus the kubelet (etcd,
       kube-apiserver, kube-controller-manager, kube-scheduler: Pods are
       scheduled for but never run) with the kubetx webhook registered, in
       the foreground. Writes DIR/kubeconfig (admin), DIR/alice.kubeconfig,
-      DIR/bob.kubeconfig and DIR/audit.log. Prints
-      "kubetx dev: ready" once a write to an opted-in namespace has gone
-      through the webhook. Ctrl-C stops every process it started.
+      DIR/bob.kubeconfig and DIR/audit.log. The apiserver also sends its
+      audit events to kubetx's audit sink (/audit), so a plain kubectl apply
+      with a misspelt field rolls back; --no-audit-sink leaves that out.
+      Prints "kubetx dev: ready" once a write to an opted-in namespace has
+      gone through the webhook. Ctrl-C stops every process it started.
       Defaults: --dir .kubetx/dev, --port 6443 (apiserver), --webhook-port 9443.
   kubetx serve --tls-cert FILE --tls-key FILE [--kubeconfig FILE] [--host H] [--port N]
                [--identity NAME] [--client-ca FILE [--apiserver-client NAME[,NAME]]]
@@ -174,6 +176,7 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
     dir: { type: "string", default: ".kubetx/dev" },
     port: { type: "string", default: "6443" },
     "webhook-port": { type: "string", default: "9443" },
+    "no-audit-sink": { type: "boolean" },
     ...ENGINE_FLAGS,
   });
   const dir = path.resolve(values.dir);
@@ -182,7 +185,8 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
   // Listen for Ctrl-C from the start: a signal during the build or start-up
   // stops everything as soon as start-up returns.
   const stopRequested = shutdownSignal(warn);
-  const config = loadConfig(engineFlags(values));
+  // dev wires the apiserver's audit webhook to kubetx unless told not to.
+  const config = loadConfig({ ...engineFlags(values), auditSink: values["no-audit-sink"] !== true });
   const cluster = await startDev({
     config,
     repoRoot: REPO_ROOT,

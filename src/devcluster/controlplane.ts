@@ -6,7 +6,8 @@
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { caBundle, ensureCertificateAuthority, ensureServiceAccountKeys, ensureServingCertificate } from "./certs.ts";
+import { stringify } from "yaml";
+import { caBundle, ensureCertificateAuthority, ensureClientCertificate, ensureServiceAccountKeys, ensureServingCertificate } from "./certs.ts";
 import type { CertificateAuthority, ServingCertificate } from "./certs.ts";
 import type { ControlPlaneFiles, ControlPlanePorts } from "./flags.ts";
 import { apiserverArgs, controllerManagerArgs, etcdArgs, schedulerArgs } from "./flags.ts";
@@ -39,7 +40,30 @@ export interface ControlPlaneOptions {
    * up, as a kubelet restarts a static pod: lets tests kill it mid-transaction.
    */
   readonly restartApiserver?: boolean;
+  /**
+   * Where the apiserver's audit webhook backend sends its events (kubetx's
+   * /audit, e.g. https://127.0.0.1:9443/audit), beside the audit log. The
+   * apiserver authenticates with a client certificate from the dev CA whose
+   * name is APISERVER_CLIENT_NAME.
+   */
+  readonly auditSinkUrl?: string;
 }
+
+/** The name in the client certificate the apiserver presents to kubetx (its audit sink, and the admission webhooks). */
+export const APISERVER_CLIENT_NAME = "kube-apiserver";
+
+/**
+ * The audit webhook backend, measured for kubetx: batches waited for at
+ * most a quarter second (the default is 30 s, far longer than a
+ * transaction's quiet window), and a failed send retried after a quarter
+ * second (the default 10 s would hold failures back past the window).
+ * `blocking` mode was measured too: see README "Audit sink".
+ */
+export const AUDIT_WEBHOOK_FLAGS = [
+  "--audit-webhook-mode=batch",
+  "--audit-webhook-batch-max-wait=250ms",
+  "--audit-webhook-initial-backoff=250ms",
+] as const;
 
 export interface ControlPlane {
   readonly dir: string;
@@ -50,6 +74,8 @@ export interface ControlPlane {
   /** Kubeconfig path for each identity. */
   readonly kubeconfigs: Readonly<Record<Identity["id"], string>>;
   readonly auditLog: string;
+  /** The client certificate the apiserver presents to webhooks and the audit sink: the CA that signed it and its name. */
+  readonly apiserverClient: { readonly caFile: string; readonly names: readonly string[] };
   readonly processes: readonly ManagedProcess[];
   stop(): Promise<void>;
 }
@@ -71,6 +97,11 @@ rules:
     verbs: ["get", "list", "watch"]
   - level: None
     userGroups: ["system:serviceaccounts:kube-system"]
+    verbs: ["get", "list", "watch"]
+  # kubetx's own reads (the resolver's polling): most of what is left, and
+  # none of the story. Its writes (rollbacks) stay.
+  - level: None
+    users: ["system:serviceaccount:kubetx-system:kubetx"]
     verbs: ["get", "list", "watch"]
   # Everything else at Metadata: who did what to which object, the response
   # code and the webhooks' audit annotations, never object bodies (which
@@ -180,7 +211,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   try {
     const server = `https://127.0.0.1:${context.ports.apiserver}`;
     processes.start("etcd", options.binaries.etcd, etcdArgs(dir, context.ports));
-    const restart = startApiserver(context);
+    const restart = await startApiserver(context);
     await processes.record();
     await waitHealthy({
       checks: [healthCheck(processes, "kube-apiserver", `${server}/readyz`, material.tokens.admin)],
@@ -190,7 +221,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const kubeconfigs = await writeKubeconfigs(dir, server, caData, material.tokens);
     await startControllers(context, kubeconfigs);
     restart.enable();
-    return { dir, server, ca: material.ca, caData, tokens: material.tokens, kubeconfigs, auditLog: material.auditLog, processes: processes.list, stop };
+    const apiserverClient = { caFile: material.ca.certFile, names: [APISERVER_CLIENT_NAME] };
+    return { dir, server, ca: material.ca, caData, tokens: material.tokens, kubeconfigs, auditLog: material.auditLog, apiserverClient, processes: processes.list, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -207,8 +239,9 @@ function healthCheck(processes: ProcessSet, name: string, url: string, token?: s
  * pod, if the options ask for that. Never before: an apiserver that cannot
  * start would loop.
  */
-function startApiserver({ options, processes, material, ports }: StartContext): { enable(): void } {
-  const args = [...apiserverArgs(material, ports), ...(options.extraApiserverFlags ?? [])];
+async function startApiserver({ options, processes, material, ports }: StartContext): Promise<{ enable(): void }> {
+  const sink = options.auditSinkUrl ? await auditWebhookFlags(material, options.auditSinkUrl) : [];
+  const args = [...apiserverArgs(material, ports), ...sink, ...(options.extraApiserverFlags ?? [])];
   let enabled = false;
   const start = (previous?: ManagedProcess): void => {
     const apiserver = processes.start("kube-apiserver", options.binaries.kubeApiserver, args, previous);
@@ -220,6 +253,24 @@ function startApiserver({ options, processes, material, ports }: StartContext): 
   };
   start();
   return { enable: () => (enabled = true) };
+}
+
+/**
+ * The audit webhook backend's kubeconfig: kubetx's sink URL, the CA that
+ * signed kubetx's serving certificate, and the apiserver's client
+ * certificate, by which kubetx knows the batches come from the apiserver.
+ */
+async function auditWebhookFlags(material: Material, url: string): Promise<string[]> {
+  const pki = path.join(material.dir, "pki");
+  const client = await ensureClientCertificate({ ca: material.ca, outDir: pki, name: "apiserver-webhook-client", commonName: APISERVER_CLIENT_NAME });
+  const file = path.join(material.dir, "audit-webhook.kubeconfig");
+  await writeFile(file, stringify({
+    apiVersion: "v1", kind: "Config", "current-context": "kubetx",
+    clusters: [{ name: "kubetx", cluster: { server: url, "certificate-authority": material.ca.certFile } }],
+    users: [{ name: "kube-apiserver", user: { "client-certificate": client.certFile, "client-key": client.keyFile } }],
+    contexts: [{ name: "kubetx", context: { cluster: "kubetx", user: "kube-apiserver" } }],
+  }), { mode: 0o600 });
+  return [`--audit-webhook-config-file=${file}`, ...AUDIT_WEBHOOK_FLAGS];
 }
 
 /** Starts the controller manager and the scheduler, each as its own user, and waits until both are healthy. */

@@ -21,6 +21,7 @@ import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "./identities.ts";
 import { portInUse } from "./ports.ts";
 import { CONFIGURATION_PATHS, WEBHOOK_NAME, urlClientConfig, webhookConfigurations } from "./registration.ts";
 import type { Binaries } from "./toolchain.ts";
+import { AUDIT_PATH } from "../server/app.ts";
 
 /** A namespace dev creates, opted in, so there is somewhere to try kubetx at once. */
 export const DEMO_NAMESPACE = "kubetx-demo";
@@ -66,7 +67,8 @@ export async function checkPortsFree(ports: { apiserverPort: number; webhookPort
 async function startControlPlaneIn(options: DevOptions): Promise<{ binaries: Binaries; controlPlane: ControlPlane }> {
   const binaries = await options.binaries();
   options.say(`starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler ${binaries.version} in ${options.dir}`);
-  return { binaries, controlPlane: await startControlPlane({ dir: options.dir, binaries, apiserverPort: options.apiserverPort }) };
+  const sink = options.config.auditSinkDelayMs !== undefined ? { auditSinkUrl: `https://127.0.0.1:${options.webhookPort}${AUDIT_PATH}` } : {};
+  return { binaries, controlPlane: await startControlPlane({ dir: options.dir, binaries, apiserverPort: options.apiserverPort, ...sink }) };
 }
 
 /**
@@ -118,6 +120,7 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
       port: options.webhookPort,
       logger: options.logger,
       config: options.config,
+      apiserverClients: controlPlane.apiserverClient,
       onReview: (_path, request: AdmissionRequest) => {
         // Only the readiness probes: dev runs for hours and sees every write.
         if (request.name?.startsWith(READY_PROBE_PREFIX)) seen.add(request.name);

@@ -7,6 +7,7 @@ import { describeRef } from "../kube/types.ts";
 import { Conflict } from "../kube/errors.ts";
 import type { Journal } from "../journal/journal.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
+import { lockName } from "../locks/record.ts";
 import type { LockStore } from "../locks/store.ts";
 import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
@@ -199,7 +200,9 @@ export class Coordinator {
   /** A transaction at the policy's member limit takes no new object; it fails instead. */
   private async refuseOversized(intent: WriteIntent, members: readonly LockRecord[]): Promise<AdmitResult | undefined> {
     const max = this.options.limits().maxMembers;
-    if (members.length < max || members.some((l) => sameObject(l.member.ref, intent.ref))) return undefined;
+    // The cached list may lag the last few locks; this process's own count never does.
+    const known = new Set([...members.map((l) => l.name), ...(this.admitted.get(intent.transaction) ?? [])]);
+    if (known.size < max || known.has(lockName(intent.ref))) return undefined;
     const failure = `it grew past the policy's limit of ${max} members`;
     await this.fail(intent.transaction, failure);
     return deny(intent, `transaction ${intent.transaction} is at the limit of ${max} members set by the TransactionPolicy; split the apply into smaller ones. Transaction ${intent.transaction} will roll back.`);
@@ -276,9 +279,6 @@ export class Coordinator {
 /** The apiserver gives up on a webhook after its timeout; anything kubetx wrote later would hold a lock for a request that failed. */
 const ABORTED = "kubetx took too long to admit this write and the apiserver stopped waiting; retry";
 
-function sameObject(a: ObjectRef, b: ObjectRef): boolean {
-  return a.group === b.group && a.resource === b.resource && a.namespace === b.namespace && a.name === b.name;
-}
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, string>);
