@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.ts";
 import { KUBETX_NAMESPACE } from "../../src/devcluster/identities.ts";
 import { readManifests } from "../../src/devcluster/install.ts";
-import { CONFIGURATION_PATHS } from "../../src/devcluster/registration.ts";
+import { CONFIGURATION_PATHS } from "../../src/webhooks/configurations.ts";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import { createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";

@@ -9,7 +9,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConfigInput } from "../../src/config/config.ts";
 import { loadConfig } from "../../src/config/config.ts";
-import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/devcluster/registration.ts";
+import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/webhooks/configurations.ts";
 import { createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
