@@ -14,6 +14,7 @@ import { SessionStore } from "./locks/sessions.ts";
 import { LockStore } from "./locks/store.ts";
 import { NamespaceLabels } from "./policy/namespaces.ts";
 import type { Limits } from "./policy/policy.ts";
+import type { PolicySource } from "./policy/watch.ts";
 import { PolicyWatcher, staticPolicies } from "./policy/watch.ts";
 import { kubeRollbackEvents } from "./resolver/events.ts";
 import { Resolver } from "./resolver/resolver.ts";
@@ -29,6 +30,7 @@ import { Coordinator } from "./transactions/coordinator.ts";
 import { IntentTracker, reachedValidationByLocks } from "./transactions/intents.ts";
 import { Sessions } from "./transactions/sessions.ts";
 import { TransactionStore } from "./transactions/store.ts";
+import { WebhookSync } from "./webhooks/sync.ts";
 
 export interface WebhookServerOptions {
   /** Kubeconfig of kubetx's own identity; absent: in-cluster service account or the default chain. */
@@ -67,6 +69,18 @@ async function every(periodMs: number, signal: AbortSignal, work: () => Promise<
       signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
     });
   }
+}
+
+/**
+ * Starts watching the policies (when they come from the cluster) and keeps
+ * the webhook configurations in step with them, so that an outage of kubetx
+ * blocks only the writes a policy covers. Resolves once `signal` aborts.
+ */
+function runPolicies(policies: PolicySource, client: KubeClient, logger: Logger, signal: AbortSignal): Promise<void> {
+  if (policies instanceof PolicyWatcher) void policies.run(signal);
+  const webhooks = new WebhookSync({ client, logger, policies: () => policies.view().policies, ready: () => policies.ready });
+  const stopListening = policies.onChange(() => webhooks.trigger());
+  return webhooks.run(signal).finally(stopListening);
 }
 
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
@@ -109,7 +123,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const sweeping = every(config.resolverPeriodMs, stop.signal, () =>
     intents.sweep().catch((error: unknown) => logger.warn({ err: error }, "intent sweep failed")));
   const scope = { namespaces, policy: () => policies.view(), selfUsername };
-  if (policies instanceof PolicyWatcher) void policies.run(stop.signal);
+  const syncing = runPolicies(policies, client, logger, stop.signal);
   const app = createApp({
     logger,
     handlers: {
@@ -133,7 +147,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     resolver,
     close: async () => {
       stop.abort();
-      await Promise.all([running, sweeping]);
+      await Promise.all([running, sweeping, syncing]);
       await server.close();
       client.close();
     },
