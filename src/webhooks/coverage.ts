@@ -32,10 +32,12 @@
  * writes still reach kubetx (which passes them) instead of being skipped.
  */
 import { createHash } from "node:crypto";
+import { OPT_OUT } from "../admission/scope.ts";
 import { KUBETX_NAMESPACE, KUBETX_USERNAME } from "../kube/names.ts";
 import type { NamedPolicy } from "../policy/combine.ts";
 import type { LabelSelector, LabelSelectorRequirement, PolicySpec } from "../policy/policy.ts";
 import { serviceAccountUser } from "../policy/policy.ts";
+import { ANNOTATION_TRANSACTION } from "../transactions/model.ts";
 
 export interface MatchCondition {
   readonly name: string;
@@ -71,6 +73,16 @@ export const MATCH_CONDITIONS: readonly MatchCondition[] = [
   { name: "not-kubetx-itself", expression: `request.userInfo.username != '${KUBETX_USERNAME}'` },
   { name: "not-events", expression: "request.resource.resource != 'events'" },
 ];
+
+/**
+ * An object annotated `kubetx.io/transaction: none` is left alone by
+ * admission (admission/scope.ts); skipping the call too lets the opt-out
+ * work while kubetx is down. A delete carries it on the object it deletes.
+ */
+export const OPT_OUT_CONDITION: MatchCondition = {
+  name: "not-opted-out",
+  expression: `!(request.operation == "DELETE" ? ${optedOut("oldObject")} : ${optedOut("object")})`,
+};
 
 /** With no policy the entry stays (it carries the installer's client config for later ones) but calls nothing. */
 export const NO_POLICY_CONDITION: MatchCondition = { name: "no-transaction-policy", expression: "false" };
@@ -132,7 +144,7 @@ function matchOf(spec: PolicySpec): Omit<WebhookMatch, "name"> | undefined {
   return {
     namespaceSelector: withExcludedNamespaces(spec.namespaceSelector),
     rules,
-    matchConditions: [...MATCH_CONDITIONS, ...conditions.filter((c) => c !== undefined)],
+    matchConditions: [...MATCH_CONDITIONS, OPT_OUT_CONDITION, ...conditions.filter((c) => c !== undefined)],
   };
 }
 
@@ -197,6 +209,13 @@ function rule(group: string, resources: readonly string[]): WebhookRule {
  */
 function celString(value: string): string {
   return JSON.stringify(value);
+}
+
+/** Whether the object in CEL variable `variable` carries the opt-out; false, never an error, when it has no such annotation. */
+function optedOut(variable: "object" | "oldObject"): string {
+  const annotations = `${variable}.metadata.annotations`;
+  const key = celString(ANNOTATION_TRANSACTION);
+  return `(${variable} != null && has(${annotations}) && ${key} in ${annotations} && ${annotations}[${key}] == ${celString(OPT_OUT)})`;
 }
 
 function celList(values: readonly string[]): string {

@@ -166,18 +166,37 @@ describe("kubetx's webhooks with TransactionPolicies in the cluster", () => {
     await admin.delete(`${POLICIES_PATH}/${overlap}`);
   });
 
-  it("while kubetx is down, let writes no policy covers through and refuse the covered ones", async () => {
-    // The configuration as the base policy alone wants it (the overlapping one is gone), before kubetx stops.
-    await untilCoverage(bob, covered, false);
-    await untilCoverage(alice, covered, true);
-    await engine?.close();
-    engine = undefined;
-    const write = (user: "alice" | "bob", namespace: string, name: string): ReturnType<typeof kubectl> =>
+  describe("while kubetx is down", () => {
+    beforeAll(async () => {
+      // The configuration as the base policy alone wants it (the overlapping one is gone), before kubetx stops.
+      await untilCoverage(bob, covered, false);
+      await untilCoverage(alice, covered, true);
+      await engine?.close();
+      engine = undefined;
+    });
+
+    const create = (user: "alice" | "bob", namespace: string, name: string): ReturnType<typeof kubectl> =>
       kubectl(["-n", namespace, "create", "configmap", name, "--from-literal=v=1"], { user });
-    expect((await write("alice", plain, "while-down")).code).toBe(0);
-    expect((await write("bob", covered, "exempt-while-down")).code).toBe(0);
-    const refused = await write("alice", covered, "covered-while-down");
-    expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toContain("failed calling webhook");
+
+    it("let a write no policy covers through", async () => {
+      expect((await create("alice", plain, "while-down")).code).toBe(0);
+    });
+
+    it("let an exempt user's write through", async () => {
+      expect((await create("bob", covered, "exempt-while-down")).code).toBe(0);
+    });
+
+    it("refuse a write a policy covers, naming the webhook that failed", async () => {
+      const refused = await create("alice", covered, "covered-while-down");
+      expect(refused.code).not.toBe(0);
+      // Mutating admission comes first, so the observing webhook is the one that fails.
+      expect(refused.stderr).toContain('failed calling webhook "observe.kubetx.io"');
+    });
+
+    it("let an object opted out with kubetx.io/transaction: none be written and deleted", async () => {
+      const optedOut = configMap(covered, "opted-out", { v: "1" }, { annotations: { "kubetx.io/transaction": "none" } });
+      expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([optedOut]) })).code).toBe(0);
+      expect((await kubectl(["-n", covered, "delete", "configmap", "opted-out"], { user: "alice" })).code).toBe(0);
+    });
   });
 });

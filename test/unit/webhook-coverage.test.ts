@@ -8,10 +8,12 @@ import type { NamedPolicy } from "../../src/policy/combine.ts";
 import type { PolicySpec } from "../../src/policy/policy.ts";
 import { POLICY_DEFAULTS } from "../../src/policy/policy.ts";
 import type { WebhookMatch } from "../../src/webhooks/coverage.ts";
-import { EXCLUDED_NAMESPACES, MATCH_CONDITIONS, NO_POLICY_CONDITION, objectWebhooks } from "../../src/webhooks/coverage.ts";
+import { EXCLUDED_NAMESPACES, MATCH_CONDITIONS, NO_POLICY_CONDITION, OPT_OUT_CONDITION, objectWebhooks } from "../../src/webhooks/coverage.ts";
 
 const BASE = "validate.kubetx.io";
 const OPERATIONS = ["CREATE", "UPDATE", "DELETE"];
+/** What every policy's entry skips: kubetx's own writes, Events, and objects opted out by annotation. */
+const ALWAYS = [...MATCH_CONDITIONS, OPT_OUT_CONDITION];
 const NOT_EXCLUDED = { key: "kubernetes.io/metadata.name", operator: "NotIn", values: EXCLUDED_NAMESPACES };
 
 /** A policy that covers namespaces labelled team=<name>, every resource, with no exemptions. */
@@ -79,8 +81,14 @@ describe("objectWebhooks with one policy", () => {
     expect(only([policy("p")]).matchConditions.slice(0, 2)).toEqual(MATCH_CONDITIONS);
   });
 
-  it("adds no condition for a policy without exclusions or exemptions", () => {
-    expect(only([policy("p")]).matchConditions).toEqual(MATCH_CONDITIONS);
+  it("skips objects opted out with kubetx.io/transaction: none, as admission does", () => {
+    expect(only([policy("p")]).matchConditions).toContainEqual(OPT_OUT_CONDITION);
+    expect(OPT_OUT_CONDITION.expression).toContain('oldObject.metadata.annotations["kubetx.io/transaction"] == "none"');
+    expect(OPT_OUT_CONDITION.expression).toMatch(/^!\(request\.operation == "DELETE" \? \(oldObject != null/);
+  });
+
+  it("adds no condition of its own for a policy without exclusions or exemptions", () => {
+    expect(only([policy("p")]).matchConditions).toEqual(ALWAYS);
   });
 
   it("ignores the policy's limits and mode, which the webhook cannot act on", () => {
@@ -118,7 +126,7 @@ describe("objectWebhooks rules for resource patterns", () => {
   it("drops an included pattern that an exclusion swallows whole, with no condition for it", () => {
     const entry = only([policy("p", { resources: { include: ["configmaps", "secrets", "apps/deployments"], exclude: ["secrets", "apps/*"] } })]);
     expect(entry.rules.map((r) => [r.apiGroups, r.resources])).toEqual([[[""], ["configmaps"]]]);
-    expect(entry.matchConditions).toEqual(MATCH_CONDITIONS);
+    expect(entry.matchConditions).toEqual(ALWAYS);
   });
 });
 
