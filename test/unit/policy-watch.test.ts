@@ -3,9 +3,10 @@
  * so the webhook configurations follow without waiting for a period.
  */
 import { describe, expect, it, vi } from "vitest";
-import type { KubeClient, KubeObject, WatchEvent } from "../../src/kube/index.ts";
+import type { KubeObject, WatchEvent } from "../../src/kube/index.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
 import { PolicyWatcher } from "../../src/policy/watch.ts";
+import { RefusingClient } from "../support/refusing-client.ts";
 
 /** Bound for waits on the running watcher. */
 const WAIT = { timeout: 2_000, interval: 10 };
@@ -15,15 +16,14 @@ function policyObject(name: string, team: string): KubeObject {
 }
 
 /** Lists one policy, then streams the events a test pushes until the watcher stops. */
-class PolicyFeed implements KubeClient {
-  readonly server = "https://fake.example";
+class PolicyFeed extends RefusingClient {
   private emit: ((event: WatchEvent) => void) | undefined;
 
-  get<T>(): Promise<T> {
+  override get<T>(): Promise<T> {
     return Promise.resolve({ metadata: { resourceVersion: "1" }, items: [policyObject("shop", "shop")] } as T);
   }
 
-  watch(_path: string, _query: Record<string, string | undefined>, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+  override watch(_path: string, _query: Record<string, string | undefined>, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
     this.emit = onEvent;
     return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
   }
@@ -35,14 +35,6 @@ class PolicyFeed implements KubeClient {
   get watching(): boolean {
     return this.emit !== undefined;
   }
-
-  create<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  replace<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  jsonPatch<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  mergePatch<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  delete<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  request<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  close(): void {}
 }
 
 describe("PolicyWatcher change notifications", () => {

@@ -5,7 +5,7 @@
  */
 import { Writable } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { KubeClient, KubeObject, RequestOptions, WatchEvent } from "../../src/kube/index.ts";
+import type { KubeObject, RequestOptions, WatchEvent } from "../../src/kube/index.ts";
 import { Conflict, NotFound } from "../../src/kube/index.ts";
 import { createLogger } from "../../src/telemetry/logger.ts";
 import type { NamedPolicy } from "../../src/policy/combine.ts";
@@ -14,6 +14,7 @@ import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../
 import { NO_POLICY_CONDITION } from "../../src/webhooks/coverage.ts";
 import type { WebhookSyncOptions } from "../../src/webhooks/sync.ts";
 import { WebhookSync } from "../../src/webhooks/sync.ts";
+import { RefusingClient } from "../support/refusing-client.ts";
 
 const VALIDATING = `${CONFIGURATION_PATHS.ValidatingWebhookConfiguration}/kubetx`;
 const MUTATING = `${CONFIGURATION_PATHS.MutatingWebhookConfiguration}/kubetx`;
@@ -24,8 +25,7 @@ type Entry = { name: string; clientConfig: { url?: string; caBundle?: string }; 
 type Configuration = KubeObject & { webhooks: Entry[] };
 
 /** The two configurations by path, with resourceVersions and watchers, as the apiserver keeps them. */
-class FakeApiserver implements KubeClient {
-  readonly server = "https://fake.example";
+class FakeApiserver extends RefusingClient {
   readonly objects = new Map<string, Configuration>();
   readonly writes: { path: string; query: RequestOptions["query"] }[] = [];
   /** Conflicts to answer the next replaces with, as if someone wrote in between. */
@@ -48,12 +48,12 @@ class FakeApiserver implements KubeClient {
     return this.objects.get(path)?.webhooks ?? [];
   }
 
-  get<T>(path: string): Promise<T> {
+  override get<T>(path: string): Promise<T> {
     const object = this.objects.get(path);
     return object ? Promise.resolve(structuredClone(object) as T) : Promise.reject(new NotFound({ status: 404, reason: "NotFound", message: path, method: "GET", path }));
   }
 
-  replace<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+  override replace<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
     const object = body as Configuration;
     const conflict = this.conflicts > 0 || this.objects.get(path)?.metadata?.resourceVersion !== object.metadata?.resourceVersion;
     if (conflict) {
@@ -65,17 +65,10 @@ class FakeApiserver implements KubeClient {
     return Promise.resolve(structuredClone(this.objects.get(path)) as T);
   }
 
-  watch(_path: string, _query: Record<string, string | undefined>, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+  override watch(_path: string, _query: Record<string, string | undefined>, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
     this.watchers.add(onEvent);
     return new Promise((resolve) => signal.addEventListener("abort", () => (this.watchers.delete(onEvent), resolve()), { once: true }));
   }
-
-  create<T>(): Promise<T> { return Promise.reject(new Error("kubetx never creates a configuration")); }
-  jsonPatch<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  mergePatch<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  delete<T>(): Promise<T> { return Promise.reject(new Error("kubetx never deletes a configuration")); }
-  request<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  close(): void {}
 }
 
 function policy(name: string, team: string, spec: Partial<typeof POLICY_DEFAULTS> = {}): NamedPolicy {
