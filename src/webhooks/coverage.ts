@@ -104,7 +104,7 @@ const NAME_HASH_DIGITS = 16;
 export function objectWebhooks(policies: readonly NamedPolicy[], baseName: string): WebhookMatch[] {
   const seen = new Set<string>();
   const matches: { policy: string; match: Omit<WebhookMatch, "name"> }[] = [];
-  for (const policy of [...policies].sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const policy of [...policies].sort((a, b) => byCodeUnit(a.name, b.name))) {
     const match = policy.spec.mode === "off" ? undefined : matchOf(policy.spec);
     if (!match) continue;
     const key = JSON.stringify(match);
@@ -114,6 +114,11 @@ export function objectWebhooks(policies: readonly NamedPolicy[], baseName: strin
   }
   if (matches.length === 0) return [noPolicyWebhook(baseName)];
   return matches.map(({ policy, match }, i) => ({ name: i === 0 ? baseName : entryName(policy, baseName), ...match }));
+}
+
+/** A locale-free order: every replica, whatever its locale, must build the same entries, or they would rewrite each other's. */
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** The entry that stands in when no policy covers anything. */
@@ -194,7 +199,7 @@ function resourceCoverage(include: readonly Pattern[], exclude: readonly Pattern
   if (kept.some((p) => p.group === ANY)) return { rules: [rule(ANY, [ANY])], excluded };
   const byGroup = new Map<string, Set<string>>();
   for (const p of kept) byGroup.set(p.group, (byGroup.get(p.group) ?? new Set<string>()).add(p.resource));
-  const rules = [...byGroup.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([group, resources]) =>
+  const rules = [...byGroup.entries()].sort(([a], [b]) => byCodeUnit(a, b)).map(([group, resources]) =>
     rule(group, resources.has(ANY) ? [ANY] : [...resources].sort()));
   return { rules, excluded };
 }
