@@ -19,7 +19,7 @@ import type { ControlPlane } from "./controlplane.ts";
 import { startControlPlane } from "./controlplane.ts";
 import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "./identities.ts";
 import { portInUse } from "./ports.ts";
-import { CONFIGURATION_PATHS, WEBHOOK_NAME, urlClientConfig, webhookConfigurations } from "./registration.ts";
+import { CONFIGURATION_PATHS, WEBHOOK_NAME, urlClientConfig, webhookConfigurations } from "../webhooks/configurations.ts";
 import type { Binaries } from "./toolchain.ts";
 import { AUDIT_PATH } from "../server/app.ts";
 

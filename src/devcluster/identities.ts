@@ -5,10 +5,9 @@
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { stringify } from "yaml";
+import { KUBETX_NAMESPACE, KUBETX_USERNAME } from "../kube/names.ts";
 
-export const KUBETX_NAMESPACE = "kubetx-system";
-export const KUBETX_SERVICE_ACCOUNT = "kubetx";
-export const KUBETX_USERNAME = `system:serviceaccount:${KUBETX_NAMESPACE}:${KUBETX_SERVICE_ACCOUNT}`;
+export { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT, KUBETX_USERNAME } from "../kube/names.ts";
 
 export interface Identity {
   /** Kubeconfig file stem and context name. */

@@ -128,6 +128,11 @@ function requirementMatches(r: LabelSelectorRequirement, labels: Readonly<Record
   }
 }
 
+/** The user name the apiserver gives a service account named `namespace/name` in a policy. */
+export function serviceAccountUser(namespaceSlashName: string): string {
+  return `system:serviceaccount:${namespaceSlashName.replace("/", ":")}`;
+}
+
 /** Whether a `resources` pattern selects a group/resource. */
 export function resourceMatches(pattern: string, group: string, resource: string): boolean {
   if (pattern === "*") return true;

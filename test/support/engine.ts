@@ -9,13 +9,13 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConfigInput } from "../../src/config/config.ts";
 import { loadConfig } from "../../src/config/config.ts";
-import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/devcluster/registration.ts";
-import { createOrReplace } from "../../src/kube/index.ts";
+import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/webhooks/configurations.ts";
+import { Conflict, createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
 import { afterAll, beforeAll } from "vitest";
-import type { KubeClient } from "../../src/kube/index.ts";
+import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import { client, cluster, createNamespace, kubectl } from "./cluster.ts";
 import { webhookCertificate } from "./webhook.ts";
 
@@ -70,12 +70,30 @@ export async function register(port: number): Promise<void> {
   const admin = await client("admin");
   try {
     for (const configuration of webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${port}`, p, cluster().caData))) {
-      await createOrReplace(admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
+      await replaceDespiteSync(admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
     }
   } finally {
     admin.close();
   }
   await waitUntilWebhookAnswers();
+}
+
+/** Attempts before a registration gives up on Conflicts. */
+const REGISTER_ATTEMPTS = 10;
+
+/**
+ * A running kubetx keeps the configuration in step with its policies and may
+ * write it between this read and write: a Conflict means read it again.
+ */
+async function replaceDespiteSync(admin: KubeClient, collection: string, configuration: KubeObject): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await createOrReplace(admin, collection, configuration);
+      return;
+    } catch (error) {
+      if (!(error instanceof Conflict) || attempt >= REGISTER_ATTEMPTS) throw error;
+    }
+  }
 }
 
 export async function unregister(): Promise<void> {
