@@ -127,7 +127,7 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const intents = new IntentTracker({
     clock, logger, graceMs: config.intentGraceMs,
     reachedValidation: reachedValidationByLocks(locks, (requester) => sessions.current(requester, "CREATE")),
-    failRequester: async (requester, fieldManager, reason) => void (await failRequester(failures, { requester, fieldManager, reason })),
+    failRequester: async (requester, fieldManager, reason, observedAtMs) => void (await failRequester(failures, { requester, fieldManager, reason, receivedAtMs: observedAtMs })),
   });
   const resolver = new Resolver({
     client, store, locks, sessions: sessionStore, journal, clock, logger, identity: config.identity,

@@ -23,7 +23,7 @@ export function observeHandler(deps: ScopeDeps & { readonly intents: IntentTrack
 }
 
 /** A `generateName` create has no name yet at mutating admission: it is recorded by its prefix. */
-function intentOf(request: AdmissionRequest): Omit<Intent, "observedAt"> {
+function intentOf(request: AdmissionRequest): Omit<Intent, "observedAt" | "observedAtWall"> {
   const fieldManager = fieldManagerOf(request);
   const name = request.name || request.object?.metadata?.name || "";
   const generateName = name === "" ? request.object?.metadata?.generateName : undefined;

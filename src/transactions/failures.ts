@@ -9,6 +9,8 @@
 import type { Logger } from "../telemetry/logger.ts";
 import type { Coordinator, Requester } from "./coordinator.ts";
 import type { Sessions } from "./sessions.ts";
+import type { Transaction } from "./model.ts";
+import { TERMINAL_PHASES } from "./model.ts";
 import type { TransactionStore } from "./store.ts";
 
 export interface RequesterFailureDeps {
@@ -28,8 +30,18 @@ export interface RequesterFailure {
   readonly receivedAtMs?: number;
 }
 
-/** Returns the transaction it failed, or undefined when the failure belongs to an apply that has ended. */
+/**
+ * Returns the transaction it failed, or undefined when the failure belongs
+ * to an apply that has ended. The same failure may be reported twice (by
+ * /observe and by the audit sink, or by a batch the apiserver sent again):
+ * a failure from before the requester's last transaction was resolved is
+ * that transaction's, already counted or too late, and opens no new one.
+ */
 export async function failRequester(deps: RequesterFailureDeps, failure: RequesterFailure): Promise<string | undefined> {
+  if (failure.receivedAtMs !== undefined && endedAfter(await deps.sessions.last(failure.requester), failure.receivedAtMs)) {
+    deps.logger.info({ user: failure.requester.username }, "a failed write from a transaction already resolved; nothing to fail");
+    return undefined;
+  }
   const { id, record } = await deps.sessions.transactionFor(failure.requester, failure.fieldManager, "CREATE");
   const tx = record ?? (await deps.store.getOrCreate(id, { user: failure.requester.username, mode: "transparent" }));
   const began = Date.parse(tx.metadata?.creationTimestamp ?? "");
@@ -39,4 +51,11 @@ export async function failRequester(deps: RequesterFailureDeps, failure: Request
   }
   await deps.coordinator.fail(id, failure.reason);
   return id;
+}
+
+/** Whether `tx` is resolved, and was resolved at or after `atMs` (so a failure at `atMs` happened while it was open). */
+function endedAfter(tx: Transaction | undefined, atMs: number): boolean {
+  if (!tx || !TERMINAL_PHASES.has(tx.status?.phase ?? "Open")) return false;
+  const resolvedAt = Date.parse(tx.status?.resolvedAt ?? "");
+  return !Number.isNaN(resolvedAt) && atMs <= resolvedAt;
 }

@@ -32,7 +32,10 @@ export interface Intent {
   /** Set when the name is still to be generated. */
   readonly generateName?: string;
   readonly operation: string;
+  /** On the monotonic clock, for the grace. */
   readonly observedAt: number;
+  /** On the wall clock, to compare with a transaction's resolution time. */
+  readonly observedAtWall: number;
 }
 
 export interface IntentOptions {
@@ -42,8 +45,8 @@ export interface IntentOptions {
   readonly graceMs: number;
   /** Whether the write reached /validate on some replica (for this one's own, it is crossed off directly). */
   readonly reachedValidation: (intent: Intent) => Promise<boolean>;
-  /** Fails the requester's current transparent transaction (starting one if needed). */
-  readonly failRequester: (requester: Requester, fieldManager: string | undefined, reason: string) => Promise<void>;
+  /** Fails the requester's current transparent transaction (starting one if needed); `observedAtMs` is wall-clock time. */
+  readonly failRequester: (requester: Requester, fieldManager: string | undefined, reason: string, observedAtMs: number) => Promise<void>;
 }
 
 /** Intents kept at most: a flood of writes must not grow memory without bound. */
@@ -76,14 +79,14 @@ export class IntentTracker {
     this.o = options;
   }
 
-  observe(intent: Omit<Intent, "observedAt">): void {
+  observe(intent: Omit<Intent, "observedAt" | "observedAtWall">): void {
     if (this.count >= MAX_INTENTS) {
       this.o.logger.warn({ pending: this.count }, "too many writes waiting for validation; not tracking more");
       return;
     }
     const key = intentKey(intent.requester, intent.operation, intent.ref, intent.generateName);
     const queue = this.pending.get(key) ?? [];
-    queue.push({ ...intent, observedAt: this.o.clock.monotonic() });
+    queue.push({ ...intent, observedAt: this.o.clock.monotonic(), observedAtWall: this.o.clock.now() });
     this.pending.set(key, queue);
     this.count += 1;
   }
@@ -111,7 +114,7 @@ export class IntentTracker {
       const object = intent.generateName ? `${describeRef(intent.ref)}(${intent.generateName}…)` : describeRef(intent.ref);
       const reason = `the apiserver rejected the ${intent.operation.toLowerCase()} of ${object} before it reached kubetx (the object failed its own validation; kubectl printed why)`;
       this.o.logger.info({ user: intent.requester.username, object }, "write never reached validation; failing its transaction");
-      await this.o.failRequester(intent.requester, intent.fieldManager, reason);
+      await this.o.failRequester(intent.requester, intent.fieldManager, reason, intent.observedAtWall);
     }
   }
 

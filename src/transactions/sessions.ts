@@ -72,6 +72,12 @@ export class Sessions {
     const session = await this.sessions.read(sessionKey(requester));
     return session && joinable(await this.store.get(session.transaction), operation) ? session.transaction : undefined;
   }
+
+  /** The record of the transaction the requester's session points at, whatever its phase; undefined when none. */
+  async last(requester: Requester): Promise<Transaction | undefined> {
+    const session = await this.sessions.read(sessionKey(requester));
+    return session ? this.store.get(session.transaction) : undefined;
+  }
 }
 
 /**

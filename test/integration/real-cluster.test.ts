@@ -56,7 +56,7 @@ describe("a real cluster with controllers at work", () => {
 
   it("commits a plain kubectl create of an object with generateName, and keeps the object", async () => {
     const created = await kubectl(["create", "-o", "name", "-f", "-"], { user: "alice", input: yamlOf([{ apiVersion: "v1", kind: "ConfigMap", metadata: { generateName: "job-", namespace: ns }, data: { a: "1" } }]) });
-    expect(created.code).toBe(0);
+    expect(created.code, created.stderr).toBe(0);
     const name = created.stdout.trim().replace("configmap/", "");
     expect(name).toMatch(/^job-[a-z0-9]{5}$/);
     const tx = await waitResolved(admin, joined(created.stderr));
@@ -68,14 +68,14 @@ describe("a real cluster with controllers at work", () => {
   it("commits an explicit transaction whose member has generateName, and rolls one back by deleting the generated object", async () => {
     const generated = (id: string): KubeObject => inTransaction({ apiVersion: "v1", kind: "ConfigMap", metadata: { generateName: "gen-", namespace: ns }, data: { a: "1" } }, id, 1);
     const ok = await kubectl(["create", "-o", "name", "-f", "-"], { user: "alice", input: yamlOf([generated("t-gen00001")]) });
-    expect(ok.code).toBe(0);
+    expect(ok.code, ok.stderr).toBe(0);
     expect((await waitResolved(admin, "t-gen00001")).status?.phase).toBe("Committed");
     expect(await readOrUndefined(admin, `${cms}/${ok.stdout.trim().replace("configmap/", "")}`)).toBeDefined();
 
     // Two expected members, only one arrives: the transaction times out and the generated object goes.
     const twoExpected = inTransaction(generated("t-gen00002"), "t-gen00002", 2);
     const partial = await kubectl(["create", "-o", "name", "-f", "-"], { user: "alice", input: yamlOf([twoExpected]) });
-    expect(partial.code).toBe(0);
+    expect(partial.code, partial.stderr).toBe(0);
     const name = partial.stdout.trim().replace("configmap/", "");
     const tx = await waitResolved(admin, "t-gen00002", 40_000);
     expect(tx.status?.phase).toBe("RolledBack");
@@ -86,7 +86,7 @@ describe("a real cluster with controllers at work", () => {
   it("undoes alice's image change but keeps an autoscaler's replicas and an exempt user's label on the same Deployment", async () => {
     await admin.create(deployments, deployment(ns, "scaled", "nginx:1.26", 1));
     const changed = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([{ ...deployment(ns, "scaled", "nginx:1.27", 1), metadata: { name: "scaled", namespace: ns } }]) });
-    expect(changed.code).toBe(0);
+    expect(changed.code, changed.stderr).toBe(0);
     const id = joined(changed.stderr);
     // An exempt identity (admin, like an HPA's controller) scales through /scale and labels the Deployment while alice's transaction is open.
     await admin.mergePatch(`${deployments}/scaled/scale`, { spec: { replicas: 3 } });
@@ -104,7 +104,7 @@ describe("a real cluster with controllers at work", () => {
   it("reports a value both the transaction and someone else changed as a conflict, keeps theirs, and says so in the record and an Event", async () => {
     await admin.create(cms, configMap(ns, "shared", { owner: "nobody", other: "x" }));
     const changed = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "shared", { owner: "alice", other: "x" })]) });
-    expect(changed.code).toBe(0);
+    expect(changed.code, changed.stderr).toBe(0);
     const id = joined(changed.stderr);
     await admin.mergePatch(`${cms}/shared`, { data: { owner: "admin" } });
     expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "breaks-shared")]) })).code).not.toBe(0);
@@ -113,12 +113,13 @@ describe("a real cluster with controllers at work", () => {
     expect((await admin.get(`${cms}/shared`)).data).toMatchObject({ owner: "admin" });
     expect(tx.status?.conflicts).toEqual([`configmaps ${ns}/shared: data.owner`]);
     expect(tx.status?.members?.find((m) => m.name === "shared")).toMatchObject({ conflicts: ["data.owner"] });
-    expect(await eventReasons(admin, ns, "shared")).toContain("TransactionRollbackConflict");
+    // The Event follows the final phase by a moment.
+    await until("the conflict Event", async () => ((await eventReasons(admin, ns, "shared")).includes("TransactionRollbackConflict") ? true : undefined), 10_000);
   });
 
   it("rolls back a created Deployment and leaves no ReplicaSet or Pod behind", async () => {
     const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([deployment(ns, "doomed", "nginx:1.27", 2)]) });
-    expect(applied.code).toBe(0);
+    expect(applied.code, applied.stderr).toBe(0);
     const id = joined(applied.stderr);
     const created = await admin.get(`${deployments}/doomed`);
     const uid = created.metadata?.uid ?? "";
@@ -139,7 +140,7 @@ describe("a real cluster with controllers at work", () => {
     const before = await admin.get(`${deployments}/phoenix`);
     await until("the first ReplicaSet", async () => (await ownedBy(admin, `/apis/apps/v1/namespaces/${ns}/replicasets`, before.metadata?.uid ?? ""))[0]);
     const deleted = await kubectl(["delete", "deployment", "phoenix", "-n", ns], { user: "alice" });
-    expect(deleted.code).toBe(0);
+    expect(deleted.code, deleted.stderr).toBe(0);
     const id = joined(deleted.stderr);
     expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "breaks-phoenix")]) })).code).not.toBe(0);
     expect((await waitResolved(admin, id)).status?.phase).toBe("RolledBack");
@@ -153,7 +154,7 @@ describe("a real cluster with controllers at work", () => {
     const doomed = uniqueName("gone");
     await createNamespace(doomed, { "kubetx.io/enabled": "true" });
     const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(doomed, "a", { v: "1" }), deployment(doomed, "web", "nginx:1.27", 1)]) });
-    expect(applied.code).toBe(0);
+    expect(applied.code, applied.stderr).toBe(0);
     const id = joined(applied.stderr);
     expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
     expect((await kubectl(["delete", "namespace", doomed, "--wait=false"], { user: "admin" })).code).toBe(0);

@@ -16,6 +16,10 @@ export interface ClusterInfo {
   readonly auditLog: string;
   readonly kubectl: string;
   readonly binariesDir: string;
+  /** The port the apiserver's audit webhook backend sends to: an engine listening there receives the audit events. */
+  readonly auditSinkPort: number;
+  /** The CA and name of the client certificate the apiserver presents to the audit sink. */
+  readonly apiserverClient: { readonly caFile: string; readonly names: readonly string[] };
 }
 
 declare module "vitest" {

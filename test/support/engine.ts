@@ -38,7 +38,8 @@ export function useEngine(namespace: string, labels: Record<string, string> = { 
   beforeAll(async () => {
     admin = await client("admin");
     await createNamespace(namespace, labels);
-    engine = await startEngine(input);
+    // As kubetx dev runs it: receiving the apiserver's audit events, unless the story says otherwise.
+    engine = await startEngine({ auditSink: true, ...input }, input?.auditSink === false ? {} : { port: cluster().auditSinkPort });
   });
   afterAll(async () => {
     await unregister();
@@ -52,14 +53,20 @@ export function useEngine(namespace: string, labels: Record<string, string> = { 
   return { admin: () => need(admin, "the admin client"), engine: () => need(engine, "the engine") };
 }
 
-export async function startEngine(input: ConfigInput = FAST): Promise<WebhookServer> {
+/**
+ * Starts kubetx in this process and registers it. With `auditSink` in the
+ * input it verifies the apiserver's client certificate; it receives the
+ * audit events only on the cluster's audit sink port (useEngine does that).
+ */
+export async function startEngine(input: ConfigInput = FAST, listen: { port?: number } = {}): Promise<WebhookServer> {
   const server = await startWebhookServer({
     kubeconfig: cluster().kubeconfigs.kubetx,
     tls: await webhookCertificate(),
     host: "127.0.0.1",
-    port: 0,
+    port: listen.port ?? 0,
     logger: silentLogger(),
     config: loadConfig({ ...FAST, ...input }),
+    ...(input.auditSink ? { apiserverClients: cluster().apiserverClient } : {}),
   });
   await register(server.port);
   return server;

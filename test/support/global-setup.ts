@@ -10,6 +10,8 @@ import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { bootstrapKubetxIdentity, runEditorBinder } from "../../src/devcluster/bootstrap.ts";
 import { startControlPlane } from "../../src/devcluster/controlplane.ts";
+import { freePort } from "../../src/devcluster/ports.ts";
+import { AUDIT_PATH } from "../../src/server/app.ts";
 import { installCrds, installUserRole } from "../../src/devcluster/install.ts";
 import { defaultCacheDir, ensureBinaries } from "../../src/devcluster/toolchain.ts";
 import { createKubeClient } from "../../src/kube/index.ts";
@@ -24,7 +26,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     onProgress: (line) => process.stderr.write(`${line}\n`),
   });
   const dir = await mkdtemp(path.join(tmpdir(), "kubetx-test-"));
-  const controlPlane = await startControlPlane({ dir, binaries, restartApiserver: true });
+  // The apiserver's audit webhook backend reports to whichever test engine listens on this port (useEngine's).
+  const sinkPort = await freePort();
+  const controlPlane = await startControlPlane({ dir, binaries, restartApiserver: true, auditSinkUrl: `https://127.0.0.1:${sinkPort}${AUDIT_PATH}` });
   const admin = await createKubeClient(controlPlane.kubeconfigs.admin);
   const binder = new AbortController();
   try {
@@ -46,6 +50,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     auditLog: controlPlane.auditLog,
     kubectl: binaries.kubectl,
     binariesDir: path.dirname(binaries.kubectl),
+    auditSinkPort: sinkPort,
+    apiserverClient: controlPlane.apiserverClient,
   };
   project.provide("cluster", info);
   return async () => {

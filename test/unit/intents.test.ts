@@ -80,7 +80,7 @@ describe("evidence from locks that a write reached validation", () => {
     member: { transaction: "t-00000001", ref, kind: "ConfigMap", operation: "CREATE", user, requestUid: "u", admittedAt: 0 },
   });
   const intent = (name: string, generateName?: string): Intent => ({
-    requester: alice, ref: { ...configmaps, name }, operation: "CREATE", observedAt: 0, ...(generateName ? { generateName } : {}),
+    requester: alice, ref: { ...configmaps, name }, operation: "CREATE", observedAt: 0, observedAtWall: 0, ...(generateName ? { generateName } : {}),
   });
 
   it("a named object counts when its lock is held for the same user", async () => {

@@ -1,0 +1,180 @@
+/**
+ * The audit sink: the apiserver reports every request's outcome to kubetx,
+ * so a plain kubectl apply rolls back when one of its writes fails anywhere:
+ * while decoding (a misspelt field, a wrong type), in another webhook, or in
+ * storage.
+ */
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import https from "node:https";
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
+import { Conflict } from "../../src/kube/index.ts";
+import { ensureClientCertificate } from "../../src/devcluster/certs.ts";
+import { AUDIT_PATH } from "../../src/server/app.ts";
+import { cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
+import { startEngine, unregister, useEngine } from "../support/engine.ts";
+import { configMap, phaseOf, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
+import { installPlugin } from "../support/plugin.ts";
+import { startThirdPartyWebhook } from "../support/third-party.ts";
+
+function joined(stderr: string): string {
+  const match = /kubetx: joined transaction (t-[a-z0-9-]+)/.exec(stderr);
+  if (!match?.[1]) throw new Error(`kubectl printed no kubetx warning:\n${stderr}`);
+  return match[1];
+}
+
+const service = (ns: string, name: string): KubeObject => ({ apiVersion: "v1", kind: "Service", metadata: { name, namespace: ns }, spec: { selector: { app: name }, ports: [{ port: 80 }] } });
+
+/** A Deployment as YAML with `replica: 2` where `replicas` was meant: kubectl's strict field validation refuses it while decoding. */
+function misspeltDeployment(ns: string, name: string): string {
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  replica: 2
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec: {containers: [{name: web, image: "nginx:1.27"}]}
+`;
+}
+
+/** POSTs to the sink port as the apiserver would, optionally with a client certificate. */
+function postToSink(body: string, identity?: { cert: Buffer; key: Buffer }): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: "127.0.0.1", port: cluster().auditSinkPort, path: AUDIT_PATH, method: "POST", rejectUnauthorized: false,
+      headers: { "content-type": "application/json" }, ...(identity ?? {}),
+    }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+describe("the audit sink", () => {
+  const ns = uniqueName("sink");
+  const fixture = useEngine(ns);
+  let admin: KubeClient;
+  beforeAll(() => {
+    admin = fixture.admin();
+  });
+
+  it("rolls back the valid objects of a plain apply when one has a misspelt field, with kubectl's error in the record", async () => {
+    const input = `${yamlOf([configMap(ns, "typo-config", { v: "1" }), service(ns, "typo-svc")])}---\n${misspeltDeployment(ns, "typo-web")}`;
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input });
+    expect(applied.code).not.toBe(0);
+    expect(applied.stderr).toContain('unknown field "spec.replica"');
+    const tx = await waitResolved(admin, joined(applied.stderr));
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.message).toContain('unknown field "spec.replica"');
+    expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/typo-config`)).toBeUndefined();
+    expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/services/typo-svc`)).toBeUndefined();
+    const plugin = await installPlugin();
+    try {
+      const described = await plugin.tx(["describe", tx.metadata?.name ?? ""]);
+      expect(described.code).toBe(0);
+      expect(described.stdout).toMatch(/Message: .*rejected the create of apps\/deployments in sink-[0-9a-f]+ before it reached kubetx/);
+      expect(described.stdout).toContain('unknown field "spec.replica"');
+    } finally {
+      await plugin.remove();
+    }
+  });
+
+  it("rolls back an apply when one object has a value of the wrong type", async () => {
+    const input = `${yamlOf([configMap(ns, "typed-ok", { v: "1" })])}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: typed-bad, namespace: ${ns}}\ndata: {count: [1, 2]}\n`;
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input });
+    expect(applied.code).not.toBe(0);
+    const tx = await waitResolved(admin, joined(applied.stderr));
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.message).toMatch(/rejected the create of configmaps in sink-[0-9a-f]+ before it reached kubetx .*cannot unmarshal array/);
+    expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/typed-ok`)).toBeUndefined();
+  });
+
+  it("commits an update that first hit a resourceVersion conflict and then went through, as kubectl retries it", async () => {
+    await admin.create(`/api/v1/namespaces/${ns}/configmaps`, configMap(ns, "retried", { v: "0" }));
+    const alice = await (await import("../support/cluster.ts")).client("alice");
+    try {
+      const current = await alice.get(`/api/v1/namespaces/${ns}/configmaps/retried`);
+      const stale = { ...current, metadata: { ...current.metadata, resourceVersion: "1" }, data: { v: "stale" } };
+      await expect(alice.replace(`/api/v1/namespaces/${ns}/configmaps/retried`, stale)).rejects.toBeInstanceOf(Conflict);
+      await alice.replace(`/api/v1/namespaces/${ns}/configmaps/retried`, { ...current, data: { v: "1" } });
+    } finally {
+      alice.close();
+    }
+    const tx = await until("alice's transaction", async () => {
+      const list = await admin.get<{ items: { metadata?: { name?: string }; spec: { user: string }; status?: { members?: { name: string }[] } }[] }>("/apis/kubetx.io/v1alpha1/transactions");
+      return list.items.find((t) => t.spec.user === "alice" && t.status?.members?.some((m) => m.name === "retried"))?.metadata?.name;
+    });
+    expect((await waitResolved(admin, tx)).status?.phase).toBe("Committed");
+    expect((await admin.get(`/api/v1/namespaces/${ns}/configmaps/retried`)).data).toEqual({ v: "1" });
+  });
+
+  it("judges a member that kubetx allowed and another webhook then denied as failed, from its own audit event", async () => {
+    const thirdParty = await startThirdPartyWebhook(ns);
+    try {
+      const input = yamlOf([configMap(ns, "fine", { v: "1" }), configMap(ns, "refused", { v: "1" }, { labels: { "third-party": "deny" } })]);
+      const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input });
+      expect(applied.code).not.toBe(0);
+      expect(applied.stderr).toContain("third-party=deny");
+      const tx = await waitResolved(admin, joined(applied.stderr));
+      expect(tx.status?.phase).toBe("RolledBack");
+      expect(tx.status?.message).toContain("refused the create of configmaps");
+      expect(tx.status?.message).toContain("deny.third-party.example.com");
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/fine`)).toBeUndefined();
+    } finally {
+      await thirdParty.close();
+    }
+  });
+
+  it("refuses an unauthenticated, a foreign or a malformed EventList, and none of them changes anything", async () => {
+    const victim = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "victim", { v: "1" })]) });
+    const id = joined(victim.stderr);
+    const forged = JSON.stringify({
+      apiVersion: "audit.k8s.io/v1", kind: "EventList",
+      items: [{ stage: "ResponseComplete", verb: "create", auditID: randomBytes(4).toString("hex"), user: { username: "alice", uid: "uid-alice", groups: ["developers", "system:authenticated"] },
+        objectRef: { resource: "configmaps", namespace: ns, name: "x" }, responseStatus: { code: 422, message: "forged" },
+        requestReceivedTimestamp: new Date().toISOString(), stageTimestamp: new Date().toISOString() }],
+    });
+    expect(await postToSink(forged)).toBe(401);
+    const pki = path.join(cluster().dir, "pki");
+    const apiserver = { cert: await readFile(path.join(pki, "apiserver-webhook-client.crt")), key: await readFile(path.join(pki, "apiserver-webhook-client.key")) };
+    const other = await ensureClientCertificate({ ca: { certFile: cluster().caFile, keyFile: cluster().caKeyFile }, outDir: pki, name: "not-the-apiserver", commonName: "alice" });
+    const someoneElse = { cert: await readFile(other.certFile), key: await readFile(other.keyFile) };
+    expect(await postToSink(forged, someoneElse)).toBe(403);
+    expect(await postToSink("{not json", apiserver)).toBe(400);
+    expect(await postToSink(JSON.stringify({ apiVersion: "audit.k8s.io/v1", kind: "EventList", items: "many" }), apiserver)).toBe(400);
+    const tx = await waitResolved(admin, id);
+    expect(tx.status?.phase).toBe("Committed");
+  });
+});
+
+describe("without the audit sink", () => {
+  const ns = uniqueName("nosink");
+  let admin: KubeClient;
+  beforeAll(async () => {
+    admin = await (await import("../support/cluster.ts")).client("admin");
+    await createNamespace(ns, { "kubetx.io/enabled": "true" });
+  });
+
+  it("keeps today's behaviour: a misspelt field is invisible, so the valid objects around it commit", async () => {
+    const engine = await startEngine({ auditSink: false });
+    try {
+      const input = `${yamlOf([configMap(ns, "kept", { v: "1" })])}---\n${misspeltDeployment(ns, "web")}`;
+      const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input });
+      expect(applied.code).not.toBe(0);
+      const id = joined(applied.stderr);
+      expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/kept`)).toBeDefined();
+      expect(await phaseOf(admin, id)).toBe("Committed");
+    } finally {
+      await unregister();
+      await engine.close();
+      admin.close();
+    }
+  });
+});

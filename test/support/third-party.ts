@@ -1,0 +1,79 @@
+/**
+ * Another team's validating webhook beside kubetx, registered with the
+ * real apiserver for one namespace: it denies objects labelled
+ * `third-party: deny`, and can answer slowly (the apiserver calls validating
+ * webhooks in parallel, so a slow one holds a write kubetx already allowed).
+ * (Not `deny: yes`: kubectl reads YAML 1.1, where an unquoted yes is a boolean.)
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { AdmissionHandler } from "../../src/admission/handler.ts";
+import { allowed, denied } from "../../src/admission/response.ts";
+import { createOrReplace } from "../../src/kube/index.ts";
+import { createApp } from "../../src/server/app.ts";
+import { listenHttps } from "../../src/server/https.ts";
+import { silentLogger } from "../../src/telemetry/logger.ts";
+import { client, cluster } from "./cluster.ts";
+import { webhookCertificate } from "./webhook.ts";
+
+const CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
+export const THIRD_PARTY = "third-party-test";
+/** The apiserver's default webhook timeout: what an ordinary third-party webhook gets. */
+const TIMEOUT_SECONDS = 10;
+
+export interface ThirdParty {
+  /** How long it takes to answer from now on. */
+  delayMs: number;
+  close(): Promise<void>;
+}
+
+export async function startThirdPartyWebhook(namespace: string): Promise<ThirdParty> {
+  const state = { delayMs: 0 };
+  const handler: AdmissionHandler = {
+    async handle(request) {
+      if (state.delayMs > 0) await sleep(state.delayMs);
+      const labels = request.object?.metadata?.labels ?? {};
+      return labels["third-party"] === "deny" ? denied(request, "objects labelled third-party=deny are not allowed here") : allowed(request);
+    },
+  };
+  const server = await listenHttps(createApp({ logger: silentLogger(), handlers: { "/validate": handler } }), await webhookCertificate(), { host: "127.0.0.1", port: 0 });
+  const admin = await client("admin");
+  await createOrReplace(admin, CONFIGURATIONS, {
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "ValidatingWebhookConfiguration",
+    metadata: { name: THIRD_PARTY },
+    webhooks: [{
+      name: "deny.third-party.example.com",
+      admissionReviewVersions: ["v1"],
+      clientConfig: { url: `https://127.0.0.1:${server.port}/validate`, caBundle: cluster().caData },
+      rules: [{ operations: ["CREATE", "UPDATE"], apiGroups: ["*"], apiVersions: ["*"], resources: ["*"], scope: "Namespaced" }],
+      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+      sideEffects: "None",
+      failurePolicy: "Fail",
+      timeoutSeconds: TIMEOUT_SECONDS,
+    }],
+  });
+  await untilActive(namespace);
+  return Object.assign(state, {
+    close: async (): Promise<void> => {
+      await admin.delete(`${CONFIGURATIONS}/${THIRD_PARTY}`).catch(() => undefined);
+      admin.close();
+      await server.close();
+    },
+  });
+}
+
+/** Waits until the apiserver calls the new webhook: a dry run of a labelled object is denied by it. */
+async function untilActive(namespace: string): Promise<void> {
+  const admin = await client("admin");
+  try {
+    for (let attempt = 0; attempt < 100; attempt += 1) {
+      const probe = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "third-party-probe", labels: { "third-party": "deny" } } };
+      const answer = await admin.create(`/api/v1/namespaces/${namespace}/configmaps`, probe, { query: { dryRun: "All" } }).then(() => "allowed", (error: unknown) => String(error));
+      if (answer.includes("third-party=deny")) return;
+      await sleep(100);
+    }
+    throw new Error("the apiserver never called the third-party webhook");
+  } finally {
+    admin.close();
+  }
+}
