@@ -13,14 +13,13 @@
  * generated.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { networkInterfaces, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { loadConfig } from "../../src/config/config.ts";
 import { installUserRole } from "../../src/devcluster/install.ts";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
-import { createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
@@ -28,18 +27,16 @@ import { client, cluster, createNamespace, kubectl, uniqueName } from "../suppor
 import { FAST } from "../support/engine.ts";
 import { CHART, NAMESPACE, RELEASE, REPO, helm, objectKey, parseObjects } from "../support/helm.ts";
 import { configMap, inTransaction, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
+import { machineAddress, removeDevBinding, removeSlice, restoreDevBinding, routeServiceTo } from "../support/service-route.ts";
 
-const SERVICE = `/api/v1/namespaces/${NAMESPACE}/services/kubetx`;
 const SECRET = `/api/v1/namespaces/${NAMESPACE}/secrets/kubetx-webhook-tls`;
-const SLICES = `/apis/discovery.k8s.io/v1/namespaces/${NAMESPACE}/endpointslices`;
+const SLICE = "kubetx-helm-test";
 const DEPLOYMENT = `/apis/apps/v1/namespaces/${NAMESPACE}/deployments/kubetx`;
 const POLICY = "/apis/kubetx.io/v1alpha1/transactionpolicies/default";
 const WEBHOOK_CONFIGURATIONS = [
   "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/kubetx",
   "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/kubetx",
 ];
-/** The dev cluster's "kubetx is cluster-admin" binding (src/devcluster/bootstrap.ts), removed so only the chart's RBAC counts. */
-const DEV_BINDING = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/kubetx-dev";
 const ENABLED = { "kubetx.io/enabled": "true" };
 /**
  * Narrowed as the chart's values.yaml asks admins to (these stories write
@@ -56,15 +53,6 @@ const POLL_ATTEMPTS = 150;
 type Webhook = { name: string; clientConfig: { caBundle?: string; service?: { name: string; namespace: string } } };
 type Secret = KubeObject & { data: Record<string, string> };
 
-/** An address of this machine that an EndpointSlice may hold (the apiserver refuses loopback ones). */
-function machineAddress(): string {
-  for (const addresses of Object.values(networkInterfaces())) {
-    const found = addresses?.find((a) => a.family === "IPv4" && !a.internal);
-    if (found) return found.address;
-  }
-  throw new Error("this machine has no non-loopback IPv4 address for the test EndpointSlice to point at");
-}
-
 async function webhooks(admin: KubeClient): Promise<Webhook[]> {
   const all: Webhook[] = [];
   for (const collection of WEBHOOK_CONFIGURATIONS) all.push(...(await admin.get<{ webhooks: Webhook[] }>(collection)).webhooks);
@@ -79,19 +67,6 @@ async function poll<T>(read: () => Promise<T>, done: (value: T) => boolean, what
   }
   if (!done(last)) throw new Error(`${what}; last seen: ${JSON.stringify(last)}`);
   return last;
-}
-
-/** The Service without a selector: its endpoints are the hand-written slice (helm upgrade puts the selector back). */
-async function routeServiceTo(admin: KubeClient, host: string, port: number): Promise<void> {
-  await admin.mergePatch(SERVICE, { spec: { selector: null } });
-  await createOrReplace(admin, SLICES, {
-    apiVersion: "discovery.k8s.io/v1",
-    kind: "EndpointSlice",
-    metadata: { name: "kubetx-helm-test", namespace: NAMESPACE, labels: { "kubernetes.io/service-name": "kubetx" } },
-    addressType: "IPv4",
-    endpoints: [{ addresses: [host], conditions: { ready: true } }],
-    ports: [{ name: "https", protocol: "TCP", port }],
-  });
 }
 
 /** A server-side dry run in an opted-in namespace gets kubetx's warning once the apiserver reaches it. */
@@ -133,14 +108,11 @@ describe("installing kubetx with helm", () => {
     // First, so no later test file meets a webhook that nothing answers.
     await helm(["uninstall", RELEASE, "--namespace", NAMESPACE, "--ignore-not-found"]);
     await engine?.close();
-    await admin.delete(`${SLICES}/kubetx-helm-test`).catch(() => undefined);
+    await removeSlice(admin, SLICE);
     await admin.delete(POLICY).catch(() => undefined);
     // What the global setup installed and the release took over.
     await installUserRole(admin);
-    if (devBinding) {
-      const { resourceVersion: _rv, uid: _uid, creationTimestamp: _ct, managedFields: _mf, ...metadata } = devBinding.metadata ?? {};
-      await createOrReplace(admin, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", { ...devBinding, metadata });
-    }
+    await restoreDevBinding(admin, devBinding);
     admin.close();
     await rm(certs, { recursive: true, force: true });
   });
@@ -172,8 +144,7 @@ describe("installing kubetx with helm", () => {
   });
 
   it("carries alice's apply through the Service to kubetx serving that certificate, with only the chart's RBAC", async () => {
-    devBinding = await admin.get(DEV_BINDING);
-    await admin.delete(DEV_BINDING);
+    devBinding = await removeDevBinding(admin);
     const secret = await admin.get<Secret>(SECRET);
     const tls = { certFile: path.join(certs, "tls.crt"), keyFile: path.join(certs, "tls.key") };
     await writeFile(tls.certFile, Buffer.from(secret.data["tls.crt"] ?? "", "base64"));
@@ -183,7 +154,7 @@ describe("installing kubetx with helm", () => {
       kubeconfig: cluster().kubeconfigs.kubetx, tls, host, port: 0, logger: silentLogger(),
       config: loadConfig({ ...FAST, maxOpenSeconds: UPGRADE_MAX_OPEN_SECONDS }),
     });
-    await routeServiceTo(admin, host, engine.port);
+    await routeServiceTo(admin, SLICE, host, engine.port);
     await waitUntilWebhookAnswers(ns);
 
     committedId = await applyAsAlice([configMap(ns, "chart-a", { v: "1" }), configMap(ns, "chart-b", { v: "1" })]);
@@ -213,7 +184,8 @@ describe("installing kubetx with helm", () => {
     expect(policy.spec).toEqual(manifest.spec);
     expect(policy.metadata?.labels?.["app.kubernetes.io/managed-by"]).toBe("Helm");
 
-    await routeServiceTo(admin, machineAddress(), engine?.port ?? 0);
+    // The upgrade put the Service's selector back.
+    await routeServiceTo(admin, SLICE, machineAddress(), engine?.port ?? 0);
     await applyAsAlice([inTransaction(configMap(ns, "upgraded-b", { v: "1" }), id, 2)]);
     const tx = await waitResolved(admin, id);
     expect(tx.status?.phase).toBe("Committed");
