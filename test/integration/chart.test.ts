@@ -14,7 +14,8 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { KubeObject } from "../../src/kube/index.ts";
-import { CHART, NAMESPACE, REPO, RELEASE, helm, kustomize, objectKey, renderChart } from "../support/helm.ts";
+import { stringify } from "yaml";
+import { CHART, NAMESPACE, REPO, RELEASE, certManagerCheck, helm, kustomize, objectKey, renderChart } from "../support/helm.ts";
 
 const MANIFESTS = path.join(REPO, "manifests");
 /** The labels Helm charts add by convention; manifests/ has no release to name. */
@@ -228,6 +229,28 @@ describe("cert-manager, with the chart and with the kustomize component", () => 
       expect(issuer.spec.ca.secretName).toBe(ca.spec.secretName);
       expect(find(objects, ca.spec.issuerRef.kind, ca.spec.issuerRef.name).spec).toEqual({ selfSigned: {} });
     }
+  });
+
+  it("decode strictly into cert-manager's own API types (v1.21): no unknown field, no value of the wrong type", async () => {
+    for (const objects of [fromChart, fromOverlay]) {
+      const checked = await certManagerCheck(objects.map((o) => stringify(o)).join("---\n"));
+      expect(checked.stderr).toBe("");
+      expect(checked.code).toBe(0);
+      expect(checked.stdout.trim().split("\n").sort()).toEqual([
+        "ok Certificate kubetx-ca", "ok Certificate kubetx-webhook", "ok Issuer kubetx-ca", "ok Issuer kubetx-selfsigned",
+      ]);
+    }
+  });
+
+  it("would be refused by that check with a misspelt field or a duration cert-manager cannot read", async () => {
+    const certificate = structuredClone(find(fromChart, "Certificate", "kubetx-webhook")) as KubeObject & { spec: Record<string, unknown> };
+    const { dnsNames, ...rest } = certificate.spec;
+    const misspelt = await certManagerCheck(stringify({ ...certificate, spec: { ...rest, dnsName: dnsNames } }));
+    expect(misspelt.code).toBe(1);
+    expect(misspelt.stderr).toContain('Certificate kubetx-webhook: error unmarshaling JSON: while decoding JSON: json: unknown field "dnsName"');
+    const badDuration = await certManagerCheck(stringify({ ...certificate, spec: { ...certificate.spec, duration: "90d" } }));
+    expect(badDuration.code).toBe(1);
+    expect(badDuration.stderr).toContain('unknown unit "d" in duration "90d"');
   });
 
   it("are the same cert-manager objects in the chart and in the component", () => {

@@ -42,6 +42,11 @@ export async function renderChart(set: Readonly<Record<string, string>> = {}, ex
   return parseObjects(result.stdout);
 }
 
+/** certmanager-check (tools/certmanager-check/) on YAML documents: strict decoding into cert-manager's own API types. */
+export function certManagerCheck(yaml: string): Promise<CommandResult> {
+  return run(inject("certManagerCheck"), [], { input: yaml });
+}
+
 /** `kubectl kustomize DIR` with the kubectl built from the pinned Kubernetes version. */
 export async function kustomize(dir: string): Promise<KubeObject[]> {
   const result = await run(cluster().kubectl, ["kustomize", dir]);
