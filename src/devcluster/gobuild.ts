@@ -1,9 +1,10 @@
 /**
  * Builds commands from one of the project's small Go modules (controlplane/,
- * tools/helm/, tools/certmanager-check/) into a cache outside the repository, keyed by the pinned
- * version and the module's go.mod and go.sum, and only when missing. A build
- * goes to a staging directory and is renamed into place with a marker
- * written last, so a build killed halfway is never taken for a complete one.
+ * tools/helm/, tools/certmanager-check/) into a cache outside the
+ * repository, keyed by the pinned version and the module's go.mod and
+ * go.sum, and only when missing. A build goes to a staging directory and
+ * is renamed into place with a marker written last, so a build killed
+ * halfway is never taken for a complete one.
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
