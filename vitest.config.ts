@@ -12,7 +12,7 @@ export default defineConfig({
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           // One control plane for the whole run, started before any file.
-          globalSetup: ["test/support/global-setup.ts"],
+          globalSetup: ["test/support/global-setup.ts", "test/support/helm-setup.ts"],
           // Files share one apiserver and one webhook registration: one at a time.
           fileParallelism: false,
           testTimeout: 90_000,

@@ -17,6 +17,8 @@ import type { ReviewDeps } from "./tx/cluster-read.ts";
 import { runReview } from "./tx/review.ts";
 import { parseReviewCommand } from "./tx/review-args.ts";
 import { parseUndo, runUndo } from "./tx/undo.ts";
+import { parseVersion, runVersion } from "./tx/version.ts";
+import packageJson from "../../package.json" with { type: "json" };
 
 type Say = (line: string) => void;
 
@@ -62,6 +64,8 @@ async function undo(args: readonly string[], say: Say, warn: Say): Promise<numbe
 async function main(argv: readonly string[], say: Say, warn: Say): Promise<number> {
   if (argv[0] === "undo") return undo(argv.slice(1), say, warn);
   if (argv[0] === "help" && argv[1] === "undo") return undo(["--help"], say, warn);
+  if (argv[0] === "version") return runVersion(parseVersion(argv.slice(1)), { ...reviewDeps(say, warn), pluginVersion: packageJson.version });
+  if (argv[0] === "help" && argv[1] === "version") return runVersion(parseVersion(["--help"]), { ...reviewDeps(say, warn), pluginVersion: packageJson.version });
   // list, describe, locks, audit and the top-level help; apply (and its help) below.
   const review = parseReviewCommand(argv);
   if (review) return runReview(review, reviewDeps(say, warn));

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { caBundle, ensureCertificateAuthority, ensureServingCertificate, serviceDnsNames } from "../devcluster/certs.ts";
 import { DEMO_NAMESPACE, startDev } from "../devcluster/dev.ts";
 import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "../devcluster/identities.ts";
+import { ensureChartTools } from "../devcluster/helm.ts";
 import { defaultCacheDir, ensureBinaries } from "../devcluster/toolchain.ts";
 import type { ConfigInput } from "../config/config.ts";
 import { loadConfig } from "../config/config.ts";
@@ -17,6 +18,8 @@ import { UsageError, reportFailure } from "./errors.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const MODULE_DIR = path.join(REPO_ROOT, "controlplane");
+const HELM_MODULE_DIR = path.join(REPO_ROOT, "tools", "helm");
+const CERT_MANAGER_MODULE_DIR = path.join(REPO_ROOT, "tools", "certmanager-check");
 
 const HELP = `kubetx: all-or-nothing kubectl apply, enforced at admission
 
@@ -54,6 +57,10 @@ Usage:
   kubetx controlplane build
       Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler
       and kubectl into the cache if missing and print where they are.
+  kubetx tools build
+      Build the chart's test tools into the cache if missing and print where
+      they are: helm (the version tools/helm/go.mod pins) and
+      certmanager-check (tools/certmanager-check/).
 
 Engine flags:
   --policy-source cluster|flags
@@ -71,7 +78,7 @@ Engine flags:
                             as those requests' outcomes arrive)
 
 Environment:
-  KUBETX_CACHE_DIR   where control-plane builds are kept (default ~/.cache/kubetx)
+  KUBETX_CACHE_DIR   where control-plane and tool builds are kept (default ~/.cache/kubetx)
   KUBETX_LOG_LEVEL   pino log level (default info)
 `;
 
@@ -142,6 +149,8 @@ async function main(argv: string[], say: Say, warn: Say): Promise<number> {
       return certs(rest, say);
     case "controlplane":
       return controlplane(rest, say, warn);
+    case "tools":
+      return tools(rest, say, warn);
     case undefined:
     case "help":
     case "--help":
@@ -270,6 +279,15 @@ async function controlplane(args: string[], say: Say, warn: Say): Promise<number
     ["kube-scheduler", binaries.kubeScheduler], ["kubectl", binaries.kubectl],
   ] as const;
   for (const [name, file] of rows) say(`${name.padEnd(25)}${file}`);
+  return 0;
+}
+
+async function tools(args: string[], say: Say, warn: Say): Promise<number> {
+  if (args[0] !== "build") throw new UsageError("kubetx: usage: kubetx tools build");
+  const built = await ensureChartTools({
+    helmModuleDir: HELM_MODULE_DIR, certManagerModuleDir: CERT_MANAGER_MODULE_DIR, cacheDir: defaultCacheDir(process.env), onProgress: warn,
+  });
+  say(`helm ${built.helmVersion}  ${built.helm}\ncertmanager-check (cert-manager ${built.certManagerVersion})  ${built.certManagerCheck}`);
   return 0;
 }
 

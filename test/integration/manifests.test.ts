@@ -11,7 +11,7 @@
  * Service's EndpointSlice, which this test writes by hand.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { networkInterfaces, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -27,14 +27,11 @@ import { silentLogger } from "../../src/telemetry/logger.ts";
 import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
 import { FAST, unregister } from "../support/engine.ts";
 import { configMap, inTransaction, leftovers, waitResolved, yamlOf } from "../support/objects.ts";
+import { machineAddress, removeDevBinding, removeSlice, restoreDevBinding, routeServiceTo } from "../support/service-route.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const MANIFESTS = path.join(REPO, "manifests");
 const INSTALL = path.join(REPO, "webhook-certs", "install.sh");
-const SERVICE = `/api/v1/namespaces/${KUBETX_NAMESPACE}/services/kubetx`;
-const SLICES = `/apis/discovery.k8s.io/v1/namespaces/${KUBETX_NAMESPACE}/endpointslices`;
-/** The dev cluster's "kubetx is cluster-admin" binding (src/devcluster/bootstrap.ts). */
-const DEV_BINDING = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/kubetx-dev";
 const ENABLED = { "kubetx.io/enabled": "true" };
 /**
  * kubetx brings a re-applied configuration back within a second or two
@@ -44,20 +41,6 @@ const ENABLED = { "kubetx.io/enabled": "true" };
 const RESYNC = { timeout: 10_000, interval: 100 };
 
 type Webhook = { name: string; clientConfig: { caBundle?: string; service?: unknown }; matchConditions?: { name: string; expression: string }[] };
-
-/**
- * An address of this machine that an EndpointSlice may hold. The apiserver
- * refuses loopback addresses in EndpointSlices ("may not be in the loopback
- * range"), so the engine cannot listen on 127.0.0.1 here. The apiserver
- * checks the certificate for the Service's DNS name, not for this address.
- */
-function machineAddress(): string {
-  for (const addresses of Object.values(networkInterfaces())) {
-    const found = addresses?.find((a) => a.family === "IPv4" && !a.internal);
-    if (found) return found.address;
-  }
-  throw new Error("this machine has no non-loopback IPv4 address for the test EndpointSlice to point at");
-}
 
 function applyManifests(): ReturnType<typeof kubectl> {
   return kubectl(["apply", "--validate=strict", "-k", MANIFESTS]);
@@ -126,11 +109,8 @@ describe("installing kubetx from manifests/", () => {
     // First, so no later test file meets a webhook that nothing answers.
     await unregister();
     await engine?.close();
-    await admin?.delete(`${SLICES}/kubetx-test`).catch(() => undefined);
-    if (devBinding) {
-      const { resourceVersion: _rv, uid: _uid, creationTimestamp: _ct, managedFields: _mf, ...metadata } = devBinding.metadata ?? {};
-      await createOrReplace(admin, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", { ...devBinding, metadata });
-    }
+    await removeSlice(admin, "kubetx-test");
+    await restoreDevBinding(admin, devBinding);
     admin?.close();
     await rm(certs, { recursive: true, force: true });
   });
@@ -205,8 +185,7 @@ describe("installing kubetx from manifests/", () => {
     // kubetx's identity here is the static-token user with the
     // ServiceAccount's name; without the dev cluster's cluster-admin
     // binding it has exactly what manifests/ grants the ServiceAccount.
-    devBinding = await admin.get(DEV_BINDING);
-    await admin.delete(DEV_BINDING);
+    devBinding = await removeDevBinding(admin);
     // Narrowed as rbac.yaml asks admins to: these stories write only
     // ConfigMaps. The default "*" would also hide a missing rule in the
     // other roles (Leases, journal Secrets, Events).
@@ -229,16 +208,7 @@ describe("installing kubetx from manifests/", () => {
     // Selector-less: endpoints are written by hand, not derived from pods.
     // (No controller runs here to derive them anyway; without a selector a
     // real cluster's controllers would leave this slice alone too.)
-    await admin.mergePatch(SERVICE, { spec: { selector: null } });
-    await createOrReplace(admin, SLICES, {
-      apiVersion: "discovery.k8s.io/v1",
-      kind: "EndpointSlice",
-      metadata: { name: "kubetx-test", namespace: KUBETX_NAMESPACE, labels: { "kubernetes.io/service-name": "kubetx" } },
-      addressType: "IPv4",
-      endpoints: [{ addresses: [host], conditions: { ready: true } }],
-      // The name of the Service port (443 -> targetPort https) that the webhooks name.
-      ports: [{ name: "https", protocol: "TCP", port: engine.port }],
-    });
+    await routeServiceTo(admin, "kubetx-test", host, engine.port);
     await waitUntilWebhookAnswers(ns);
 
     const manifest = yamlOf([configMap(ns, "via-service-a", { v: "1" }), configMap(ns, "via-service-b", { v: "1" })]);

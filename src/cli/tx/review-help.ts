@@ -9,6 +9,7 @@ Usage:
   kubectl tx locks [flags]               objects kubetx holds locked, and for whom
   kubectl tx audit --log FILE [flags]    transactions in the apiserver's audit log
   kubectl tx undo ID [flags]             revert a committed transaction
+  kubectl tx version [--client]          the plugin's version, and kubetx's in the cluster
   kubectl tx COMMAND --help              the flags of a command
   kubectl tx --help                      this text
 

@@ -1,0 +1,277 @@
+/**
+ * The Helm chart (charts/kubetx/) and the kustomization (manifests/) must
+ * install the same kubetx. Both are rendered by the real tools (helm built
+ * from tools/helm/, kubectl from the pinned Kubernetes version) and compared
+ * object by object, field by field: a change to manifests/ that the chart
+ * does not follow (an RBAC rule, a webhook field) fails here. What the
+ * chart adds on purpose is named in each test: Helm's labels, the
+ * generated certificate and caBundle, the default policy, and what its
+ * values change.
+ */
+import { X509Certificate, createPrivateKey } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import type { KubeObject } from "../../src/kube/index.ts";
+import { stringify } from "yaml";
+import { CHART, NAMESPACE, REPO, RELEASE, certManagerCheck, helm, kustomize, objectKey, renderChart } from "../support/helm.ts";
+
+const MANIFESTS = path.join(REPO, "manifests");
+/** The labels Helm charts add by convention; manifests/ has no release to name. */
+const HELM_LABELS = ["app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/managed-by", "helm.sh/chart"];
+const RESOURCE_POLICY = "helm.sh/resource-policy";
+const HOOK = "helm.sh/hook";
+const CERT_MANAGER_INJECT = "cert-manager.io/inject-ca-from";
+
+type Webhook = { name: string; clientConfig: { caBundle?: string; service?: Record<string, unknown> }; failurePolicy: string };
+type Container = { image: string; env: { name: string; value: string }[]; resources: unknown };
+type Deployment = KubeObject & { spec: { replicas: number; template: { spec: { containers: Container[] } } } };
+
+function webhooksOf(object: KubeObject | undefined): Webhook[] {
+  return (object?.webhooks as Webhook[] | undefined) ?? [];
+}
+
+/** The object without what Helm adds by convention (labels, the CRDs' keep policy) and without the caBundle the certificate source sets. */
+function comparable(object: KubeObject): KubeObject {
+  const copy = structuredClone(object);
+  const metadata = copy.metadata ?? {};
+  for (const label of HELM_LABELS) delete metadata.labels?.[label];
+  if (metadata.annotations) {
+    delete metadata.annotations[RESOURCE_POLICY];
+    if (Object.keys(metadata.annotations).length === 0) delete metadata.annotations;
+  }
+  for (const webhook of webhooksOf(copy)) delete webhook.clientConfig.caBundle;
+  return copy;
+}
+
+function byKey(objects: readonly KubeObject[]): Map<string, KubeObject> {
+  return new Map(objects.map((o) => [objectKey(o), o]));
+}
+
+function find(objects: readonly KubeObject[], kind: string, name: string): KubeObject {
+  const found = objects.find((o) => o.kind === kind && o.metadata?.name === name);
+  if (!found) throw new Error(`no ${kind} ${name} in the rendered objects`);
+  return found;
+}
+
+function isHook(object: KubeObject): boolean {
+  return object.metadata?.annotations?.[HOOK] !== undefined;
+}
+
+/** Expects the chart's objects (hooks aside) to be the kustomization's, apart from the listed extras on either side. */
+function expectSameObjects(chart: readonly KubeObject[], kustomized: readonly KubeObject[], only: { chart: string[]; kustomize: string[] }): void {
+  const fromChart = byKey(chart.filter((o) => !isHook(o)));
+  const fromKustomize = byKey(kustomized);
+  expect([...fromChart.keys()].filter((k) => !fromKustomize.has(k)).sort()).toEqual([...only.chart].sort());
+  expect([...fromKustomize.keys()].filter((k) => !fromChart.has(k)).sort()).toEqual([...only.kustomize].sort());
+  for (const [key, object] of fromKustomize) {
+    const rendered = fromChart.get(key);
+    if (rendered) expect(comparable(rendered), key).toEqual(comparable(object));
+  }
+}
+
+/** The Namespace is Helm's to create (`--create-namespace`), not a chart's. */
+const KUSTOMIZE_ONLY = [`Namespace//${NAMESPACE}`];
+const GENERATED_SECRET = `Secret/${NAMESPACE}/kubetx-webhook-tls`;
+
+describe("the Helm chart", () => {
+  let kustomized: KubeObject[];
+  let defaults: KubeObject[];
+
+  beforeAll(async () => {
+    kustomized = await kustomize(MANIFESTS);
+    defaults = await renderChart();
+  });
+
+  it("passes helm lint --strict", async () => {
+    const linted = await helm(["lint", "--strict", CHART, "--namespace", NAMESPACE]);
+    expect(linted.stdout).toContain("1 chart(s) linted, 0 chart(s) failed");
+    expect(linted.code).toBe(0);
+  });
+
+  it("renders with the default values the objects of kubectl kustomize manifests/, field for field, plus the certificate's Secret", () => {
+    expectSameObjects(defaults, kustomized, { chart: [GENERATED_SECRET], kustomize: KUSTOMIZE_ONLY });
+  });
+
+  it("labels every object as Helm charts do, with the version of the image it runs", () => {
+    for (const object of defaults) {
+      expect(object.metadata?.labels, objectKey(object)).toMatchObject({
+        "app.kubernetes.io/name": "kubetx", "app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/version": "0.1.0",
+      });
+    }
+  });
+
+  it("generates a serving certificate for the Service's DNS names, signed by the CA in every webhook's caBundle", () => {
+    const secret = find(defaults, "Secret", "kubetx-webhook-tls") as KubeObject & { type: string; data: Record<string, string> };
+    expect(secret.type).toBe("kubernetes.io/tls");
+    const pem = (key: string): string => Buffer.from(secret.data[key] ?? "", "base64").toString();
+    const ca = new X509Certificate(pem("ca.crt"));
+    const serving = new X509Certificate(pem("tls.crt"));
+    expect(serving.checkIssued(ca)).toBe(true);
+    expect(serving.verify(ca.publicKey)).toBe(true);
+    expect(serving.checkHost("kubetx.kubetx-system.svc")).toBe("kubetx.kubetx-system.svc");
+    expect(serving.checkPrivateKey(createPrivateKey(pem("tls.key")))).toBe(true);
+    const webhooks = [...webhooksOf(find(defaults, "ValidatingWebhookConfiguration", "kubetx")), ...webhooksOf(find(defaults, "MutatingWebhookConfiguration", "kubetx"))];
+    expect(webhooks).toHaveLength(3);
+    for (const webhook of webhooks) expect(webhook.clientConfig.caBundle, webhook.name).toBe(secret.data["ca.crt"]);
+  });
+
+  it("creates manifests/policy/default.yaml as a hook after install and upgrade, changed in place on upgrade", async () => {
+    const policy = find(defaults, "TransactionPolicy", "default");
+    const manifest = parse(await readFile(path.join(MANIFESTS, "policy", "default.yaml"), "utf8")) as KubeObject;
+    expect(policy.spec).toEqual(manifest.spec);
+    expect(policy.metadata?.annotations).toEqual({ [HOOK]: "post-install,post-upgrade", "helm.sh/hook-delete-policy": "hook-failed" });
+    expect((await renderChart({ "defaultPolicy.create": "false" })).filter((o) => o.kind === "TransactionPolicy")).toEqual([]);
+  });
+
+  it("keeps the CRDs on uninstall unless crds.keep=false, and leaves them out with crds.install=false", async () => {
+    for (const crd of defaults.filter((o) => o.kind === "CustomResourceDefinition")) expect(crd.metadata?.annotations?.[RESOURCE_POLICY]).toBe("keep");
+    const notKept = await renderChart({ "crds.keep": "false" });
+    for (const crd of notKept.filter((o) => o.kind === "CustomResourceDefinition")) expect(crd.metadata?.annotations).toBeUndefined();
+    expect((await renderChart({ "crds.install": "false" })).filter((o) => o.kind === "CustomResourceDefinition")).toEqual([]);
+  });
+
+  it("changes exactly what replicas, image, logLevel, resources and failurePolicy say", async () => {
+    const rendered = await renderChart({
+      replicas: "3", "image.repository": "registry.example/kubetx", "image.tag": "0.2.0", logLevel: "debug",
+      "resources.limits.memory": "1Gi", failurePolicy: "Ignore",
+    });
+    const expected = kustomized.map((o) => structuredClone(o));
+    const deployment = find(expected, "Deployment", "kubetx") as Deployment;
+    deployment.spec.replicas = 3;
+    const container = deployment.spec.template.spec.containers[0] as Container & { resources: { limits: Record<string, string> } };
+    container.image = "registry.example/kubetx:0.2.0";
+    container.env = [{ name: "KUBETX_LOG_LEVEL", value: "debug" }];
+    container.resources.limits.memory = "1Gi";
+    for (const kind of ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"]) {
+      for (const webhook of webhooksOf(find(expected, kind, "kubetx"))) webhook.failurePolicy = "Ignore";
+    }
+    expectSameObjects(rendered, expected, { chart: [GENERATED_SECRET], kustomize: KUSTOMIZE_ONLY });
+    expect(find(rendered, "Deployment", "kubetx").metadata?.labels?.["app.kubernetes.io/version"]).toBe("0.2.0");
+  });
+
+  it("leaves out the PodDisruptionBudget with one replica, where it would block every drain", async () => {
+    expect((await renderChart({ replicas: "1" })).filter((o) => o.kind === "PodDisruptionBudget")).toEqual([]);
+  });
+
+  it("with certificates.source=secret, mounts that Secret and puts the given caBundle in every webhook", async () => {
+    const rendered = await renderChart({ "certificates.source": "secret", "certificates.secretName": "mine", "certificates.secret.caBundle": "Q0E=" });
+    expect(rendered.filter((o) => o.kind === "Secret")).toEqual([]);
+    const deployment = find(rendered, "Deployment", "kubetx") as KubeObject & { spec: { template: { spec: { volumes: { name: string; secret?: { secretName: string } }[] } } } };
+    expect(deployment.spec.template.spec.volumes.find((v) => v.name === "tls")?.secret?.secretName).toBe("mine");
+    for (const webhook of webhooksOf(find(rendered, "ValidatingWebhookConfiguration", "kubetx"))) expect(webhook.clientConfig.caBundle).toBe("Q0E=");
+  });
+
+  it("with the audit sink on, renders the same objects, and says in its notes what to give the apiserver", async () => {
+    const rendered = await renderChart({ "auditSink.enabled": "true", "defaultPolicy.create": "false" });
+    const withoutSink = await renderChart({ "defaultPolicy.create": "false" });
+    expect(rendered.map(comparable).filter((o) => o.kind !== "Secret")).toEqual(withoutSink.map(comparable).filter((o) => o.kind !== "Secret"));
+    const notes = await helm(["install", RELEASE, CHART, "--namespace", NAMESPACE, "--dry-run=client", "--set", "auditSink.enabled=true"]);
+    expect(notes.code).toBe(0);
+    expect(notes.stdout).toContain("--audit-webhook-config-file=");
+    expect(notes.stdout).toContain("server: https://kubetx.kubetx-system.svc:443/audit");
+  });
+
+  it("ships the dashboard and the alert rules of manifests/monitoring when asked to", async () => {
+    const rendered = await renderChart({ "monitoring.grafanaDashboard.enabled": "true", "monitoring.prometheusRule.enabled": "true" });
+    const dashboard = find(rendered, "ConfigMap", "kubetx-grafana-dashboard") as KubeObject & { data: Record<string, string> };
+    expect(dashboard.metadata?.labels?.grafana_dashboard).toBe("1");
+    expect(JSON.parse(dashboard.data["kubetx.json"] ?? "")).toEqual(JSON.parse(await readFile(path.join(MANIFESTS, "monitoring", "grafana-dashboard.json"), "utf8")));
+    const rule = find(rendered, "PrometheusRule", "kubetx");
+    expect(rule.spec).toEqual(parse(await readFile(path.join(MANIFESTS, "monitoring", "alerts.yaml"), "utf8")));
+    expect(defaults.filter((o) => o.kind === "ConfigMap" || o.kind === "PrometheusRule")).toEqual([]);
+  });
+
+  it("refuses another namespace, saying that kubetx's names are fixed", async () => {
+    const result = await helm(["template", RELEASE, CHART, "--namespace", "default"]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("install the chart into namespace kubetx-system");
+  });
+
+  it("refuses a misspelt failurePolicy, naming the allowed values", async () => {
+    const result = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "failurePolicy=fail"]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/failurePolicy.*(Fail|Ignore)/s);
+  });
+});
+
+describe("cert-manager, with the chart and with the kustomize component", () => {
+  let fromChart: KubeObject[];
+  let fromOverlay: KubeObject[];
+
+  beforeAll(async () => {
+    fromChart = await renderChart({ "certificates.source": "cert-manager" });
+    fromOverlay = await kustomize(path.join(REPO, "examples", "cert-manager"));
+  });
+
+  it("asks cert-manager's CA injector for the caBundle of both webhook configurations, and sets none itself", () => {
+    for (const objects of [fromChart, fromOverlay]) {
+      for (const kind of ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"]) {
+        const configuration = find(objects, kind, "kubetx");
+        expect(configuration.metadata?.annotations?.[CERT_MANAGER_INJECT]).toBe("kubetx-system/kubetx-webhook");
+        for (const webhook of webhooksOf(configuration)) expect(webhook.clientConfig.caBundle).toBeUndefined();
+      }
+    }
+    expect(fromChart.filter((o) => o.kind === "Secret")).toEqual([]);
+  });
+
+  it("issues the Secret the Deployment mounts, for the Service's DNS names, from a CA of kubetx's own", () => {
+    for (const objects of [fromChart, fromOverlay]) {
+      const certificate = find(objects, "Certificate", "kubetx-webhook") as KubeObject & { spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string; kind: string }; usages: string[] } };
+      expect(certificate.apiVersion).toBe("cert-manager.io/v1");
+      expect(certificate.spec.secretName).toBe("kubetx-webhook-tls");
+      expect(certificate.spec.dnsNames).toEqual(["kubetx", "kubetx.kubetx-system", "kubetx.kubetx-system.svc", "kubetx.kubetx-system.svc.cluster.local"]);
+      expect(certificate.spec.usages).toContain("server auth");
+      const issuer = find(objects, certificate.spec.issuerRef.kind, certificate.spec.issuerRef.name) as KubeObject & { spec: { ca: { secretName: string } } };
+      const ca = find(objects, "Certificate", "kubetx-ca") as KubeObject & { spec: { isCA: boolean; secretName: string; issuerRef: { name: string; kind: string } } };
+      expect(ca.spec.isCA).toBe(true);
+      expect(issuer.spec.ca.secretName).toBe(ca.spec.secretName);
+      expect(find(objects, ca.spec.issuerRef.kind, ca.spec.issuerRef.name).spec).toEqual({ selfSigned: {} });
+    }
+  });
+
+  it("decode strictly into cert-manager's own API types (v1.21): no unknown field, no value of the wrong type", async () => {
+    for (const objects of [fromChart, fromOverlay]) {
+      const checked = await certManagerCheck(objects.map((o) => stringify(o)).join("---\n"));
+      expect(checked.stderr).toBe("");
+      expect(checked.code).toBe(0);
+      expect(checked.stdout.trim().split("\n").sort()).toEqual([
+        "ok Certificate kubetx-ca", "ok Certificate kubetx-webhook", "ok Issuer kubetx-ca", "ok Issuer kubetx-selfsigned",
+      ]);
+    }
+  });
+
+  it("would be refused by that check with a misspelt field or a duration cert-manager cannot read", async () => {
+    const certificate = structuredClone(find(fromChart, "Certificate", "kubetx-webhook")) as KubeObject & { spec: Record<string, unknown> };
+    const { dnsNames, ...rest } = certificate.spec;
+    const misspelt = await certManagerCheck(stringify({ ...certificate, spec: { ...rest, dnsName: dnsNames } }));
+    expect(misspelt.code).toBe(1);
+    expect(misspelt.stderr).toContain('Certificate kubetx-webhook: error unmarshaling JSON: while decoding JSON: json: unknown field "dnsName"');
+    const badDuration = await certManagerCheck(stringify({ ...certificate, spec: { ...certificate.spec, duration: "90d" } }));
+    expect(badDuration.code).toBe(1);
+    expect(badDuration.stderr).toContain('unknown unit "d" in duration "90d"');
+  });
+
+  it("are the same cert-manager objects in the chart and in the component", () => {
+    const certManager = (objects: KubeObject[]): KubeObject[] => objects.filter((o) => o.apiVersion === "cert-manager.io/v1").map(comparable);
+    expect(byKey(certManager(fromChart))).toEqual(byKey(certManager(fromOverlay)));
+  });
+
+  it("leave everything else as the base installs it", async () => {
+    const base = await kustomize(MANIFESTS);
+    const overlayBase = fromOverlay.filter((o) => o.apiVersion !== "cert-manager.io/v1").map((o) => {
+      const copy = structuredClone(o);
+      delete copy.metadata?.annotations?.[CERT_MANAGER_INJECT];
+      if (copy.metadata?.annotations && Object.keys(copy.metadata.annotations).length === 0) delete copy.metadata.annotations;
+      return copy;
+    });
+    expect(byKey(overlayBase)).toEqual(byKey(base));
+  });
+
+  it("uses the issuer named in certificates.certManager.issuerRef instead of its own", async () => {
+    const rendered = await renderChart({ "certificates.source": "cert-manager", "certificates.certManager.issuerRef.name": "corp-ca", "certificates.certManager.issuerRef.kind": "ClusterIssuer" });
+    expect(rendered.filter((o) => o.kind === "Issuer")).toEqual([]);
+    expect((find(rendered, "Certificate", "kubetx-webhook").spec as { issuerRef: unknown }).issuerRef).toEqual({ name: "corp-ca", kind: "ClusterIssuer" });
+  });
+});
