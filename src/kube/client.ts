@@ -111,7 +111,22 @@ class HttpsKubeClient implements KubeClient {
     return this.request<T>("DELETE", path, options);
   }
 
-  request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+  /**
+   * One retry on a connection the apiserver dropped (a restarted apiserver
+   * leaves dead keep-alive sockets behind): every write kubetx makes is
+   * conditional (a name to create, a resourceVersion or uid precondition,
+   * a JSON Patch `test`), so sending it again is safe.
+   */
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    try {
+      return await this.send<T>(method, path, options);
+    } catch (error) {
+      if (!isDroppedConnection(error)) throw error;
+      return this.send<T>(method, path, options);
+    }
+  }
+
+  private send<T>(method: string, path: string, options: RequestOptions): Promise<T> {
     const url = new URL(path, this.base);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, value);
@@ -167,11 +182,17 @@ class HttpsKubeClient implements KubeClient {
           while ((newline = buffered.indexOf("\n")) >= 0) {
             const line = buffered.slice(0, newline).trim();
             buffered = buffered.slice(newline + 1);
-            if (line) onEvent(JSON.parse(line) as WatchEvent);
+            const event = line ? parseWatchLine(line) : undefined;
+            // A line that is not an event ends the watch with an error: the caller re-lists, the process lives on.
+            if (event instanceof Error) {
+              req.destroy();
+              return reject(new Error(`GET ${url.pathname} watch: ${event.message}`));
+            }
+            if (event) onEvent(event);
           }
         });
         res.on("end", () => resolve());
-        res.on("error", () => resolve());
+        res.on("error", (error) => (signal.aborted ? resolve() : reject(error)));
       });
       req.on("error", (error) => (signal.aborted ? resolve() : reject(error)));
       req.end();
@@ -181,6 +202,22 @@ class HttpsKubeClient implements KubeClient {
   close(): void {
     this.agent.destroy();
   }
+}
+
+function parseWatchLine(line: string): WatchEvent | Error {
+  try {
+    const event = JSON.parse(line) as Partial<WatchEvent>;
+    if (typeof event.type !== "string" || typeof event.object !== "object" || event.object === null) return new Error(`not a watch event: ${line.slice(0, 200)}`);
+    return event as WatchEvent;
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+/** The connection went away under the request: nothing was answered, so the request may be sent again. */
+function isDroppedConnection(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ECONNRESET" || code === "EPIPE" || (error instanceof Error && error.message === "socket hang up");
 }
 
 function parseBody<T>(text: string): T {

@@ -11,7 +11,7 @@ import { newTransaction, transactionPath } from "../../src/transactions/model.ts
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
 import { startEngine, unregister } from "../support/engine.ts";
 import { installPlugin } from "../support/plugin.ts";
-import { configMap, inTransaction, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
+import { configMap, inTransaction, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
 
 describe("undo", () => {
   let engine: WebhookServer;
@@ -101,19 +101,39 @@ describe("undo", () => {
     }
   });
 
-  it("counts decisions, outcomes and conflicts on /metrics", async () => {
-    const ca = await readFile(cluster().caFile);
-    const text = await new Promise<string>((resolve, reject) => {
-      https.get({ host: "127.0.0.1", port: engine.port, path: "/metrics", ca }, (res) => {
-        let body = "";
-        res.on("data", (c: Buffer) => (body += c.toString()));
-        res.on("end", () => resolve(body));
-      }).on("error", reject);
+  it("counts decisions, outcomes and conflicts on /metrics: a conflict and a rollback move their counters", async () => {
+    const before = await scrape(engine.port);
+    const held = "t-metric01";
+    expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "contested", { v: "a" }), held, 2)]) })).code).toBe(0);
+    const refused = await kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([inTransaction(configMap(ns, "contested", { v: "b" }), "t-metric02", 2)]) });
+    expect(refused.stderr).toContain("is locked by transaction t-metric01");
+    expect((await waitResolved(admin, "t-metric02")).status?.phase).toBe("RolledBack");
+    expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "second", { v: "a" }), held, 2)]) })).code).toBe(0);
+    expect((await waitResolved(admin, held)).status?.phase).toBe("Committed");
+    const after = await until("the counters of both outcomes", async () => {
+      const now = await scrape(engine.port);
+      return counter(now, 'kubetx_transactions_total{outcome="Committed"}') > counter(before, 'kubetx_transactions_total{outcome="Committed"}') ? now : undefined;
     });
-    expect(text).toMatch(/kubetx_admission_duration_seconds_count\{path="\/validate",decision="member"\} [1-9]/);
-    expect(text).toMatch(/kubetx_transactions_total\{outcome="Committed"\} [1-9]/);
-    expect(text).toContain("kubetx_lock_conflicts_total");
-    expect(text).toContain("kubetx_open_transactions");
-    expect(text).toContain("kubetx_rollback_duration_seconds_bucket");
+    expect(counter(after, "kubetx_lock_conflicts_total") - counter(before, "kubetx_lock_conflicts_total")).toBe(1);
+    expect(counter(after, 'kubetx_transactions_total{outcome="RolledBack"}') - counter(before, 'kubetx_transactions_total{outcome="RolledBack"}')).toBe(1);
+    expect(counter(after, "kubetx_rollback_duration_seconds_count") - counter(before, "kubetx_rollback_duration_seconds_count")).toBe(1);
+    expect(counter(after, 'kubetx_admission_duration_seconds_count{path="/validate",decision="member"}') - counter(before, 'kubetx_admission_duration_seconds_count{path="/validate",decision="member"}')).toBeGreaterThanOrEqual(2);
   });
 });
+
+async function scrape(port: number): Promise<string> {
+  const ca = await readFile(cluster().caFile);
+  return new Promise<string>((resolve, reject) => {
+    https.get({ host: "127.0.0.1", port, path: "/metrics", ca }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => resolve(body));
+    }).on("error", reject);
+  });
+}
+
+/** A sample's value, 0 when the series has no sample yet. */
+function counter(text: string, series: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}

@@ -14,6 +14,7 @@ describe("the kube client", () => {
   let dir: string;
   let server: https.Server;
   let client: KubeClient;
+  let flaky = 0;
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "kubetx-client-"));
@@ -25,7 +26,9 @@ describe("the kube client", () => {
         "/missing": [404, JSON.stringify({ kind: "Status", reason: "NotFound", message: "configmaps \"x\" not found", code: 404 })],
         "/exists": [409, JSON.stringify({ kind: "Status", reason: "AlreadyExists", message: "already exists", code: 409 })],
         "/stale": [409, JSON.stringify({ kind: "Status", reason: "Conflict", message: "the object has been modified", code: 409 })],
+        "/watch-garbled?watch=1&allowWatchBookmarks=true": [200, `${JSON.stringify({ type: "ADDED", object: { metadata: { name: "a" } } })}\n{not json\n`],
       };
+      if (req.url === "/flaky" && (flaky += 1) === 1) return req.socket.destroy();
       const [code, body] = status[req.url ?? ""] ?? [200, JSON.stringify({ auth: req.headers.authorization })];
       res.writeHead(code, { "content-type": "application/json" }).end(body);
     });
@@ -53,5 +56,17 @@ describe("the kube client", () => {
 
   it("rejects an answer that is not JSON instead of crashing the process", async () => {
     await expect(client.get("/text")).rejects.toThrow(/GET \/text: the answer is not JSON/);
+  });
+
+  it("ends a watch whose stream carries a line that is not an event with an error, after the events before it, and never throws", async () => {
+    const seen: string[] = [];
+    const watching = client.watch("/watch-garbled", {}, (event) => seen.push(event.object.metadata?.name ?? ""), new AbortController().signal);
+    await expect(watching).rejects.toThrow(/watch/);
+    expect(seen).toEqual(["a"]);
+  });
+
+  it("sends a request again once when the apiserver dropped the connection under it", async () => {
+    expect(await client.get("/flaky")).toEqual({ auth: "Bearer s3cret" });
+    expect(flaky).toBe(2);
   });
 });
