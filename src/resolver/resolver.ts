@@ -97,6 +97,10 @@ interface HeldRollback {
 interface Observed {
   readonly openedAt: number;
   memberCount: number;
+  /** Members whose own request the audit sink has reported. */
+  reportedCount: number;
+  /** When this process first saw each member's lock. */
+  readonly firstSeen: Map<string, number>;
   lastChangeAt: number;
   /** Taken over from a coordinator that stopped renewing. */
   takenOver: boolean;
@@ -200,7 +204,7 @@ export class Resolver {
     let seen = this.observed.get(id);
     if (!seen) {
       const now = this.o.clock.monotonic();
-      seen = { openedAt: now, memberCount: 0, lastChangeAt: now, takenOver: false, firstChecked: new Map() };
+      seen = { openedAt: now, memberCount: 0, reportedCount: 0, firstSeen: new Map(), lastChangeAt: now, takenOver: false, firstChecked: new Map() };
       this.observed.set(id, seen);
     }
     return seen;
@@ -215,10 +219,7 @@ export class Resolver {
     const seen = this.observe(id);
     // Counting is all this step does with the locks: the cache is good enough.
     const locks = await this.o.locks.locksOf(id, { cached: true });
-    if (locks.length !== seen.memberCount) {
-      seen.memberCount = locks.length;
-      seen.lastChangeAt = now;
-    }
+    const inFlight = this.progress(seen, tx, locks, now);
     const decision = decideOpen({
       mode: tx.spec.mode,
       memberCount: locks.length,
@@ -227,6 +228,7 @@ export class Resolver {
       timeoutMs: timeoutMs(tx, this.o.limits().maxOpenSeconds),
       quietMs: this.o.limits().quietWindowMs + this.sinkDelayMs(),
       coordinatorLost: seen.takenOver,
+      inFlight,
       ...pick(tx.spec, "expectedMembers", "clientState", "clientMessage"),
       ...(tx.status?.failure ? { failure: tx.status.failure } : {}),
     }, now);
@@ -236,6 +238,26 @@ export class Resolver {
       return;
     }
     if (await this.transition(id, ["Open"], "RollingBack", { reason: decision.reason, message: decision.message, closedAt: this.wallTime() })) await this.rollBack(id);
+  }
+
+  /**
+   * Notes new members and (with the audit sink) newly completed requests:
+   * the quiet window runs from the last of either. Returns whether a
+   * member's request is still in flight (not reported, and admitted less
+   * than the late-write window ago: an event the apiserver lost must not
+   * hold the transaction open for ever).
+   */
+  private progress(seen: Observed, tx: Transaction, locks: readonly LockRecord[], now: number): boolean {
+    const reported = this.sinkDelayMs() > 0 ? tx.status?.requests ?? {} : undefined;
+    const reportedCount = reported ? locks.filter((l) => reported[l.name] !== undefined).length : 0;
+    if (locks.length !== seen.memberCount || reportedCount !== seen.reportedCount) {
+      seen.memberCount = locks.length;
+      seen.reportedCount = reportedCount;
+      seen.lastChangeAt = now;
+    }
+    for (const lock of locks) if (!seen.firstSeen.has(lock.name)) seen.firstSeen.set(lock.name, now);
+    if (!reported) return false;
+    return locks.some((l) => reported[l.name] === undefined && now - (seen.firstSeen.get(l.name) ?? now) < this.o.timing.lateWriteMs);
   }
 
   /** Reverts the committed transaction spec.undoOf names, as this transaction. */

@@ -20,6 +20,12 @@ export interface OpenFacts {
   readonly quietMs: number;
   /** This process took the transaction over from a coordinator that stopped renewing its heartbeat. */
   readonly coordinatorLost?: boolean;
+  /**
+   * A member's own request has not completed yet (the audit sink has not
+   * reported it): the client is still waiting on it, so the apply is not
+   * quiet, however long ago the member was admitted.
+   */
+  readonly inFlight?: boolean;
 }
 
 export type Decision =
@@ -37,7 +43,7 @@ export function decideOpen(f: OpenFacts, now: number): Decision {
   const closed = closedByClient(f);
   if (closed) return closed;
   if (f.coordinatorLost) return lost(f, now);
-  if (closesByQuiet(f) && f.memberCount > 0 && now - f.lastChangeAt >= f.quietMs) return { next: "Verifying", reason: "QuietWindowPassed" };
+  if (closesByQuiet(f) && quiet(f, now)) return { next: "Verifying", reason: "QuietWindowPassed" };
   if (now - f.openedAt >= f.timeoutMs) return { next: "RollingBack", reason: "Timeout", message: timeoutMessage(f) };
   return STAY;
 }
@@ -58,9 +64,14 @@ function closedByClient(f: OpenFacts): Decision | undefined {
  * say whether the rest will come.
  */
 function lost(f: OpenFacts, now: number): Decision {
-  if (f.mode === "transparent" && f.memberCount > 0) return now - f.lastChangeAt >= f.quietMs ? { next: "Verifying", reason: "CoordinatorLost" } : STAY;
+  if (f.mode === "transparent" && f.memberCount > 0) return quiet(f, now) ? { next: "Verifying", reason: "CoordinatorLost" } : STAY;
   const waitingFor = f.expectedMembers !== undefined ? `${f.memberCount} of ${f.expectedMembers} members had arrived` : `${f.memberCount} members had arrived`;
   return { next: "RollingBack", reason: "CoordinatorLost", message: `the kubetx replica coordinating it stopped; ${waitingFor}` };
+}
+
+/** Members arrived, none is in flight, and none arrived or completed for the quiet window. */
+function quiet(f: OpenFacts, now: number): boolean {
+  return f.memberCount > 0 && !f.inFlight && now - f.lastChangeAt >= f.quietMs;
 }
 
 /** Transparent transactions, and explicit ones that did not say how many members to expect, close when writes stop. */

@@ -13,6 +13,8 @@ import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../
 import { Conflict, createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
+import type { Clock } from "../../src/telemetry/clock.ts";
+import type { Logger } from "../../src/telemetry/logger.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
 import { afterAll, beforeAll } from "vitest";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
@@ -58,17 +60,18 @@ export function useEngine(namespace: string, labels: Record<string, string> = { 
  * input it verifies the apiserver's client certificate; it receives the
  * audit events only on the cluster's audit sink port (useEngine does that).
  */
-export async function startEngine(input: ConfigInput = FAST, listen: { port?: number } = {}): Promise<WebhookServer> {
+export async function startEngine(input: ConfigInput = FAST, listen: { port?: number; register?: boolean; clock?: Clock; logger?: Logger } = {}): Promise<WebhookServer> {
   const server = await startWebhookServer({
     kubeconfig: cluster().kubeconfigs.kubetx,
     tls: await webhookCertificate(),
     host: "127.0.0.1",
     port: listen.port ?? 0,
-    logger: silentLogger(),
+    logger: listen.logger ?? silentLogger(),
     config: loadConfig({ ...FAST, ...input }),
     ...(input.auditSink ? { apiserverClients: cluster().apiserverClient } : {}),
+    ...(listen.clock ? { clock: listen.clock } : {}),
   });
-  await register(server.port);
+  if (listen.register !== false) await register(server.port);
   return server;
 }
 

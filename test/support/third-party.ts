@@ -1,7 +1,7 @@
 /**
  * Another team's validating webhook beside kubetx, registered with the
  * real apiserver for one namespace: it denies objects labelled
- * `third-party: deny`, and can answer slowly (the apiserver calls validating
+ * `third-party: deny`, and answers slowly for those labelled `third-party: slow` (the apiserver calls validating
  * webhooks in parallel, so a slow one holds a write kubetx already allowed).
  * (Not `deny: yes`: kubectl reads YAML 1.1, where an unquoted yes is a boolean.)
  */
@@ -21,7 +21,7 @@ export const THIRD_PARTY = "third-party-test";
 const TIMEOUT_SECONDS = 10;
 
 export interface ThirdParty {
-  /** How long it takes to answer from now on. */
+  /** How long it takes to answer for objects labelled `third-party: slow`, from now on. */
   delayMs: number;
   close(): Promise<void>;
 }
@@ -30,8 +30,8 @@ export async function startThirdPartyWebhook(namespace: string): Promise<ThirdPa
   const state = { delayMs: 0 };
   const handler: AdmissionHandler = {
     async handle(request) {
-      if (state.delayMs > 0) await sleep(state.delayMs);
       const labels = request.object?.metadata?.labels ?? {};
+      if (labels["third-party"] === "slow" && state.delayMs > 0) await sleep(state.delayMs);
       return labels["third-party"] === "deny" ? denied(request, "objects labelled third-party=deny are not allowed here") : allowed(request);
     },
   };

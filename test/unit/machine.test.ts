@@ -96,6 +96,11 @@ describe("decideOpen", () => {
     expect(decideOpen(facts({ lastChangeAt: OPENED + 5_000 }), OPENED + 5_000 + QUIET)).toEqual({ next: "Verifying", reason: "QuietWindowPassed" });
   });
 
+  it("keeps a transparent transaction open while a member's own request is still in flight, however quiet", () => {
+    expect(decideOpen(facts({ inFlight: true }), OPENED + QUIET * 10)).toEqual({ next: "Open" });
+    expect(decideOpen(facts({ inFlight: false }), OPENED + QUIET)).toEqual({ next: "Verifying", reason: "QuietWindowPassed" });
+  });
+
   it("keeps a transparent transaction open until the quiet window has fully passed", () => {
     expect(decideOpen(facts({ lastChangeAt: OPENED + 5_000 }), OPENED + 5_000 + QUIET - 1)).toEqual({ next: "Open" });
   });

@@ -1,0 +1,240 @@
+/**
+ * The ways to end in a wrong state that a review of the protocol found,
+ * each shown on the real cluster: an object deleted and re-created in one
+ * transaction, a Failed transaction's locks, a user who may only create, a
+ * garbled lock, a slow third-party webhook holding a write kubetx allowed,
+ * a takeover while kubectl may still be writing, a stepped wall clock, and
+ * state that must not grow.
+ */
+import { performance } from "node:perf_hooks";
+import { Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../src/devcluster/ports.ts";
+import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
+import { LockStore } from "../../src/locks/store.ts";
+import { lockName } from "../../src/locks/record.ts";
+import { createLogger } from "../../src/telemetry/logger.ts";
+import { newTransaction, transactionPath } from "../../src/transactions/model.ts";
+import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
+import { register, startEngine, startServeProcess, unregister, useEngine } from "../support/engine.ts";
+import { configMap, inTransaction, leftovers, phaseOf, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
+import { startThirdPartyWebhook } from "../support/third-party.ts";
+
+const ENABLED = { "kubetx.io/enabled": "true" };
+const LEASES = "/apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases";
+
+function joined(stderr: string): string {
+  const match = /kubetx: joined transaction (t-[a-z0-9-]+)/.exec(stderr);
+  if (!match?.[1]) throw new Error(`kubectl printed no kubetx warning:\n${stderr}`);
+  return match[1];
+}
+
+const invalid = (ns: string, name: string): KubeObject => configMap(ns, name, { "bad key": "ConfigMap keys may not contain spaces" });
+
+describe("faults in one engine's transactions", () => {
+  const ns = uniqueName("faults");
+  const cms = `/api/v1/namespaces/${ns}/configmaps`;
+  const fixture = useEngine(ns, ENABLED, { quietWindowMs: 3_000 });
+  let admin: KubeClient;
+  beforeAll(() => {
+    admin = fixture.admin();
+  });
+
+  it("gives an object deleted and re-created in one transaction (replace --force) its original back on rollback", async () => {
+    await admin.create(cms, configMap(ns, "forced", { v: "original" }));
+    const before = await admin.get(`${cms}/forced`);
+    const replaced = await kubectl(["replace", "--force", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "forced", { v: "replacement" })]) });
+    expect(replaced.code, replaced.stderr).toBe(0);
+    const id = joined(replaced.stderr);
+    expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "breaks-forced")]) })).code).not.toBe(0);
+    const tx = await waitResolved(admin, id);
+    expect(tx.status?.phase).toBe("RolledBack");
+    const after = await admin.get(`${cms}/forced`);
+    expect(after.data).toEqual({ v: "original" });
+    expect(after.metadata?.uid).not.toBe(before.metadata?.uid);
+  });
+
+  it("never takes over the lock of a Failed transaction: its locks stay until an admin resolves it", async () => {
+    const kubetx = await client("kubetx");
+    try {
+      const failed = "t-failed001";
+      const bob = await client("bob");
+      await bob.create(transactionPath(), newTransaction(failed, { user: "bob", mode: "explicit" })).finally(() => bob.close());
+      await kubetx.replace(`${transactionPath(failed)}/status`, { ...(await kubetx.get(transactionPath(failed))), status: { phase: "Failed", reason: "RestoreImpossible", message: "could not restore" } });
+      const ref = { group: "", version: "v1", resource: "configmaps", namespace: ns, name: "kept" };
+      await new LockStore({ client: kubetx, namespace: "kubetx-system", ttlSeconds: () => 3 }).acquire({ transaction: failed, ref, kind: "ConfigMap", operation: "CREATE", user: "bob", requestUid: "x", admittedAt: Date.now() });
+      const refused = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "kept", { v: "alice" })]) });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain("is locked by transaction t-failed001");
+      expect((await kubetx.get(`${LEASES}/${lockName(ref)}`)).metadata?.labels?.["kubetx.io/transaction"]).toBe(failed);
+      // The admin resolves it: deleting the record releases what it kept.
+      await admin.delete(transactionPath(failed));
+      await fixture.engine().resolver.collectGarbage();
+      await until("the Failed transaction's lock removed", async () => ((await fixture.engine().resolver.collectGarbage()) >= 0 && (await leftovers(admin, failed)).length === 0 ? true : undefined), 15_000);
+    } finally {
+      kubetx.close();
+    }
+  });
+
+  it("does not let a user who may only create lock an object that already exists", async () => {
+    await admin.create(cms, configMap(ns, "existing-one", { v: "1" }));
+    await admin.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, {
+      apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "create-only" },
+      rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["create"] }],
+    });
+    await admin.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, {
+      apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", metadata: { name: "carol-create-only" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "create-only" },
+      subjects: [{ kind: "User", apiGroup: "rbac.authorization.k8s.io", name: "carol" }],
+    });
+    const create = (): ReturnType<typeof kubectl> => kubectl(["--as", "carol", "create", "-f", "-"], { input: yamlOf([configMap(ns, "existing-one", { v: "carol" })]) });
+    const refused = await until("RBAC to let carol create", async () => {
+      const attempt = await create();
+      return attempt.stderr.includes("cannot create resource") ? undefined : attempt;
+    });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("already exists and you may not update it, so your create cannot lock it");
+    expect(await readOrUndefined(admin, `${LEASES}/${lockName({ group: "", version: "v1", resource: "configmaps", namespace: ns, name: "existing-one" })}`)).toBeUndefined();
+    // carol's create of a new object is an ordinary member.
+    const fresh = await kubectl(["--as", "carol", "create", "-f", "-"], { input: yamlOf([configMap(ns, "carols-own", { v: "1" })]) });
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect((await waitResolved(admin, joined(fresh.stderr))).status?.phase).toBe("Committed");
+  });
+
+  it("fails a transaction whose lock Lease was garbled, keeps its locks, and says which lock", async () => {
+    const id = "t-garbled1";
+    expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "garbled", { v: "1" }), id, 2)]) })).code).toBe(0);
+    const name = lockName({ group: "", version: "v1", resource: "configmaps", namespace: ns, name: "garbled" });
+    await admin.mergePatch(`${LEASES}/${name}`, { metadata: { annotations: { "kubetx.io/member": "{not json" } } });
+    expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "garbled-2", { v: "1" }), id, 2)]) })).code).toBe(0);
+    const tx = await waitResolved(admin, id);
+    expect(tx.status?.phase).toBe("Failed");
+    expect(tx.status?.message).toContain(`lock ${name}: its Lease cannot be read`);
+    expect(await readOrUndefined(admin, `${LEASES}/${name}`)).toBeDefined();
+    await admin.delete(`${LEASES}/${name}`);
+    await admin.delete(transactionPath(id));
+  });
+
+  it("removes a resolved transaction's session Lease, so sessions do not pile up", async () => {
+    const applied = await kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([configMap(ns, "bobs", { v: "1" })]) });
+    const id = joined(applied.stderr);
+    expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
+    const sessionsOf = async (): Promise<KubeObject[]> => (await admin.get<{ items: KubeObject[] }>(LEASES, { query: { labelSelector: "kubetx.io/role=session" } })).items
+      .filter((lease) => (lease.spec as { holderIdentity?: string } | undefined)?.holderIdentity === id);
+    expect(await sessionsOf()).toHaveLength(1);
+    await fixture.engine().resolver.collectGarbage();
+    expect(await sessionsOf()).toEqual([]);
+  });
+});
+
+describe("a write held by a slow third-party webhook after kubetx allowed it", () => {
+  const ns = uniqueName("slowhook");
+  let admin: KubeClient;
+  beforeAll(async () => {
+    admin = await client("admin");
+    await createNamespace(ns, ENABLED);
+  });
+  afterAll(() => admin.close());
+
+  /** alice creates `fast` and, through the slow webhook, `slow`; returns the transaction and when `slow` landed. */
+  async function applyWithSlowMember(delayMs: number): Promise<{ id: string; slowLandedAt: number }> {
+    const thirdParty = await startThirdPartyWebhook(ns);
+    thirdParty.delayMs = delayMs;
+    try {
+      const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "fast", { v: "1" }), configMap(ns, "slow", { v: "1" }, { labels: { "third-party": "slow" } })]) });
+      expect(applied.code, applied.stderr).toBe(0);
+      return { id: joined(applied.stderr), slowLandedAt: performance.now() };
+    } finally {
+      await thirdParty.close();
+    }
+  }
+
+  it("with the audit sink: waits for the held request's own outcome, then commits both", async () => {
+    const engine = await startEngine({ auditSink: true, quietWindowMs: 1_000, auditSinkDelayMs: 1_000 }, { port: cluster().auditSinkPort });
+    try {
+      const { id } = await applyWithSlowMember(3_000);
+      const tx = await waitResolved(admin, id, 30_000);
+      expect(tx.status?.phase).toBe("Committed");
+      expect(tx.status?.members?.map((m) => m.name).sort()).toEqual(["fast", "slow"]);
+    } finally {
+      await unregister();
+      await engine.close();
+      await admin.delete(`/api/v1/namespaces/${ns}/configmaps`).catch(() => undefined);
+    }
+  });
+
+  it("without the sink: rolls back, holds the locks while the write may still land, and undoes it when it does (no orphan)", async () => {
+    const engine = await startEngine({ quietWindowMs: 1_000, persistGraceMs: 500, lateWriteMs: 6_000 });
+    try {
+      const { id, slowLandedAt } = await applyWithSlowMember(4_000);
+      const tx = await waitResolved(admin, id, 30_000);
+      expect(tx.status?.phase).toBe("RolledBack");
+      expect(performance.now()).toBeGreaterThan(slowLandedAt);
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/slow`)).toBeUndefined();
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/fast`)).toBeUndefined();
+    } finally {
+      await unregister();
+      await engine.close();
+    }
+  });
+});
+
+describe("a coordinator that stops while kubectl may still be writing", () => {
+  it("lets a transparent transaction it took over wait a quiet window, so a write arriving through the new replica joins it", async () => {
+    const admin = await client("admin");
+    const ns = uniqueName("takeover");
+    await createNamespace(ns, ENABLED);
+    const first = await startServeProcess(await freePort(), "replica-1", { quietWindowMs: 2_500 });
+    let second: Awaited<ReturnType<typeof startServeProcess>> | undefined;
+    try {
+      await register(first.port);
+      const part1 = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "part-1", { v: "1" })]) });
+      const id = joined(part1.stderr);
+      await first.kill("SIGKILL");
+      second = await startServeProcess(await freePort(), "replica-2", { quietWindowMs: 2_500 });
+      await register(second.port);
+      const took = second;
+      await until("the second replica took over", () => Promise.resolve(took.output().includes("took over transaction") ? true : undefined), 20_000);
+      const part2 = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "part-2", { v: "2" })]) });
+      expect(joined(part2.stderr)).toBe(id);
+      const tx = await waitResolved(admin, id, 20_000);
+      expect(tx.status?.phase).toBe("Committed");
+      expect(tx.status?.reason).toBe("CoordinatorLost");
+      expect(tx.status?.members?.map((m) => m.name)).toEqual(["part-1", "part-2"]);
+    } finally {
+      await first.kill("SIGKILL");
+      await second?.kill("SIGTERM");
+      await unregister();
+      admin.close();
+    }
+  });
+});
+
+describe("a wall clock stepped on one replica", () => {
+  it("does not make it take over a transaction another replica still renews", async () => {
+    const admin = await client("admin");
+    const ns = uniqueName("clockstep");
+    await createNamespace(ns, ENABLED);
+    const leader = await startEngine();
+    let logs = "";
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => ((logs += chunk.toString()), done()) });
+    // An hour ahead on the wall clock; time passes at the normal rate.
+    const stepped = await startEngine(undefined, { register: false, clock: { now: () => Date.now() + 3_600_000, monotonic: () => performance.now() }, logger: createLogger({ destination: sink }) });
+    try {
+      const id = "t-clockst1";
+      expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "steady", { v: "1" }), id, 2)]) })).code).toBe(0);
+      const seen = new Set<string>();
+      await until("four heartbeat renewals", async () => {
+        seen.add((await admin.get(`${LEASES}/hb-${id}`)).metadata?.resourceVersion ?? "");
+        return seen.size > 4 ? true : undefined;
+      }, 20_000);
+      expect(logs).not.toContain("took over transaction");
+      expect(await phaseOf(admin, id)).toBe("Open");
+    } finally {
+      await stepped.close();
+      await unregister();
+      await leader.close();
+      admin.close();
+    }
+  });
+});
