@@ -167,3 +167,42 @@ describe("a real cluster with controllers at work", () => {
     expect(namespaceController).toEqual([]);
   });
 });
+
+describe("a minute of a live Deployment beside alice's applies", () => {
+  const ns = uniqueName("soak");
+  const fixture = useEngine(ns);
+  /** How long the Deployment and Service live while alice works beside them. */
+  const SOAK_MS = 60_000;
+  /** alice's pace: an apply every few seconds, each closing its own transaction. */
+  const APPLY_EVERY_MS = 4_000;
+
+  it("opens no transaction for a control-plane identity, creates Pods and EndpointSlices once, and rolls nothing back", async () => {
+    const admin = fixture.admin();
+    await admin.create(`/apis/apps/v1/namespaces/${ns}/deployments`, deployment(ns, "steady", "nginx:1.27", 5));
+    await admin.create(`/api/v1/namespaces/${ns}/services`, { apiVersion: "v1", kind: "Service", metadata: { name: "steady" }, spec: { selector: { app: "steady" }, ports: [{ port: 80 }] } });
+    const uids = async (path: string): Promise<string[]> => (await admin.get<Listed>(path)).items.map((o) => o.metadata?.uid ?? "").sort();
+    const pods = `/api/v1/namespaces/${ns}/pods`;
+    const slices = `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`;
+    const podsBefore = await until("five Pods", async () => ((await uids(pods)).length === 5 ? uids(pods) : undefined));
+    const slicesBefore = await until("the Service's EndpointSlice", async () => ((await uids(slices)).length > 0 ? uids(slices) : undefined));
+    const started = Date.now();
+    const ids = new Set<string>();
+    for (let round = 0; Date.now() - started < SOAK_MS; round += 1) {
+      const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, `work-${round % 3}`, { round: String(round) })]) });
+      expect(applied.code, applied.stderr).toBe(0);
+      ids.add(joined(applied.stderr));
+      await new Promise((resolve) => setTimeout(resolve, APPLY_EVERY_MS));
+    }
+    for (const id of ids) expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
+    expect(await uids(pods)).toEqual(podsBefore);
+    expect(await uids(slices)).toEqual(slicesBefore);
+    const records = await admin.get<{ items: Transaction[] }>(transactionPath());
+    expect(records.items.filter((tx) => tx.spec.user.startsWith("system:"))).toEqual([]);
+    expect(await eventReasonsIn(admin, ns)).not.toContain("TransactionRolledBack");
+  });
+});
+
+async function eventReasonsIn(admin: KubeClient, ns: string): Promise<string[]> {
+  const events = await admin.get<{ items: { reason?: string }[] }>(`/api/v1/namespaces/${ns}/events`);
+  return events.items.map((e) => e.reason ?? "");
+}
