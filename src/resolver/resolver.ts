@@ -416,13 +416,14 @@ export class Resolver {
 
   private async finishRollback(id: string, tx: Transaction, done: { locks: LockRecord[]; outcomes: RestoreOutcome[]; members: MemberSummary[] }): Promise<void> {
     const kept = done.members.filter((m) => m.conflicts?.length || m.outcome === "Conflict");
+    // Events first: whoever sees the final phase finds them already there. They say what this replica restored, which is true whoever writes the phase.
+    await this.o.events.rolledBack(tx, done.locks, done.outcomes);
     const rolledBack = await this.transition(id, ["RollingBack"], "RolledBack", {
       members: done.members, memberCount: done.locks.length, resolvedAt: this.wallTime(),
       ...(kept.length ? { conflicts: kept.map((m) => `${describeRef(m)}: ${m.conflicts?.join(", ") ?? m.message ?? ""}`) } : {}),
     });
     if (!rolledBack) return;
     const startedAt = this.observed.get(id)?.held?.startedAt;
-    await this.o.events.rolledBack(tx, done.locks, done.outcomes);
     await this.release(id, done.locks);
     this.o.metrics.resolved("RolledBack");
     if (startedAt !== undefined) this.o.metrics.rolledBack((this.o.clock.monotonic() - startedAt) / 1000, done.locks.length);
@@ -434,13 +435,13 @@ export class Resolver {
       ...done.members.filter((m) => m.outcome === "Failed").map((m) => `${describeRef(m)}: ${m.message ?? ""}`),
       ...done.garbled.map((name) => `lock ${name}: its Lease cannot be read`),
     ];
+    await this.o.events.rolledBack(tx, done.locks, done.outcomes);
     const failed = await this.transition(id, ["RollingBack"], "Failed", {
       reason: "RestoreImpossible",
       message: `could not restore ${problems.join("; ")}; locks are kept until an admin resolves it (fix the objects, then delete the Transaction record)`,
       members: done.members, resolvedAt: this.wallTime(),
     });
     if (!failed) return;
-    await this.o.events.rolledBack(tx, done.locks, done.outcomes);
     this.o.metrics.resolved("Failed");
     this.o.logger.error({ transaction: id, impossible: problems.length }, "transaction failed: restore impossible");
   }
