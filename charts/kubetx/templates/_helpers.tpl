@@ -78,3 +78,30 @@ itself), kept equal to manifests/ by `npm run chart:sync`. Takes (list $
 {{ toYaml $object }}
 {{- end -}}
 
+{{/*
+The audit sink (auditSink in values.yaml): `kubetx serve --audit-sink`,
+which takes audit batches only from a client certificate signed by the CA
+in auditSink.clientCA (key ca.crt, mounted read-only) and named in
+auditSink.apiserverClients. manifests/components/audit-sink/ makes the same
+change for the kustomize install. Takes (list $ podSpec container) and
+changes those two in place.
+*/}}
+{{- define "kubetx.auditSink" -}}
+{{- $sink := (index . 0).Values.auditSink -}}
+{{- $pod := index . 1 -}}
+{{- $container := index . 2 -}}
+{{- $dir := "/etc/kubetx/apiserver-ca" -}}
+{{- $items := list (dict "key" "ca.crt" "path" "ca.crt") -}}
+{{- $volume := dict "name" "apiserver-ca" -}}
+{{- if eq $sink.clientCA.kind "ConfigMap" -}}
+{{- $_ := set $volume "configMap" (dict "name" $sink.clientCA.name "items" $items) -}}
+{{- else if eq $sink.clientCA.kind "Secret" -}}
+{{- $_ := set $volume "secret" (dict "secretName" $sink.clientCA.name "items" $items) -}}
+{{- else -}}
+{{- fail (printf "kubetx: auditSink.clientCA.kind must be ConfigMap or Secret, got %q" $sink.clientCA.kind) -}}
+{{- end -}}
+{{- $flags := list "--audit-sink" "--client-ca" (printf "%s/ca.crt" $dir) "--apiserver-client" (join "," $sink.apiserverClients) -}}
+{{- $_ := set $container "args" (concat $container.args $flags) -}}
+{{- $_ = set $container "volumeMounts" (append $container.volumeMounts (dict "name" "apiserver-ca" "mountPath" $dir "readOnly" true)) -}}
+{{- $_ = set $pod "volumes" (append $pod.volumes $volume) -}}
+{{- end -}}
