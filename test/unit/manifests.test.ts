@@ -150,7 +150,7 @@ describe("RBAC in manifests/", () => {
     expect(role.metadata?.namespace).toBe(KUBETX_NAMESPACE);
     expect(role.rules).toEqual([
       { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create", "get", "list", "watch", "update", "delete"] },
-      { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get", "list", "delete"] },
+      { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get", "list", "update", "delete"] },
     ]);
   });
 
