@@ -101,6 +101,8 @@ interface Observed {
   reportedCount: number;
   /** When this process first saw each member's lock. */
   readonly firstSeen: Map<string, number>;
+  /** The record's lastActivity token as this process last saw it. */
+  lastActivity?: string;
   lastChangeAt: number;
   /** Taken over from a coordinator that stopped renewing. */
   takenOver: boolean;
@@ -362,6 +364,10 @@ export class Resolver {
     const [tx, members, journal] = await Promise.all([known ?? this.o.store.get(id), this.o.locks.membersOf(id), this.o.journal.readAll(id)]);
     if (!tx || tx.status?.phase !== "RollingBack") return;
     const locks = members.locks.sort((a, b) => b.member.admittedAt - a.member.admittedAt);
+    if (tx.status.lastActivity !== seen.lastActivity) {
+      seen.lastActivity = tx.status.lastActivity;
+      seen.lastChangeAt = now;
+    }
     seen.held ??= { startedAt: now, lastPassAt: now, inFlight: await this.inFlight(id, tx, locks, journal) };
     seen.held.lastPassAt = now;
     const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, (lock) => this.restore(id, lock, journal));
@@ -375,9 +381,11 @@ export class Resolver {
   /** Failed if something could not be restored; otherwise held while writes may land, then RolledBack. */
   private async afterRestore(id: string, tx: Transaction, at: { locks: LockRecord[]; outcomes: RestoreOutcome[]; garbled: string[]; held: HeldRollback; now: number }): Promise<void> {
     const { locks, outcomes } = at;
+    // An Event for each object a pass touched, as it touches it: a later pass finds nothing left to do.
+    await this.o.events.rolledBack(tx, locks, outcomes);
     const members = mergeSummaries(tx.status?.members, locks.map((lock, i) => restoredSummary(lock, outcomes[i] as RestoreOutcome)));
     if (at.garbled.length > 0 || members.some((m) => m.outcome === "Failed")) return this.fail(id, tx, { locks, outcomes, members, garbled: at.garbled });
-    if (this.holding(tx, at.held, at.now)) {
+    if (this.holding(tx, at.held, at.now) || this.stillRefusing(id, tx, at.now)) {
       // Progress for readers: the record shows what was restored while the locks are held.
       if (!tx.status?.members) await this.transition(id, ["RollingBack"], "RollingBack", { members });
       return;
@@ -394,6 +402,18 @@ export class Resolver {
       return persisted(lock.member, journal.get(journalName(id, lock.member.ref)), live) ? undefined : lock.name;
     });
     return new Set(unseen.filter((name): name is string => name !== undefined));
+  }
+
+  /**
+   * A failed transparent transaction keeps the requester's session (and so
+   * refuses the rest of their apply) until a quiet window has passed since
+   * their last write into it, refused ones included: otherwise the apply's
+   * next write would start a new transaction and commit on its own.
+   */
+  private stillRefusing(id: string, tx: Transaction, now: number): boolean {
+    if (tx.spec.mode !== "transparent") return false;
+    const seen = this.observe(id);
+    return now - seen.lastChangeAt < this.o.limits().quietWindowMs + this.sinkDelayMs();
   }
 
   /** Whether to keep holding: some write may still land, its outcome unknown and the late-write window not over. */
@@ -416,8 +436,6 @@ export class Resolver {
 
   private async finishRollback(id: string, tx: Transaction, done: { locks: LockRecord[]; outcomes: RestoreOutcome[]; members: MemberSummary[] }): Promise<void> {
     const kept = done.members.filter((m) => m.conflicts?.length || m.outcome === "Conflict");
-    // Events first: whoever sees the final phase finds them already there. They say what this replica restored, which is true whoever writes the phase.
-    await this.o.events.rolledBack(tx, done.locks, done.outcomes);
     const rolledBack = await this.transition(id, ["RollingBack"], "RolledBack", {
       members: done.members, memberCount: done.locks.length, resolvedAt: this.wallTime(),
       ...(kept.length ? { conflicts: kept.map((m) => `${describeRef(m)}: ${m.conflicts?.join(", ") ?? m.message ?? ""}`) } : {}),
@@ -435,7 +453,6 @@ export class Resolver {
       ...done.members.filter((m) => m.outcome === "Failed").map((m) => `${describeRef(m)}: ${m.message ?? ""}`),
       ...done.garbled.map((name) => `lock ${name}: its Lease cannot be read`),
     ];
-    await this.o.events.rolledBack(tx, done.locks, done.outcomes);
     const failed = await this.transition(id, ["RollingBack"], "Failed", {
       reason: "RestoreImpossible",
       message: `could not restore ${problems.join("; ")}; locks are kept until an admin resolves it (fix the objects, then delete the Transaction record)`,

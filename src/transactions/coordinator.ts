@@ -91,12 +91,24 @@ export class Coordinator {
       mode: intent.mode,
       ...(intent.expectedMembers !== undefined ? { expectedMembers: intent.expectedMembers } : {}),
     }));
-    const refusal = refuseJoin(tx, intent) ?? this.refuseIrreversible(intent) ?? (await this.refuseCreateOverExisting(intent));
+    const refusal = (await this.refuseIntoClosed(tx, intent)) ?? this.refuseIrreversible(intent) ?? (await this.refuseCreateOverExisting(intent));
     if (refusal) return deny(intent, refusal);
     await this.ensureHeartbeat(intent.transaction);
     if (signal?.aborted) return deny(intent, ABORTED);
     const result = await this.lockAndJournal(intent, members, signal);
     return result.kind === "member" ? { ...result, mode: tx.spec.mode } : result;
+  }
+
+  /**
+   * Why the write may not join `tx`, if it may not. The rest of a failing
+   * transparent apply is refused, and each refusal is noted on the record,
+   * so the transaction (and the session) stays until the apply has gone
+   * quiet instead of letting the next write start afresh.
+   */
+  private async refuseIntoClosed(tx: Transaction, intent: WriteIntent): Promise<string | undefined> {
+    const refusal = refuseJoin(tx, intent);
+    if (refusal && tx.spec.mode === "transparent") await this.options.store.noteActivity(intent.transaction, intent.requestUid);
+    return refusal;
   }
 
   /**
@@ -232,9 +244,11 @@ export class Coordinator {
 
   /** Marks a transaction as failed; the resolver rolls it back. The first failure is the one kept. */
   async fail(transaction: string, failure: string): Promise<void> {
-    await this.options.store.updateStatus(transaction, (tx) =>
-      tx.status?.failure || TERMINAL_PHASES.has(tx.status?.phase ?? "Open") ? undefined : { ...tx.status, failure },
-    );
+    const activity = `${this.options.identity}-${this.options.clock.monotonic()}`;
+    await this.options.store.updateStatus(transaction, (tx) => {
+      if (TERMINAL_PHASES.has(tx.status?.phase ?? "Open")) return undefined;
+      return { ...tx.status, failure: tx.status?.failure ?? failure, lastActivity: activity };
+    });
   }
 
   private async judgeDryRun(intent: WriteIntent): Promise<AdmitResult> {

@@ -48,6 +48,13 @@ export interface TransactionStatus {
   reason?: string;
   message?: string;
   failure?: string;
+  /**
+   * Changes (an opaque token) whenever a write of the requester is refused
+   * by, or fails into, this transaction: a failed transparent transaction
+   * keeps the requester's session, refusing the rest of their apply, until
+   * a quiet window has passed since the last such write.
+   */
+  lastActivity?: string;
   /** Final HTTP status of each member's own request, by lock name, as the audit sink reported it. */
   requests?: Record<string, number>;
   /** Set by a rollback that kept changes others made since: one line per object. */

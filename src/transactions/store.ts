@@ -91,6 +91,15 @@ export class TransactionStore {
     }
   }
 
+  /** Marks a write of the requester refused by the transaction (see TransactionStatus.lastActivity). */
+  async noteActivity(id: string, token: string): Promise<void> {
+    try {
+      await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { lastActivity: token } });
+    } catch (error) {
+      if (!(error instanceof NotFound)) throw error;
+    }
+  }
+
   async delete(id: string): Promise<void> {
     try {
       await this.client.delete(transactionPath(id));
