@@ -34,9 +34,9 @@ export function validateHandler(deps: ValidateDeps): AdmissionHandler {
       if (request.resource.group === GROUP && request.resource.resource === "transactions") return guardTransactionRecord(request);
       if (request.resource.group === GROUP && request.resource.resource === "transactionpolicies") return guardPolicy(request);
       const scope = await scopeOf(request, deps);
-      let result = await admitOnce(request, scope, deps, signal);
-      // A transparent transaction that closed under this write leaves the write to the requester's next one.
-      if (result?.kind === "closed" && scope.kind === "transparent") result = await admitOnce(request, scope, deps, signal);
+      let result = await admitOnce(request, scope, deps, { signal, fresh: false });
+      // A transparent transaction that closed under this write leaves the write to the requester's next one, read afresh.
+      if (result?.kind === "closed" && scope.kind === "transparent") result = await admitOnce(request, scope, deps, { signal, fresh: true });
       if (!result) return allowed(request, { auditAnnotations: { decision: "pass" } });
       // kubectl tx apply's prune deletes name no transaction: point the user's session at it so they join.
       if (result.kind === "member" && result.mode === "plugin") await deps.sessions.adopt(request.userInfo, result.transaction);
@@ -47,8 +47,9 @@ export function validateHandler(deps: ValidateDeps): AdmissionHandler {
 }
 
 /** One attempt: which transaction the write joins, and what the coordinator says; undefined when it joins none. */
-async function admitOnce(request: AdmissionRequest, scope: Scope, deps: ValidateDeps, signal: AbortSignal | undefined): Promise<AdmitResult | undefined> {
-  const joining = await joinWhat(request, scope, deps.sessions);
+async function admitOnce(request: AdmissionRequest, scope: Scope, deps: ValidateDeps, attempt: { signal: AbortSignal | undefined; fresh: boolean }): Promise<AdmitResult | undefined> {
+  const { signal } = attempt;
+  const joining = await joinWhat(request, scope, deps.sessions, attempt.fresh);
   if (!joining) return undefined;
   const intent = intentOf(request, joining.transaction, joining.mode, joining.record);
   if (typeof intent === "string") return { kind: "denied", transaction: joining.transaction, message: intent };
@@ -56,14 +57,14 @@ async function admitOnce(request: AdmissionRequest, scope: Scope, deps: Validate
 }
 
 /** Which transaction (and mode) the write joins, if any. */
-async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessions): Promise<{ transaction: string; mode: Mode; record?: Transaction } | undefined> {
+async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessions, fresh = false): Promise<{ transaction: string; mode: Mode; record?: Transaction } | undefined> {
   switch (scope.kind) {
     case "pass":
       return undefined;
     case "explicit":
       return { transaction: scope.transaction, mode: "explicit" };
     case "transparent": {
-      const joined = await transparentTransaction(request, sessions);
+      const joined = await transparentTransaction(request, sessions, fresh);
       return { transaction: joined.id, mode: "transparent", ...(joined.record ? { record: joined.record } : {}) };
     }
     case "session-only": {
@@ -74,9 +75,9 @@ async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessi
 }
 
 /** A dry run looks at the requester's open transaction but never starts one. */
-async function transparentTransaction(request: AdmissionRequest, sessions: Sessions): Promise<SessionTransaction> {
+async function transparentTransaction(request: AdmissionRequest, sessions: Sessions, fresh: boolean): Promise<SessionTransaction> {
   if (request.dryRun) return { id: (await sessions.current(request.userInfo, request.operation)) ?? newTransactionId() };
-  return sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation);
+  return sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation, { fresh });
 }
 
 /** The write as the coordinator needs it, or why it cannot join. */

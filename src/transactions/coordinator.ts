@@ -83,7 +83,7 @@ export class Coordinator {
     if (intent.dryRun) return this.judgeDryRun(intent);
     // Independent reads in parallel: each is a round trip to the apiserver on the user's request path.
     const [found, members] = await Promise.all([
-      intent.record ?? this.options.store.get(intent.transaction),
+      intent.record ?? this.options.store.lookup(intent.transaction),
       this.options.locks.locksOf(intent.transaction, { cached: true }),
     ]);
     const tx = found ?? (await this.options.store.getOrCreate(intent.transaction, {
