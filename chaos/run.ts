@@ -24,7 +24,7 @@ import { runTrial } from "./trial.ts";
 import { describeFault, planTrial } from "./workload.ts";
 
 const REPO = path.resolve(import.meta.dirname, "..");
-const USAGE = `Usage: npm run chaos -- [--trials N] [--seed S] [--replicas 2|3] [--results DIR] [--keep] [--save-all]
+const USAGE = `Usage: npm run chaos -- [--trials N | --trial T] [--seed S] [--replicas 2|3] [--results DIR] [--keep] [--save-all]
        npm run chaos -- --replay FILE       run a recorded trial's plan again on a fresh cluster
        npm run chaos -- --recheck FILE      run the checker again on a recorded trial's history`;
 const DEFAULTS = { trials: 3, seed: 1, replicas: 3 } as const;
@@ -35,6 +35,8 @@ interface Options {
   readonly trials: number;
   readonly seed: number;
   readonly replicas: number;
+  /** Only this trial of the seed's campaign. */
+  readonly trial?: number;
   readonly resultsDir: string;
   readonly replay?: string;
   readonly recheck?: string;
@@ -45,7 +47,7 @@ interface Options {
 function parseOptions(argv: readonly string[]): Options {
   const { values } = parseArgs({
     args: [...argv],
-    options: { trials: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, results: { type: "string" }, replay: { type: "string" }, recheck: { type: "string" }, keep: { type: "boolean" }, "save-all": { type: "boolean" }, help: { type: "boolean" } },
+    options: { trials: { type: "string" }, trial: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, results: { type: "string" }, replay: { type: "string" }, recheck: { type: "string" }, keep: { type: "boolean" }, "save-all": { type: "boolean" }, help: { type: "boolean" } },
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -56,6 +58,7 @@ function parseOptions(argv: readonly string[]): Options {
     seed: integer("seed", values.seed, { fallback: DEFAULTS.seed, min: 0, max: 2 ** 31 - 1 }),
     replicas: integer("replicas", values.replicas, { fallback: DEFAULTS.replicas, min: 2, max: 3 }),
     resultsDir: path.resolve(values.results ?? path.join(REPO, "chaos", "results")),
+    ...(values.trial !== undefined ? { trial: integer("trial", values.trial, { fallback: 1, min: 1, max: 100_000 }) } : {}),
     keep: values.keep ?? false,
     saveAll: values["save-all"] ?? false,
     ...(values.replay ? { replay: values.replay } : {}),
@@ -76,7 +79,7 @@ function say(line: string): void {
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   if (options.recheck) return recheck(options.recheck);
-  const plans = options.replay ? [await planFromFile(options.replay)] : Array.from({ length: options.trials }, (_, i) => planTrial({ seed: options.seed, trial: i + 1, replicas: options.replicas }));
+  const plans = options.replay ? [await planFromFile(options.replay)] : campaignPlans(options);
   const seed = plans[0]?.seed ?? options.seed;
   const cluster = await startChaosCluster({ repo: REPO, replicas: plans[0]?.replicas ?? options.replicas, say, random: denials(seed), keep: options.keep });
   const stopOnSignal = (): void => void cluster.stop().then(() => process.exit(130));
@@ -88,6 +91,11 @@ async function main(): Promise<number> {
   } finally {
     await cluster.stop();
   }
+}
+
+function campaignPlans(options: Options): TrialPlan[] {
+  const trials = options.trial !== undefined ? [options.trial] : Array.from({ length: options.trials }, (_, i) => i + 1);
+  return trials.map((trial) => planTrial({ seed: options.seed, trial, replicas: options.replicas }));
 }
 
 /** The third-party webhook's coin, from the campaign's seed. */
@@ -107,7 +115,7 @@ async function campaign(cluster: ChaosCluster, plans: readonly TrialPlan[], opti
       for (const finding of [...result.report.violations, ...result.report.notes]) say(`  ${findingLine(finding)}`);
     } catch (error) {
       errors += 1;
-      say(`trial ${plan.trial}/${plans.length} seed ${plan.seed}: ERROR (the harness, not a verdict): ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+      say(`trial ${plan.trial} seed ${plan.seed}: ERROR (the harness, not a verdict): ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
     }
   }
   say(`chaos: ${plans.length} trials, ${violations} violations (seed ${plans[0]?.seed ?? options.seed})${errors ? `, ${errors} trials could not run` : ""}`);
@@ -123,7 +131,8 @@ function trialLine(plan: TrialPlan, of: number, result: TrialResult): string {
   const notes = result.report.notes.length ? `, ${result.report.notes.length} notes` : "";
   const phases = Object.entries(result.phases).map(([name, s]) => `${name} ${s.toFixed(1)}`).join(", ");
   const file = result.file ? ` -> ${path.relative(process.cwd(), result.file)}` : "";
-  return `trial ${plan.trial}/${of} seed ${plan.seed}: ${ops} applies, ${t.committed + t.rolledBack + t.failed + t.unresolved} transactions (${counts.join(", ")}), ${plan.sink ? "sink" : "no sink"}, faults: ${faults}; ${verdict}${notes} in ${result.seconds.toFixed(1)}s (${phases})${file}`;
+  const which = of === 1 ? `${plan.trial}` : `${plan.trial}/${of}`;
+  return `trial ${which} seed ${plan.seed}: ${ops} applies, ${t.committed + t.rolledBack + t.failed + t.unresolved} transactions (${counts.join(", ")}), ${plan.sink ? "sink" : "no sink"}, faults: ${faults}; ${verdict}${notes} in ${result.seconds.toFixed(1)}s (${phases})${file}`;
 }
 
 function findingLine(f: Finding): string {

@@ -23,8 +23,11 @@ import { createWorkloadNamespace } from "./install.ts";
 import { seedManifest } from "./manifests.ts";
 import { Recorder } from "./recorder.ts";
 
-/** Every record should be final within max open (10 s) plus a lock TTL and a rollback; a minute is generous. */
-const QUIESCE_TIMEOUT_MS = 60_000;
+/**
+ * Clients have ended: every record should be final within max open (10 s)
+ * plus a lock TTL (3 s) and a rollback; 30 s leaves room for a loaded machine.
+ */
+const QUIESCE_TIMEOUT_MS = 30_000;
 /**
  * Leftovers of a replica that died mid-cleanup go after the lock TTL (3 s)
  * and a garbage-collection pass (every 40 resolver periods: 4 s); 3 s more
@@ -73,6 +76,7 @@ export async function runTrial(cluster: ChaosCluster, plan: TrialPlan, env: Tria
     const report = checkTrial(history);
     clock.lap("check");
     const file = report.violations.length > 0 || env.saveAll ? await writeReplay(env.resultsDir, history, report) : undefined;
+    await retire(cluster.http, unsettled);
     return { history, report, seconds: clock.total(), phases: clock.phases, ...(file ? { file } : {}) };
   } finally {
     await recorder.close();
@@ -189,6 +193,20 @@ async function writeReplay(dir: string, history: TrialHistory, report: CheckRepo
   const replay = { seed: history.plan.seed, trial: history.plan.trial, replay: `npm run chaos -- --replay ${file}`, recheck: `npm run chaos -- --recheck ${file}`, violations: report.violations, notes: report.notes, history };
   await writeFile(file, `${JSON.stringify(replay, null, 2)}\n`);
   return file;
+}
+
+/**
+ * Marks the records that never settled Failed, as an admin would once the
+ * verdict is in: their requesters' sessions would otherwise keep joining
+ * them in later trials, and one trial's fault would spill into the next.
+ */
+async function retire(http: Http, unsettled: readonly string[]): Promise<void> {
+  for (const entry of unsettled) {
+    const id = entry.split(" ")[0] ?? "";
+    const status = { phase: "Failed", reason: "ChaosUnsettled", message: "not final after the chaos campaign's quiescence; marked Failed by the campaign so later trials do not join it" };
+    await http.send("PATCH", `/apis/kubetx.io/v1alpha1/transactions/${id}/status`, { status }, "application/merge-patch+json").catch(() => undefined);
+    await http.send("PATCH", `/apis/kubetx.io/v1alpha1/transactions/${id}`, { metadata: { labels: { "kubetx.io/resolved": "true" } } }, "application/merge-patch+json").catch(() => undefined);
+  }
 }
 
 /** Deletes the trial's namespaces (their objects go with them; kubetx-system keeps what Failed transactions hold). */

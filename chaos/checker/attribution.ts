@@ -4,12 +4,14 @@
  * `as transaction` line, the id an explicit apply named) and the members
  * the records list. Pure.
  */
-import type { MemberView, ObjectPlan, OpOutcome, OpPlan, RecordView, TrialHistory, WritePlan } from "../history.ts";
+import type { AuditRequest, MemberView, ObjectPlan, OpOutcome, OpPlan, RecordView, TrialHistory, WritePlan } from "../history.ts";
 import type { Finding } from "./findings.ts";
 import { note } from "./findings.ts";
 
 /** Record creation times have one-second precision; a client's clock and the apiserver's are the same machine's. */
 const RECORD_TIME_SLACK_MS = 2_000;
+/** The audit log times requests in microseconds on the clients' own clock: a request lies within its command. */
+const AUDIT_TIME_SLACK_MS = 250;
 
 /** kubetx's warning on every member write, and its denials that name the writer's own transaction. */
 const JOINED = /kubetx: joined transaction (t-[a-z0-9-]+)|kubetx: transaction (t-[a-z0-9-]+) is rolling back|Transaction (t-[a-z0-9-]+) will roll back/g;
@@ -72,7 +74,8 @@ export function attribute(history: TrialHistory): Attribution {
   const writes = ops.flatMap((op) => op.writes.map((write): WriteRef => {
     const outcome = outcomes.get(op.id);
     const object = objects.get(write.object);
-    const tx = object ? findTransaction({ op, write, object, outcome, records, observed: observed.get(op.id) ?? [], claimed, findings }) : undefined;
+    const requests = history.observation.requests ?? [];
+    const tx = object ? findTransaction({ op, write, object, outcome, records, requests, observed: observed.get(op.id) ?? [], claimed, findings }) : undefined;
     return { op, write, ...(outcome ? { outcome } : {}), ...(tx ? { tx } : {}) };
   }));
   return { records, objects, ops, outcomes, observed, writes, tokenOwner: new Map(ops.map((op) => [op.token, op])), findings };
@@ -84,6 +87,7 @@ interface Search {
   readonly object: ObjectPlan;
   readonly outcome: OpOutcome | undefined;
   readonly records: ReadonlyMap<string, RecordView>;
+  readonly requests: readonly AuditRequest[];
   readonly observed: readonly string[];
   /** Every id some client was told about: a fallback never takes another op's transaction. */
   readonly claimed: ReadonlySet<string>;
@@ -91,23 +95,38 @@ interface Search {
 }
 
 /**
- * The record among those the client heard of that lists the write; else
- * (the client never got kubetx's warning, say because the apiserver died
- * before answering) a record of the same user, made while the op ran, that
- * lists it and no client heard of.
+ * The record that lists the write: the one kubetx named in the audit log
+ * for the op's own request (a successful one first); else the last of
+ * those the client heard of; else (the client never got kubetx's warning,
+ * say because the apiserver died before answering) a record of the same
+ * user, made while the op ran, that lists it and no client heard of.
  */
 function findTransaction(s: Search): string | undefined {
-  const heard = s.observed.filter((id) => s.records.get(id)?.members.some((m) => memberIs(m, s.object, s.write.action)));
+  const lists = (id: string): boolean => s.records.get(id)?.members.some((m) => memberIs(m, s.object, s.write.action)) === true;
+  const logged = loggedTransactions(s).find(lists);
+  if (logged) return logged;
+  const heard = s.observed.filter(lists);
   if (heard.length > 0) return heard.at(-1);
   if (!s.outcome) return undefined;
   const start = s.outcome.startedAt - RECORD_TIME_SLACK_MS;
   const end = s.outcome.endedAt + RECORD_TIME_SLACK_MS;
   const candidates = [...s.records.values()].filter((r) => {
     const created = Date.parse(r.createdAt ?? "");
-    return r.user === s.op.user && !s.claimed.has(r.id) && created >= start && created <= end && r.members.some((m) => memberIs(m, s.object, s.write.action));
+    return r.user === s.op.user && !s.claimed.has(r.id) && created >= start && created <= end && lists(r.id);
   });
   if (candidates.length > 1) {
     s.findings.push(note("ambiguous-attribution", `${s.op.id}'s ${s.write.action} of ${s.object.key} matches records ${candidates.map((r) => r.id).join(", ")}; taking the first`, { op: s.op.id, object: s.object.key }));
   }
   return candidates[0]?.id;
+}
+
+/** Transactions kubetx named for this op's requests on this object, the last successful request's first. */
+function loggedTransactions(s: Search): string[] {
+  if (!s.outcome) return [];
+  const { resource } = resourceOf(s.object);
+  const verbs = s.write.action === "delete" ? ["delete"] : ["create", "update", "patch"];
+  const mine = s.requests.filter((r) => r.user === s.op.user && r.resource === resource && r.namespace === s.object.namespace && r.name === s.object.name
+    && verbs.includes(r.verb) && r.at >= (s.outcome?.startedAt ?? 0) - AUDIT_TIME_SLACK_MS && r.at <= (s.outcome?.endedAt ?? 0) + AUDIT_TIME_SLACK_MS);
+  const ordered = [...mine.filter((r) => r.code < 300).reverse(), ...mine.filter((r) => r.code >= 300).reverse()];
+  return ordered.flatMap((r) => (r.transaction ? [r.transaction] : []));
 }
