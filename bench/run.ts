@@ -1,5 +1,5 @@
 /**
- * kubetx benchmark: starts its own etcd + kube-apiserver in a temp dir and
+ * kubetx benchmark: starts its own control plane in a temp dir and
  * the engine in this process, measures (1) write latency the webhook adds,
  * (2) and (3) `kubectl apply` of 100 ConfigMaps with and without the
  * webhook, explicit and transparent, and (4) rolling back 100 members; prints

@@ -15,6 +15,7 @@ import { SessionStore } from "./locks/sessions.ts";
 import { LockStore } from "./locks/store.ts";
 import { NamespaceLabels } from "./policy/namespaces.ts";
 import type { Limits } from "./policy/policy.ts";
+import type { PolicySource } from "./policy/watch.ts";
 import { PolicyWatcher, staticPolicies } from "./policy/watch.ts";
 import { kubeRollbackEvents } from "./resolver/events.ts";
 import { Resolver } from "./resolver/resolver.ts";
@@ -29,12 +30,14 @@ import { createMetrics } from "./telemetry/metrics.ts";
 import { Coordinator } from "./transactions/coordinator.ts";
 import { IntentTracker, reachedValidationByLocks } from "./transactions/intents.ts";
 import { failRequester } from "./transactions/failures.ts";
+import { CachedAccess } from "./transactions/access.ts";
 import type { RequesterFailureDeps } from "./transactions/failures.ts";
 import type { ScopeDeps } from "./admission/scope.ts";
 import { auditSink } from "./admission/audit-sink.ts";
 import { clientCertificateCheck } from "./server/callers.ts";
 import { Sessions } from "./transactions/sessions.ts";
 import { TransactionStore } from "./transactions/store.ts";
+import { WebhookSync } from "./webhooks/sync.ts";
 
 export interface WebhookServerOptions {
   /** Kubeconfig of kubetx's own identity; absent: in-cluster service account or the default chain. */
@@ -80,13 +83,25 @@ async function every(periodMs: number, signal: AbortSignal, work: () => Promise<
   }
 }
 
+/**
+ * Starts watching the policies (when they come from the cluster) and keeps
+ * the webhook configurations in step with them, so that an outage of kubetx
+ * blocks only the writes a policy covers. Resolves once `signal` aborts.
+ */
+function runPolicies(policies: PolicySource, client: KubeClient, logger: Logger, signal: AbortSignal): Promise<void> {
+  if (policies instanceof PolicyWatcher) void policies.run(signal);
+  const webhooks = new WebhookSync({ client, logger, policies: () => policies.view().policies, ready: () => policies.ready });
+  const stopListening = policies.onChange(() => webhooks.trigger());
+  return webhooks.run(signal).finally(stopListening);
+}
+
 /** Every long-lived part of one kubetx process, built from its options. */
 interface Engine {
   readonly client: KubeClient;
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly store: TransactionStore;
-  readonly policies: PolicyWatcher | ReturnType<typeof staticPolicies>;
+  readonly policies: PolicySource;
   readonly coordinator: Coordinator;
   readonly namespaces: NamespaceLabels;
   readonly sessions: Sessions;
@@ -105,8 +120,9 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const limits = (): Limits => policies.view().limits;
   const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: () => limits().lockTtlSeconds });
   const journal = new Journal(client, config.namespace);
-  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, metrics });
-  const sessions = new Sessions(new SessionStore(client, config.namespace, () => limits().lockTtlSeconds), store, clock);
+  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, metrics, access: new CachedAccess(client, clock) });
+  const sessionStore = new SessionStore(client, config.namespace, () => limits().lockTtlSeconds);
+  const sessions = new Sessions(sessionStore, store, clock);
   const failures = { sessions, store, coordinator, logger, quietMs: () => limits().quietWindowMs };
   const intents = new IntentTracker({
     clock, logger, graceMs: config.intentGraceMs,
@@ -114,9 +130,9 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
     failRequester: async (requester, fieldManager, reason) => void (await failRequester(failures, { requester, fieldManager, reason })),
   });
   const resolver = new Resolver({
-    client, store, locks, journal, clock, logger, identity: config.identity,
+    client, store, locks, sessions: sessionStore, journal, clock, logger, identity: config.identity,
     events: kubeRollbackEvents(client, clock, logger),
-    timing: { periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0 },
+    timing: { periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0, lateWriteMs: config.lateWriteMs },
     limits,
     metrics,
   });
@@ -160,7 +176,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const running = resolver.run(stop.signal);
   const sweeping = every(config.resolverPeriodMs, stop.signal, () =>
     intents.sweep().catch((error: unknown) => logger.warn({ err: error }, "intent sweep failed")));
-  if (policies instanceof PolicyWatcher) void policies.run(stop.signal);
+  const syncing = runPolicies(policies, client, logger, stop.signal);
   const app = appFor(engine, { namespaces, policy: () => policies.view(), selfUsername }, options);
   const server = await listenHttps(app, options.tls, {
     host: options.host, port: options.port, logger,
@@ -174,7 +190,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     resolver,
     close: async () => {
       stop.abort();
-      await Promise.all([running, sweeping]);
+      await Promise.all([running, sweeping, syncing]);
       await server.close();
       client.close();
     },

@@ -1,15 +1,14 @@
 /**
- * The benchmark's own control plane: a real etcd + kube-apiserver in a temp
- * dir, set up the way test/support/global-setup.ts sets up the tests' one
- * (kubetx identity, CRDs, the user role, the editor binder), without
- * vitest's inject.
+ * The benchmark's own control plane (etcd, kube-apiserver, controller
+ * manager, scheduler) in a temp dir, set up the way
+ * test/support/global-setup.ts sets up the tests' one (kubetx identity,
+ * CRDs, the user role, the editor binder), without vitest's inject.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { bootstrapKubetxIdentity, runEditorBinder } from "../../src/devcluster/bootstrap.ts";
+import { bootstrapKubetxIdentity, editorsBound, runEditorBinder } from "../../src/devcluster/bootstrap.ts";
 import { ensureServingCertificate } from "../../src/devcluster/certs.ts";
 import type { ControlPlane } from "../../src/devcluster/controlplane.ts";
 import { startControlPlane } from "../../src/devcluster/controlplane.ts";
@@ -22,8 +21,6 @@ import { silentLogger } from "../../src/telemetry/logger.ts";
 import type { Cleanup } from "./cleanup.ts";
 
 export const REPO = path.resolve(import.meta.dirname, "../..");
-/** Polls of the authorizer before giving up on the editor binding of a new namespace (100 ms apart). */
-const BINDING_POLLS = 100;
 
 export interface BenchCluster {
   readonly dir: string;
@@ -88,14 +85,5 @@ function run(command: string, args: readonly string[]): Promise<CommandResult> {
 
 async function createNamespace(admin: KubeClient, name: string, labels: Record<string, string>): Promise<void> {
   await admin.create("/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name, labels } });
-  for (let i = 0; i < BINDING_POLLS; i += 1) {
-    const review = await admin.create<{ status?: { allowed?: boolean } }>("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-      apiVersion: "authorization.k8s.io/v1",
-      kind: "SubjectAccessReview",
-      spec: { user: "alice", resourceAttributes: { namespace: name, verb: "create", resource: "configmaps" } },
-    });
-    if (review.status?.allowed === true) return;
-    await sleep(100);
-  }
-  throw new Error(`bench: alice was never bound as editor in namespace ${name}`);
+  if (!(await editorsBound(admin, name))) throw new Error(`bench: alice was never bound as editor in namespace ${name}`);
 }

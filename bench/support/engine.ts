@@ -9,10 +9,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import type { ConfigInput, EngineConfig } from "../../src/config/config.ts";
 import { loadConfig } from "../../src/config/config.ts";
-import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/devcluster/registration.ts";
+import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/webhooks/configurations.ts";
 import { NotFound, createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
+import { ENABLED_LABEL } from "../../src/policy/policy.ts";
 import { createLogger } from "../../src/telemetry/logger.ts";
 import type { BenchCluster } from "./cluster.ts";
 import type { Cleanup } from "./cleanup.ts";
@@ -36,7 +37,10 @@ export interface BenchEngine {
 export async function startBenchEngine(cluster: BenchCluster, cleanup: Cleanup, input: ConfigInput, logFile: string): Promise<BenchEngine> {
   const config = loadConfig(input);
   const probeNamespace = `bench-probe-${randomBytes(3).toString("hex")}`;
-  await cluster.createNamespace(probeNamespace);
+  // Opted in, and probed as alice: kubetx keeps its webhooks to what the
+  // policy covers, so a write in a plain namespace or by the exempt admin
+  // never reaches it.
+  await cluster.createNamespace(probeNamespace, { [ENABLED_LABEL]: "true" });
   const reviews = new Map<string, number>();
   let probesSeen = 0;
   const server = await startWebhookServer({
@@ -56,7 +60,7 @@ export async function startBenchEngine(cluster: BenchCluster, cleanup: Cleanup, 
   cleanup.push("stop engine", () => server.close());
   const probe = async (): Promise<boolean> => {
     const before = probesSeen;
-    await cluster.admin.create(`/api/v1/namespaces/${probeNamespace}/configmaps`, {
+    await cluster.alice.create(`/api/v1/namespaces/${probeNamespace}/configmaps`, {
       apiVersion: "v1", kind: "ConfigMap", metadata: { generateName: "probe-" }, data: { probe: "1" },
     }, { query: { dryRun: "All" } });
     return probesSeen > before;

@@ -29,23 +29,30 @@ export interface ValidateDeps extends ScopeDeps {
 
 export function validateHandler(deps: ValidateDeps): AdmissionHandler {
   return {
-    async handle(request: AdmissionRequest): Promise<AdmissionResponse> {
+    async handle(request: AdmissionRequest, signal?: AbortSignal): Promise<AdmissionResponse> {
       deps.intents.validated(validatedKeys(request.userInfo, request.operation, refOf(request), request.object));
       if (request.resource.group === GROUP && request.resource.resource === "transactions") return guardTransactionRecord(request);
       if (request.resource.group === GROUP && request.resource.resource === "transactionpolicies") return guardPolicy(request);
       const scope = await scopeOf(request, deps);
-      const joining = await joinWhat(request, scope, deps.sessions);
-      if (!joining) return allowed(request, { auditAnnotations: { decision: "pass" } });
-      const intent = intentOf(request, joining.transaction, joining.mode, joining.record);
-      const transaction = joining.transaction;
-      if (typeof intent === "string") return denied(request, intent, { auditAnnotations: { transaction, decision: "denied" } });
-      const result = await deps.coordinator.admit(intent);
+      let result = await admitOnce(request, scope, deps, signal);
+      // A transparent transaction that closed under this write leaves the write to the requester's next one.
+      if (result?.kind === "closed" && scope.kind === "transparent") result = await admitOnce(request, scope, deps, signal);
+      if (!result) return allowed(request, { auditAnnotations: { decision: "pass" } });
       // kubectl tx apply's prune deletes name no transaction: point the user's session at it so they join.
-      if (result.kind === "member" && result.mode === "plugin") await deps.sessions.adopt(request.userInfo, transaction);
+      if (result.kind === "member" && result.mode === "plugin") await deps.sessions.adopt(request.userInfo, result.transaction);
       log(deps.logger, request, result);
       return respond(request, result);
     },
   };
+}
+
+/** One attempt: which transaction the write joins, and what the coordinator says; undefined when it joins none. */
+async function admitOnce(request: AdmissionRequest, scope: Scope, deps: ValidateDeps, signal: AbortSignal | undefined): Promise<AdmitResult | undefined> {
+  const joining = await joinWhat(request, scope, deps.sessions);
+  if (!joining) return undefined;
+  const intent = intentOf(request, joining.transaction, joining.mode, joining.record);
+  if (typeof intent === "string") return { kind: "denied", transaction: joining.transaction, message: intent };
+  return deps.coordinator.admit(intent, signal);
 }
 
 /** Which transaction (and mode) the write joins, if any. */
@@ -117,7 +124,8 @@ function respond(request: AdmissionRequest, result: AdmitResult): AdmissionRespo
     case "dry-run":
       return allowed(request, { auditAnnotations: audit, warnings: [`kubetx: dry run: would join transaction ${result.transaction}`] });
     case "denied":
-      return denied(request, result.message, { auditAnnotations: audit });
+    case "closed":
+      return denied(request, result.message, { auditAnnotations: { ...audit, decision: "denied" } });
   }
 }
 

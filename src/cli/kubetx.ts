@@ -21,12 +21,16 @@ const MODULE_DIR = path.join(REPO_ROOT, "controlplane");
 const HELP = `kubetx: all-or-nothing kubectl apply, enforced at admission
 
 Usage:
-  kubetx dev [--dir DIR] [--port N] [--webhook-port N] [ENGINE FLAGS]
-      Build (once) and start a local etcd + kube-apiserver with the kubetx
-      webhook registered, in the foreground. Writes DIR/kubeconfig (admin),
-      DIR/alice.kubeconfig, DIR/bob.kubeconfig and DIR/audit.log. Prints
-      "kubetx dev: ready" once a write to an opted-in namespace has gone
-      through the webhook. Ctrl-C stops every process it started.
+  kubetx dev [--dir DIR] [--port N] [--webhook-port N] [--no-audit-sink] [ENGINE FLAGS]
+      Build (once) and start a local cluster minus the kubelet (etcd,
+      kube-apiserver, kube-controller-manager, kube-scheduler: Pods are
+      scheduled for but never run) with the kubetx webhook registered, in
+      the foreground. Writes DIR/kubeconfig (admin), DIR/alice.kubeconfig,
+      DIR/bob.kubeconfig and DIR/audit.log. The apiserver also sends its
+      audit events to kubetx's audit sink (/audit), so a plain kubectl apply
+      with a misspelt field rolls back; --no-audit-sink leaves that out.
+      Prints "kubetx dev: ready" once a write to an opted-in namespace has
+      gone through the webhook. Ctrl-C stops every process it started.
       Defaults: --dir .kubetx/dev, --port 6443 (apiserver), --webhook-port 9443.
   kubetx serve --tls-cert FILE --tls-key FILE [--kubeconfig FILE] [--host H] [--port N]
                [--identity NAME] [--client-ca FILE [--apiserver-client NAME[,NAME]]]
@@ -48,8 +52,8 @@ Usage:
       Make a CA and a webhook serving certificate (SANs: IP 127.0.0.1 and the
       Service's DNS names) in DIR, and print the caBundle (base64 PEM).
   kubetx controlplane build
-      Build etcd, kube-apiserver and kubectl into the cache if missing and
-      print where they are.
+      Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+      and kubectl into the cache if missing and print where they are.
 
 Engine flags:
   --policy-source cluster|flags
@@ -60,6 +64,11 @@ Engine flags:
   --max-open SECONDS        with flags: roll back a transaction still open after this (default 60)
   --quiet-window MS         with flags: close a count-less transaction after this silence (default 2000)
   --resolver-period MS      how often open transactions are checked (default 250)
+  --late-write-window MS    after a rollback, how long to hold the locks of members whose
+                            write kubetx allowed but has not seen land (another webhook may
+                            still hold it); set it to your slowest validating webhook's
+                            timeout (default 10000; with --audit-sink the hold ends as soon
+                            as those requests' outcomes arrive)
 
 Environment:
   KUBETX_CACHE_DIR   where control-plane builds are kept (default ~/.cache/kubetx)
@@ -80,6 +89,7 @@ const ENGINE_FLAGS = {
   "policy-source": { type: "string" },
   "audit-sink": { type: "boolean" },
   "audit-sink-delay": { type: "string" },
+  "late-write-window": { type: "string" },
 } as const;
 
 function engineFlags(values: Record<string, string | boolean | undefined>): ConfigInput {
@@ -98,6 +108,8 @@ function engineFlags(values: Record<string, string | boolean | undefined>): Conf
   if (values["audit-sink"] === true) out.auditSink = true;
   const delay = pick("audit-sink-delay");
   if (delay) out.auditSinkDelayMs = delay;
+  const late = pick("late-write-window");
+  if (late) out.lateWriteMs = late;
   return out;
 }
 
@@ -164,6 +176,7 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
     dir: { type: "string", default: ".kubetx/dev" },
     port: { type: "string", default: "6443" },
     "webhook-port": { type: "string", default: "9443" },
+    "no-audit-sink": { type: "boolean" },
     ...ENGINE_FLAGS,
   });
   const dir = path.resolve(values.dir);
@@ -172,7 +185,8 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
   // Listen for Ctrl-C from the start: a signal during the build or start-up
   // stops everything as soon as start-up returns.
   const stopRequested = shutdownSignal(warn);
-  const config = loadConfig(engineFlags(values));
+  // dev wires the apiserver's audit webhook to kubetx unless told not to.
+  const config = loadConfig({ ...engineFlags(values), auditSink: values["no-audit-sink"] !== true });
   const cluster = await startDev({
     config,
     repoRoot: REPO_ROOT,
@@ -251,7 +265,11 @@ async function certs(args: string[], say: Say): Promise<number> {
 async function controlplane(args: string[], say: Say, warn: Say): Promise<number> {
   if (args[0] !== "build") throw new UsageError("kubetx: usage: kubetx controlplane build");
   const binaries = await buildBinaries(warn);
-  say(`etcd            ${binaries.etcd}\nkube-apiserver  ${binaries.kubeApiserver}\nkubectl         ${binaries.kubectl}`);
+  const rows = [
+    ["etcd", binaries.etcd], ["kube-apiserver", binaries.kubeApiserver], ["kube-controller-manager", binaries.kubeControllerManager],
+    ["kube-scheduler", binaries.kubeScheduler], ["kubectl", binaries.kubectl],
+  ] as const;
+  for (const [name, file] of rows) say(`${name.padEnd(25)}${file}`);
   return 0;
 }
 

@@ -39,6 +39,8 @@ export interface EngineConfig {
    * window, so a failure the sink reports is known before it commits.
    */
   readonly auditSinkDelayMs?: number;
+  /** How long a rolled-back transaction keeps the locks of members whose write may still land (see ResolverTiming). */
+  readonly lateWriteMs: number;
 }
 
 /**
@@ -60,6 +62,12 @@ export const DEFAULT_INTENT_GRACE_MS = 500;
  * second; a second leaves room for a loaded machine and one retry.
  */
 export const DEFAULT_AUDIT_SINK_DELAY_MS = 1_000;
+/**
+ * A write kubetx allowed can still be held by another validating webhook
+ * for that webhook's timeout: 10 s is the apiserver's default timeoutSeconds.
+ * Raise it to your slowest validating webhook's timeout (at most 30 s).
+ */
+export const DEFAULT_LATE_WRITE_MS = 10_000;
 
 export interface ConfigInput {
   readonly namespace?: string;
@@ -75,6 +83,7 @@ export interface ConfigInput {
   /** Receive the apiserver's audit events at /audit; the delay is DEFAULT_AUDIT_SINK_DELAY_MS unless given. */
   readonly auditSink?: boolean;
   readonly auditSinkDelayMs?: string | number;
+  readonly lateWriteMs?: string | number;
 }
 
 export function loadConfig(input: ConfigInput): EngineConfig {
@@ -88,6 +97,7 @@ export function loadConfig(input: ConfigInput): EngineConfig {
     intentGraceMs: positive("intent grace (ms)", input.intentGraceMs, DEFAULT_INTENT_GRACE_MS),
     policySource: source,
     flagPolicy: flagPolicy(input),
+    lateWriteMs: positive("late-write window (--late-write-window, ms)", input.lateWriteMs, DEFAULT_LATE_WRITE_MS),
     ...(input.auditSink ? { auditSinkDelayMs: positive("audit sink delay (--audit-sink-delay, ms)", input.auditSinkDelayMs, DEFAULT_AUDIT_SINK_DELAY_MS) } : {}),
   };
   if (config.intentGraceMs * 2 > config.flagPolicy.quietWindowSeconds * 1000) {

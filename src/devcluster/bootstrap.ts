@@ -1,12 +1,12 @@
 /**
  * What a real cluster's own tooling would have set up: kubetx's namespace
  * and identity, and alice and bob as editors of every namespace but
- * kubetx-system.
+ * kubetx-system. The `edit` role they are bound to gets its rules from the
+ * controller manager's clusterrole-aggregation controller, as anywhere.
  */
 import type { KubeClient, KubeObject } from "../kube/index.ts";
-import { createIfMissing, createOrReplace } from "../kube/index.ts";
+import { createIfMissing, createOrReplace, userMay } from "../kube/index.ts";
 import type { Logger } from "../telemetry/logger.ts";
-import { aggregateClusterRoles } from "./aggregation.ts";
 import { KUBETX_NAMESPACE, KUBETX_USERNAME } from "./identities.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -15,9 +15,11 @@ export const EDITORS_BINDING = "kubetx-dev-editors";
 export const DEV_USERS = ["alice", "bob"] as const;
 /** Pause before re-watching namespaces after the stream ends or fails. */
 const REWATCH_DELAY_MS = 1_000;
+/** A new namespace's binding takes effect within about a second (binder, then the authorizer's cache); room for a loaded machine. */
+export const EDITORS_BOUND_TIMEOUT_MS = 10_000;
+const EDITORS_POLL_MS = 100;
 
 export async function bootstrapKubetxIdentity(admin: KubeClient): Promise<void> {
-  await aggregateClusterRoles(admin);
   await createIfMissing(admin, "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: KUBETX_NAMESPACE } });
   // In the dev cluster kubetx acts as cluster-admin: it must restore any kind
   // a policy covers. manifests/ carries the narrower production role.
@@ -62,4 +64,19 @@ export async function runEditorBinder(admin: KubeClient, logger: Logger, signal:
 async function bindNamespace(admin: KubeClient, ns: KubeObject): Promise<void> {
   const name = ns.metadata?.name;
   if (name && !ns.metadata?.deletionTimestamp) await bindEditors(admin, name);
+}
+
+/**
+ * True once alice and bob may write in `namespace` (their binding exists
+ * and `edit` has its aggregated rules), as the authorizer itself answers;
+ * false if that takes longer than `timeoutMs`.
+ */
+export async function editorsBound(admin: KubeClient, namespace: string, timeoutMs = EDITORS_BOUND_TIMEOUT_MS): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  const mayEdit = (user: string): Promise<boolean> => userMay(admin, user, { namespace, verb: "create", resource: "configmaps" });
+  for (;;) {
+    if ((await Promise.all(DEV_USERS.map(mayEdit))).every(Boolean)) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(EDITORS_POLL_MS);
+  }
 }

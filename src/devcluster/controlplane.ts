@@ -1,14 +1,18 @@
 /**
- * Starts a real etcd and kube-apiserver on free loopback ports, with
- * generated certificates, static-token users, RBAC and the audit log, and
- * stops every process it started.
+ * Starts a real cluster minus the kubelet on free loopback ports: etcd,
+ * kube-apiserver (generated certificates, static-token users, RBAC, the
+ * audit log), kube-controller-manager and kube-scheduler; and stops every
+ * process it started.
  */
-import https from "node:https";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { caBundle, ensureCertificateAuthority, ensureServiceAccountKeys, ensureServingCertificate } from "./certs.ts";
-import type { CertificateAuthority } from "./certs.ts";
+import { stringify } from "yaml";
+import { caBundle, ensureCertificateAuthority, ensureClientCertificate, ensureServiceAccountKeys, ensureServingCertificate } from "./certs.ts";
+import type { CertificateAuthority, ServingCertificate } from "./certs.ts";
+import type { ControlPlaneFiles, ControlPlanePorts } from "./flags.ts";
+import { apiserverArgs, controllerManagerArgs, etcdArgs, schedulerArgs } from "./flags.ts";
+import type { HealthCheck } from "./health.ts";
+import { waitHealthy } from "./health.ts";
 import type { Identity, Tokens } from "./identities.ts";
 import { IDENTITIES, ensureTokenFile, renderKubeconfig } from "./identities.ts";
 import { freePort } from "./ports.ts";
@@ -16,11 +20,12 @@ import type { ManagedProcess } from "./processes.ts";
 import { reapStaleProcesses, startProcess, writePidFile } from "./processes.ts";
 import type { Binaries } from "./toolchain.ts";
 
+export { ControlPlaneError } from "./health.ts";
+
 /** A cold apiserver on 2 cores needs 10-20 s; this leaves room for a loaded CI machine. */
-const READY_TIMEOUT_MS = 120_000;
-const READY_POLL_MS = 250;
-/** Lines of a process log quoted when it dies during start. */
-const LOG_TAIL_LINES = 20;
+const APISERVER_READY_TIMEOUT_MS = 120_000;
+/** Both serve /healthz a few seconds after they start; room again for a loaded machine. */
+const CONTROLLERS_READY_TIMEOUT_MS = 60_000;
 
 export interface ControlPlaneOptions {
   /** Holds certificates, tokens, etcd data, logs and kubeconfigs. */
@@ -35,7 +40,30 @@ export interface ControlPlaneOptions {
    * up, as a kubelet restarts a static pod: lets tests kill it mid-transaction.
    */
   readonly restartApiserver?: boolean;
+  /**
+   * Where the apiserver's audit webhook backend sends its events (kubetx's
+   * /audit, e.g. https://127.0.0.1:9443/audit), beside the audit log. The
+   * apiserver authenticates with a client certificate from the dev CA whose
+   * name is APISERVER_CLIENT_NAME.
+   */
+  readonly auditSinkUrl?: string;
 }
+
+/** The name in the client certificate the apiserver presents to kubetx (its audit sink, and the admission webhooks). */
+export const APISERVER_CLIENT_NAME = "kube-apiserver";
+
+/**
+ * The audit webhook backend, measured for kubetx: batches waited for at
+ * most a quarter second (the default is 30 s, far longer than a
+ * transaction's quiet window), and a failed send retried after a quarter
+ * second (the default 10 s would hold failures back past the window).
+ * `blocking` mode was measured too: see README "Audit sink".
+ */
+export const AUDIT_WEBHOOK_FLAGS = [
+  "--audit-webhook-mode=batch",
+  "--audit-webhook-batch-max-wait=250ms",
+  "--audit-webhook-initial-backoff=250ms",
+] as const;
 
 export interface ControlPlane {
   readonly dir: string;
@@ -46,12 +74,10 @@ export interface ControlPlane {
   /** Kubeconfig path for each identity. */
   readonly kubeconfigs: Readonly<Record<Identity["id"], string>>;
   readonly auditLog: string;
+  /** The client certificate the apiserver presents to webhooks and the audit sink: the CA that signed it and its name. */
+  readonly apiserverClient: { readonly caFile: string; readonly names: readonly string[] };
   readonly processes: readonly ManagedProcess[];
   stop(): Promise<void>;
-}
-
-export class ControlPlaneError extends Error {
-  override readonly name = "ControlPlaneError";
 }
 
 const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
@@ -63,6 +89,20 @@ rules:
     users: ["system:apiserver"]
   - level: None
     nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/openapi*", "/api", "/apis", "/api/*", "/apis/*"]
+  # The controller manager's and scheduler's reads (their informers' watches
+  # and the controllers' token requests' lookups): most of the log, none of
+  # the story. Their writes stay.
+  - level: None
+    users: ["system:kube-controller-manager", "system:kube-scheduler"]
+    verbs: ["get", "list", "watch"]
+  - level: None
+    userGroups: ["system:serviceaccounts:kube-system"]
+    verbs: ["get", "list", "watch"]
+  # kubetx's own reads (the resolver's polling): most of what is left, and
+  # none of the story. Its writes (rollbacks) stay.
+  - level: None
+    users: ["system:serviceaccount:kubetx-system:kubetx"]
+    verbs: ["get", "list", "watch"]
   # Everything else at Metadata: who did what to which object, the response
   # code and the webhooks' audit annotations, never object bodies (which
   # can hold Secret data).
@@ -70,30 +110,93 @@ rules:
 `;
 
 /** Files made once per directory and reused on every start. */
-interface Material {
-  readonly ca: CertificateAuthority;
-  readonly serving: { certFile: string; keyFile: string };
-  readonly saKeys: { publicKeyFile: string; privateKeyFile: string };
-  readonly tokenFile: string;
+interface Material extends ControlPlaneFiles {
   readonly tokens: Tokens;
-  readonly auditPolicy: string;
-  readonly auditLog: string;
+}
+
+/** A serving certificate for the controller manager or the scheduler, which listen on 127.0.0.1 only. */
+function loopbackServing(ca: CertificateAuthority, pki: string, name: string): Promise<ServingCertificate> {
+  return ensureServingCertificate({ ca, outDir: pki, name, commonName: name, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
 }
 
 async function prepareMaterial(dir: string): Promise<Material> {
   const pki = path.join(dir, "pki");
   await mkdir(path.join(dir, "logs"), { recursive: true });
   const ca = await ensureCertificateAuthority(pki, "kubetx-dev-ca");
-  const serving = await ensureServingCertificate({
-    ca, outDir: pki, name: "apiserver", commonName: "kube-apiserver",
-    dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"], ipAddresses: ["127.0.0.1", "10.0.0.1"],
-  });
+  const serving = {
+    apiserver: await ensureServingCertificate({
+      ca, outDir: pki, name: "apiserver", commonName: "kube-apiserver",
+      dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"], ipAddresses: ["127.0.0.1", "10.0.0.1"],
+    }),
+    controllerManager: await loopbackServing(ca, pki, "kube-controller-manager"),
+    scheduler: await loopbackServing(ca, pki, "kube-scheduler"),
+  };
   const saKeys = await ensureServiceAccountKeys(pki);
   const tokenFile = path.join(dir, "tokens.csv");
   const tokens = await ensureTokenFile(tokenFile);
   const auditPolicy = path.join(dir, "audit-policy.yaml");
   await writeFile(auditPolicy, AUDIT_POLICY);
-  return { ca, serving, saKeys, tokenFile, tokens, auditPolicy, auditLog: path.join(dir, "audit.log") };
+  return { dir, ca, serving, saKeys, tokenFile, tokens, auditPolicy, auditLog: path.join(dir, "audit.log") };
+}
+
+async function choosePorts(apiserverPort: number | undefined): Promise<ControlPlanePorts> {
+  return {
+    etcdClient: await freePort(),
+    etcdPeer: await freePort(),
+    apiserver: apiserverPort ?? (await freePort()),
+    controllerManager: await freePort(),
+    scheduler: await freePort(),
+  };
+}
+
+/**
+ * The processes of one control plane, in start order (etcd first), and how
+ * they stop: in reverse, so nothing loses what it depends on while it
+ * shuts down.
+ */
+class ProcessSet {
+  readonly list: ManagedProcess[] = [];
+  stopping = false;
+  private readonly dir: string;
+  private readonly pidFile: string;
+
+  constructor(dir: string, pidFile: string) {
+    this.dir = dir;
+    this.pidFile = pidFile;
+  }
+
+  /** Starts a process; one `replacing` an exited one takes its place in the start (and stop) order. */
+  start(name: string, command: string, args: readonly string[], replacing?: ManagedProcess): ManagedProcess {
+    const started = startProcess({ name, command, args, logFile: this.logFile(name) });
+    const at = replacing ? this.list.indexOf(replacing) : -1;
+    if (at >= 0) this.list[at] = started;
+    else this.list.push(started);
+    return started;
+  }
+
+  logFile(name: string): string {
+    return path.join(this.dir, "logs", `${name}.log`);
+  }
+
+  /** Records every pid, so a start after a crash can stop what this run left behind. */
+  record(): Promise<void> {
+    return writePidFile(this.pidFile, this.list.map((p) => p.pid));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const p of [...this.list].reverse()) await p.stop();
+  }
+}
+
+/** What every start step needs. */
+interface StartContext {
+  readonly options: ControlPlaneOptions;
+  readonly processes: ProcessSet;
+  readonly material: Material;
+  readonly ports: ControlPlanePorts;
+  /** The dev CA (PEM), which signed every server's certificate. */
+  readonly ca: Buffer;
 }
 
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
@@ -102,94 +205,85 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await mkdir(dir, { recursive: true });
   await reapStaleProcesses(pidFile, dir);
   const material = await prepareMaterial(dir);
-  const etcdPorts = { client: await freePort(), peer: await freePort() };
-  const apiserverPort = options.apiserverPort ?? (await freePort());
-  const processes: ManagedProcess[] = [];
-  let stopping = false;
-  let up = false;
-  const stop = async (): Promise<void> => {
-    stopping = true;
-    for (const p of [...processes].reverse()) await p.stop();
-  };
-  const startApiserver = (): ManagedProcess => {
-    const apiserver = startProcess({
-      name: "kube-apiserver", command: options.binaries.kubeApiserver, logFile: path.join(dir, "logs", "kube-apiserver.log"),
-      args: [...apiserverArgs(dir, material, etcdPorts.client, apiserverPort), ...(options.extraApiserverFlags ?? [])],
-    });
-    void apiserver.exited.then(async () => {
-      // Only once it has been ready: an apiserver that cannot start would loop.
-      if (stopping || !up || !options.restartApiserver) return;
-      processes[1] = startApiserver();
-      await writePidFile(pidFile, processes.map((p) => p.pid));
-    });
-    return apiserver;
-  };
+  const processes = new ProcessSet(dir, pidFile);
+  const context: StartContext = { options, processes, material, ports: await choosePorts(options.apiserverPort), ca: await readFile(material.ca.certFile) };
+  const stop = (): Promise<void> => processes.stop();
   try {
-    processes.push(startProcess({
-      name: "etcd", command: options.binaries.etcd, logFile: path.join(dir, "logs", "etcd.log"),
-      args: etcdArgs(dir, etcdPorts.client, etcdPorts.peer),
-    }));
-    processes.push(startApiserver());
-    await writePidFile(pidFile, processes.map((p) => p.pid));
-    const server = `https://127.0.0.1:${apiserverPort}`;
-    await waitReady(server, await readFile(material.ca.certFile), material.tokens.admin, processes);
-    up = true;
+    const server = `https://127.0.0.1:${context.ports.apiserver}`;
+    processes.start("etcd", options.binaries.etcd, etcdArgs(dir, context.ports));
+    const restart = await startApiserver(context);
+    await processes.record();
+    await waitHealthy({
+      checks: [healthCheck(processes, "kube-apiserver", `${server}/readyz`, material.tokens.admin)],
+      ca: context.ca, watched: processes.list, timeoutMs: APISERVER_READY_TIMEOUT_MS,
+    });
     const caData = await caBundle(material.ca);
     const kubeconfigs = await writeKubeconfigs(dir, server, caData, material.tokens);
-    return { dir, server, ca: material.ca, caData, tokens: material.tokens, kubeconfigs, auditLog: material.auditLog, processes, stop };
+    await startControllers(context, kubeconfigs);
+    restart.enable();
+    const apiserverClient = { caFile: material.ca.certFile, names: [APISERVER_CLIENT_NAME] };
+    return { dir, server, ca: material.ca, caData, tokens: material.tokens, kubeconfigs, auditLog: material.auditLog, apiserverClient, processes: processes.list, stop };
   } catch (error) {
     await stop();
     throw error;
   }
 }
 
-function apiserverArgs(dir: string, m: Material, etcdPort: number, port: number): string[] {
-  return [
-    `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-    `--secure-port=${port}`,
-    "--bind-address=127.0.0.1",
-    "--advertise-address=127.0.0.1",
-    `--cert-dir=${path.join(dir, "pki")}`,
-    `--tls-cert-file=${m.serving.certFile}`,
-    `--tls-private-key-file=${m.serving.keyFile}`,
-    `--client-ca-file=${m.ca.certFile}`,
-    "--service-cluster-ip-range=10.0.0.0/24",
-    "--authorization-mode=RBAC",
-    "--allow-privileged=true",
-    "--disable-admission-plugins=ServiceAccount",
-    "--service-account-issuer=https://kubernetes.default.svc",
-    `--service-account-key-file=${m.saKeys.publicKeyFile}`,
-    `--service-account-signing-key-file=${m.saKeys.privateKeyFile}`,
-    `--token-auth-file=${m.tokenFile}`,
-    `--audit-policy-file=${m.auditPolicy}`,
-    `--audit-log-path=${m.auditLog}`,
-    "--audit-log-format=json",
-    // Lets a webhook's `service` client config reach a Service through its
-    // EndpointSlices, so manifests/ can be tested without a kubelet.
-    "--enable-aggregator-routing=true",
-    "--profiling=false",
-    // The default reconciler publishes the advertise address as the
-    // `kubernetes` Service endpoint and refuses a loopback one.
-    "--endpoint-reconciler-type=none",
-  ];
+function healthCheck(processes: ProcessSet, name: string, url: string, token?: string): HealthCheck {
+  return { name, url, logFile: processes.logFile(name), ...(token ? { token } : {}) };
 }
 
-function etcdArgs(dir: string, clientPort: number, peerPort: number): string[] {
-  const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  return [
-    "--name=kubetx-dev",
-    `--data-dir=${path.join(dir, "etcd")}`,
-    `--listen-client-urls=${client}`,
-    `--advertise-client-urls=${client}`,
-    `--listen-peer-urls=${peer}`,
-    `--initial-advertise-peer-urls=${peer}`,
-    `--initial-cluster=kubetx-dev=${peer}`,
-    "--log-level=warn",
-    // A throwaway local store: skipping fsync makes the apiserver several
-    // times faster on slow disks, and a crash loses nothing anyone needs.
-    "--unsafe-no-fsync",
+/**
+ * Starts the apiserver; once `enable()` is called (the control plane is
+ * up), starts it again whenever it exits, as a kubelet restarts a static
+ * pod, if the options ask for that. Never before: an apiserver that cannot
+ * start would loop.
+ */
+async function startApiserver({ options, processes, material, ports }: StartContext): Promise<{ enable(): void }> {
+  const sink = options.auditSinkUrl ? await auditWebhookFlags(material, options.auditSinkUrl) : [];
+  const args = [...apiserverArgs(material, ports), ...sink, ...(options.extraApiserverFlags ?? [])];
+  let enabled = false;
+  const start = (previous?: ManagedProcess): void => {
+    const apiserver = processes.start("kube-apiserver", options.binaries.kubeApiserver, args, previous);
+    void apiserver.exited.then(async () => {
+      if (processes.stopping || !enabled || !options.restartApiserver) return;
+      start(apiserver);
+      await processes.record();
+    });
+  };
+  start();
+  return { enable: () => (enabled = true) };
+}
+
+/**
+ * The audit webhook backend's kubeconfig: kubetx's sink URL, the CA that
+ * signed kubetx's serving certificate, and the apiserver's client
+ * certificate, by which kubetx knows the batches come from the apiserver.
+ */
+async function auditWebhookFlags(material: Material, url: string): Promise<string[]> {
+  const pki = path.join(material.dir, "pki");
+  const client = await ensureClientCertificate({ ca: material.ca, outDir: pki, name: "apiserver-webhook-client", commonName: APISERVER_CLIENT_NAME });
+  const file = path.join(material.dir, "audit-webhook.kubeconfig");
+  await writeFile(file, stringify({
+    apiVersion: "v1", kind: "Config", "current-context": "kubetx",
+    clusters: [{ name: "kubetx", cluster: { server: url, "certificate-authority": material.ca.certFile } }],
+    users: [{ name: "kube-apiserver", user: { "client-certificate": client.certFile, "client-key": client.keyFile } }],
+    contexts: [{ name: "kubetx", context: { cluster: "kubetx", user: "kube-apiserver" } }],
+  }), { mode: 0o600 });
+  return [`--audit-webhook-config-file=${file}`, ...AUDIT_WEBHOOK_FLAGS];
+}
+
+/** Starts the controller manager and the scheduler, each as its own user, and waits until both are healthy. */
+async function startControllers({ options, processes, material, ports, ca }: StartContext, kubeconfigs: Readonly<Record<Identity["id"], string>>): Promise<void> {
+  const { kubeControllerManager, kubeScheduler } = options.binaries;
+  processes.start("kube-controller-manager", kubeControllerManager, controllerManagerArgs(material, ports, kubeconfigs["kube-controller-manager"]));
+  processes.start("kube-scheduler", kubeScheduler, schedulerArgs(material, ports, kubeconfigs["kube-scheduler"]));
+  await processes.record();
+  const checks = [
+    healthCheck(processes, "kube-controller-manager", `https://127.0.0.1:${ports.controllerManager}/healthz`),
+    healthCheck(processes, "kube-scheduler", `https://127.0.0.1:${ports.scheduler}/healthz`),
   ];
+  await waitHealthy({ checks, ca, watched: processes.list, timeoutMs: CONTROLLERS_READY_TIMEOUT_MS });
 }
 
 async function writeKubeconfigs(dir: string, server: string, caData: string, tokens: Tokens): Promise<Record<Identity["id"], string>> {
@@ -200,35 +294,4 @@ async function writeKubeconfigs(dir: string, server: string, caData: string, tok
     files[identity.id] = file;
   }
   return files;
-}
-
-async function waitReady(server: string, ca: Buffer, token: string, processes: readonly ManagedProcess[]): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let died: ManagedProcess | undefined;
-  for (const p of processes) void p.exited.then(() => (died ??= p));
-  while (Date.now() < deadline) {
-    if (died) throw new ControlPlaneError(`kubetx: ${died.name} exited during start; its log ends:\n${await logTail(died.logFile)}`);
-    if ((await probe(`${server}/readyz`, ca, token)) === 200) return;
-    await sleep(READY_POLL_MS);
-  }
-  throw new ControlPlaneError(`kubetx: the apiserver at ${server} was not ready within ${READY_TIMEOUT_MS / 1000} s; see ${processes.at(-1)?.logFile ?? "its log"}`);
-}
-
-function probe(url: string, ca: Buffer, token: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = https.get(url, { ca, headers: { Authorization: `Bearer ${token}` }, timeout: 2_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve(0));
-  });
-}
-
-async function logTail(file: string): Promise<string> {
-  try {
-    return (await readFile(file, "utf8")).trimEnd().split("\n").slice(-LOG_TAIL_LINES).join("\n");
-  } catch {
-    return "(no log)";
-  }
 }

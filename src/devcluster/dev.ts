@@ -12,15 +12,16 @@ import { createKubeClient, createOrReplace } from "../kube/index.ts";
 import { startWebhookServer } from "../main.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { EngineConfig } from "../config/config.ts";
-import { bootstrapKubetxIdentity, runEditorBinder } from "./bootstrap.ts";
+import { EDITORS_BOUND_TIMEOUT_MS, bootstrapKubetxIdentity, editorsBound, runEditorBinder } from "./bootstrap.ts";
 import { installCrds, installDefaultPolicy, installUserRole } from "./install.ts";
 import { ensureServingCertificate, serviceDnsNames } from "./certs.ts";
 import type { ControlPlane } from "./controlplane.ts";
 import { startControlPlane } from "./controlplane.ts";
 import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "./identities.ts";
 import { portInUse } from "./ports.ts";
-import { CONFIGURATION_PATHS, WEBHOOK_NAME, urlClientConfig, webhookConfigurations } from "./registration.ts";
+import { CONFIGURATION_PATHS, WEBHOOK_NAME, urlClientConfig, webhookConfigurations } from "../webhooks/configurations.ts";
 import type { Binaries } from "./toolchain.ts";
+import { AUDIT_PATH } from "../server/app.ts";
 
 /** A namespace dev creates, opted in, so there is somewhere to try kubetx at once. */
 export const DEMO_NAMESPACE = "kubetx-demo";
@@ -65,13 +66,14 @@ export async function checkPortsFree(ports: { apiserverPort: number; webhookPort
 /** Starts everything and returns once a write to an opted-in namespace went through the webhook. */
 async function startControlPlaneIn(options: DevOptions): Promise<{ binaries: Binaries; controlPlane: ControlPlane }> {
   const binaries = await options.binaries();
-  options.say(`starting etcd and kube-apiserver ${binaries.version} in ${options.dir}`);
-  return { binaries, controlPlane: await startControlPlane({ dir: options.dir, binaries, apiserverPort: options.apiserverPort }) };
+  options.say(`starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler ${binaries.version} in ${options.dir}`);
+  const sink = options.config.auditSinkDelayMs !== undefined ? { auditSinkUrl: `https://127.0.0.1:${options.webhookPort}${AUDIT_PATH}` } : {};
+  return { binaries, controlPlane: await startControlPlane({ dir: options.dir, binaries, apiserverPort: options.apiserverPort, ...sink }) };
 }
 
 /**
  * One kubetx dev per directory: a second one would stop the first one's
- * etcd and apiserver (a start clears what a crashed run left behind).
+ * control plane (a start clears what a crashed run left behind).
  */
 async function claimDirectory(dir: string): Promise<() => Promise<void>> {
   const file = path.join(dir, "kubetx-dev.pid");
@@ -118,6 +120,7 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
       port: options.webhookPort,
       logger: options.logger,
       config: options.config,
+      apiserverClients: controlPlane.apiserverClient,
       onReview: (_path, request: AdmissionRequest) => {
         // Only the readiness probes: dev runs for hours and sees every write.
         if (request.name?.startsWith(READY_PROBE_PREFIX)) seen.add(request.name);
@@ -128,6 +131,10 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
       await createOrReplace(admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
     }
     await proveWebhookServes(admin, seen);
+    // Ready promises that alice's and bob's kubeconfigs work in the demo namespace.
+    if (!(await editorsBound(admin, DEMO_NAMESPACE))) {
+      throw new DevError(`kubetx dev: alice and bob could not edit namespace ${DEMO_NAMESPACE} within ${EDITORS_BOUND_TIMEOUT_MS / 1000} s; see logs/kube-controller-manager.log in the dev directory`);
+    }
     return { controlPlane, binDir, webhookPort: webhook.port, stop };
   } catch (error) {
     await stop();

@@ -5,14 +5,13 @@
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { stringify } from "yaml";
+import { KUBETX_NAMESPACE, KUBETX_USERNAME } from "../kube/names.ts";
 
-export const KUBETX_NAMESPACE = "kubetx-system";
-export const KUBETX_SERVICE_ACCOUNT = "kubetx";
-export const KUBETX_USERNAME = `system:serviceaccount:${KUBETX_NAMESPACE}:${KUBETX_SERVICE_ACCOUNT}`;
+export { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT, KUBETX_USERNAME } from "../kube/names.ts";
 
 export interface Identity {
   /** Kubeconfig file stem and context name. */
-  readonly id: "admin" | "alice" | "bob" | "kubetx";
+  readonly id: "admin" | "alice" | "bob" | "kubetx" | "kube-controller-manager" | "kube-scheduler";
   readonly user: string;
   readonly uid: string;
   readonly groups: readonly string[];
@@ -28,6 +27,11 @@ export const IDENTITIES: readonly Identity[] = [
     uid: "uid-kubetx",
     groups: ["system:serviceaccounts", `system:serviceaccounts:${KUBETX_NAMESPACE}`],
   },
+  // The users kubeadm gives the controller manager and the scheduler (there
+  // as certificate common names): the apiserver's bootstrap RBAC binds
+  // exactly these names, and the default policy exempts them.
+  { id: "kube-controller-manager", user: "system:kube-controller-manager", uid: "uid-kube-controller-manager", groups: [] },
+  { id: "kube-scheduler", user: "system:kube-scheduler", uid: "uid-kube-scheduler", groups: [] },
 ];
 
 export type Tokens = Readonly<Record<Identity["id"], string>>;
@@ -37,9 +41,18 @@ export async function ensureTokenFile(file: string): Promise<Tokens> {
   const existing = await readTokens(file);
   if (existing) return existing;
   const tokens = Object.fromEntries(IDENTITIES.map((i) => [i.id, randomBytes(24).toString("hex")])) as Record<Identity["id"], string>;
-  const lines = IDENTITIES.map((i) => `${tokens[i.id]},${i.user},${i.uid},"${i.groups.join(",")}"`);
+  const lines = IDENTITIES.map((i) => tokenLine(tokens[i.id], i));
   await writeFile(file, `${lines.join("\n")}\n`, { mode: 0o600 });
   return tokens;
+}
+
+/**
+ * One line of the apiserver's static token file. No groups means no fourth
+ * column: the apiserver reads an empty one as a group named "".
+ */
+export function tokenLine(token: string, identity: Identity): string {
+  const fields = [token, identity.user, identity.uid];
+  return (identity.groups.length > 0 ? [...fields, `"${identity.groups.join(",")}"`] : fields).join(",");
 }
 
 async function readTokens(file: string): Promise<Tokens | undefined> {

@@ -19,12 +19,27 @@ export interface ResourceAttributes {
   readonly name?: string;
 }
 
+/** A user as the authorizer sees them: name, uid, groups and extra (impersonation and webhooks set these). */
+export interface Subject {
+  readonly username: string;
+  readonly uid?: string;
+  readonly groups?: readonly string[];
+  readonly extra?: Readonly<Record<string, readonly string[]>>;
+}
+
 /** Whether RBAC lets `user` do it (a SubjectAccessReview; the client needs create on subjectaccessreviews). */
-export async function userMay(client: KubeClient, user: string, attributes: ResourceAttributes): Promise<boolean> {
+export async function userMay(client: KubeClient, user: string | Subject, attributes: ResourceAttributes): Promise<boolean> {
+  const subject = typeof user === "string" ? { username: user } : user;
   const review = await client.create<{ status?: { allowed?: boolean } }>("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
     apiVersion: "authorization.k8s.io/v1",
     kind: "SubjectAccessReview",
-    spec: { user, resourceAttributes: attributes },
+    spec: {
+      user: subject.username,
+      ...(subject.uid ? { uid: subject.uid } : {}),
+      ...(subject.groups ? { groups: subject.groups } : {}),
+      ...(subject.extra ? { extra: subject.extra } : {}),
+      resourceAttributes: attributes,
+    },
   });
   return review.status?.allowed === true;
 }

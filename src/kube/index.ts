@@ -3,3 +3,4 @@ export * from "./errors.ts";
 export * from "./types.ts";
 export * from "./apply.ts";
 export * from "./identity.ts";
+export * from "./names.ts";

@@ -22,7 +22,7 @@ export class ExpiryTracker {
 
   /** Records the lease as observed now; returns true when it has not changed for `durationMs`. */
   expired(name: string, version: string, durationMs: number): boolean {
-    const now = this.clock.now();
+    const now = this.clock.monotonic();
     const previous = this.seen.get(name);
     if (!previous || previous.version !== version) {
       this.seen.set(name, { version, observedAt: now });
@@ -33,5 +33,10 @@ export class ExpiryTracker {
 
   forget(name: string): void {
     this.seen.delete(name);
+  }
+
+  /** Forgets every lease not named in `keep`. */
+  retain(keep: ReadonlySet<string>): void {
+    for (const name of this.seen.keys()) if (!keep.has(name)) this.seen.delete(name);
   }
 }

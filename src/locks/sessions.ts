@@ -3,7 +3,7 @@
  * that requester's writes currently join. Shared by every replica, so one
  * apply spread over several replicas still forms one transaction.
  */
-import type { KubeClient, KubeObject } from "../kube/index.ts";
+import type { KubeClient, KubeObject, ObjectList } from "../kube/index.ts";
 import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
 import { microTime } from "../telemetry/clock.ts";
 import { LABEL_ROLE } from "../kube/vocabulary.ts";
@@ -31,6 +31,20 @@ export class SessionStore {
     this.client = client;
     this.leases = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
     this.ttlSeconds = ttlSeconds;
+  }
+
+  /** Removes a session Lease if it is still at the version read (nobody claimed it since). */
+  async remove(session: Session): Promise<void> {
+    try {
+      await this.client.delete(`${this.leases}/ss-${session.key}`, { body: { preconditions: { resourceVersion: session.resourceVersion } } });
+    } catch (error) {
+      if (!(error instanceof NotFound || error instanceof Conflict)) throw error;
+    }
+  }
+
+  async list(): Promise<Session[]> {
+    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, { query: { labelSelector: `${LABEL_ROLE}=${SESSION_ROLE}` } });
+    return list.items.map((lease) => toSession((lease.metadata?.name ?? "").replace(/^ss-/, ""), lease));
   }
 
   async read(key: string): Promise<Session | undefined> {

@@ -87,9 +87,45 @@ export class LockStore {
     return list.items.flatMap((lease) => lockFromLease(lease) ?? []);
   }
 
-  async allLocks(): Promise<LockRecord[]> {
+  /**
+   * A transaction's locks read consistently, and the names of its lock
+   * Leases whose member annotation cannot be read (garbled by hand or by a
+   * bug): the resolver must not act as if those members did not exist.
+   */
+  async membersOf(transaction: string): Promise<{ locks: LockRecord[]; garbled: string[] }> {
+    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, {
+      query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}` },
+    });
+    const locks: LockRecord[] = [];
+    const garbled: string[] = [];
+    for (const lease of list.items) {
+      const lock = lockFromLease(lease);
+      if (lock) locks.push(lock);
+      else garbled.push(lease.metadata?.name ?? "?");
+    }
+    return { locks, garbled };
+  }
+
+  /** Every lock Lease, readable or not: name, version and the transaction its label names. */
+  async allLocks(): Promise<{ name: string; resourceVersion: string; transaction: string }[]> {
     const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, { query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE}` } });
-    return list.items.flatMap((lease) => lockFromLease(lease) ?? []);
+    return list.items.map((lease) => ({
+      name: lease.metadata?.name ?? "", resourceVersion: lease.metadata?.resourceVersion ?? "", transaction: lease.metadata?.labels?.[LABEL_TRANSACTION] ?? "",
+    }));
+  }
+
+  /** Deletes a lock Lease by name if it is still at `resourceVersion`. */
+  async releaseByName(name: string, resourceVersion: string): Promise<void> {
+    await this.deleteLease(name, resourceVersion);
+  }
+
+  /** Whether `lock` is still the object's lock, unchanged: nobody released or took it over. */
+  async stillHeld(lock: LockRecord): Promise<boolean> {
+    const current = await this.read(lock.member.ref).catch((error: unknown) => {
+      if (error instanceof Error && error.message.includes("is not a kubetx lock")) return undefined;
+      throw error;
+    });
+    return current?.name === lock.name && current.resourceVersion === lock.resourceVersion;
   }
 
   /** Deletes the lock if it is still the version we hold; gone already is fine. */

@@ -7,12 +7,13 @@
  *  - otherwise the write is transparent if any selecting policy is, else
  *    explicit.
  * Limits apply to every transaction and take the safest value over all
- * policies that are not `off`: the longest quiet window, lock TTL and
- * journal retention, the shortest open time, the fewest members, and
- * irreversible deletes only if every policy allows them.
+ * policies that are not `off`: the longest quiet window, lock TTL,
+ * journal and record retention, the most records, the shortest open time,
+ * the fewest members, and irreversible deletes only if every policy allows
+ * them.
  */
 import type { Limits, PolicyMode, PolicySpec } from "./policy.ts";
-import { POLICY_DEFAULTS, deepFreeze, limitsOf, resourceMatches, selectorMatches } from "./policy.ts";
+import { POLICY_DEFAULTS, deepFreeze, limitsOf, resourceMatches, selectorMatches, serviceAccountUser } from "./policy.ts";
 
 export interface NamedPolicy {
   readonly name: string;
@@ -26,6 +27,8 @@ export interface Requester {
 
 export interface PolicyView {
   readonly names: readonly string[];
+  /** The policies themselves, by name: what the webhook configurations are derived from (src/webhooks/). */
+  readonly policies: readonly NamedPolicy[];
   readonly limits: Limits;
   modeFor(namespaceLabels: Readonly<Record<string, string>> | undefined, group: string, resource: string, requester: Requester): PolicyMode;
 }
@@ -34,6 +37,7 @@ export function combine(policies: readonly NamedPolicy[]): PolicyView {
   const sorted = [...policies].sort((a, b) => a.name.localeCompare(b.name));
   return deepFreeze({
     names: sorted.map((p) => p.name),
+    policies: sorted,
     limits: combinedLimits(sorted.filter((p) => p.spec.mode !== "off").map((p) => p.spec)),
     modeFor: (labels, group, resource, requester) => modeFor(sorted, { labels, group, resource, requester }),
   });
@@ -62,7 +66,7 @@ function selects(spec: PolicySpec, write: Write): boolean {
 function exempts(spec: PolicySpec, requester: Requester): boolean {
   if (spec.exemptUsers.includes(requester.username)) return true;
   if ((requester.groups ?? []).some((g) => spec.exemptGroups.includes(g))) return true;
-  return spec.exemptServiceAccounts.some((sa) => requester.username === `system:serviceaccount:${sa.replace("/", ":")}`);
+  return spec.exemptServiceAccounts.some((sa) => requester.username === serviceAccountUser(sa));
 }
 
 function combinedLimits(specs: readonly PolicySpec[]): Limits {
@@ -75,5 +79,7 @@ function combinedLimits(specs: readonly PolicySpec[]): Limits {
     maxMembers: Math.min(...all.map((l) => l.maxMembers)),
     allowIrreversibleDeletes: all.every((l) => l.allowIrreversibleDeletes),
     journalRetentionSeconds: Math.max(...all.map((l) => l.journalRetentionSeconds)),
+    recordRetentionSeconds: Math.max(...all.map((l) => l.recordRetentionSeconds)),
+    maxRecords: Math.max(...all.map((l) => l.maxRecords)),
   };
 }

@@ -45,6 +45,10 @@ export interface PolicySpec {
   readonly allowIrreversibleDeletes: boolean;
   /** How long journals are kept after commit, for `kubectl tx undo`. 0: deleted at once. */
   readonly journalRetentionSeconds: number;
+  /** How long a resolved Transaction record is kept. */
+  readonly recordRetentionSeconds: number;
+  /** Resolved Transaction records kept at most; the oldest go first. */
+  readonly maxRecords: number;
 }
 
 export const ENABLED_LABEL = "kubetx.io/enabled";
@@ -73,6 +77,10 @@ export const POLICY_DEFAULTS: PolicySpec = deepFreeze({
   allowIrreversibleDeletes: false,
   // An hour to notice a bad change and undo it.
   journalRetentionSeconds: 3600,
+  // A week of history for auditors; the apiserver audit log keeps the rest.
+  recordRetentionSeconds: 7 * 86_400,
+  // Records are small (a few KiB); ten thousand stay well within etcd's comfort.
+  maxRecords: 10_000,
 });
 
 /** Limits that apply to every transaction, whichever policy selected its writes. */
@@ -83,6 +91,8 @@ export interface Limits {
   readonly maxMembers: number;
   readonly allowIrreversibleDeletes: boolean;
   readonly journalRetentionSeconds: number;
+  readonly recordRetentionSeconds: number;
+  readonly maxRecords: number;
 }
 
 export function limitsOf(spec: PolicySpec): Limits {
@@ -93,6 +103,8 @@ export function limitsOf(spec: PolicySpec): Limits {
     maxMembers: spec.maxMembers,
     allowIrreversibleDeletes: spec.allowIrreversibleDeletes,
     journalRetentionSeconds: spec.journalRetentionSeconds,
+    recordRetentionSeconds: spec.recordRetentionSeconds,
+    maxRecords: spec.maxRecords,
   };
 }
 
@@ -114,6 +126,11 @@ function requirementMatches(r: LabelSelectorRequirement, labels: Readonly<Record
     case "DoesNotExist":
       return value === undefined;
   }
+}
+
+/** The user name the apiserver gives a service account named `namespace/name` in a policy. */
+export function serviceAccountUser(namespaceSlashName: string): string {
+  return `system:serviceaccount:${namespaceSlashName.replace("/", ":")}`;
 }
 
 /** Whether a `resources` pattern selects a group/resource. */

@@ -16,18 +16,21 @@ export interface PolicySource {
   /** The view in force now. */
   view(): PolicyView;
   readonly ready: boolean;
+  /** Calls `listener` after every change of the view (the first list included); returns a function that stops it. */
+  onChange(listener: () => void): () => void;
 }
 
-/** A fixed set of policies (tests, and `kubetx serve --policy-source=flags`). */
+/** A fixed set of policies (tests, and `kubetx serve --policy-source=flags`): it never changes. */
 export function staticPolicies(policies: readonly NamedPolicy[]): PolicySource {
   const view = combine(policies);
-  return { view: () => view, ready: true };
+  return { view: () => view, ready: true, onChange: () => () => undefined };
 }
 
 export class PolicyWatcher implements PolicySource {
   private readonly client: KubeClient;
   private readonly logger: Logger;
   private readonly specs = new Map<string, NamedPolicy>();
+  private readonly listeners = new Set<() => void>();
   private current: PolicyView = combine([]);
   private synced = false;
 
@@ -44,14 +47,19 @@ export class PolicyWatcher implements PolicySource {
     return this.synced;
   }
 
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
         const list = await this.client.get<ObjectList>(POLICIES_PATH);
         this.specs.clear();
         for (const policy of list.items) this.remember(policy);
-        this.recompute();
         this.synced = true;
+        this.recompute();
         await this.client.watch(POLICIES_PATH, { resourceVersion: list.metadata?.resourceVersion }, (event) => {
           if (event.type === "DELETED") this.specs.delete(event.object.metadata?.name ?? "");
           else if (event.type === "ADDED" || event.type === "MODIFIED") this.remember(event.object);
@@ -78,5 +86,6 @@ export class PolicyWatcher implements PolicySource {
   private recompute(): void {
     this.current = combine([...this.specs.values()]);
     this.logger.info({ policies: this.current.names, limits: this.current.limits }, "policies in force");
+    for (const listener of this.listeners) listener();
   }
 }

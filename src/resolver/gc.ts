@@ -1,30 +1,96 @@
 /**
- * Cleans up what resolved transactions leave behind when a replica dies
- * between writing the final phase and releasing: locks and heartbeats of
- * resolved transactions, and journals once their retention has passed.
- * A Failed transaction keeps everything: an admin resolves it.
+ * Cleans up after resolved transactions and keeps everything kubetx stores
+ * bounded: locks, heartbeats and session Leases a replica left behind when
+ * it died between resolving and releasing, journals once their retention
+ * has passed, and Transaction records once theirs has (or when there are
+ * more than the policy allows). A Failed transaction keeps its locks and
+ * journal: an admin resolves it (deleting its record releases them).
+ *
+ * Leftovers are listed before the records, so a transaction created in
+ * between is seen with its record; and nothing goes the first time it looks
+ * like garbage: it must look so for a while on this process's monotonic
+ * clock (the lock TTL for an orphan, the retention for a kept journal or
+ * record), so neither a lagging read nor a step of the wall clock removes
+ * anything early.
  */
 import type { Phase, Transaction } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 
 export interface Leftover {
-  readonly kind: "lock" | "heartbeat" | "journal";
+  readonly kind: "lock" | "heartbeat" | "journal" | "session";
   readonly name: string;
   readonly transaction: string;
 }
 
 /**
- * What may go. `transactions` holds every record by id; an id without a
- * record is gone (deleted by an admin) and its leftovers go with it.
+ * Why a leftover may go, and after how long a wait: `orphan` (its
+ * transaction has no record), `released` (its transaction is resolved and
+ * it should have been released), `retained` (a committed transaction's
+ * journal, kept for `kubectl tx undo`). Undefined: it stays.
  */
-export function garbage(leftovers: readonly Leftover[], transactions: ReadonlyMap<string, Transaction>, now: number, retentionSeconds: number): Leftover[] {
-  return leftovers.filter((l) => {
-    const tx = transactions.get(l.transaction);
-    if (!tx) return true;
-    const phase: Phase = tx.status?.phase ?? "Open";
-    if (!TERMINAL_PHASES.has(phase) || phase === "Failed") return false;
-    if (l.kind !== "journal" || phase === "RolledBack") return true;
-    const resolvedAt = Date.parse(tx.status?.resolvedAt ?? "");
-    return Number.isNaN(resolvedAt) || now - resolvedAt >= retentionSeconds * 1000;
-  });
+export type Eligibility = "orphan" | "released" | "retained";
+
+/** Pure: whether a leftover may go once it has looked so long enough, given its transaction's record. */
+export function eligibility(leftover: Leftover, tx: Transaction | undefined): Eligibility | undefined {
+  if (!tx) return "orphan";
+  const phase: Phase = tx.status?.phase ?? "Open";
+  if (!TERMINAL_PHASES.has(phase)) return undefined;
+  // A session only points at its transaction; a Failed one keeps its locks and journal for an admin.
+  if (leftover.kind === "session") return "released";
+  if (phase === "Failed") return undefined;
+  return leftover.kind === "journal" && phase === "Committed" ? "retained" : "released";
+}
+
+export interface Waits {
+  /** How long an apparently orphaned leftover must stay so before it goes (a record may be in flight). */
+  readonly orphanMs: number;
+  /** How long a committed transaction's journal is kept. */
+  readonly retentionMs: number;
+}
+
+export function waitFor(eligible: Eligibility, waits: Waits): number {
+  switch (eligible) {
+    case "orphan":
+      return waits.orphanMs;
+    case "released":
+      return 0;
+    case "retained":
+      return waits.retentionMs;
+  }
+}
+
+/**
+ * When this process first saw each thing eligible to go, on its monotonic
+ * clock; forgets what it no longer sees, so it holds no more than the
+ * current leftovers.
+ */
+export class EligibleSince {
+  private readonly since = new Map<string, number>();
+
+  /** True once `name` has been eligible for at least `waitMs`. */
+  due(name: string, now: number, waitMs: number): boolean {
+    const first = this.since.get(name) ?? now;
+    this.since.set(name, first);
+    return now - first >= waitMs;
+  }
+
+  retain(names: ReadonlySet<string>): void {
+    for (const name of this.since.keys()) if (!names.has(name)) this.since.delete(name);
+  }
+
+  get size(): number {
+    return this.since.size;
+  }
+}
+
+/**
+ * Resolved records to delete: those resolved for longer than the retention
+ * (as this process observed), and the oldest beyond the maximum count.
+ * Open records never go.
+ */
+export function expiredRecords(records: readonly Transaction[], isDue: (tx: Transaction) => boolean, maxRecords: number): Transaction[] {
+  const resolved = records.filter((tx) => TERMINAL_PHASES.has(tx.status?.phase ?? "Open"));
+  const byAge = [...resolved].sort((a, b) => (a.status?.resolvedAt ?? "").localeCompare(b.status?.resolvedAt ?? ""));
+  const excess = new Set(byAge.slice(0, Math.max(0, resolved.length - maxRecords)));
+  return resolved.filter((tx) => excess.has(tx) || isDue(tx));
 }

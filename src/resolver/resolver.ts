@@ -1,19 +1,24 @@
 /**
  * The controller loop. Every replica runs one; for each open transaction
- * exactly one replica (the holder of its heartbeat Lease) acts: it closes
- * the transaction, verifies that every admitted write persisted, and
- * commits or rolls back. A replica takes over a transaction whose
- * heartbeat it has seen unchanged for a full lock TTL.
+ * exactly one replica (the holder of its heartbeat Lease, see election.ts)
+ * acts: it closes the transaction, verifies that every admitted write
+ * persisted, and commits or rolls back.
+ *
+ * Fencing (DESIGN.md section 3): every change of phase is a compare-and-swap
+ * from the phases it expects, made only while this replica still leads the
+ * transaction on its own clock; every restore write is guarded by the
+ * object as it was read just after checking that the member's lock is
+ * still the transaction's. A replica paused past its heartbeat wakes up,
+ * finds the phase or the lock moved on, and stops.
  */
 import type { KubeClient, KubeObject } from "../kube/index.ts";
-import { Conflict, getIfExists } from "../kube/index.ts";
+import { KubeError, getIfExists } from "../kube/index.ts";
 import { describeRef } from "../kube/types.ts";
-import type { Journal } from "../journal/journal.ts";
+import type { Journal, StoredEntry } from "../journal/journal.ts";
 import { journalName } from "../journal/journal.ts";
-import { ExpiryTracker } from "../locks/expiry.ts";
 import type { LockRecord } from "../locks/record.ts";
-import { heartbeatName } from "../locks/record.ts";
-import type { Heartbeat, LockStore } from "../locks/store.ts";
+import type { LockStore } from "../locks/store.ts";
+import type { SessionStore } from "../locks/sessions.ts";
 import { restoreMember } from "../rollback/apply.ts";
 import type { RestoreOutcome } from "../rollback/apply.ts";
 import { objectPath } from "../rollback/plan.ts";
@@ -29,9 +34,9 @@ import type { TransactionStore } from "../transactions/store.ts";
 import { persisted } from "../transactions/verify.ts";
 import type { RollbackEvents } from "./events.ts";
 import { mapLimit } from "./concurrency.ts";
-import type { Leftover } from "./gc.ts";
+import { Election } from "./election.ts";
+import { GarbageCollector } from "./collector.ts";
 import { executeUndo, planUndo } from "./undo.ts";
-import { garbage } from "./gc.ts";
 
 /** Restores and checks run this many at a time: fast for 100 members, gentle on the apiserver. */
 const PARALLEL_MEMBER_WORK = 8;
@@ -39,6 +44,10 @@ const PARALLEL_MEMBER_WORK = 8;
 const PARALLEL_TRANSACTIONS = 8;
 /** Leftovers are rare (a replica died mid-cleanup); looking for them every 40 passes (10 s by default) is plenty. */
 const GC_EVERY_PASSES = 40;
+/** While a rollback holds its locks for writes that may still land, it checks again this often. */
+const RECHECK_HELD_ROLLBACK_MS = 1_000;
+/** How long kubetx keeps trying to read a member it gets 403 or 503 for, before it gives up verifying. */
+const VERIFY_ERROR_GRACE_MS = 10_000;
 
 export interface ResolverTiming {
   readonly periodMs: number;
@@ -50,62 +59,82 @@ export interface ResolverTiming {
    * much longer before the live object decides instead. 0: no sink.
    */
   readonly auditSinkDelayMs?: number;
+  /**
+   * How long after a rollback a member's write that was admitted but not
+   * yet visible may still land (held by a slow webhook after kubetx allowed
+   * it): its lock is kept this long, and a write that lands is undone again.
+   * With the audit sink the hold ends as soon as every such request's
+   * outcome is known.
+   */
+  readonly lateWriteMs: number;
 }
 
 export interface ResolverOptions {
   readonly client: KubeClient;
   readonly store: TransactionStore;
   readonly locks: LockStore;
+  readonly sessions: SessionStore;
   readonly journal: Journal;
   readonly events: RollbackEvents;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly identity: string;
   readonly timing: ResolverTiming;
-  /** The policy limits in force now: lock TTL, quiet window, open time, journal retention. */
+  /** The policy limits in force now: lock TTL, quiet window, open time, retention. */
   readonly limits: () => Limits;
   readonly metrics: ResolverMetrics;
 }
 
-/** What this process has observed of one transaction. */
+/** A rollback that restored its members and waits for writes that may still land. */
+interface HeldRollback {
+  readonly startedAt: number;
+  lastPassAt: number;
+  /** Locks whose write was neither visible nor reported when the rollback began. */
+  readonly inFlight: ReadonlySet<string>;
+}
+
+/** What this process has observed of one transaction, on its monotonic clock. */
 interface Observed {
   readonly openedAt: number;
   memberCount: number;
   lastChangeAt: number;
-  lastRenewAt: number;
   /** Taken over from a coordinator that stopped renewing. */
   takenOver: boolean;
   readonly firstChecked: Map<string, number>;
+  held?: HeldRollback;
 }
 
 export function validateTiming(t: ResolverTiming): void {
   if (!(t.periodMs > 0)) throw new Error(`resolver period must be positive, got ${t.periodMs} ms`);
   if (!(t.persistGraceMs > 0)) throw new Error(`persist grace must be positive, got ${t.persistGraceMs} ms`);
+  if (!(t.lateWriteMs >= 0)) throw new Error(`late-write window must not be negative, got ${t.lateWriteMs} ms`);
 }
 
-/** Like client-go's leader election: a heartbeat renews several times per lock TTL, whatever a policy says. */
-export function renewEveryMs(lockTtlMs: number, periodMs: number): number {
-  return Math.max(periodMs, lockTtlMs / 3);
-}
+export { renewEveryMs } from "./election.ts";
 
 export class Resolver {
   private readonly o: ResolverOptions;
-  private readonly expiry: ExpiryTracker;
+  private readonly election: Election;
+  private readonly collector: GarbageCollector;
   private readonly observed = new Map<string, Observed>();
   private passes = 0;
 
   constructor(options: ResolverOptions) {
     validateTiming(options.timing);
     this.o = options;
-    this.expiry = new ExpiryTracker(options.clock);
+    this.election = new Election({
+      lock: options.locks, clock: options.clock, identity: options.identity,
+      leaseMs: () => options.limits().lockTtlSeconds * 1000, periodMs: options.timing.periodMs,
+    });
+    this.collector = new GarbageCollector(options);
   }
 
   /** Runs until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      const started = this.o.clock.now();
+      const started = this.o.clock.monotonic();
       await this.tick().catch((error: unknown) => this.o.logger.warn({ err: error }, "resolver pass failed"));
-      const wait = Math.max(0, this.o.timing.periodMs - (this.o.clock.now() - started));
+      const wait = Math.max(0, this.o.timing.periodMs - (this.o.clock.monotonic() - started));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
@@ -119,9 +148,25 @@ export class Resolver {
     if (this.passes % GC_EVERY_PASSES === 0) await this.collectGarbage();
     const active = await this.o.store.listActive();
     this.o.metrics.openTransactions(active.length);
+    this.retain(new Set(active.map((tx) => tx.metadata?.name ?? "")));
     // Transactions are independent; several at once keep commits prompt under many small ones.
     await mapLimit(active, PARALLEL_TRANSACTIONS, (tx) =>
       this.step(tx).catch((error: unknown) => this.o.logger.warn({ err: error, transaction: tx.metadata?.name }, "resolver step failed")));
+  }
+
+  /** Removes what resolved transactions left behind and what retention has expired; returns how many objects went. */
+  collectGarbage(): Promise<number> {
+    return this.collector.collect();
+  }
+
+  /** How many transactions this process remembers: bounded by the open ones. */
+  get remembered(): number {
+    return this.observed.size;
+  }
+
+  private retain(active: ReadonlySet<string>): void {
+    for (const id of this.observed.keys()) if (!active.has(id)) this.observed.delete(id);
+    this.election.retain(active);
   }
 
   private async step(listed: Transaction): Promise<void> {
@@ -129,62 +174,44 @@ export class Resolver {
     // The list came from the cache: act only on the record as it is now.
     const tx = await this.o.store.get(id);
     if (!tx || TERMINAL_PHASES.has(tx.status?.phase ?? "Open")) return;
-    if (await this.coordinate(id)) await this.advance(id, tx);
+    const coordination = await this.election.coordinate(id);
+    if (coordination === "other") return;
+    if (coordination === "taken-over") this.tookOver(id);
+    await this.advance(id, tx);
+  }
+
+  private tookOver(id: string): void {
+    this.o.logger.info({ transaction: id }, "took over transaction from a coordinator that stopped renewing");
+    const seen = this.observe(id);
+    seen.takenOver = true;
+    // A transparent transaction's quiet window starts again: kubectl may still be writing through another replica.
+    seen.lastChangeAt = this.o.clock.monotonic();
   }
 
   private async advance(id: string, tx: Transaction): Promise<void> {
     const phase: Phase = tx.status?.phase ?? "Open";
     if (phase === "Open" && tx.spec.mode === "undo") await this.stepUndo(id, tx);
     else if (phase === "Open") await this.stepOpen(id, tx);
-    else if (phase === "Verifying") await this.stepVerify(id);
-    else if (phase === "RollingBack") await this.rollBack(id);
-  }
-
-  /** True when this replica coordinates the transaction now (holding, creating or taking over its heartbeat). */
-  private async coordinate(id: string): Promise<boolean> {
-    const now = this.o.clock.now();
-    const heartbeat = await this.o.locks.readHeartbeat(id);
-    if (!heartbeat) return (await this.o.locks.createHeartbeat(id, this.o.identity, now)) !== undefined;
-    if (heartbeat.holder === this.o.identity) return this.renew(id, heartbeat, now);
-    if (!this.expiry.expired(heartbeatName(id), heartbeat.resourceVersion, this.o.limits().lockTtlSeconds * 1000)) return false;
-    try {
-      await this.o.locks.writeHeartbeat(heartbeat, this.o.identity, now);
-    } catch (error) {
-      if (error instanceof Conflict) return false;
-      throw error;
-    }
-    this.o.logger.info({ transaction: id, previous: heartbeat.holder }, "took over transaction from a coordinator that stopped renewing");
-    const seen = this.observe(id);
-    seen.takenOver = true;
-    seen.lastRenewAt = now;
-    return true;
-  }
-
-  private async renew(id: string, heartbeat: Heartbeat, now: number): Promise<boolean> {
-    const seen = this.observe(id);
-    if (now - seen.lastRenewAt < renewEveryMs(this.o.limits().lockTtlSeconds * 1000, this.o.timing.periodMs)) return true;
-    try {
-      await this.o.locks.writeHeartbeat(heartbeat, this.o.identity, now);
-      seen.lastRenewAt = now;
-      return true;
-    } catch (error) {
-      if (error instanceof Conflict) return false;
-      throw error;
-    }
+    else if (phase === "Verifying") await this.stepVerify(id, tx);
+    else if (phase === "RollingBack") await this.rollBack(id, tx);
   }
 
   private observe(id: string): Observed {
     let seen = this.observed.get(id);
     if (!seen) {
-      const now = this.o.clock.now();
-      seen = { openedAt: now, memberCount: 0, lastChangeAt: now, lastRenewAt: 0, takenOver: false, firstChecked: new Map() };
+      const now = this.o.clock.monotonic();
+      seen = { openedAt: now, memberCount: 0, lastChangeAt: now, takenOver: false, firstChecked: new Map() };
       this.observed.set(id, seen);
     }
     return seen;
   }
 
+  private sinkDelayMs(): number {
+    return this.o.timing.auditSinkDelayMs ?? 0;
+  }
+
   private async stepOpen(id: string, tx: Transaction): Promise<void> {
-    const now = this.o.clock.now();
+    const now = this.o.clock.monotonic();
     const seen = this.observe(id);
     // Counting is all this step does with the locks: the cache is good enough.
     const locks = await this.o.locks.locksOf(id, { cached: true });
@@ -205,11 +232,10 @@ export class Resolver {
     }, now);
     if (decision.next === "Open") return this.markOpen(id, tx, locks.length);
     if (decision.next === "Verifying") {
-      await this.setPhase(id, "Verifying", { reason: decision.reason, closedAt: iso(now) });
-      return this.stepVerify(id);
+      if (await this.transition(id, ["Open"], "Verifying", { reason: decision.reason, closedAt: this.wallTime() })) await this.stepVerify(id);
+      return;
     }
-    await this.setPhase(id, "RollingBack", { reason: decision.reason, message: decision.message, closedAt: iso(now) });
-    return this.rollBack(id);
+    if (await this.transition(id, ["Open"], "RollingBack", { reason: decision.reason, message: decision.message, closedAt: this.wallTime() })) await this.rollBack(id);
   }
 
   /** Reverts the committed transaction spec.undoOf names, as this transaction. */
@@ -217,136 +243,184 @@ export class Resolver {
     const deps = { client: this.o.client, journal: this.o.journal, locks: this.o.locks, clock: this.o.clock };
     const plan = await planUndo(deps, tx, await this.o.store.get(tx.spec.undoOf ?? ""));
     if (plan.kind === "refused") {
-      await this.setPhase(id, "RolledBack", { reason: "UndoRefused", message: plan.message, members: plan.members, resolvedAt: iso(this.o.clock.now()) });
-      await this.release(id, []);
+      if (await this.transition(id, ["Open"], "RolledBack", { reason: "UndoRefused", message: plan.message, members: plan.members, resolvedAt: this.wallTime() })) await this.release(id, []);
       return;
     }
-    await this.setPhase(id, "Verifying", { reason: "Undoing", coordinator: this.o.identity, closedAt: iso(this.o.clock.now()) });
+    if (!(await this.transition(id, ["Open"], "Verifying", { reason: "Undoing", coordinator: this.o.identity, closedAt: this.wallTime() }))) return;
     const done = await executeUndo(deps, id, plan.steps);
     if (done.failure) {
-      await this.setPhase(id, "RollingBack", { reason: "UndoFailed", message: done.failure });
-      return this.rollBack(id);
+      if (await this.transition(id, ["Verifying"], "RollingBack", { reason: "UndoFailed", message: done.failure })) await this.rollBack(id);
+      return;
     }
-    await this.setPhase(id, "Committed", {
+    const committed = await this.transition(id, ["Verifying"], "Committed", {
       reason: "Undone",
       message: `reverted transaction ${tx.spec.undoOf ?? ""}`,
       memberCount: done.locks.length,
       members: done.locks.map((l) => summary(l, "Restored")),
-      resolvedAt: iso(this.o.clock.now()),
+      resolvedAt: this.wallTime(),
     });
-    await this.release(id, done.locks);
+    if (committed) await this.release(id, done.locks);
   }
 
   private async markOpen(id: string, tx: Transaction, members: number): Promise<void> {
     if (tx.status?.phase === "Open" && tx.status.coordinator === this.o.identity && tx.status.memberCount === members) return;
-    await this.setPhase(id, "Open", { coordinator: this.o.identity, memberCount: members, openedAt: tx.status?.openedAt ?? iso(this.o.clock.now()) });
-  }
-
-  private sinkDelayMs(): number {
-    return this.o.timing.auditSinkDelayMs ?? 0;
+    await this.transition(id, ["Open"], "Open", { coordinator: this.o.identity, memberCount: members, openedAt: tx.status?.openedAt ?? this.wallTime() });
   }
 
   private async stepVerify(id: string, known?: Transaction): Promise<void> {
-    const now = this.o.clock.now();
-    const seen = this.observe(id);
-    const [tx, locks, journal] = await Promise.all([known ?? this.o.store.get(id), this.o.locks.locksOf(id), this.o.journal.readAll(id)]);
+    const now = this.o.clock.monotonic();
+    const [tx, members, journal] = await Promise.all([known ?? this.o.store.get(id), this.o.locks.membersOf(id), this.o.journal.readAll(id)]);
     if (tx?.status?.failure) {
-      await this.setPhase(id, "RollingBack", { reason: "MemberFailed", message: tx.status.failure });
-      return this.rollBack(id);
+      if (await this.transition(id, ["Verifying"], "RollingBack", { reason: "MemberFailed", message: tx.status.failure })) await this.rollBack(id);
+      return;
     }
-    const reported = this.sinkDelayMs() > 0 ? (tx?.status?.requests ?? {}) : undefined;
-    const graceMs = this.o.timing.persistGraceMs + this.sinkDelayMs();
+    if (members.garbled.length > 0) {
+      const message = `the lock Leases ${members.garbled.join(", ")} cannot be read, so their members can be neither verified nor restored`;
+      if (await this.transition(id, ["Verifying"], "RollingBack", { reason: "LockUnreadable", message })) await this.rollBack(id);
+      return;
+    }
     const live = new Map<string, KubeObject | undefined>();
-    const checks = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock): Promise<MemberCheck> => {
-      const first = seen.firstChecked.get(lock.name) ?? now;
-      seen.firstChecked.set(lock.name, first);
-      const object = await this.readLive(lock);
-      live.set(lock.name, object);
-      const entry = journal.get(journalName(id, lock.member.ref));
-      const code = reported?.[lock.name];
-      // The request's own outcome, where the sink reported it; the live object otherwise (and once the report is overdue).
-      const verdict = code !== undefined ? code < 400 : reported && now - first < graceMs ? false : persisted(lock.member, entry, object);
-      return { describe: describeRef(lock.member.ref), persisted: verdict, firstCheckedAt: first };
-    });
-    const decision = decideVerify(checks, now, graceMs);
+    const checks = await mapLimit(members.locks, PARALLEL_MEMBER_WORK, (lock) => this.check(id, lock, { tx, journal, now, live }));
+    const decision = decideVerify(checks, now, { graceMs: this.o.timing.persistGraceMs + this.sinkDelayMs(), errorGraceMs: VERIFY_ERROR_GRACE_MS });
     if (decision.next === "Verifying") return;
-    if (decision.next === "Committed") return this.commit(id, locks, live);
-    await this.setPhase(id, "RollingBack", { reason: decision.reason, message: decision.message });
-    return this.rollBack(id);
+    if (decision.next === "Committed") return this.commit(id, members.locks, live);
+    if (await this.transition(id, ["Verifying"], "RollingBack", { reason: decision.reason, message: decision.message })) await this.rollBack(id);
+  }
+
+  /**
+   * One member's state: the request's own outcome where the audit sink
+   * reported it, the live object otherwise (and once the report is overdue).
+   */
+  private async check(id: string, lock: LockRecord, at: { tx: Transaction | undefined; journal: ReadonlyMap<string, StoredEntry>; now: number; live: Map<string, KubeObject | undefined> }): Promise<MemberCheck> {
+    const seen = this.observe(id);
+    const first = seen.firstChecked.get(lock.name) ?? at.now;
+    seen.firstChecked.set(lock.name, first);
+    const describe = describeRef(lock.member.ref);
+    let object: KubeObject | undefined;
+    try {
+      object = await this.readLive(lock);
+    } catch (error) {
+      if (!(error instanceof KubeError)) throw error;
+      return { describe, state: "error", detail: `${error.status} ${error.reason}`, firstCheckedAt: first };
+    }
+    at.live.set(lock.name, object);
+    return { describe, state: this.verdict(id, lock, { ...at, first, object }), firstCheckedAt: first };
+  }
+
+  private verdict(id: string, lock: LockRecord, at: { tx: Transaction | undefined; journal: ReadonlyMap<string, StoredEntry>; now: number; first: number; object: KubeObject | undefined }): "persisted" | "missing" {
+    const sink = this.sinkDelayMs() > 0;
+    const code = sink ? at.tx?.status?.requests?.[lock.name] : undefined;
+    if (code !== undefined) return code < 400 ? "persisted" : "missing";
+    if (sink && at.now - at.first < this.o.timing.persistGraceMs + this.sinkDelayMs()) return "missing";
+    return persisted(lock.member, at.journal.get(journalName(id, lock.member.ref)), at.object) ? "persisted" : "missing";
   }
 
   private async commit(id: string, unordered: LockRecord[], live: ReadonlyMap<string, KubeObject | undefined>): Promise<void> {
     const locks = [...unordered].sort((a, b) => a.member.admittedAt - b.member.admittedAt);
-    await this.setPhase(id, "Committed", {
+    const committed = await this.transition(id, ["Verifying"], "Committed", {
       memberCount: locks.length,
       members: locks.map((l) => ({ ...summary(l, "Committed"), ...committedVersion(live.get(l.name)) })),
-      resolvedAt: iso(this.o.clock.now()),
+      resolvedAt: this.wallTime(),
     });
+    if (!committed) return;
     await this.release(id, locks, this.o.limits().journalRetentionSeconds > 0);
     this.o.metrics.resolved("Committed");
     this.o.logger.info({ transaction: id, members: locks.length }, "transaction committed");
   }
 
-  private async rollBack(id: string): Promise<void> {
-    const started = this.o.clock.now();
-    // Undo in reverse order of admission: last written, first restored.
-    const [unordered, journal] = await Promise.all([this.o.locks.locksOf(id), this.o.journal.readAll(id)]);
-    const locks = unordered.sort((a, b) => b.member.admittedAt - a.member.admittedAt);
-    const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock) => {
-      const entry = journal.get(journalName(id, lock.member.ref));
-      return restoreMember(this.o.client, lock.member, entry).catch((error: unknown): RestoreOutcome => ({
-        kind: "impossible", detail: error instanceof Error ? error.message : String(error),
-      }));
-    });
-    // Reported in the order the members were admitted, as on commit.
-    const members = locks.map((lock, i) => ({ at: lock.member.admittedAt, summary: restoredSummary(lock, outcomes[i] as RestoreOutcome) }))
-      .sort((a, b) => a.at - b.at).map((m) => m.summary);
-    const impossible = members.filter((m) => m.outcome === "Failed");
-    const tx = await this.o.store.get(id);
-    await this.o.events.rolledBack(tx, locks, outcomes);
-    if (impossible.length > 0) {
-      await this.setPhase(id, "Failed", {
-        reason: "RestoreImpossible",
-        message: `could not restore ${impossible.map((m) => `${describeRef(m)}: ${m.message ?? ""}`).join("; ")}; locks are kept until an admin resolves it`,
-        members, resolvedAt: iso(this.o.clock.now()),
-      });
-      this.o.metrics.resolved("Failed");
-      this.o.logger.error({ transaction: id, impossible: impossible.length }, "transaction failed: restore impossible");
+  /**
+   * Restores every member (last written, first restored), then holds the
+   * locks while a write kubetx admitted but has not seen land could still
+   * land, undoing it again if it does; then RolledBack and release.
+   */
+  private async rollBack(id: string, known?: Transaction): Promise<void> {
+    const seen = this.observe(id);
+    const now = this.o.clock.monotonic();
+    if (seen.held && now - seen.held.lastPassAt < RECHECK_HELD_ROLLBACK_MS) return;
+    const [tx, members, journal] = await Promise.all([known ?? this.o.store.get(id), this.o.locks.membersOf(id), this.o.journal.readAll(id)]);
+    if (!tx || tx.status?.phase !== "RollingBack") return;
+    const locks = members.locks.sort((a, b) => b.member.admittedAt - a.member.admittedAt);
+    seen.held ??= { startedAt: now, lastPassAt: now, inFlight: await this.inFlight(id, tx, locks, journal) };
+    seen.held.lastPassAt = now;
+    const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, (lock) => this.restore(id, lock, journal));
+    if (outcomes.some((o) => o.kind === "fenced")) {
+      this.o.logger.warn({ transaction: id }, "stopped rolling back: another replica leads the transaction now");
       return;
     }
-    const kept = members.filter((m) => m.conflicts?.length || m.outcome === "Conflict");
-    await this.setPhase(id, "RolledBack", {
-      members, memberCount: locks.length, resolvedAt: iso(this.o.clock.now()),
-      ...(kept.length ? { conflicts: kept.map((m) => `${describeRef(m)}: ${m.conflicts?.join(", ") ?? m.message ?? ""}`) } : {}),
-    });
-    await this.release(id, locks);
-    this.o.metrics.resolved("RolledBack");
-    this.o.metrics.rolledBack((this.o.clock.now() - started) / 1000, locks.length);
-    this.o.logger.info({ transaction: id, members: locks.length, reason: tx?.status?.reason }, "transaction rolled back");
+    await this.afterRestore(id, tx, { locks, outcomes, garbled: members.garbled, held: seen.held, now });
   }
 
-  /** Removes locks, heartbeats and journals that resolved transactions left behind. */
-  async collectGarbage(): Promise<number> {
-    const [transactions, locks, heartbeats, journals] = await Promise.all([
-      this.o.store.list(), this.o.locks.allLocks(), this.o.locks.heartbeats(), this.o.journal.entries(),
-    ]);
-    const byId = new Map(transactions.map((tx) => [tx.metadata?.name ?? "", tx]));
-    const leftovers: Leftover[] = [
-      ...locks.map((l) => ({ kind: "lock" as const, name: l.name, transaction: l.member.transaction })),
-      ...heartbeats.map((t) => ({ kind: "heartbeat" as const, name: t, transaction: t })),
-      ...journals.map((j) => ({ kind: "journal" as const, name: j.name, transaction: j.transaction })),
-    ];
-    const doomed = garbage(leftovers, byId, this.o.clock.now(), this.o.limits().journalRetentionSeconds);
-    const lockByName = new Map(locks.map((l) => [l.name, l]));
-    await mapLimit(doomed, PARALLEL_MEMBER_WORK, async (l) => {
-      if (l.kind === "journal") return this.o.journal.remove(l.name);
-      if (l.kind === "heartbeat") return this.o.locks.deleteHeartbeat(l.transaction);
-      const lock = lockByName.get(l.name);
-      if (lock) await this.o.locks.release(lock);
+  /** Failed if something could not be restored; otherwise held while writes may land, then RolledBack. */
+  private async afterRestore(id: string, tx: Transaction, at: { locks: LockRecord[]; outcomes: RestoreOutcome[]; garbled: string[]; held: HeldRollback; now: number }): Promise<void> {
+    const { locks, outcomes } = at;
+    const members = mergeSummaries(tx.status?.members, locks.map((lock, i) => restoredSummary(lock, outcomes[i] as RestoreOutcome)));
+    if (at.garbled.length > 0 || members.some((m) => m.outcome === "Failed")) return this.fail(id, tx, { locks, outcomes, members, garbled: at.garbled });
+    if (this.holding(tx, at.held, at.now)) {
+      // Progress for readers: the record shows what was restored while the locks are held.
+      if (!tx.status?.members) await this.transition(id, ["RollingBack"], "RollingBack", { members });
+      return;
+    }
+    await this.finishRollback(id, tx, { locks, outcomes, members });
+  }
+
+  /** Locks whose write was neither visible nor reported when the rollback began: they may still land. */
+  private async inFlight(id: string, tx: Transaction, locks: readonly LockRecord[], journal: ReadonlyMap<string, StoredEntry>): Promise<Set<string>> {
+    const reported = tx.status?.requests ?? {};
+    const unseen = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock) => {
+      if (reported[lock.name] !== undefined) return undefined;
+      const live = await this.readLive(lock).catch(() => undefined);
+      return persisted(lock.member, journal.get(journalName(id, lock.member.ref)), live) ? undefined : lock.name;
     });
-    this.o.metrics.locksHeld(locks.length - doomed.filter((l) => l.kind === "lock").length);
-    if (doomed.length > 0) this.o.logger.info({ removed: doomed.length }, "removed what resolved transactions left behind");
-    return doomed.length;
+    return new Set(unseen.filter((name): name is string => name !== undefined));
+  }
+
+  /** Whether to keep holding: some write may still land, its outcome unknown and the late-write window not over. */
+  private holding(tx: Transaction, held: HeldRollback, now: number): boolean {
+    if (held.inFlight.size === 0 || now - held.startedAt >= this.o.timing.lateWriteMs) return false;
+    if (this.sinkDelayMs() === 0) return true;
+    const reported = tx.status?.requests ?? {};
+    return [...held.inFlight].some((name) => reported[name] === undefined);
+  }
+
+  private async restore(id: string, lock: LockRecord, journal: ReadonlyMap<string, StoredEntry>): Promise<RestoreOutcome> {
+    const fence = async (): Promise<string | undefined> => {
+      if (!this.election.leading(id)) return "this replica no longer leads the transaction";
+      return (await this.o.locks.stillHeld(lock)) ? undefined : `the lock ${lock.name} is no longer the transaction's`;
+    };
+    return restoreMember(this.o.client, lock.member, journal.get(journalName(id, lock.member.ref)), fence).catch((error: unknown): RestoreOutcome => ({
+      kind: "impossible", detail: error instanceof Error ? error.message : String(error),
+    }));
+  }
+
+  private async finishRollback(id: string, tx: Transaction, done: { locks: LockRecord[]; outcomes: RestoreOutcome[]; members: MemberSummary[] }): Promise<void> {
+    const kept = done.members.filter((m) => m.conflicts?.length || m.outcome === "Conflict");
+    const rolledBack = await this.transition(id, ["RollingBack"], "RolledBack", {
+      members: done.members, memberCount: done.locks.length, resolvedAt: this.wallTime(),
+      ...(kept.length ? { conflicts: kept.map((m) => `${describeRef(m)}: ${m.conflicts?.join(", ") ?? m.message ?? ""}`) } : {}),
+    });
+    if (!rolledBack) return;
+    const startedAt = this.observed.get(id)?.held?.startedAt;
+    await this.o.events.rolledBack(tx, done.locks, done.outcomes);
+    await this.release(id, done.locks);
+    this.o.metrics.resolved("RolledBack");
+    if (startedAt !== undefined) this.o.metrics.rolledBack((this.o.clock.monotonic() - startedAt) / 1000, done.locks.length);
+    this.o.logger.info({ transaction: id, members: done.locks.length, reason: tx.status?.reason }, "transaction rolled back");
+  }
+
+  private async fail(id: string, tx: Transaction, done: { locks: LockRecord[]; outcomes: RestoreOutcome[]; members: MemberSummary[]; garbled: string[] }): Promise<void> {
+    const problems = [
+      ...done.members.filter((m) => m.outcome === "Failed").map((m) => `${describeRef(m)}: ${m.message ?? ""}`),
+      ...done.garbled.map((name) => `lock ${name}: its Lease cannot be read`),
+    ];
+    const failed = await this.transition(id, ["RollingBack"], "Failed", {
+      reason: "RestoreImpossible",
+      message: `could not restore ${problems.join("; ")}; locks are kept until an admin resolves it (fix the objects, then delete the Transaction record)`,
+      members: done.members, resolvedAt: this.wallTime(),
+    });
+    if (!failed) return;
+    await this.o.events.rolledBack(tx, done.locks, done.outcomes);
+    this.o.metrics.resolved("Failed");
+    this.o.logger.error({ transaction: id, impossible: problems.length }, "transaction failed: restore impossible");
   }
 
   /** Frees a resolved transaction's locks; its journal stays for `kubectl tx undo` after a commit, per policy. */
@@ -355,17 +429,31 @@ export class Resolver {
     if (!keepJournal) await this.o.journal.discard(id);
     await this.o.locks.deleteHeartbeat(id);
     this.observed.delete(id);
-    this.expiry.forget(heartbeatName(id));
+    this.election.forget(id);
   }
 
   private readLive(lock: LockRecord): Promise<KubeObject | undefined> {
     return getIfExists(this.o.client, objectPath(lock.member.ref));
   }
 
+  /**
+   * A compare-and-swap of the phase: written only while this replica leads
+   * the transaction, and only if the record is still in one of `from`.
+   * False when another replica (or admission) moved it first: the caller stops.
+   */
+  private async transition(id: string, from: readonly Phase[], to: Phase, fields: Partial<TransactionStatus>): Promise<boolean> {
+    if (!this.election.leading(id)) return false;
+    let moved = false;
+    await this.o.store.updateStatus(id, (tx) => {
+      moved = from.includes(tx.status?.phase ?? "Open");
+      return moved ? { ...tx.status, ...fields, phase: to } : undefined;
+    });
+    if (moved && TERMINAL_PHASES.has(to)) await this.o.store.markResolved(id);
+    return moved;
+  }
 
-  private async setPhase(id: string, phase: Phase, fields: Partial<TransactionStatus>): Promise<void> {
-    await this.o.store.updateStatus(id, (tx) => ({ ...tx.status, ...fields, phase }));
-    if (TERMINAL_PHASES.has(phase)) await this.o.store.markResolved(id);
+  private wallTime(): string {
+    return iso(this.o.clock.now());
   }
 }
 
@@ -385,6 +473,20 @@ function restoredSummary(lock: LockRecord, outcome: RestoreOutcome): MemberSumma
   if (outcome.kind === "unchanged") return { ...summary(lock, conflicts.conflicts ? "Conflict" : "NotPersisted", outcome.detail), ...conflicts };
   if (outcome.kind === "conflict") return summary(lock, "Conflict", outcome.detail);
   return summary(lock, "Failed", outcome.detail);
+}
+
+/**
+ * A later pass finds members already restored ("unchanged"): what an
+ * earlier pass did is what the record keeps. Reported in admission order.
+ */
+function mergeSummaries(earlier: readonly MemberSummary[] | undefined, now: readonly MemberSummary[]): MemberSummary[] {
+  const key = (m: MemberSummary): string => `${m.group}/${m.resource}/${m.namespace ?? ""}/${m.name}`;
+  const before = new Map((earlier ?? []).map((m) => [key(m), m]));
+  const merged = now.map((m) => {
+    const old = before.get(key(m));
+    return old && (m.outcome === "NotPersisted" || m.outcome === "Unchanged") && old.outcome !== "NotPersisted" ? old : m;
+  });
+  return merged.reverse();
 }
 
 /** A client may ask for less time than the policy allows, never more. */

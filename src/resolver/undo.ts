@@ -24,6 +24,8 @@ export type UndoPlan =
 export interface UndoStep {
   /** The original member, as restore planning needs it. */
   readonly original: Member;
+  /** The member as the committed record lists it: what "unchanged since the commit" is checked against. */
+  readonly committed: MemberSummary;
   /** The original transaction's journal entry for the member (none for a create). */
   readonly entry: StoredEntry | undefined;
   readonly live: KubeObject | undefined;
@@ -59,7 +61,7 @@ export async function planUndo(deps: UndoDeps, undo: Transaction, original: Tran
     const live = await getIfExists(deps.client, objectPath(m));
     const problem = await stepProblem(deps, undo, originalId, { member: m, live });
     if (problem) problems.push({ ...m, outcome: "Failed", message: problem });
-    else steps.push({ original: asMember(original, m), entry: await deps.journal.read(originalId, m), live });
+    else steps.push({ original: asMember(original, m), committed: m, entry: await deps.journal.read(originalId, m), live });
   }
   if (problems.length === 0) return { kind: "ready", steps };
   return { kind: "refused", message: `cannot undo ${originalId}: ${problems.map((p) => `${describeRef(p)} ${p.message ?? ""}`).join("; ")}`, members: problems };
@@ -104,15 +106,22 @@ function asMember(original: Transaction, m: MemberSummary): Member {
   };
 }
 
-/** Runs the plan: lock, journal the current state, revert. Returns the locks and what happened to each step. */
-export async function executeUndo(deps: UndoDeps, undoId: string, steps: readonly UndoStep[]): Promise<{ locks: LockRecord[]; failure?: string }> {
+/**
+ * Runs the plan: lock every object first, then check again that each is
+ * unchanged since the commit (the check planUndo made was before the
+ * locks, and someone may have written since), journal, revert. Returns
+ * the locks and, when it stopped, why.
+ */
+export async function executeUndo(deps: UndoDeps, undoId: string, planned: readonly UndoStep[]): Promise<{ locks: LockRecord[]; failure?: string }> {
   const locks: LockRecord[] = [];
-  for (const step of steps) {
+  for (const step of planned) {
     const result = await deps.locks.acquire(undoMember(undoId, step, deps.clock.now()));
     if (result.kind === "held") return { locks, failure: `${describeRef(step.original.ref)} is locked by transaction ${result.lock.member.transaction}` };
     locks.push(result.lock);
-    await deps.journal.record(undoId, step.original.ref, undoEntry(step));
   }
+  const steps = await recheck(deps, planned);
+  if (typeof steps === "string") return { locks, failure: steps };
+  for (const step of steps) await deps.journal.record(undoId, step.original.ref, undoEntry(step));
   for (const [i, step] of steps.entries()) {
     const outcome = await restoreMember(deps.client, step.original, step.entry);
     if (outcome.kind === "impossible") return { locks, failure: `${describeRef(step.original.ref)}: ${outcome.detail}` };
@@ -121,6 +130,17 @@ export async function executeUndo(deps: UndoDeps, undoId: string, steps: readonl
     if (created?.metadata?.uid && lock) locks[i] = await deps.locks.takeOver(lock, { ...lock.member, createdUid: created.metadata.uid });
   }
   return { locks };
+}
+
+/** Each step with its object read again under the lock, or why the undo cannot go on. */
+async function recheck(deps: UndoDeps, planned: readonly UndoStep[]): Promise<UndoStep[] | string> {
+  const steps: UndoStep[] = [];
+  for (const step of planned) {
+    const live = await getIfExists(deps.client, objectPath(step.original.ref));
+    if (!unchangedSinceCommit(step.committed, live)) return `${describeRef(step.original.ref)} changed since the commit; nothing was undone`;
+    steps.push({ ...step, live });
+  }
+  return steps;
 }
 
 /** The undo's own journal entry for a step: the object as the commit left it, and as the undo will leave it. */

@@ -3,32 +3,49 @@ import type { StoredEntry } from "../journal/journal.ts";
 import type { KubeClient } from "../kube/index.ts";
 import { AlreadyExists, Conflict, Invalid, NotFound, getIfExists } from "../kube/index.ts";
 import type { Member } from "../locks/record.ts";
+import type { Attempt } from "../kube/retry.ts";
+import { retry } from "../kube/retry.ts";
 import type { RestoreAction } from "./plan.ts";
 import { objectPath, planRestore } from "./plan.ts";
 
-/** A concurrent change (a controller writing status) can race one patch; a few re-reads settle it. */
-const MAX_ATTEMPTS = 4;
+/**
+ * A controller writing status can change the object between a read and
+ * its guarded write, again and again during a rollout: re-read with
+ * backoff for up to ten seconds before calling the restore impossible.
+ */
+const RESTORE_RETRY = { attempts: 20, deadlineMs: 10_000, initialDelayMs: 10, maxDelayMs: 1_000 };
 
 export type RestoreOutcome =
   | { readonly kind: "restored"; readonly action: "delete" | "patch" | "create" | "recreate"; readonly detail: string; readonly conflicts?: readonly string[] }
   | { readonly kind: "unchanged"; readonly detail: string; readonly conflicts?: readonly string[] }
   /** Someone else's change to the object won; nothing was written. */
   | { readonly kind: "conflict"; readonly detail: string }
-  | { readonly kind: "impossible"; readonly detail: string };
+  | { readonly kind: "impossible"; readonly detail: string }
+  /** This coordinator no longer leads the transaction, or the lock moved on: it stops and writes nothing. */
+  | { readonly kind: "fenced"; readonly detail: string };
 
-export async function restoreMember(client: KubeClient, member: Member, entry: StoredEntry | undefined): Promise<RestoreOutcome> {
-  let lastConflict = "";
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+/**
+ * Checked before each attempt reads the object: the restore goes on only
+ * while this coordinator still leads the transaction and the member's lock
+ * is still the transaction's. Every write is then guarded by the object as
+ * that attempt read it, so a coordinator paused after the check cannot
+ * overwrite anything written since.
+ */
+export type RestoreFence = () => Promise<string | undefined>;
+
+export async function restoreMember(client: KubeClient, member: Member, entry: StoredEntry | undefined, fence?: RestoreFence): Promise<RestoreOutcome> {
+  const result = await retry(RESTORE_RETRY, async (): Promise<Attempt<RestoreOutcome>> => {
+    const fenced = await fence?.();
+    if (fenced) return { done: true, value: { kind: "fenced", detail: fenced } };
     const live = await getIfExists(client, objectPath(member.ref));
-    const action = planRestore(member, entry, live);
     try {
-      return await execute(client, action);
+      return { done: true, value: await execute(client, planRestore(member, entry, live)) };
     } catch (error) {
       if (!isRace(error)) throw error;
-      lastConflict = error.message;
+      return { done: false, why: error.message };
     }
-  }
-  return { kind: "impossible", detail: `the object kept changing during the restore: ${lastConflict}` };
+  });
+  return result.done ? result.value : { kind: "impossible", detail: `the object kept changing during the restore: ${result.why}` };
 }
 
 /**
@@ -50,7 +67,7 @@ async function execute(client: KubeClient, action: RestoreAction): Promise<Resto
     case "impossible":
       return { kind: "impossible", detail: action.reason };
     case "delete":
-      await client.delete(action.path, { body: { preconditions: { uid: action.uid }, propagationPolicy: "Background" } });
+      await client.delete(action.path, deleteOptions(action));
       return { kind: "restored", action: "delete", detail: "deleted the object this transaction created" };
     case "patch":
       await client.jsonPatch(action.path, action.ops);
@@ -63,8 +80,14 @@ async function execute(client: KubeClient, action: RestoreAction): Promise<Resto
       await client.create(action.collectionPath, action.body);
       return { kind: "restored", action: "create", detail: "re-created the object from its pre-image" };
     case "recreate":
-      await client.delete(action.path, { body: { preconditions: { uid: action.uid }, propagationPolicy: "Background" } });
+      await client.delete(action.path, deleteOptions(action));
       await client.create(action.collectionPath, action.body);
       return { kind: "restored", action: "recreate", detail: "removed the copy this transaction created and re-created the original from its pre-image" };
   }
+}
+
+/** Background propagation: the garbage collector removes what the object owns (a Deployment's ReplicaSets and Pods). */
+function deleteOptions(action: { uid: string; resourceVersion?: string }): { body: unknown } {
+  const preconditions = { uid: action.uid, ...(action.resourceVersion ? { resourceVersion: action.resourceVersion } : {}) };
+  return { body: { preconditions, propagationPolicy: "Background" } };
 }

@@ -21,11 +21,12 @@ import { changedPaths, deepEqual, describePath, pointer, valueAt } from "./diff.
 
 export type RestoreAction =
   | { readonly kind: "none"; readonly reason: string; readonly conflicts?: readonly string[] }
-  | { readonly kind: "delete"; readonly path: string; readonly uid: string }
+  /** Preconditions uid and resourceVersion: the object exactly as read, nothing written since. */
+  | { readonly kind: "delete"; readonly path: string; readonly uid: string; readonly resourceVersion?: string }
   | { readonly kind: "patch"; readonly path: string; readonly ops: PatchOperation[]; readonly conflicts: readonly string[] }
   | { readonly kind: "create"; readonly collectionPath: string; readonly body: KubeObject }
   /** The transaction deleted and re-created the object: remove its copy (by uid), then put the original back. */
-  | { readonly kind: "recreate"; readonly path: string; readonly uid: string; readonly collectionPath: string; readonly body: KubeObject }
+  | { readonly kind: "recreate"; readonly path: string; readonly uid: string; readonly resourceVersion?: string; readonly collectionPath: string; readonly body: KubeObject }
   /** Someone else's change to the whole object (deleted it, replaced it) wins; nothing is written. */
   | { readonly kind: "conflict"; readonly reason: string }
   | { readonly kind: "impossible"; readonly reason: string };
@@ -89,7 +90,11 @@ function planUndoCreate(member: Member, post: KubeObject | null | undefined, liv
   const uid = live.metadata?.uid;
   const ours = [member.createdUid, post?.metadata?.uid].filter(Boolean);
   if (!uid || !ours.includes(uid)) return { kind: "none", reason: `the live object (uid ${uid ?? "?"}) is not the one this transaction created` };
-  return { kind: "delete", path: objectPath(member.ref), uid };
+  return { kind: "delete", path: objectPath(member.ref), uid, ...versionOf(live) };
+}
+
+function versionOf(live: KubeObject): { resourceVersion?: string } {
+  return live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {};
 }
 
 function planUndoChange(ref: ObjectRef, images: { pre: KubeObject; post: KubeObject | null | undefined }, live: KubeObject | undefined): RestoreAction {
@@ -115,7 +120,7 @@ function planWhenGone(ref: ObjectRef, pre: KubeObject, post: KubeObject | null |
 function planWhenReplaced(ref: ObjectRef, pre: KubeObject, post: KubeObject | null | undefined, live: KubeObject): RestoreAction {
   const liveUid = live.metadata?.uid;
   if (post && liveUid && liveUid === post.metadata?.uid) {
-    return { kind: "recreate", path: objectPath(ref), uid: liveUid, collectionPath: collectionPath(ref), body: userIntent(pre) };
+    return { kind: "recreate", path: objectPath(ref), uid: liveUid, ...versionOf(live), collectionPath: collectionPath(ref), body: userIntent(pre) };
   }
   return { kind: "conflict", reason: `someone else replaced the object (uid ${liveUid ?? "?"}) after this transaction; it is left as it is` };
 }

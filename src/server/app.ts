@@ -20,8 +20,12 @@ import type { Logger } from "../telemetry/logger.ts";
 export const MAX_BODY_BYTES = 7 * 1024 * 1024;
 /** Where the apiserver's audit webhook backend sends EventLists. */
 export const AUDIT_PATH = "/audit";
-/** The apiserver gives up on a webhook after its timeoutSeconds; answer before that. */
-const HANDLER_TIMEOUT_MS = 8_000;
+/**
+ * kubetx registers its webhooks with timeoutSeconds 5; the apiserver gives
+ * up then. A handler stops writing (locks, journal) after 4.5 s, so nothing
+ * it writes outlives the request it was for.
+ */
+const HANDLER_TIMEOUT_MS = 4_500;
 
 /**
  * An audit batch holds at most --audit-webhook-batch-max-size events (400
@@ -86,7 +90,10 @@ async function serveReview(handler: AdmissionHandler, req: Request, res: Respons
     res.status(parsed.status).json({ error: `kubetx: ${parsed.reason}` });
     return;
   }
-  const signal = AbortSignal.timeout(HANDLER_TIMEOUT_MS);
+  // Aborted at the deadline, or as soon as the apiserver hangs up.
+  const hungUp = new AbortController();
+  res.on("close", () => hungUp.abort());
+  const signal = AbortSignal.any([AbortSignal.timeout(HANDLER_TIMEOUT_MS), hungUp.signal]);
   const started = process.hrtime.bigint();
   let response: AdmissionResponse;
   try {

@@ -1,25 +1,47 @@
-/** Time as kubetx sees it; injected so expiry logic is tested with a fake clock. */
+/**
+ * Time as kubetx sees it; injected so expiry logic is tested with a fake
+ * clock. Two readings: the wall clock, only for timestamps people read
+ * (records, Events, Lease times), and a monotonic clock for every duration
+ * and expiry decision, so a step of the machine's clock (NTP, an admin)
+ * never makes a lease look expired or a retention look passed.
+ */
+import { performance } from "node:perf_hooks";
+
 export interface Clock {
-  /** Milliseconds since the epoch. */
+  /** Milliseconds since the epoch: for timestamps only. */
   now(): number;
+  /** Milliseconds on a clock that never steps: for durations and expiry. */
+  monotonic(): number;
 }
 
-export const systemClock: Clock = { now: () => Date.now() };
+export const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() };
 
 /** A clock tests move by hand. */
 export class FakeClock implements Clock {
-  private current: number;
+  private wall: number;
+  private steady = 0;
 
   constructor(start = Date.UTC(2026, 0, 1)) {
-    this.current = start;
+    this.wall = start;
   }
 
   now(): number {
-    return this.current;
+    return this.wall;
   }
 
+  monotonic(): number {
+    return this.steady;
+  }
+
+  /** Time passes: both clocks move. */
   advance(ms: number): void {
-    this.current += ms;
+    this.wall += ms;
+    this.steady += ms;
+  }
+
+  /** The wall clock is set (NTP, an admin): only it moves, forwards or back. */
+  step(ms: number): void {
+    this.wall += ms;
   }
 }
 

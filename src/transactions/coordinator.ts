@@ -7,6 +7,7 @@ import { describeRef } from "../kube/types.ts";
 import { Conflict } from "../kube/errors.ts";
 import type { Journal } from "../journal/journal.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
+import { lockName } from "../locks/record.ts";
 import type { LockStore } from "../locks/store.ts";
 import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
@@ -15,6 +16,7 @@ import type { MemberOperation, Mode, Transaction } from "./model.ts";
 import { ANNOTATION_TRANSACTION, TERMINAL_PHASES, transactionIdProblem } from "./model.ts";
 import type { TransactionStore } from "./store.ts";
 import { firstEntry } from "../rollback/plan.ts";
+import type { AccessChecks } from "./access.ts";
 import { intentDigest } from "./verify.ts";
 
 /** Transactions whose members this process counts; the oldest are forgotten first. */
@@ -46,7 +48,9 @@ export interface WriteIntent {
 export type AdmitResult =
   | { readonly kind: "member"; readonly transaction: string; readonly lock: string; readonly members: number; readonly firstWrite: boolean; readonly mode: Mode }
   | { readonly kind: "dry-run"; readonly transaction: string; readonly lock: string }
-  | { readonly kind: "denied"; readonly transaction: string; readonly message: string; readonly lock?: string };
+  | { readonly kind: "denied"; readonly transaction: string; readonly message: string; readonly lock?: string }
+  /** The transaction closed while this write was being admitted: nothing was kept; a transparent write starts a new one. */
+  | { readonly kind: "closed"; readonly transaction: string; readonly message: string };
 
 export interface CoordinatorOptions {
   readonly store: TransactionStore;
@@ -58,6 +62,7 @@ export interface CoordinatorOptions {
   /** The policy limits in force now (they change when an admin edits a policy). */
   readonly limits: () => Limits;
   readonly metrics: AdmissionMetrics;
+  readonly access: AccessChecks;
 }
 
 export class Coordinator {
@@ -71,7 +76,8 @@ export class Coordinator {
     this.options = options;
   }
 
-  async admit(intent: WriteIntent): Promise<AdmitResult> {
+  /** `signal` aborts when the apiserver has stopped waiting: no lock or journal is written after that. */
+  async admit(intent: WriteIntent, signal?: AbortSignal): Promise<AdmitResult> {
     const problem = transactionIdProblem(intent.transaction);
     if (problem) return deny(intent, `${problem}; fix the kubetx.io/transaction annotation`);
     if (intent.dryRun) return this.judgeDryRun(intent);
@@ -85,11 +91,23 @@ export class Coordinator {
       mode: intent.mode,
       ...(intent.expectedMembers !== undefined ? { expectedMembers: intent.expectedMembers } : {}),
     }));
-    const refusal = refuseJoin(tx, intent) ?? this.refuseIrreversible(intent);
+    const refusal = refuseJoin(tx, intent) ?? this.refuseIrreversible(intent) ?? (await this.refuseCreateOverExisting(intent));
     if (refusal) return deny(intent, refusal);
     await this.ensureHeartbeat(intent.transaction);
-    const result = await this.lockAndJournal(intent, members);
+    if (signal?.aborted) return deny(intent, ABORTED);
+    const result = await this.lockAndJournal(intent, members, signal);
     return result.kind === "member" ? { ...result, mode: tx.spec.mode } : result;
+  }
+
+  /**
+   * A create reaches admission before storage finds that the object exists:
+   * it may lock an existing object only for a requester who may update it.
+   */
+  private async refuseCreateOverExisting(intent: WriteIntent): Promise<string | undefined> {
+    if (intent.operation !== "CREATE") return undefined;
+    const { access } = this.options;
+    if ((await access.mayUpdate(intent.requester, intent.ref)) || !(await access.exists(intent.ref))) return undefined;
+    return `${describeRef(intent.ref)} already exists and you may not update it, so your create cannot lock it`;
   }
 
   /** A delete that waits on finalizers cannot be undone; refuse it inside a transaction unless policy allows. */
@@ -100,30 +118,68 @@ export class Coordinator {
       `Delete it outside a transaction: first 'kubectl annotate ${intent.ref.resource} ${intent.ref.name} ${ANNOTATION_TRANSACTION}=none' (in namespace ${intent.ref.namespace ?? "-"}), then delete it; or ask an admin to allow irreversible deletes in the TransactionPolicy`;
   }
 
-  private async lockAndJournal(intent: WriteIntent, members: readonly LockRecord[]): Promise<AdmitResult> {
+  private async lockAndJournal(intent: WriteIntent, members: readonly LockRecord[], signal?: AbortSignal): Promise<AdmitResult> {
     const member = this.memberOf(intent);
     const tooMany = await this.refuseOversized(intent, members);
     if (tooMany) return tooMany;
     const result = await this.options.locks.acquire(member);
-    let lock = result.lock;
-    if (result.kind === "mine") {
-      await this.journalLaterWrite(intent, lock);
-      return this.joined(intent, lock, members);
-    }
     if (result.kind === "held") {
-      const holder = await this.options.store.get(result.lock.member.transaction);
-      if (holder && !TERMINAL_PHASES.has(holder.status?.phase ?? "Open")) return this.conflict(intent, result.lock, holder);
-      try {
-        lock = await this.options.locks.takeOver(result.lock, member);
-      } catch (error) {
-        if (!(error instanceof Conflict)) throw error;
-        return deny(intent, `${describeRef(intent.ref)} was locked by another transaction at the same moment; retry in a few seconds`);
-      }
+      const taken = await this.takeOverIfFree(intent, result.lock, member);
+      if (taken.kind !== "lock") return taken.result;
+      return this.journalFirstWrite(intent, taken.lock, members, signal);
     }
-    // Write-ahead: the object before and after this write is stored before
-    // the write is allowed. A create needs none: its uid is in the lock.
+    if (result.kind === "acquired") return this.journalFirstWrite(intent, result.lock, members, signal);
+    const closed = await this.closedMeanwhile(intent);
+    if (closed) return closed;
+    if (signal?.aborted) return deny(intent, ABORTED);
+    await this.journalLaterWrite(intent, result.lock);
+    return this.joined(intent, result.lock, members);
+  }
+
+  /**
+   * A lock held by another transaction is taken over only once that one is
+   * Committed or RolledBack; a Failed one keeps its locks until an admin
+   * resolves it (its record says so).
+   */
+  private async takeOverIfFree(intent: WriteIntent, held: LockRecord, member: Member): Promise<{ kind: "lock"; lock: LockRecord } | { kind: "refused"; result: AdmitResult }> {
+    const holder = await this.options.store.get(held.member.transaction);
+    const phase = holder?.status?.phase ?? "Open";
+    if (holder && (!TERMINAL_PHASES.has(phase) || phase === "Failed")) return { kind: "refused", result: await this.conflict(intent, held, holder) };
+    try {
+      return { kind: "lock", lock: await this.options.locks.takeOver(held, member) };
+    } catch (error) {
+      if (!(error instanceof Conflict)) throw error;
+      return { kind: "refused", result: deny(intent, `${describeRef(intent.ref)} was locked by another transaction at the same moment; retry in a few seconds`) };
+    }
+  }
+
+  /**
+   * After taking a new lock: the transaction must still be open (the
+   * resolver may have closed it since it was read: then the lock goes
+   * again), and the object before and after this write is stored before
+   * the write is allowed. A create needs no journal: its uid is in the lock.
+   */
+  private async journalFirstWrite(intent: WriteIntent, lock: LockRecord, members: readonly LockRecord[], signal?: AbortSignal): Promise<AdmitResult> {
+    const closed = await this.closedMeanwhile(intent);
+    if (closed || signal?.aborted) {
+      await this.options.locks.release(lock);
+      return closed ?? deny(intent, ABORTED);
+    }
     if (intent.operation !== "CREATE") await this.options.journal.record(intent.transaction, intent.ref, firstEntry(intent.operation, intent.oldObject, intent.object));
     return this.joined(intent, lock, members);
+  }
+
+  /**
+   * Read after the lock was written, so it is linearized with the
+   * resolver's close (which moves the phase first and lists the locks
+   * after): a lock the resolver's list missed always finds the phase moved.
+   */
+  private async closedMeanwhile(intent: WriteIntent): Promise<AdmitResult | undefined> {
+    const now = await this.options.store.get(intent.transaction);
+    const phase = now?.status?.phase ?? "Open";
+    if (now && phase === "Open" && !now.status?.failure) return undefined;
+    const why = now?.status?.failure ? `it is rolling back because ${now.status.failure}` : `it is ${now ? phase : "gone"}`;
+    return { kind: "closed", transaction: intent.transaction, message: `transaction ${intent.transaction} closed while this write was admitted (${why}); apply again` };
   }
 
   /**
@@ -144,7 +200,9 @@ export class Coordinator {
   /** A transaction at the policy's member limit takes no new object; it fails instead. */
   private async refuseOversized(intent: WriteIntent, members: readonly LockRecord[]): Promise<AdmitResult | undefined> {
     const max = this.options.limits().maxMembers;
-    if (members.length < max || members.some((l) => sameObject(l.member.ref, intent.ref))) return undefined;
+    // The cached list may lag the last few locks; this process's own count never does.
+    const known = new Set([...members.map((l) => l.name), ...(this.admitted.get(intent.transaction) ?? [])]);
+    if (known.size < max || known.has(lockName(intent.ref))) return undefined;
     const failure = `it grew past the policy's limit of ${max} members`;
     await this.fail(intent.transaction, failure);
     return deny(intent, `transaction ${intent.transaction} is at the limit of ${max} members set by the TransactionPolicy; split the apply into smaller ones. Transaction ${intent.transaction} will roll back.`);
@@ -218,9 +276,9 @@ export class Coordinator {
   }
 }
 
-function sameObject(a: ObjectRef, b: ObjectRef): boolean {
-  return a.group === b.group && a.resource === b.resource && a.namespace === b.namespace && a.name === b.name;
-}
+/** The apiserver gives up on a webhook after its timeout; anything kubetx wrote later would hold a lock for a request that failed. */
+const ABORTED = "kubetx took too long to admit this write and the apiserver stopped waiting; retry";
+
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, string>);

@@ -83,7 +83,7 @@ export class IntentTracker {
     }
     const key = intentKey(intent.requester, intent.operation, intent.ref, intent.generateName);
     const queue = this.pending.get(key) ?? [];
-    queue.push({ ...intent, observedAt: this.o.clock.now() });
+    queue.push({ ...intent, observedAt: this.o.clock.monotonic() });
     this.pending.set(key, queue);
     this.count += 1;
   }
@@ -106,7 +106,7 @@ export class IntentTracker {
 
   /** Checks every intent past its grace; fails the transactions of writes that never reached validation. */
   async sweep(): Promise<void> {
-    for (const intent of this.takeOverdue(this.o.clock.now())) {
+    for (const intent of this.takeOverdue(this.o.clock.monotonic())) {
       if (await this.o.reachedValidation(intent)) continue;
       const object = intent.generateName ? `${describeRef(intent.ref)}(${intent.generateName}…)` : describeRef(intent.ref);
       const reason = `the apiserver rejected the ${intent.operation.toLowerCase()} of ${object} before it reached kubetx (the object failed its own validation; kubectl printed why)`;

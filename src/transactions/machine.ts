@@ -36,7 +36,7 @@ export function decideOpen(f: OpenFacts, now: number): Decision {
   }
   const closed = closedByClient(f);
   if (closed) return closed;
-  if (f.coordinatorLost) return lost(f);
+  if (f.coordinatorLost) return lost(f, now);
   if (closesByQuiet(f) && f.memberCount > 0 && now - f.lastChangeAt >= f.quietMs) return { next: "Verifying", reason: "QuietWindowPassed" };
   if (now - f.openedAt >= f.timeoutMs) return { next: "RollingBack", reason: "Timeout", message: timeoutMessage(f) };
   return STAY;
@@ -51,12 +51,14 @@ function closedByClient(f: OpenFacts): Decision | undefined {
 
 /**
  * The replica coordinating an open transaction died. A transparent one is
- * verified (its writes had stopped long enough for the heartbeat to
- * expire); any other still waiting for members or for its client rolls
- * back, since nobody can say whether the rest will come.
+ * verified once its quiet window has passed since the last member this
+ * process has seen (the new coordinator starts that clock when it takes
+ * over: kubectl may still be writing through another replica); any other
+ * still waiting for members or for its client rolls back, since nobody can
+ * say whether the rest will come.
  */
-function lost(f: OpenFacts): Decision {
-  if (f.mode === "transparent" && f.memberCount > 0) return { next: "Verifying", reason: "CoordinatorLost" };
+function lost(f: OpenFacts, now: number): Decision {
+  if (f.mode === "transparent" && f.memberCount > 0) return now - f.lastChangeAt >= f.quietMs ? { next: "Verifying", reason: "CoordinatorLost" } : STAY;
   const waitingFor = f.expectedMembers !== undefined ? `${f.memberCount} of ${f.expectedMembers} members had arrived` : `${f.memberCount} members had arrived`;
   return { next: "RollingBack", reason: "CoordinatorLost", message: `the kubetx replica coordinating it stopped; ${waitingFor}` };
 }
@@ -75,11 +77,25 @@ function timeoutMessage(f: OpenFacts): string {
   return `the transaction stayed open for ${seconds} s`;
 }
 
+/**
+ * One member at verification: `persisted` (its write is there, or its
+ * request succeeded), `missing` (not visible yet: it may be in flight),
+ * `failed` (its own request failed, as the audit sink reported), `error`
+ * (kubetx could not read it: 403, 503).
+ */
 export interface MemberCheck {
   readonly describe: string;
-  readonly persisted: boolean;
+  readonly state: "persisted" | "missing" | "failed" | "error";
+  readonly detail?: string;
   /** When this process first checked the member (a write can still be in flight just after admission). */
   readonly firstCheckedAt: number;
+}
+
+export interface VerifyTiming {
+  /** How long a member may stay missing before it counts as never written. */
+  readonly graceMs: number;
+  /** How long kubetx keeps trying to read a member before it gives up verifying. */
+  readonly errorGraceMs: number;
 }
 
 export type VerifyDecision =
@@ -87,11 +103,20 @@ export type VerifyDecision =
   | { readonly next: "Committed" }
   | { readonly next: "RollingBack"; readonly reason: string; readonly message: string };
 
-/** Commit when every member persisted; roll back once one has stayed missing for the grace period. */
-export function decideVerify(checks: readonly MemberCheck[], now: number, graceMs: number): VerifyDecision {
-  const missing = checks.filter((c) => !c.persisted);
-  if (missing.length === 0) return { next: "Committed" };
-  const overdue = missing.filter((c) => now - c.firstCheckedAt >= graceMs);
+/**
+ * Commit when every member persisted; roll back at once when a member's
+ * request failed, and once a member stayed missing (or unreadable) past its
+ * grace. Nothing stays Verifying for ever.
+ */
+export function decideVerify(checks: readonly MemberCheck[], now: number, timing: VerifyTiming): VerifyDecision {
+  const failed = checks.filter((c) => c.state === "failed");
+  if (failed.length > 0) return { next: "RollingBack", reason: "MemberFailed", message: failed.map((c) => c.detail ?? c.describe).join("; ") };
+  const unreadable = checks.filter((c) => c.state === "error" && now - c.firstCheckedAt >= timing.errorGraceMs);
+  if (unreadable.length > 0) {
+    return { next: "RollingBack", reason: "VerifyFailed", message: `kubetx could not read ${unreadable.map((c) => `${c.describe} (${c.detail ?? "error"})`).join(", ")}` };
+  }
+  if (checks.every((c) => c.state === "persisted")) return { next: "Committed" };
+  const overdue = checks.filter((c) => c.state === "missing" && now - c.firstCheckedAt >= timing.graceMs);
   if (overdue.length === 0) return { next: "Verifying" };
   return {
     next: "RollingBack",

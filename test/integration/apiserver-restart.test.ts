@@ -13,9 +13,14 @@ import { cluster, kubectl, uniqueName } from "../support/cluster.ts";
 import { useEngine } from "../support/engine.ts";
 import { configMap, inTransaction, leftoversSettled, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
 
+/** The recorded pid whose command is the apiserver (the file lists the whole control plane). */
 async function apiserverPid(): Promise<number> {
   const pids = (await readFile(path.join(cluster().dir, "controlplane.pids"), "utf8")).trim().split("\n").map(Number);
-  return pids[1] ?? 0;
+  for (const pid of pids) {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (cmdline.split("\0").some((arg) => path.basename(arg) === "kube-apiserver")) return pid;
+  }
+  return 0;
 }
 
 /** Until the restarted apiserver serves kubetx's own kinds again (it answers 503 while it installs them). */

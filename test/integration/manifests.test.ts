@@ -14,11 +14,11 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../src/config/config.ts";
 import { KUBETX_NAMESPACE } from "../../src/devcluster/identities.ts";
 import { readManifests } from "../../src/devcluster/install.ts";
-import { CONFIGURATION_PATHS } from "../../src/devcluster/registration.ts";
+import { CONFIGURATION_PATHS } from "../../src/webhooks/configurations.ts";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import { createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
@@ -36,8 +36,14 @@ const SLICES = `/apis/discovery.k8s.io/v1/namespaces/${KUBETX_NAMESPACE}/endpoin
 /** The dev cluster's "kubetx is cluster-admin" binding (src/devcluster/bootstrap.ts). */
 const DEV_BINDING = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/kubetx-dev";
 const ENABLED = { "kubetx.io/enabled": "true" };
+/**
+ * kubetx brings a re-applied configuration back within a second or two
+ * through its watch; well below its 30 s periodic pass, so a watch that RBAC
+ * refused would show. Polled every 100 ms.
+ */
+const RESYNC = { timeout: 10_000, interval: 100 };
 
-type Webhook = { name: string; clientConfig: { caBundle?: string; service?: unknown } };
+type Webhook = { name: string; clientConfig: { caBundle?: string; service?: unknown }; matchConditions?: { name: string; expression: string }[] };
 
 /**
  * An address of this machine that an EndpointSlice may hold. The apiserver
@@ -264,5 +270,19 @@ describe("installing kubetx from manifests/", () => {
       query: { fieldSelector: "involvedObject.name=restored" },
     });
     expect(events.items.map((e) => e.reason)).toContain("TransactionRolledBack");
+  });
+
+  it("keeps its webhook configurations in step with its policy through the manifests' RBAC, also after they are applied again", async () => {
+    // The engine's policy (FAST, from flags) exempts admin; the installed default policy does not.
+    const exemptsAdmin = async (): Promise<boolean[]> => (await webhooksOf(admin)).filter((w) => w.name !== "records.kubetx.io")
+      .map((w) => w.matchConditions?.find((c) => c.name === "not-exempt-users")?.expression.includes('"admin"') ?? false);
+    await vi.waitFor(async () => expect(await exemptsAdmin()).toEqual([true, true]), RESYNC);
+
+    const again = await applyManifests();
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain("validatingwebhookconfiguration.admissionregistration.k8s.io/kubetx configured");
+    await vi.waitFor(async () => expect(await exemptsAdmin()).toEqual([true, true]), RESYNC);
+    const caBundle = (await readFile(path.join(certs, "ca.crt"))).toString("base64");
+    for (const webhook of await webhooksOf(admin)) expect(webhook.clientConfig.caBundle).toBe(caBundle);
   });
 });

@@ -1,9 +1,9 @@
 /** What the global setup hands every integration test: one running control plane. */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { inject } from "vitest";
-import { createKubeClient, userMay } from "../../src/kube/index.ts";
+import { editorsBound } from "../../src/devcluster/bootstrap.ts";
+import { createKubeClient } from "../../src/kube/index.ts";
 import type { KubeClient } from "../../src/kube/index.ts";
 
 export interface ClusterInfo {
@@ -61,21 +61,12 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(3).toString("hex")}`;
 }
 
-/** Asks the authorizer itself, so its cache has caught up with the binding too. */
-function aliceMayEdit(admin: KubeClient, namespace: string): Promise<boolean> {
-  return userMay(admin, "alice", { namespace, verb: "get", resource: "configmaps" });
-}
-
 /** Creates a namespace and waits until alice and bob may edit in it. */
 export async function createNamespace(name: string, labels: Record<string, string> = {}): Promise<void> {
   const admin = await client("admin");
   try {
     await admin.create("/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name, labels } });
-    for (let i = 0; i < 100; i += 1) {
-      if (await aliceMayEdit(admin, name)) return;
-      await sleep(100);
-    }
-    throw new Error(`editors were never bound in namespace ${name}`);
+    if (!(await editorsBound(admin, name))) throw new Error(`editors were never bound in namespace ${name}`);
   } finally {
     admin.close();
   }

@@ -9,13 +9,13 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConfigInput } from "../../src/config/config.ts";
 import { loadConfig } from "../../src/config/config.ts";
-import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/devcluster/registration.ts";
-import { createOrReplace } from "../../src/kube/index.ts";
+import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/webhooks/configurations.ts";
+import { Conflict, createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
 import { afterAll, beforeAll } from "vitest";
-import type { KubeClient } from "../../src/kube/index.ts";
+import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import { client, cluster, createNamespace, kubectl } from "./cluster.ts";
 import { webhookCertificate } from "./webhook.ts";
 
@@ -23,7 +23,7 @@ const REPO = path.resolve(import.meta.dirname, "../..");
 
 /** Short timings so stories finish in seconds; production defaults are in src/policy/policy.ts. */
 export const FAST: ConfigInput = {
-  policySource: "flags", lockTtlSeconds: 3, maxOpenSeconds: 8, quietWindowMs: 1000, resolverPeriodMs: 100, persistGraceMs: 1000, intentGraceMs: 400,
+  policySource: "flags", lockTtlSeconds: 3, maxOpenSeconds: 8, quietWindowMs: 1000, resolverPeriodMs: 100, persistGraceMs: 1000, intentGraceMs: 400, lateWriteMs: 1000,
   // Test setup writes as admin must not become transactions of their own.
   exemptUsers: ["admin"],
 };
@@ -70,12 +70,30 @@ export async function register(port: number): Promise<void> {
   const admin = await client("admin");
   try {
     for (const configuration of webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${port}`, p, cluster().caData))) {
-      await createOrReplace(admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
+      await replaceDespiteSync(admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
     }
   } finally {
     admin.close();
   }
   await waitUntilWebhookAnswers();
+}
+
+/** Attempts before a registration gives up on Conflicts. */
+const REGISTER_ATTEMPTS = 10;
+
+/**
+ * A running kubetx keeps the configuration in step with its policies and may
+ * write it between this read and write: a Conflict means read it again.
+ */
+async function replaceDespiteSync(admin: KubeClient, collection: string, configuration: KubeObject): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await createOrReplace(admin, collection, configuration);
+      return;
+    } catch (error) {
+      if (!(error instanceof Conflict) || attempt >= REGISTER_ATTEMPTS) throw error;
+    }
+  }
 }
 
 export async function unregister(): Promise<void> {
@@ -106,16 +124,22 @@ export interface ServeProcess {
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
+/** The engine flags of `kubetx serve` for a configuration. */
+function serveFlags(input: ConfigInput): string[] {
+  return [
+    "--lock-ttl", String(input.lockTtlSeconds),
+    "--max-open", String(input.maxOpenSeconds),
+    "--resolver-period", String(input.resolverPeriodMs),
+    "--late-write-window", String(input.lateWriteMs),
+    "--quiet-window", String(input.quietWindowMs),
+    "--policy-source", input.policySource ?? "flags",
+  ];
+}
+
 /** Starts `kubetx serve` as a separate process on `port`. */
 export async function startServeProcess(port: number, identity: string, input: ConfigInput = FAST): Promise<ServeProcess> {
   const tls = await webhookCertificate();
-  const flags = [
-    "--lock-ttl", String(input.lockTtlSeconds ?? FAST.lockTtlSeconds),
-    "--max-open", String(input.maxOpenSeconds ?? FAST.maxOpenSeconds),
-    "--resolver-period", String(input.resolverPeriodMs ?? FAST.resolverPeriodMs),
-    "--quiet-window", String(input.quietWindowMs ?? FAST.quietWindowMs),
-    "--policy-source", input.policySource ?? "flags",
-  ];
+  const flags = serveFlags({ ...FAST, ...input });
   const child = spawn(path.join(REPO, "node_modules/.bin/node"), [
     path.join(REPO, "src/cli/kubetx.ts"), "serve", "--kubeconfig", cluster().kubeconfigs.kubetx,
     "--tls-cert", tls.certFile, "--tls-key", tls.keyFile, "--host", "127.0.0.1", "--port", String(port), "--identity", identity, ...flags,

@@ -1,6 +1,7 @@
 /**
- * Starts one real etcd + kube-apiserver for the whole test run and stops it
- * afterwards, also when tests fail. If the run itself is killed, the
+ * Starts one real control plane (etcd, kube-apiserver,
+ * kube-controller-manager, kube-scheduler) for the whole test run and stops
+ * it afterwards, also when tests fail. If the run itself is killed, the
  * processes die with it (see src/devcluster/processes.ts).
  */
 import { mkdtemp, rm } from "node:fs/promises";

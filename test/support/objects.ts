@@ -66,3 +66,17 @@ export async function leftovers(admin: KubeClient, id: string): Promise<string[]
   const secrets = await admin.get<{ items: KubeObject[] }>("/api/v1/namespaces/kubetx-system/secrets", { query: selector });
   return [...leases.items, ...secrets.items].map((o) => `${o.kind ?? "?"}/${o.metadata?.name ?? "?"}`);
 }
+
+/** Polls of `until`: often enough for controllers that act within a second. */
+const UNTIL_POLL_MS = 100;
+
+/** Resolves with the first defined value `probe` gives; throws, naming `what`, after `timeoutMs`. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() >= deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
+    await sleep(UNTIL_POLL_MS);
+  }
+}

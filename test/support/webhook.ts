@@ -3,7 +3,7 @@ import path from "node:path";
 import type { AdmissionHandler } from "../../src/admission/handler.ts";
 import type { AdmissionRequest, AdmissionResponse } from "../../src/admission/review.ts";
 import { ensureServingCertificate } from "../../src/devcluster/certs.ts";
-import { urlClientConfig, validatingWebhookConfiguration } from "../../src/devcluster/registration.ts";
+import { urlClientConfig, validatingWebhookConfiguration } from "../../src/webhooks/configurations.ts";
 import { createOrReplace } from "../../src/kube/index.ts";
 import { createApp } from "../../src/server/app.ts";
 import { listenHttps } from "../../src/server/https.ts";

@@ -74,7 +74,7 @@ describe("loadConfig", () => {
 });
 
 describe("resolver timing", () => {
-  const good: ResolverTiming = { periodMs: 250, persistGraceMs: 2_000 };
+  const good: ResolverTiming = { periodMs: 250, persistGraceMs: 2_000, lateWriteMs: 10_000 };
 
   it("accepts the production timings", () => {
     expect(() => validateTiming(good)).not.toThrow();
@@ -84,6 +84,7 @@ describe("resolver timing", () => {
     ["a zero resolver period", { periodMs: 0 }, /resolver period must be positive/],
     ["a period that is not a number", { periodMs: Number.NaN }, /resolver period must be positive/],
     ["a zero persist grace", { persistGraceMs: 0 }, /persist grace must be positive/],
+    ["a negative late-write window", { lateWriteMs: -1 }, /late-write window must not be negative/],
   ])("rejects %s", (_name, change, message) => {
     expect(() => validateTiming({ ...good, ...change })).toThrow(message);
   });

@@ -1,97 +1,88 @@
 /**
- * garbage(): which locks, heartbeats and journals a replica that died
- * between resolving a transaction and releasing left behind, and which of
- * them may be deleted now.
+ * What the garbage collector may remove, and when: leftovers of resolved
+ * transactions, orphans once they stayed so for a while, kept journals and
+ * records once their retention passed on this process's own clock.
  */
 import { describe, expect, it } from "vitest";
 import type { Leftover } from "../../src/resolver/gc.ts";
-import { garbage } from "../../src/resolver/gc.ts";
+import { EligibleSince, eligibility, expiredRecords, waitFor } from "../../src/resolver/gc.ts";
 import type { Phase, Transaction } from "../../src/transactions/model.ts";
 import { newTransaction } from "../../src/transactions/model.ts";
 
 const ID = "t-0a1b2c3d";
-const RESOLVED_AT = Date.parse("2026-03-01T12:00:00Z");
-const RETENTION_SECONDS = 3600;
-const RETENTION_MS = RETENTION_SECONDS * 1000;
-
 const lock: Leftover = { kind: "lock", name: "lk-1234", transaction: ID };
 const heartbeat: Leftover = { kind: "heartbeat", name: `hb-${ID}`, transaction: ID };
 const journal: Leftover = { kind: "journal", name: `jr-${ID}-1`, transaction: ID };
+const session: Leftover = { kind: "session", name: "ss-abc", transaction: ID };
 
-/** `resolvedAt: null` leaves it out. */
-function transaction(phase: Phase | undefined, resolvedAt: string | null = new Date(RESOLVED_AT).toISOString()): Transaction {
-  const tx = newTransaction(ID, { user: "alice", mode: "transparent" });
+function transaction(phase: Phase | undefined, id = ID, resolvedAt?: string): Transaction {
+  const tx = newTransaction(id, { user: "alice", mode: "transparent" });
   return { ...tx, status: { ...(phase ? { phase } : {}), ...(resolvedAt ? { resolvedAt } : {}) } };
 }
 
-function collect(leftovers: readonly Leftover[], tx: Transaction | undefined, now = RESOLVED_AT + 1000): Leftover[] {
-  const transactions = new Map(tx ? [[ID, tx]] : []);
-  return garbage(leftovers, transactions, now, RETENTION_SECONDS);
-}
-
-describe("garbage: locks and heartbeats", () => {
-  it.each<Phase>(["Open", "Verifying", "RollingBack"])("keeps them while the transaction is %s", (phase) => {
-    expect(collect([lock, heartbeat], transaction(phase))).toEqual([]);
+describe("eligibility", () => {
+  it.each<Phase | undefined>(["Open", "Verifying", "RollingBack", undefined])("keeps everything of a transaction that is %s", (phase) => {
+    for (const l of [lock, heartbeat, journal, session]) expect(eligibility(l, transaction(phase))).toBeUndefined();
   });
 
-  it("keeps them for a transaction without a phase yet, which is open", () => {
-    expect(collect([lock, heartbeat], transaction(undefined))).toEqual([]);
+  it("lets locks, heartbeats, sessions and journals of a rolled-back transaction go at once", () => {
+    for (const l of [lock, heartbeat, journal, session]) expect(eligibility(l, transaction("RolledBack"))).toBe("released");
   });
 
-  it("keeps them for a Failed transaction, which an admin resolves", () => {
-    expect(collect([lock, heartbeat], transaction("Failed"), RESOLVED_AT + 10 * RETENTION_MS)).toEqual([]);
+  it("keeps a committed transaction's journal for its retention, for kubectl tx undo", () => {
+    expect(eligibility(journal, transaction("Committed"))).toBe("retained");
+    expect(eligibility(lock, transaction("Committed"))).toBe("released");
   });
 
-  it.each<Phase>(["Committed", "RolledBack"])("deletes them once the transaction is %s", (phase) => {
-    expect(collect([lock, heartbeat], transaction(phase))).toEqual([lock, heartbeat]);
+  it("keeps a Failed transaction's locks, heartbeat and journal for an admin, but not its session", () => {
+    for (const l of [lock, heartbeat, journal]) expect(eligibility(l, transaction("Failed"))).toBeUndefined();
+    expect(eligibility(session, transaction("Failed"))).toBe("released");
   });
 
-  it("deletes those of a transaction whose record is gone", () => {
-    expect(collect([lock, heartbeat], undefined)).toEqual([lock, heartbeat]);
-  });
-});
-
-describe("garbage: journals", () => {
-  it.each<Phase>(["Open", "Verifying", "RollingBack", "Failed"])("keeps the journal of a %s transaction", (phase) => {
-    expect(collect([journal], transaction(phase), RESOLVED_AT + 10 * RETENTION_MS)).toEqual([]);
+  it("treats anything whose transaction has no record as an orphan", () => {
+    for (const l of [lock, heartbeat, journal, session]) expect(eligibility(l, undefined)).toBe("orphan");
   });
 
-  it("deletes the journal of a RolledBack transaction at once", () => {
-    expect(collect([journal], transaction("RolledBack"), RESOLVED_AT)).toEqual([journal]);
-  });
-
-  it("keeps the journal of a Committed transaction while its retention runs, for kubectl tx undo", () => {
-    expect(collect([journal], transaction("Committed"), RESOLVED_AT + RETENTION_MS - 1)).toEqual([]);
-  });
-
-  it("deletes the journal of a Committed transaction once resolvedAt plus the retention has passed", () => {
-    expect(collect([journal], transaction("Committed"), RESOLVED_AT + RETENTION_MS)).toEqual([journal]);
-  });
-
-  it("deletes the journal of a Committed transaction at once when the retention is 0", () => {
-    expect(garbage([journal], new Map([[ID, transaction("Committed")]]), RESOLVED_AT, 0)).toEqual([journal]);
-  });
-
-  it("deletes the journal of a Committed transaction that has no resolvedAt", () => {
-    expect(collect([journal], transaction("Committed", null), RESOLVED_AT)).toEqual([journal]);
-  });
-
-  it("deletes the journal of a transaction whose record is gone", () => {
-    expect(collect([journal], undefined)).toEqual([journal]);
+  it("waits the orphan grace for an orphan, the retention for a kept journal, nothing for a released leftover", () => {
+    const waits = { orphanMs: 15_000, retentionMs: 3_600_000 };
+    expect(waitFor("orphan", waits)).toBe(15_000);
+    expect(waitFor("retained", waits)).toBe(3_600_000);
+    expect(waitFor("released", waits)).toBe(0);
   });
 });
 
-describe("garbage: several transactions at once", () => {
-  it("judges each leftover by its own transaction", () => {
-    const open = { ...transaction("Open"), metadata: { name: "t-open0000" } };
-    const committed = { ...transaction("Committed"), metadata: { name: "t-done0000" } };
-    const transactions = new Map([["t-open0000", open], ["t-done0000", committed]]);
-    const leftovers: Leftover[] = [
-      { kind: "lock", name: "lk-open", transaction: "t-open0000" },
-      { kind: "lock", name: "lk-done", transaction: "t-done0000" },
-      { kind: "journal", name: "jr-done", transaction: "t-done0000" },
-      { kind: "heartbeat", name: "hb-gone", transaction: "t-gone0000" },
-    ];
-    expect(garbage(leftovers, transactions, RESOLVED_AT + 1000, RETENTION_SECONDS).map((l) => l.name)).toEqual(["lk-done", "hb-gone"]);
+describe("EligibleSince", () => {
+  it("lets a thing go only once it has looked eligible for the whole wait, on the clock it is given", () => {
+    const since = new EligibleSince();
+    expect(since.due("lk-1", 1_000, 500)).toBe(false);
+    expect(since.due("lk-1", 1_499, 500)).toBe(false);
+    expect(since.due("lk-1", 1_500, 500)).toBe(true);
+  });
+
+  it("starts the wait again for a thing it stopped seeing (a transaction created in between, a lagging list)", () => {
+    const since = new EligibleSince();
+    since.due("lk-1", 1_000, 500);
+    since.retain(new Set());
+    expect(since.size).toBe(0);
+    expect(since.due("lk-1", 1_600, 500)).toBe(false);
+  });
+});
+
+describe("expiredRecords", () => {
+  const records = [
+    transaction("Committed", "t-00000001", "2026-03-01T10:00:00Z"),
+    transaction("RolledBack", "t-00000002", "2026-03-01T11:00:00Z"),
+    transaction("Open", "t-00000003"),
+    transaction("Committed", "t-00000004", "2026-03-01T12:00:00Z"),
+  ];
+  const names = (txs: Transaction[]): string[] => txs.map((tx) => tx.metadata?.name ?? "").sort();
+
+  it("deletes resolved records whose retention has passed, never an open one", () => {
+    expect(names(expiredRecords(records, (tx) => tx.metadata?.name !== "t-00000004", 100))).toEqual(["t-00000001", "t-00000002"]);
+  });
+
+  it("deletes the oldest resolved records beyond the maximum count, whatever their age", () => {
+    expect(names(expiredRecords(records, () => false, 1))).toEqual(["t-00000001", "t-00000002"]);
+    expect(names(expiredRecords(records, () => false, 3))).toEqual([]);
   });
 });

@@ -45,6 +45,17 @@ describe("ExpiryTracker", () => {
     expect(tracker.expired("hb-a", "1", TTL_MS)).toBe(true);
   });
 
+  it("is not fooled by a step of the wall clock: only time that passed counts", () => {
+    const clock = new FakeClock();
+    const tracker = new ExpiryTracker(clock);
+    tracker.expired("hb-t-0a1b2c3d", "100", TTL_MS);
+    clock.step(3_600_000);
+    expect(tracker.expired("hb-t-0a1b2c3d", "100", TTL_MS)).toBe(false);
+    clock.step(-7_200_000);
+    clock.advance(TTL_MS + 1);
+    expect(tracker.expired("hb-t-0a1b2c3d", "100", TTL_MS)).toBe(true);
+  });
+
   it("treats a forgotten lease as seen for the first time", () => {
     const clock = new FakeClock();
     const tracker = new ExpiryTracker(clock);

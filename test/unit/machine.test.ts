@@ -56,8 +56,10 @@ describe("decideOpen", () => {
     expect(decideOpen(facts({ mode: "explicit", expectedMembers: 3, memberCount: 2 }), SOON)).toEqual({ next: "Open" });
   });
 
-  it("verifies a transparent transaction whose coordinator died after members arrived", () => {
-    expect(decideOpen(facts({ coordinatorLost: true }), SOON)).toEqual({ next: "Verifying", reason: "CoordinatorLost" });
+  it("verifies a transparent transaction whose coordinator died, once a quiet window passed since the new coordinator took over", () => {
+    const tookOver = OPENED + 10_000;
+    expect(decideOpen(facts({ coordinatorLost: true, lastChangeAt: tookOver }), tookOver + QUIET - 1)).toEqual({ next: "Open" });
+    expect(decideOpen(facts({ coordinatorLost: true, lastChangeAt: tookOver }), tookOver + QUIET)).toEqual({ next: "Verifying", reason: "CoordinatorLost" });
   });
 
   it("rolls back a transparent transaction whose coordinator died before any member arrived", () => {
@@ -144,14 +146,16 @@ describe("decideOpen", () => {
 
 describe("decideVerify", () => {
   const GRACE = 2_000;
-  const check = (describe: string, persisted: boolean, firstCheckedAt = OPENED): MemberCheck => ({ describe, persisted, firstCheckedAt });
+  const ERROR_GRACE = 10_000;
+  const timing = { graceMs: GRACE, errorGraceMs: ERROR_GRACE };
+  const check = (describe: string, persisted: boolean, firstCheckedAt = OPENED): MemberCheck => ({ describe, state: persisted ? "persisted" : "missing", firstCheckedAt });
 
   it("commits when every member persisted", () => {
-    expect(decideVerify([check("configmaps ns/a", true), check("configmaps ns/b", true)], OPENED, GRACE)).toEqual({ next: "Committed" });
+    expect(decideVerify([check("configmaps ns/a", true), check("configmaps ns/b", true)], OPENED, timing)).toEqual({ next: "Committed" });
   });
 
   it("keeps verifying while a missing member is still within the grace period", () => {
-    expect(decideVerify([check("configmaps ns/a", true), check("configmaps ns/b", false)], OPENED + GRACE - 1, GRACE)).toEqual({ next: "Verifying" });
+    expect(decideVerify([check("configmaps ns/a", true), check("configmaps ns/b", false)], OPENED + GRACE - 1, timing)).toEqual({ next: "Verifying" });
   });
 
   it("rolls back once a missing member has stayed missing for the grace period, naming only the overdue members", () => {
@@ -161,10 +165,23 @@ describe("decideVerify", () => {
       check("configmaps ns/fresh", false, OPENED + 1_500),
       check("apps/deployments ns/web", false, OPENED - 10),
     ];
-    expect(decideVerify(checks, OPENED + GRACE, GRACE)).toEqual({
+    expect(decideVerify(checks, OPENED + GRACE, timing)).toEqual({
       next: "RollingBack",
       reason: "MemberNotPersisted",
       message: "admitted but never written: configmaps ns/late, apps/deployments ns/web",
+    });
+  });
+
+  it("rolls back at once when a member's own request failed, with the apiserver's reason", () => {
+    const failed: MemberCheck = { describe: "configmaps ns/b", state: "failed", detail: "denied by another webhook", firstCheckedAt: OPENED };
+    expect(decideVerify([check("configmaps ns/a", true), failed], OPENED, timing)).toEqual({ next: "RollingBack", reason: "MemberFailed", message: "denied by another webhook" });
+  });
+
+  it("keeps trying to read a member kubetx may not read for a while, then gives up rather than verify for ever", () => {
+    const unreadable: MemberCheck = { describe: "widgets ns/w", state: "error", detail: "503 ServiceUnavailable", firstCheckedAt: OPENED };
+    expect(decideVerify([unreadable], OPENED + ERROR_GRACE - 1, timing)).toEqual({ next: "Verifying" });
+    expect(decideVerify([unreadable], OPENED + ERROR_GRACE, timing)).toEqual({
+      next: "RollingBack", reason: "VerifyFailed", message: "kubetx could not read widgets ns/w (503 ServiceUnavailable)",
     });
   });
 });

@@ -1,7 +1,7 @@
 /**
  * manifests/ is what a cluster admin applies (`kubectl apply -k manifests/`).
  * These checks keep it in agreement with the code: the webhook
- * configurations with src/devcluster/registration.ts, the user role with
+ * configurations with src/webhooks/configurations.ts, the user role with
  * install.ts, and the names the Deployment, Service and install script
  * share. test/integration/manifests.test.ts applies them to a real apiserver.
  */
@@ -11,8 +11,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { isSeq, parseAllDocuments } from "yaml";
 import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "../../src/devcluster/identities.ts";
 import { installUserRole, readManifests } from "../../src/devcluster/install.ts";
-import type { ClientConfig } from "../../src/devcluster/registration.ts";
-import { webhookConfigurations } from "../../src/devcluster/registration.ts";
+import type { ClientConfig } from "../../src/webhooks/configurations.ts";
+import { webhookConfigurations } from "../../src/webhooks/configurations.ts";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
@@ -88,7 +88,7 @@ beforeAll(async () => {
 });
 
 describe("the webhook configurations in manifests/", () => {
-  it("are the ones registration.ts builds, pointed at the kubetx Service", () => {
+  it("are the ones configurations.ts builds, pointed at the kubetx Service", () => {
     for (const expected of webhookConfigurations(serviceClientConfig)) {
       const actual = find(expected.kind ?? "", expected.metadata?.name ?? "");
       expect(actual.apiVersion).toBe(expected.apiVersion);

@@ -279,4 +279,9 @@ describe("staticPolicies", () => {
     const source = staticPolicies([policy("default")]);
     expect(source.view()).toBe(source.view());
   });
+
+  it("serves the policies themselves, by name, for the webhook configurations", () => {
+    const source = staticPolicies([policy("shop"), policy("billing", { mode: "off" })]);
+    expect(source.view().policies.map((p) => [p.name, p.spec.mode])).toEqual([["billing", "off"], ["shop", "transparent"]]);
+  });
 });

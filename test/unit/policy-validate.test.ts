@@ -58,6 +58,8 @@ describe("validatePolicySpec: defaults", () => {
       maxMembers: 10,
       allowIrreversibleDeletes: true,
       journalRetentionSeconds: 0,
+      recordRetentionSeconds: 86_400,
+      maxRecords: 500,
     };
     expect(accepted(written)).toEqual(written);
   });

@@ -36,7 +36,7 @@ describe("planRestore: CREATE", () => {
 
   it("deletes the created object with a uid precondition", () => {
     const live = served({ mode: "new" }, { uid: "uid-new", resourceVersion: "11" });
-    expect(planRestore(created, undefined, live)).toEqual({ kind: "delete", path: OBJECT_PATH, uid: "uid-new" });
+    expect(planRestore(created, undefined, live)).toEqual({ kind: "delete", path: OBJECT_PATH, uid: "uid-new", resourceVersion: "11" });
   });
 
   it("does nothing when the created object is gone", () => {
@@ -221,7 +221,7 @@ describe("planRestore: one object written twice in a transaction", () => {
 
   it("create then update: deletes the object it created", () => {
     const live = served({ mode: "newer" }, { uid: "uid-new", resourceVersion: "21" });
-    expect(planRestore(member("CREATE", { createdUid: "uid-new" }), { pre: null, post: live }, live)).toEqual({ kind: "delete", path: OBJECT_PATH, uid: "uid-new" });
+    expect(planRestore(member("CREATE", { createdUid: "uid-new" }), { pre: null, post: live }, live)).toEqual({ kind: "delete", path: OBJECT_PATH, uid: "uid-new", resourceVersion: "21" });
   });
 
   it("create then delete: nothing to do", () => {

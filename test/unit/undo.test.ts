@@ -26,7 +26,7 @@ function live(resourceVersion: string, uid = "uid-1"): KubeObject {
 
 function step(operation: MemberOperation, liveObject: KubeObject | undefined): UndoStep {
   const original: Member = { transaction: ORIGINAL_ID, ref: REF, kind: "ConfigMap", operation, user: "alice", requestUid: "", admittedAt: 0 };
-  return { original, entry: undefined, live: liveObject };
+  return { original, committed: committed(operation), entry: undefined, live: liveObject };
 }
 
 describe("unchangedSinceCommit: a created or updated member", () => {

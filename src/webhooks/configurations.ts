@@ -1,32 +1,33 @@
 /**
- * The webhook configurations kubetx registers. `clientConfig` is a `url`
- * for the dev cluster (the webhook runs on loopback) and a `service` in a
- * real cluster (manifests/).
+ * The webhook configurations kubetx is installed with: what `kubetx dev`,
+ * the tests and manifests/webhooks.yaml register. This is the starting
+ * point: its object entries cover what the default TransactionPolicy
+ * (manifests/policy/default.yaml) covers, and once kubetx runs, sync.ts
+ * keeps them in step with the policies that really exist. `clientConfig` is
+ * a `url` for the dev cluster (the webhook runs on loopback) and a `service`
+ * in a real cluster (manifests/).
  */
 import type { KubeObject } from "../kube/types.ts";
-import { KUBETX_NAMESPACE, KUBETX_USERNAME } from "./identities.ts";
+import { KUBETX_NAMESPACE } from "../kube/names.ts";
+import type { NamedPolicy } from "../policy/combine.ts";
+import { POLICY_DEFAULTS } from "../policy/policy.ts";
+import { MATCH_CONDITIONS, objectWebhooks } from "./coverage.ts";
 
+/** Both configurations are named `kubetx`. */
 export const WEBHOOK_NAME = "kubetx";
+/** Object writes, validating: lock, journal, join a transaction. */
+export const VALIDATE_WEBHOOK = "validate.kubetx.io";
+/** Object writes, mutating (never patches): records intent. */
+export const OBSERVE_WEBHOOK = "observe.kubetx.io";
+/** kubetx's own Transaction and TransactionPolicy objects; never narrowed by policy. */
+export const RECORDS_WEBHOOK = "records.kubetx.io";
 /** Short: the apiserver holds the user's request while it waits for kubetx. */
 export const WEBHOOK_TIMEOUT_SECONDS = 5;
 
 export type ClientConfig = { url: string; caBundle: string } | { service: { name: string; namespace: string; path: string; port: number }; caBundle: string };
 
-/** CEL conditions that skip calls kubetx never needs: its own writes and Events. */
-export const MATCH_CONDITIONS = [
-  { name: "not-kubetx-itself", expression: `request.userInfo.username != '${KUBETX_USERNAME}'` },
-  { name: "not-events", expression: "request.resource.resource != 'events'" },
-];
-
-/**
- * Never the control plane's own namespaces: kube-node-lease carries every
- * node's heartbeat, and a kubetx outage must not be able to stall those.
- */
-export const EXCLUDED_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease", KUBETX_NAMESPACE];
-
-const NAMESPACE_SELECTOR = {
-  matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: EXCLUDED_NAMESPACES }],
-};
+/** The policies the installed configurations start from: the default one, as manifests/policy/ ships it. */
+const STARTING_POLICIES: readonly NamedPolicy[] = [{ name: "default", spec: POLICY_DEFAULTS }];
 
 export function validatingWebhookConfiguration(clientConfig: ClientConfig): KubeObject {
   return {
@@ -34,22 +35,19 @@ export function validatingWebhookConfiguration(clientConfig: ClientConfig): Kube
     kind: "ValidatingWebhookConfiguration",
     metadata: { name: WEBHOOK_NAME },
     webhooks: [
-      {
-        name: "validate.kubetx.io",
+      ...objectWebhooks(STARTING_POLICIES, VALIDATE_WEBHOOK).map((match) => ({
+        ...match,
         admissionReviewVersions: ["v1"],
         clientConfig,
-        rules: [{ operations: ["CREATE", "UPDATE", "DELETE"], apiGroups: ["*"], apiVersions: ["*"], resources: ["*"], scope: "Namespaced" }],
-        namespaceSelector: NAMESPACE_SELECTOR,
-        matchConditions: MATCH_CONDITIONS,
         sideEffects: "NoneOnDryRun",
         failurePolicy: "Fail",
         matchPolicy: "Equivalent",
         timeoutSeconds: WEBHOOK_TIMEOUT_SECONDS,
-      },
+      })),
       {
         // Transaction records (a user may open and close only their own) and
         // TransactionPolicies (an invalid one is denied, naming the field).
-        name: "records.kubetx.io",
+        name: RECORDS_WEBHOOK,
         admissionReviewVersions: ["v1"],
         clientConfig,
         rules: [{ operations: ["CREATE", "UPDATE", "DELETE"], apiGroups: ["kubetx.io"], apiVersions: ["*"], resources: ["transactions", "transactionpolicies"], scope: "Cluster" }],
@@ -69,22 +67,17 @@ export function mutatingWebhookConfiguration(clientConfig: ClientConfig): KubeOb
     apiVersion: "admissionregistration.k8s.io/v1",
     kind: "MutatingWebhookConfiguration",
     metadata: { name: WEBHOOK_NAME },
-    webhooks: [
-      {
-        name: "observe.kubetx.io",
-        admissionReviewVersions: ["v1"],
-        clientConfig,
-        rules: [{ operations: ["CREATE", "UPDATE", "DELETE"], apiGroups: ["*"], apiVersions: ["*"], resources: ["*"], scope: "Namespaced" }],
-        namespaceSelector: NAMESPACE_SELECTOR,
-        matchConditions: MATCH_CONDITIONS,
-        // Recording an intent in memory is not a side effect on the cluster.
-        sideEffects: "None",
-        failurePolicy: "Fail",
-        matchPolicy: "Equivalent",
-        reinvocationPolicy: "Never",
-        timeoutSeconds: WEBHOOK_TIMEOUT_SECONDS,
-      },
-    ],
+    webhooks: objectWebhooks(STARTING_POLICIES, OBSERVE_WEBHOOK).map((match) => ({
+      ...match,
+      admissionReviewVersions: ["v1"],
+      clientConfig,
+      // Recording an intent in memory is not a side effect on the cluster.
+      sideEffects: "None",
+      failurePolicy: "Fail",
+      matchPolicy: "Equivalent",
+      reinvocationPolicy: "Never",
+      timeoutSeconds: WEBHOOK_TIMEOUT_SECONDS,
+    })),
   };
 }
 
@@ -97,6 +90,14 @@ export const CONFIGURATION_PATHS = {
   ValidatingWebhookConfiguration: "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
   MutatingWebhookConfiguration: "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
 } as const;
+
+export type ConfigurationKind = keyof typeof CONFIGURATION_PATHS;
+
+/** The configurations whose object entries kubetx keeps in step with the policies, and the name each one's entries derive from. */
+export const MANAGED_CONFIGURATIONS: readonly { readonly kind: ConfigurationKind; readonly baseName: string }[] = [
+  { kind: "ValidatingWebhookConfiguration", baseName: VALIDATE_WEBHOOK },
+  { kind: "MutatingWebhookConfiguration", baseName: OBSERVE_WEBHOOK },
+];
 
 /** The client config of the kubetx Service in a real cluster (manifests/). */
 export function serviceClientConfig(path: string, caBundle: string): ClientConfig {

@@ -1,0 +1,104 @@
+/**
+ * The garbage collector's I/O: lists what kubetx stores, asks gc.ts what
+ * may go, and deletes it with preconditions (a lock someone took over since
+ * the list is left alone).
+ */
+import type { Journal } from "../journal/journal.ts";
+import type { LockStore } from "../locks/store.ts";
+import type { Session, SessionStore } from "../locks/sessions.ts";
+import type { Limits } from "../policy/policy.ts";
+import type { Clock } from "../telemetry/clock.ts";
+import type { Logger } from "../telemetry/logger.ts";
+import type { ResolverMetrics } from "../telemetry/metrics.ts";
+import type { Transaction } from "../transactions/model.ts";
+import type { TransactionStore } from "../transactions/store.ts";
+import { mapLimit } from "./concurrency.ts";
+import type { Leftover } from "./gc.ts";
+import { EligibleSince, eligibility, expiredRecords, waitFor } from "./gc.ts";
+
+/** Deletes run this many at a time. */
+const PARALLEL_DELETES = 8;
+
+export interface CollectorOptions {
+  readonly store: TransactionStore;
+  readonly locks: LockStore;
+  readonly sessions: SessionStore;
+  readonly journal: Journal;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly limits: () => Limits;
+  readonly metrics: ResolverMetrics;
+}
+
+type Listed = Leftover & { readonly resourceVersion?: string; readonly session?: Session };
+
+export class GarbageCollector {
+  private readonly o: CollectorOptions;
+  private readonly leftoversSince = new EligibleSince();
+  private readonly recordsSince = new EligibleSince();
+
+  constructor(options: CollectorOptions) {
+    this.o = options;
+  }
+
+  /** One pass; returns how many objects it removed. */
+  async collect(): Promise<number> {
+    // Leftovers first, records second: a transaction created in between is seen with its record.
+    const leftovers = await this.listLeftovers();
+    const records = await this.o.store.list();
+    const byId = new Map(records.map((tx) => [tx.metadata?.name ?? "", tx]));
+    const doomed = this.due(leftovers, byId);
+    await mapLimit(doomed, PARALLEL_DELETES, (l) => this.remove(l));
+    const expired = this.expired(records);
+    await mapLimit(expired, PARALLEL_DELETES, (tx) => this.o.store.delete(tx.metadata?.name ?? ""));
+    this.o.metrics.locksHeld(leftovers.filter((l) => l.kind === "lock").length - doomed.filter((l) => l.kind === "lock").length);
+    const removed = doomed.length + expired.length;
+    if (removed > 0) this.o.logger.info({ leftovers: doomed.length, records: expired.length }, "garbage collected");
+    return removed;
+  }
+
+  private async listLeftovers(): Promise<Listed[]> {
+    const [locks, heartbeats, journals, sessions] = await Promise.all([
+      this.o.locks.allLocks(), this.o.locks.heartbeats(), this.o.journal.entries(), this.o.sessions.list(),
+    ]);
+    return [
+      ...locks.map((l) => ({ kind: "lock" as const, name: l.name, transaction: l.transaction, resourceVersion: l.resourceVersion })),
+      ...heartbeats.map((t) => ({ kind: "heartbeat" as const, name: `hb-${t}`, transaction: t })),
+      ...journals.map((j) => ({ kind: "journal" as const, name: j.name, transaction: j.transaction })),
+      ...sessions.map((s) => ({ kind: "session" as const, name: `ss-${s.key}`, transaction: s.transaction, session: s })),
+    ];
+  }
+
+  private due(leftovers: readonly Listed[], byId: ReadonlyMap<string, Transaction>): Listed[] {
+    const now = this.o.clock.monotonic();
+    const waits = { orphanMs: this.o.limits().lockTtlSeconds * 1000, retentionMs: this.o.limits().journalRetentionSeconds * 1000 };
+    const eligible = leftovers.flatMap((l) => {
+      const why = eligibility(l, byId.get(l.transaction));
+      return why ? [{ leftover: l, waitMs: waitFor(why, waits) }] : [];
+    });
+    this.leftoversSince.retain(new Set(eligible.map((e) => e.leftover.name)));
+    return eligible.filter((e) => this.leftoversSince.due(e.leftover.name, now, e.waitMs)).map((e) => e.leftover);
+  }
+
+  private expired(records: readonly Transaction[]): Transaction[] {
+    const now = this.o.clock.monotonic();
+    const retentionMs = this.o.limits().recordRetentionSeconds * 1000;
+    const resolved = records.filter((tx) => tx.status?.resolvedAt);
+    this.recordsSince.retain(new Set(resolved.map((tx) => tx.metadata?.name ?? "")));
+    const isDue = (tx: Transaction): boolean => this.recordsSince.due(tx.metadata?.name ?? "", now, retentionMs);
+    return expiredRecords(records, isDue, this.o.limits().maxRecords);
+  }
+
+  private async remove(l: Listed): Promise<void> {
+    switch (l.kind) {
+      case "journal":
+        return this.o.journal.remove(l.name);
+      case "heartbeat":
+        return this.o.locks.deleteHeartbeat(l.transaction);
+      case "lock":
+        return this.o.locks.releaseByName(l.name, l.resourceVersion ?? "");
+      case "session":
+        return l.session ? this.o.sessions.remove(l.session) : undefined;
+    }
+  }
+}

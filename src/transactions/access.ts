@@ -1,0 +1,58 @@
+/**
+ * What a requester may do, as far as taking a lock depends on it. The
+ * apiserver authorizes a request before admission, but only for its own
+ * verb: a create reaches kubetx before storage finds that the object
+ * already exists, so a user who may only create could otherwise lock
+ * (and so block) objects they may not change. A create locks an existing
+ * object only for a requester who may update it.
+ *
+ * SubjectAccessReviews are cached for a few seconds per subject and
+ * object; RBAC changes reach kubetx within that time.
+ */
+import type { KubeClient } from "../kube/client.ts";
+import { getIfExists } from "../kube/apply.ts";
+import type { Subject } from "../kube/identity.ts";
+import { userMay } from "../kube/identity.ts";
+import type { ObjectRef } from "../kube/types.ts";
+import { resourcePath } from "../kube/types.ts";
+import type { Clock } from "../telemetry/clock.ts";
+
+/** Long enough to spare the apiserver a review per write of one apply, short enough that a revoked role bites soon. */
+const CACHE_TTL_MS = 10_000;
+/** Reviews remembered at most; the oldest are dropped first. */
+const MAX_CACHED = 10_000;
+
+export interface AccessChecks {
+  /** Whether the requester may update the object (or would be refused, so the lock is not theirs to take). */
+  mayUpdate(requester: Subject, ref: ObjectRef): Promise<boolean>;
+  exists(ref: ObjectRef): Promise<boolean>;
+}
+
+export class CachedAccess implements AccessChecks {
+  private readonly client: KubeClient;
+  private readonly clock: Clock;
+  private readonly cache = new Map<string, { allowed: boolean; at: number }>();
+
+  constructor(client: KubeClient, clock: Clock) {
+    this.client = client;
+    this.clock = clock;
+  }
+
+  async mayUpdate(requester: Subject, ref: ObjectRef): Promise<boolean> {
+    const key = JSON.stringify([requester.username, requester.uid ?? "", [...(requester.groups ?? [])].sort(), ref.group, ref.resource, ref.namespace ?? "", ref.name]);
+    const now = this.clock.monotonic();
+    const hit = this.cache.get(key);
+    if (hit && now - hit.at < CACHE_TTL_MS) return hit.allowed;
+    const allowed = await userMay(this.client, requester, {
+      verb: "update", group: ref.group, version: ref.version, resource: ref.resource, name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}),
+    });
+    this.cache.delete(key);
+    this.cache.set(key, { allowed, at: now });
+    if (this.cache.size > MAX_CACHED) this.cache.delete(this.cache.keys().next().value ?? "");
+    return allowed;
+  }
+
+  async exists(ref: ObjectRef): Promise<boolean> {
+    return (await getIfExists(this.client, resourcePath(ref))) !== undefined;
+  }
+}

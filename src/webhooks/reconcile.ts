@@ -1,0 +1,62 @@
+/**
+ * Merges the entries the policies call for (coverage.ts) into a live webhook
+ * configuration (pure). kubetx owns four fields of its object entries:
+ * `name`, `namespaceSelector`, `rules` and `matchConditions`. Everything else
+ * is the installer's and is kept: the client config (`url` or `service`, and
+ * the caBundle that webhook-certs/install.sh patches in), `failurePolicy`
+ * (the admin's opt-out), timeouts, side effects. An entry kubetx adds for a
+ * new policy copies those from the entry named after the base name (the one
+ * manifests/ installs), or from any object entry. Entries that are not
+ * object entries (`records.kubetx.io`, or anyone else's) are left alone.
+ */
+import { isDeepStrictEqual } from "node:util";
+import type { WebhookMatch } from "./coverage.ts";
+
+/** One entry of a live webhook configuration, as the apiserver returns it. */
+export type WebhookEntry = { readonly name: string } & Readonly<Record<string, unknown>>;
+
+export interface Reconciled {
+  /** The configuration's webhooks as the policies want them. */
+  readonly webhooks: readonly WebhookEntry[];
+  /** What differs from the live configuration, for the log; empty: nothing to write. */
+  readonly changes: readonly string[];
+  /** Why nothing can be done, when the configuration has no object entry to copy the installer's settings from. */
+  readonly problem?: string;
+}
+
+const MANAGED_FIELDS = ["namespaceSelector", "rules", "matchConditions"] as const;
+
+/** Whether an entry is one of kubetx's object entries for `baseName` (`validate.kubetx.io`, `<policy>.validate.kubetx.io`). */
+export function isObjectEntry(name: string, baseName: string): boolean {
+  return name === baseName || name.endsWith(`.${baseName}`);
+}
+
+export function reconcileWebhooks(live: readonly WebhookEntry[], desired: readonly WebhookMatch[], baseName: string): Reconciled {
+  const owned = live.filter((e) => isObjectEntry(e.name, baseName));
+  const template = owned.find((e) => e.name === baseName) ?? owned[0];
+  if (!template) {
+    return { webhooks: live, changes: [], problem: `it has no ${baseName} entry to take the client config from; apply manifests/webhooks.yaml again` };
+  }
+  const byName = new Map(owned.map((e) => [e.name, e]));
+  const next = desired.map((match): WebhookEntry => ({ ...(byName.get(match.name) ?? template), ...match }));
+  const others = live.filter((e) => !isObjectEntry(e.name, baseName));
+  return { webhooks: [...next, ...others], changes: changesBetween(owned, next) };
+}
+
+/** `added x`, `removed y`, `x: namespaceSelector, rules`; the order of entries does not count. */
+function changesBetween(before: readonly WebhookEntry[], after: readonly WebhookEntry[]): string[] {
+  const old = new Map(before.map((e) => [e.name, e]));
+  const changes: string[] = [];
+  for (const entry of after) {
+    const previous = old.get(entry.name);
+    if (!previous) {
+      changes.push(`added ${entry.name}`);
+      continue;
+    }
+    const fields = MANAGED_FIELDS.filter((f) => !isDeepStrictEqual(previous[f], entry[f]));
+    if (fields.length > 0) changes.push(`${entry.name}: ${fields.join(", ")}`);
+  }
+  const kept = new Set(after.map((e) => e.name));
+  for (const entry of before) if (!kept.has(entry.name)) changes.push(`removed ${entry.name}`);
+  return changes;
+}

@@ -1,0 +1,168 @@
+/**
+ * kubetx in a real cluster: controllers write in covered namespaces all
+ * the time (ReplicaSets make Pods with generateName, EndpointSlices follow
+ * Services, the garbage collector cascades deletes, autoscalers use /scale).
+ * Their writes are never part of a transaction, and a rollback undoes what
+ * the transaction changed, never what they wrote.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
+import type { Transaction } from "../../src/transactions/model.ts";
+import { transactionPath } from "../../src/transactions/model.ts";
+import { createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
+import { useEngine } from "../support/engine.ts";
+import { configMap, inTransaction, leftovers, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
+
+/** A longer quiet window than the other stories: each of these interleaves several kubectl runs with other writers. */
+const QUIET_WINDOW_MS = 4_000;
+
+/** The transaction kubectl was told it joined (kubetx's warning line). */
+function joined(stderr: string): string {
+  const match = /kubetx: joined transaction (t-[a-z0-9-]+)/.exec(stderr) ?? /transaction (t-[a-z0-9-]+)/.exec(stderr);
+  if (!match?.[1]) throw new Error(`kubectl printed no kubetx warning:\n${stderr}`);
+  return match[1];
+}
+
+const invalid = (ns: string, name: string): KubeObject => configMap(ns, name, { "bad key": "ConfigMap keys may not contain spaces" });
+
+function deployment(ns: string, name: string, image: string, replicas: number): KubeObject {
+  return {
+    apiVersion: "apps/v1", kind: "Deployment", metadata: { name, namespace: ns },
+    spec: { replicas, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: "web", image }] } } },
+  };
+}
+
+interface Listed { items: KubeObject[] }
+
+async function ownedBy(admin: KubeClient, path: string, uid: string): Promise<KubeObject[]> {
+  const list = await admin.get<Listed>(path);
+  return list.items.filter((o) => (o.metadata?.ownerReferences as { uid?: string }[] | undefined)?.some((r) => r.uid === uid));
+}
+
+async function eventReasons(admin: KubeClient, ns: string, name: string): Promise<string[]> {
+  const events = await admin.get<{ items: { reason?: string; message?: string; involvedObject?: { name?: string } }[] }>(`/api/v1/namespaces/${ns}/events`);
+  return events.items.filter((e) => e.involvedObject?.name === name).map((e) => e.reason ?? "");
+}
+
+describe("a real cluster with controllers at work", () => {
+  const ns = uniqueName("real");
+  const cms = `/api/v1/namespaces/${ns}/configmaps`;
+  const deployments = `/apis/apps/v1/namespaces/${ns}/deployments`;
+  const fixture = useEngine(ns, undefined, { quietWindowMs: QUIET_WINDOW_MS, maxOpenSeconds: 10 });
+  let admin: KubeClient;
+  beforeAll(() => {
+    admin = fixture.admin();
+  });
+
+  it("commits a plain kubectl create of an object with generateName, and keeps the object", async () => {
+    const created = await kubectl(["create", "-o", "name", "-f", "-"], { user: "alice", input: yamlOf([{ apiVersion: "v1", kind: "ConfigMap", metadata: { generateName: "job-", namespace: ns }, data: { a: "1" } }]) });
+    expect(created.code).toBe(0);
+    const name = created.stdout.trim().replace("configmap/", "");
+    expect(name).toMatch(/^job-[a-z0-9]{5}$/);
+    const tx = await waitResolved(admin, joined(created.stderr));
+    expect(tx.status?.phase).toBe("Committed");
+    expect(tx.status?.members?.map((m) => m.name)).toEqual([name]);
+    expect(await readOrUndefined(admin, `${cms}/${name}`)).toBeDefined();
+  });
+
+  it("commits an explicit transaction whose member has generateName, and rolls one back by deleting the generated object", async () => {
+    const generated = (id: string): KubeObject => inTransaction({ apiVersion: "v1", kind: "ConfigMap", metadata: { generateName: "gen-", namespace: ns }, data: { a: "1" } }, id, 1);
+    const ok = await kubectl(["create", "-o", "name", "-f", "-"], { user: "alice", input: yamlOf([generated("t-gen00001")]) });
+    expect(ok.code).toBe(0);
+    expect((await waitResolved(admin, "t-gen00001")).status?.phase).toBe("Committed");
+    expect(await readOrUndefined(admin, `${cms}/${ok.stdout.trim().replace("configmap/", "")}`)).toBeDefined();
+
+    // Two expected members, only one arrives: the transaction times out and the generated object goes.
+    const twoExpected = inTransaction(generated("t-gen00002"), "t-gen00002", 2);
+    const partial = await kubectl(["create", "-o", "name", "-f", "-"], { user: "alice", input: yamlOf([twoExpected]) });
+    expect(partial.code).toBe(0);
+    const name = partial.stdout.trim().replace("configmap/", "");
+    const tx = await waitResolved(admin, "t-gen00002", 40_000);
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.members?.[0]).toMatchObject({ name, outcome: "Restored" });
+    expect(await readOrUndefined(admin, `${cms}/${name}`)).toBeUndefined();
+  });
+
+  it("undoes alice's image change but keeps an autoscaler's replicas and an exempt user's label on the same Deployment", async () => {
+    await admin.create(deployments, deployment(ns, "scaled", "nginx:1.26", 1));
+    const changed = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([{ ...deployment(ns, "scaled", "nginx:1.27", 1), metadata: { name: "scaled", namespace: ns } }]) });
+    expect(changed.code).toBe(0);
+    const id = joined(changed.stderr);
+    // An exempt identity (admin, like an HPA's controller) scales through /scale and labels the Deployment while alice's transaction is open.
+    await admin.mergePatch(`${deployments}/scaled/scale`, { spec: { replicas: 3 } });
+    await admin.mergePatch(`${deployments}/scaled`, { metadata: { labels: { team: "payments" } } });
+    const failing = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "breaks-it")]) });
+    expect(failing.code).not.toBe(0);
+    const tx = await waitResolved(admin, id);
+    expect(tx.status?.phase).toBe("RolledBack");
+    const after = await admin.get<KubeObject & { spec: { replicas: number; template: { spec: { containers: { image: string }[] } } } }>(`${deployments}/scaled`);
+    expect(after.spec.template.spec.containers[0]?.image).toBe("nginx:1.26");
+    expect(after.spec.replicas).toBe(3);
+    expect(after.metadata?.labels).toEqual({ team: "payments" });
+  });
+
+  it("reports a value both the transaction and someone else changed as a conflict, keeps theirs, and says so in the record and an Event", async () => {
+    await admin.create(cms, configMap(ns, "shared", { owner: "nobody", other: "x" }));
+    const changed = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "shared", { owner: "alice", other: "x" })]) });
+    expect(changed.code).toBe(0);
+    const id = joined(changed.stderr);
+    await admin.mergePatch(`${cms}/shared`, { data: { owner: "admin" } });
+    expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "breaks-shared")]) })).code).not.toBe(0);
+    const tx = await waitResolved(admin, id);
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect((await admin.get(`${cms}/shared`)).data).toMatchObject({ owner: "admin" });
+    expect(tx.status?.conflicts).toEqual([`configmaps ${ns}/shared: data.owner`]);
+    expect(tx.status?.members?.find((m) => m.name === "shared")).toMatchObject({ conflicts: ["data.owner"] });
+    expect(await eventReasons(admin, ns, "shared")).toContain("TransactionRollbackConflict");
+  });
+
+  it("rolls back a created Deployment and leaves no ReplicaSet or Pod behind", async () => {
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([deployment(ns, "doomed", "nginx:1.27", 2)]) });
+    expect(applied.code).toBe(0);
+    const id = joined(applied.stderr);
+    const created = await admin.get(`${deployments}/doomed`);
+    const uid = created.metadata?.uid ?? "";
+    // The controllers act on it before the transaction fails: a ReplicaSet and its Pods exist.
+    const replicaSets = await until("the ReplicaSet", async () => (await ownedBy(admin, `/apis/apps/v1/namespaces/${ns}/replicasets`, uid))[0]);
+    await until("two Pods", async () => ((await ownedBy(admin, `/api/v1/namespaces/${ns}/pods`, replicaSets.metadata?.uid ?? "")).length === 2 ? true : undefined));
+    expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "breaks-doomed")]) })).code).not.toBe(0);
+    expect((await waitResolved(admin, id)).status?.phase).toBe("RolledBack");
+    expect(await readOrUndefined(admin, `${deployments}/doomed`)).toBeUndefined();
+    await until("the garbage collector removed the ReplicaSet and Pods", async () => {
+      const left = [...(await ownedBy(admin, `/apis/apps/v1/namespaces/${ns}/replicasets`, uid)), ...(await ownedBy(admin, `/api/v1/namespaces/${ns}/pods`, replicaSets.metadata?.uid ?? ""))];
+      return left.length === 0 ? true : undefined;
+    });
+  });
+
+  it("re-creates a deleted Deployment on rollback, and the controllers bring up a new ReplicaSet for it", async () => {
+    await admin.create(deployments, deployment(ns, "phoenix", "nginx:1.27", 1));
+    const before = await admin.get(`${deployments}/phoenix`);
+    await until("the first ReplicaSet", async () => (await ownedBy(admin, `/apis/apps/v1/namespaces/${ns}/replicasets`, before.metadata?.uid ?? ""))[0]);
+    const deleted = await kubectl(["delete", "deployment", "phoenix", "-n", ns], { user: "alice" });
+    expect(deleted.code).toBe(0);
+    const id = joined(deleted.stderr);
+    expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "breaks-phoenix")]) })).code).not.toBe(0);
+    expect((await waitResolved(admin, id)).status?.phase).toBe("RolledBack");
+    const after = await admin.get(`${deployments}/phoenix`);
+    expect(after.metadata?.uid).not.toBe(before.metadata?.uid);
+    await until("a ReplicaSet of the re-created Deployment", async () => (await ownedBy(admin, `/apis/apps/v1/namespaces/${ns}/replicasets`, after.metadata?.uid ?? ""))[0]);
+    await until("the old ReplicaSet gone", async () => ((await ownedBy(admin, `/apis/apps/v1/namespaces/${ns}/replicasets`, before.metadata?.uid ?? "")).length === 0 ? true : undefined));
+  });
+
+  it("lets an opted-in namespace be deleted, and leaves no lock, journal or open record of kubetx behind", async () => {
+    const doomed = uniqueName("gone");
+    await createNamespace(doomed, { "kubetx.io/enabled": "true" });
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(doomed, "a", { v: "1" }), deployment(doomed, "web", "nginx:1.27", 1)]) });
+    expect(applied.code).toBe(0);
+    const id = joined(applied.stderr);
+    expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
+    expect((await kubectl(["delete", "namespace", doomed, "--wait=false"], { user: "admin" })).code).toBe(0);
+    await until("the namespace gone", async () => ((await readOrUndefined(admin, `/api/v1/namespaces/${doomed}`)) ? undefined : true), 60_000);
+    expect(await leftovers(admin, id)).toEqual([]);
+    const records = await admin.get<{ items: Transaction[] }>(transactionPath());
+    const open = records.items.filter((tx) => !["Committed", "RolledBack"].includes(tx.status?.phase ?? "Open") && tx.status?.members?.some((m) => m.namespace === doomed));
+    expect(open).toEqual([]);
+    const namespaceController = records.items.filter((tx) => tx.spec.user.startsWith("system:serviceaccount:kube-system:"));
+    expect(namespaceController).toEqual([]);
+  });
+});
