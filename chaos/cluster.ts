@@ -44,6 +44,8 @@ export interface ChaosCluster {
   readonly dir: string;
   readonly controlPlane: ControlPlane;
   readonly http: Http;
+  /** alice's: a user whose writes kubetx's webhooks receive (the admin is exempt, and the webhooks skip exempt users). */
+  readonly userHttp: Http;
   readonly kubectl: string;
   readonly kubeconfigs: Readonly<Record<User, string>>;
   readonly caBundle: string;
@@ -106,10 +108,12 @@ async function assemble(dir: string, options: ClusterOptions, cleanups: (() => P
   cleanups.push(() => relay.close());
   const binaries = await ensureBinaries({ moduleDir: path.join(options.repo, "controlplane"), cacheDir: defaultCacheDir(process.env), onProgress: options.say });
   options.say(`chaos: starting the control plane ${binaries.version} in ${dir}`);
-  const controlPlane = await startControlPlane({ dir, binaries, restartApiserver: true, extraApiserverFlags: await apiserverFlags(dir, relay, ca) });
+  // The audit webhook backend posts to the relay, which stands where a Service's load balancer would.
+  const controlPlane = await startControlPlane({ dir, binaries, restartApiserver: true, extraApiserverFlags: EXTRA_APISERVER_FLAGS, auditSinkUrl: `https://127.0.0.1:${relay.port}/audit` });
   cleanups.push(() => controlPlane.stop());
   const http = new Http({ server: controlPlane.server, ca: a.caPem, token: controlPlane.tokens.admin });
-  cleanups.push(() => Promise.resolve(http.close()));
+  const userHttp = new Http({ server: controlPlane.server, ca: a.caPem, token: controlPlane.tokens.alice });
+  cleanups.push(() => Promise.resolve(http.close()), () => Promise.resolve(userHttp.close()));
   await installKubetx({ http, kubectl: binaries.kubectl, kubeconfig: controlPlane.kubeconfigs.admin, repo: options.repo, caBundle: controlPlane.caData });
   replicas.push(...(await startReplicas(a, http, controlPlane)));
   await waitForKubetx(http);
@@ -119,7 +123,7 @@ async function assemble(dir: string, options: ClusterOptions, cleanups: (() => P
   const thirdParty = await startThirdParty(a, http, controlPlane.caData);
   const kubeconfigs = await userKubeconfigs({ dir, pki, ca, controlPlane });
   return {
-    dir, controlPlane, http, kubectl: binaries.kubectl, kubeconfigs, caBundle: controlPlane.caData, replicas, relay, thirdParty, host: a.host,
+    dir, controlPlane, http, userHttp, kubectl: binaries.kubectl, kubeconfigs, caBundle: controlPlane.caData, replicas, relay, thirdParty, host: a.host,
     setEndpointReady: (r, ready) => setEndpoint(http, { replica: r.name, host: a.host, port: r.port, ready }),
     apiserverPid: () => controlPlane.processes.find((p) => p.name === "kube-apiserver")?.pid,
     waitApiserverReady: () => waitApiserverReady(http),
@@ -158,57 +162,18 @@ async function startRelay(inputs: RelayInputs): Promise<AuditRelay> {
   });
 }
 
-/** Rotation would move the log under the checker's reader: 1 GiB is more than a long campaign writes with AUDIT_POLICY. */
+/** Rotation would move the log under the checker's reader: 1 GiB is more than a long campaign writes. */
 const AUDIT_LOG_MAX_MB = 1024;
 
 /**
- * The dev control plane's audit policy (Metadata for everything but the
- * apiserver itself and probes), minus kubetx's own reads: its resolvers
- * list every resolver period, which would be most of the log and of what
- * the sink is sent, and tell no one anything.
+ * No watch cache for the workload's kinds, so the recorder's watches
+ * resume from etcd after an apiserver restart without a gap; and no log
+ * rotation within a campaign.
  */
-const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived]
-rules:
-  - level: None
-    users: ["system:apiserver"]
-  - level: None
-    nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/openapi*", "/api", "/apis", "/api/*", "/apis/*"]
-  - level: None
-    users: ["system:serviceaccount:kubetx-system:kubetx"]
-    verbs: ["get", "list", "watch"]
-  - level: Metadata
-`;
-
-/**
- * The audit webhook backend (pointed at the relay, batching as kubetx dev
- * does) and no watch cache for the workload's kinds, so the recorder's
- * watches resume from etcd after an apiserver restart without a gap.
- */
-async function apiserverFlags(dir: string, relay: AuditRelay, ca: CertificateAuthority): Promise<string[]> {
-  const file = path.join(dir, "audit-webhook.kubeconfig");
-  await writeFile(file, stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [{ name: "relay", cluster: { server: `https://127.0.0.1:${relay.port}/audit`, "certificate-authority": ca.certFile } }],
-    users: [{ name: "apiserver", user: {} }],
-    contexts: [{ name: "relay", context: { cluster: "relay", user: "apiserver" } }],
-    "current-context": "relay",
-  }));
-  const policy = path.join(dir, "chaos-audit-policy.yaml");
-  await writeFile(policy, AUDIT_POLICY);
-  return [
-    // Later flags win: this replaces the control plane's own policy file.
-    `--audit-policy-file=${policy}`,
-    `--audit-log-maxsize=${AUDIT_LOG_MAX_MB}`,
-    `--audit-webhook-config-file=${file}`,
-    "--audit-webhook-mode=batch",
-    "--audit-webhook-batch-max-wait=250ms",
-    "--audit-webhook-initial-backoff=250ms",
-    "--watch-cache-sizes=configmaps#0,deployments.apps#0",
-  ];
-}
+const EXTRA_APISERVER_FLAGS = [
+  `--audit-log-maxsize=${AUDIT_LOG_MAX_MB}`,
+  "--watch-cache-sizes=configmaps#0,deployments.apps#0",
+];
 
 async function startThirdParty(a: Assembly, http: Http, caBundle: string): Promise<ThirdPartyWebhook> {
   const serving = await ensureServingCertificate({ ca: a.ca, outDir: a.pki, name: "chaos-third-party", commonName: "chaos-third-party", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });

@@ -8,6 +8,7 @@
 import https from "node:https";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { APISERVER_CLIENT_NAME } from "../src/devcluster/controlplane.ts";
 import { startProcess } from "../src/devcluster/processes.ts";
 import type { ManagedProcess } from "../src/devcluster/processes.ts";
 
@@ -23,7 +24,7 @@ export const RESOLVER_PERIOD_MS = 100;
 /** What the serving certificate names: the Service the webhooks call. */
 export const SERVICE_HOST = "kubetx.kubetx-system.svc";
 /** The name the apiserver's (and the audit relay's) client certificate carries. */
-export const APISERVER_CLIENT = "kube-apiserver";
+export const APISERVER_CLIENT = APISERVER_CLIENT_NAME;
 
 export interface ReplicaConfig {
   readonly repo: string;

@@ -160,7 +160,7 @@ async function measureSpread(cluster: ChaosCluster): Promise<void> {
   const before = await Promise.all(cluster.replicas.map((r) => r.validateCount()));
   for (let i = 0; i < SPREAD_PROBES; i += 1) {
     const probe = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: `spread-${i}` }, data: { probe: "1" } };
-    await cluster.http.send("POST", `/api/v1/namespaces/${PROBE_NAMESPACE}/configmaps?dryRun=All`, probe);
+    await cluster.userHttp.send("POST", `/api/v1/namespaces/${PROBE_NAMESPACE}/configmaps?dryRun=All`, probe);
   }
   const after = await Promise.all(cluster.replicas.map((r) => r.validateCount()));
   const counts = cluster.replicas.map((r, i) => `${r.name} ${(after[i] ?? 0) - (before[i] ?? 0)}`);
