@@ -5,6 +5,7 @@
  * cannot fail would pass every campaign.
  */
 import { describe, expect, it } from "vitest";
+import { workloadRequests } from "../../chaos/checker/audit.ts";
 import { checkTrial } from "../../chaos/checker/check.ts";
 import { findCycle, precedenceEdges } from "../../chaos/checker/order.ts";
 import type { AuditRequest, CommandRecord, LeftoverView, MemberView, Mode, ObjectPlan, OpOutcome, OpPlan, RecordView, TrialHistory, Version } from "../../chaos/history.ts";
@@ -31,6 +32,8 @@ interface OpSpec {
   readonly tx: string;
   /** When the op ran, seconds after T0. */
   readonly at: number;
+  /** Other transactions kubetx told the client it joined (a split apply). */
+  readonly alsoHeard?: readonly string[];
   /** How long it ran, seconds (half a second unless given). */
   readonly seconds?: number;
   readonly stdout?: string;
@@ -49,7 +52,8 @@ function op(spec: OpSpec): OpPlan {
 function outcome(spec: OpSpec): OpOutcome {
   const startedAt = T0 + spec.at * 1000;
   const endedAt = startedAt + (spec.seconds ?? 0.5) * 1000;
-  const joined = spec.mode === "plugin" ? `kubectl tx: applying 1 object as transaction ${spec.tx}\n` : `Warning: kubetx: joined transaction ${spec.tx} (1 member)\n`;
+  const joined = (spec.mode === "plugin" ? `kubectl tx: applying 1 object as transaction ${spec.tx}\n` : `Warning: kubetx: joined transaction ${spec.tx} (1 member)\n`)
+    + (spec.alsoHeard ?? []).map((id) => `Warning: kubetx: joined transaction ${id} (2 members)\n`).join("");
   const deletes = (spec.deletes ?? []).map((k) => `configmap "${k.split("/").at(-1) ?? ""}" deleted`).join("\n");
   const command: CommandRecord = {
     argv: ["kubectl", "apply", "-f", "x.yaml", ...(spec.deletes?.length ? ["delete", "configmap", "-n", NS, ...spec.deletes.map((k) => k.split("/").at(-1) ?? "")] : [])],
@@ -316,6 +320,44 @@ describe("the chaos checker: applies as units", () => {
       histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", SEED_TOKEN]) },
     });
     expect(kinds(h)).toEqual(["plugin-outcome"]);
+  });
+});
+
+describe("the chaos checker: which transaction a write belongs to", () => {
+  it("takes the transaction kubetx named for the write's own request, though the client also heard of a later one that lists the same object", () => {
+    // c1o1's write of A joined t-one; after a long pause its write of B joined t-two, which c1o2's write of A joined moments later.
+    const request = (s: number, name: string, transaction: string): AuditRequest => ({ at: T0 + s * 1000, user: "alice", verb: "patch", resource: "configmaps", namespace: NS, name, code: 200, transaction });
+    const spec = {
+      ops: [{ id: "c1o1", tx: "t-one", alsoHeard: ["t-two"], applies: [A, B], at: 1, seconds: 4 }, { id: "c1o2", tx: "t-two", applies: [A], at: 5.5 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")]), record("t-two", "Committed", [member(B, "UPDATE", "Committed"), member(A, "UPDATE", "Committed")])],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", "tok-c1o2"]), [B]: versions([SEED_TOKEN, "tok-c1o1"]) },
+    };
+    expect(kinds(history({ ...spec, requests: [request(1.2, "a", "t-one"), request(4.8, "b", "t-two"), request(5.7, "a", "t-two")] }))).toEqual([]);
+  });
+});
+
+describe("the chaos checker: the apiserver's audit log", () => {
+  const line = (fields: Record<string, unknown>): string => JSON.stringify({
+    kind: "Event", stage: "ResponseComplete", verb: "patch", requestURI: "/api/v1/namespaces/ns/configmaps/a",
+    user: { username: "alice" }, objectRef: { resource: "configmaps", namespace: "ns", name: "a" },
+    responseStatus: { code: 200 }, requestReceivedTimestamp: "2026-11-30T10:00:01.250000Z",
+    annotations: { "validate.kubetx.io/transaction": "t-one" }, ...fields,
+  });
+
+  it("keeps the users' completed writes in the trial's namespaces with kubetx's transaction, and nothing else", () => {
+    const text = [
+      line({}),
+      line({ stage: "ResponseStarted" }),
+      line({ verb: "get" }),
+      line({ user: { username: "system:serviceaccount:kubetx-system:kubetx" } }),
+      line({ objectRef: { resource: "configmaps", namespace: "elsewhere", name: "a" } }),
+      line({ requestURI: "/api/v1/namespaces/ns/configmaps/a?dryRun=All" }),
+      line({ objectRef: { resource: "deployments", namespace: "ns", name: "web", subresource: "status" } }),
+      '{"kind":"Event","stage":"ResponseComp',
+    ].join("\n");
+    expect(workloadRequests(text, new Set(["alice"]), new Set(["ns"]))).toEqual([
+      { at: Date.parse("2026-11-30T10:00:01.250Z"), user: "alice", verb: "patch", resource: "configmaps", namespace: "ns", name: "a", code: 200, transaction: "t-one" },
+    ]);
   });
 });
 
