@@ -102,7 +102,8 @@ interface Search {
  * user, made while the op ran, that lists it and no client heard of.
  */
 function findTransaction(s: Search): string | undefined {
-  const lists = (id: string): boolean => s.records.get(id)?.members.some((m) => memberIs(m, s.object, s.write.action)) === true;
+  // Any operation: a record lists an object once, under the transaction's first write of it (a delete, then a create, is one DELETE member).
+  const lists = (id: string): boolean => s.records.get(id)?.members.some((m) => memberIs(m, s.object)) === true;
   const logged = loggedTransactions(s).find(lists);
   if (logged) return logged;
   const heard = s.observed.filter(lists);

@@ -111,7 +111,7 @@ function classify(ctx: ObjectContext, states: readonly State[], i: number): Chan
 function deleteAt(ctx: ObjectContext, at: number): WriteRef | undefined {
   const candidates = ctx.writes.filter((w) => {
     if (w.write.action !== "delete" || !w.tx || !w.outcome) return false;
-    const listed = ctx.records.get(w.tx)?.members.some((m) => m.operation === "DELETE" && m.name === ctx.object.name && m.namespace === ctx.object.namespace);
+    const listed = ctx.records.get(w.tx)?.members.some((m) => m.name === ctx.object.name && m.namespace === ctx.object.namespace);
     return listed === true && w.outcome.startedAt <= at && at <= w.outcome.endedAt + WATCH_LAG_MS;
   });
   return candidates.sort((a, b) => (b.outcome?.startedAt ?? 0) - (a.outcome?.startedAt ?? 0))[0];
@@ -155,6 +155,8 @@ function restore(replay: Replay, step: { from: string; to: string }): void {
     replay.pending.length = at;
     return;
   }
+  // Undoing a delete that the transaction followed with a create: the copy goes, then the original comes back.
+  if (step.to === ABSENT && replay.pending.length > 0) return;
   const key = replay.ctx.object.key;
   const lost = replay.ctx.tokenOwner.get(step.from);
   replay.verdict.findings.push(violation("lost-update",

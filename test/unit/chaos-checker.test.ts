@@ -164,6 +164,17 @@ describe("the chaos checker: atomicity", () => {
     expect(kinds(restored)).toEqual([]);
   });
 
+  it("follows a transaction that deleted and re-created an object, and its rollback that removes the copy and puts back the original", () => {
+    // One transparent transaction: c1o1 deletes A, c1o2 re-creates it; the record lists A once, as its first write (DELETE).
+    const h = history({
+      objects: [object("a", true, "c1")],
+      ops: [{ id: "c1o1", tx: "t-one", deletes: [A], at: 0 }, { id: "c1o2", tx: "t-one", applies: [A], at: 2 }],
+      records: [record("t-one", "RolledBack", [member(A, "DELETE", "Restored")])],
+      histories: { [A]: versions([SEED_TOKEN, null, "tok-c1o2", null, SEED_TOKEN], 1) },
+    });
+    expect(kinds(h)).toEqual([]);
+  });
+
   it("reports a rolled-back delete whose object stayed deleted", () => {
     const h = history({
       objects: [object("a", true, "c1")],
