@@ -75,7 +75,8 @@ export async function runTrial(cluster: ChaosCluster, plan: TrialPlan, env: Tria
     const history = await observe(cluster, recorder, { plan, outcomes, faults, startedAt, endedAt, auditFrom, unsettled, leftovers });
     const report = checkTrial(history);
     clock.lap("check");
-    const file = report.violations.length > 0 || env.saveAll ? await writeReplay(env.resultsDir, history, report) : undefined;
+    const failed = report.notes.some((n) => n.kind === "failed-transaction");
+    const file = report.violations.length > 0 || failed || env.saveAll ? await writeReplay(env.resultsDir, history, report) : undefined;
     await retire(cluster.http, unsettled);
     return { history, report, seconds: clock.total(), phases: clock.phases, ...(file ? { file } : {}) };
   } finally {
@@ -188,7 +189,8 @@ async function leftoversGone(http: Http, progress: Progress): Promise<LeftoverVi
 
 async function writeReplay(dir: string, history: TrialHistory, report: CheckReport): Promise<string> {
   await mkdir(dir, { recursive: true });
-  const kind = report.violations.length > 0 ? "violation" : "trial";
+  // A Failed transaction is no violation, but the history of one is worth keeping for a look.
+  const kind = report.violations.length > 0 ? "violation" : report.notes.some((n) => n.kind === "failed-transaction") ? "failed" : "trial";
   const file = path.join(dir, `${kind}-${history.plan.seed}-${history.plan.trial}.json`);
   const replay = { seed: history.plan.seed, trial: history.plan.trial, replay: `npm run chaos -- --replay ${file}`, recheck: `npm run chaos -- --recheck ${file}`, violations: report.violations, notes: report.notes, history };
   await writeFile(file, `${JSON.stringify(replay, null, 2)}\n`);
