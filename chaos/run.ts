@@ -118,6 +118,7 @@ async function campaign(cluster: ChaosCluster, plans: readonly TrialPlan[], opti
       say(`trial ${plan.trial} seed ${plan.seed}: ERROR (the harness, not a verdict): ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
     }
   }
+  say(`chaos: the audit relay forwarded ${cluster.relay.forwarded} batches (${cluster.relay.refused} found no replica); the third-party webhook answered ${cluster.thirdParty.calls} calls, denied ${cluster.thirdParty.denied}`);
   say(`chaos: ${plans.length} trials, ${violations} violations (seed ${plans[0]?.seed ?? options.seed})${errors ? `, ${errors} trials could not run` : ""}`);
   return violations > 0 || errors > 0 ? 1 : 0;
 }
