@@ -115,7 +115,10 @@ interface Ran {
 /** Everything the checker reads: the recorded versions, the records, the audit log's requests. */
 async function observe(cluster: ChaosCluster, recorder: Recorder, ran: Ran): Promise<TrialHistory> {
   await recorder.settle();
-  const records = await readRecords(cluster.http);
+  const all = await readRecords(cluster.http);
+  // The trial's records and those its leftovers name: the rest belong to earlier trials, and would only grow every replay file.
+  const kept = new Set([...ofTrial(ran, all).map((r) => r.id), ...ran.leftovers.map((l) => l.transaction)]);
+  const records = all.filter((r) => kept.has(r.id));
   const requests = await auditedRequests(cluster.controlPlane.auditLog, ran.auditFrom, ran.plan);
   const observation = {
     startedAt: ran.startedAt, endedAt: ran.endedAt, histories: recorder.histories(), records, leftovers: ran.leftovers,
