@@ -15,10 +15,10 @@ import { note, violation } from "./findings.ts";
 const GAP_TOLERANCE_MS = 300;
 /** The audit log and the clients read the same machine's clock; this covers kubectl's start and end. */
 const CLOCK_SLACK_MS = 1_000;
-/** kubetx's intent grace plus the campaign's quiet window: how long after an apply /observe's knowledge matters. */
-const OBSERVE_WINDOW_MS = 1_500;
-/** The apiserver flushes audit batches every 250 ms (campaign setting); this covers one retry. */
-const AUDIT_WINDOW_MS = 1_000;
+/** Beyond the quiet window and sink delay: the audit batch wait (250 ms) and one retry. */
+const DELIVERY_SLACK_MS = 1_000;
+/** Record creation times have one-second precision. */
+const RECORD_SLACK_MS = 2_000;
 
 /** kubectl could not talk to the apiserver at all (not a webhook failure, which the apiserver reports itself). */
 const UNREACHABLE = /connection refused|unable to connect to the server|\bEOF\b|i\/o timeout|TLS handshake timeout|connection reset|http2: client connection lost|the server is currently unable to handle the request|context deadline exceeded|Client\.Timeout/i;
@@ -83,14 +83,42 @@ function partialExcuse(op: OpPlan, writes: readonly WriteRef[], ctx: OpContext):
   return split(op, writes, ctx)
     ?? (ctx.history.plan.sink ? undefined : "this trial ran without the audit sink, and transparent mode cannot see a write refused before admission")
     ?? unreachable(ctx.outcome)
-    ?? apiserverRestarted(ctx);
+    ?? unheard(op, ctx);
 }
 
 function invalidExcuse(op: OpPlan, writes: readonly WriteRef[], ctx: OpContext): string | undefined {
-  const sink = ctx.history.plan.sink;
-  if (op.invalid === "unknown-field" && !sink) return "this trial ran without the audit sink, and a misspelt field is refused before any webhook";
-  const observeLost = !sink || apiserverRestarted(ctx) !== undefined ? replicaFault(ctx) : undefined;
-  return split(op, writes, ctx) ?? unreachable(ctx.outcome) ?? (sink ? apiserverRestarted(ctx) : undefined) ?? observeLost;
+  if (op.invalid === "unknown-field" && !ctx.history.plan.sink) return "this trial ran without the audit sink, and a misspelt field is refused before any webhook";
+  return split(op, writes, ctx) ?? unreachable(ctx.outcome) ?? unheard(op, ctx);
+}
+
+/**
+ * Where kubetx never learnt of the failure and a fault can explain why: the
+ * apiserver's audit batch or /observe's memory lost with a restarted or
+ * killed process, or an event held up by a paused replica past the time
+ * kubetx waits for it (the quiet window plus --audit-sink-delay). Where
+ * kubetx did fail a transaction of the user meanwhile, it knew, and a
+ * partial commit has no such excuse.
+ */
+function unheard(op: OpPlan, ctx: OpContext): string | undefined {
+  if (knewOfFailure(op, ctx)) return undefined;
+  const timing = ctx.history.plan.timing;
+  const afterMs = timing.quietWindowMs + (ctx.history.plan.sink ? timing.auditSinkDelayMs : 0) + DELIVERY_SLACK_MS;
+  const hit = ctx.history.faults.find((f) => f.kind !== "slow-webhook" && f.kind !== "deny-webhook" && during(f, ctx.outcome, afterMs));
+  if (!hit) return undefined;
+  const what = hit.kind === "apiserver-restart" ? "the apiserver restarted" : `replica r${hit.replica ?? "?"} got ${hit.kind}`;
+  return `kubetx never learnt of the failure: ${what} before it could (audit batches and /observe's intents are kept in memory, and a paused replica holds up what is sent to it)`;
+}
+
+/** Whether kubetx failed a transaction of the op's user while the op ran or soon after (so it learnt of a failure). */
+function knewOfFailure(op: OpPlan, ctx: OpContext): boolean {
+  const timing = ctx.history.plan.timing;
+  // Truncated to the second: a record made just after the op began can read a second earlier.
+  const from = ctx.outcome.startedAt - 1_000;
+  const to = ctx.outcome.endedAt + timing.quietWindowMs + timing.auditSinkDelayMs + RECORD_SLACK_MS;
+  return ctx.history.observation.records.some((r) => {
+    const created = Date.parse(r.createdAt ?? "");
+    return r.user === op.user && r.reason === "MemberFailed" && created >= from && created <= to;
+  });
 }
 
 /**
@@ -119,16 +147,6 @@ function unreachable(outcome: OpOutcome): string | undefined {
 
 function during(fault: FaultRecord, outcome: OpOutcome, afterMs: number): boolean {
   return fault.skipped === undefined && fault.startedAt <= outcome.endedAt + afterMs && fault.endedAt >= outcome.startedAt;
-}
-
-function apiserverRestarted(ctx: OpContext): string | undefined {
-  const hit = ctx.history.faults.some((f) => f.kind === "apiserver-restart" && during(f, ctx.outcome, AUDIT_WINDOW_MS));
-  return hit ? "the apiserver restarted during the apply (audit events it had not yet sent are lost)" : undefined;
-}
-
-function replicaFault(ctx: OpContext): string | undefined {
-  const hit = ctx.history.faults.find((f) => (f.kind === "sigkill" || f.kind === "sigstop") && during(f, ctx.outcome, OBSERVE_WINDOW_MS));
-  return hit ? `replica r${hit.replica ?? "?"} got ${hit.kind} during the apply (/observe keeps what it saw in memory, README Limits)` : undefined;
 }
 
 /** kubectl tx apply's verdict must be the record's. */

@@ -84,6 +84,7 @@ interface Build {
   readonly leftovers?: readonly LeftoverView[];
   readonly sink?: boolean;
   readonly requests?: readonly AuditRequest[];
+  readonly faults?: TrialHistory["faults"];
 }
 
 function history(b: Build): TrialHistory {
@@ -97,7 +98,7 @@ function history(b: Build): TrialHistory {
       faults: [],
     },
     outcomes: b.ops.map(outcome),
-    faults: [],
+    faults: b.faults ?? [],
     observation: {
       startedAt: T0, endedAt: T0 + 60_000,
       histories: objects.map((o) => ({ key: o.key, versions: b.histories[o.key] ?? versions([SEED_TOKEN]), gaps: 0 })),
@@ -287,6 +288,12 @@ describe("the chaos checker: records and leftovers", () => {
 });
 
 describe("the chaos checker: applies as units", () => {
+  const partialSpec = {
+    ops: [{ id: "c1o1", tx: "t-one", applies: [A, B], at: 1, seconds: 1 }],
+    records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")])],
+    histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]) },
+  };
+
   const partial = (mode: Mode, sink = true, requests?: AuditRequest[]): TrialHistory => history({
     sink,
     ...(requests ? { requests } : {}),
@@ -309,6 +316,15 @@ describe("the chaos checker: applies as units", () => {
     const at = (s: number): AuditRequest => ({ at: T0 + s * 1000, user: "alice", verb: "patch", resource: "configmaps", namespace: NS, code: 200 });
     expect(kinds(partial("transparent", true, [at(1), at(1.1), at(4.5)]))).toEqual([]);
     expect(kinds(partial("transparent", true, [at(1), at(1.1), at(1.3)]))).toEqual(["partial-apply"]);
+  });
+
+  it("takes a transparent partial commit as a limit where kubetx never learnt of the failure because the apiserver restarted, not where it had failed the user's transaction", () => {
+    const restart = [{ kind: "apiserver-restart" as const, startedAt: T0 + 3000, endedAt: T0 + 12_000 }];
+    const failed = record("t-failed", "RolledBack", []);
+    const unheard = history({ ...partialSpec, faults: restart });
+    const heard = history({ ...partialSpec, faults: restart, records: [...partialSpec.records, { ...failed, reason: "MemberFailed", createdAt: new Date(T0 + 2000).toISOString() }] });
+    expect(kinds(unheard)).toEqual([]);
+    expect(kinds(heard)).toEqual(["partial-apply"]);
   });
 
   it("reports an apply with an invalid member that committed, unless transparent mode could not see it", () => {
