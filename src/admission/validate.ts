@@ -23,14 +23,15 @@ import { guardTransactionRecord } from "./transaction-records.ts";
 export interface ValidateDeps extends ScopeDeps {
   readonly coordinator: Coordinator;
   readonly sessions: Sessions;
-  readonly intents: IntentTracker;
+  /** Absent with the audit sink, which sees every failed write itself. */
+  readonly intents: IntentTracker | undefined;
   readonly logger: Logger;
 }
 
 export function validateHandler(deps: ValidateDeps): AdmissionHandler {
   return {
     async handle(request: AdmissionRequest, signal?: AbortSignal): Promise<AdmissionResponse> {
-      deps.intents.validated(validatedKeys(request.userInfo, request.operation, refOf(request), request.object));
+      deps.intents?.validated(validatedKeys(request.userInfo, request.operation, refOf(request), request.object));
       if (request.resource.group === GROUP && request.resource.resource === "transactions") return guardTransactionRecord(request);
       if (request.resource.group === GROUP && request.resource.resource === "transactionpolicies") return guardPolicy(request);
       const scope = await scopeOf(request, deps);
