@@ -96,7 +96,7 @@ export function loadConfig(input: ConfigInput): EngineConfig {
     identity: input.identity ?? `${hostname()}-${process.pid}`,
     resolverPeriodMs: positive("resolver period (--resolver-period, ms)", input.resolverPeriodMs, DEFAULT_RESOLVER_PERIOD_MS),
     persistGraceMs: positive("persist grace (ms)", input.persistGraceMs, DEFAULT_PERSIST_GRACE_MS),
-    intentGraceMs: positive("intent grace (ms)", input.intentGraceMs, DEFAULT_INTENT_GRACE_MS),
+    intentGraceMs: intentGrace(input),
     policySource: source,
     flagPolicy: flagPolicy(input),
     lateWriteMs: positive("late-write window (--late-write-window, ms)", input.lateWriteMs, DEFAULT_LATE_WRITE_MS),
@@ -109,6 +109,13 @@ export function loadConfig(input: ConfigInput): EngineConfig {
     throw new ConfigError(`kubetx: lock TTL (--lock-ttl ${config.flagPolicy.lockTTLSeconds} s) must be at least three resolver periods (--resolver-period ${config.resolverPeriodMs} ms)`);
   }
   return deepFreeze(config);
+}
+
+/** The default grace, or half the quiet window where that is shorter (a short window for tests must not need a flag of its own). */
+function intentGrace(input: ConfigInput): number {
+  if (input.intentGraceMs !== undefined && input.intentGraceMs !== "") return positive("intent grace (ms)", input.intentGraceMs, DEFAULT_INTENT_GRACE_MS);
+  const quietMs = positive("quiet window (--quiet-window, ms)", input.quietWindowMs, POLICY_DEFAULTS.quietWindowSeconds * 1000);
+  return Math.min(DEFAULT_INTENT_GRACE_MS, quietMs / 2);
 }
 
 function flagPolicy(input: ConfigInput): PolicySpec {
