@@ -241,6 +241,8 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     expect(api.calls).toEqual([]);
     expect(runs[0]?.args).toContain("--dry-run=server");
     expect(runs[0]?.manifest).toContain(`"kubetx.io/transaction":"${ID}"`);
+    // kubectl's messages name the file: not after a transaction that will never exist.
+    expect(runs[0]?.args[2]).toMatch(/\/dry-run\.json$/);
     expect(out).toEqual([]);
   });
 

@@ -55,7 +55,7 @@ export async function runApply(options: ApplyOptions, deps: ApplyDeps): Promise<
   const annotated = annotate(objects, id);
   annotated.warnings.forEach((line) => deps.warn(line));
   const run = (): Promise<KubectlResult> =>
-    withManifestFile(annotated.objects, { dir: deps.tempDir, id }, (file) => deps.runKubectl(kubectl, applyCopyArgs(file, options)));
+    withManifestFile(annotated.objects, { dir: deps.tempDir, name: options.dryRun === "server" ? DRY_RUN_FILE : id }, (file) => deps.runKubectl(kubectl, applyCopyArgs(file, options)));
   if (options.dryRun === "server") return (await run()).code;
   const client = await connect(options, deps);
   try {
@@ -144,11 +144,18 @@ async function report(client: KubeClient, resolved: Transaction, t: Transact): P
 }
 
 /** Writes the copy kubectl applies (private: it may hold Secrets), runs `use`, removes it. */
-async function withManifestFile<T>(objects: readonly KubeObject[], where: { dir: string; id: string }, use: (file: string) => Promise<T>): Promise<T> {
+/**
+ * The copy's name in a server-side dry run, which opens no transaction:
+ * kubectl's messages name the file, and must not name a transaction that
+ * will never exist.
+ */
+const DRY_RUN_FILE = "dry-run";
+
+async function withManifestFile<T>(objects: readonly KubeObject[], where: { dir: string; name: string }, use: (file: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(where.dir, "kubectl-tx-"));
   try {
     // Named after the transaction, since kubectl's messages name the file.
-    const file = path.join(dir, `${where.id}.json`);
+    const file = path.join(dir, `${where.name}.json`);
     await writeFile(file, renderManifest(objects), { mode: 0o600 });
     return await use(file);
   } finally {
