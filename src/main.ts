@@ -9,7 +9,7 @@ import { validateHandler } from "./admission/validate.ts";
 import type { EngineConfig } from "./config/config.ts";
 import { ConfigError } from "./config/config.ts";
 import { Journal } from "./journal/journal.ts";
-import { createKubeClient, selfUsername } from "./kube/index.ts";
+import { createKubeClient, selfUsername, waitForApiserverReady } from "./kube/index.ts";
 import type { KubeClient } from "./kube/index.ts";
 import { SessionStore } from "./locks/sessions.ts";
 import { LockStore } from "./locks/store.ts";
@@ -179,6 +179,11 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const engine = await buildEngine(options);
   const { client, policies, resolver, intents, namespaces } = engine;
   const stop = new AbortController();
+  // Before the first resolver pass and the first watch: a starting apiserver answers them with 429s and 503s.
+  await waitForApiserverReady(client, {
+    signal: stop.signal,
+    onWaiting: (reason) => logger.info({ reason }, "waiting for the apiserver to be ready before starting the resolver and the watches"),
+  });
   const selfUsername = await whoAmI(client);
   void namespaces.run(stop.signal);
   for (const cache of engine.caches) void cache.run(stop.signal);

@@ -26,8 +26,8 @@ import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { ResolverMetrics } from "../telemetry/metrics.ts";
-import type { MemberCheck } from "../transactions/machine.ts";
-import { decideOpen, decideVerify } from "../transactions/machine.ts";
+import type { HeartbeatSeen, MemberCheck } from "../transactions/machine.ts";
+import { decideOpen, decideVerify, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
 import type { MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
@@ -108,6 +108,8 @@ interface Observed {
   takenOver: boolean;
   readonly firstChecked: Map<string, number>;
   held?: HeldRollback;
+  /** kubectl tx apply's spec.clientHeartbeat as this process saw it change. */
+  clientHeartbeat?: HeartbeatSeen;
 }
 
 export function validateTiming(t: ResolverTiming): void {
@@ -222,24 +224,27 @@ export class Resolver {
     // Counting is all this step does with the locks: the cache is good enough.
     const locks = await this.o.locks.locksOf(id, { cached: true });
     const inFlight = this.progress(seen, tx, locks, now);
+    seen.clientHeartbeat = observeHeartbeat(seen.clientHeartbeat, tx.spec.clientHeartbeat, now);
     const decision = decideOpen({
       mode: tx.spec.mode,
       memberCount: locks.length,
       openedAt: seen.openedAt,
       lastChangeAt: seen.lastChangeAt,
-      timeoutMs: timeoutMs(tx, this.o.limits().maxOpenSeconds),
+      timeoutMs: openLimitMs(tx.spec, this.o.limits().maxOpenSeconds),
       quietMs: this.o.limits().quietWindowMs + this.sinkDelayMs(),
       coordinatorLost: seen.takenOver,
       inFlight,
       ...pick(tx.spec, "expectedMembers", "clientState", "clientMessage"),
       ...(tx.status?.failure ? { failure: tx.status.failure } : {}),
+      ...(seen.clientHeartbeat ? { clientHeartbeatAt: seen.clientHeartbeat.changedAt } : {}),
     }, now);
-    if (decision.next === "Open") return this.markOpen(id, tx, locks.length);
+    const namespaces = namespacesOf(locks);
+    if (decision.next === "Open") return this.markOpen(id, tx, { members: locks.length, namespaces });
     if (decision.next === "Verifying") {
-      if (await this.transition(id, ["Open"], "Verifying", { reason: decision.reason, closedAt: this.wallTime() })) await this.stepVerify(id);
+      if (await this.transition(id, ["Open"], "Verifying", { reason: decision.reason, closedAt: this.wallTime(), namespaces })) await this.stepVerify(id);
       return;
     }
-    if (await this.transition(id, ["Open"], "RollingBack", { reason: decision.reason, message: decision.message, closedAt: this.wallTime() })) await this.rollBack(id);
+    if (await this.transition(id, ["Open"], "RollingBack", { reason: decision.reason, message: decision.message, closedAt: this.wallTime(), namespaces })) await this.rollBack(id);
   }
 
   /**
@@ -286,9 +291,12 @@ export class Resolver {
     if (committed) await this.release(id, done.locks);
   }
 
-  private async markOpen(id: string, tx: Transaction, members: number): Promise<void> {
-    if (tx.status?.phase === "Open" && tx.status.coordinator === this.o.identity && tx.status.memberCount === members) return;
-    await this.transition(id, ["Open"], "Open", { coordinator: this.o.identity, memberCount: members, openedAt: tx.status?.openedAt ?? this.wallTime() });
+  private async markOpen(id: string, tx: Transaction, now: { members: number; namespaces: string[] }): Promise<void> {
+    const s = tx.status;
+    if (s?.phase === "Open" && s.coordinator === this.o.identity && s.memberCount === now.members && sameList(s.namespaces, now.namespaces)) return;
+    await this.transition(id, ["Open"], "Open", {
+      coordinator: this.o.identity, memberCount: now.members, namespaces: now.namespaces, openedAt: s?.openedAt ?? this.wallTime(),
+    });
   }
 
   private async stepVerify(id: string, known?: Transaction): Promise<void> {
@@ -529,10 +537,13 @@ function mergeSummaries(earlier: readonly MemberSummary[] | undefined, now: read
   return merged.reverse();
 }
 
-/** A client may ask for less time than the policy allows, never more. */
-function timeoutMs(tx: Transaction, maxOpenSeconds: number): number {
-  const asked = tx.spec.timeoutSeconds ?? maxOpenSeconds;
-  return Math.min(asked, maxOpenSeconds) * 1000;
+/** The members' namespaces, for `kubectl tx list -n` before the record lists its members. */
+function namespacesOf(locks: readonly LockRecord[]): string[] {
+  return [...new Set(locks.flatMap((l) => (l.member.ref.namespace ? [l.member.ref.namespace] : [])))].sort();
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  return (a ?? []).length === b.length && b.every((x, i) => a?.[i] === x);
 }
 
 /** RFC 3339 with milliseconds: a failure reported late is told apart from the resolution by less than a second. */
