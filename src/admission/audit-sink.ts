@@ -57,7 +57,7 @@ async function recordOutcomes(deps: AuditSinkDeps, outcomes: readonly MemberOutc
   for (const outcome of outcomes) byTransaction.set(outcome.transaction, [...(byTransaction.get(outcome.transaction) ?? []), outcome]);
   let failed = 0;
   await Promise.all([...byTransaction].map(async ([transaction, list]) => {
-    await deps.store.recordRequests(transaction, Object.fromEntries(list.map((o) => [o.lock, o.code])));
+    await deps.store.recordRequests(transaction, list);
     const failure = list.find((o) => o.failure)?.failure;
     if (!failure) return;
     failed += 1;

@@ -341,8 +341,8 @@ export class Resolver {
 
   private verdict(id: string, lock: LockRecord, at: { tx: Transaction | undefined; journal: ReadonlyMap<string, StoredEntry>; now: number; first: number; object: KubeObject | undefined }): "persisted" | "missing" {
     const sink = this.sinkDelayMs() > 0;
-    const code = sink ? at.tx?.status?.requests?.[lock.name] : undefined;
-    if (code !== undefined) return code < 400 ? "persisted" : "missing";
+    const reported = sink ? reportedOutcome(at.tx, lock.name) : undefined;
+    if (reported) return reported;
     if (sink && at.now - at.first < this.o.timing.persistGraceMs + this.sinkDelayMs()) return "missing";
     return persisted(lock.member, at.journal.get(journalName(id, lock.member.ref)), at.object) ? "persisted" : "missing";
   }
@@ -378,7 +378,7 @@ export class Resolver {
     }
     seen.held ??= { startedAt: now, lastPassAt: now, inFlight: await this.inFlight(id, tx, locks, journal) };
     seen.held.lastPassAt = now;
-    const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, (lock) => this.restore(id, lock, journal));
+    const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, (lock) => this.restore(id, lock, journal, tx));
     if (outcomes.some((o) => o.kind === "fenced")) {
       this.o.logger.warn({ transaction: id }, "stopped rolling back: another replica leads the transaction now");
       return;
@@ -432,7 +432,9 @@ export class Resolver {
     return [...held.inFlight].some((name) => reported[name] === undefined);
   }
 
-  private async restore(id: string, lock: LockRecord, journal: ReadonlyMap<string, StoredEntry>): Promise<RestoreOutcome> {
+  private async restore(id: string, lock: LockRecord, journal: ReadonlyMap<string, StoredEntry>, tx: Transaction): Promise<RestoreOutcome> {
+    const failed = this.neverPersisted(lock, tx);
+    if (failed !== undefined) return { kind: "unchanged", detail: `its write never persisted (the apiserver answered ${failed}); nothing to restore` };
     const fence = async (): Promise<string | undefined> => {
       if (!this.election.leading(id)) return "this replica no longer leads the transaction";
       return (await this.o.locks.stillHeld(lock)) ? undefined : `the lock ${lock.name} is no longer the transaction's`;
@@ -440,6 +442,21 @@ export class Resolver {
     return restoreMember(this.o.client, lock.member, journal.get(journalName(id, lock.member.ref)), fence).catch((error: unknown): RestoreOutcome => ({
       kind: "impossible", detail: error instanceof Error ? error.message : String(error),
     }));
+  }
+
+  /**
+   * With the audit sink, a member whose every reported request was refused
+   * (4xx) wrote nothing, so nothing of it is undone: its journalled pre-image is
+   * the object as its request read it, which may be older than the object
+   * now (a delete that found the object already gone must not re-create
+   * it). Returns the failing status, or undefined to restore as usual. A
+   * success reported later (a late write) shows on the next pass.
+   */
+  private neverPersisted(lock: LockRecord, tx: Transaction): number | undefined {
+    if (this.sinkDelayMs() <= 0 || tx.status?.persisted?.[lock.name]) return undefined;
+    const code = tx.status?.requests?.[lock.name];
+    // A 5xx may come after the write landed (a timeout, etcd's ambiguous answer): only a 4xx proves nothing was written.
+    return code !== undefined && code >= 400 && code < 500 ? code : undefined;
   }
 
   private async finishRollback(id: string, tx: Transaction, done: { locks: LockRecord[]; outcomes: RestoreOutcome[]; members: MemberSummary[] }): Promise<void> {
@@ -513,6 +530,14 @@ function summary(lock: LockRecord, outcome: MemberOutcome, message?: string): Me
 function committedVersion(live: KubeObject | undefined): Partial<MemberSummary> {
   if (!live) return {};
   return { ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}), ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}) };
+}
+
+/** What the audit sink reported of a member's requests: any success makes it persisted, else the last outcome decides. */
+function reportedOutcome(tx: Transaction | undefined, lock: string): "persisted" | "missing" | undefined {
+  if (tx?.status?.persisted?.[lock]) return "persisted";
+  const code = tx?.status?.requests?.[lock];
+  if (code === undefined) return undefined;
+  return code < 400 ? "persisted" : "missing";
 }
 
 function restoredSummary(lock: LockRecord, outcome: RestoreOutcome): MemberSummary {

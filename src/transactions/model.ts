@@ -77,6 +77,13 @@ export interface TransactionStatus {
   lastActivity?: string;
   /** Final HTTP status of each member's own request, by lock name, as the audit sink reported it. */
   requests?: Record<string, number>;
+  /**
+   * Lock names of the members at least one of whose requests the audit
+   * sink reported successful. `requests` keeps only the last outcome: a
+   * delete that succeeded and a repeated one that found nothing (404) must
+   * still count as written.
+   */
+  persisted?: Record<string, boolean>;
   /** Set by a rollback that kept changes others made since: one line per object. */
   conflicts?: string[];
   coordinator?: string;

@@ -112,11 +112,15 @@ export class TransactionStore {
   /**
    * Merges request outcomes (lock name to final HTTP status) into the
    * record's status, as the audit sink reports them. A merge patch: no
-   * read, and concurrent reports of other members are kept.
+   * read, and concurrent reports of other members are kept. A success is
+   * also kept in `persisted`, which a later failure never clears.
    */
-  async recordRequests(id: string, codes: Readonly<Record<string, number>>): Promise<void> {
+  async recordRequests(id: string, outcomes: readonly { readonly lock: string; readonly code: number }[]): Promise<void> {
+    const requests = Object.fromEntries(outcomes.map((o) => [o.lock, o.code]));
+    const persisted = Object.fromEntries(outcomes.filter((o) => o.code < 400).map((o) => [o.lock, true]));
+    const status = Object.keys(persisted).length > 0 ? { requests, persisted } : { requests };
     try {
-      await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { requests: codes } });
+      await this.client.mergePatch(`${transactionPath(id)}/status`, { status });
     } catch (error) {
       if (!(error instanceof NotFound)) throw error;
     }

@@ -56,6 +56,15 @@ function postToSink(body: string, identity?: { cert: Buffer; key: Buffer }): Pro
   });
 }
 
+/** kubetx's lock Lease on a configmap, once it exists. */
+async function lockOf(admin: KubeClient, ns: string, name: string): Promise<KubeObject | undefined> {
+  const leases = await admin.get<{ items: KubeObject[] }>("/apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases", { query: { labelSelector: "kubetx.io/transaction" } });
+  return leases.items.find((l) => {
+    const member = JSON.parse(l.metadata?.annotations?.["kubetx.io/member"] ?? "{}") as { ref?: { namespace?: string; name?: string } };
+    return member.ref?.namespace === ns && member.ref.name === name;
+  });
+}
+
 describe("the audit sink", () => {
   const ns = uniqueName("sink");
   const fixture = useEngine(ns);
@@ -126,6 +135,32 @@ describe("the audit sink", () => {
       expect(tx.status?.message).toContain("refused the create of configmaps");
       expect(tx.status?.message).toContain("deny.third-party.example.com");
       expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/fine`)).toBeUndefined();
+    } finally {
+      await thirdParty.close();
+    }
+  });
+
+  it("does not re-create an object whose delete kubetx allowed but which someone else deleted first (the delete answered 404)", async () => {
+    await admin.create(`/api/v1/namespaces/${ns}/configmaps`, configMap(ns, "gone", { v: "1" }, { labels: { "third-party": "slow" } }));
+    const thirdParty = await startThirdPartyWebhook(ns);
+    try {
+      thirdParty.delayMs = 3_000;
+      // alice's delete: kubetx locks and journals the object, then the slow webhook holds the request.
+      const deleting = kubectl(["delete", "configmap", "-n", ns, "gone", "--wait=false"], { user: "alice" });
+      const lock = await until("kubetx to lock alice's delete of gone", () => lockOf(admin, ns, "gone"));
+      const id = lock.metadata?.labels?.["kubetx.io/transaction"];
+      if (!id) throw new Error("kubetx's lock names no transaction");
+      // Meanwhile someone kubetx does not cover (admin here; the garbage collector, say) deletes it.
+      await admin.delete(`/api/v1/namespaces/${ns}/configmaps/gone`);
+      const alice = await deleting;
+      expect(alice.code).not.toBe(0);
+      expect(alice.stderr).toContain("NotFound");
+      const tx = await waitResolved(admin, id);
+      expect(tx.status?.phase).toBe("RolledBack");
+      expect(tx.status?.persisted).toBeUndefined();
+      expect(tx.status?.members?.map((m) => [m.name, m.outcome])).toEqual([["gone", "NotPersisted"]]);
+      expect(tx.status?.members?.[0]?.message).toContain("never persisted (the apiserver answered 404)");
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/gone`)).toBeUndefined();
     } finally {
       await thirdParty.close();
     }

@@ -1,7 +1,7 @@
 /**
  * Another team's validating webhook beside kubetx, registered with the
  * real apiserver for one namespace: it denies objects labelled
- * `third-party: deny`, and answers slowly for those labelled `third-party: slow` (the apiserver calls validating
+ * `third-party: deny`, and answers slowly for writes of objects labelled `third-party: slow`, deletes included (the apiserver calls validating
  * webhooks in parallel, so a slow one holds a write kubetx already allowed).
  * (Not `deny: yes`: kubectl reads YAML 1.1, where an unquoted yes is a boolean.)
  */
@@ -30,8 +30,10 @@ export async function startThirdPartyWebhook(namespace: string): Promise<ThirdPa
   const state = { delayMs: 0 };
   const handler: AdmissionHandler = {
     async handle(request) {
-      const labels = request.object?.metadata?.labels ?? {};
-      if (labels["third-party"] === "slow" && state.delayMs > 0) await sleep(state.delayMs);
+      // A delete has no new object: the labels of the one it removes decide.
+      const labels = (request.object ?? request.oldObject)?.metadata?.labels ?? {};
+      // The tests' own setup writes (admin) are never held.
+      if (labels["third-party"] === "slow" && state.delayMs > 0 && request.userInfo?.username !== "admin") await sleep(state.delayMs);
       return labels["third-party"] === "deny" ? denied(request, "objects labelled third-party=deny are not allowed here") : allowed(request);
     },
   };
@@ -45,7 +47,7 @@ export async function startThirdPartyWebhook(namespace: string): Promise<ThirdPa
       name: "deny.third-party.example.com",
       admissionReviewVersions: ["v1"],
       clientConfig: { url: `https://127.0.0.1:${server.port}/validate`, caBundle: cluster().caData },
-      rules: [{ operations: ["CREATE", "UPDATE"], apiGroups: ["*"], apiVersions: ["*"], resources: ["*"], scope: "Namespaced" }],
+      rules: [{ operations: ["CREATE", "UPDATE", "DELETE"], apiGroups: ["*"], apiVersions: ["*"], resources: ["*"], scope: "Namespaced" }],
       namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
       sideEffects: "None",
       failurePolicy: "Fail",
