@@ -7,9 +7,13 @@
  *  - a failed write kubetx never answered (rejected before validating
  *    admission: unknown fields, decode errors, an invalid object, RBAC):
  *    it fails its requester's transparent transaction.
+ * and, of every covered write, when the apiserver received it
+ * (`RequestReceived`) and when it finished: a transparent transaction
+ * stays open while a write of its requester is in flight (a paused replica
+ * or a slow webhook can hold it for seconds before kubetx admits it).
  */
 import type { AuditEvent } from "../audit/events.ts";
-import { auditEventOf, entryOf, isFailedWrite, isRejectedBeforeKubetx } from "../audit/events.ts";
+import { COMPLETE_STAGE, WRITE_VERBS, auditEventOf, entryOf, isFailedWrite, isRejectedBeforeKubetx } from "../audit/events.ts";
 import type { Requester } from "../transactions/coordinator.ts";
 
 /** The apiserver sends at most --audit-webhook-batch-max-size events (400 by default); far more is not an apiserver. */
@@ -91,6 +95,40 @@ function rejectionOf(event: AuditEvent, entry: NonNullable<ReturnType<typeof ent
     receivedAtMs: Number.isNaN(receivedAtMs) ? entry.timeMs : receivedAtMs,
     reason,
   };
+}
+
+/** The apiserver received a write (`received`) or finished it (`done`). */
+export interface WriteProgress {
+  readonly auditID: string;
+  readonly stage: "received" | "done";
+  readonly requester: Requester;
+  readonly namespace: string;
+  readonly group: string;
+  readonly resource: string;
+  /** requestReceivedTimestamp as the apiserver wrote it. */
+  readonly receivedAt: string;
+}
+
+const RECEIVED_STAGE = "RequestReceived";
+
+/** Where a write of a user to a namespaced object is, if the event is one. */
+export function progressOf(raw: unknown): WriteProgress | undefined {
+  const event = auditEventOf(raw);
+  const stage = STAGES.get(event.stage ?? "");
+  const ref = event.objectRef;
+  const requester = requesterOf(event);
+  if (!stage || !event.auditID || !isPlainWrite(event) || !ref?.namespace || !ref.resource || !requester) return undefined;
+  return {
+    auditID: event.auditID, stage, requester, namespace: ref.namespace, group: ref.apiGroup ?? "", resource: ref.resource,
+    receivedAt: event.requestReceivedTimestamp ?? event.stageTimestamp ?? "",
+  };
+}
+
+const STAGES: ReadonlyMap<string, WriteProgress["stage"]> = new Map([[RECEIVED_STAGE, "received"], [COMPLETE_STAGE, "done"]]);
+
+/** A write to an object itself (no subresource), not a dry run. */
+function isPlainWrite(event: AuditEvent): boolean {
+  return WRITE_VERBS.has(event.verb ?? "") && !event.objectRef?.subresource && !/[?&]dryRun=/.test(event.requestURI ?? "");
 }
 
 /** The user admission would have seen: the impersonated one, if the request impersonated. */

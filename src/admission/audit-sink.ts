@@ -11,8 +11,9 @@ import type { Coordinator } from "../transactions/coordinator.ts";
 import type { RequesterFailureDeps } from "../transactions/failures.ts";
 import { failRequester } from "../transactions/failures.ts";
 import type { TransactionStore } from "../transactions/store.ts";
-import type { MemberOutcome, Rejection } from "./audit-events.ts";
-import { findingOf } from "./audit-events.ts";
+import type { MemberOutcome, Rejection, WriteProgress } from "./audit-events.ts";
+import { findingOf, progressOf } from "./audit-events.ts";
+import { InFlightTracker } from "./in-flight.ts";
 import type { ScopeDeps } from "./scope.ts";
 import { policyMode } from "./scope.ts";
 
@@ -35,15 +36,21 @@ export interface AuditSink {
 }
 
 export function auditSink(deps: AuditSinkDeps): AuditSink {
+  const inFlight = new InFlightTracker({ ...deps, sessions: deps.failures.sessions });
   return {
     async receive(events): Promise<SinkReport> {
       const members: MemberOutcome[] = [];
       const rejections: Rejection[] = [];
+      const progress: WriteProgress[] = [];
       for (const event of events) {
         const finding = findingOf(event);
         if (finding?.kind === "member") members.push(finding);
         else if (finding?.kind === "rejected") rejections.push(finding);
+        const where = progressOf(event);
+        if (where) progress.push(where);
       }
+      // Marks first: a write that finished in this batch must not hold a transaction its failure is about to fail.
+      await inFlight.track(progress);
       const failedMembers = await recordOutcomes(deps, members);
       const failedRequesters = await Promise.all(rejections.map((r) => failCovered(deps, r)));
       return { members: members.length, failed: failedMembers + failedRequesters.filter(Boolean).length };

@@ -82,7 +82,6 @@ export interface ControlPlane {
 
 const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
 kind: Policy
-omitStages: [RequestReceived]
 rules:
   # The apiserver talking to itself, and health probes: noise for an auditor.
   - level: None
@@ -103,10 +102,22 @@ rules:
   - level: None
     users: ["system:serviceaccount:kubetx-system:kubetx"]
     verbs: ["get", "list", "watch"]
+  # The control plane's and kubetx's own writes: when they end is enough.
+  - level: Metadata
+    omitStages: [RequestReceived]
+    users: ["system:kube-controller-manager", "system:kube-scheduler", "system:serviceaccount:kubetx-system:kubetx"]
+  - level: Metadata
+    omitStages: [RequestReceived]
+    userGroups: ["system:serviceaccounts:kube-system", "system:nodes"]
+  # Everyone else's writes also when they arrive: the audit sink keeps a
+  # transparent transaction open while a write of its requester is in flight.
+  - level: Metadata
+    verbs: ["create", "update", "patch", "delete", "deletecollection"]
   # Everything else at Metadata: who did what to which object, the response
   # code and the webhooks' audit annotations, never object bodies (which
   # can hold Secret data).
   - level: Metadata
+    omitStages: [RequestReceived]
 `;
 
 /** Files made once per directory and reused on every start. */

@@ -110,6 +110,8 @@ interface Observed {
   held?: HeldRollback;
   /** kubectl tx apply's spec.clientHeartbeat as this process saw it change. */
   clientHeartbeat?: HeartbeatSeen;
+  /** When this process first saw each of the record's writes in flight (status.inFlight), by audit ID. */
+  readonly requestsSeen: Map<string, number>;
 }
 
 export function validateTiming(t: ResolverTiming): void {
@@ -208,7 +210,7 @@ export class Resolver {
     let seen = this.observed.get(id);
     if (!seen) {
       const now = this.o.clock.monotonic();
-      seen = { openedAt: now, memberCount: 0, reportedCount: 0, firstSeen: new Map(), lastChangeAt: now, takenOver: false, firstChecked: new Map() };
+      seen = { openedAt: now, memberCount: 0, reportedCount: 0, firstSeen: new Map(), lastChangeAt: now, takenOver: false, firstChecked: new Map(), requestsSeen: new Map() };
       this.observed.set(id, seen);
     }
     return seen;
@@ -264,7 +266,31 @@ export class Resolver {
     }
     for (const lock of locks) if (!seen.firstSeen.has(lock.name)) seen.firstSeen.set(lock.name, now);
     if (!reported) return false;
-    return locks.some((l) => reported[l.name] === undefined && now - (seen.firstSeen.get(l.name) ?? now) < this.o.timing.lateWriteMs);
+    const requests = this.requestsInFlight(seen, tx, now);
+    return requests || locks.some((l) => reported[l.name] === undefined && now - (seen.firstSeen.get(l.name) ?? now) < this.o.timing.lateWriteMs);
+  }
+
+  /**
+   * Whether a write of the requester that the apiserver received is still
+   * in flight (status.inFlight, from the audit sink), seen less than the
+   * late-write window ago: a lost event must not hold the transaction for
+   * ever. A write that appears or finishes restarts the quiet window.
+   */
+  private requestsInFlight(seen: Observed, tx: Transaction, now: number): boolean {
+    const ids = new Set(Object.keys(tx.status?.inFlight ?? {}));
+    let changed = false;
+    for (const id of ids) {
+      if (seen.requestsSeen.has(id)) continue;
+      seen.requestsSeen.set(id, now);
+      changed = true;
+    }
+    for (const id of seen.requestsSeen.keys()) {
+      if (ids.has(id)) continue;
+      seen.requestsSeen.delete(id);
+      changed = true;
+    }
+    if (changed) seen.lastChangeAt = now;
+    return [...seen.requestsSeen.values()].some((at) => now - at < this.o.timing.lateWriteMs);
   }
 
   /** Reverts the committed transaction spec.undoOf names, as this transaction. */
@@ -421,7 +447,8 @@ export class Resolver {
   private stillRefusing(id: string, tx: Transaction, now: number): boolean {
     if (tx.spec.mode !== "transparent") return false;
     const seen = this.observe(id);
-    return now - seen.lastChangeAt < this.o.limits().quietWindowMs + this.sinkDelayMs();
+    const requests = this.sinkDelayMs() > 0 && this.requestsInFlight(seen, tx, now);
+    return requests || now - seen.lastChangeAt < this.o.limits().quietWindowMs + this.sinkDelayMs();
   }
 
   /** Whether to keep holding: some write may still land, its outcome unknown and the late-write window not over. */

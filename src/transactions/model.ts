@@ -84,6 +84,13 @@ export interface TransactionStatus {
    * still count as written.
    */
   persisted?: Record<string, boolean>;
+  /**
+   * Writes of a transparent transaction's requester that the apiserver has
+   * received and not yet finished (audit ID to when it received them), as
+   * the audit sink reports them: the transaction stays open, and a failed
+   * one keeps refusing, while one is in flight.
+   */
+  inFlight?: Record<string, string>;
   /** Set by a rollback that kept changes others made since: one line per object. */
   conflicts?: string[];
   coordinator?: string;

@@ -126,6 +126,15 @@ export class TransactionStore {
     }
   }
 
+  /** Sets (audit ID to when received) or clears (null) writes in flight, as the audit sink reports them: a merge patch, no read. */
+  async markInFlight(id: string, marks: Readonly<Record<string, string | null>>): Promise<void> {
+    try {
+      await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { inFlight: marks } });
+    } catch (error) {
+      if (!(error instanceof NotFound)) throw error;
+    }
+  }
+
   /** Marks a write of the requester refused by the transaction (see TransactionStatus.lastActivity). */
   async noteActivity(id: string, token: string): Promise<void> {
     try {

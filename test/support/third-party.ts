@@ -15,7 +15,11 @@ import { silentLogger } from "../../src/telemetry/logger.ts";
 import { client, cluster } from "./cluster.ts";
 import { webhookCertificate } from "./webhook.ts";
 
-const CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
+const CONFIGURATIONS = {
+  validating: { path: "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", kind: "ValidatingWebhookConfiguration" },
+  // Mutating webhooks run one after another before any validating one: a slow one holds a write before kubetx sees it.
+  mutating: { path: "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", kind: "MutatingWebhookConfiguration" },
+} as const;
 export const THIRD_PARTY = "third-party-test";
 /** The apiserver's default webhook timeout: what an ordinary third-party webhook gets. */
 const TIMEOUT_SECONDS = 10;
@@ -26,7 +30,8 @@ export interface ThirdParty {
   close(): Promise<void>;
 }
 
-export async function startThirdPartyWebhook(namespace: string): Promise<ThirdParty> {
+export async function startThirdPartyWebhook(namespace: string, options: { kind?: keyof typeof CONFIGURATIONS } = {}): Promise<ThirdParty> {
+  const configurations = CONFIGURATIONS[options.kind ?? "validating"];
   const state = { delayMs: 0 };
   const handler: AdmissionHandler = {
     async handle(request) {
@@ -39,9 +44,9 @@ export async function startThirdPartyWebhook(namespace: string): Promise<ThirdPa
   };
   const server = await listenHttps(createApp({ logger: silentLogger(), handlers: { "/validate": handler } }), await webhookCertificate(), { host: "127.0.0.1", port: 0 });
   const admin = await client("admin");
-  await createOrReplace(admin, CONFIGURATIONS, {
+  await createOrReplace(admin, configurations.path, {
     apiVersion: "admissionregistration.k8s.io/v1",
-    kind: "ValidatingWebhookConfiguration",
+    kind: configurations.kind,
     metadata: { name: THIRD_PARTY },
     webhooks: [{
       name: "deny.third-party.example.com",
@@ -57,7 +62,7 @@ export async function startThirdPartyWebhook(namespace: string): Promise<ThirdPa
   await untilActive(namespace);
   return Object.assign(state, {
     close: async (): Promise<void> => {
-      await admin.delete(`${CONFIGURATIONS}/${THIRD_PARTY}`).catch(() => undefined);
+      await admin.delete(`${configurations.path}/${THIRD_PARTY}`).catch(() => undefined);
       admin.close();
       await server.close();
     },

@@ -4,7 +4,8 @@ import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findingOf, MAX_EVENTS_PER_LIST, parseEventList } from "../../src/admission/audit-events.ts";
+import { findingOf, MAX_EVENTS_PER_LIST, parseEventList, progressOf } from "../../src/admission/audit-events.ts";
+import { unpaired } from "../../src/admission/in-flight.ts";
 import type { AuditSink } from "../../src/admission/audit-sink.ts";
 import { ensureCertificateAuthority, ensureClientCertificate, ensureServingCertificate } from "../../src/devcluster/certs.ts";
 import { AUDIT_PATH, MAX_AUDIT_BODY_BYTES, createApp } from "../../src/server/app.ts";
@@ -28,6 +29,29 @@ function event(fields: Record<string, unknown> = {}): Record<string, unknown> {
 
 const strictDecoding = { metadata: {}, status: "Failure", code: 400, reason: "BadRequest", message: 'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replica"' };
 const member = { "validate.kubetx.io/transaction": "t-0a1b2c3d", "validate.kubetx.io/decision": "member", "validate.kubetx.io/lock": "lk-1" };
+
+describe("writes in flight", () => {
+  const received = (auditID: string, fields: Record<string, unknown> = {}): unknown => event({ auditID, stage: "RequestReceived", responseStatus: undefined, ...fields });
+  const done = (auditID: string): unknown => event({ auditID });
+
+  it("reads where a user's write to a namespaced object is, and nothing else", () => {
+    expect(progressOf(received("a-1"))).toMatchObject({ auditID: "a-1", stage: "received", namespace: "shop", group: "", resource: "configmaps", requester: { username: "alice" }, receivedAt: "2026-11-30T10:00:00.000000Z" });
+    expect(progressOf(done("a-1"))).toMatchObject({ auditID: "a-1", stage: "done" });
+    expect(progressOf(received("a-2", { verb: "get" }))).toBeUndefined();
+    expect(progressOf(received("a-3", { objectRef: { resource: "deployments", subresource: "scale", namespace: "shop", name: "web" } }))).toBeUndefined();
+    expect(progressOf(received("a-4", { requestURI: "/api/v1/namespaces/shop/configmaps?dryRun=All" }))).toBeUndefined();
+    expect(progressOf(received("a-5", { objectRef: { resource: "namespaces", name: "shop" } }))).toBeUndefined();
+    expect(progressOf(received("a-6", { stage: "ResponseStarted" }))).toBeUndefined();
+    expect(progressOf({ stage: "RequestReceived", verb: "create" })).toBeUndefined();
+  });
+
+  it("a write that starts and finishes in one batch costs nothing; one that spans batches is marked, then cleared", () => {
+    const batch = [received("both"), done("both"), received("slow"), done("earlier")].map((e) => progressOf(e)).filter((p) => p !== undefined);
+    const { started, ended } = unpaired(batch);
+    expect(started.map((p) => p.auditID)).toEqual(["slow"]);
+    expect(ended.map((p) => p.auditID)).toEqual(["earlier"]);
+  });
+});
 
 describe("what one audit event tells kubetx", () => {
   it("a write rejected while decoding fails its requester's transaction, quoting the apiserver", () => {
