@@ -48,12 +48,16 @@ describe("TransactionPolicy", () => {
 
   /** Applies one ConfigMap as `user` until kubetx's verdict (joined or not) is the one expected, as the watch catches up. */
   async function applyUntil(user: "alice" | "bob", name: string, joined: boolean): Promise<string> {
-    for (let attempt = 0; attempt < 50; attempt += 1) {
+    // A policy reaches the apiserver through kubetx's watch, its rewrite of the webhook configurations and the apiserver's cache of them: seconds on a busy machine.
+    const deadline = Date.now() + 60_000;
+    let last = "";
+    for (let attempt = 0; Date.now() < deadline; attempt += 1) {
       const result = await kubectl(["apply", "-f", "-"], { user, input: yamlOf([configMap(ns, `${name}-${attempt}`, { v: "1" })]) });
       if (result.stderr.includes("kubetx: joined transaction") === joined) return result.stderr;
+      last = result.stderr;
       await sleep(200);
     }
-    throw new Error(`kubetx never ${joined ? "took" : "left"} ${user}'s write to ${ns}`);
+    throw new Error(`kubetx never ${joined ? "took" : "left"} ${user}'s write to ${ns} within 60 s; kubectl last said: ${last || "(nothing)"}`);
   }
 
   it("covers a namespace as soon as a policy selects it, and stops when the policy says off", async () => {
