@@ -1,15 +1,18 @@
 /**
  * The one module that imports @kubernetes/client-node. It uses the library
  * for what it is good at (reading kubeconfigs: TLS material and
- * credentials) and speaks REST itself, because kubetx addresses objects by
+ * credentials, asked for again every 30 s and after a 401, so rotated
+ * service-account tokens and exec-plugin credentials keep working) and
+ * speaks REST itself, because kubetx addresses objects by
  * group/version/resource exactly as AdmissionReview names them, and needs
  * JSON Patch bodies and delete preconditions that the generic object API
  * does not send.
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import https from "node:https";
+import { performance } from "node:perf_hooks";
 import type { ApiStatus, KubeError } from "./errors.ts";
-import { toKubeError } from "./errors.ts";
+import { toKubeError, Unauthorized } from "./errors.ts";
 import type { KubeObject, PatchOperation } from "./types.ts";
 
 /** Sockets kept open per apiserver: admission handlers call it concurrently. */
@@ -54,7 +57,19 @@ export interface KubeClient {
 export interface KubeconfigOptions {
   /** Use this context instead of the kubeconfig's current-context (kubectl's `--context`). */
   readonly context?: string;
+  /** How long credentials are used before the kubeconfig's authenticator is asked again (default CREDENTIAL_REFRESH_MS). */
+  readonly credentialRefreshMs?: number;
 }
+
+/**
+ * Credentials are asked for again this often: a projected service-account
+ * token the kubelet rotates, an exec plugin's short-lived token, a client
+ * certificate renewed on disk. The library's own authenticators cache what
+ * is still valid (a token file for a minute, an exec credential until it
+ * expires), so asking is cheap; asking on every request would re-read the
+ * CA and certificate files each time.
+ */
+export const CREDENTIAL_REFRESH_MS = 30_000;
 
 /** Loads a kubeconfig file (or the usual default chain when `path` is absent). */
 export async function createKubeClient(kubeconfigPath?: string, options: KubeconfigOptions = {}): Promise<KubeClient> {
@@ -71,21 +86,52 @@ export async function createKubeClient(kubeconfigPath?: string, options: Kubecon
   if (!cluster) {
     throw new Error(`kubetx: kubeconfig ${kubeconfigPath ?? "(default)"} has no current cluster; set a current-context`);
   }
-  const tls: https.RequestOptions = {};
-  await config.applyToHTTPSOptions(tls);
-  return new HttpsKubeClient(cluster.server, tls);
+  const credentials = new Credentials(config, options.credentialRefreshMs ?? CREDENTIAL_REFRESH_MS);
+  await credentials.current();
+  return new HttpsKubeClient(cluster.server, credentials);
+}
+
+/** The kubeconfig's TLS material and Authorization header, asked for again once they are older than `refreshMs`. */
+class Credentials {
+  private readonly config: KubeConfig;
+  private readonly refreshMs: number;
+  private options: https.RequestOptions | undefined;
+  private appliedAt = 0;
+  private pending: Promise<https.RequestOptions> | undefined;
+
+  constructor(config: KubeConfig, refreshMs: number) {
+    this.config = config;
+    this.refreshMs = refreshMs;
+  }
+
+  /** The options in force; fresh ones first when they are old or `force` (the apiserver said 401). */
+  current(force = false): Promise<https.RequestOptions> {
+    if (this.options && !force && performance.now() - this.appliedAt < this.refreshMs) return Promise.resolve(this.options);
+    this.pending ??= this.apply().finally(() => {
+      this.pending = undefined;
+    });
+    return this.pending;
+  }
+
+  private async apply(): Promise<https.RequestOptions> {
+    const options: https.RequestOptions = {};
+    await this.config.applyToHTTPSOptions(options);
+    this.options = options;
+    this.appliedAt = performance.now();
+    return options;
+  }
 }
 
 class HttpsKubeClient implements KubeClient {
   readonly server: string;
   private readonly base: URL;
-  private readonly tls: https.RequestOptions;
+  private readonly credentials: Credentials;
   private readonly agent: https.Agent;
 
-  constructor(server: string, tls: https.RequestOptions) {
+  constructor(server: string, credentials: Credentials) {
     this.server = server;
     this.base = new URL(server);
-    this.tls = tls;
+    this.credentials = credentials;
     this.agent = new https.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
   }
 
@@ -121,26 +167,28 @@ class HttpsKubeClient implements KubeClient {
    */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     try {
-      return await this.send<T>(method, path, options);
+      return await this.send<T>(await this.credentials.current(), method, path, options);
     } catch (error) {
-      if (!isDroppedConnection(error)) throw error;
-      return this.send<T>(method, path, options);
+      if (isDroppedConnection(error)) return this.send<T>(await this.credentials.current(), method, path, options);
+      // Credentials rotated under us (a new token, an expired exec credential): ask again once. Nothing was done with a 401.
+      if (error instanceof Unauthorized) return this.send<T>(await this.credentials.current(true), method, path, options);
+      throw error;
     }
   }
 
-  private send<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+  private send<T>(tls: https.RequestOptions, method: string, path: string, options: RequestOptions): Promise<T> {
     const url = new URL(path, this.base);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, value);
     }
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const headers: Record<string, string> = { ...(this.tls.headers as Record<string, string> | undefined), Accept: "application/json" };
+    const headers: Record<string, string> = { ...(tls.headers as Record<string, string> | undefined), Accept: "application/json" };
     if (payload !== undefined) {
       headers["Content-Type"] = options.contentType ?? "application/json";
       headers["Content-Length"] = String(Buffer.byteLength(payload));
     }
     return new Promise<T>((resolve, reject) => {
-      const req = https.request(url, { ...this.tls, method, headers, agent: this.agent, timeout: REQUEST_TIMEOUT_MS }, (res) => {
+      const req = https.request(url, { ...tls, method, headers, agent: this.agent, timeout: REQUEST_TIMEOUT_MS }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("error", reject);
@@ -161,15 +209,17 @@ class HttpsKubeClient implements KubeClient {
     });
   }
 
-  watch(path: string, query: Record<string, string | undefined>, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+  async watch(path: string, query: Record<string, string | undefined>, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
     const url = new URL(path, this.base);
     for (const [key, value] of Object.entries({ ...query, watch: "1", allowWatchBookmarks: "true" })) {
       if (value !== undefined) url.searchParams.set(key, value);
     }
-    const headers = { ...(this.tls.headers as Record<string, string> | undefined), Accept: "application/json" };
+    // A watch that ends (or gets 401) is started again by its caller, with the credentials in force then.
+    const tls = await this.credentials.current();
+    const headers = { ...(tls.headers as Record<string, string> | undefined), Accept: "application/json" };
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return resolve();
-      const req = https.request(url, { ...this.tls, method: "GET", headers, signal }, (res) => {
+      const req = https.request(url, { ...tls, method: "GET", headers, signal }, (res) => {
         if ((res.statusCode ?? 0) >= 300) {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));

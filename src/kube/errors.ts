@@ -36,6 +36,8 @@ export class AlreadyExists extends KubeError {}
 export class Conflict extends KubeError {}
 /** 410: a watch or list continuation is too old. */
 export class Expired extends KubeError {}
+/** 401: the apiserver did not accept the credentials (expired or rotated). */
+export class Unauthorized extends KubeError {}
 /** 403: RBAC (or an admission webhook) refused the request. */
 export class Forbidden extends KubeError {}
 /** 422: the object failed validation. */
@@ -57,6 +59,8 @@ export function toKubeError(method: string, path: string, status: number, body: 
       return init.reason === "AlreadyExists" ? new AlreadyExists(init) : new Conflict(init);
     case 410:
       return new Expired(init);
+    case 401:
+      return new Unauthorized(init);
     case 403:
       return new Forbidden(init);
     case 422:
