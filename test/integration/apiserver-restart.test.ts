@@ -38,7 +38,8 @@ async function untilApiserverAnswers(admin: KubeClient): Promise<void> {
 
 describe("the apiserver restarted mid-transaction", () => {
   const ns = uniqueName("restart");
-  const fixture = useEngine(ns);
+  // A restart on a loaded machine takes several seconds: room for the straddling transaction to complete.
+  const fixture = useEngine(ns, undefined, { maxOpenSeconds: 20 });
   let admin: KubeClient;
   beforeAll(() => {
     admin = fixture.admin();

@@ -190,17 +190,17 @@ describe("the audit sink", () => {
 
 describe("the audit sink and a write held before kubetx sees it", () => {
   const ns = uniqueName("held");
-  // A write may be in flight this long before it stops holding its transaction open.
-  const fixture = useEngine(ns, undefined, { lateWriteMs: 8_000 });
+  // A quiet window long enough for a second kubectl to start on a loaded machine; a write may be in flight 9 s before it stops holding its transaction open.
+  const fixture = useEngine(ns, undefined, { quietWindowMs: 3_000, lateWriteMs: 9_000, maxOpenSeconds: 30 });
 
   it("keeps a transparent transaction open while the apply's next write is held by a slow mutating webhook, so both commit as one", async () => {
     const admin = fixture.admin();
     const thirdParty = await startThirdPartyWebhook(ns, { kind: "mutating" });
     try {
-      thirdParty.delayMs = 4_000;
+      thirdParty.delayMs = 6_000;
       const first = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "first", { v: "1" })]) });
       const id = joined(first.stderr);
-      // Held 4 s, twice the quiet window plus the sink's delay: without the mark the transaction would commit alone.
+      // Held 6 s, longer than the quiet window plus the sink's delay: without the mark the transaction would commit alone.
       const held = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "held", { v: "1" }, { labels: { "third-party": "slow" } })]) });
       expect(held.code, held.stderr).toBe(0);
       expect(held.stderr).toContain(`kubetx: joined transaction ${id} (2 members)`);
