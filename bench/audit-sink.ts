@@ -12,10 +12,11 @@
  * Prints the numbers, writes bench/results/audit-sink.json, and stops
  * everything it started.
  *
- *   node bench/audit-sink.ts            (about 3 minutes)
- *   node bench/audit-sink.ts --quick
+ *   npm run bench:audit-sink              (about 3 minutes)
+ *   npm run bench:audit-sink -- --quick
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -42,6 +43,8 @@ const REPO = path.resolve(import.meta.dirname, "..");
 const QUICK = process.argv.includes("--quick");
 const WRITES = QUICK ? 40 : 300;
 const FAILURES = QUICK ? 3 : 10;
+/** The default quiet window plus the sink's delay, and a little more: alice's session then starts anew. */
+const QUIET_AND_DELAY_MS = 3_500;
 /** Long enough that a failure kubetx never hears of shows as "never". */
 const FAILURE_WAIT_MS = 5_000;
 const MODES = [
@@ -70,10 +73,14 @@ async function measureMode(mode: (typeof MODES)[number]): Promise<ModeResult> {
     const admin = await createKubeClient(controlPlane.kubeconfigs.admin);
     const alice = await createKubeClient(controlPlane.kubeconfigs.alice);
     stops.push(() => Promise.resolve(admin.close()), () => Promise.resolve(alice.close()));
+    const tls = await ensureServingCertificate({ ca: controlPlane.ca, outDir: path.join(dir, "pki"), name: "bench-sink", commonName: "kubetx", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+    // In blocking mode every request waits for the sink: something must answer while kubetx is not up yet.
+    const placeholder = await acceptingEverything(tls, sinkPort);
     stops.push(await prepare(admin, controlPlane));
+    await new Promise<void>((resolve) => placeholder.close(() => resolve()));
     const engine = await startWebhookServer({
       kubeconfig: controlPlane.kubeconfigs.kubetx,
-      tls: await ensureServingCertificate({ ca: controlPlane.ca, outDir: path.join(dir, "pki"), name: "bench-sink", commonName: "kubetx", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] }),
+      tls,
       host: "127.0.0.1", port: sinkPort, logger: silentLogger(),
       config: loadConfig({ policySource: "flags", exemptUsers: ["admin"], auditSink: mode.flags !== undefined }),
       apiserverClients: controlPlane.apiserverClient,
@@ -86,6 +93,17 @@ async function measureMode(mode: (typeof MODES)[number]): Promise<ModeResult> {
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   }
+}
+
+/** An HTTPS server that takes every audit batch and drops it. */
+async function acceptingEverything(tls: { certFile: string; keyFile: string }, port: number): Promise<https.Server> {
+  const server = https.createServer({ cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) }, (req, res) => {
+    req.resume();
+    req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"));
+  });
+  server.keepAliveTimeout = 100;
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return server;
 }
 
 async function prepare(admin: KubeClient, controlPlane: ControlPlane): Promise<() => Promise<void>> {
@@ -126,9 +144,19 @@ async function failureDelays(admin: KubeClient, controlPlane: ControlPlane, kube
     await run(kubectl, ["--kubeconfig", controlPlane.kubeconfigs.alice, "apply", "-f", "-"], typo);
     const rejectedAt = performance.now();
     delays.push(id ? await untilFailed(admin, id, rejectedAt) : null);
-    await sleep(3_000);
+    // The failed transaction refuses alice's writes until a quiet window after her last one: the next round must start a new one.
+    if (id) await untilResolved(admin, id);
+    await sleep(QUIET_AND_DELAY_MS);
   }
   return delays;
+}
+
+async function untilResolved(admin: KubeClient, id: string): Promise<void> {
+  for (let i = 0; i < 300; i += 1) {
+    const tx = await admin.get<Transaction>(transactionPath(id));
+    if (["Committed", "RolledBack", "Failed"].includes(tx.status?.phase ?? "")) return;
+    await sleep(100);
+  }
 }
 
 async function untilFailed(admin: KubeClient, id: string, since: number): Promise<number | null> {

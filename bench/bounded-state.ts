@@ -4,8 +4,8 @@
  * garbage-collection pass every block of transactions. Flat columns mean
  * nothing grows with the number of transactions kubetx has seen.
  *
- *   node --expose-gc bench/bounded-state.ts                       (10,000 transactions)
- *   node --expose-gc bench/bounded-state.ts --transactions 2000   (a shorter run)
+ *   npm run bench:bounded                              (10,000 transactions)
+ *   npm run bench:bounded -- --transactions 2000       (a shorter run)
  *
  * Each transaction is explicit with one expected member (alice creates one
  * ConfigMap annotated with a new id), so it commits as soon as it lands;
