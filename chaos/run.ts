@@ -24,7 +24,7 @@ import { runTrial } from "./trial.ts";
 import { describeFault, planTrial } from "./workload.ts";
 
 const REPO = path.resolve(import.meta.dirname, "..");
-const USAGE = `Usage: npm run chaos -- [--trials N | --trial T] [--seed S] [--replicas 2|3] [--results DIR] [--keep] [--save-all]
+const USAGE = `Usage: npm run chaos -- [--trials N [--from F] | --trial T] [--seed S] [--replicas 2|3] [--results DIR] [--keep] [--save-all]
        npm run chaos -- --replay FILE       run a recorded trial's plan again on a fresh cluster
        npm run chaos -- --recheck FILE      run the checker again on a recorded trial's history`;
 const DEFAULTS = { trials: 3, seed: 1, replicas: 3 } as const;
@@ -33,6 +33,8 @@ const SPREAD_PROBES = 30;
 
 interface Options {
   readonly trials: number;
+  /** The first trial of `--trials` to run (resuming a campaign that stopped). */
+  readonly from: number;
   readonly seed: number;
   readonly replicas: number;
   /** Only this trial of the seed's campaign. */
@@ -47,7 +49,7 @@ interface Options {
 function parseOptions(argv: readonly string[]): Options {
   const { values } = parseArgs({
     args: [...argv],
-    options: { trials: { type: "string" }, trial: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, results: { type: "string" }, replay: { type: "string" }, recheck: { type: "string" }, keep: { type: "boolean" }, "save-all": { type: "boolean" }, help: { type: "boolean" } },
+    options: { trials: { type: "string" }, from: { type: "string" }, trial: { type: "string" }, seed: { type: "string" }, replicas: { type: "string" }, results: { type: "string" }, replay: { type: "string" }, recheck: { type: "string" }, keep: { type: "boolean" }, "save-all": { type: "boolean" }, help: { type: "boolean" } },
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -55,6 +57,7 @@ function parseOptions(argv: readonly string[]): Options {
   }
   return {
     trials: integer("trials", values.trials, { fallback: DEFAULTS.trials, min: 1, max: 100_000 }),
+    from: integer("from", values.from, { fallback: 1, min: 1, max: 100_000 }),
     seed: integer("seed", values.seed, { fallback: DEFAULTS.seed, min: 0, max: 2 ** 31 - 1 }),
     replicas: integer("replicas", values.replicas, { fallback: DEFAULTS.replicas, min: 2, max: 3 }),
     resultsDir: path.resolve(values.results ?? path.join(REPO, "chaos", "results")),
@@ -82,6 +85,11 @@ async function main(): Promise<number> {
   const plans = options.replay ? [await planFromFile(options.replay)] : campaignPlans(options);
   const seed = plans[0]?.seed ?? options.seed;
   const cluster = await startChaosCluster({ repo: REPO, replicas: plans[0]?.replicas ?? options.replicas, say, random: denials(seed), keep: options.keep });
+  // A connection that drops outside any request (an idle keep-alive socket of a killed replica or apiserver) must not end a campaign of hours.
+  process.on("uncaughtException", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "ECONNRESET" && error.code !== "EPIPE") throw error;
+    say(`chaos: a connection dropped outside any request, ignored: ${error.stack ?? error.message}`);
+  });
   const stopOnSignal = (): void => void cluster.stop().then(() => process.exit(130));
   process.once("SIGINT", stopOnSignal);
   process.once("SIGTERM", stopOnSignal);
@@ -94,7 +102,7 @@ async function main(): Promise<number> {
 }
 
 function campaignPlans(options: Options): TrialPlan[] {
-  const trials = options.trial !== undefined ? [options.trial] : Array.from({ length: options.trials }, (_, i) => i + 1);
+  const trials = options.trial !== undefined ? [options.trial] : Array.from({ length: Math.max(0, options.trials - options.from + 1) }, (_, i) => options.from + i);
   return trials.map((trial) => planTrial({ seed: options.seed, trial, replicas: options.replicas }));
 }
 
