@@ -18,7 +18,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../kube/index.ts";
-import { AlreadyExists, NotFound } from "../kube/index.ts";
+import { AlreadyExists, METADATA_LIST, NotFound } from "../kube/index.ts";
 import { LABEL_ROLE, LABEL_TRANSACTION } from "../kube/vocabulary.ts";
 
 export const JOURNAL_ROLE = "journal";
@@ -130,8 +130,15 @@ export class Journal {
   }
 
   /** Every journal Secret: name and transaction, never the contents. */
+  /**
+   * Every journal Secret's name and transaction, for the garbage collector:
+   * metadata only (a committed transaction's journal stays for undo, so
+   * there may be thousands, each with its images), from the watch cache.
+   */
   async entries(): Promise<{ name: string; transaction: string }[]> {
-    const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, { query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE}` } });
+    const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, {
+      query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE}`, resourceVersion: "0" }, accept: METADATA_LIST,
+    });
     return list.items.map((s) => ({ name: s.metadata?.name ?? "", transaction: s.metadata?.labels?.[LABEL_TRANSACTION] ?? "" }));
   }
 

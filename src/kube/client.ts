@@ -27,7 +27,12 @@ export interface RequestOptions {
   readonly contentType?: string;
   /** The answer is text, not JSON (the apiserver's /readyz): resolve it as a string. */
   readonly text?: boolean;
+  /** The Accept header, when not plain JSON (METADATA_LIST: names and labels without the objects' data). */
+  readonly accept?: string;
 }
+
+/** Accept header of a list that carries only each object's metadata (`PartialObjectMetadataList`). */
+export const METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
 
 export interface WatchEvent {
   readonly type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
@@ -182,7 +187,7 @@ class HttpsKubeClient implements KubeClient {
       if (value !== undefined) url.searchParams.set(key, value);
     }
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const headers: Record<string, string> = { ...(tls.headers as Record<string, string> | undefined), Accept: "application/json" };
+    const headers: Record<string, string> = { ...(tls.headers as Record<string, string> | undefined), Accept: options.accept ?? "application/json" };
     if (payload !== undefined) {
       headers["Content-Type"] = options.contentType ?? "application/json";
       headers["Content-Length"] = String(Buffer.byteLength(payload));

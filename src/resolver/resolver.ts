@@ -128,6 +128,8 @@ export class Resolver {
   private readonly collector: GarbageCollector;
   private readonly observed = new Map<string, Observed>();
   private passes = 0;
+  /** The garbage collection running beside the passes, if one is. */
+  private collecting: Promise<unknown> | undefined;
 
   constructor(options: ResolverOptions) {
     validateTiming(options.timing);
@@ -150,12 +152,24 @@ export class Resolver {
         signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
       });
     }
+    await this.collecting;
   }
 
-  /** One pass over every unresolved transaction. */
+  /**
+   * One pass over every unresolved transaction. Every GC_EVERY_PASSES
+   * passes a garbage collection starts beside it: it lists everything
+   * kubetx stores, which takes longer the more records and journals are
+   * kept, and must not hold up commits and rollbacks.
+   */
   async tick(): Promise<void> {
     this.passes += 1;
-    if (this.passes % GC_EVERY_PASSES === 0) await this.collectGarbage();
+    if (this.passes % GC_EVERY_PASSES === 0 && !this.collecting) {
+      this.collecting = this.collectGarbage()
+        .catch((error: unknown) => this.o.logger.warn({ err: error }, "garbage collection failed"))
+        .finally(() => {
+          this.collecting = undefined;
+        });
+    }
     const active = await this.o.store.listActive();
     this.o.metrics.openTransactions(active.length);
     this.retain(new Set(active.map((tx) => tx.metadata?.name ?? "")));
