@@ -139,7 +139,8 @@ export class Journal {
     const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, {
       query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE}`, resourceVersion: "0" }, accept: METADATA_LIST,
     });
-    return list.items.map((s) => ({ name: s.metadata?.name ?? "", transaction: s.metadata?.labels?.[LABEL_TRANSACTION] ?? "" }));
+    // An empty metadata list comes with `items: null`.
+    return (list.items ?? []).map((s) => ({ name: s.metadata?.name ?? "", transaction: s.metadata?.labels?.[LABEL_TRANSACTION] ?? "" }));
   }
 
   async remove(name: string): Promise<void> {

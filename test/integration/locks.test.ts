@@ -11,6 +11,7 @@ import { Conflict, Forbidden } from "../../src/kube/index.ts";
 import type { Member } from "../../src/locks/record.ts";
 import { LockStore } from "../../src/locks/store.ts";
 import { client, uniqueName } from "../support/cluster.ts";
+import { until } from "../support/objects.ts";
 
 const NAMESPACE = "kubetx-system";
 const LEASES = `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases`;
@@ -183,6 +184,26 @@ describe("write-ahead journal", () => {
   afterAll(() => kubetx?.close());
 
   const entry = (pre: string, post: string | null): JournalEntry => ({ pre: preImage(pre), post: post === null ? null : preImage(post) });
+
+  it("lists every journal's name and transaction for the garbage collector, and an empty list as empty", async () => {
+    const admin = await client("admin");
+    try {
+      const empty = uniqueName("nojournals");
+      await admin.create("/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: empty } });
+      expect(await new Journal(admin, empty).entries()).toEqual([]);
+      await admin.delete(`/api/v1/namespaces/${empty}`);
+    } finally {
+      admin.close();
+    }
+    const a = id();
+    const ref = objectRef();
+    await journal.record(a, ref, entry("listed", "listed-post"));
+    const listed = await until("the watch cache to list the new journal", async () => {
+      const entries = await journal.entries();
+      return entries.some((e) => e.transaction === a) ? entries : undefined;
+    });
+    expect(listed.filter((e) => e.transaction === a).map((e) => e.name)).toContain(journalName(a, ref));
+  });
 
   it("keeps the first pre-image when the same member is recorded twice", async () => {
     const a = id();
