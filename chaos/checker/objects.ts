@@ -167,7 +167,8 @@ function restore(replay: Replay, step: { from: string; to: string }): void {
 function finish(replay: Replay, final: string): void {
   const key = replay.ctx.object.key;
   const top = replay.pending.at(-1);
-  if (top && writtenBy(replay, top.tx, final)) {
+  // A rolled-back transaction that created and then deleted the object ends where it began: absent is its write and its before.
+  if (top && final !== top.before && writtenBy(replay, top.tx, final)) {
     const phase = phaseOf(replay, top.tx);
     const where = { transaction: top.tx, object: key };
     if (phase === "Failed") replay.verdict.findings.push(note("failed-transaction", `${top.tx} is Failed and left ${key} at ${shown(final)} (its locks are kept for an admin)`, where));

@@ -176,6 +176,16 @@ describe("the chaos checker: atomicity", () => {
     expect(kinds(h)).toEqual([]);
   });
 
+  it("accepts a rolled-back transaction that created and then deleted an object: it ends absent, as before", () => {
+    const h = history({
+      objects: [object("a", false, "c1")],
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 0 }, { id: "c1o2", tx: "t-one", deletes: [A], at: 2 }],
+      records: [record("t-one", "RolledBack", [member(A, "CREATE", "NotPersisted")])],
+      histories: { [A]: versions([null, "tok-c1o1", null]) },
+    });
+    expect(kinds(h)).toEqual([]);
+  });
+
   it("reports a rolled-back delete whose object stayed deleted", () => {
     const h = history({
       objects: [object("a", true, "c1")],
