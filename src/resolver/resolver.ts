@@ -273,15 +273,24 @@ export class Resolver {
   private progress(seen: Observed, tx: Transaction, locks: readonly LockRecord[], now: number): boolean {
     const reported = this.sinkDelayMs() > 0 ? tx.status?.requests ?? {} : undefined;
     const reportedCount = reported ? locks.filter((l) => reported[l.name] !== undefined).length : 0;
-    if (locks.length !== seen.memberCount || reportedCount !== seen.reportedCount) {
-      seen.memberCount = locks.length;
-      seen.reportedCount = reportedCount;
-      seen.lastChangeAt = now;
-    }
+    this.noteChange(seen, { memberCount: locks.length, reportedCount, lastActivity: tx.status?.lastActivity }, now);
     for (const lock of locks) if (!seen.firstSeen.has(lock.name)) seen.firstSeen.set(lock.name, now);
     if (!reported) return false;
     const requests = this.requestsInFlight(seen, tx, now);
     return requests || locks.some((l) => reported[l.name] === undefined && now - (seen.firstSeen.get(l.name) ?? now) < this.o.timing.lateWriteMs);
+  }
+
+  /**
+   * A new member, a newly reported request, or lastActivity (another write
+   * of an object the transaction already holds, or a refused write) starts
+   * the quiet window again.
+   */
+  private noteChange(seen: Observed, now: { memberCount: number; reportedCount: number; lastActivity: string | undefined }, at: number): void {
+    if (now.memberCount === seen.memberCount && now.reportedCount === seen.reportedCount && now.lastActivity === seen.lastActivity) return;
+    seen.memberCount = now.memberCount;
+    seen.reportedCount = now.reportedCount;
+    seen.lastActivity = now.lastActivity;
+    seen.lastChangeAt = at;
   }
 
   /**

@@ -56,12 +56,20 @@ async function readMaterial(files: TlsFiles): Promise<Material> {
 }
 
 /** Serves `app` over HTTPS on host:port. */
+/** Longer than any client keeps an idle connection (Go's http.Transport: 90 s). */
+const KEEP_ALIVE_MS = 120_000;
+
 export async function listenHttps(app: RequestListener, files: TlsFiles, options: ListenOptions): Promise<RunningServer> {
   const { host, port } = options;
   let current = await readMaterial(files);
   const clientCa = options.clientCaFile ? await readFile(options.clientCaFile) : undefined;
   const clients = clientCa ? { requestCert: true, rejectUnauthorized: false, ca: clientCa } : {};
   const server = https.createServer({ cert: current.cert, key: current.key, minVersion: "TLSv1.2", ...clients }, app);
+  // The apiserver keeps idle connections to webhooks for 90 s and sends the next review on one: were Node to close
+  // them first (its default is 5 s), a review sent as it closes one fails ("broken pipe") and, with failurePolicy
+  // Fail, so does the user's write. The client must be the one to close.
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.headersTimeout = KEEP_ALIVE_MS + 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

@@ -201,14 +201,15 @@ export class Coordinator {
    * call of the first write (whose journal entry may never have been
    * written if that call died), or a later write (`replace --force`
    * deletes then creates): either way the entry must exist and its
-   * post-image must be this write's.
+   * post-image must be this write's, and the write counts as activity.
    */
   private async journalLaterWrite(intent: WriteIntent, lock: LockRecord): Promise<void> {
     const pre = lock.member.operation === "CREATE" ? null : (intent.oldObject ?? null);
     const post = intent.operation === "DELETE" ? null : (intent.object ?? null);
-    const { journal } = this.options;
+    const { journal, store } = this.options;
     await journal.record(intent.transaction, intent.ref, { pre, post });
-    await journal.recordPost(intent.transaction, intent.ref, post);
+    // The lock count does not change, so the resolver learns of this write from lastActivity: its quiet window starts again.
+    await Promise.all([journal.recordPost(intent.transaction, intent.ref, post), store.noteActivity(intent.transaction, intent.requestUid)]);
   }
 
   /** A transaction at the policy's member limit takes no new object; it fails instead. */

@@ -7,6 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import https from "node:https";
+import { setTimeout as sleep } from "node:timers/promises";
+import { performance } from "node:perf_hooks";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
@@ -211,6 +213,21 @@ describe("the audit sink and a write held before kubetx sees it", () => {
     } finally {
       await thirdParty.close();
     }
+  });
+
+  it("starts the quiet window again when the apply writes an object the transaction already holds", async () => {
+    const admin = fixture.admin();
+    const started = performance.now();
+    const at = async (ms: number): Promise<void> => sleep(Math.max(0, started + ms - performance.now()));
+    const first = await kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([configMap(ns, "again", { v: "1" })]) });
+    const id = joined(first.stderr);
+    // The window is 4 s (3 s quiet, 1 s sink delay): the same object again at 2.5 s, then another at 5.5 s, 3 s later.
+    await at(2_500);
+    expect((await kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([configMap(ns, "again", { v: "2" })]) })).stderr).toContain(`joined transaction ${id}`);
+    await at(5_500);
+    const other = await kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([configMap(ns, "after-again", { v: "1" })]) });
+    expect(other.stderr).toContain(`kubetx: joined transaction ${id} (2 members)`);
+    expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
   });
 });
 
