@@ -21,6 +21,7 @@ import type { LockStore } from "../locks/store.ts";
 import type { SessionStore } from "../locks/sessions.ts";
 import { restoreMember } from "../rollback/apply.ts";
 import type { RestoreOutcome } from "../rollback/apply.ts";
+import { writeConfirmation } from "../rollback/confirm.ts";
 import { objectPath } from "../rollback/plan.ts";
 import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
@@ -364,7 +365,7 @@ export class Resolver {
     const locks = members.locks.sort((a, b) => b.member.admittedAt - a.member.admittedAt);
     seen.held ??= { startedAt: now, lastPassAt: now, inFlight: await this.inFlight(id, tx, locks, journal) };
     seen.held.lastPassAt = now;
-    const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, (lock) => this.restore(id, lock, journal));
+    const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, (lock) => this.restore(id, lock, journal, tx.status?.requests?.[lock.name]));
     if (outcomes.some((o) => o.kind === "fenced")) {
       this.o.logger.warn({ transaction: id }, "stopped rolling back: another replica leads the transaction now");
       return;
@@ -404,12 +405,21 @@ export class Resolver {
     return [...held.inFlight].some((name) => reported[name] === undefined);
   }
 
-  private async restore(id: string, lock: LockRecord, journal: ReadonlyMap<string, StoredEntry>): Promise<RestoreOutcome> {
+  /**
+   * Restores one member. What it writes back must be confirmed as a write
+   * the apiserver made (rollback/confirm.ts: the object at the lock's
+   * revision, else the request's code from the audit sink), so a review
+   * that never came from the apiserver cannot make kubetx write its
+   * invented pre-image; an unconfirmed member ends the transaction Failed.
+   */
+  private async restore(id: string, lock: LockRecord, journal: ReadonlyMap<string, StoredEntry>, reportedCode: number | undefined): Promise<RestoreOutcome> {
     const fence = async (): Promise<string | undefined> => {
       if (!this.election.leading(id)) return "this replica no longer leads the transaction";
       return (await this.o.locks.stillHeld(lock)) ? undefined : `the lock ${lock.name} is no longer the transaction's`;
     };
-    return restoreMember(this.o.client, lock.member, journal.get(journalName(id, lock.member.ref)), fence).catch((error: unknown): RestoreOutcome => ({
+    const entry = journal.get(journalName(id, lock.member.ref));
+    const confirm = writeConfirmation(this.o.client, lock, entry, reportedCode);
+    return restoreMember(this.o.client, lock.member, entry, { fence, confirm }).catch((error: unknown): RestoreOutcome => ({
       kind: "impossible", detail: error instanceof Error ? error.message : String(error),
     }));
   }
