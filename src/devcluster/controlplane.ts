@@ -47,10 +47,26 @@ export interface ControlPlaneOptions {
    * name is APISERVER_CLIENT_NAME.
    */
   readonly auditSinkUrl?: string;
+  /**
+   * The webhook hosts the apiserver presents its client certificate to
+   * (names of users in the WebhookAdmission kubeconfig): `host:port`, as a
+   * webhook's `url` names it, `name.namespace.svc:443` for a `service`, or
+   * `*` for every webhook (the tests start engines on random ports).
+   */
+  readonly webhookClientHosts?: readonly string[];
+  /**
+   * Where kubetx answers the apiserver's authorization webhook (its
+   * /authorize, e.g. https://127.0.0.1:9443/authorize): after RBAC, for
+   * lists and watches of Transaction records only, so users may list
+   * their own. Absent: RBAC alone.
+   */
+  readonly authorizationWebhookUrl?: string;
 }
 
 /** The name in the client certificate the apiserver presents to kubetx (its audit sink, and the admission webhooks). */
 export const APISERVER_CLIENT_NAME = "kube-apiserver";
+/** Every webhook the apiserver calls gets the certificate (only its public half travels; the key never leaves the apiserver). */
+export const ALL_WEBHOOKS = "*";
 
 /**
  * The audit webhook backend, measured for kubetx: batches waited for at
@@ -76,6 +92,8 @@ export interface ControlPlane {
   readonly auditLog: string;
   /** The client certificate the apiserver presents to webhooks and the audit sink: the CA that signed it and its name. */
   readonly apiserverClient: { readonly caFile: string; readonly names: readonly string[] };
+  /** That certificate and its key, for tools that must speak to kubetx as the apiserver does (fuzzing, tests). */
+  readonly apiserverClientCertificate: ServingCertificate;
   readonly processes: readonly ManagedProcess[];
   stop(): Promise<void>;
 }
@@ -112,6 +130,8 @@ rules:
 /** Files made once per directory and reused on every start. */
 interface Material extends ControlPlaneFiles {
   readonly tokens: Tokens;
+  /** How the apiserver proves itself to kubetx: a CA of its own and the certificate it signs. */
+  readonly webhookClient: { readonly ca: CertificateAuthority; readonly cert: ServingCertificate };
 }
 
 /** A serving certificate for the controller manager or the scheduler, which listen on 127.0.0.1 only. */
@@ -136,7 +156,20 @@ async function prepareMaterial(dir: string): Promise<Material> {
   const tokens = await ensureTokenFile(tokenFile);
   const auditPolicy = path.join(dir, "audit-policy.yaml");
   await writeFile(auditPolicy, AUDIT_POLICY);
-  return { dir, ca, serving, saKeys, tokenFile, tokens, auditPolicy, auditLog: path.join(dir, "audit.log") };
+  return { dir, ca, serving, saKeys, tokenFile, tokens, auditPolicy, auditLog: path.join(dir, "audit.log"), webhookClient: await webhookClientMaterial(pki) };
+}
+
+/**
+ * The apiserver's client certificate for kubetx, from a CA of its own
+ * rather than the cluster CA: the cluster CA also signs approved
+ * CertificateSigningRequests (the controller manager's signer), so anyone
+ * whose request an approver passed could otherwise present the name
+ * kubetx trusts.
+ */
+async function webhookClientMaterial(pki: string): Promise<Material["webhookClient"]> {
+  const ca = await ensureCertificateAuthority(path.join(pki, "apiserver-client-ca"), "kubetx-apiserver-client-ca");
+  const cert = await ensureClientCertificate({ ca, outDir: pki, name: "apiserver-webhook-client", commonName: APISERVER_CLIENT_NAME });
+  return { ca, cert };
 }
 
 async function choosePorts(apiserverPort: number | undefined): Promise<ControlPlanePorts> {
@@ -221,8 +254,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const kubeconfigs = await writeKubeconfigs(dir, server, caData, material.tokens);
     await startControllers(context, kubeconfigs);
     restart.enable();
-    const apiserverClient = { caFile: material.ca.certFile, names: [APISERVER_CLIENT_NAME] };
-    return { dir, server, ca: material.ca, caData, tokens: material.tokens, kubeconfigs, auditLog: material.auditLog, apiserverClient, processes: processes.list, stop };
+    const apiserverClient = { caFile: material.webhookClient.ca.certFile, names: [APISERVER_CLIENT_NAME] };
+    return {
+      dir, server, ca: material.ca, caData, tokens: material.tokens, kubeconfigs, auditLog: material.auditLog,
+      apiserverClient, apiserverClientCertificate: material.webhookClient.cert, processes: processes.list, stop,
+    };
   } catch (error) {
     await stop();
     throw error;
@@ -241,7 +277,10 @@ function healthCheck(processes: ProcessSet, name: string, url: string, token?: s
  */
 async function startApiserver({ options, processes, material, ports }: StartContext): Promise<{ enable(): void }> {
   const sink = options.auditSinkUrl ? await auditWebhookFlags(material, options.auditSinkUrl) : [];
-  const args = [...apiserverArgs(material, ports), ...sink, ...(options.extraApiserverFlags ?? [])];
+  const admission = await admissionControlFlags(material, options.webhookClientHosts ?? [ALL_WEBHOOKS]);
+  const authorizationConfig = options.authorizationWebhookUrl ? await authorizationConfigFile(material, options.authorizationWebhookUrl) : undefined;
+  const files = authorizationConfig ? { ...material, authorizationConfig } : material;
+  const args = [...apiserverArgs(files, ports), ...admission, ...sink, ...(options.extraApiserverFlags ?? [])];
   let enabled = false;
   const start = (previous?: ManagedProcess): void => {
     const apiserver = processes.start("kube-apiserver", options.binaries.kubeApiserver, args, previous);
@@ -261,8 +300,7 @@ async function startApiserver({ options, processes, material, ports }: StartCont
  * certificate, by which kubetx knows the batches come from the apiserver.
  */
 async function auditWebhookFlags(material: Material, url: string): Promise<string[]> {
-  const pki = path.join(material.dir, "pki");
-  const client = await ensureClientCertificate({ ca: material.ca, outDir: pki, name: "apiserver-webhook-client", commonName: APISERVER_CLIENT_NAME });
+  const client = material.webhookClient.cert;
   const file = path.join(material.dir, "audit-webhook.kubeconfig");
   await writeFile(file, stringify({
     apiVersion: "v1", kind: "Config", "current-context": "kubetx",
@@ -271,6 +309,72 @@ async function auditWebhookFlags(material: Material, url: string): Promise<strin
     contexts: [{ name: "kubetx", context: { cluster: "kubetx", user: "kube-apiserver" } }],
   }), { mode: 0o600 });
   return [`--audit-webhook-config-file=${file}`, ...AUDIT_WEBHOOK_FLAGS];
+}
+
+/**
+ * The calls kubetx's authorization webhook answers: lists and watches of
+ * Transaction records, the only requests it has an opinion on; everything
+ * else never leaves the apiserver.
+ */
+export const AUTHORIZATION_WEBHOOK_MATCH = "has(request.resourceAttributes) && request.resourceAttributes.group == 'kubetx.io' && " +
+  "request.resourceAttributes.resource == 'transactions' && request.resourceAttributes.verb in ['list', 'watch']";
+
+/**
+ * An AuthorizationConfiguration: RBAC first (admins, kubetx:viewer), then
+ * kubetx, which allows a user to list and watch their own records.
+ * NoOpinion when kubetx cannot answer: users then get what RBAC grants.
+ * Decisions are cached briefly, as a role change would be.
+ */
+async function authorizationConfigFile(material: Material, url: string): Promise<string> {
+  const client = material.webhookClient.cert;
+  const kubeconfig = path.join(material.dir, "authorization-webhook.kubeconfig");
+  await writeFile(kubeconfig, stringify({
+    apiVersion: "v1", kind: "Config", "current-context": "kubetx",
+    clusters: [{ name: "kubetx", cluster: { server: url, "certificate-authority": material.ca.certFile } }],
+    users: [{ name: "kube-apiserver", user: { "client-certificate": client.certFile, "client-key": client.keyFile } }],
+    contexts: [{ name: "kubetx", context: { cluster: "kubetx", user: "kube-apiserver" } }],
+  }), { mode: 0o600 });
+  const file = path.join(material.dir, "authorization.yaml");
+  await writeFile(file, stringify({
+    apiVersion: "apiserver.config.k8s.io/v1", kind: "AuthorizationConfiguration",
+    authorizers: [
+      { type: "RBAC", name: "rbac" },
+      {
+        type: "Webhook", name: "kubetx",
+        webhook: {
+          timeout: "3s", authorizedTTL: "10s", unauthorizedTTL: "10s", failurePolicy: "NoOpinion",
+          subjectAccessReviewVersion: "v1", matchConditionSubjectAccessReviewVersion: "v1",
+          connectionInfo: { type: "KubeConfigFile", kubeConfigFile: kubeconfig },
+          matchConditions: [{ expression: AUTHORIZATION_WEBHOOK_MATCH }],
+        },
+      },
+    ],
+  }));
+  return file;
+}
+
+/**
+ * The apiserver's credentials for admission webhooks: an
+ * AdmissionConfiguration whose WebhookAdmission entries (validating and
+ * mutating) name a kubeconfig with one user per webhook host, each the
+ * client certificate kubetx checks. The apiserver picks the user by the
+ * host it calls: exact `host:port`, then `*.suffix`, then `*`
+ * (k8s.io/apiserver/pkg/util/webhook/authentication.go).
+ */
+async function admissionControlFlags(material: Material, hosts: readonly string[]): Promise<string[]> {
+  const client = material.webhookClient.cert;
+  const kubeconfig = path.join(material.dir, "webhook-clients.kubeconfig");
+  await writeFile(kubeconfig, stringify({
+    apiVersion: "v1", kind: "Config",
+    users: hosts.map((name) => ({ name, user: { "client-certificate": client.certFile, "client-key": client.keyFile } })),
+  }), { mode: 0o600 });
+  const file = path.join(material.dir, "admission-control.yaml");
+  const webhookAdmission = { apiVersion: "apiserver.config.k8s.io/v1", kind: "WebhookAdmissionConfiguration", kubeConfigFile: kubeconfig };
+  await writeFile(file, stringify({
+    apiVersion: "apiserver.config.k8s.io/v1", kind: "AdmissionConfiguration",
+    plugins: ["ValidatingAdmissionWebhook", "MutatingAdmissionWebhook"].map((name) => ({ name, configuration: webhookAdmission })),
+  }));
+  return [`--admission-control-config-file=${file}`];
 }
 
 /** Starts the controller manager and the scheduler, each as its own user, and waits until both are healthy. */

@@ -10,6 +10,8 @@ import type { AdmissionRequest, AdmissionResponse } from "../admission/review.ts
 import { parseAdmissionReview, uidOf } from "../admission/review.ts";
 import type { AuditSink } from "../admission/audit-sink.ts";
 import { parseEventList } from "../admission/audit-events.ts";
+import type { AccessAnswer, AccessQuestion } from "../admission/record-access.ts";
+import { AUTHORIZE_PATH, accessReviewResponse, parseSubjectAccessReview } from "../admission/record-access.ts";
 import type { Logger } from "../telemetry/logger.ts";
 
 /**
@@ -34,6 +36,12 @@ const HANDLER_TIMEOUT_MS = 4_500;
  */
 export const MAX_AUDIT_BODY_BYTES = 16 * 1024 * 1024;
 
+/**
+ * A SubjectAccessReview names a user, their groups and one request's
+ * attributes: a few KiB even with many groups and extra fields.
+ */
+const MAX_AUTHORIZE_BODY_BYTES = 64 * 1024;
+
 /** Who may call a path: the verified client certificate's common name must be one of these. */
 export type CallerCheck = (req: Request) => { readonly ok: true } | { readonly ok: false; readonly status: 401 | 403; readonly reason: string };
 
@@ -47,10 +55,14 @@ export interface AppOptions {
   readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse, seconds: number) => void;
   /** Receives the apiserver's audit EventLists at /audit (absent: no such path). */
   readonly auditSink?: AuditSink;
-  /** Decides who may call /audit (and, where configured, the admission paths). */
+  /**
+   * Decides who may call /audit and the admission paths (kubetx: only the
+   * apiserver); absent: anyone. A refused caller is answered before its
+   * body is read, and nothing is written for it.
+   */
   readonly callers?: { readonly audit?: CallerCheck; readonly admission?: CallerCheck };
-  /** Extra routes, such as /metrics, added by the composition root. */
-  readonly extend?: (app: express.Express) => void;
+  /** Answers the apiserver's authorization webhook at /authorize (absent: no such path); the admission callers' check applies. */
+  readonly authorize?: (question: AccessQuestion) => AccessAnswer;
 }
 
 export function createApp(options: AppOptions): express.Express {
@@ -61,7 +73,6 @@ export function createApp(options: AppOptions): express.Express {
     const ready = options.ready?.() ?? true;
     res.status(ready ? 200 : 503).type("text/plain").send(ready ? "ok" : "not ready");
   });
-  options.extend?.(app);
   const body = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
   const admissionCaller = gate(options.callers?.admission);
   for (const [path, handler] of Object.entries(options.handlers)) {
@@ -72,7 +83,12 @@ export function createApp(options: AppOptions): express.Express {
     const auditBody = express.raw({ type: () => true, limit: MAX_AUDIT_BODY_BYTES });
     app.post(AUDIT_PATH, gate(options.callers?.audit), auditBody, (req, res) => void serveAudit(sink, req, res, options.logger));
   }
-  const paths = [...Object.keys(options.handlers), ...(sink ? [AUDIT_PATH] : [])];
+  const authorize = options.authorize;
+  if (authorize) {
+    const authorizeBody = express.raw({ type: () => true, limit: MAX_AUTHORIZE_BODY_BYTES });
+    app.post(AUTHORIZE_PATH, admissionCaller, authorizeBody, (req, res) => serveAuthorize(authorize, req, res, options.logger));
+  }
+  const paths = [...Object.keys(options.handlers), ...(sink ? [AUDIT_PATH] : []), ...(authorize ? [AUTHORIZE_PATH] : [])];
   app.use((_req: Request, res: Response) => void res.status(404).json({ error: "kubetx: no such path; webhooks are served at " + paths.join(", ") }));
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = httpStatusOf(error);
@@ -158,6 +174,19 @@ async function serveAudit(sink: AuditSink, req: Request, res: Response, logger: 
     logger.warn({ err: error, events: parsed.events.length }, "could not act on an audit batch; the apiserver will send it again");
     res.status(503).json({ error: `kubetx: ${errorMessage(error)}` });
   }
+}
+
+/** A SubjectAccessReview: answered with the decision, or 400 when it is not one. */
+function serveAuthorize(authorize: (question: AccessQuestion) => AccessAnswer, req: Request, res: Response, logger: Logger): void {
+  const read = readJson(req, "an authorization.k8s.io/v1 SubjectAccessReview");
+  const parsed = read.ok ? parseSubjectAccessReview(read.json) : read;
+  if (parsed.ok) {
+    res.json(accessReviewResponse(authorize(parsed.question)));
+    return;
+  }
+  const status = read.ok ? 400 : read.status;
+  logger.warn({ path: req.path, status, reason: parsed.reason }, "rejected authorization request");
+  res.status(status).json({ error: `kubetx: ${parsed.reason}` });
 }
 
 /** Express middleware from a caller check: refused callers never reach the body parser. */

@@ -204,6 +204,10 @@ describe("installing kubetx from manifests/", () => {
       port: 0,
       logger: silentLogger(),
       config: loadConfig(FAST),
+      // The apiserver presents its client certificate to the Service's
+      // address too (the test cluster's WebhookAdmission kubeconfig covers
+      // every host), as manifests/README.md has an admin configure it.
+      apiserverClients: cluster().apiserverClient,
     });
     // Selector-less: endpoints are written by hand, not derived from pods.
     // (No controller runs here to derive them anyway; without a selector a

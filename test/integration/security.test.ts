@@ -29,7 +29,7 @@ describe("secure operation", () => {
     const sink = new Writable({ write: (chunk: Buffer, _enc, done) => ((logs += chunk.toString()), done()) });
     engine = await startWebhookServer({
       kubeconfig: cluster().kubeconfigs.kubetx, tls: await webhookCertificate(), host: "127.0.0.1", port: 0,
-      logger: createLogger({ level: "debug", destination: sink }), config: loadConfig(FAST),
+      logger: createLogger({ level: "debug", destination: sink }), config: loadConfig(FAST), apiserverClients: cluster().apiserverClient,
     });
     await register(engine.port);
   });
