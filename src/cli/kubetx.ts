@@ -9,6 +9,7 @@ import { caBundle, ensureCertificateAuthority, ensureServingCertificate, service
 import { DEMO_NAMESPACE, startDev } from "../devcluster/dev.ts";
 import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "../devcluster/identities.ts";
 import { ensureChartTools } from "../devcluster/helm.ts";
+import { DEFAULT_NODE_DIR, writeNodeFiles } from "../devcluster/node-files.ts";
 import { defaultCacheDir, ensureBinaries } from "../devcluster/toolchain.ts";
 import type { ConfigInput } from "../config/config.ts";
 import { loadConfig } from "../config/config.ts";
@@ -62,9 +63,15 @@ Usage:
       whether they persisted. --audit-sink-delay: how late an event may
       arrive (default 1000 ms; transparent transactions close this much
       after their quiet window).
-  kubetx certs --out DIR [--service NAME] [--namespace NS]
+  kubetx certs --out DIR [--service NAME] [--namespace NS] [--service-ip IP] [--node-dir DIR]
       Make a CA and a webhook serving certificate (SANs: IP 127.0.0.1 and the
-      Service's DNS names) in DIR, and print the caBundle (base64 PEM).
+      Service's DNS names) in DIR, and print
+      the caBundle (base64 PEM). Also the apiserver's client certificate
+      from a CA of its own (DIR/apiserver-client-ca/ca.crt is what kubetx
+      serve --client-ca checks) and, in DIR/control-plane/, the files each
+      control-plane node needs in --node-dir (default /etc/kubernetes/kubetx):
+      the admission configuration and kubeconfig, and with --service-ip the
+      audit and authorization webhook kubeconfigs and authorization.yaml.
   kubetx controlplane build
       Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler
       and kubectl into the cache if missing and print where they are.
@@ -290,6 +297,8 @@ async function certs(args: string[], say: Say): Promise<number> {
     out: { type: "string" },
     service: { type: "string", default: KUBETX_SERVICE_ACCOUNT },
     namespace: { type: "string", default: KUBETX_NAMESPACE },
+    "service-ip": { type: "string" },
+    "node-dir": { type: "string", default: DEFAULT_NODE_DIR },
   });
   if (!values.out) throw new UsageError("kubetx certs: --out DIR is required");
   const out = path.resolve(values.out);
@@ -298,7 +307,12 @@ async function certs(args: string[], say: Say): Promise<number> {
     ca, outDir: out, name: "tls", commonName: `${values.service}.${values.namespace}.svc`,
     dnsNames: serviceDnsNames(values.service, values.namespace), ipAddresses: ["127.0.0.1"],
   });
+  const node = await writeNodeFiles({
+    out, servingCa: ca, service: values.service, namespace: values.namespace, nodeDir: values["node-dir"],
+    ...(values["service-ip"] ? { serviceIp: values["service-ip"] } : {}),
+  });
   process.stderr.write(`kubetx certs: CA ${ca.certFile}, serving certificate ${serving.certFile}, key ${serving.keyFile}\n`);
+  process.stderr.write(`kubetx certs: the apiserver's client CA ${node.clientCa.certFile}; for each control-plane node's ${values["node-dir"]}: ${node.dir}/ (${node.written.join(", ")})\n`);
   say(await caBundle(ca));
   return 0;
 }

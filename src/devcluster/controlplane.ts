@@ -6,9 +6,9 @@
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { stringify } from "yaml";
 import { caBundle, ensureCertificateAuthority, ensureClientCertificate, ensureServiceAccountKeys, ensureServingCertificate } from "./certs.ts";
 import type { CertificateAuthority, ServingCertificate } from "./certs.ts";
+import { admissionConfiguration, authorizationConfiguration, webhookClientsKubeconfig, webhookKubeconfig } from "./apiserver-config.ts";
 import type { ControlPlaneFiles, ControlPlanePorts } from "./flags.ts";
 import { apiserverArgs, controllerManagerArgs, etcdArgs, schedulerArgs } from "./flags.ts";
 import type { HealthCheck } from "./health.ts";
@@ -300,80 +300,26 @@ async function startApiserver({ options, processes, material, ports }: StartCont
  * certificate, by which kubetx knows the batches come from the apiserver.
  */
 async function auditWebhookFlags(material: Material, url: string): Promise<string[]> {
-  const client = material.webhookClient.cert;
   const file = path.join(material.dir, "audit-webhook.kubeconfig");
-  await writeFile(file, stringify({
-    apiVersion: "v1", kind: "Config", "current-context": "kubetx",
-    clusters: [{ name: "kubetx", cluster: { server: url, "certificate-authority": material.ca.certFile } }],
-    users: [{ name: "kube-apiserver", user: { "client-certificate": client.certFile, "client-key": client.keyFile } }],
-    contexts: [{ name: "kubetx", context: { cluster: "kubetx", user: "kube-apiserver" } }],
-  }), { mode: 0o600 });
+  await writeFile(file, webhookKubeconfig(url, material.ca.certFile, material.webhookClient.cert), { mode: 0o600 });
   return [`--audit-webhook-config-file=${file}`, ...AUDIT_WEBHOOK_FLAGS];
 }
 
-/**
- * The calls kubetx's authorization webhook answers: lists and watches of
- * Transaction records, the only requests it has an opinion on; everything
- * else never leaves the apiserver.
- */
-export const AUTHORIZATION_WEBHOOK_MATCH = "has(request.resourceAttributes) && request.resourceAttributes.group == 'kubetx.io' && " +
-  "request.resourceAttributes.resource == 'transactions' && request.resourceAttributes.verb in ['list', 'watch']";
-
-/**
- * An AuthorizationConfiguration: RBAC first (admins, kubetx:viewer), then
- * kubetx, which allows a user to list and watch their own records.
- * NoOpinion when kubetx cannot answer: users then get what RBAC grants.
- * Decisions are cached briefly, as a role change would be.
- */
+/** RBAC, then kubetx's authorization webhook at `url` (src/devcluster/apiserver-config.ts). */
 async function authorizationConfigFile(material: Material, url: string): Promise<string> {
-  const client = material.webhookClient.cert;
   const kubeconfig = path.join(material.dir, "authorization-webhook.kubeconfig");
-  await writeFile(kubeconfig, stringify({
-    apiVersion: "v1", kind: "Config", "current-context": "kubetx",
-    clusters: [{ name: "kubetx", cluster: { server: url, "certificate-authority": material.ca.certFile } }],
-    users: [{ name: "kube-apiserver", user: { "client-certificate": client.certFile, "client-key": client.keyFile } }],
-    contexts: [{ name: "kubetx", context: { cluster: "kubetx", user: "kube-apiserver" } }],
-  }), { mode: 0o600 });
+  await writeFile(kubeconfig, webhookKubeconfig(url, material.ca.certFile, material.webhookClient.cert), { mode: 0o600 });
   const file = path.join(material.dir, "authorization.yaml");
-  await writeFile(file, stringify({
-    apiVersion: "apiserver.config.k8s.io/v1", kind: "AuthorizationConfiguration",
-    authorizers: [
-      { type: "RBAC", name: "rbac" },
-      {
-        type: "Webhook", name: "kubetx",
-        webhook: {
-          timeout: "3s", authorizedTTL: "10s", unauthorizedTTL: "10s", failurePolicy: "NoOpinion",
-          subjectAccessReviewVersion: "v1", matchConditionSubjectAccessReviewVersion: "v1",
-          connectionInfo: { type: "KubeConfigFile", kubeConfigFile: kubeconfig },
-          matchConditions: [{ expression: AUTHORIZATION_WEBHOOK_MATCH }],
-        },
-      },
-    ],
-  }));
+  await writeFile(file, authorizationConfiguration(kubeconfig, ["RBAC"]));
   return file;
 }
 
-/**
- * The apiserver's credentials for admission webhooks: an
- * AdmissionConfiguration whose WebhookAdmission entries (validating and
- * mutating) name a kubeconfig with one user per webhook host, each the
- * client certificate kubetx checks. The apiserver picks the user by the
- * host it calls: exact `host:port`, then `*.suffix`, then `*`
- * (k8s.io/apiserver/pkg/util/webhook/authentication.go).
- */
+/** The apiserver's client certificate for admission webhooks, for each of `hosts` (src/devcluster/apiserver-config.ts). */
 async function admissionControlFlags(material: Material, hosts: readonly string[]): Promise<string[]> {
-  const client = material.webhookClient.cert;
   const kubeconfig = path.join(material.dir, "webhook-clients.kubeconfig");
-  await writeFile(kubeconfig, stringify({
-    apiVersion: "v1", kind: "Config",
-    users: hosts.map((name) => ({ name, user: { "client-certificate": client.certFile, "client-key": client.keyFile } })),
-  }), { mode: 0o600 });
+  await writeFile(kubeconfig, webhookClientsKubeconfig(hosts, material.webhookClient.cert), { mode: 0o600 });
   const file = path.join(material.dir, "admission-control.yaml");
-  const webhookAdmission = { apiVersion: "apiserver.config.k8s.io/v1", kind: "WebhookAdmissionConfiguration", kubeConfigFile: kubeconfig };
-  await writeFile(file, stringify({
-    apiVersion: "apiserver.config.k8s.io/v1", kind: "AdmissionConfiguration",
-    plugins: ["ValidatingAdmissionWebhook", "MutatingAdmissionWebhook"].map((name) => ({ name, configuration: webhookAdmission })),
-  }));
+  await writeFile(file, admissionConfiguration(kubeconfig));
   return [`--admission-control-config-file=${file}`];
 }
 
