@@ -37,17 +37,21 @@ export function userLimitRefusal(facts: UserLimitFacts): UserLimitRefusal | unde
   const opening = !facts.alreadyOpen && !open.has(transaction);
   if (opening && open.size >= limits.maxOpenTransactionsPerUser) {
     return {
-      message: `${user} already has ${open.size} open transactions, the TransactionPolicy's limit (maxOpenTransactionsPerUser: ${limits.maxOpenTransactionsPerUser}); ` +
+      message: `${user} already has ${counted(open.size, "open transaction")}, the TransactionPolicy's limit (maxOpenTransactionsPerUser: ${limits.maxOpenTransactionsPerUser}); ` +
         `wait until some of them commit or roll back ('kubectl tx list'), or ask an admin to raise the limit. Transaction ${transaction} will roll back.`,
       failure: `${user} reached the policy's limit of ${limits.maxOpenTransactionsPerUser} open transactions per user (maxOpenTransactionsPerUser)`,
     };
   }
   if (usage.locks >= limits.maxLocksPerUser) {
     return {
-      message: `${user}'s transactions already hold ${usage.locks} locks, the TransactionPolicy's limit (maxLocksPerUser: ${limits.maxLocksPerUser}); ` +
+      message: `${user}'s transactions already hold ${counted(usage.locks, "lock")}, the TransactionPolicy's limit (maxLocksPerUser: ${limits.maxLocksPerUser}); ` +
         `split the apply, or wait until your other transactions commit or roll back, or ask an admin to raise the limit. Transaction ${transaction} will roll back.`,
       failure: `${user} reached the policy's limit of ${limits.maxLocksPerUser} locks per user (maxLocksPerUser)`,
     };
   }
   return undefined;
+}
+
+function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
