@@ -14,6 +14,7 @@
  * one away. Pure: parse and decide; the HTTP layer does the rest.
  */
 import { GROUP } from "../kube/vocabulary.ts";
+import { quoted } from "./review.ts";
 
 export const AUTHORIZE_PATH = "/authorize";
 /** The selectable field of transactions.kubetx.io that names the owner. */
@@ -53,8 +54,8 @@ function text(value: unknown): string {
 /** Checks the envelope; a non-resource request (no resourceAttributes) is a question too, answered with no opinion. */
 export function parseSubjectAccessReview(body: unknown): ReviewParse {
   if (!isRecord(body)) return { ok: false, reason: "body is not a JSON object" };
-  if (body.apiVersion !== "authorization.k8s.io/v1") return { ok: false, reason: `apiVersion must be authorization.k8s.io/v1, got ${JSON.stringify(body.apiVersion)}` };
-  if (body.kind !== "SubjectAccessReview") return { ok: false, reason: `kind must be SubjectAccessReview, got ${JSON.stringify(body.kind)}` };
+  if (body.apiVersion !== "authorization.k8s.io/v1") return { ok: false, reason: `apiVersion must be authorization.k8s.io/v1, got ${quoted(body.apiVersion)}` };
+  if (body.kind !== "SubjectAccessReview") return { ok: false, reason: `kind must be SubjectAccessReview, got ${quoted(body.kind)}` };
   const spec = body.spec;
   if (!isRecord(spec)) return { ok: false, reason: "spec is missing" };
   if (typeof spec.user !== "string") return { ok: false, reason: "spec.user must be a string" };

@@ -7,7 +7,7 @@ import express from "express";
 import type { AdmissionHandler } from "../admission/handler.ts";
 import { errored, review } from "../admission/response.ts";
 import type { AdmissionRequest, AdmissionResponse } from "../admission/review.ts";
-import { parseAdmissionReview, uidOf } from "../admission/review.ts";
+import { parseAdmissionReview, quoted, uidOf } from "../admission/review.ts";
 import type { AuditSink } from "../admission/audit-sink.ts";
 import { parseEventList } from "../admission/audit-events.ts";
 import type { AccessAnswer, AccessQuestion } from "../admission/record-access.ts";
@@ -75,18 +75,19 @@ export function createApp(options: AppOptions): express.Express {
   });
   const body = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
   const admissionCaller = gate(options.callers?.admission);
+  const logger = options.logger;
   for (const [path, handler] of Object.entries(options.handlers)) {
-    app.post(path, admissionCaller, body, (req, res) => void serveReview(handler, req, res, options));
+    app.post(path, admissionCaller, body, guarded(logger, (req, res) => serveReview(handler, req, res, options)));
   }
   const sink = options.auditSink;
   if (sink) {
     const auditBody = express.raw({ type: () => true, limit: MAX_AUDIT_BODY_BYTES });
-    app.post(AUDIT_PATH, gate(options.callers?.audit), auditBody, (req, res) => void serveAudit(sink, req, res, options.logger));
+    app.post(AUDIT_PATH, gate(options.callers?.audit), auditBody, guarded(logger, (req, res) => serveAudit(sink, req, res, logger)));
   }
   const authorize = options.authorize;
   if (authorize) {
     const authorizeBody = express.raw({ type: () => true, limit: MAX_AUTHORIZE_BODY_BYTES });
-    app.post(AUTHORIZE_PATH, admissionCaller, authorizeBody, (req, res) => serveAuthorize(authorize, req, res, options.logger));
+    app.post(AUTHORIZE_PATH, admissionCaller, authorizeBody, guarded(logger, (req, res) => serveAuthorize(authorize, req, res, logger)));
   }
   const paths = [...Object.keys(options.handlers), ...(sink ? [AUDIT_PATH] : []), ...(authorize ? [AUTHORIZE_PATH] : [])];
   app.use((_req: Request, res: Response) => void res.status(404).json({ error: "kubetx: no such path; webhooks are served at " + paths.join(", ") }));
@@ -129,7 +130,7 @@ type ReadResult = { ok: true; request: AdmissionRequest } | Refusal;
 function readJson(req: Request, what: string): { ok: true; json: unknown } | Refusal {
   const type = req.get("content-type") ?? "";
   if (!/^application\/json\b/i.test(type)) {
-    return { ok: false, status: 415, reason: `content type must be application/json, got ${JSON.stringify(type)}` };
+    return { ok: false, status: 415, reason: `content type must be application/json, got ${quoted(type)}` };
   }
   const raw: unknown = req.body;
   if (!Buffer.isBuffer(raw) || raw.length === 0) return { ok: false, status: 400, reason: `empty body; send ${what}` };
@@ -144,7 +145,7 @@ function readReview(req: Request): ReadResult {
   const read = readJson(req, "an AdmissionReview");
   if (!read.ok) return read;
   const result = parseAdmissionReview(read.json);
-  if (!result.ok) return { ok: false, status: 400, reason: `${result.reason} (request uid ${JSON.stringify(uidOf(read.json))})` };
+  if (!result.ok) return { ok: false, status: 400, reason: `${result.reason} (request uid ${quoted(uidOf(read.json))})` };
   return result;
 }
 
@@ -187,6 +188,20 @@ function serveAuthorize(authorize: (question: AccessQuestion) => AccessAnswer, r
   const status = read.ok ? 400 : read.status;
   logger.warn({ path: req.path, status, reason: parsed.reason }, "rejected authorization request");
   res.status(status).json({ error: `kubetx: ${parsed.reason}` });
+}
+
+/**
+ * A route whose own code failed (a bug, or a body it could not cope with)
+ * answers 500 with kubetx's error body; the failure never escapes as an
+ * unhandled rejection, which would stop the process.
+ */
+function guarded(logger: Logger, serve: (req: Request, res: Response) => Promise<void> | void): express.RequestHandler {
+  return (req, res) => {
+    Promise.resolve().then(() => serve(req, res)).catch((error: unknown) => {
+      logger.error({ err: error, path: req.path }, "request handling failed");
+      if (!res.headersSent) res.status(500).json({ error: `kubetx: internal error: ${errorMessage(error)}` });
+    });
+  };
 }
 
 /** Express middleware from a caller check: refused callers never reach the body parser. */
