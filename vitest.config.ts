@@ -5,7 +5,8 @@ export default defineConfig({
     reporters: ["default", ["json", { outputFile: ".reports/vitest.json" }]],
     projects: [
       {
-        test: { name: "unit", include: ["test/unit/**/*.test.ts"] },
+        // Some unit tests start openssl or a CLI as a child process: on a loaded 2-core machine that can take more than vitest's default 5 s.
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], testTimeout: 30_000 },
       },
       {
         test: {

@@ -9,7 +9,7 @@ import { validateHandler } from "./admission/validate.ts";
 import type { EngineConfig } from "./config/config.ts";
 import { ConfigError } from "./config/config.ts";
 import { Journal } from "./journal/journal.ts";
-import { createKubeClient, selfUsername } from "./kube/index.ts";
+import { createKubeClient, selfUsername, waitForApiserverReady } from "./kube/index.ts";
 import type { KubeClient } from "./kube/index.ts";
 import { SessionStore } from "./locks/sessions.ts";
 import { LockStore } from "./locks/store.ts";
@@ -40,6 +40,9 @@ import { clientCertificateCheck } from "./server/callers.ts";
 import { Sessions } from "./transactions/sessions.ts";
 import { TransactionStore } from "./transactions/store.ts";
 import { WebhookSync } from "./webhooks/sync.ts";
+import { Informer } from "./kube/informer.ts";
+import { LABEL_RESOLVED, LABEL_ROLE, transactionPath } from "./transactions/model.ts";
+import type { Transaction } from "./transactions/model.ts";
 
 export interface WebhookServerOptions {
   /** Kubeconfig of kubetx's own identity; absent: in-cluster service account or the default chain. */
@@ -124,8 +127,11 @@ interface Engine {
   readonly namespaces: NamespaceLabels;
   readonly sessions: Sessions;
   readonly failures: RequesterFailureDeps;
-  readonly intents: IntentTracker;
+  /** Writes seen at /observe: only without the audit sink, which sees every failed write itself (and is not fooled by a slow /validate). */
+  readonly intents: IntentTracker | undefined;
   readonly resolver: Resolver;
+  /** Watch-backed caches the request path reads instead of the apiserver. */
+  readonly caches: readonly { run(signal: AbortSignal): Promise<void> }[];
 }
 
 async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
@@ -133,16 +139,18 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const clock = options.clock ?? systemClock;
   const metrics = options.metrics ?? createMetrics();
   const client = await createKubeClient(options.kubeconfig);
-  const store = new TransactionStore(client);
+  const records = new Informer<Transaction>({ client, logger, what: "unresolved Transaction records", path: transactionPath(), labelSelector: `!${LABEL_RESOLVED}` });
+  const leases = new Informer({ client, logger, what: "kubetx Leases", path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(config.namespace)}/leases`, labelSelector: LABEL_ROLE });
+  const store = new TransactionStore(client, records);
   const policies = config.policySource === "flags" ? staticPolicies([{ name: "flags", spec: config.flagPolicy }]) : new PolicyWatcher(client, logger);
   const limits = (): Limits => policies.view().limits;
-  const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: () => limits().lockTtlSeconds });
+  const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: () => limits().lockTtlSeconds, cache: leases });
   const journal = new Journal(client, config.namespace);
   const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, metrics, access: new CachedAccess(client, clock) });
-  const sessionStore = new SessionStore(client, config.namespace, () => limits().lockTtlSeconds);
+  const sessionStore = new SessionStore(client, config.namespace, () => limits().lockTtlSeconds, leases);
   const sessions = new Sessions(sessionStore, store, clock);
   const failures = { sessions, store, coordinator, logger, quietMs: () => limits().quietWindowMs };
-  const intents = new IntentTracker({
+  const intents = config.auditSinkDelayMs !== undefined ? undefined : new IntentTracker({
     clock, logger, graceMs: config.intentGraceMs,
     reachedValidation: reachedValidationByLocks(locks, (requester) => sessions.current(requester, "CREATE")),
     failRequester: async (requester, fieldManager, reason, observedAtMs) => void (await failRequester(failures, { requester, fieldManager, reason, receivedAtMs: observedAtMs })),
@@ -154,7 +162,7 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
     limits,
     metrics,
   });
-  return { client, clock, metrics, store, policies, coordinator, namespaces: new NamespaceLabels(client, logger), sessions, failures, intents, resolver };
+  return { client, clock, metrics, store, policies, coordinator, namespaces: new NamespaceLabels(client, logger), sessions, failures, intents, resolver, caches: [records, leases] };
 }
 
 /** The HTTPS routes over the engine: the admission handlers and the audit sink when configured, for the apiserver only. */
@@ -188,11 +196,17 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const engine = await buildEngine(options);
   const { client, policies, resolver, intents, namespaces } = engine;
   const stop = new AbortController();
+  // Before the first resolver pass and the first watch: a starting apiserver answers them with 429s and 503s.
+  await waitForApiserverReady(client, {
+    signal: stop.signal,
+    onWaiting: (reason) => logger.info({ reason }, "waiting for the apiserver to be ready before starting the resolver and the watches"),
+  });
   const selfUsername = await whoAmI(client);
   void namespaces.run(stop.signal);
+  for (const cache of engine.caches) void cache.run(stop.signal);
   const running = resolver.run(stop.signal);
-  const sweeping = every(config.resolverPeriodMs, stop.signal, () =>
-    intents.sweep().catch((error: unknown) => logger.warn({ err: error }, "intent sweep failed")));
+  const sweeping = intents ? every(config.resolverPeriodMs, stop.signal, () =>
+    intents.sweep().catch((error: unknown) => logger.warn({ err: error }, "intent sweep failed"))) : Promise.resolve();
   const syncing = runPolicies(policies, client, logger, stop.signal);
   const app = appFor(engine, { namespaces, policy: () => policies.view(), selfUsername }, options);
   const server = await listenHttps(app, options.tls, {

@@ -10,13 +10,14 @@ import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
 import type { ScopeDeps } from "./scope.ts";
 import { fieldManagerOf, scopeOf } from "./scope.ts";
 
-export function observeHandler(deps: ScopeDeps & { readonly intents: IntentTracker }): AdmissionHandler {
+/** Without `intents` (the audit sink reports every failed write) it only answers. */
+export function observeHandler(deps: ScopeDeps & { readonly intents: IntentTracker | undefined }): AdmissionHandler {
   return {
     async handle(request: AdmissionRequest): Promise<AdmissionResponse> {
       if (request.dryRun) return allowed(request);
       const scope = await scopeOf(request, deps);
       if (scope.kind !== "transparent") return allowed(request);
-      deps.intents.observe(intentOf(request));
+      deps.intents?.observe(intentOf(request));
       return allowed(request);
     },
   };

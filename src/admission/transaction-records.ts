@@ -1,6 +1,10 @@
 /**
  * Guards writes of Transaction records: a user may open, close and delete
- * only their own transactions, and cannot rewrite who owns one.
+ * only their own transactions, and cannot rewrite who owns one. The owner
+ * may change the rest of their record's spec: kubectl tx apply reports how
+ * kubectl ended (clientState) and keeps its transaction alive
+ * (clientHeartbeat); nobody else can, so no one keeps another user's
+ * transaction open or closes it.
  */
 import type { KubeObject } from "../kube/types.ts";
 import { allowed, denied } from "./response.ts";

@@ -1,6 +1,8 @@
 /**
  * POST /validate: decides whether a write joins a transaction, passes
- * through untouched, or is denied; every answer carries audit annotations.
+ * through untouched, or is denied. Every answer carries the audit
+ * annotation `decision` (and `transaction` and `lock` where it has them),
+ * and every answer is logged, one line each.
  */
 import type { AdmitResult, Coordinator, WriteIntent } from "../transactions/coordinator.ts";
 import { newTransactionId } from "../transactions/grouping.ts";
@@ -23,60 +25,70 @@ import { guardTransactionRecord } from "./transaction-records.ts";
 export interface ValidateDeps extends ScopeDeps {
   readonly coordinator: Coordinator;
   readonly sessions: Sessions;
-  readonly intents: IntentTracker;
+  /** Absent with the audit sink, which sees every failed write itself. */
+  readonly intents: IntentTracker | undefined;
   readonly logger: Logger;
 }
 
 export function validateHandler(deps: ValidateDeps): AdmissionHandler {
   return {
     async handle(request: AdmissionRequest, signal?: AbortSignal): Promise<AdmissionResponse> {
-      deps.intents.validated(validatedKeys(request.userInfo, request.operation, refOf(request), request.object));
-      if (request.resource.group === GROUP && request.resource.resource === "transactions") return guardTransactionRecord(request);
-      if (request.resource.group === GROUP && request.resource.resource === "transactionpolicies") return guardPolicy(request);
-      const scope = await scopeOf(request, deps);
-      let result = await admitOnce(request, scope, deps, signal);
-      // A transparent transaction that closed under this write leaves the write to the requester's next one.
-      if (result?.kind === "closed" && scope.kind === "transparent") result = await admitOnce(request, scope, deps, signal);
-      if (!result) return allowed(request, { auditAnnotations: { decision: "pass" } });
-      // kubectl tx apply's prune deletes name no transaction: point the user's session at it so they join.
-      if (result.kind === "member" && result.mode === "plugin") await deps.sessions.adopt(request.userInfo, result.transaction);
-      log(deps.logger, request, result);
-      return respond(request, result);
+      const { response, reason } = await decide(request, deps, signal);
+      log(deps.logger, request, response, reason);
+      return response;
     },
   };
 }
 
-/** One attempt: which transaction the write joins, and what the coordinator says; undefined when it joins none. */
-async function admitOnce(request: AdmissionRequest, scope: Scope, deps: ValidateDeps, signal: AbortSignal | undefined): Promise<AdmitResult | undefined> {
-  const joining = await joinWhat(request, scope, deps.sessions);
-  if (!joining) return undefined;
+/** The answer, and for a pass-through why kubetx stays out (for the log line). */
+async function decide(request: AdmissionRequest, deps: ValidateDeps, signal: AbortSignal | undefined): Promise<{ response: AdmissionResponse; reason?: string }> {
+  deps.intents?.validated(validatedKeys(request.userInfo, request.operation, refOf(request), request.object));
+  if (request.resource.group === GROUP && request.resource.resource === "transactions") return { response: await guardTransactionRecord(request) };
+  if (request.resource.group === GROUP && request.resource.resource === "transactionpolicies") return { response: guardPolicy(request) };
+  const scope = await scopeOf(request, deps);
+  let result = await admitOnce(request, scope, deps, { signal, fresh: false });
+  // A transparent transaction that closed under this write leaves the write to the requester's next one, read afresh.
+  if (result.kind === "closed" && scope.kind === "transparent") result = await admitOnce(request, scope, deps, { signal, fresh: true });
+  if (result.kind === "pass") return { response: allowed(request, { auditAnnotations: { decision: "pass" } }), reason: result.reason };
+  // kubectl tx apply's prune deletes name no transaction: point the user's session at it so they join.
+  if (result.kind === "member" && result.mode === "plugin") await deps.sessions.adopt(request.userInfo, result.transaction);
+  return { response: respond(request, result) };
+}
+
+type Passed = { readonly kind: "pass"; readonly reason: string };
+
+/** One attempt: which transaction the write joins, and what the coordinator says; a pass when it joins none. */
+async function admitOnce(request: AdmissionRequest, scope: Scope, deps: ValidateDeps, attempt: { signal: AbortSignal | undefined; fresh: boolean }): Promise<AdmitResult | Passed> {
+  const { signal } = attempt;
+  const joining = await joinWhat(request, scope, deps.sessions, attempt.fresh);
+  if ("reason" in joining) return { kind: "pass", reason: joining.reason };
   const intent = intentOf(request, joining.transaction, joining.mode, joining.record);
   if (typeof intent === "string") return { kind: "denied", transaction: joining.transaction, message: intent };
   return deps.coordinator.admit(intent, signal);
 }
 
-/** Which transaction (and mode) the write joins, if any. */
-async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessions): Promise<{ transaction: string; mode: Mode; record?: Transaction } | undefined> {
+/** Which transaction (and mode) the write joins, or why it joins none. */
+async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessions, fresh = false): Promise<{ transaction: string; mode: Mode; record?: Transaction } | { reason: string }> {
   switch (scope.kind) {
     case "pass":
-      return undefined;
+      return { reason: scope.reason };
     case "explicit":
       return { transaction: scope.transaction, mode: "explicit" };
     case "transparent": {
-      const joined = await transparentTransaction(request, sessions);
+      const joined = await transparentTransaction(request, sessions, fresh);
       return { transaction: joined.id, mode: "transparent", ...(joined.record ? { record: joined.record } : {}) };
     }
     case "session-only": {
       const open = await sessions.current(request.userInfo, request.operation);
-      return open ? { transaction: open, mode: "explicit" } : undefined;
+      return open ? { transaction: open, mode: "explicit" } : { reason: "explicit mode, and the write names no transaction" };
     }
   }
 }
 
 /** A dry run looks at the requester's open transaction but never starts one. */
-async function transparentTransaction(request: AdmissionRequest, sessions: Sessions): Promise<SessionTransaction> {
+async function transparentTransaction(request: AdmissionRequest, sessions: Sessions, fresh: boolean): Promise<SessionTransaction> {
   if (request.dryRun) return { id: (await sessions.current(request.userInfo, request.operation)) ?? newTransactionId() };
-  return sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation);
+  return sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation, { fresh });
 }
 
 /** The write as the coordinator needs it, or why it cannot join. */
@@ -113,26 +125,39 @@ function expectedMembersOf(request: AdmissionRequest): number | undefined | stri
   return `annotation ${ANNOTATION_EXPECTED_MEMBERS} must be a whole number of objects (at least 1), got '${expected}'`;
 }
 
+/** Audit annotations name a transaction and a lock only where there is one (a dry run's may not exist). */
 function respond(request: AdmissionRequest, result: AdmitResult): AdmissionResponse {
-  const audit = { transaction: result.transaction, decision: result.kind, ...("lock" in result && result.lock ? { lock: result.lock } : {}) };
+  const audit = {
+    ...(result.transaction ? { transaction: result.transaction } : {}),
+    decision: result.kind === "closed" ? "denied" : result.kind,
+    ...("lock" in result && result.lock ? { lock: result.lock } : {}),
+  };
   switch (result.kind) {
     case "member":
       return allowed(request, {
         auditAnnotations: audit,
         warnings: [`kubetx: joined transaction ${result.transaction} (${result.members} member${result.members === 1 ? "" : "s"})`],
       });
-    case "dry-run":
-      return allowed(request, { auditAnnotations: audit, warnings: [`kubetx: dry run: would join transaction ${result.transaction}`] });
+    case "dry-run": {
+      const would = result.transaction ? `would join transaction ${result.transaction}` : "would start a new transaction";
+      return allowed(request, { auditAnnotations: audit, warnings: [`kubetx: dry run: ${would}`] });
+    }
     case "denied":
     case "closed":
-      return denied(request, result.message, { auditAnnotations: { ...audit, decision: "denied" } });
+      return denied(request, result.message, { auditAnnotations: audit });
   }
 }
 
-function log(logger: Logger, request: AdmissionRequest, result: AdmitResult): void {
+/** One line per answer, with what its audit annotations say and, for a denial or a pass-through, why. */
+function log(logger: Logger, request: AdmissionRequest, response: AdmissionResponse, passReason: string | undefined): void {
+  const audit = response.auditAnnotations ?? {};
+  const reason = response.allowed ? passReason : response.status?.message;
   logger.info({
-    uid: request.uid, transaction: result.transaction, decision: result.kind, user: request.userInfo.username,
-    operation: request.operation, resource: request.resource.resource, namespace: request.namespace, name: request.name,
-    ...(result.kind === "denied" ? { reason: result.message } : {}),
+    uid: request.uid, decision: audit.decision, user: request.userInfo.username, operation: request.operation,
+    resource: request.resource.resource, namespace: request.namespace, name: request.name,
+    ...(audit.transaction ? { transaction: audit.transaction } : {}),
+    ...(audit.lock ? { lock: audit.lock } : {}),
+    ...(request.dryRun ? { dryRun: true } : {}),
+    ...(reason ? { reason } : {}),
   }, "admission decision");
 }

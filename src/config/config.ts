@@ -51,11 +51,13 @@ export const DEFAULT_RESOLVER_PERIOD_MS = 250;
 /** A write the apiserver allowed is in etcd within milliseconds; two seconds is generous. */
 export const DEFAULT_PERSIST_GRACE_MS = 2_000;
 /**
- * Mutating to validating admission of one request takes milliseconds; half
- * a second also covers a slow second mutating webhook. Policies' quiet
- * windows are at least twice this (see src/policy/validate.ts).
+ * Mutating to validating admission of one request takes milliseconds; a
+ * second also covers a slow second mutating webhook and a loaded machine
+ * (the chaos campaign saw half a second run out there and roll back valid
+ * applies). Policies' quiet windows are at least twice this (see
+ * src/policy/validate.ts). Used only without the audit sink.
  */
-export const DEFAULT_INTENT_GRACE_MS = 500;
+export const DEFAULT_INTENT_GRACE_MS = 1_000;
 /**
  * The apiserver's batch backend with --audit-webhook-batch-max-wait=250ms
  * (what kubetx dev configures) delivers an event within about a quarter
@@ -94,7 +96,7 @@ export function loadConfig(input: ConfigInput): EngineConfig {
     identity: input.identity ?? `${hostname()}-${process.pid}`,
     resolverPeriodMs: positive("resolver period (--resolver-period, ms)", input.resolverPeriodMs, DEFAULT_RESOLVER_PERIOD_MS),
     persistGraceMs: positive("persist grace (ms)", input.persistGraceMs, DEFAULT_PERSIST_GRACE_MS),
-    intentGraceMs: positive("intent grace (ms)", input.intentGraceMs, DEFAULT_INTENT_GRACE_MS),
+    intentGraceMs: intentGrace(input),
     policySource: source,
     flagPolicy: flagPolicy(input),
     lateWriteMs: positive("late-write window (--late-write-window, ms)", input.lateWriteMs, DEFAULT_LATE_WRITE_MS),
@@ -107,6 +109,13 @@ export function loadConfig(input: ConfigInput): EngineConfig {
     throw new ConfigError(`kubetx: lock TTL (--lock-ttl ${config.flagPolicy.lockTTLSeconds} s) must be at least three resolver periods (--resolver-period ${config.resolverPeriodMs} ms)`);
   }
   return deepFreeze(config);
+}
+
+/** The default grace, or half the quiet window where that is shorter (a short window for tests must not need a flag of its own). */
+function intentGrace(input: ConfigInput): number {
+  if (input.intentGraceMs !== undefined && input.intentGraceMs !== "") return positive("intent grace (ms)", input.intentGraceMs, DEFAULT_INTENT_GRACE_MS);
+  const quietMs = positive("quiet window (--quiet-window, ms)", input.quietWindowMs, POLICY_DEFAULTS.quietWindowSeconds * 1000);
+  return Math.min(DEFAULT_INTENT_GRACE_MS, quietMs / 2);
 }
 
 function flagPolicy(input: ConfigInput): PolicySpec {

@@ -22,6 +22,8 @@ export interface RequestOptions {
   /** Sent as JSON; `contentType` overrides `application/json`. */
   readonly body?: unknown;
   readonly contentType?: string;
+  /** The answer is text, not JSON (the apiserver's /readyz): resolve it as a string. */
+  readonly text?: boolean;
 }
 
 export interface WatchEvent {
@@ -147,7 +149,7 @@ class HttpsKubeClient implements KubeClient {
           const status = res.statusCode ?? 0;
           if (status < 200 || status >= 300) return reject(errorFrom(method, url.pathname, status, text));
           try {
-            resolve(parseBody<T>(text));
+            resolve(options.text ? (text as T) : parseBody<T>(text));
           } catch (error) {
             reject(new Error(`${method} ${url.pathname}: the answer is not JSON (${(error as Error).message})`));
           }

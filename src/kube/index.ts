@@ -4,3 +4,4 @@ export * from "./types.ts";
 export * from "./apply.ts";
 export * from "./identity.ts";
 export * from "./names.ts";
+export * from "./ready.ts";

@@ -26,11 +26,14 @@ export class SessionStore {
   private readonly client: KubeClient;
   private readonly leases: string;
   private readonly ttlSeconds: () => number;
+  private readonly cache: { readonly ready: boolean; get(name: string): KubeObject | undefined } | undefined;
 
-  constructor(client: KubeClient, namespace: string, ttlSeconds: () => number) {
+  /** With `cache` (a watch of kubetx's Leases), `read(key, { cached: true })` asks it instead of the apiserver. */
+  constructor(client: KubeClient, namespace: string, ttlSeconds: () => number, cache?: { readonly ready: boolean; get(name: string): KubeObject | undefined }) {
     this.client = client;
     this.leases = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
     this.ttlSeconds = ttlSeconds;
+    this.cache = cache;
   }
 
   /** Removes a session Lease if it is still at the version read (nobody claimed it since). */
@@ -47,7 +50,16 @@ export class SessionStore {
     return list.items.map((lease) => toSession((lease.metadata?.name ?? "").replace(/^ss-/, ""), lease));
   }
 
-  async read(key: string): Promise<Session | undefined> {
+  /**
+   * The session, from the cache when asked and synced (it may lag: a claim
+   * based on it fails its resourceVersion check and the caller reads again
+   * without the cache).
+   */
+  async read(key: string, options: { cached?: boolean } = {}): Promise<Session | undefined> {
+    if (options.cached && this.cache?.ready) {
+      const lease = this.cache.get(`ss-${key}`);
+      return lease ? toSession(key, lease) : undefined;
+    }
     try {
       return toSession(key, await this.client.get<LeaseObject>(`${this.leases}/ss-${key}`));
     } catch (error) {

@@ -34,6 +34,14 @@ export interface LockStoreOptions {
   readonly namespace: string;
   /** Lease duration written into new locks and heartbeats (policy; may change). */
   readonly ttlSeconds: () => number;
+  /** A watch-backed cache of kubetx's Leases: `cached` reads come from it once it has synced. */
+  readonly cache?: LeaseCache;
+}
+
+/** What the lock store needs of a Lease cache (src/kube/informer.ts). */
+export interface LeaseCache {
+  readonly ready: boolean;
+  values(): IterableIterator<KubeObject>;
 }
 
 interface LeaseObject extends KubeObject {
@@ -44,10 +52,12 @@ export class LockStore {
   private readonly client: KubeClient;
   private readonly ttl: () => number;
   private readonly leases: string;
+  private readonly cache: LeaseCache | undefined;
 
   constructor(options: LockStoreOptions) {
     this.client = options.client;
     this.ttl = options.ttlSeconds;
+    this.cache = options.cache;
     this.leases = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(options.namespace)}/leases`;
   }
 
@@ -87,6 +97,10 @@ export class LockStore {
    * the decision to commit or what to roll back.
    */
   async locksOf(transaction: string, options: { cached?: boolean } = {}): Promise<LockRecord[]> {
+    if (options.cached && this.cache?.ready) {
+      return [...this.cache.values()].filter((lease) => lease.metadata?.labels?.[LABEL_ROLE] === LOCK_ROLE && lease.metadata.labels[LABEL_TRANSACTION] === transaction)
+        .flatMap((lease) => lockFromLease(lease) ?? []);
+    }
     const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, {
       query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}`, ...(options.cached ? { resourceVersion: "0" } : {}) },
     });

@@ -31,7 +31,7 @@ export function validatePolicySpec(spec: unknown): PolicyCheck {
     ...stringList(spec.exemptUsers, "spec.exemptUsers"),
     ...stringList(spec.exemptGroups, "spec.exemptGroups"),
     ...serviceAccountProblems(spec.exemptServiceAccounts),
-    // At least twice the half second kubetx waits for a write seen at /observe to reach /validate.
+    // At least a second: kubetx waits up to a second (its intent grace) for a write seen at /observe to reach /validate.
     ...numberProblems(spec, "quietWindowSeconds", { min: 1, max: 300, integer: false }),
     ...numberProblems(spec, "lockTTLSeconds", { min: 1, max: 3600, integer: true }),
     ...numberProblems(spec, "maxOpenSeconds", { min: 1, max: 86_400, integer: true }),

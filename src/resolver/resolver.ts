@@ -27,8 +27,8 @@ import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { ResolverMetrics } from "../telemetry/metrics.ts";
-import type { MemberCheck } from "../transactions/machine.ts";
-import { decideOpen, decideVerify } from "../transactions/machine.ts";
+import type { HeartbeatSeen, MemberCheck } from "../transactions/machine.ts";
+import { decideOpen, decideVerify, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
 import type { MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
@@ -102,11 +102,15 @@ interface Observed {
   reportedCount: number;
   /** When this process first saw each member's lock. */
   readonly firstSeen: Map<string, number>;
+  /** The record's lastActivity token as this process last saw it. */
+  lastActivity?: string;
   lastChangeAt: number;
   /** Taken over from a coordinator that stopped renewing. */
   takenOver: boolean;
   readonly firstChecked: Map<string, number>;
   held?: HeldRollback;
+  /** kubectl tx apply's spec.clientHeartbeat as this process saw it change. */
+  clientHeartbeat?: HeartbeatSeen;
 }
 
 export function validateTiming(t: ResolverTiming): void {
@@ -221,24 +225,27 @@ export class Resolver {
     // Counting is all this step does with the locks: the cache is good enough.
     const locks = await this.o.locks.locksOf(id, { cached: true });
     const inFlight = this.progress(seen, tx, locks, now);
+    seen.clientHeartbeat = observeHeartbeat(seen.clientHeartbeat, tx.spec.clientHeartbeat, now);
     const decision = decideOpen({
       mode: tx.spec.mode,
       memberCount: locks.length,
       openedAt: seen.openedAt,
       lastChangeAt: seen.lastChangeAt,
-      timeoutMs: timeoutMs(tx, this.o.limits().maxOpenSeconds),
+      timeoutMs: openLimitMs(tx.spec, this.o.limits().maxOpenSeconds),
       quietMs: this.o.limits().quietWindowMs + this.sinkDelayMs(),
       coordinatorLost: seen.takenOver,
       inFlight,
       ...pick(tx.spec, "expectedMembers", "clientState", "clientMessage"),
       ...(tx.status?.failure ? { failure: tx.status.failure } : {}),
+      ...(seen.clientHeartbeat ? { clientHeartbeatAt: seen.clientHeartbeat.changedAt } : {}),
     }, now);
-    if (decision.next === "Open") return this.markOpen(id, tx, locks.length);
+    const namespaces = namespacesOf(locks);
+    if (decision.next === "Open") return this.markOpen(id, tx, { members: locks.length, namespaces });
     if (decision.next === "Verifying") {
-      if (await this.transition(id, ["Open"], "Verifying", { reason: decision.reason, closedAt: this.wallTime() })) await this.stepVerify(id);
+      if (await this.transition(id, ["Open"], "Verifying", { reason: decision.reason, closedAt: this.wallTime(), namespaces })) await this.stepVerify(id);
       return;
     }
-    if (await this.transition(id, ["Open"], "RollingBack", { reason: decision.reason, message: decision.message, closedAt: this.wallTime() })) await this.rollBack(id);
+    if (await this.transition(id, ["Open"], "RollingBack", { reason: decision.reason, message: decision.message, closedAt: this.wallTime(), namespaces })) await this.rollBack(id);
   }
 
   /**
@@ -285,9 +292,12 @@ export class Resolver {
     if (committed) await this.release(id, done.locks);
   }
 
-  private async markOpen(id: string, tx: Transaction, members: number): Promise<void> {
-    if (tx.status?.phase === "Open" && tx.status.coordinator === this.o.identity && tx.status.memberCount === members) return;
-    await this.transition(id, ["Open"], "Open", { coordinator: this.o.identity, memberCount: members, openedAt: tx.status?.openedAt ?? this.wallTime() });
+  private async markOpen(id: string, tx: Transaction, now: { members: number; namespaces: string[] }): Promise<void> {
+    const s = tx.status;
+    if (s?.phase === "Open" && s.coordinator === this.o.identity && s.memberCount === now.members && sameList(s.namespaces, now.namespaces)) return;
+    await this.transition(id, ["Open"], "Open", {
+      coordinator: this.o.identity, memberCount: now.members, namespaces: now.namespaces, openedAt: s?.openedAt ?? this.wallTime(),
+    });
   }
 
   private async stepVerify(id: string, known?: Transaction): Promise<void> {
@@ -363,6 +373,10 @@ export class Resolver {
     const [tx, members, journal] = await Promise.all([known ?? this.o.store.get(id), this.o.locks.membersOf(id), this.o.journal.readAll(id)]);
     if (!tx || tx.status?.phase !== "RollingBack") return;
     const locks = members.locks.sort((a, b) => b.member.admittedAt - a.member.admittedAt);
+    if (tx.status.lastActivity !== seen.lastActivity) {
+      seen.lastActivity = tx.status.lastActivity;
+      seen.lastChangeAt = now;
+    }
     seen.held ??= { startedAt: now, lastPassAt: now, inFlight: await this.inFlight(id, tx, locks, journal) };
     seen.held.lastPassAt = now;
     const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, (lock) => this.restore(id, lock, journal, tx.status?.requests?.[lock.name]));
@@ -376,9 +390,11 @@ export class Resolver {
   /** Failed if something could not be restored; otherwise held while writes may land, then RolledBack. */
   private async afterRestore(id: string, tx: Transaction, at: { locks: LockRecord[]; outcomes: RestoreOutcome[]; garbled: string[]; held: HeldRollback; now: number }): Promise<void> {
     const { locks, outcomes } = at;
+    // An Event for each object a pass touched, as it touches it: a later pass finds nothing left to do.
+    await this.o.events.rolledBack(tx, locks, outcomes);
     const members = mergeSummaries(tx.status?.members, locks.map((lock, i) => restoredSummary(lock, outcomes[i] as RestoreOutcome)));
     if (at.garbled.length > 0 || members.some((m) => m.outcome === "Failed")) return this.fail(id, tx, { locks, outcomes, members, garbled: at.garbled });
-    if (this.holding(tx, at.held, at.now)) {
+    if (this.holding(tx, at.held, at.now) || this.stillRefusing(id, tx, at.now)) {
       // Progress for readers: the record shows what was restored while the locks are held.
       if (!tx.status?.members) await this.transition(id, ["RollingBack"], "RollingBack", { members });
       return;
@@ -395,6 +411,18 @@ export class Resolver {
       return persisted(lock.member, journal.get(journalName(id, lock.member.ref)), live) ? undefined : lock.name;
     });
     return new Set(unseen.filter((name): name is string => name !== undefined));
+  }
+
+  /**
+   * A failed transparent transaction keeps the requester's session (and so
+   * refuses the rest of their apply) until a quiet window has passed since
+   * their last write into it, refused ones included: otherwise the apply's
+   * next write would start a new transaction and commit on its own.
+   */
+  private stillRefusing(id: string, tx: Transaction, now: number): boolean {
+    if (tx.spec.mode !== "transparent") return false;
+    const seen = this.observe(id);
+    return now - seen.lastChangeAt < this.o.limits().quietWindowMs + this.sinkDelayMs();
   }
 
   /** Whether to keep holding: some write may still land, its outcome unknown and the late-write window not over. */
@@ -432,7 +460,6 @@ export class Resolver {
     });
     if (!rolledBack) return;
     const startedAt = this.observed.get(id)?.held?.startedAt;
-    await this.o.events.rolledBack(tx, done.locks, done.outcomes);
     await this.release(id, done.locks);
     this.o.metrics.resolved("RolledBack");
     if (startedAt !== undefined) this.o.metrics.rolledBack((this.o.clock.monotonic() - startedAt) / 1000, done.locks.length);
@@ -450,7 +477,6 @@ export class Resolver {
       members: done.members, resolvedAt: this.wallTime(),
     });
     if (!failed) return;
-    await this.o.events.rolledBack(tx, done.locks, done.outcomes);
     this.o.metrics.resolved("Failed");
     this.o.logger.error({ transaction: id, impossible: problems.length }, "transaction failed: restore impossible");
   }
@@ -521,10 +547,13 @@ function mergeSummaries(earlier: readonly MemberSummary[] | undefined, now: read
   return merged.reverse();
 }
 
-/** A client may ask for less time than the policy allows, never more. */
-function timeoutMs(tx: Transaction, maxOpenSeconds: number): number {
-  const asked = tx.spec.timeoutSeconds ?? maxOpenSeconds;
-  return Math.min(asked, maxOpenSeconds) * 1000;
+/** The members' namespaces, for `kubectl tx list -n` before the record lists its members. */
+function namespacesOf(locks: readonly LockRecord[]): string[] {
+  return [...new Set(locks.flatMap((l) => (l.member.ref.namespace ? [l.member.ref.namespace] : [])))].sort();
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  return (a ?? []).length === b.length && b.every((x, i) => a?.[i] === x);
 }
 
 /** RFC 3339 with milliseconds: a failure reported late is told apart from the resolution by less than a second. */

@@ -69,11 +69,14 @@ const WRITES: ReadonlySet<RestoreAction["kind"]> = new Set(["delete", "patch", "
 
 /**
  * A guard that failed because the object changed between the read and the
- * write: a precondition (409), a `test` operation (422), or the object
- * appearing or going away.
+ * write: a precondition (409), a JSON Patch whose `test` failed (the
+ * apiserver answers 422, often with only "the server rejected our request
+ * due to an error in our request"), or the object appearing or going away.
+ * Each is re-read and planned again; a patch that is invalid for another
+ * reason fails every attempt and ends as impossible, with the message.
  */
 function isRace(error: unknown): error is Error {
-  if (error instanceof Invalid) return /test operation|testing value/i.test(error.message);
+  if (error instanceof Invalid) return error.method === "PATCH";
   return error instanceof Conflict || error instanceof AlreadyExists || error instanceof NotFound;
 }
 

@@ -18,6 +18,7 @@ import type { TransactionStore } from "./store.ts";
 import { firstEntry } from "../rollback/plan.ts";
 import type { AccessChecks } from "./access.ts";
 import { intentDigest } from "./verify.ts";
+import { lockedMessage } from "./locked.ts";
 import { userLimitRefusal } from "./user-limits.ts";
 
 /** Transactions whose members this process counts; the oldest are forgotten first. */
@@ -48,6 +49,7 @@ export interface WriteIntent {
 
 export type AdmitResult =
   | { readonly kind: "member"; readonly transaction: string; readonly lock: string; readonly members: number; readonly firstWrite: boolean; readonly mode: Mode }
+  /** transaction: "" when the dry run's transaction does not exist (it would have started one). */
   | { readonly kind: "dry-run"; readonly transaction: string; readonly lock: string }
   | { readonly kind: "denied"; readonly transaction: string; readonly message: string; readonly lock?: string }
   /** The transaction closed while this write was being admitted: nothing was kept; a transparent write starts a new one. */
@@ -84,7 +86,7 @@ export class Coordinator {
     if (intent.dryRun) return this.judgeDryRun(intent);
     // Independent reads in parallel: each is a round trip to the apiserver on the user's request path.
     const [found, members] = await Promise.all([
-      intent.record ?? this.options.store.get(intent.transaction),
+      intent.record ?? this.options.store.lookup(intent.transaction),
       this.options.locks.locksOf(intent.transaction, { cached: true }),
     ]);
     const tx = found ?? (await this.options.store.getOrCreate(intent.transaction, {
@@ -92,12 +94,24 @@ export class Coordinator {
       mode: intent.mode,
       ...(intent.expectedMembers !== undefined ? { expectedMembers: intent.expectedMembers } : {}),
     }));
-    const refusal = refuseJoin(tx, intent) ?? this.refuseIrreversible(intent) ?? (await this.refuseCreateOverExisting(intent));
+    const refusal = (await this.refuseIntoClosed(tx, intent)) ?? this.refuseIrreversible(intent) ?? (await this.refuseCreateOverExisting(intent));
     if (refusal) return deny(intent, refusal);
     await this.ensureHeartbeat(intent.transaction);
     if (signal?.aborted) return deny(intent, ABORTED);
     const result = await this.lockAndJournal(intent, members, signal);
     return result.kind === "member" ? { ...result, mode: tx.spec.mode } : result;
+  }
+
+  /**
+   * Why the write may not join `tx`, if it may not. The rest of a failing
+   * transparent apply is refused, and each refusal is noted on the record,
+   * so the transaction (and the session) stays until the apply has gone
+   * quiet instead of letting the next write start afresh.
+   */
+  private async refuseIntoClosed(tx: Transaction, intent: WriteIntent): Promise<string | undefined> {
+    const refusal = refuseJoin(tx, intent);
+    if (refusal && tx.spec.mode === "transparent") await this.options.store.noteActivity(intent.transaction, intent.requestUid);
+    return refusal;
   }
 
   /**
@@ -245,30 +259,40 @@ export class Coordinator {
 
   private async conflict(intent: WriteIntent, lock: LockRecord, holder: Transaction): Promise<AdmitResult> {
     this.options.metrics.lockConflict();
-    const message = lockedMessage(intent, lock, this.options.limits().lockTtlSeconds, holder);
+    const message = lockedMessage({ ref: intent.ref, transaction: intent.transaction, dryRun: false, lock, holder }, this.options.limits());
     await this.fail(intent.transaction, `a write to ${describeRef(intent.ref)} was denied: it is locked by transaction ${lock.member.transaction} (${holder.spec.user})`);
     return { kind: "denied", transaction: intent.transaction, message, lock: lock.name };
   }
 
   /** Marks a transaction as failed; the resolver rolls it back. The first failure is the one kept. */
   async fail(transaction: string, failure: string): Promise<void> {
-    await this.options.store.updateStatus(transaction, (tx) =>
-      tx.status?.failure || TERMINAL_PHASES.has(tx.status?.phase ?? "Open") ? undefined : { ...tx.status, failure },
-    );
+    const activity = `${this.options.identity}-${this.options.clock.monotonic()}`;
+    await this.options.store.updateStatus(transaction, (tx) => {
+      if (TERMINAL_PHASES.has(tx.status?.phase ?? "Open")) return undefined;
+      return { ...tx.status, failure: tx.status?.failure ?? failure, lastActivity: activity };
+    });
   }
 
+  /**
+   * A dry run is judged like the write but writes nothing, and names its
+   * transaction only if that exists: the id a dry run would have started
+   * (kubectl tx apply --dry-run=server's, a transparent one's) never will,
+   * so no message or audit annotation may send anyone looking for it.
+   */
   private async judgeDryRun(intent: WriteIntent): Promise<AdmitResult> {
     const tx = await this.options.store.get(intent.transaction);
     const refusal = tx ? refuseJoin(tx, intent) : undefined;
     if (refusal) return deny(intent, refusal);
+    const transaction = tx ? intent.transaction : "";
     const lock = await this.options.locks.read(intent.ref);
     if (lock && lock.member.transaction !== intent.transaction) {
       const holder = await this.options.store.get(lock.member.transaction);
       if (holder && !TERMINAL_PHASES.has(holder.status?.phase ?? "Open")) {
-        return { kind: "denied", transaction: intent.transaction, message: lockedMessage(intent, lock, this.options.limits().lockTtlSeconds), lock: lock.name };
+        const message = lockedMessage({ ref: intent.ref, transaction: intent.transaction, dryRun: true, lock, holder }, this.options.limits());
+        return { kind: "denied", transaction, message, lock: lock.name };
       }
     }
-    return { kind: "dry-run", transaction: intent.transaction, lock: lock?.name ?? "" };
+    return { kind: "dry-run", transaction, lock: lock?.name ?? "" };
   }
 
   private async ensureHeartbeat(transaction: string): Promise<void> {
@@ -322,10 +346,4 @@ function refuseJoin(tx: Transaction, intent: WriteIntent): string | undefined {
   return undefined;
 }
 
-export function lockedMessage(intent: WriteIntent, lock: LockRecord, ttlSeconds: number, holder?: Transaction): string {
-  const since = new Date(lock.member.admittedAt).toISOString().slice(11, 19);
-  const user = holder?.spec.user ?? lock.member.user;
-  return `${describeRef(intent.ref)} is locked by transaction ${lock.member.transaction} (${user}) since ${since} UTC; ` +
-    `retry after it commits or rolls back (usually seconds; at most about ${ttlSeconds} s if its coordinator died). ` +
-    `Transaction ${intent.transaction} will roll back.`;
-}
+

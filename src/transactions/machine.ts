@@ -2,7 +2,8 @@
  * The transaction state machine of DESIGN.md section 3, as pure decisions
  * over facts the resolver gathered. Times are this process's observations.
  */
-import type { ClientState, Mode } from "./model.ts";
+import type { ClientState, Mode, TransactionSpec } from "./model.ts";
+import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS, MAX_TIMEOUT_SECONDS } from "./model.ts";
 
 export interface OpenFacts {
   readonly mode: Mode;
@@ -16,6 +17,7 @@ export interface OpenFacts {
   readonly openedAt: number;
   /** When this process last saw the member count change. */
   readonly lastChangeAt: number;
+  /** The longest it may stay open: openLimitMs. */
   readonly timeoutMs: number;
   readonly quietMs: number;
   /** This process took the transaction over from a coordinator that stopped renewing its heartbeat. */
@@ -26,6 +28,13 @@ export interface OpenFacts {
    * quiet, however long ago the member was admitted.
    */
   readonly inFlight?: boolean;
+  /**
+   * Plugin transactions whose client sends a heartbeat: when this process
+   * last saw spec.clientHeartbeat change (observeHeartbeat). Absent for a
+   * client that sends none (an older kubectl tx): then maxOpenSeconds
+   * bounds it as before.
+   */
+  readonly clientHeartbeatAt?: number;
 }
 
 export type Decision =
@@ -42,6 +51,8 @@ export function decideOpen(f: OpenFacts, now: number): Decision {
   }
   const closed = closedByClient(f);
   if (closed) return closed;
+  const client = clientLiveness(f, now);
+  if (client) return client;
   if (f.coordinatorLost) return lost(f, now);
   if (closesByQuiet(f) && quiet(f, now)) return { next: "Verifying", reason: "QuietWindowPassed" };
   if (now - f.openedAt >= f.timeoutMs) return { next: "RollingBack", reason: "Timeout", message: timeoutMessage(f) };
@@ -53,6 +64,67 @@ function closedByClient(f: OpenFacts): Decision | undefined {
   if (f.clientState === "Applied") return { next: "Verifying", reason: "ApplyFinished" };
   if (f.expectedMembers !== undefined && f.memberCount >= f.expectedMembers) return { next: "Verifying", reason: "AllMembersArrived" };
   return undefined;
+}
+
+/**
+ * A plugin transaction with a heartbeat lives as long as its kubectl tx
+ * apply does: it rolls back once the heartbeat has not moved for
+ * CLIENT_HEARTBEAT_TIMEOUT_MS (the command was killed, its machine stopped,
+ * or it lost the apiserver), or at the --timeout its user asked for.
+ * Neither the policy's maxOpenSeconds (see openLimitMs) nor the death of
+ * its coordinating replica ends it while the client lives: the client,
+ * not the clock, says when kubectl is done.
+ */
+function clientLiveness(f: OpenFacts, now: number): Decision | undefined {
+  if (f.mode !== "plugin" || f.clientHeartbeatAt === undefined) return undefined;
+  if (now - f.clientHeartbeatAt >= CLIENT_HEARTBEAT_TIMEOUT_MS) {
+    return {
+      next: "RollingBack", reason: "ClientLost",
+      message: `kubectl tx apply stopped renewing the transaction (no heartbeat for ${CLIENT_HEARTBEAT_TIMEOUT_MS / 1000} s: it was killed, its machine stopped, or it lost the apiserver) before kubectl finished; ${plural(f.memberCount, "member")} had arrived`,
+    };
+  }
+  if (now - f.openedAt >= f.timeoutMs) return { next: "RollingBack", reason: "Timeout", message: timeoutMessage(f) };
+  return STAY;
+}
+
+/**
+ * The longest a transaction may stay open, in ms. A client may ask
+ * (spec.timeoutSeconds) for less time than the policy's maxOpenSeconds,
+ * never more; except kubectl tx apply with a heartbeat, which proves that
+ * kubectl still runs: its transaction is bounded by what its user asked
+ * (--timeout), or else by the longest anyone may ask, an hour.
+ */
+export function openLimitMs(spec: Pick<TransactionSpec, "mode" | "timeoutSeconds" | "clientHeartbeat">, maxOpenSeconds: number): number {
+  if (spec.mode === "plugin" && spec.clientHeartbeat !== undefined) return Math.min(spec.timeoutSeconds ?? MAX_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS) * 1000;
+  return Math.min(spec.timeoutSeconds ?? maxOpenSeconds, maxOpenSeconds) * 1000;
+}
+
+/** What this process has seen of a client's heartbeat. */
+export interface HeartbeatSeen {
+  readonly value: number;
+  /** When this process saw the value change (or gave the client a fresh start). */
+  readonly changedAt: number;
+  /** When this process last read it. */
+  readonly readAt: number;
+}
+
+/**
+ * Notes a reading of spec.clientHeartbeat at `now` (this process's
+ * monotonic clock), as locks/expiry.ts notes a Lease: the first reading
+ * counts as a change. A gap of more than a heartbeat period since this
+ * process last read it (the apiserver was down, this replica paused, or
+ * another replica coordinated meanwhile) is not the client's fault: the
+ * client gets a fresh timeout from now instead of being judged by what
+ * this process could not see. Pure.
+ */
+export function observeHeartbeat(previous: HeartbeatSeen | undefined, value: number | undefined, now: number): HeartbeatSeen | undefined {
+  if (value === undefined) return undefined;
+  const fresh = previous === undefined || previous.value !== value || now - previous.readAt > CLIENT_HEARTBEAT_PERIOD_MS;
+  return { value, changedAt: fresh ? now : previous.changedAt, readAt: now };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 /**
@@ -84,6 +156,7 @@ function timeoutMessage(f: OpenFacts): string {
   if (f.expectedMembers !== undefined) {
     return `only ${f.memberCount} of ${f.expectedMembers} expected members arrived within ${seconds} s`;
   }
+  if (f.mode === "plugin" && f.clientHeartbeatAt !== undefined) return `kubectl was still running ${seconds} s after the transaction opened, the limit kubectl tx apply was given (--timeout; at most ${MAX_TIMEOUT_SECONDS / 3600} h)`;
   if (f.mode === "plugin") return `kubectl tx apply did not report that kubectl finished within ${seconds} s`;
   return `the transaction stayed open for ${seconds} s`;
 }

@@ -18,6 +18,20 @@ import type { MemberOperation } from "../kube/vocabulary.ts";
 /** Conflict: someone else changed what the transaction wrote since; their change was kept, not overwritten. */
 export type MemberOutcome = "Pending" | "Persisted" | "Committed" | "NotPersisted" | "Restored" | "Unchanged" | "Conflict" | "Failed";
 
+/**
+ * The plugin's heartbeat protocol: kubectl tx apply changes
+ * spec.clientHeartbeat this often while kubectl runs, and kubetx rolls a
+ * plugin transaction back (ClientLost) once it has seen no change for the
+ * timeout. Both sides read these constants, so they are part of the
+ * protocol, not a policy: a few seconds is short enough that a killed
+ * kubectl tx frees its locks soon, and three periods ride out one lost or
+ * slow write.
+ */
+export const CLIENT_HEARTBEAT_PERIOD_MS = 5_000;
+export const CLIENT_HEARTBEAT_TIMEOUT_MS = 3 * CLIENT_HEARTBEAT_PERIOD_MS;
+/** The Transaction CRD's bound on spec.timeoutSeconds: the longest a live kubectl tx apply keeps its transaction open. */
+export const MAX_TIMEOUT_SECONDS = 3600;
+
 export const TERMINAL_PHASES: ReadonlySet<Phase> = new Set(["Committed", "RolledBack", "Failed"]);
 
 export interface TransactionSpec {
@@ -26,6 +40,12 @@ export interface TransactionSpec {
   expectedMembers?: number;
   clientState?: ClientState;
   clientMessage?: string;
+  /**
+   * kubectl tx apply's liveness: a counter it changes every
+   * CLIENT_HEARTBEAT_PERIOD_MS while kubectl runs. Only its changes count,
+   * as kubetx observes them on its own clock; it is never read as a time.
+   */
+  clientHeartbeat?: number;
   timeoutSeconds?: number;
   /** With mode undo: the committed transaction to revert. */
   undoOf?: string;
@@ -48,12 +68,21 @@ export interface TransactionStatus {
   reason?: string;
   message?: string;
   failure?: string;
+  /**
+   * Changes (an opaque token) whenever a write of the requester is refused
+   * by, or fails into, this transaction: a failed transparent transaction
+   * keeps the requester's session, refusing the rest of their apply, until
+   * a quiet window has passed since the last such write.
+   */
+  lastActivity?: string;
   /** Final HTTP status of each member's own request, by lock name, as the audit sink reported it. */
   requests?: Record<string, number>;
   /** Set by a rollback that kept changes others made since: one line per object. */
   conflicts?: string[];
   coordinator?: string;
   memberCount?: number;
+  /** The namespaces of the members admitted so far, while members is not yet written (kubectl tx list -n). */
+  namespaces?: string[];
   openedAt?: string;
   closedAt?: string;
   resolvedAt?: string;

@@ -38,12 +38,14 @@ export class Sessions {
    * open, or is rolling back, keeps it (so the rest of a failing apply is
    * refused instead of committing on its own); a closed one starts anew.
    */
-  async transactionFor(requester: Requester, fieldManager: string | undefined, operation: string): Promise<SessionTransaction> {
+  async transactionFor(requester: Requester, fieldManager: string | undefined, operation: string, options: { fresh?: boolean } = {}): Promise<SessionTransaction> {
     const key = sessionKey(requester);
     for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt += 1) {
-      const session = await this.sessions.read(key);
+      // The caches first; after a lost claim race (or when asked), the apiserver itself.
+      const cached = attempt === 0 && !options.fresh;
+      const session = await this.sessions.read(key, { cached });
       if (session && sameTool(session.fieldManager, fieldManager)) {
-        const record = await this.store.get(session.transaction);
+        const record = await this.store.get(session.transaction, { cached });
         if (joinable(record, operation)) return { id: session.transaction, ...(record ? { record } : {}) };
       }
       const id = newTransactionId();

@@ -7,14 +7,34 @@ import { LABEL_RESOLVED, TERMINAL_PHASES, newTransaction, transactionPath } from
 /** Concurrent status writers (replicas, admission) settle within a few rounds. */
 const MAX_STATUS_ATTEMPTS = 8;
 
+/** What the store needs of a cache of the unresolved records (src/kube/informer.ts). */
+export interface RecordCache {
+  readonly ready: boolean;
+  get(name: string): Transaction | undefined;
+  values(): IterableIterator<Transaction>;
+}
+
 export class TransactionStore {
   private readonly client: KubeClient;
+  private readonly cache: RecordCache | undefined;
 
-  constructor(client: KubeClient) {
+  /** With `cache` (a watch of the unresolved records), `cached` reads ask it first. */
+  constructor(client: KubeClient, cache?: RecordCache) {
     this.client = client;
+    this.cache = cache;
   }
 
-  async get(id: string): Promise<Transaction | undefined> {
+  /**
+   * The record. `cached` may answer from the watch of unresolved records:
+   * possibly a phase behind (phases only move forward, so a refusal based on
+   * it is never wrong), and a record it does not hold is read from the
+   * apiserver.
+   */
+  async get(id: string, options: { cached?: boolean } = {}): Promise<Transaction | undefined> {
+    if (options.cached && this.cache?.ready) {
+      const hit = this.cache.get(id);
+      if (hit) return hit;
+    }
     try {
       return await this.client.get<Transaction>(transactionPath(id));
     } catch (error) {
@@ -24,6 +44,16 @@ export class TransactionStore {
   }
 
   /** Creates the record, or returns the one that exists (another replica, or the plugin, made it). */
+  /**
+   * The record for admission's first look: the cache's copy, or, when the
+   * cache is synced and does not hold it (a new transaction, usually),
+   * nothing: the caller creates it. Without a synced cache, a read.
+   */
+  async lookup(id: string): Promise<Transaction | undefined> {
+    if (this.cache?.ready) return this.cache.get(id);
+    return this.get(id);
+  }
+
   async getOrCreate(id: string, spec: TransactionSpec): Promise<Transaction> {
     try {
       return await this.client.create<Transaction>(transactionPath(), newTransaction(id, spec));
@@ -46,6 +76,7 @@ export class TransactionStore {
    * label, so the apiserver leaves them out however many accumulate.
    */
   async listActive(): Promise<Transaction[]> {
+    if (this.cache?.ready) return [...this.cache.values()].filter((tx) => !TERMINAL_PHASES.has(tx.status?.phase ?? "Open"));
     const list = await this.client.get<ObjectList<Transaction>>(transactionPath(), { query: { resourceVersion: "0", labelSelector: `!${LABEL_RESOLVED}` } });
     return list.items.filter((tx) => !TERMINAL_PHASES.has(tx.status?.phase ?? "Open"));
   }
@@ -86,6 +117,15 @@ export class TransactionStore {
   async recordRequests(id: string, codes: Readonly<Record<string, number>>): Promise<void> {
     try {
       await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { requests: codes } });
+    } catch (error) {
+      if (!(error instanceof NotFound)) throw error;
+    }
+  }
+
+  /** Marks a write of the requester refused by the transaction (see TransactionStatus.lastActivity). */
+  async noteActivity(id: string, token: string): Promise<void> {
+    try {
+      await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { lastActivity: token } });
     } catch (error) {
       if (!(error instanceof NotFound)) throw error;
     }

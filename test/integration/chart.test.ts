@@ -15,6 +15,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { KubeObject } from "../../src/kube/index.ts";
 import { stringify } from "yaml";
+import { kubectl } from "../support/cluster.ts";
 import { CHART, NAMESPACE, REPO, RELEASE, certManagerCheck, helm, kustomize, objectKey, renderChart } from "../support/helm.ts";
 
 const MANIFESTS = path.join(REPO, "manifests");
@@ -26,7 +27,8 @@ const CERT_MANAGER_INJECT = "cert-manager.io/inject-ca-from";
 
 type Webhook = { name: string; clientConfig: { caBundle?: string; service?: Record<string, unknown> }; failurePolicy: string };
 type Container = { image: string; env: { name: string; value: string }[]; resources: unknown };
-type Deployment = KubeObject & { spec: { replicas: number; template: { spec: { containers: Container[] } } } };
+type PodSpec = { containers: Container[]; volumes: Record<string, unknown>[] };
+type Deployment = KubeObject & { spec: { replicas: number; template: { spec: PodSpec } } };
 
 function webhooksOf(object: KubeObject | undefined): Webhook[] {
   return (object?.webhooks as Webhook[] | undefined) ?? [];
@@ -163,14 +165,51 @@ describe("the Helm chart", () => {
     for (const webhook of webhooksOf(find(rendered, "ValidatingWebhookConfiguration", "kubetx"))) expect(webhook.clientConfig.caBundle).toBe("Q0E=");
   });
 
-  it("with the audit sink on, renders the same objects, and says in its notes what to give the apiserver", async () => {
-    const rendered = await renderChart({ "auditSink.enabled": "true", "defaultPolicy.create": "false" });
-    const withoutSink = await renderChart({ "defaultPolicy.create": "false" });
-    expect(rendered.map(comparable).filter((o) => o.kind !== "Secret")).toEqual(withoutSink.map(comparable).filter((o) => o.kind !== "Secret"));
+  it("with the audit sink on, runs kubetx serve --audit-sink with the CA it names mounted, and changes nothing else", async () => {
+    const rendered = await renderChart({ "auditSink.enabled": "true", "auditSink.clientCA.kind": "Secret", "auditSink.clientCA.name": "corp-ca", "auditSink.apiserverClients": "{kube-apiserver,apiserver-b}" });
+    const expected = kustomized.map((o) => structuredClone(o));
+    const pod = (find(expected, "Deployment", "kubetx") as Deployment).spec.template.spec;
+    const container = pod.containers[0] as Container & { args: string[]; volumeMounts: unknown[] };
+    container.args.push("--audit-sink", "--client-ca", "/etc/kubetx/apiserver-ca/ca.crt", "--apiserver-client", "kube-apiserver,apiserver-b");
+    container.volumeMounts.push({ name: "apiserver-ca", mountPath: "/etc/kubetx/apiserver-ca", readOnly: true });
+    pod.volumes.push({ name: "apiserver-ca", secret: { secretName: "corp-ca", items: [{ key: "ca.crt", path: "ca.crt" }] } });
+    expectSameObjects(rendered, expected, { chart: [GENERATED_SECRET], kustomize: KUSTOMIZE_ONLY });
+  });
+
+  it("with the audit sink on by default, installs what manifests/components/audit-sink does, which the apiserver accepts field by field", async () => {
+    const rendered = await renderChart({ "auditSink.enabled": "true" });
+    const withComponent = await kustomize(path.join(REPO, "examples", "audit-sink"));
+    expectSameObjects(rendered, withComponent, { chart: [GENERATED_SECRET], kustomize: KUSTOMIZE_ONLY });
+    // Strict server-side validation of the Deployment (in a namespace that
+    // exists whatever ran before): a misspelt volume field fails here.
+    const deployment = { ...find(withComponent, "Deployment", "kubetx"), metadata: { name: "kubetx-audit-sink-check", namespace: "default" } };
+    const checked = await kubectl(["create", "--dry-run=server", "--validate=strict", "-o", "name", "-f", "-"], { input: stringify(deployment) });
+    expect(checked.stderr).toBe("");
+    expect(checked.stdout.trim()).toBe("deployment.apps/kubetx-audit-sink-check");
+  });
+
+  it("with the audit sink on, says in its notes how to point the apiserver's audit webhook at kubetx", async () => {
     const notes = await helm(["install", RELEASE, CHART, "--namespace", NAMESPACE, "--dry-run=client", "--set", "auditSink.enabled=true"]);
     expect(notes.code).toBe(0);
-    expect(notes.stdout).toContain("--audit-webhook-config-file=");
-    expect(notes.stdout).toContain("server: https://kubetx.kubetx-system.svc:443/audit");
+    const text = notes.stdout.slice(notes.stdout.indexOf("NOTES:"));
+    for (const flag of ["--audit-webhook-config-file=", "--audit-webhook-mode=batch", "--audit-webhook-batch-max-wait=250ms", "--audit-webhook-initial-backoff=250ms"]) {
+      expect(text).toContain(flag);
+    }
+    expect(text).toContain("server: https://<ClusterIP>:443/audit");
+    expect(text).toContain("tls-server-name: kubetx.kubetx-system.svc");
+    expect(text).toContain("ca.crt of ConfigMap kubetx-apiserver-client-ca");
+    expect(text).toContain("# CN=kube-apiserver, signed by the CA in ConfigMap kubetx-apiserver-client-ca.");
+    const without = await helm(["install", RELEASE, CHART, "--namespace", NAMESPACE, "--dry-run=client"]);
+    expect(without.stdout).not.toContain("--audit-webhook");
+  });
+
+  it("refuses an audit sink client CA of another kind, or a client name with a comma, naming the value", async () => {
+    const kind = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "auditSink.enabled=true", "--set", "auditSink.clientCA.kind=configmap"]);
+    expect(kind.code).not.toBe(0);
+    expect(kind.stderr).toMatch(/auditSink\/clientCA\/kind.*ConfigMap.*Secret/s);
+    const comma = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set-json", 'auditSink.apiserverClients=["a,b"]']);
+    expect(comma.code).not.toBe(0);
+    expect(comma.stderr).toContain("/auditSink/apiserverClients/0");
   });
 
   it("ships the dashboard and the alert rules of manifests/monitoring when asked to", async () => {

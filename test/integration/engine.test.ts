@@ -120,10 +120,16 @@ describe("explicit transactions", () => {
     await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "dry-held", { v: "1" }), holder, 2)]) });
     const clean = await kubectl(["apply", "--dry-run=server", "-f", "-"], { user: "bob", input: yamlOf([inTransaction(configMap(ns, "dry-free", { v: "1" }), "t-dryrun01", 1)]) });
     expect(clean.code).toBe(0);
-    expect(clean.stderr).toContain("kubetx: dry run: would join transaction t-dryrun01");
+    // t-dryrun01 does not exist, and a dry run does not create it: nothing may send bob looking for it.
+    expect(clean.stderr).toContain("kubetx: dry run: would start a new transaction");
+    expect(clean.stderr).not.toContain("t-dryrun01");
     const conflict = await kubectl(["apply", "--dry-run=server", "-f", "-"], { user: "bob", input: yamlOf([inTransaction(configMap(ns, "dry-held", { v: "2" }), "t-dryrun02", 1)]) });
     expect(conflict.code).not.toBe(0);
     expect(conflict.stderr).toContain(`is locked by transaction ${holder} (alice)`);
+    // kubetx's own words (kubectl echoes the patch, annotation and all, before them).
+    const denial = /kubetx: .*/.exec(conflict.stderr)?.[0] ?? "";
+    expect(denial).not.toContain("t-dryrun02");
+    expect(denial).not.toContain("will roll back");
     for (const id of ["t-dryrun01", "t-dryrun02"]) {
       expect(await phaseOf(admin, id)).toBeUndefined();
       expect(await leftoversSettled(admin, id)).toEqual([]);

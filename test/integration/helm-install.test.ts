@@ -15,7 +15,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
 import { loadConfig } from "../../src/config/config.ts";
 import { installUserRole } from "../../src/devcluster/install.ts";
@@ -50,13 +50,28 @@ const UPGRADE_MAX_OPEN_SECONDS = 60;
 const POLL_MS = 100;
 const POLL_ATTEMPTS = 150;
 
-type Webhook = { name: string; clientConfig: { caBundle?: string; service?: { name: string; namespace: string } } };
+/**
+ * kubetx brings a re-applied configuration back within a second or two
+ * through its watch; well below its 30 s periodic pass, so a watch that RBAC
+ * refused would show. Polled every 100 ms.
+ */
+const RESYNC = { timeout: 10_000, interval: 100 };
+
+type Webhook = {
+  name: string; clientConfig: { caBundle?: string; service?: { name: string; namespace: string } }; matchConditions?: { name: string; expression: string }[];
+};
 type Secret = KubeObject & { data: Record<string, string> };
 
 async function webhooks(admin: KubeClient): Promise<Webhook[]> {
   const all: Webhook[] = [];
   for (const collection of WEBHOOK_CONFIGURATIONS) all.push(...(await admin.get<{ webhooks: Webhook[] }>(collection)).webhooks);
   return all;
+}
+
+/** Whether each object entry exempts admin, as the test engine's policy (FAST) does and the chart's default coverage does not. */
+async function exemptsAdmin(admin: KubeClient): Promise<boolean[]> {
+  return (await webhooks(admin)).filter((w) => w.name !== "records.kubetx.io")
+    .map((w) => w.matchConditions?.find((c) => c.name === "not-exempt-users")?.expression.includes('"admin"') ?? false);
 }
 
 async function poll<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
@@ -191,6 +206,19 @@ describe("installing kubetx with helm", () => {
     const tx = await waitResolved(admin, id);
     expect(tx.status?.phase).toBe("Committed");
     expect((await admin.get<KubeObject>(`${cms}/upgraded-b`)).metadata?.name).toBe("upgraded-b");
+  });
+
+  it("keeps its webhook configurations in step with its policy through the chart's RBAC, and a plain helm upgrade keeps what kubetx set", async () => {
+    await vi.waitFor(async () => expect(await exemptsAdmin(admin)).toEqual([true, true]), RESYNC);
+    // Applying the chart's default coverage over kubetx's would conflict
+    // with kubetx's writes (server-side apply) and uncover, for a moment,
+    // what the policies cover: the chart reads it back instead.
+    const upgraded = await helm(["upgrade", RELEASE, CHART, "--namespace", NAMESPACE, "--reuse-values"]);
+    expect(upgraded.stderr).toBe("");
+    expect(upgraded.code).toBe(0);
+    expect(await exemptsAdmin(admin)).toEqual([true, true]);
+    const caBundle = (await admin.get<Secret>(SECRET)).data["ca.crt"];
+    for (const webhook of await webhooks(admin)) expect(webhook.clientConfig.caBundle).toBe(caBundle);
   });
 
   it("uninstalls every object it installed except the CRDs it keeps, with their Transaction records", async () => {

@@ -60,6 +60,20 @@ describe("transparent mode", () => {
     );
   });
 
+  it("refuses the rest of an apply whose first write failed, even once the failed transaction has nothing left to restore", async () => {
+    const first = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "starts-badly")]) });
+    expect(first.code).not.toBe(0);
+    // The failed transaction had no member to restore; the apply's next write, a moment later, must not start afresh and commit.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const rest = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "after-bad-start", { v: "1" })]) });
+    expect(rest.code, rest.stdout).not.toBe(0);
+    const refusedBy = /kubetx: transaction (t-[0-9a-f]+) is rolling back/.exec(rest.stderr)?.[1];
+    expect(refusedBy).toBeDefined();
+    // Once the apply has gone quiet the transaction resolves, and the user's next apply starts afresh.
+    expect((await waitResolved(admin, refusedBy ?? "")).status?.phase).toBe("RolledBack");
+    expect(await readOrUndefined(admin, `${cms}/after-bad-start`)).toBeUndefined();
+  });
+
   it("gives the valid object its old data back when the other object of an update is invalid", async () => {
     await admin.create(cms, configMap(ns, "keep", { v: "old" }));
     await admin.create(cms, configMap(ns, "break", { v: "old" }));

@@ -3,6 +3,7 @@
  * on PATH, the plugin runs the real kubectl, and the kubetx engine (started
  * in this process) commits or rolls back.
  */
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,12 +12,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
+import type { TransactionRow } from "../../src/cli/tx/list.ts";
 import type { Transaction } from "../../src/transactions/model.ts";
-import { transactionPath } from "../../src/transactions/model.ts";
+import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS, transactionPath } from "../../src/transactions/model.ts";
 import type { CommandResult } from "../support/cluster.ts";
 import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
-import { startEngine, unregister } from "../support/engine.ts";
-import { configMap, inTransaction, leftovers, readOrUndefined, yamlOf } from "../support/objects.ts";
+import { FAST, startEngine, unregister } from "../support/engine.ts";
+import { configMap, inTransaction, leftovers, leftoversSettled, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const ENABLED = { "kubetx.io/enabled": "true" };
@@ -51,6 +53,20 @@ async function writersOf(namespace: string, name: string): Promise<string[]> {
   }
   return [];
 }
+
+/** The id kubectl tx announced on stderr (`applying N objects as transaction t-xxxx`). */
+function announcedId(stderr: string): string | undefined {
+  return /as transaction (t-[0-9a-f]{8})/.exec(stderr)?.[1];
+}
+
+/**
+ * What a resolver pass adds to the bound on a shared 2-core machine: its own
+ * reads (record, locks) and the status write that closes the transaction.
+ */
+const PASS_SLACK_MS = 1_000;
+/** The engine's limits (startEngine runs with FAST). */
+const MAX_OPEN_SECONDS = Number(FAST.maxOpenSeconds);
+const RESOLVER_PERIOD_MS = Number(FAST.resolverPeriodMs);
 
 async function transactionNames(admin: KubeClient): Promise<string[]> {
   const list = await admin.get<{ items: Transaction[] }>(transactionPath());
@@ -113,7 +129,9 @@ describe("kubectl tx apply", () => {
       expect(live.metadata?.annotations?.["kubetx.io/transaction"]).toBe(id);
     }
     const record = await admin.get<Transaction>(transactionPath(id));
-    expect(record.spec).toMatchObject({ user: "alice", mode: "plugin", clientState: "Applied", timeoutSeconds: 60 });
+    expect(record.spec).toMatchObject({ user: "alice", mode: "plugin", clientState: "Applied", clientHeartbeat: expect.any(Number) as number });
+    // No --timeout: the transaction lives as long as kubectl runs, not the policy's maxOpenSeconds.
+    expect(record.spec.timeoutSeconds).toBeUndefined();
     expect(record.status?.phase).toBe("Committed");
     expect(await readFile(file, "utf8")).toBe(text);
     expect(await leftovers(admin, id)).toEqual([]);
@@ -180,7 +198,106 @@ describe("kubectl tx apply", () => {
 
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain(`configmaps ${ns}/held-a is locked by transaction ${bobs} (bob)`);
+    // When bob's lets go, as an explicit transaction with a member count does, with the engine's limits.
+    expect(result.stderr).toContain(`it commits once all 2 of its members have arrived; if some are missing, it rolls back ${MAX_OPEN_SECONDS} s after it opened`);
+    // A dry run opens no transaction: kubetx's words name none of alice's and promise no rollback
+    // (kubectl echoes the patch it sent, with the copy's annotation, before them).
+    const denial = /kubetx: .*/.exec(result.stderr)?.[0] ?? "";
+    expect(denial).not.toContain("will roll back");
+    expect(new Set([...denial.matchAll(/t-[0-9a-f]{8}/g)].map((m) => m[0]))).toEqual(new Set([bobs]));
+    expect(result.stderr).not.toMatch(/t-[0-9a-f]{8}\.json/);
     expect((await admin.get(`${cms}/held-a`)).data).toEqual({ v: "bob" });
+  });
+
+  it("says that no policy covers a namespace that is not opted in, and keeps no Transaction record", async () => {
+    const plain = uniqueName("txplain");
+    await createNamespace(plain);
+    const file = path.join(work, "uncovered.yaml");
+    await writeFile(file, configMapYaml("uncovered-a", { v: "a" }));
+
+    const result = await kubectlTx(["apply", "-f", file, "-n", plain]);
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("configmap/uncovered-a created");
+    expect(result.stdout).toContain(`no transaction: no TransactionPolicy covers namespace ${plain}`);
+    expect(result.stdout).toContain(`kubectl label namespace ${plain} kubetx.io/enabled=true`);
+    expect(result.stdout).not.toContain("committed");
+    const id = announcedId(result.stderr);
+    expect(id).toBeDefined();
+    expect(await readOrUndefined(admin, transactionPath(id ?? ""))).toBeUndefined();
+    expect(await transactionNames(admin)).not.toContain(id);
+    expect((await admin.get(`/api/v1/namespaces/${plain}/configmaps/uncovered-a`)).data).toEqual({ v: "a" });
+  });
+
+  describe("while kubectl runs", () => {
+    /** A kubectl that applies, then keeps running `seconds` more, as a slow apply of many objects would. */
+    async function slowKubectl(seconds: number): Promise<string> {
+      const file = path.join(work, `kubectl-then-sleep-${seconds}`);
+      await writeFile(file, `#!/bin/sh
+"${cluster().kubectl}" "$@" || exit $?
+exec sleep ${seconds}
+`, { mode: 0o755 });
+      return file;
+    }
+
+    it("keeps the transaction open past the policy's maxOpenSeconds, lists it under its namespace while open, and commits it", async () => {
+      const runFor = MAX_OPEN_SECONDS + 4;
+      const file = path.join(work, "long.yaml");
+      await writeFile(file, [configMapYaml("long-a", { v: "a" }), configMapYaml("long-b", { v: "b" })].join("---\n"));
+      const started = Date.now();
+
+      const applying = kubectlTx(["apply", "-f", file, "-n", ns], { env: { ...env, KUBECTL: await slowKubectl(runFor) } });
+      const open = await until("kubectl tx list -n shows the open transaction with both members", async () => {
+        const rows = JSON.parse((await kubectlTx(["list", "-n", ns, "--phase", "Open", "-o", "json"])).stdout || "[]") as TransactionRow[];
+        return rows.find((r) => r.mode === "plugin" && r.members === 2);
+      });
+      const result = await applying;
+
+      expect(result.code, result.stderr).toBe(0);
+      expect(Date.now() - started).toBeGreaterThan(MAX_OPEN_SECONDS * 1000);
+      expect(result.stdout).toContain(`transaction ${open.id} committed: 2 members`);
+      const record = await admin.get<Transaction>(transactionPath(open.id));
+      expect(record.status).toMatchObject({ phase: "Committed", reason: "ApplyFinished" });
+      expect(Date.parse(record.status?.closedAt ?? "") - Date.parse(record.status?.openedAt ?? "")).toBeGreaterThan(MAX_OPEN_SECONDS * 1000);
+      expect(record.spec.clientHeartbeat).toBeGreaterThanOrEqual(2);
+    });
+
+    it("rolls back within the heartbeat timeout plus a resolver period after kubectl tx is killed mid-apply", async () => {
+      const file = path.join(work, "killed.yaml");
+      await writeFile(file, [configMapYaml("killed-a", { v: "a" }), configMapYaml("killed-b", { v: "b" })].join("---\n"));
+      // The plugin itself, not through kubectl, so the SIGKILL hits it; in a group of its own, so its kubectl can be cleaned up.
+      const plugin = spawn(path.join(REPO, "node_modules/.bin/node"), [path.join(REPO, "src/cli/kubectl-tx.ts"), "apply", "-f", file, "-n", ns], {
+        env: { ...env, KUBECTL: await slowKubectl(600) }, detached: true, stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      plugin.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      try {
+        const id = await until("kubectl tx announces its transaction", () => Promise.resolve(announcedId(stderr)));
+        await until("kubetx counts both members", async () => ((await admin.get<Transaction>(transactionPath(id))).status?.memberCount === 2 ? true : undefined));
+
+        plugin.kill("SIGKILL");
+        const killedAt = Date.now();
+        const record = await waitResolved(admin, id, CLIENT_HEARTBEAT_TIMEOUT_MS + 30_000);
+
+        expect(record.status).toMatchObject({ phase: "RolledBack", reason: "ClientLost" });
+        expect(record.status?.message).toContain("kubectl tx apply stopped renewing the transaction (no heartbeat for 15 s");
+        const after = Date.parse(record.status?.closedAt ?? "") - killedAt;
+        // Its last renewal came at most a period before the kill; kubetx waits the timeout from the renewal it saw.
+        expect(after).toBeGreaterThanOrEqual(CLIENT_HEARTBEAT_TIMEOUT_MS - CLIENT_HEARTBEAT_PERIOD_MS);
+        expect(after).toBeLessThanOrEqual(CLIENT_HEARTBEAT_TIMEOUT_MS + RESOLVER_PERIOD_MS + PASS_SLACK_MS);
+        for (const name of ["killed-a", "killed-b"]) expect(await readOrUndefined(admin, `${cms}/${name}`)).toBeUndefined();
+        expect(await leftoversSettled(admin, id)).toEqual([]);
+      } finally {
+        // The kubectl it started sleeps on in the plugin's process group.
+        if (plugin.pid !== undefined) {
+          try {
+            process.kill(-plugin.pid, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        }
+      }
+    });
   });
 
   it("refuses a usage error with exit code 2 before touching the cluster", async () => {

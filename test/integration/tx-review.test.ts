@@ -183,6 +183,13 @@ describe("kubectl tx list, describe, locks and audit", () => {
     const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "held-a", { v: "1" }), held, 2)]) });
     expect(applied.code, applied.stderr).toBe(0);
 
+    // Open: its record counts the member but does not list it yet; kubectl tx list -n finds it by the namespaces kubetx notes.
+    const open = await until("kubetx notes the open transaction's namespace", async () => {
+      const rows = parsed<TransactionRow[]>(await kubectlTx(["list", "-n", ns, "--phase", "Open", "-o", "json"]));
+      return rows.find((r) => r.id === held);
+    });
+    expect(open).toMatchObject({ user: "alice", mode: "explicit", phase: "Open", members: 1 });
+
     const locks = parsed<LockRow[]>(await kubectlTx(["locks", "-o", "json", "--kubeconfig", cluster().kubeconfigs.admin]));
     expect(locks.filter((l) => l.transaction === held)).toEqual([expect.objectContaining({
       object: `configmaps ${ns}/held-a`, namespace: ns, name: "held-a", user: "alice", operation: "CREATE", phase: "Open",

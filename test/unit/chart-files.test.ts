@@ -1,18 +1,18 @@
 /**
  * Each thing is written once: the chart's CRD templates, its copies of the
- * dashboard and alert rules, and the PrometheusRule object are derived from
- * manifests/ by `npm run chart:sync`, and the chart's default policy values
- * are manifests/policy/default.yaml. These checks fail when someone edits
- * one side only.
+ * manifests its templates read, of the dashboard and the alert rules, the
+ * default policy in its values.yaml, and the PrometheusRule object are
+ * derived from manifests/ by `npm run chart:sync`. These checks fail when
+ * someone edits one side only.
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
-import { chartCrdTemplate, derivedFiles, prometheusRule, REPO } from "../../tools/chart-sync.ts";
+import { parse, parseAllDocuments } from "yaml";
+import { chartCrdTemplate, derivedFiles, prometheusRule, REPO, valuesWithPolicy } from "../../tools/chart-sync.ts";
 
 describe("the files derived from manifests/", () => {
-  it("are what npm run chart:sync makes (run it after changing manifests/crds or manifests/monitoring)", async () => {
+  it("are what npm run chart:sync makes (run it after changing manifests/)", async () => {
     for (const [file, expected] of await derivedFiles()) {
       const actual = await readFile(file, "utf8").catch(() => "(missing)");
       expect(actual, `${path.relative(REPO, file)} is out of date: run npm run chart:sync`).toBe(expected);
@@ -42,6 +42,32 @@ describe("the files derived from manifests/", () => {
     const object = parse(prometheusRule(rules)) as { kind: string; spec: unknown };
     expect(object.kind).toBe("PrometheusRule");
     expect(object.spec).toEqual(parse(rules));
+  });
+});
+
+describe("the default policy in the chart's values", () => {
+  const values = "replicas: 2\ndefaultPolicy:\n  create: true\n  # why\n  spec:\n    mode: explicit\n\n# next\nauditSink: {}\n";
+
+  it("is the policy's spec, comments included, indented under defaultPolicy.spec, and leaves every other value alone", () => {
+    const policy = "kind: TransactionPolicy\nspec:\n  mode: transparent\n  # the control plane\n  exemptUsers: [a]\n";
+    expect(valuesWithPolicy(values, policy)).toBe(
+      "replicas: 2\ndefaultPolicy:\n  create: true\n  # why\n  spec:\n    mode: transparent\n    # the control plane\n    exemptUsers: [a]\n\n# next\nauditSink: {}\n",
+    );
+  });
+
+  it("is refused without a place for it, or from a policy without a spec", () => {
+    expect(() => valuesWithPolicy("replicas: 2\n", "spec:\n  mode: off\n")).toThrow(/values\.yaml: expected 'defaultPolicy:' with a ' {2}spec:' line under it/);
+    expect(() => valuesWithPolicy(values, "kind: TransactionPolicy\n")).toThrow(/default\.yaml: expected a top-level 'spec:' block/);
+  });
+});
+
+describe("the chart's values", () => {
+  it("restore with the rules of manifests/rbac.yaml's kubetx:restore unless told otherwise", async () => {
+    const values = parse(await readFile(path.join(REPO, "charts/kubetx/values.yaml"), "utf8")) as { restoreRules: unknown };
+    const restore = parseAllDocuments(await readFile(path.join(REPO, "manifests/rbac.yaml"), "utf8"))
+      .map((d) => d.toJS() as { kind?: string; metadata?: { name?: string }; rules?: unknown })
+      .find((o) => o.kind === "ClusterRole" && o.metadata?.name === "kubetx:restore");
+    expect(values.restoreRules).toEqual(restore?.rules);
   });
 });
 

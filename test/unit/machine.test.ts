@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import type { MemberCheck, OpenFacts } from "../../src/transactions/machine.ts";
-import { decideOpen, decideVerify } from "../../src/transactions/machine.ts";
+import { decideOpen, decideVerify, observeHeartbeat, openLimitMs } from "../../src/transactions/machine.ts";
+import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS } from "../../src/transactions/model.ts";
 
 const OPENED = 1_000_000;
 const QUIET = 2_000;
@@ -80,7 +81,7 @@ describe("decideOpen", () => {
     });
   });
 
-  it("rolls back a plugin transaction whose coordinator died before kubectl finished", () => {
+  it("rolls back a plugin transaction without a heartbeat whose coordinator died before kubectl finished", () => {
     expect(decideOpen(facts({ mode: "plugin", memberCount: 4, coordinatorLost: true }), SOON)).toEqual({
       next: "RollingBack", reason: "CoordinatorLost", message: "the kubetx replica coordinating it stopped; 4 members had arrived",
     });
@@ -146,6 +147,86 @@ describe("decideOpen", () => {
 
   it("stays open one millisecond before the timeout", () => {
     expect(decideOpen(facts({ mode: "plugin" }), OPENED + TIMEOUT - 1)).toEqual({ next: "Open" });
+  });
+});
+
+describe("decideOpen for kubectl tx apply with a heartbeat", () => {
+  /** A plugin transaction whose client renewed its heartbeat when it opened, bounded by the hour a live client may keep it. */
+  const plugin = (overrides: Partial<OpenFacts> = {}): OpenFacts =>
+    facts({ mode: "plugin", clientHeartbeatAt: OPENED, timeoutMs: openLimitMs({ mode: "plugin", clientHeartbeat: 0 }, 60), ...overrides });
+
+  it("rolls back with ClientLost once the heartbeat has not changed for the client timeout, and not a millisecond earlier", () => {
+    expect(decideOpen(plugin(), OPENED + CLIENT_HEARTBEAT_TIMEOUT_MS - 1)).toEqual({ next: "Open" });
+    expect(decideOpen(plugin({ memberCount: 3 }), OPENED + CLIENT_HEARTBEAT_TIMEOUT_MS)).toEqual({
+      next: "RollingBack", reason: "ClientLost",
+      message: "kubectl tx apply stopped renewing the transaction (no heartbeat for 15 s: it was killed, its machine stopped, or it lost the apiserver) before kubectl finished; 3 members had arrived",
+    });
+  });
+
+  it("keeps a transaction whose heartbeat moves open long past the policy's maxOpenSeconds", () => {
+    const later = OPENED + 10 * TIMEOUT;
+    expect(decideOpen(plugin({ clientHeartbeatAt: later - 1_000 }), later)).toEqual({ next: "Open" });
+  });
+
+  it("rolls back at the --timeout its user asked for, even while the heartbeat moves", () => {
+    const limit = openLimitMs({ mode: "plugin", clientHeartbeat: 4, timeoutSeconds: 120 }, 60);
+    expect(decideOpen(plugin({ timeoutMs: limit, clientHeartbeatAt: OPENED + limit - 1_000 }), OPENED + limit)).toEqual({
+      next: "RollingBack", reason: "Timeout", message: "kubectl was still running 120 s after the transaction opened, the limit kubectl tx apply was given (--timeout; at most 1 h)",
+    });
+  });
+
+  it("keeps a transaction whose coordinator died open while its heartbeat moves: the client says when kubectl is done", () => {
+    const tookOver = OPENED + 10_000;
+    expect(decideOpen(plugin({ coordinatorLost: true, clientHeartbeatAt: tookOver }), tookOver + 1_000)).toEqual({ next: "Open" });
+    expect(decideOpen(plugin({ coordinatorLost: true, clientHeartbeatAt: tookOver }), tookOver + CLIENT_HEARTBEAT_TIMEOUT_MS)).toMatchObject({ next: "RollingBack", reason: "ClientLost" });
+  });
+
+  it("closes as soon as the client reports that kubectl finished, however old its last heartbeat", () => {
+    expect(decideOpen(plugin({ clientState: "Applied" }), OPENED + CLIENT_HEARTBEAT_TIMEOUT_MS * 2)).toEqual({ next: "Verifying", reason: "ApplyFinished" });
+  });
+
+  it("rolls back on a denied member before looking at the heartbeat", () => {
+    expect(decideOpen(plugin({ failure: "denied" }), SOON)).toMatchObject({ next: "RollingBack", reason: "MemberFailed" });
+  });
+});
+
+describe("openLimitMs", () => {
+  it("lets a client ask for less time than the policy's maxOpenSeconds, never more", () => {
+    expect(openLimitMs({ mode: "explicit", timeoutSeconds: 30 }, 60)).toBe(30_000);
+    expect(openLimitMs({ mode: "plugin", timeoutSeconds: 600 }, 60)).toBe(60_000);
+    expect(openLimitMs({ mode: "transparent" }, 60)).toBe(60_000);
+  });
+
+  it("bounds kubectl tx apply with a heartbeat by its --timeout alone, or else by an hour", () => {
+    expect(openLimitMs({ mode: "plugin", clientHeartbeat: 0, timeoutSeconds: 600 }, 60)).toBe(600_000);
+    expect(openLimitMs({ mode: "plugin", clientHeartbeat: 0 }, 60)).toBe(3_600_000);
+  });
+});
+
+describe("observeHeartbeat", () => {
+  it("counts the first reading as a change: a client is never judged by what this process did not see", () => {
+    expect(observeHeartbeat(undefined, 0, OPENED)).toEqual({ value: 0, changedAt: OPENED, readAt: OPENED });
+  });
+
+  it("keeps the time of the last change while the value stays the same", () => {
+    const first = observeHeartbeat(undefined, 3, OPENED);
+    const again = observeHeartbeat(first, 3, OPENED + 250);
+    expect(observeHeartbeat(again, 3, OPENED + 500)).toEqual({ value: 3, changedAt: OPENED, readAt: OPENED + 500 });
+  });
+
+  it("notes a new value as a change now, whatever the value", () => {
+    const first = observeHeartbeat(undefined, 3, OPENED);
+    expect(observeHeartbeat(first, 2, OPENED + 250)).toEqual({ value: 2, changedAt: OPENED + 250, readAt: OPENED + 250 });
+  });
+
+  it("gives the client a fresh start after this process could not read for longer than a heartbeat period", () => {
+    const first = observeHeartbeat(undefined, 3, OPENED);
+    expect(observeHeartbeat(first, 3, OPENED + CLIENT_HEARTBEAT_PERIOD_MS)?.changedAt).toBe(OPENED);
+    expect(observeHeartbeat(first, 3, OPENED + CLIENT_HEARTBEAT_PERIOD_MS + 1)?.changedAt).toBe(OPENED + CLIENT_HEARTBEAT_PERIOD_MS + 1);
+  });
+
+  it("sees no heartbeat in a record without one (an older kubectl tx, or another mode)", () => {
+    expect(observeHeartbeat(observeHeartbeat(undefined, 1, OPENED), undefined, OPENED + 100)).toBeUndefined();
   });
 });
 

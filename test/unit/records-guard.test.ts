@@ -116,6 +116,19 @@ describe("guardTransactionRecord: changing and deleting a transaction", () => {
     expect(response).toMatchObject({ allowed: true, auditAnnotations: { transaction: TX, decision: "record" } });
   });
 
+  it("allows the owner to renew the heartbeat of their own plugin transaction", async () => {
+    const open = record({ mode: "plugin", clientState: "Applying", clientHeartbeat: 4 });
+    const response = await guardTransactionRecord(recordRequest("UPDATE", ALICE, { object: record({ mode: "plugin", clientState: "Applying", clientHeartbeat: 5 }), oldObject: open }));
+    expect(response).toMatchObject({ allowed: true, auditAnnotations: { transaction: TX, decision: "record" } });
+  });
+
+  it("denies another user who would keep someone's transaction alive with its heartbeat", async () => {
+    const open = record({ mode: "plugin", clientState: "Applying", clientHeartbeat: 4 });
+    const response = await guardTransactionRecord(recordRequest("UPDATE", BOB, { object: record({ mode: "plugin", clientState: "Applying", clientHeartbeat: 5 }), oldObject: open }));
+    expect(response.allowed).toBe(false);
+    expect(response.status?.message).toBe(`${MESSAGE_PREFIX} transaction ${TX} belongs to alice; you may only change your own transactions`);
+  });
+
   it("allows the owner to delete their transaction", async () => {
     expect((await guardTransactionRecord(recordRequest("DELETE", ALICE, { oldObject: record() }))).allowed).toBe(true);
   });

@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ApplyOptions } from "../../src/cli/tx/args.ts";
 import type { ApplyDeps } from "../../src/cli/tx/apply.ts";
@@ -30,6 +31,8 @@ class FakeApiserver implements KubeClient {
   createError: KubeError | undefined;
   /** Failures to answer the next GETs with, one each. */
   getErrors: Error[] = [];
+  /** Failures to answer the next heartbeat PATCHes with, one each. */
+  heartbeatErrors: Error[] = [];
   /** What kubetx makes of the record once kubectl tx has reported; undefined leaves it open. */
   verdict: (record: Transaction) => TransactionStatus | undefined = () => undefined;
 
@@ -53,13 +56,19 @@ class FakeApiserver implements KubeClient {
   mergePatch<T>(p: string, patch: unknown): Promise<T> {
     this.calls.push({ method: "PATCH", path: p, body: patch });
     if (!this.record) return Promise.reject(notFound("PATCH", p));
+    const failure = (patch as Transaction).spec.clientHeartbeat !== undefined ? this.heartbeatErrors.shift() : undefined;
+    if (failure) return Promise.reject(failure);
     this.record = { ...this.record, spec: { ...this.record.spec, ...(patch as Transaction).spec } };
     return Promise.resolve(this.record as T);
   }
 
   replace<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
   jsonPatch<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
-  delete<T>(): Promise<T> { return Promise.reject(new Error("not used")); }
+  delete<T>(p: string): Promise<T> {
+    this.calls.push({ method: "DELETE", path: p });
+    this.record = undefined;
+    return Promise.resolve({} as T);
+  }
   watch(): Promise<void> { return Promise.reject(new Error("not used")); }
   request<T>(_method: string, _path: string, _options?: RequestOptions): Promise<T> { return Promise.reject(new Error("not used")); }
   close(): void { this.closed = true; }
@@ -155,7 +164,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       { method: "POST", path: "/apis/authentication.k8s.io/v1/selfsubjectreviews", body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } },
       { method: "POST", path: "/apis/kubetx.io/v1alpha1/transactions", body: {
         apiVersion: "kubetx.io/v1alpha1", kind: "Transaction", metadata: { name: ID },
-        spec: { user: "alice", mode: "plugin", clientState: "Applying", timeoutSeconds: 60 },
+        spec: { user: "alice", mode: "plugin", clientState: "Applying", clientHeartbeat: 0, timeoutSeconds: 60 },
       } },
     ]);
     expect(runs).toHaveLength(1);
@@ -232,6 +241,8 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     expect(api.calls).toEqual([]);
     expect(runs[0]?.args).toContain("--dry-run=server");
     expect(runs[0]?.manifest).toContain(`"kubetx.io/transaction":"${ID}"`);
+    // kubectl's messages name the file: not after a transaction that will never exist.
+    expect(runs[0]?.args[2]).toMatch(/\/dry-run\.json$/);
     expect(out).toEqual([]);
   });
 
@@ -272,6 +283,76 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     const progress = err.filter((line) => line.startsWith("kubectl tx: waiting"));
     expect(progress).toHaveLength(7);
     expect(progress[0]).toBe(`kubectl tx: waiting for transaction ${ID} (Verifying, 2 members, 5 s)`);
+  });
+
+  it("without --timeout, asks kubetx for no time limit and waits 60 s plus 30 s after kubectl ends", async () => {
+    api.verdict = () => ({ phase: "Verifying", memberCount: 2 });
+    const started = now;
+    const { timeoutSeconds: _none, ...noTimeout } = options();
+    const error = await runApply(noTimeout, deps()).catch((e: unknown) => e);
+    expect((error as TxError).exitCode).toBe(3);
+    expect(now - started).toBe(90_000);
+    expect(api.calls[1]?.body).toMatchObject({ spec: { user: "alice", mode: "plugin", clientState: "Applying", clientHeartbeat: 0 } });
+    expect((api.calls[1]?.body as Transaction).spec).not.toHaveProperty("timeoutSeconds");
+  });
+
+  describe("the heartbeat", () => {
+    /** kubectl that takes `ms` of real time, while the heartbeat runs every few ms. */
+    function slowKubectl(ms: number): ApplyDeps {
+      return { ...deps(), heartbeatPeriodMs: 10, runKubectl: async () => { await sleep(ms); return kubectlResult; } };
+    }
+    const beats = (): unknown[] => api.calls.filter((c) => c.method === "PATCH" && (c.body as Transaction).spec.clientHeartbeat !== undefined).map((c) => c.body);
+
+    it("renews the transaction with a new counter value every period while kubectl runs, and stops before it reports how kubectl ended", async () => {
+      api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+      expect(await runApply(options(), slowKubectl(100))).toBe(0);
+      const renewals = beats();
+      expect(renewals.length).toBeGreaterThanOrEqual(3);
+      expect(renewals.slice(0, 3)).toEqual([1, 2, 3].map((n) => ({ spec: { clientHeartbeat: n } })));
+      const report = api.calls.findIndex((c) => c.method === "PATCH" && (c.body as Transaction).spec.clientState === "Applied");
+      const calls = api.calls.length;
+      await sleep(50);
+      expect(api.calls.length).toBe(calls);
+      expect(api.calls.slice(report).filter((c) => (c.body as Transaction | undefined)?.spec?.clientHeartbeat !== undefined)).toEqual([]);
+    });
+
+    it("keeps applying through renewals the apiserver refuses, says so once, and says when one gets through again", async () => {
+      api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+      const hiccup = (): KubeError => new KubeError({ status: 503, reason: "ServiceUnavailable", message: "etcd leader changed", method: "PATCH", path: TX_PATH });
+      api.heartbeatErrors = [hiccup(), hiccup()];
+      expect(await runApply(options(), slowKubectl(100))).toBe(0);
+      expect(err.filter((line) => line.startsWith("kubectl tx: could not renew"))).toEqual([
+        `kubectl tx: could not renew transaction ${ID} (503 ServiceUnavailable: etcd leader changed); trying again every 0.01 s. kubetx rolls it back if no renewal gets through for 15 s`,
+      ]);
+      expect(err).toContain(`kubectl tx: renewed transaction ${ID} again`);
+      expect(out[0]).toBe("transaction t-0123abcd committed: 2 members");
+    });
+  });
+
+  it("when kubetx took part in no write, says that no policy covers the namespace, deletes the empty record and exits 0", async () => {
+    api.verdict = () => ({ phase: "Committed", reason: "ApplyFinished", memberCount: 0 });
+    expect(await runApply(options({ namespace: "shop" }), deps())).toBe(0);
+    expect(api.calls.at(-1)).toEqual({ method: "DELETE", path: TX_PATH });
+    expect(out).toEqual([
+      "no transaction: no TransactionPolicy covers namespace shop (or it exempts you or these kinds), so kubetx took part in none of these writes: " +
+        "kubectl applied them as plain kubectl apply does, not all-or-nothing, and kubectl tx kept no Transaction record",
+      "  to make applies there all-or-nothing, a cluster admin opts the namespace in (default policy): kubectl label namespace shop kubetx.io/enabled=true",
+    ]);
+  });
+
+  it("names the kubeconfig context's namespace when objects name none and -n is not given", async () => {
+    api.verdict = () => ({ phase: "Committed", memberCount: 0 });
+    expect(await runApply(options(), deps())).toBe(0);
+    expect(out[0]).toContain("no TransactionPolicy covers namespace shop and your kubeconfig context's namespace");
+    expect(out[1]).toContain("kubectl label namespace NAMESPACE kubetx.io/enabled=true");
+  });
+
+  it("reports a rollback with no member as a rollback: kubectl may have failed before its first write", async () => {
+    kubectlResult = { code: 1, stderr: "error: unable to recognize" };
+    api.verdict = (record) => ({ phase: "RolledBack", reason: "ApplyFailed", message: record.spec.clientMessage ?? "", memberCount: 0 });
+    expect(await runApply(options(), deps())).toBe(1);
+    expect(out).toEqual(["transaction t-0123abcd rolled back: ApplyFailed: error: unable to recognize"]);
+    expect(api.calls.some((c) => c.method === "DELETE")).toBe(false);
   });
 
   it("stops waiting when the record is deleted under it", async () => {

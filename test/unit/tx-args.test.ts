@@ -51,8 +51,8 @@ describe("kubectl tx arguments", () => {
     });
   });
 
-  it("defaults to a 60 s timeout, no dry run, no prune, and leaves the rest to kubectl", () => {
-    expect(apply("-f", "a.yaml")).toEqual({ files: ["a.yaml"], recursive: false, timeoutSeconds: 60, dryRun: "none", prune: false });
+  it("defaults to no timeout (the transaction lives as long as kubectl runs), no dry run, no prune, and leaves the rest to kubectl", () => {
+    expect(apply("-f", "a.yaml")).toEqual({ files: ["a.yaml"], recursive: false, dryRun: "none", prune: false });
   });
 
   it("accepts --dry-run with a separate value", () => {

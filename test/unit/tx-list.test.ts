@@ -54,6 +54,12 @@ describe("choosing transactions to list", () => {
     expect(ids(selectTransactions(ALL, { ...table, sinceSeconds: 600 }, NOW))).toEqual(["t-fresh001", "t-rolled01", "t-commit01"]);
     expect(ids(selectTransactions(ALL, { ...table, user: "alice", phase: "Committed", namespace: "shop", sinceSeconds: 3600 }, NOW))).toEqual(["t-commit01"]);
   });
+
+  it("finds an open transaction in --namespace by the namespaces kubetx notes before it lists the members", () => {
+    const open = tx("t-open0001", 0.5, { mode: "plugin" }, { phase: "Open", memberCount: 3, namespaces: ["shop", "web"] });
+    expect(ids(selectTransactions([...ALL, open], { ...table, namespace: "web" }, NOW))).toEqual(["t-open0001", "t-rolled01"]);
+    expect(ids(selectTransactions([...ALL, open], { ...table, namespace: "cart" }, NOW))).toEqual([]);
+  });
 });
 
 describe("a listed transaction", () => {

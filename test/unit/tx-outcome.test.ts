@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ApplyOptions } from "../../src/cli/tx/args.ts";
 import { applyCopyArgs, applyOriginalArgs, stderrTail } from "../../src/cli/tx/kubectl.ts";
-import { clientStatePatch, formatOutcome, progressLine } from "../../src/cli/tx/outcome.ts";
+import { clientStatePatch, formatOutcome, isUncovered, progressLine, targetNamespaces, uncoveredLines } from "../../src/cli/tx/outcome.ts";
 import type { Transaction } from "../../src/transactions/model.ts";
 
 const base: ApplyOptions = { files: ["a.yaml"], recursive: false, timeoutSeconds: 60, dryRun: "none", prune: false };
@@ -74,8 +74,19 @@ describe("the outcome report", () => {
     });
   });
 
-  it("says why a commit has no members", () => {
-    expect(formatOutcome(tx({ phase: "Committed", memberCount: 0 })).lines).toEqual(["transaction t-0123abcd committed: 0 members (kubetx's policy covers none of these objects)"]);
+  it("tells a commit that no write joined from one that has members, and a rollback with none from neither", () => {
+    expect(isUncovered(tx({ phase: "Committed", memberCount: 0 }))).toBe(true);
+    expect(isUncovered(tx({ phase: "Committed", memberCount: 1 }))).toBe(false);
+    expect(isUncovered(tx({ phase: "RolledBack", memberCount: 0 }))).toBe(false);
+  });
+
+  it("names each namespace the objects go to once, and the context's for objects that name none", () => {
+    const objects = [{ metadata: { name: "a", namespace: "shop" } }, { metadata: { name: "b" } }, { metadata: { name: "c", namespace: "shop" } }];
+    expect(targetNamespaces(objects, undefined)).toEqual(["shop", undefined]);
+    expect(targetNamespaces(objects, "web")).toEqual(["shop", "web"]);
+    expect(uncoveredLines(["shop", "web"])[0]).toContain("no TransactionPolicy covers namespaces shop, web (or");
+    expect(uncoveredLines(["shop", "web"])[1]).toContain("kubectl label namespace NAMESPACE kubetx.io/enabled=true");
+    expect(uncoveredLines([undefined])[0]).toContain("no TransactionPolicy covers your kubeconfig context's namespace (or");
   });
 
   it("counts one member in the singular", () => {

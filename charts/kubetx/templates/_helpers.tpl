@@ -26,11 +26,6 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
-{{/* The selector of the Deployment, PodDisruptionBudget and Service: as in manifests/, since a Deployment's selector never changes. */}}
-{{- define "kubetx.selectorLabels" -}}
-app.kubernetes.io/name: kubetx
-{{- end -}}
-
 {{- define "kubetx.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
@@ -46,29 +41,67 @@ app.kubernetes.io/name: kubetx
 kubetx-webhook
 {{- end -}}
 
+{{/*
+The objects of one file of manifests/, as a JSON list: the chart installs
+what `kubectl apply -k manifests/` does and changes only what a value says.
+files/manifests/ is the chart's copy (a chart cannot read files outside
+itself), kept equal to manifests/ by `npm run chart:sync`. Takes (list $
+"rbac.yaml").
+*/}}
+{{- define "kubetx.manifest" -}}
+{{- $root := index . 0 -}}
+{{- $path := printf "files/manifests/%s" (index . 1) -}}
+{{- $text := $root.Files.Get $path -}}
+{{- if not $text -}}
+{{- fail (printf "kubetx chart: %s is missing or empty; run npm run chart:sync" $path) -}}
+{{- end -}}
+{{- $objects := list -}}
+{{- range $document := regexSplit "(?m)^---[ \\t]*$" $text -1 -}}
+{{- $object := fromYaml $document -}}
+{{- if hasKey $object "Error" -}}
+{{- fail (printf "kubetx chart: %s: %s" $path $object.Error) -}}
+{{- end -}}
+{{- /* A document of comments only is an empty object. */ -}}
+{{- if $object -}}
+{{- $objects = append $objects $object -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $objects -}}
+{{- end -}}
 
-{{/* Parts the three webhooks share; each takes a dict with ns, path and caBundle. */}}
-{{- define "kubetx.clientConfig" -}}
-clientConfig:
-  service:
-    name: kubetx
-    namespace: {{ .ns }}
-    path: {{ .path }}
-    port: 443
-  {{- if .caBundle }}
-  caBundle: {{ .caBundle }}
-  {{- end }}
-{{- end }}
+{{/* One object of manifests/ as a YAML document, with Helm's labels beside its own. Takes (list $ object). */}}
+{{- define "kubetx.object" -}}
+{{- $object := index . 1 -}}
+{{- $labels := merge (include "kubetx.helmLabels" (index . 0) | fromYaml) ($object.metadata.labels | default dict) -}}
+{{- $_ := set $object.metadata "labels" $labels -}}
+---
+{{ toYaml $object }}
+{{- end -}}
 
-{{- define "kubetx.namespaceSelector" -}}
-namespaceSelector:
-  matchExpressions:
-    - key: kubernetes.io/metadata.name
-      operator: NotIn
-      values: [kube-system, kube-public, kube-node-lease, {{ .ns }}]
-{{- end }}
-
-{{- define "kubetx.notKubetxItself" -}}
-- name: not-kubetx-itself
-  expression: request.userInfo.username != 'system:serviceaccount:{{ .ns }}:kubetx'
-{{- end }}
+{{/*
+The audit sink (auditSink in values.yaml): `kubetx serve --audit-sink`,
+which takes audit batches only from a client certificate signed by the CA
+in auditSink.clientCA (key ca.crt, mounted read-only) and named in
+auditSink.apiserverClients. manifests/components/audit-sink/ makes the same
+change for the kustomize install. Takes (list $ podSpec container) and
+changes those two in place.
+*/}}
+{{- define "kubetx.auditSink" -}}
+{{- $sink := (index . 0).Values.auditSink -}}
+{{- $pod := index . 1 -}}
+{{- $container := index . 2 -}}
+{{- $dir := "/etc/kubetx/apiserver-ca" -}}
+{{- $items := list (dict "key" "ca.crt" "path" "ca.crt") -}}
+{{- $volume := dict "name" "apiserver-ca" -}}
+{{- if eq $sink.clientCA.kind "ConfigMap" -}}
+{{- $_ := set $volume "configMap" (dict "name" $sink.clientCA.name "items" $items) -}}
+{{- else if eq $sink.clientCA.kind "Secret" -}}
+{{- $_ := set $volume "secret" (dict "secretName" $sink.clientCA.name "items" $items) -}}
+{{- else -}}
+{{- fail (printf "kubetx: auditSink.clientCA.kind must be ConfigMap or Secret, got %q" $sink.clientCA.kind) -}}
+{{- end -}}
+{{- $flags := list "--audit-sink" "--client-ca" (printf "%s/ca.crt" $dir) "--apiserver-client" (join "," $sink.apiserverClients) -}}
+{{- $_ := set $container "args" (concat $container.args $flags) -}}
+{{- $_ = set $container "volumeMounts" (append $container.volumeMounts (dict "name" "apiserver-ca" "mountPath" $dir "readOnly" true)) -}}
+{{- $_ = set $pod "volumes" (append $pod.volumes $volume) -}}
+{{- end -}}

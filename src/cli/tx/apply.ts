@@ -8,14 +8,19 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { KubeClient } from "../../kube/client.ts";
 import type { KubeObject } from "../../kube/types.ts";
+import type { Transaction } from "../../transactions/model.ts";
+import { CLIENT_HEARTBEAT_PERIOD_MS, transactionPath } from "../../transactions/model.ts";
 import type { ApplyOptions } from "./args.ts";
-import { TxError } from "./errors.ts";
+import { DEFAULT_TIMEOUT_SECONDS } from "./duration.ts";
+import { EXIT, TxError } from "./errors.ts";
 import { readSources } from "./files.ts";
+import type { RunningHeartbeat } from "./heartbeat.ts";
+import { startHeartbeat } from "./heartbeat.ts";
 import type { KubectlResult } from "./kubectl.ts";
 import { applyCopyArgs, applyOriginalArgs } from "./kubectl.ts";
 import { annotate, parseManifests, renderManifest } from "./manifests.ts";
-import { clientStatePatch, formatOutcome } from "./outcome.ts";
-import { createRecord, reportClientState, whoAmI } from "./record.ts";
+import { clientStatePatch, formatOutcome, isUncovered, targetNamespaces, uncoveredLines } from "./outcome.ts";
+import { createRecord, renewFailure, renewRecord, reportClientState, whoAmI } from "./record.ts";
 import type { Clock } from "./wait.ts";
 import { waitForOutcome } from "./wait.ts";
 
@@ -33,6 +38,8 @@ export interface ApplyDeps {
   readonly say: (line: string) => void;
   /** Progress and warnings (stderr). */
   readonly warn: (line: string) => void;
+  /** How often the heartbeat renews the transaction while kubectl runs; CLIENT_HEARTBEAT_PERIOD_MS unless a test says otherwise. */
+  readonly heartbeatPeriodMs?: number;
 }
 
 /** `t-` and 8 random lowercase hex digits (see isValidTransactionId). */
@@ -48,11 +55,11 @@ export async function runApply(options: ApplyOptions, deps: ApplyDeps): Promise<
   const annotated = annotate(objects, id);
   annotated.warnings.forEach((line) => deps.warn(line));
   const run = (): Promise<KubectlResult> =>
-    withManifestFile(annotated.objects, { dir: deps.tempDir, id }, (file) => deps.runKubectl(kubectl, applyCopyArgs(file, options)));
+    withManifestFile(annotated.objects, { dir: deps.tempDir, name: options.dryRun === "server" ? DRY_RUN_FILE : id }, (file) => deps.runKubectl(kubectl, applyCopyArgs(file, options)));
   if (options.dryRun === "server") return (await run()).code;
   const client = await connect(options, deps);
   try {
-    return await transact(client, { id, count: objects.length, options, deps, run });
+    return await transact(client, { id, objects, options, deps, run });
   } finally {
     client.close();
   }
@@ -76,7 +83,7 @@ async function connect(options: ApplyOptions, deps: ApplyDeps): Promise<KubeClie
 
 interface Transact {
   readonly id: string;
-  readonly count: number;
+  readonly objects: readonly KubeObject[];
   readonly options: ApplyOptions;
   readonly deps: ApplyDeps;
   readonly run: () => Promise<KubectlResult>;
@@ -87,26 +94,68 @@ async function transact(client: KubeClient, t: Transact): Promise<number> {
   // 1. The record first, so kubetx knows before the first member arrives that this
   //    transaction closes when kubectl tx says kubectl has finished.
   const user = await whoAmI(client);
-  await createRecord(client, { id, user, timeoutSeconds: options.timeoutSeconds });
-  deps.warn(`kubectl tx: applying ${t.count} object${t.count === 1 ? "" : "s"} as transaction ${id}`);
-  // 2. kubectl writes the members; kubetx locks and journals each one.
-  const result = await t.run();
-  if (result.failure) deps.warn(`kubectl tx: ${result.failure}; asking kubetx to roll back ${id}`);
-  // 3. Closing the transaction is kubetx's job; it needs to know kubectl is done.
-  await reportClientState(client, id, clientStatePatch(result), options.timeoutSeconds);
+  await createRecord(client, { id, user, ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}) });
+  const count = t.objects.length;
+  deps.warn(`kubectl tx: applying ${count} object${count === 1 ? "" : "s"} as transaction ${id}`);
+  // 2. kubectl writes the members; kubetx locks and journals each one. The
+  //    heartbeat keeps the transaction open while kubectl runs, however long;
+  //    should kubectl tx die, kubetx rolls back within seconds.
+  const heartbeat = keepAlive(client, id, deps);
+  try {
+    const result = await t.run();
+    if (result.failure) deps.warn(`kubectl tx: ${result.failure}; asking kubetx to roll back ${id}`);
+    // 3. Closing the transaction is kubetx's job; it needs to know kubectl is done.
+    await reportClientState(client, id, clientStatePatch(result));
+  } finally {
+    heartbeat.stop();
+  }
   // 4. The verdict.
-  const resolved = await waitForOutcome(client, { id, timeoutSeconds: options.timeoutSeconds, clock: deps.clock, warn: deps.warn });
-  const outcome = formatOutcome(resolved);
-  outcome.lines.forEach((line) => deps.say(line));
-  return outcome.exitCode;
+  const resolved = await waitForOutcome(client, { id, timeoutSeconds: options.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS, clock: deps.clock, warn: deps.warn });
+  return report(client, resolved, t);
+}
+
+/** Renews the transaction every period while kubectl runs; a renewal that fails is reported once and tried again next period. */
+function keepAlive(client: KubeClient, id: string, deps: ApplyDeps): RunningHeartbeat {
+  const periodMs = deps.heartbeatPeriodMs ?? CLIENT_HEARTBEAT_PERIOD_MS;
+  return startHeartbeat({
+    periodMs,
+    beat: (value) => renewRecord(client, id, value),
+    onFailure: (error) => deps.warn(renewFailure(id, error, periodMs)),
+    onRecovery: () => deps.warn(`kubectl tx: renewed transaction ${id} again`),
+  });
+}
+
+/**
+ * Prints the outcome. A transaction no write joined (no policy covers the
+ * objects) is no transaction at all: its record goes, and the user learns
+ * why and how a namespace is opted in.
+ */
+async function report(client: KubeClient, resolved: Transaction, t: Transact): Promise<number> {
+  if (!isUncovered(resolved)) {
+    const outcome = formatOutcome(resolved);
+    outcome.lines.forEach((line) => t.deps.say(line));
+    return outcome.exitCode;
+  }
+  await client.delete(transactionPath(t.id)).catch((error: unknown) => {
+    t.deps.warn(`kubectl tx: could not delete the empty record of transaction ${t.id} (${(error as Error).message})`);
+  });
+  uncoveredLines(targetNamespaces(t.objects, t.options.namespace)).forEach((line) => t.deps.say(line));
+  return EXIT.ok;
 }
 
 /** Writes the copy kubectl applies (private: it may hold Secrets), runs `use`, removes it. */
-async function withManifestFile<T>(objects: readonly KubeObject[], where: { dir: string; id: string }, use: (file: string) => Promise<T>): Promise<T> {
+/**
+ * The copy's name in a server-side dry run, which opens no transaction:
+ * kubectl's messages name the file, and must not name a transaction that
+ * will never exist.
+ */
+const DRY_RUN_FILE = "dry-run";
+
+async function withManifestFile<T>(objects: readonly KubeObject[], where: { dir: string; name: string }, use: (file: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(where.dir, "kubectl-tx-"));
   try {
     // Named after the transaction, since kubectl's messages name the file.
-    const file = path.join(dir, `${where.id}.json`);
+    const file = path.join(dir, `${where.name}.json`);
     await writeFile(file, renderManifest(objects), { mode: 0o600 });
     return await use(file);
   } finally {

@@ -12,7 +12,8 @@ export interface ApplyOptions {
   readonly files: readonly string[];
   readonly recursive: boolean;
   readonly namespace?: string;
-  readonly timeoutSeconds: number;
+  /** --timeout: the longest the transaction may stay open; without it, as long as kubectl runs (an hour at most). */
+  readonly timeoutSeconds?: number;
   readonly dryRun: DryRun;
   readonly prune: boolean;
   readonly selector?: string;
@@ -84,7 +85,7 @@ function parseApply(args: readonly string[]): Command {
     options: {
       files,
       recursive: values.recursive ?? false,
-      timeoutSeconds: parseTimeout(values.timeout),
+      ...optionalNumber("timeoutSeconds", parseTimeout(values.timeout)),
       dryRun,
       prune,
       ...optional("namespace", values.namespace),
@@ -98,6 +99,10 @@ function parseApply(args: readonly string[]): Command {
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, string>);
+}
+
+function optionalNumber<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
 }
 
 function checkFiles(files: readonly string[]): readonly string[] {

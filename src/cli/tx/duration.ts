@@ -1,11 +1,17 @@
 /** `--timeout` values: `90`, `30s`, `2m`, `1h`, `1m30s` (Go-style, whole units). */
 import { usageError } from "./errors.ts";
 
-/** What kubectl tx asks for when `--timeout` is not given: room for a large apply on a busy apiserver. */
+import { MAX_TIMEOUT_SECONDS } from "../../transactions/model.ts";
+
+/**
+ * Without `--timeout`: what kubectl tx undo asks for, and how long kubectl
+ * tx apply waits for the outcome once kubectl has ended (plus
+ * WAIT_GRACE_SECONDS): room for a large transaction on a busy apiserver.
+ */
 export const DEFAULT_TIMEOUT_SECONDS = 60;
 /** The Transaction CRD's bounds on spec.timeoutSeconds. */
 export const MIN_TIMEOUT_SECONDS = 1;
-export const MAX_TIMEOUT_SECONDS = 3600;
+export { MAX_TIMEOUT_SECONDS };
 
 const PLAIN_SECONDS = /^\d+$/;
 const UNITS = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
@@ -19,9 +25,9 @@ export function durationSeconds(text: string): number | undefined {
   return Number(hours) * 3600 + Number(minutes) * 60 + Number(seconds);
 }
 
-/** `--timeout` as whole seconds within the CRD's bounds; a usage error names the bad value. */
-export function parseTimeout(text: string | undefined): number {
-  if (text === undefined) return DEFAULT_TIMEOUT_SECONDS;
+/** `--timeout` as whole seconds within the CRD's bounds (undefined when not given); a usage error names the bad value. */
+export function parseTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
   const seconds = durationSeconds(text.trim());
   if (seconds === undefined) {
     throw usageError(`--timeout '${text}' is not a duration; use whole seconds or units, e.g. 90, 30s, 2m, 1m30s`, "kubectl tx apply --help");

@@ -13,12 +13,19 @@ What it does:
      of a List are applied one by one; empty documents are skipped). Your
      files are never changed.
   2. Creates a Transaction (kubetx.io/v1alpha1, named t- and 8 hex digits)
-     as you, with your --timeout.
+     as you, with your --timeout if you gave one.
   3. Runs the real kubectl apply on a private copy of the objects, each with
      the annotation kubetx.io/transaction: <id>, and shows kubectl's output.
+     While kubectl runs, renews the Transaction every 5 s (its
+     spec.clientHeartbeat): kubetx keeps it open as long as kubectl runs,
+     past the policy's maxOpenSeconds, and rolls it back about 15 s after
+     the renewals stop.
   4. Tells kubetx whether kubectl succeeded (the Transaction's
      spec.clientState: Applied or Failed, with the end of kubectl's errors).
   5. Waits for kubetx to commit or roll back, then prints one line per member.
+     If kubetx took part in none of the writes (no policy covers the
+     namespace, or it exempts you or these kinds), says so and how a
+     namespace is opted in, and deletes the empty Transaction.
 
 Flags:
   -f, --filename FILE|DIR  a manifest file, '-' for stdin, or a directory
@@ -28,9 +35,12 @@ Flags:
                            go to NS (default: the kubeconfig context's);
                            kubectl refuses objects that name another one
       --timeout DURATION   kubetx rolls the transaction back if kubectl has
-                           not finished within it; 90, 30s, 2m, 1m30s; 1s to
-                           1h; default 60s. kubectl tx waits for the outcome
-                           up to this long plus 30s after kubectl ends.
+                           not finished within it, even while kubectl tx
+                           runs; 90, 30s, 2m, 1m30s; 1s to 1h. Default: none,
+                           the transaction stays open while kubectl runs
+                           (an hour at most). kubectl tx waits for the
+                           outcome up to this long (default 60s) plus 30s
+                           after kubectl ends.
       --dry-run MODE       none (default); server: kubectl apply
                            --dry-run=server on the annotated copy, so kubetx
                            reports lock conflicts, with no Transaction and no
@@ -55,7 +65,10 @@ Other kubectl flags are not accepted.
 
 Ctrl-C while kubectl runs stops kubectl; kubectl tx then tells kubetx that
 kubectl failed and waits for the rollback. Ctrl-C while kubectl tx waits
-ends it; kubetx finishes the transaction on its own.
+ends it; kubetx finishes the transaction on its own. If kubectl tx itself
+dies while kubectl runs (SIGKILL, a closed laptop, a cancelled CI job), its
+renewals stop and kubetx rolls the transaction back (reason ClientLost)
+about 15 s after the last one; its objects are locked until then.
 
 Environment:
   KUBECTL      the kubectl to run (default: kubectl on PATH)
@@ -70,7 +83,8 @@ or, when kubetx rolled back (or failed to: "failed", and an admin must act):
     CREATE configmaps shop/settings: Restored (<what kubetx did>)
 Progress while waiting goes to stderr.
 
-Exit codes: 0 committed, 1 rolled back or failed (or kubectl tx could not
-start the transaction), 2 usage error, 3 kubetx did not resolve the
-transaction in time. With --dry-run, kubectl's exit code.
+Exit codes: 0 committed (or kubetx took part in no write), 1 rolled back
+or failed (or kubectl tx could not start the transaction), 2 usage error,
+3 kubetx did not resolve the transaction in time. With --dry-run,
+kubectl's exit code.
 `;

@@ -28,8 +28,10 @@ function createdMs(transaction: Transaction): number {
   return Number.isNaN(ms) ? 0 : ms;
 }
 
+/** By its members once resolved; before that, by the namespaces kubetx notes as members arrive. */
 function hasMemberIn(transaction: Transaction, namespace: string): boolean {
-  return (transaction.status?.members ?? []).some((m) => m.namespace === namespace);
+  const status = transaction.status;
+  return (status?.members ?? []).some((m) => m.namespace === namespace) || (status?.namespaces ?? []).includes(namespace);
 }
 
 /** The records the options ask for, newest first. Pure. */

@@ -1,5 +1,7 @@
 /** What kubectl tx tells kubetx, and what it tells the user: pure formatting. */
 import { describeRef } from "../../kube/types.ts";
+import type { KubeObject } from "../../kube/types.ts";
+import { ENABLED_LABEL } from "../../policy/policy.ts";
 import type { ClientState, MemberSummary, Transaction } from "../../transactions/model.ts";
 import { EXIT } from "./errors.ts";
 import { CLIENT_MESSAGE_MAX_CHARS, stderrTail, withoutWarnings } from "./kubectl.ts";
@@ -32,9 +34,39 @@ function why(transaction: Transaction): string {
 }
 
 function committedLine(id: string, count: number): string {
-  // No member: no write went through kubetx (kubectl still applied everything).
-  const none = count === 0 ? " (kubetx's policy covers none of these objects)" : "";
-  return `transaction ${id} committed: ${plural(count, "member")}${none}`;
+  return `transaction ${id} committed: ${plural(count, "member")}`;
+}
+
+/**
+ * kubectl applied everything and not one write went through kubetx: no
+ * policy covers where the objects went (or it exempts the user or their
+ * kinds). Such a record says nothing, so kubectl tx deletes it and says
+ * why instead (uncoveredLines). A rollback with no member is not one of
+ * these: kubectl may have failed before its first write.
+ */
+export function isUncovered(transaction: Transaction): boolean {
+  const status = transaction.status;
+  return status?.phase === "Committed" && (status.memberCount ?? status.members?.length ?? 0) === 0;
+}
+
+/** Where kubectl puts the objects: their own namespace, else -n; undefined is the kubeconfig context's. Pure. */
+export function targetNamespaces(objects: readonly KubeObject[], namespace: string | undefined): (string | undefined)[] {
+  return [...new Set(objects.map((o) => o.metadata?.namespace ?? namespace))];
+}
+
+/** What kubectl tx prints (stdout) in place of a transaction's outcome when kubetx took part in none of the writes. Pure. */
+export function uncoveredLines(namespaces: readonly (string | undefined)[]): string[] {
+  const named = namespaces.filter((n): n is string => n !== undefined);
+  const where = [
+    ...(named.length > 0 ? [`${named.length === 1 ? "namespace" : "namespaces"} ${named.join(", ")}`] : []),
+    ...(named.length < namespaces.length ? ["your kubeconfig context's namespace"] : []),
+  ].join(" and ");
+  const target = named.length === 1 && named.length === namespaces.length ? named[0] : "NAMESPACE";
+  return [
+    `no transaction: no TransactionPolicy covers ${where} (or it exempts you or these kinds), so kubetx took part in none of these writes: ` +
+      "kubectl applied them as plain kubectl apply does, not all-or-nothing, and kubectl tx kept no Transaction record",
+    `  to make applies there all-or-nothing, a cluster admin opts the namespace in (default policy): kubectl label namespace ${target ?? "NAMESPACE"} ${ENABLED_LABEL}=true`,
+  ];
 }
 
 export interface Outcome {

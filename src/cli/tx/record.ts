@@ -2,7 +2,7 @@
 import type { KubeClient } from "../../kube/client.ts";
 import { Forbidden, KubeError, NotFound } from "../../kube/errors.ts";
 import { selfUsername } from "../../kube/identity.ts";
-import { newTransaction, transactionPath } from "../../transactions/model.ts";
+import { CLIENT_HEARTBEAT_TIMEOUT_MS, newTransaction, transactionPath } from "../../transactions/model.ts";
 import { TxError } from "./errors.ts";
 import type { ClientStatePatch } from "./outcome.ts";
 
@@ -32,12 +32,19 @@ export async function whoAmI(client: KubeClient): Promise<string> {
 export interface RecordInput {
   readonly id: string;
   readonly user: string;
-  readonly timeoutSeconds: number;
+  readonly timeoutSeconds?: number;
 }
 
-/** Creates the plugin-mode Transaction; 404 and 403 become the line that says what to do. */
+/**
+ * Creates the plugin-mode Transaction; 404 and 403 become the line that
+ * says what to do. Its heartbeat starts at 0, so kubetx judges it by the
+ * heartbeat from the start (see heartbeat.ts).
+ */
 export async function createRecord(client: KubeClient, input: RecordInput): Promise<void> {
-  const body = newTransaction(input.id, { user: input.user, mode: "plugin", clientState: "Applying", timeoutSeconds: input.timeoutSeconds });
+  const body = newTransaction(input.id, {
+    user: input.user, mode: "plugin", clientState: "Applying", clientHeartbeat: 0,
+    ...(input.timeoutSeconds !== undefined ? { timeoutSeconds: input.timeoutSeconds } : {}),
+  });
   try {
     await client.create(transactionPath(), body);
   } catch (error) {
@@ -61,14 +68,25 @@ function createFailure(error: unknown, user: string): TxError {
   return new TxError(`kubectl tx: could not create the transaction record (${apiMessage(error)})`, undefined, { cause: error });
 }
 
+/** One heartbeat: a new value of the record's spec.clientHeartbeat. */
+export async function renewRecord(client: KubeClient, id: string, value: number): Promise<void> {
+  await client.mergePatch(transactionPath(id), { spec: { clientHeartbeat: value } });
+}
+
+/** The line kubectl tx prints when a heartbeat did not get through. */
+export function renewFailure(id: string, error: unknown, periodMs: number): string {
+  return `kubectl tx: could not renew transaction ${id} (${apiMessage(error)}); trying again every ${periodMs / 1000} s. ` +
+    `kubetx rolls it back if no renewal gets through for ${CLIENT_HEARTBEAT_TIMEOUT_MS / 1000} s`;
+}
+
 /** Tells kubetx how kubectl ended, through the record's spec.clientState. */
-export async function reportClientState(client: KubeClient, id: string, patch: ClientStatePatch, timeoutSeconds: number): Promise<void> {
+export async function reportClientState(client: KubeClient, id: string, patch: ClientStatePatch): Promise<void> {
   try {
     await client.mergePatch(transactionPath(id), patch);
   } catch (error) {
     throw new TxError(
       `kubectl tx: could not tell kubetx that kubectl ${patch.spec.clientState === "Applied" ? "finished" : "failed"} (${apiMessage(error)}); ` +
-        `kubetx rolls back transaction ${id} once its ${timeoutSeconds}s timeout passes; check: kubectl get transaction ${id}`,
+        `kubetx rolls back transaction ${id} about ${CLIENT_HEARTBEAT_TIMEOUT_MS / 1000} s after kubectl tx stopped renewing it; check: kubectl get transaction ${id}`,
       undefined, { cause: error },
     );
   }

@@ -16,7 +16,7 @@ Usage:
 kubetx must be installed in the cluster: it is the admission webhook that
 holds the objects' locks and rolls back every member of a transaction when
 one fails. Where kubetx's policy does not cover a namespace, kubectl applies
-there as it always does.
+there as it always does (kubectl tx apply says so, and keeps no record).
 
 Exit codes of apply and undo: 0 committed, 1 rolled back, refused or
 failed, 2 usage error, 3 kubetx did not resolve the transaction in time. Of list, describe, locks
@@ -38,6 +38,8 @@ Flags:
       --user USER          only transactions of USER (spec.user); another
                            user's need kubetx:viewer too
   -n, --namespace NS       only transactions with a member in namespace NS
+                           (open ones too: kubetx notes their namespaces
+                           as members arrive)
       --phase PHASE        only transactions in PHASE: Open, Verifying,
                            Committed, RollingBack, RolledBack or Failed
                            (any letter case)

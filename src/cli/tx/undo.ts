@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import type { KubeClient } from "../../kube/client.ts";
 import { newTransaction, transactionIdProblem, transactionPath } from "../../transactions/model.ts";
-import { parseTimeout } from "./duration.ts";
+import { DEFAULT_TIMEOUT_SECONDS, parseTimeout } from "./duration.ts";
 import { EXIT, TxError, usageError } from "./errors.ts";
 import { formatOutcome } from "./outcome.ts";
 import { whoAmI } from "./record.ts";
@@ -60,7 +60,7 @@ export function parseUndo(args: readonly string[]): UndoCommand {
   const { kubeconfig, context } = parsed.values;
   return {
     kind: "undo",
-    options: { target, timeoutSeconds: parseTimeout(parsed.values.timeout), ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) },
+    options: { target, timeoutSeconds: parseTimeout(parsed.values.timeout) ?? DEFAULT_TIMEOUT_SECONDS, ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) },
   };
 }
 

@@ -1,0 +1,123 @@
+/**
+ * A list-and-watch cache of one collection, as client-go's informers keep
+ * them: list, then watch from the list's resourceVersion; BOOKMARK events
+ * move the resourceVersion on; an ERROR event (410 Gone: the version is too
+ * old) or a failed watch re-lists, with jittered backoff; a watch the
+ * server ends is resumed from the last version seen. Reads never call the
+ * apiserver: the request path asks the cache, and whatever must be
+ * linearizable is decided by a conditional write, never by a cached read.
+ */
+import type { Logger } from "../telemetry/logger.ts";
+import type { KubeClient, WatchEvent } from "./client.ts";
+import { Expired } from "./errors.ts";
+import type { KubeObject, ObjectList } from "./types.ts";
+
+/** The first pause before re-listing after a failure; it doubles up to the maximum. */
+const INITIAL_BACKOFF_MS = 200;
+/** Never wait longer than this between attempts: the cache must come back soon after the apiserver does. */
+const MAX_BACKOFF_MS = 5_000;
+
+export interface InformerOptions {
+  readonly client: KubeClient;
+  /** The collection's path, e.g. /apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases. */
+  readonly path: string;
+  readonly labelSelector?: string;
+  readonly logger: Logger;
+  /** What the cache is of, for log lines. */
+  readonly what: string;
+}
+
+export class Informer<T extends KubeObject = KubeObject> {
+  private readonly o: InformerOptions;
+  private readonly items = new Map<string, T>();
+  private synced = false;
+  private version = "";
+  private listeners: ((event: WatchEvent["type"], object: T) => void)[] = [];
+
+  constructor(options: InformerOptions) {
+    this.o = options;
+  }
+
+  /** True once the first list has arrived. */
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  get(name: string): T | undefined {
+    return this.items.get(name);
+  }
+
+  values(): IterableIterator<T> {
+    return this.items.values();
+  }
+
+  /** Called for every change the watch delivers, after the cache has it. */
+  onChange(listener: (event: WatchEvent["type"], object: T) => void): () => void {
+    this.listeners.push(listener);
+    return () => (this.listeners = this.listeners.filter((l) => l !== listener));
+  }
+
+  /** Lists and watches until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    let backoff = INITIAL_BACKOFF_MS;
+    let needList = true;
+    while (!signal.aborted) {
+      try {
+        if (needList) await this.list();
+        needList = false;
+        await this.watch(signal);
+        backoff = INITIAL_BACKOFF_MS;
+      } catch (error) {
+        if (signal.aborted) return;
+        needList = true;
+        if (!(error instanceof Expired)) this.o.logger.warn({ err: error, cache: this.o.what }, "watch failed; listing again");
+        await pause(backoff + Math.random() * backoff, signal);
+        backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
+      }
+    }
+  }
+
+  private async list(): Promise<void> {
+    const list = await this.o.client.get<ObjectList<T>>(this.o.path, { query: { ...(this.o.labelSelector ? { labelSelector: this.o.labelSelector } : {}) } });
+    this.items.clear();
+    for (const item of list.items) this.items.set(item.metadata?.name ?? "", item);
+    this.version = list.metadata?.resourceVersion ?? "";
+    this.synced = true;
+  }
+
+  private async watch(signal: AbortSignal): Promise<void> {
+    const query = { resourceVersion: this.version, ...(this.o.labelSelector ? { labelSelector: this.o.labelSelector } : {}) };
+    let expired: Expired | undefined;
+    await this.o.client.watch(this.o.path, query, (event) => {
+      if (event.type === "ERROR") {
+        const message = (event.object as { message?: unknown }).message;
+        expired = new Expired({ status: 410, reason: "Expired", message: typeof message === "string" ? message : "watch error", method: "GET", path: this.o.path });
+        return;
+      }
+      this.apply(event);
+    }, signal);
+    if (expired) throw expired;
+  }
+
+  private apply(event: WatchEvent): void {
+    const object = event.object as T;
+    const version = object.metadata?.resourceVersion;
+    if (version) this.version = version;
+    if (event.type === "BOOKMARK") return;
+    const name = object.metadata?.name ?? "";
+    if (event.type === "DELETED") this.items.delete(name);
+    else this.items.set(name, object);
+    for (const listener of this.listeners) listener(event.type, object);
+  }
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}

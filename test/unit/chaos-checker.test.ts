@@ -1,0 +1,419 @@
+/**
+ * The chaos campaign's checker, on hand-made histories: each property it
+ * checks is shown both ways, a history that keeps it (no violation) and
+ * one that breaks it (the violation it must report). A checker that
+ * cannot fail would pass every campaign.
+ */
+import { describe, expect, it } from "vitest";
+import { workloadRequests } from "../../chaos/checker/audit.ts";
+import { checkTrial } from "../../chaos/checker/check.ts";
+import { findCycle, precedenceEdges } from "../../chaos/checker/order.ts";
+import type { AuditRequest, CommandRecord, LeftoverView, MemberView, Mode, ObjectPlan, OpOutcome, OpPlan, RecordView, TrialHistory, Version } from "../../chaos/history.ts";
+import { SEED_TOKEN, objectKey } from "../../chaos/history.ts";
+import { planTrial } from "../../chaos/workload.ts";
+
+const T0 = Date.parse("2026-11-30T10:00:00Z");
+const NS = "chaos-1-1-a";
+const A = objectKey("ConfigMap", NS, "a");
+const B = objectKey("ConfigMap", NS, "b");
+
+function object(name: string, seeded = true, deletableBy?: string): ObjectPlan {
+  return { key: objectKey("ConfigMap", NS, name), kind: "ConfigMap", namespace: NS, name, seeded, ...(deletableBy ? { deletableBy } : {}) };
+}
+
+interface OpSpec {
+  readonly id: string;
+  readonly mode?: Mode;
+  readonly user?: OpPlan["user"];
+  readonly applies?: readonly string[];
+  readonly deletes?: readonly string[];
+  readonly invalid?: OpPlan["invalid"];
+  /** The transaction kubetx told the client it joined. */
+  readonly tx: string;
+  /** When the op ran, seconds after T0. */
+  readonly at: number;
+  /** Other transactions kubetx told the client it joined (a split apply). */
+  readonly alsoHeard?: readonly string[];
+  /** How long it ran, seconds (half a second unless given). */
+  readonly seconds?: number;
+  readonly stdout?: string;
+  readonly exitCode?: number;
+}
+
+function op(spec: OpSpec): OpPlan {
+  return {
+    id: spec.id, client: spec.id.split("o")[0] ?? "c1", user: spec.user ?? "alice", mode: spec.mode ?? "transparent", token: `tok-${spec.id}`, pauseBeforeMs: 0,
+    writes: [...(spec.applies ?? []).map((o) => ({ object: o, action: "apply" as const })), ...(spec.deletes ?? []).map((o) => ({ object: o, action: "delete" as const }))],
+    ...(spec.invalid ? { invalid: spec.invalid, invalidAt: 0 } : {}),
+    ...(spec.mode === "explicit" ? { txId: spec.tx } : {}),
+  };
+}
+
+function outcome(spec: OpSpec): OpOutcome {
+  const startedAt = T0 + spec.at * 1000;
+  const endedAt = startedAt + (spec.seconds ?? 0.5) * 1000;
+  const joined = (spec.mode === "plugin" ? `kubectl tx: applying 1 object as transaction ${spec.tx}\n` : `Warning: kubetx: joined transaction ${spec.tx} (1 member)\n`)
+    + (spec.alsoHeard ?? []).map((id) => `Warning: kubetx: joined transaction ${id} (2 members)\n`).join("");
+  const deletes = (spec.deletes ?? []).map((k) => `configmap "${k.split("/").at(-1) ?? ""}" deleted`).join("\n");
+  const command: CommandRecord = {
+    argv: ["kubectl", "apply", "-f", "x.yaml", ...(spec.deletes?.length ? ["delete", "configmap", "-n", NS, ...spec.deletes.map((k) => k.split("/").at(-1) ?? "")] : [])],
+    startedAt, endedAt, exitCode: spec.exitCode ?? 0, stdout: `${spec.stdout ?? ""}${deletes}`, stderr: joined,
+  };
+  return { op: spec.id, startedAt, endedAt, commands: [command] };
+}
+
+function member(key: string, operation: string, outcome: string): MemberView {
+  const [, namespace, name] = key.split("/") as [string, string, string];
+  return { group: "", resource: "configmaps", namespace, name, operation, outcome };
+}
+
+function record(id: string, phase: string, members: readonly MemberView[], user = "alice", mode = "transparent"): RecordView {
+  return { id, user, mode, phase, createdAt: new Date(T0).toISOString(), members };
+}
+
+/** Versions from values: a token, or null for absent; one second apart from `at`. */
+function versions(values: readonly (string | null)[], at = 0): Version[] {
+  return values.map((v, i) => ({ rv: String(100 + i), at: T0 + (at + i) * 1000, exists: v !== null, ...(v !== null ? { token: v, uid: "u1" } : {}) }));
+}
+
+interface Build {
+  readonly objects?: readonly ObjectPlan[];
+  readonly ops: readonly OpSpec[];
+  readonly records: readonly RecordView[];
+  readonly histories: Readonly<Record<string, readonly Version[]>>;
+  readonly leftovers?: readonly LeftoverView[];
+  readonly sink?: boolean;
+  readonly requests?: readonly AuditRequest[];
+  readonly faults?: TrialHistory["faults"];
+}
+
+function history(b: Build): TrialHistory {
+  const objects = b.objects ?? [object("a"), object("b")];
+  const ops = b.ops.map(op);
+  return {
+    plan: {
+      seed: 1, trial: 1, namespaces: [NS], sink: b.sink ?? true, replicas: 3, objects,
+      timing: { quietWindowMs: 2000, lockTtlMs: 3000, maxOpenMs: 10_000, auditSinkDelayMs: 1000 },
+      clients: [...new Set(ops.map((o) => o.client))].map((name) => ({ name, user: ops.find((o) => o.client === name)?.user ?? "alice", ops: ops.filter((o) => o.client === name) })),
+      faults: [],
+    },
+    outcomes: b.ops.map(outcome),
+    faults: b.faults ?? [],
+    observation: {
+      startedAt: T0, endedAt: T0 + 60_000,
+      histories: objects.map((o) => ({ key: o.key, versions: b.histories[o.key] ?? versions([SEED_TOKEN]), gaps: 0 })),
+      records: b.records, leftovers: b.leftovers ?? [],
+      ...(b.requests ? { requests: b.requests } : {}),
+    },
+  };
+}
+
+function kinds(h: TrialHistory): string[] {
+  return checkTrial(h).violations.map((v) => v.kind).sort();
+}
+
+describe("the chaos checker: atomicity", () => {
+  it("accepts two committed transactions applied one after the other", () => {
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A, B], at: 1 }, { id: "c2o1", user: "bob", tx: "t-two", applies: [A], at: 5 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed"), member(B, "UPDATE", "Committed")]), record("t-two", "Committed", [member(A, "UPDATE", "Committed")], "bob")],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", "tok-c2o1"]), [B]: versions([SEED_TOKEN, "tok-c1o1"]) },
+    });
+    expect(kinds(h)).toEqual([]);
+  });
+
+  it("accepts a rolled-back transaction whose writes were all restored", () => {
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A, B], at: 1 }],
+      records: [record("t-one", "RolledBack", [member(A, "UPDATE", "Restored"), member(B, "UPDATE", "Restored")])],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", SEED_TOKEN]), [B]: versions([SEED_TOKEN, "tok-c1o1", SEED_TOKEN]) },
+    });
+    expect(kinds(h)).toEqual([]);
+  });
+
+  it("reports a rolled-back transaction that left one of its writes in place", () => {
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A, B], at: 1 }],
+      records: [record("t-one", "RolledBack", [member(A, "UPDATE", "Restored"), member(B, "UPDATE", "Restored")])],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", SEED_TOKEN]), [B]: versions([SEED_TOKEN, "tok-c1o1"]) },
+    });
+    expect(kinds(h)).toEqual(["atomicity"]);
+  });
+
+  it("reports a committed transaction one of whose members never reached its object", () => {
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A, B], at: 1 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed"), member(B, "UPDATE", "Committed")])],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]), [B]: versions([SEED_TOKEN]) },
+    });
+    expect(kinds(h)).toEqual(["atomicity"]);
+  });
+
+  it("reports a rolled-back create that left the object behind, and accepts one that removed it", () => {
+    const objects = [object("a", false)];
+    const spec = { ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 1 }], records: [record("t-one", "RolledBack", [member(A, "CREATE", "Restored")])], objects };
+    expect(kinds(history({ ...spec, histories: { [A]: versions([null, "tok-c1o1", null]) } }))).toEqual([]);
+    expect(kinds(history({ ...spec, histories: { [A]: versions([null, "tok-c1o1"]) } }))).toEqual(["atomicity"]);
+  });
+
+  it("accepts a committed delete, and a rolled-back delete that put the object back", () => {
+    const objects = [object("a", true, "c1")];
+    const ops = [{ id: "c1o1", tx: "t-one", deletes: [A], at: 1 }];
+    const committed = history({ objects, ops, records: [record("t-one", "Committed", [member(A, "DELETE", "Committed")])], histories: { [A]: versions([SEED_TOKEN, null], 1) } });
+    const restored = history({ objects, ops, records: [record("t-one", "RolledBack", [member(A, "DELETE", "Restored")])], histories: { [A]: versions([SEED_TOKEN, null, SEED_TOKEN], 1) } });
+    expect(kinds(committed)).toEqual([]);
+    expect(kinds(restored)).toEqual([]);
+  });
+
+  it("follows a transaction that deleted and re-created an object, and its rollback that removes the copy and puts back the original", () => {
+    // One transparent transaction: c1o1 deletes A, c1o2 re-creates it; the record lists A once, as its first write (DELETE).
+    const h = history({
+      objects: [object("a", true, "c1")],
+      ops: [{ id: "c1o1", tx: "t-one", deletes: [A], at: 0 }, { id: "c1o2", tx: "t-one", applies: [A], at: 2 }],
+      records: [record("t-one", "RolledBack", [member(A, "DELETE", "Restored")])],
+      histories: { [A]: versions([SEED_TOKEN, null, "tok-c1o2", null, SEED_TOKEN], 1) },
+    });
+    expect(kinds(h)).toEqual([]);
+  });
+
+  it("reports a rolled-back delete whose object stayed deleted", () => {
+    const h = history({
+      objects: [object("a", true, "c1")],
+      ops: [{ id: "c1o1", tx: "t-one", deletes: [A], at: 1 }],
+      records: [record("t-one", "RolledBack", [member(A, "DELETE", "Restored")])],
+      histories: { [A]: versions([SEED_TOKEN, null], 1) },
+    });
+    expect(kinds(h)).toEqual(["atomicity"]);
+  });
+
+  it("reports a write that persisted outside every transaction record", () => {
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 1 }],
+      records: [record("t-one", "Committed", [])],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]) },
+    });
+    expect(kinds(h)).toEqual(["untracked-write"]);
+  });
+
+  it("reports a value no apply of the trial wrote", () => {
+    const h = history({ ops: [], records: [], histories: { [A]: versions([SEED_TOKEN, "someone-else"]) } });
+    expect(kinds(h)).toEqual(["unexplained-value"]);
+  });
+});
+
+describe("the chaos checker: lost updates and isolation", () => {
+  it("reports a rollback that restored an older value over a committed write", () => {
+    // t-one commits A; t-two writes A, rolls back, and puts back the seed instead of t-one's value.
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 1 }, { id: "c2o1", user: "bob", tx: "t-two", applies: [A], at: 5 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")]), record("t-two", "RolledBack", [member(A, "UPDATE", "Restored")], "bob")],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", "tok-c2o1", SEED_TOKEN]) },
+    });
+    expect(kinds(h)).toContain("lost-update");
+  });
+
+  it("accepts a rollback that restored the committed value before it", () => {
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 1 }, { id: "c2o1", user: "bob", tx: "t-two", applies: [A], at: 5 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")]), record("t-two", "RolledBack", [member(A, "UPDATE", "Restored")], "bob")],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", "tok-c2o1", "tok-c1o1"]) },
+    });
+    expect(kinds(h)).toEqual([]);
+  });
+
+  it("reports a transaction that wrote an object while another's write of it was unresolved", () => {
+    // t-two writes A between t-one's write and t-one's restore; t-one's restore then reverts t-two's committed write.
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 1 }, { id: "c2o1", user: "bob", tx: "t-two", applies: [A], at: 2 }],
+      records: [record("t-one", "RolledBack", [member(A, "UPDATE", "Restored")]), record("t-two", "Committed", [member(A, "UPDATE", "Committed")], "bob")],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", "tok-c2o1", SEED_TOKEN]) },
+    });
+    expect(kinds(h)).toEqual(["isolation", "lost-update"]);
+  });
+
+  it("reports committed transactions that no serial order explains", () => {
+    // A says one before two, B says two before one.
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A, B], at: 1 }, { id: "c2o1", user: "bob", tx: "t-two", applies: [A, B], at: 1 }],
+      records: [
+        record("t-one", "Committed", [member(A, "UPDATE", "Committed"), member(B, "UPDATE", "Committed")]),
+        record("t-two", "Committed", [member(A, "UPDATE", "Committed"), member(B, "UPDATE", "Committed")], "bob"),
+      ],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", "tok-c2o1"]), [B]: versions([SEED_TOKEN, "tok-c2o1", "tok-c1o1"]) },
+    });
+    expect(kinds(h)).toEqual(["serial-order"]);
+  });
+});
+
+describe("the chaos checker: records and leftovers", () => {
+  it("reports a record still open after quiescence", () => {
+    const h = history({ ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 1 }], records: [record("t-one", "Verifying", [])], histories: {} });
+    expect(kinds(h)).toEqual(["record-not-final"]);
+  });
+
+  it("reports a Committed record whose members say otherwise", () => {
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 1 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Restored")])],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]) },
+    });
+    expect(kinds(h)).toEqual(["record-untrue"]);
+  });
+
+  it("reports a lock left by a committed transaction, and keeps quiet about a Failed one's", () => {
+    const ops = [{ id: "c1o1", tx: "t-one", applies: [A], at: 1 }];
+    const histories = { [A]: versions([SEED_TOKEN, "tok-c1o1"]) };
+    const lock = { kind: "lock" as const, name: "lk-1", transaction: "t-one" };
+    const committed = history({ ops, histories, records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")])], leftovers: [lock] });
+    const failed = history({ ops, histories, records: [record("t-one", "Failed", [member(A, "UPDATE", "Failed")])], leftovers: [lock] });
+    expect(kinds(committed)).toEqual(["leftover"]);
+    expect(kinds(failed)).toEqual([]);
+    expect(checkTrial(failed).notes.map((n) => n.kind)).toContain("failed-transaction");
+  });
+
+  it("reports a client told of a transaction that has no record", () => {
+    const h = history({ ops: [{ id: "c1o1", tx: "t-ghost", applies: [A], at: 1 }], records: [], histories: {} });
+    expect(kinds(h)).toEqual(["record-missing"]);
+  });
+
+  it("reports a member the workload never wrote, such as a controller's ReplicaSet", () => {
+    const replicaSet: MemberView = { group: "apps", resource: "replicasets", namespace: NS, name: "web-5d8f", operation: "CREATE", outcome: "Committed" };
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 1 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed"), replicaSet])],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]) },
+    });
+    expect(kinds(h)).toEqual(["foreign-member"]);
+  });
+});
+
+describe("the chaos checker: applies as units", () => {
+  const partialSpec = {
+    ops: [{ id: "c1o1", tx: "t-one", applies: [A, B], at: 1, seconds: 1 }],
+    records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")])],
+    histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]) },
+  };
+
+  const partial = (mode: Mode, sink = true, requests?: AuditRequest[]): TrialHistory => history({
+    sink,
+    ...(requests ? { requests } : {}),
+    ops: [{ id: "c1o1", tx: "t-one", mode, applies: [A, B], at: 1, seconds: 4 }],
+    records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")], "alice", mode)],
+    histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]) },
+  });
+
+  it("reports an explicit apply that committed some of its objects", () => {
+    expect(kinds(partial("explicit"))).toEqual(["partial-apply"]);
+  });
+
+  it("takes a transparent apply's partial commit without the audit sink as the documented limit", () => {
+    const h = partial("transparent", false);
+    expect(kinds(h)).toEqual([]);
+    expect(checkTrial(h).notes.map((n) => n.kind)).toContain("transparent-limit");
+  });
+
+  it("takes a transparent apply whose writes paused longer than the quiet window as two applies, and one without such a pause as one", () => {
+    const at = (s: number): AuditRequest => ({ at: T0 + s * 1000, user: "alice", verb: "patch", resource: "configmaps", namespace: NS, code: 200 });
+    expect(kinds(partial("transparent", true, [at(1), at(1.1), at(4.5)]))).toEqual([]);
+    expect(kinds(partial("transparent", true, [at(1), at(1.1), at(1.3)]))).toEqual(["partial-apply"]);
+  });
+
+  it("takes a transparent partial commit as a limit where kubetx never learnt of the failure because the apiserver restarted, not where it had failed the user's transaction", () => {
+    const restart = [{ kind: "apiserver-restart" as const, startedAt: T0 + 3000, endedAt: T0 + 12_000 }];
+    const failed = record("t-failed", "RolledBack", []);
+    const unheard = history({ ...partialSpec, faults: restart });
+    const heard = history({ ...partialSpec, faults: restart, records: [...partialSpec.records, { ...failed, reason: "MemberFailed", createdAt: new Date(T0 + 2000).toISOString() }] });
+    expect(kinds(unheard)).toEqual([]);
+    expect(kinds(heard)).toEqual(["partial-apply"]);
+  });
+
+  it("reports an apply with an invalid member that committed, unless transparent mode could not see it", () => {
+    const spec = (mode: Mode, invalid: OpPlan["invalid"], sink: boolean): TrialHistory => history({
+      sink,
+      ops: [{ id: "c1o1", tx: "t-one", mode, applies: [A], invalid, at: 1 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")], "alice", mode)],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]) },
+    });
+    expect(kinds(spec("plugin", "unknown-field", false))).toContain("invalid-committed");
+    expect(kinds(spec("transparent", "bad-key", false))).toEqual(["invalid-committed"]);
+    expect(kinds(spec("transparent", "unknown-field", true))).toEqual(["invalid-committed"]);
+    expect(kinds(spec("transparent", "unknown-field", false))).toEqual([]);
+  });
+
+  it("reports kubectl tx apply saying committed when the record says rolled back", () => {
+    const h = history({
+      ops: [{ id: "c1o1", tx: "t-one", mode: "plugin", applies: [A], at: 1, stdout: "transaction t-one committed: 1 member\n" }],
+      records: [record("t-one", "RolledBack", [member(A, "UPDATE", "Restored")], "alice", "plugin")],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", SEED_TOKEN]) },
+    });
+    expect(kinds(h)).toEqual(["plugin-outcome"]);
+  });
+});
+
+describe("the chaos checker: which transaction a write belongs to", () => {
+  it("takes the transaction kubetx named for the write's own request, though the client also heard of a later one that lists the same object", () => {
+    // c1o1's write of A joined t-one; after a long pause its write of B joined t-two, which c1o2's write of A joined moments later.
+    const request = (s: number, name: string, transaction: string): AuditRequest => ({ at: T0 + s * 1000, user: "alice", verb: "patch", resource: "configmaps", namespace: NS, name, code: 200, transaction });
+    const spec = {
+      ops: [{ id: "c1o1", tx: "t-one", alsoHeard: ["t-two"], applies: [A, B], at: 1, seconds: 4 }, { id: "c1o2", tx: "t-two", applies: [A], at: 5.5 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")]), record("t-two", "Committed", [member(B, "UPDATE", "Committed"), member(A, "UPDATE", "Committed")])],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", "tok-c1o2"]), [B]: versions([SEED_TOKEN, "tok-c1o1"]) },
+    };
+    expect(kinds(history({ ...spec, requests: [request(1.2, "a", "t-one"), request(4.8, "b", "t-two"), request(5.7, "a", "t-two")] }))).toEqual([]);
+  });
+});
+
+describe("the chaos checker: the apiserver's audit log", () => {
+  const line = (fields: Record<string, unknown>): string => JSON.stringify({
+    kind: "Event", stage: "ResponseComplete", verb: "patch", requestURI: "/api/v1/namespaces/ns/configmaps/a",
+    user: { username: "alice" }, objectRef: { resource: "configmaps", namespace: "ns", name: "a" },
+    responseStatus: { code: 200 }, requestReceivedTimestamp: "2026-11-30T10:00:01.250000Z",
+    annotations: { "validate.kubetx.io/transaction": "t-one" }, ...fields,
+  });
+
+  it("keeps the users' completed writes in the trial's namespaces with kubetx's transaction, and nothing else", () => {
+    const text = [
+      line({}),
+      line({ stage: "ResponseStarted" }),
+      line({ verb: "get" }),
+      line({ user: { username: "system:serviceaccount:kubetx-system:kubetx" } }),
+      line({ objectRef: { resource: "configmaps", namespace: "elsewhere", name: "a" } }),
+      line({ requestURI: "/api/v1/namespaces/ns/configmaps/a?dryRun=All" }),
+      line({ objectRef: { resource: "deployments", namespace: "ns", name: "web", subresource: "status" } }),
+      '{"kind":"Event","stage":"ResponseComp',
+    ].join("\n");
+    expect(workloadRequests(text, new Set(["alice"]), new Set(["ns"]))).toEqual([
+      { at: Date.parse("2026-11-30T10:00:01.250Z"), user: "alice", verb: "patch", resource: "configmaps", namespace: "ns", name: "a", code: 200, transaction: "t-one" },
+    ]);
+  });
+});
+
+describe("the chaos checker: serial order", () => {
+  it("finds no cycle in a chain and finds the cycle of two transactions that each overwrote the other", () => {
+    const chain = precedenceEdges(new Map([["A", ["t1", "t2", "t3"]], ["B", ["t1", "t3"]]]));
+    expect(findCycle(chain)).toBeUndefined();
+    const crossed = precedenceEdges(new Map([["A", ["t1", "t2"]], ["B", ["t2", "t1"]]]));
+    expect(findCycle(crossed)?.map((e) => `${e.from}>${e.to}`).sort()).toEqual(["t1>t2", "t2>t1"]);
+  });
+
+  it("finds a cycle three transactions long that no pair shows", () => {
+    const edges = precedenceEdges(new Map([["A", ["t1", "t2"]], ["B", ["t2", "t3"]], ["C", ["t3", "t1"]]]));
+    expect(findCycle(edges)).toHaveLength(3);
+  });
+});
+
+describe("the chaos workload", () => {
+  it("draws the same plan from the same seed and trial, and another from the next trial", () => {
+    const first = planTrial({ seed: 42, trial: 7, replicas: 3 });
+    expect(planTrial({ seed: 42, trial: 7, replicas: 3 })).toEqual(first);
+    expect(planTrial({ seed: 42, trial: 8, replicas: 3 })).not.toEqual(first);
+  });
+
+  it("gives every apply a token of its own and transparent clients users of their own", () => {
+    const plan = planTrial({ seed: 5, trial: 1, replicas: 2 });
+    const ops = plan.clients.flatMap((c) => c.ops);
+    expect(new Set(ops.map((o) => o.token)).size).toBe(ops.length);
+    expect(new Set(plan.clients.map((c) => c.user)).size).toBe(plan.clients.length);
+    expect(plan.faults.every((f) => !("replica" in f) || (f.replica >= 1 && f.replica <= 2))).toBe(true);
+  });
+});
