@@ -72,9 +72,18 @@ function createdLater(member: Member, post: KubeObject | null | undefined, atLoc
  * (as a user writes it) when it is re-created whole.
  */
 function differingPaths(pre: KubeObject, post: KubeObject | null | undefined, atLock: KubeObject): Path[] {
-  const [was, stored] = [userIntent(pre), userIntent(atLock)];
+  const [was, stored] = [withoutType(userIntent(pre)), withoutType(userIntent(atLock))];
   const paths: Path[] = post ? changedPaths(was, userIntent(post)) : [[]];
   return paths.filter((path) => !deepEqual(valueAt(was, path), valueAt(stored, path)));
+}
+
+/**
+ * The object without apiVersion and kind: a list's items carry neither
+ * (the list names them once), and the type is the one kubetx asked for.
+ */
+function withoutType(object: KubeObject): KubeObject {
+  const { apiVersion: _apiVersion, kind: _kind, ...rest } = object;
+  return rest;
 }
 
 /**

@@ -68,6 +68,11 @@ describe("whether a member's write started where its journal says", () => {
     expect(startedFrom(member("DELETE"), { pre: relabelled, post: null }, RECREATE, real)).toMatchObject({ confirmed: false });
   });
 
+  it("compares a deleted object with the list item the apiserver returns, which carries no apiVersion or kind", () => {
+    const { apiVersion: _apiVersion, kind: _kind, ...listItem } = real;
+    expect(startedFrom(member("DELETE"), { pre: real, post: null }, RECREATE, listItem)).toEqual({ confirmed: true });
+  });
+
   it("confirms a create whose object did not exist yet when kubetx locked it", () => {
     expect(startedFrom(member("CREATE", { createdUid: "u-new" }), { pre: null, post: configMap({}, { uid: "u-new" }) }, DELETE, undefined)).toEqual({ confirmed: true });
   });
