@@ -62,6 +62,8 @@ export interface CampaignResult {
   /** The first problems, to reproduce with their index. */
   readonly problems: readonly Problem[];
   readonly memory: readonly MemorySample[];
+  /** Requests sent again because the kept-alive socket they went out on had just been closed (see send). */
+  readonly staleSocketRetries: number;
 }
 
 /** A request that takes longer than the apiserver would wait for a webhook (its maximum timeout is 30 s) is a problem. */
@@ -97,7 +99,25 @@ export function planCase(options: Pick<CampaignOptions, "seed" | "seeds" | "unau
   return { index, target, path, authenticated, fuzz: mutate(pick(random, options.seeds.admission), random, pinDryRun) };
 }
 
-function send(options: CampaignOptions, agents: { apiserver: https.Agent; anyone: https.Agent }, planned: PlannedCase): Promise<Answer | Error> {
+/**
+ * An error from a request sent on a kept-alive socket the server closed
+ * (its keep-alive timeout) just as the request went out: Node's documented
+ * race (http `request.reusedSocket`), not an answer of kubetx's. Such a
+ * request is sent again once, on a new socket, and counted.
+ */
+interface Stale {
+  readonly stale: Error;
+}
+
+async function send(options: CampaignOptions, agents: { apiserver: https.Agent; anyone: https.Agent }, planned: PlannedCase, onRetry: () => void): Promise<Answer | Error> {
+  const first = await sendOnce(options, agents, planned);
+  if (!("stale" in first)) return first;
+  onRetry();
+  const again = await sendOnce(options, agents, planned);
+  return "stale" in again ? again.stale : again;
+}
+
+function sendOnce(options: CampaignOptions, agents: { apiserver: https.Agent; anyone: https.Agent }, planned: PlannedCase): Promise<Answer | Error | Stale> {
   return new Promise((resolve) => {
     const headers: Record<string, string | number> = { "content-length": planned.fuzz.body.length };
     if (planned.fuzz.contentType) headers["content-type"] = planned.fuzz.contentType;
@@ -111,7 +131,7 @@ function send(options: CampaignOptions, agents: { apiserver: https.Agent; anyone
       res.on("error", (error) => resolve(error));
     });
     req.on("timeout", () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS / 1000} s`)));
-    req.on("error", (error) => resolve(error));
+    req.on("error", (error: NodeJS.ErrnoException) => resolve(req.reusedSocket && error.code === "ECONNRESET" ? { stale: error } : error));
     req.end(planned.fuzz.body);
   });
 }
@@ -149,6 +169,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const problems: Problem[] = [];
   let problemCount = 0;
   let bytesSent = 0;
+  let staleSocketRetries = 0;
   const collect = collector();
   const memory: MemorySample[] = [sampleMemory(collect, 0)];
   const started = performance.now();
@@ -161,7 +182,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
           const planned = planCase(options, index);
           bytesSent += planned.fuzz.body.length;
           for (const name of planned.fuzz.mutations) bump(mutations, name);
-          const answer = await send(options, agents, planned);
+          const answer = await send(options, agents, planned, () => (staleSocketRetries += 1));
           const verdict = answer instanceof Error ? { category: "connection error", problem: answer.message } : classify(planned.target, planned.authenticated, answer);
           bump(categories, `${planned.target} ${planned.authenticated ? "as the apiserver" : "unauthenticated"}: ${verdict.category}`);
           if (verdict.problem === undefined) continue;
@@ -178,7 +199,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     agents.anyone.destroy();
   }
   const seconds = (performance.now() - started) / 1000;
-  return { count: options.count, seed: options.seed, seconds, perSecond: options.count / seconds, bytesSent, categories, mutations, problemCount, problems, memory };
+  return { count: options.count, seed: options.seed, seconds, perSecond: options.count / seconds, bytesSent, categories, mutations, problemCount, problems, memory, staleSocketRetries };
 }
 
 /**
