@@ -20,7 +20,7 @@ import { USERS } from "./history.ts";
 import { Http } from "./checker/http.ts";
 import { PROBE_NAMESPACE, createOrReplace, createWorkloadNamespace, installKubetx, installPolicy, setEndpoint, waitForKubetx, waitForPolicy } from "./install.ts";
 import { AuditRelay } from "./relay.ts";
-import { APISERVER_CLIENT, Replica } from "./replicas.ts";
+import { Replica, SERVICE_HOST } from "./replicas.ts";
 import { ThirdPartyWebhook } from "./thirdparty.ts";
 
 /** A restarted apiserver on a busy 2-core machine is ready within half a minute; this leaves room. */
@@ -109,8 +109,15 @@ async function assemble(dir: string, options: ClusterOptions, cleanups: (() => P
   const binaries = await ensureBinaries({ moduleDir: path.join(options.repo, "controlplane"), cacheDir: defaultCacheDir(process.env), onProgress: options.say });
   options.say(`chaos: starting the control plane ${binaries.version} in ${dir}`);
   // The audit webhook backend posts to the relay, which stands where a Service's load balancer would.
-  const controlPlane = await startControlPlane({ dir, binaries, restartApiserver: true, extraApiserverFlags: EXTRA_APISERVER_FLAGS, auditSinkUrl: `https://127.0.0.1:${relay.port}/audit` });
+  // The apiserver presents its client certificate to kubetx's Service (its WebhookAdmission kubeconfig
+  // names that host, as `kubetx certs` writes it for a real control plane) and to the relay's /audit.
+  const controlPlane = await startControlPlane({
+    dir, binaries, restartApiserver: true, extraApiserverFlags: EXTRA_APISERVER_FLAGS, auditSinkUrl: `https://127.0.0.1:${relay.port}/audit`,
+    webhookClientHosts: [`${SERVICE_HOST}:443`],
+  });
   cleanups.push(() => controlPlane.stop());
+  const apiserverClient = controlPlane.apiserverClientCertificate;
+  relay.client = { cert: await readFile(apiserverClient.certFile, "utf8"), key: await readFile(apiserverClient.keyFile, "utf8") };
   const http = new Http({ server: controlPlane.server, ca: a.caPem, token: controlPlane.tokens.admin });
   const userHttp = new Http({ server: controlPlane.server, ca: a.caPem, token: controlPlane.tokens.alice });
   cleanups.push(() => Promise.resolve(http.close()), () => Promise.resolve(userHttp.close()));
@@ -135,9 +142,12 @@ async function assemble(dir: string, options: ClusterOptions, cleanups: (() => P
 /** The replicas, each serving the Service's name on its own port of this machine, and their EndpointSlices. */
 async function startReplicas(a: Assembly, http: Http, controlPlane: ControlPlane): Promise<Replica[]> {
   const tls = await ensureServingCertificate({ ca: a.ca, outDir: a.pki, name: "kubetx-replicas", commonName: "kubetx.kubetx-system.svc", dnsNames: serviceDnsNames("kubetx", "kubetx-system"), ipAddresses: [a.host, "127.0.0.1"] });
-  const config = { repo: a.options.repo, kubeconfig: controlPlane.kubeconfigs.kubetx, tls, caFile: a.ca.certFile, ca: a.caPem, host: a.host, logDir: path.join(a.dir, "logs") };
+  const config = {
+    repo: a.options.repo, kubeconfig: controlPlane.kubeconfigs.kubetx, tls, clientCaFile: controlPlane.apiserverClient.caFile, ca: a.caPem, host: a.host,
+    logDir: path.join(a.dir, "logs"),
+  };
   const replicas: Replica[] = [];
-  for (let i = 1; i <= a.options.replicas; i += 1) replicas.push(new Replica(i, await freePort(), config));
+  for (let i = 1; i <= a.options.replicas; i += 1) replicas.push(new Replica(i, { webhook: await freePort(), metrics: await freePort() }, config));
   a.cleanups.push(async () => void (await Promise.all(replicas.map((r) => r.stop()))));
   await Promise.all(replicas.map((r) => r.start(false)));
   for (const r of replicas) await setEndpoint(http, { replica: r.name, host: a.host, port: r.port, ready: true });
@@ -154,10 +164,8 @@ interface RelayInputs {
 
 async function startRelay(inputs: RelayInputs): Promise<AuditRelay> {
   const serving = await ensureServingCertificate({ ca: inputs.ca, outDir: inputs.pki, name: "chaos-relay", commonName: "chaos-audit-relay", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
-  const client = await ensureClientCertificate({ ca: inputs.ca, outDir: inputs.pki, name: "apiserver-audit-client", commonName: APISERVER_CLIENT });
   return AuditRelay.start({
     serving: { cert: await readFile(serving.certFile, "utf8"), key: await readFile(serving.keyFile, "utf8") },
-    client: { cert: await readFile(client.certFile, "utf8"), key: await readFile(client.keyFile, "utf8") },
     ca: inputs.caPem, host: inputs.host, port: await freePort(), replicas: inputs.replicas,
   });
 }

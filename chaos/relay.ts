@@ -19,16 +19,27 @@ const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
 export interface RelayConfig {
   readonly serving: { readonly cert: string; readonly key: string };
-  /** The client certificate replicas expect from the apiserver (its name: APISERVER_CLIENT). */
-  readonly client: { readonly cert: string; readonly key: string };
   readonly ca: string;
   readonly host: string;
   readonly port: number;
   readonly replicas: () => readonly Replica[];
 }
 
+/** A client certificate and its key, PEM. */
+export interface ClientIdentity {
+  readonly cert: string;
+  readonly key: string;
+}
+
 export class AuditRelay {
   enabled = false;
+  /**
+   * The apiserver's own client certificate, which replicas demand at
+   * /audit: the relay forwards as the apiserver would send. Set once the
+   * control plane (which makes it) is up; until then nothing is forwarded
+   * (the relay is not enabled before the first trial either).
+   */
+  client: ClientIdentity | undefined;
   forwarded = 0;
   refused = 0;
   private readonly config: RelayConfig;
@@ -60,7 +71,7 @@ export class AuditRelay {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req).catch(() => undefined);
     if (body === undefined) return void res.writeHead(413).end();
-    if (!this.enabled) return void res.writeHead(200, { "Content-Type": "application/json" }).end("{}");
+    if (!this.enabled || !this.client) return void res.writeHead(200, { "Content-Type": "application/json" }).end("{}");
     const order = [...this.config.replicas()].filter((r) => r.state !== "down").sort(() => Math.random() - 0.5);
     for (const replica of order) {
       if (await this.forward(replica, body)) {
@@ -73,10 +84,12 @@ export class AuditRelay {
   }
 
   private forward(replica: Replica, body: Buffer): Promise<boolean> {
+    const client = this.client;
+    if (!client) return Promise.resolve(false);
     return new Promise((resolve) => {
       const req = https.request({
         host: this.config.host, port: replica.port, path: "/audit", method: "POST", servername: SERVICE_HOST,
-        ca: this.config.ca, cert: this.config.client.cert, key: this.config.client.key, timeout: FORWARD_TIMEOUT_MS,
+        ca: this.config.ca, cert: client.cert, key: client.key, timeout: FORWARD_TIMEOUT_MS,
         headers: { "Content-Type": "application/json", "Content-Length": body.length },
       }, (res) => {
         res.resume();

@@ -5,6 +5,7 @@
  * keeps its identity, as a container restarted in place keeps its pod's
  * name.
  */
+import http from "node:http";
 import https from "node:https";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -30,8 +31,13 @@ export interface ReplicaConfig {
   readonly repo: string;
   readonly kubeconfig: string;
   readonly tls: { readonly certFile: string; readonly keyFile: string };
-  /** The CA that signed every certificate here: replicas verify the relay's client certificate with it. */
-  readonly caFile: string;
+  /**
+   * The CA of the apiserver's client certificate (the control plane's
+   * apiserverClient.caFile): replicas let in only what it signed, the
+   * apiserver's webhook calls and the relay's audit batches.
+   */
+  readonly clientCaFile: string;
+  /** The CA of the replicas' serving certificate, to check it when asking them for /readyz. */
   readonly ca: string;
   readonly host: string;
   readonly logDir: string;
@@ -42,14 +48,17 @@ export type ReplicaState = "running" | "paused" | "down";
 export class Replica {
   readonly index: number;
   readonly port: number;
+  /** Where it serves /metrics (plain HTTP, apart from the webhook port, as in manifests/deployment.yaml). */
+  readonly metricsPort: number;
   private readonly config: ReplicaConfig;
   private process: ManagedProcess | undefined;
   private current: ReplicaState = "down";
   private sinkEnabled = false;
 
-  constructor(index: number, port: number, config: ReplicaConfig) {
+  constructor(index: number, ports: { readonly webhook: number; readonly metrics: number }, config: ReplicaConfig) {
     this.index = index;
-    this.port = port;
+    this.port = ports.webhook;
+    this.metricsPort = ports.metrics;
     this.config = config;
   }
 
@@ -115,7 +124,7 @@ export class Replica {
 
   /** How many admission reviews this replica answered at /validate (its own metric). */
   async validateCount(): Promise<number> {
-    const text = await this.get("/metrics");
+    const text = await this.metrics();
     let total = 0;
     for (const line of text.split("\n")) {
       if (line.startsWith("kubetx_admission_duration_seconds_count") && line.includes('path="/validate"')) total += Number(line.split(" ").at(-1));
@@ -130,7 +139,7 @@ export class Replica {
       "--kubeconfig", c.kubeconfig, "--tls-cert", c.tls.certFile, "--tls-key", c.tls.keyFile,
       "--host", c.host, "--port", String(this.port), "--identity", `chaos-${this.name}`,
       "--policy-source", "cluster", "--resolver-period", String(RESOLVER_PERIOD_MS),
-      "--client-ca", c.caFile, "--apiserver-client", APISERVER_CLIENT,
+      "--client-ca", c.clientCaFile, "--apiserver-client", APISERVER_CLIENT, "--metrics-port", String(this.metricsPort),
       ...(sink ? ["--audit-sink"] : []),
     ];
   }
@@ -145,6 +154,19 @@ export class Replica {
       await sleep(READY_POLL_MS);
     }
     return "not ready in time";
+  }
+
+  private metrics(): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = http.get({ host: this.config.host, port: this.metricsPort, path: "/metrics", timeout: 2_000 }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (body += chunk));
+        res.on("end", () => ((res.statusCode ?? 0) < 300 ? resolve(body) : reject(new Error(`/metrics: HTTP ${res.statusCode ?? 0}`))));
+      });
+      req.on("timeout", () => req.destroy(new Error("/metrics: timeout")));
+      req.on("error", reject);
+    });
   }
 
   private get(urlPath: string): Promise<string> {

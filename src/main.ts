@@ -22,6 +22,7 @@ import { Resolver } from "./resolver/resolver.ts";
 import { createApp } from "./server/app.ts";
 import type { RunningServer, TlsFiles } from "./server/https.ts";
 import { listenHttps } from "./server/https.ts";
+import { listenMetrics } from "./server/metrics.ts";
 import type { Clock } from "./telemetry/clock.ts";
 import { systemClock } from "./telemetry/clock.ts";
 import type { Logger } from "./telemetry/logger.ts";
@@ -34,6 +35,7 @@ import { CachedAccess } from "./transactions/access.ts";
 import type { RequesterFailureDeps } from "./transactions/failures.ts";
 import type { ScopeDeps } from "./admission/scope.ts";
 import { auditSink } from "./admission/audit-sink.ts";
+import { decideRecordAccess } from "./admission/record-access.ts";
 import { clientCertificateCheck } from "./server/callers.ts";
 import { Sessions } from "./transactions/sessions.ts";
 import { TransactionStore } from "./transactions/store.ts";
@@ -54,18 +56,34 @@ export interface WebhookServerOptions {
   readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse) => void;
   /** How often to check the certificate files for a rotation (default 10 s). */
   readonly certReloadMs?: number;
-  /** Served at /metrics; a fresh registry when absent. */
+  /** What /metrics serves; a fresh registry when absent. */
   readonly metrics?: Metrics;
+  /** Serve /metrics over plain HTTP on this port of `host` (0: any free one); absent: not served. */
+  readonly metricsPort?: number;
   /**
-   * How the apiserver proves who it is: a client CA and the certificate
-   * names it presents. Required with the audit sink (config.auditSinkDelayMs).
+   * Who may call the admission paths (/validate, /observe) and the audit
+   * sink: the apiserver, by a client certificate from `caFile` named one
+   * of `names` (its WebhookAdmission kubeconfig and its audit webhook
+   * kubeconfig present it); anyone else is refused before the body is
+   * read. "anyone" only where the apiserver cannot be configured to
+   * present a certificate: then a NetworkPolicy must keep everyone but the
+   * control plane out (manifests/components/control-plane-only), and the
+   * audit sink cannot run.
    */
-  readonly apiserverClients?: { readonly caFile: string; readonly names: readonly string[] };
+  readonly apiserverClients: ApiserverClients | "anyone";
+}
+
+/** The CA of the client certificate the apiserver presents to kubetx, and the names it may carry. */
+export interface ApiserverClients {
+  readonly caFile: string;
+  readonly names: readonly string[];
 }
 
 export interface WebhookServer extends RunningServer {
   readonly client: KubeClient;
   readonly resolver: Resolver;
+  /** Where /metrics is served, when it is. */
+  readonly metricsPort?: number;
 }
 
 /** kubetx's own user name, from the identity in its kubeconfig. */
@@ -147,15 +165,17 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   return { client, clock, metrics, store, policies, coordinator, namespaces: new NamespaceLabels(client, logger), sessions, failures, intents, resolver, caches: [records, leases] };
 }
 
-/** The HTTP routes over the engine: the admission handlers, the audit sink when configured, /metrics. */
+/** The HTTPS routes over the engine: the admission handlers and the audit sink when configured, for the apiserver only. */
 function appFor(engine: Engine, scope: ScopeDeps, options: WebhookServerOptions): ReturnType<typeof createApp> {
-  const { logger, config } = options;
+  const { logger, config, apiserverClients } = options;
   const { store, coordinator, sessions, intents, metrics, failures } = engine;
   const sink = config.auditSinkDelayMs !== undefined ? auditSink({ ...scope, store, coordinator, failures, logger }) : undefined;
+  const apiserver = apiserverClients === "anyone" ? undefined : clientCertificateCheck(apiserverClients.names);
   return createApp({
     logger,
     ...(sink ? { auditSink: sink } : {}),
-    ...(options.apiserverClients ? { callers: { audit: clientCertificateCheck(options.apiserverClients.names) } } : {}),
+    ...(apiserver ? { callers: { audit: apiserver, admission: apiserver } } : {}),
+    authorize: decideRecordAccess,
     handlers: {
       "/validate": validateHandler({ ...scope, coordinator, sessions, intents, logger }),
       "/observe": observeHandler({ ...scope, intents }),
@@ -165,15 +185,12 @@ function appFor(engine: Engine, scope: ScopeDeps, options: WebhookServerOptions)
       metrics.reviewed(path, response.auditAnnotations?.decision ?? (response.allowed ? "allowed" : "denied"), seconds);
       options.onReview?.(path, request, response);
     },
-    extend: (app) => app.get("/metrics", (_req, res) => {
-      void metrics.render().then((text) => res.type(metrics.contentType).send(text));
-    }),
   });
 }
 
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const { config, logger } = options;
-  if (config.auditSinkDelayMs !== undefined && !options.apiserverClients) {
+  if (config.auditSinkDelayMs !== undefined && options.apiserverClients === "anyone") {
     throw new ConfigError("kubetx: the audit sink accepts only the apiserver; give the client CA and the certificate name it presents (--client-ca, --apiserver-client)");
   }
   const engine = await buildEngine(options);
@@ -195,17 +212,23 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const server = await listenHttps(app, options.tls, {
     host: options.host, port: options.port, logger,
     ...(options.certReloadMs ? { reloadIntervalMs: options.certReloadMs } : {}),
-    ...(options.apiserverClients ? { clientCaFile: options.apiserverClients.caFile } : {}),
+    ...(options.apiserverClients === "anyone" ? {} : { clientCaFile: options.apiserverClients.caFile }),
   });
-  logger.info({ port: server.port, identity: config.identity, auditSink: config.auditSinkDelayMs !== undefined }, "admission server listening");
+  const metricsServer = options.metricsPort === undefined ? undefined : await listenMetrics(engine.metrics, options.host, options.metricsPort);
+  logger.info({
+    port: server.port, metricsPort: metricsServer?.port, identity: config.identity, auditSink: config.auditSinkDelayMs !== undefined,
+    callers: options.apiserverClients === "anyone" ? "anyone" : options.apiserverClients.names,
+  }, "admission server listening");
   return {
     port: server.port,
+    ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
     client,
     resolver,
     close: async () => {
       stop.abort();
       await Promise.all([running, sweeping, syncing]);
       await server.close();
+      await metricsServer?.close();
       client.close();
     },
   };

@@ -2,8 +2,11 @@
 # Makes the kubetx webhook's CA and serving certificate and prints the
 # caBundle (base64 PEM of the CA) on stdout. See webhook-certs/README.md.
 #
-#   webhook-certs/make-certs.sh [OUT_DIR]     (default: webhook-certs/out)
+#   webhook-certs/make-certs.sh [OUT_DIR [kubetx certs flags...]]   (default: webhook-certs/out)
 #
+# It also makes the apiserver's client certificate and the control-plane
+# files (OUT_DIR/control-plane/); flags after OUT_DIR go to `kubetx certs`
+# (e.g. --service-ip, --node-dir).
 # A relative OUT_DIR is taken from where you run the script; the default is
 # always the one inside the repository.
 set -euo pipefail
@@ -22,4 +25,4 @@ if [[ ! -x "$node" ]]; then
 fi
 
 cd "$root"
-exec "$node" src/cli/kubetx.ts certs --out "$out"
+exec "$node" src/cli/kubetx.ts certs --out "$out" "${@:2}"

@@ -29,8 +29,8 @@ export interface BenchCluster {
   readonly admin: KubeClient;
   readonly alice: KubeClient;
   readonly webhookTls: { certFile: string; keyFile: string };
-  /** Runs the real kubectl as alice (or admin); resolves with the exit code and output, never rejects. */
-  kubectl(args: readonly string[], user?: "alice" | "admin"): Promise<CommandResult>;
+  /** Runs the real kubectl as alice (or admin), with `input` on stdin; resolves with the exit code and output, never rejects. */
+  kubectl(args: readonly string[], user?: "alice" | "admin", input?: string): Promise<CommandResult>;
   /** Creates a namespace and waits until alice may edit in it. */
   createNamespace(name: string, labels?: Record<string, string>): Promise<void>;
 }
@@ -69,17 +69,18 @@ export async function startBenchCluster(cleanup: Cleanup, progress: (line: strin
   const kubectlCache = path.join(dir, "kubectl-cache");
   return {
     dir, controlPlane, binaries, admin, alice, webhookTls,
-    kubectl: (args, user = "alice") => run(binaries.kubectl, ["--kubeconfig", controlPlane.kubeconfigs[user], "--cache-dir", kubectlCache, ...args]),
+    kubectl: (args, user = "alice", input) => run(binaries.kubectl, ["--kubeconfig", controlPlane.kubeconfigs[user], "--cache-dir", kubectlCache, ...args], input),
     createNamespace: (name, labels = {}) => createNamespace(admin, name, labels),
   };
 }
 
-function run(command: string, args: readonly string[]): Promise<CommandResult> {
+function run(command: string, args: readonly string[], input?: string): Promise<CommandResult> {
   return new Promise((resolve) => {
-    execFile(command, args, { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const child = execFile(command, args, { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
+    if (input !== undefined) child.stdin?.end(input);
   });
 }
 

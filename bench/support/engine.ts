@@ -51,6 +51,8 @@ export async function startBenchEngine(cluster: BenchCluster, cleanup: Cleanup, 
     // Production level (info: one line per admission decision), into a file.
     logger: createLogger({ level: "info", destination: pino.destination(logFile) }),
     config,
+    // As in production: only the apiserver's client certificate gets in.
+    apiserverClients: cluster.controlPlane.apiserverClient,
     onReview: (path, request, response) => {
       if (request.namespace === probeNamespace) probesSeen += 1;
       const key = `${path} ${response.allowed ? "allowed" : "denied"}`;

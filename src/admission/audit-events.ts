@@ -15,6 +15,11 @@
 import type { AuditEvent } from "../audit/events.ts";
 import { COMPLETE_STAGE, WRITE_VERBS, auditEventOf, entryOf, isFailedWrite, isRejectedBeforeKubetx } from "../audit/events.ts";
 import type { Requester } from "../transactions/coordinator.ts";
+import { isValidTransactionId } from "../transactions/model.ts";
+import { quoted } from "./review.ts";
+
+/** What lockName() makes: `lk-` and 40 hex digits. */
+const LOCK_NAME = /^lk-[0-9a-f]{40}$/;
 
 /** The apiserver sends at most --audit-webhook-batch-max-size events (400 by default); far more is not an apiserver. */
 export const MAX_EVENTS_PER_LIST = 10_000;
@@ -29,8 +34,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /** Checks the envelope; each event's fields are read defensively later, so an odd event is skipped, never trusted. */
 export function parseEventList(body: unknown): EventListParse {
   if (!isRecord(body)) return { ok: false, reason: "body is not a JSON object" };
-  if (body.apiVersion !== "audit.k8s.io/v1") return { ok: false, reason: `apiVersion must be audit.k8s.io/v1, got ${JSON.stringify(body.apiVersion)}` };
-  if (body.kind !== "EventList") return { ok: false, reason: `kind must be EventList, got ${JSON.stringify(body.kind)}` };
+  if (body.apiVersion !== "audit.k8s.io/v1") return { ok: false, reason: `apiVersion must be audit.k8s.io/v1, got ${quoted(body.apiVersion)}` };
+  if (body.kind !== "EventList") return { ok: false, reason: `kind must be EventList, got ${quoted(body.kind)}` };
   if (!Array.isArray(body.items)) return { ok: false, reason: "items must be a list of audit events" };
   if (body.items.length > MAX_EVENTS_PER_LIST) return { ok: false, reason: `at most ${MAX_EVENTS_PER_LIST} events per list, got ${body.items.length}` };
   if (!body.items.every(isRecord)) return { ok: false, reason: "every item must be an audit event object" };
@@ -70,6 +75,8 @@ export function findingOf(raw: unknown): Finding | undefined {
   const what = `${entry.verb} of ${entry.object}`;
   const quoted = `${entry.code}${entry.message ? `: ${entry.message}` : ""}`;
   if (entry.decision === "member" && entry.transaction && entry.lock) {
+    // Names kubetx itself wrote; anything else is no transaction of kubetx's (and no path to put in a request).
+    if (!isValidTransactionId(entry.transaction) || !LOCK_NAME.test(entry.lock)) return undefined;
     const failed = isFailedWrite(entry);
     return {
       kind: "member", transaction: entry.transaction, lock: entry.lock, code: entry.code,

@@ -63,13 +63,28 @@ function isString(value: unknown): value is string {
   return typeof value === "string";
 }
 
+/** Longest piece of a rejected value quoted back in a reason: a reason names the value, it does not echo a body. */
+const QUOTE_MAX_CHARS = 100;
+
+/**
+ * A value from an untrusted body, for a reason: a string quoted and
+ * shortened, a list or object only named. Never walks the value, so a
+ * deeply nested one cannot exhaust the stack.
+ */
+export function quoted(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > QUOTE_MAX_CHARS ? `${value.slice(0, QUOTE_MAX_CHARS)}...` : value);
+  if (Array.isArray(value)) return "a list";
+  if (value === null || typeof value !== "object") return String(value);
+  return "an object";
+}
+
 /** Checks the envelope and the fields kubetx relies on; everything else passes through. */
 export function parseAdmissionReview(body: unknown): ParseResult {
   if (!isRecord(body)) return { ok: false, reason: "body is not a JSON object" };
   if (body.apiVersion !== "admission.k8s.io/v1") {
-    return { ok: false, reason: `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(body.apiVersion)}` };
+    return { ok: false, reason: `apiVersion must be admission.k8s.io/v1, got ${quoted(body.apiVersion)}` };
   }
-  if (body.kind !== "AdmissionReview") return { ok: false, reason: `kind must be AdmissionReview, got ${JSON.stringify(body.kind)}` };
+  if (body.kind !== "AdmissionReview") return { ok: false, reason: `kind must be AdmissionReview, got ${quoted(body.kind)}` };
   const request = body.request;
   if (!isRecord(request)) return { ok: false, reason: "request is missing" };
   const problem = requestProblem(request);

@@ -9,9 +9,11 @@ import { caBundle, ensureCertificateAuthority, ensureServingCertificate, service
 import { DEMO_NAMESPACE, startDev } from "../devcluster/dev.ts";
 import { KUBETX_NAMESPACE, KUBETX_SERVICE_ACCOUNT } from "../devcluster/identities.ts";
 import { ensureChartTools } from "../devcluster/helm.ts";
+import { DEFAULT_NODE_DIR, writeNodeFiles } from "../devcluster/node-files.ts";
 import { defaultCacheDir, ensureBinaries } from "../devcluster/toolchain.ts";
 import type { ConfigInput } from "../config/config.ts";
 import { loadConfig } from "../config/config.ts";
+import type { ApiserverClients } from "../main.ts";
 import { startWebhookServer } from "../main.ts";
 import { createLogger } from "../telemetry/logger.ts";
 import { UsageError, reportFailure } from "./errors.ts";
@@ -24,7 +26,7 @@ const CERT_MANAGER_MODULE_DIR = path.join(REPO_ROOT, "tools", "certmanager-check
 const HELP = `kubetx: all-or-nothing kubectl apply, enforced at admission
 
 Usage:
-  kubetx dev [--dir DIR] [--port N] [--webhook-port N] [--no-audit-sink] [ENGINE FLAGS]
+  kubetx dev [--dir DIR] [--port N] [--webhook-port N] [--metrics-port N] [--no-audit-sink] [ENGINE FLAGS]
       Build (once) and start a local cluster minus the kubelet (etcd,
       kube-apiserver, kube-controller-manager, kube-scheduler: Pods are
       scheduled for but never run) with the kubetx webhook registered, in
@@ -34,26 +36,42 @@ Usage:
       with a misspelt field rolls back; --no-audit-sink leaves that out.
       Prints "kubetx dev: ready" once a write to an opted-in namespace has
       gone through the webhook. Ctrl-C stops every process it started.
-      Defaults: --dir .kubetx/dev, --port 6443 (apiserver), --webhook-port 9443.
-  kubetx serve --tls-cert FILE --tls-key FILE [--kubeconfig FILE] [--host H] [--port N]
-               [--identity NAME] [--client-ca FILE [--apiserver-client NAME[,NAME]]]
-               [--audit-sink [--audit-sink-delay MS]] [ENGINE FLAGS]
+      Only the apiserver may call the webhook port: it presents a client
+      certificate (DIR/pki/apiserver-webhook-client.crt) through its
+      --admission-control-config-file. /metrics is on --metrics-port.
+      Defaults: --dir .kubetx/dev, --port 6443 (apiserver), --webhook-port 9443,
+      --metrics-port 9090.
+  kubetx serve --tls-cert FILE --tls-key FILE (--client-ca FILE | --no-client-auth)
+               [--apiserver-client NAME[,NAME]] [--kubeconfig FILE] [--host H] [--port N]
+               [--metrics-port N] [--identity NAME] [--audit-sink [--audit-sink-delay MS]] [ENGINE FLAGS]
       Run the admission server and resolver alone (what the Deployment in
       manifests/ runs). Without --kubeconfig it uses the in-cluster service
       account (or KUBECONFIG / ~/.kube/config). Defaults: --host 0.0.0.0,
-      --port 8443, --identity HOSTNAME-PID.
-      --client-ca FILE: verify client certificates against this CA; the
-      apiserver must present one named --apiserver-client (default
-      kube-apiserver; several comma-separated) to call the audit sink.
+      --port 8443, --metrics-port 9090, --identity HOSTNAME-PID.
+      --client-ca FILE: only the apiserver may call the webhooks and the
+      audit sink: it must present a client certificate signed by this CA
+      and named --apiserver-client (default kube-apiserver; several
+      comma-separated), through its --admission-control-config-file
+      (manifests/README.md says how); anyone else gets 401 or 403.
+      --no-client-auth: accept any caller, where the apiserver cannot be
+      configured; then keep everyone but the control plane out with a
+      NetworkPolicy (manifests/components/control-plane-only).
+      --metrics-port N: /metrics over plain HTTP on its own port (0: off).
       --audit-sink: receive the apiserver's audit webhook batches at
       /audit (needs --client-ca): writes rejected before admission fail
       their transparent transaction, and members' own outcomes decide
       whether they persisted. --audit-sink-delay: how late an event may
       arrive (default 1000 ms; transparent transactions close this much
       after their quiet window).
-  kubetx certs --out DIR [--service NAME] [--namespace NS]
+  kubetx certs --out DIR [--service NAME] [--namespace NS] [--service-ip IP] [--node-dir DIR]
       Make a CA and a webhook serving certificate (SANs: IP 127.0.0.1 and the
-      Service's DNS names) in DIR, and print the caBundle (base64 PEM).
+      Service's DNS names) in DIR, and print
+      the caBundle (base64 PEM). Also the apiserver's client certificate
+      from a CA of its own (DIR/apiserver-client-ca/ca.crt is what kubetx
+      serve --client-ca checks) and, in DIR/control-plane/, the files each
+      control-plane node needs in --node-dir (default /etc/kubernetes/kubetx):
+      the admission configuration and kubeconfig, and with --service-ip the
+      audit and authorization webhook kubeconfigs and authorization.yaml.
   kubetx controlplane build
       Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler
       and kubectl into the cache if missing and print where they are.
@@ -86,6 +104,8 @@ type Say = (line: string) => void;
 
 /** The common name of the client certificate kubetx dev gives the apiserver, and the default one kubetx expects. */
 const DEFAULT_APISERVER_CLIENT = "kube-apiserver";
+/** Prometheus' own default port; /metrics lives apart from the webhook port. */
+const DEFAULT_METRICS_PORT = 9090;
 
 /** Flags that tune the transaction engine; the defaults are the built-in policy's. */
 const ENGINE_FLAGS = {
@@ -170,6 +190,19 @@ function parse<T extends Record<string, { type: "string" | "boolean"; default?: 
   }
 }
 
+/** --client-ca or, said out loud, --no-client-auth: kubetx never accepts any caller by default. */
+function callersFlag(clientCa: string | undefined, noClientAuth: boolean, names: string): ApiserverClients | "anyone" {
+  if (clientCa && noClientAuth) throw new UsageError("kubetx serve: give either --client-ca or --no-client-auth, not both");
+  if (noClientAuth) return "anyone";
+  if (!clientCa) {
+    throw new UsageError("kubetx serve: --client-ca FILE is required: the CA of the client certificate the apiserver presents to kubetx (manifests/README.md, \"Only the apiserver may call kubetx\"); " +
+      "where the apiserver cannot be configured, pass --no-client-auth and apply the NetworkPolicy in manifests/components/control-plane-only");
+  }
+  const list = names.split(",").map((n) => n.trim()).filter(Boolean);
+  if (list.length === 0) throw new UsageError("kubetx serve: --apiserver-client needs at least one certificate name");
+  return { caFile: clientCa, names: list };
+}
+
 function portFlag(value: string | undefined, flag: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`kubetx: ${flag} must be a port number from 1 to 65535, got '${value}'`);
@@ -185,6 +218,7 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
     dir: { type: "string", default: ".kubetx/dev" },
     port: { type: "string", default: "6443" },
     "webhook-port": { type: "string", default: "9443" },
+    "metrics-port": { type: "string", default: String(DEFAULT_METRICS_PORT) },
     "no-audit-sink": { type: "boolean" },
     ...ENGINE_FLAGS,
   });
@@ -202,6 +236,7 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
     dir,
     apiserverPort: portFlag(values.port, "--port"),
     webhookPort: portFlag(values["webhook-port"], "--webhook-port"),
+    metricsPort: portFlag(values["metrics-port"], "--metrics-port"),
     binaries: () => buildBinaries(warn),
     logger,
     say,
@@ -214,6 +249,7 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
   say(`  admin:     ${cluster.controlPlane.kubeconfigs.admin}`);
   say(`  users:     ${cluster.controlPlane.kubeconfigs.alice}, ${cluster.controlPlane.kubeconfigs.bob}`);
   say(`  audit log: ${cluster.controlPlane.auditLog}`);
+  say(`  metrics:   http://127.0.0.1:${cluster.metricsPort}/metrics`);
   say("Ctrl-C stops everything.");
   await stopRequested;
   say("kubetx dev: stopping");
@@ -229,8 +265,10 @@ async function serve(args: string[], warn: Say): Promise<number> {
     "tls-key": { type: "string" },
     host: { type: "string", default: "0.0.0.0" },
     port: { type: "string", default: "8443" },
+    "metrics-port": { type: "string", default: String(DEFAULT_METRICS_PORT) },
     identity: { type: "string" },
     "client-ca": { type: "string" },
+    "no-client-auth": { type: "boolean" },
     "apiserver-client": { type: "string", default: DEFAULT_APISERVER_CLIENT },
     ...ENGINE_FLAGS,
   });
@@ -238,15 +276,16 @@ async function serve(args: string[], warn: Say): Promise<number> {
     if (!values[flag]) throw new UsageError(`kubetx serve: --${flag} is required; run 'kubetx --help'`);
   }
   const logger = createLogger({ level: process.env.KUBETX_LOG_LEVEL ?? "info" });
-  const clientCa = values["client-ca"];
+  const metricsPort = values["metrics-port"] === "0" ? undefined : portFlag(values["metrics-port"], "--metrics-port");
   const server = await startWebhookServer({
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     tls: { certFile: values["tls-cert"] as string, keyFile: values["tls-key"] as string },
     host: values.host,
     port: portFlag(values.port, "--port"),
+    ...(metricsPort ? { metricsPort } : {}),
     logger,
     config: loadConfig({ ...engineFlags(values), ...(values.identity ? { identity: values.identity } : {}) }),
-    ...(clientCa ? { apiserverClients: { caFile: clientCa, names: values["apiserver-client"].split(",").map((n) => n.trim()).filter(Boolean) } } : {}),
+    apiserverClients: callersFlag(values["client-ca"], values["no-client-auth"] === true, values["apiserver-client"]),
   });
   await shutdownSignal(warn);
   await server.close();
@@ -258,6 +297,8 @@ async function certs(args: string[], say: Say): Promise<number> {
     out: { type: "string" },
     service: { type: "string", default: KUBETX_SERVICE_ACCOUNT },
     namespace: { type: "string", default: KUBETX_NAMESPACE },
+    "service-ip": { type: "string" },
+    "node-dir": { type: "string", default: DEFAULT_NODE_DIR },
   });
   if (!values.out) throw new UsageError("kubetx certs: --out DIR is required");
   const out = path.resolve(values.out);
@@ -266,7 +307,12 @@ async function certs(args: string[], say: Say): Promise<number> {
     ca, outDir: out, name: "tls", commonName: `${values.service}.${values.namespace}.svc`,
     dnsNames: serviceDnsNames(values.service, values.namespace), ipAddresses: ["127.0.0.1"],
   });
+  const node = await writeNodeFiles({
+    out, servingCa: ca, service: values.service, namespace: values.namespace, nodeDir: values["node-dir"],
+    ...(values["service-ip"] ? { serviceIp: values["service-ip"] } : {}),
+  });
   process.stderr.write(`kubetx certs: CA ${ca.certFile}, serving certificate ${serving.certFile}, key ${serving.keyFile}\n`);
+  process.stderr.write(`kubetx certs: the apiserver's client CA ${node.clientCa.certFile}; for each control-plane node's ${values["node-dir"]}: ${node.dir}/ (${node.written.join(", ")})\n`);
   say(await caBundle(ca));
   return 0;
 }

@@ -6,9 +6,9 @@
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { stringify } from "yaml";
 import { caBundle, ensureCertificateAuthority, ensureClientCertificate, ensureServiceAccountKeys, ensureServingCertificate } from "./certs.ts";
 import type { CertificateAuthority, ServingCertificate } from "./certs.ts";
+import { admissionConfiguration, authorizationConfiguration, webhookClientsKubeconfig, webhookKubeconfig } from "./apiserver-config.ts";
 import type { ControlPlaneFiles, ControlPlanePorts } from "./flags.ts";
 import { apiserverArgs, controllerManagerArgs, etcdArgs, schedulerArgs } from "./flags.ts";
 import type { HealthCheck } from "./health.ts";
@@ -47,10 +47,26 @@ export interface ControlPlaneOptions {
    * name is APISERVER_CLIENT_NAME.
    */
   readonly auditSinkUrl?: string;
+  /**
+   * The webhook hosts the apiserver presents its client certificate to
+   * (names of users in the WebhookAdmission kubeconfig): `host:port`, as a
+   * webhook's `url` names it, `name.namespace.svc:443` for a `service`, or
+   * `*` for every webhook (the tests start engines on random ports).
+   */
+  readonly webhookClientHosts?: readonly string[];
+  /**
+   * Where kubetx answers the apiserver's authorization webhook (its
+   * /authorize, e.g. https://127.0.0.1:9443/authorize): after RBAC, for
+   * lists and watches of Transaction records only, so users may list
+   * their own. Absent: RBAC alone.
+   */
+  readonly authorizationWebhookUrl?: string;
 }
 
 /** The name in the client certificate the apiserver presents to kubetx (its audit sink, and the admission webhooks). */
 export const APISERVER_CLIENT_NAME = "kube-apiserver";
+/** Every webhook the apiserver calls gets the certificate (only its public half travels; the key never leaves the apiserver). */
+export const ALL_WEBHOOKS = "*";
 
 /**
  * The audit webhook backend, measured for kubetx: batches waited for at
@@ -76,6 +92,8 @@ export interface ControlPlane {
   readonly auditLog: string;
   /** The client certificate the apiserver presents to webhooks and the audit sink: the CA that signed it and its name. */
   readonly apiserverClient: { readonly caFile: string; readonly names: readonly string[] };
+  /** That certificate and its key, for tools that must speak to kubetx as the apiserver does (fuzzing, tests). */
+  readonly apiserverClientCertificate: ServingCertificate;
   readonly processes: readonly ManagedProcess[];
   stop(): Promise<void>;
 }
@@ -123,6 +141,8 @@ rules:
 /** Files made once per directory and reused on every start. */
 interface Material extends ControlPlaneFiles {
   readonly tokens: Tokens;
+  /** How the apiserver proves itself to kubetx: a CA of its own and the certificate it signs. */
+  readonly webhookClient: { readonly ca: CertificateAuthority; readonly cert: ServingCertificate };
 }
 
 /** A serving certificate for the controller manager or the scheduler, which listen on 127.0.0.1 only. */
@@ -147,7 +167,20 @@ async function prepareMaterial(dir: string): Promise<Material> {
   const tokens = await ensureTokenFile(tokenFile);
   const auditPolicy = path.join(dir, "audit-policy.yaml");
   await writeFile(auditPolicy, AUDIT_POLICY);
-  return { dir, ca, serving, saKeys, tokenFile, tokens, auditPolicy, auditLog: path.join(dir, "audit.log") };
+  return { dir, ca, serving, saKeys, tokenFile, tokens, auditPolicy, auditLog: path.join(dir, "audit.log"), webhookClient: await webhookClientMaterial(pki) };
+}
+
+/**
+ * The apiserver's client certificate for kubetx, from a CA of its own
+ * rather than the cluster CA: the cluster CA also signs approved
+ * CertificateSigningRequests (the controller manager's signer), so anyone
+ * whose request an approver passed could otherwise present the name
+ * kubetx trusts.
+ */
+async function webhookClientMaterial(pki: string): Promise<Material["webhookClient"]> {
+  const ca = await ensureCertificateAuthority(path.join(pki, "apiserver-client-ca"), "kubetx-apiserver-client-ca");
+  const cert = await ensureClientCertificate({ ca, outDir: pki, name: "apiserver-webhook-client", commonName: APISERVER_CLIENT_NAME });
+  return { ca, cert };
 }
 
 async function choosePorts(apiserverPort: number | undefined): Promise<ControlPlanePorts> {
@@ -232,8 +265,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const kubeconfigs = await writeKubeconfigs(dir, server, caData, material.tokens);
     await startControllers(context, kubeconfigs);
     restart.enable();
-    const apiserverClient = { caFile: material.ca.certFile, names: [APISERVER_CLIENT_NAME] };
-    return { dir, server, ca: material.ca, caData, tokens: material.tokens, kubeconfigs, auditLog: material.auditLog, apiserverClient, processes: processes.list, stop };
+    const apiserverClient = { caFile: material.webhookClient.ca.certFile, names: [APISERVER_CLIENT_NAME] };
+    return {
+      dir, server, ca: material.ca, caData, tokens: material.tokens, kubeconfigs, auditLog: material.auditLog,
+      apiserverClient, apiserverClientCertificate: material.webhookClient.cert, processes: processes.list, stop,
+    };
   } catch (error) {
     await stop();
     throw error;
@@ -252,7 +288,10 @@ function healthCheck(processes: ProcessSet, name: string, url: string, token?: s
  */
 async function startApiserver({ options, processes, material, ports }: StartContext): Promise<{ enable(): void }> {
   const sink = options.auditSinkUrl ? await auditWebhookFlags(material, options.auditSinkUrl) : [];
-  const args = [...apiserverArgs(material, ports), ...sink, ...(options.extraApiserverFlags ?? [])];
+  const admission = await admissionControlFlags(material, options.webhookClientHosts ?? [ALL_WEBHOOKS]);
+  const authorizationConfig = options.authorizationWebhookUrl ? await authorizationConfigFile(material, options.authorizationWebhookUrl) : undefined;
+  const files = authorizationConfig ? { ...material, authorizationConfig } : material;
+  const args = [...apiserverArgs(files, ports), ...admission, ...sink, ...(options.extraApiserverFlags ?? [])];
   let enabled = false;
   const start = (previous?: ManagedProcess): void => {
     const apiserver = processes.start("kube-apiserver", options.binaries.kubeApiserver, args, previous);
@@ -272,16 +311,27 @@ async function startApiserver({ options, processes, material, ports }: StartCont
  * certificate, by which kubetx knows the batches come from the apiserver.
  */
 async function auditWebhookFlags(material: Material, url: string): Promise<string[]> {
-  const pki = path.join(material.dir, "pki");
-  const client = await ensureClientCertificate({ ca: material.ca, outDir: pki, name: "apiserver-webhook-client", commonName: APISERVER_CLIENT_NAME });
   const file = path.join(material.dir, "audit-webhook.kubeconfig");
-  await writeFile(file, stringify({
-    apiVersion: "v1", kind: "Config", "current-context": "kubetx",
-    clusters: [{ name: "kubetx", cluster: { server: url, "certificate-authority": material.ca.certFile } }],
-    users: [{ name: "kube-apiserver", user: { "client-certificate": client.certFile, "client-key": client.keyFile } }],
-    contexts: [{ name: "kubetx", context: { cluster: "kubetx", user: "kube-apiserver" } }],
-  }), { mode: 0o600 });
+  await writeFile(file, webhookKubeconfig(url, material.ca.certFile, material.webhookClient.cert), { mode: 0o600 });
   return [`--audit-webhook-config-file=${file}`, ...AUDIT_WEBHOOK_FLAGS];
+}
+
+/** RBAC, then kubetx's authorization webhook at `url` (src/devcluster/apiserver-config.ts). */
+async function authorizationConfigFile(material: Material, url: string): Promise<string> {
+  const kubeconfig = path.join(material.dir, "authorization-webhook.kubeconfig");
+  await writeFile(kubeconfig, webhookKubeconfig(url, material.ca.certFile, material.webhookClient.cert), { mode: 0o600 });
+  const file = path.join(material.dir, "authorization.yaml");
+  await writeFile(file, authorizationConfiguration(kubeconfig, ["RBAC"]));
+  return file;
+}
+
+/** The apiserver's client certificate for admission webhooks, for each of `hosts` (src/devcluster/apiserver-config.ts). */
+async function admissionControlFlags(material: Material, hosts: readonly string[]): Promise<string[]> {
+  const kubeconfig = path.join(material.dir, "webhook-clients.kubeconfig");
+  await writeFile(kubeconfig, webhookClientsKubeconfig(hosts, material.webhookClient.cert), { mode: 0o600 });
+  const file = path.join(material.dir, "admission-control.yaml");
+  await writeFile(file, admissionConfiguration(kubeconfig));
+  return [`--admission-control-config-file=${file}`];
 }
 
 /** Starts the controller manager and the scheduler, each as its own user, and waits until both are healthy. */

@@ -22,6 +22,7 @@ import { portInUse } from "./ports.ts";
 import { CONFIGURATION_PATHS, WEBHOOK_NAME, urlClientConfig, webhookConfigurations } from "../webhooks/configurations.ts";
 import type { Binaries } from "./toolchain.ts";
 import { AUDIT_PATH } from "../server/app.ts";
+import { AUTHORIZE_PATH } from "../admission/record-access.ts";
 
 /** A namespace dev creates, opted in, so there is somewhere to try kubetx at once. */
 export const DEMO_NAMESPACE = "kubetx-demo";
@@ -34,6 +35,7 @@ export interface DevOptions {
   readonly dir: string;
   readonly apiserverPort: number;
   readonly webhookPort: number;
+  readonly metricsPort: number;
   readonly binaries: () => Promise<Binaries>;
   readonly logger: Logger;
   readonly config: EngineConfig;
@@ -48,6 +50,7 @@ export interface DevCluster {
   /** Holds `kubectl` and `kubectl-tx`: put it first on PATH. */
   readonly binDir: string;
   readonly webhookPort: number;
+  readonly metricsPort: number;
   stop(): Promise<void>;
 }
 
@@ -55,8 +58,9 @@ export class DevError extends Error {
   override readonly name = "DevError";
 }
 
-export async function checkPortsFree(ports: { apiserverPort: number; webhookPort: number }): Promise<void> {
-  for (const [flag, port] of [["--port", ports.apiserverPort], ["--webhook-port", ports.webhookPort]] as const) {
+export async function checkPortsFree(ports: { apiserverPort: number; webhookPort: number; metricsPort?: number }): Promise<void> {
+  const flags = [["--port", ports.apiserverPort], ["--webhook-port", ports.webhookPort], ...(ports.metricsPort ? [["--metrics-port", ports.metricsPort] as const] : [])] as const;
+  for (const [flag, port] of flags) {
     if (await portInUse(port)) {
       throw new DevError(`kubetx dev: port ${port} on 127.0.0.1 is in use; stop what listens there (is another kubetx dev running?) or pass ${flag} with a free port`);
     }
@@ -68,7 +72,11 @@ async function startControlPlaneIn(options: DevOptions): Promise<{ binaries: Bin
   const binaries = await options.binaries();
   options.say(`starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler ${binaries.version} in ${options.dir}`);
   const sink = options.config.auditSinkDelayMs !== undefined ? { auditSinkUrl: `https://127.0.0.1:${options.webhookPort}${AUDIT_PATH}` } : {};
-  return { binaries, controlPlane: await startControlPlane({ dir: options.dir, binaries, apiserverPort: options.apiserverPort, ...sink }) };
+  // The apiserver presents its client certificate to kubetx's webhook address only.
+  const webhookClientHosts = [`127.0.0.1:${options.webhookPort}`];
+  // Users list their own transactions through kubetx's authorization webhook.
+  const authorizationWebhookUrl = `https://127.0.0.1:${options.webhookPort}${AUTHORIZE_PATH}`;
+  return { binaries, controlPlane: await startControlPlane({ dir: options.dir, binaries, apiserverPort: options.apiserverPort, webhookClientHosts, authorizationWebhookUrl, ...sink }) };
 }
 
 /**
@@ -118,6 +126,7 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
       }),
       host: "127.0.0.1",
       port: options.webhookPort,
+      metricsPort: options.metricsPort,
       logger: options.logger,
       config: options.config,
       apiserverClients: controlPlane.apiserverClient,
@@ -135,7 +144,7 @@ export async function startDev(options: DevOptions): Promise<DevCluster> {
     if (!(await editorsBound(admin, DEMO_NAMESPACE))) {
       throw new DevError(`kubetx dev: alice and bob could not edit namespace ${DEMO_NAMESPACE} within ${EDITORS_BOUND_TIMEOUT_MS / 1000} s; see logs/kube-controller-manager.log in the dev directory`);
     }
-    return { controlPlane, binDir, webhookPort: webhook.port, stop };
+    return { controlPlane, binDir, webhookPort: webhook.port, metricsPort: webhook.metricsPort ?? options.metricsPort, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -16,6 +16,8 @@ export interface ControlPlaneFiles {
   readonly tokenFile: string;
   readonly auditPolicy: string;
   readonly auditLog: string;
+  /** An AuthorizationConfiguration (RBAC, then kubetx's webhook) in place of --authorization-mode=RBAC. */
+  readonly authorizationConfig?: string;
 }
 
 export interface ControlPlanePorts {
@@ -58,7 +60,7 @@ export function apiserverArgs(files: ControlPlaneFiles, ports: ControlPlanePorts
     `--tls-private-key-file=${files.serving.apiserver.keyFile}`,
     `--client-ca-file=${files.ca.certFile}`,
     `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
-    "--authorization-mode=RBAC",
+    files.authorizationConfig ? `--authorization-config=${files.authorizationConfig}` : "--authorization-mode=RBAC",
     "--allow-privileged=true",
     // Pods never run here (no kubelet), so nothing needs the token volume
     // this admission plugin would add to each of them.

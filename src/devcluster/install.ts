@@ -1,8 +1,9 @@
 /**
  * Installs what kubetx needs in a cluster that the dev control plane and
- * the tests start: its CRDs from manifests/, and the role that lets every
+ * the tests start: its CRDs from manifests/, the role that lets every
  * authenticated user open and close transactions (kubetx itself checks
- * that each user touches only their own).
+ * that each user touches only their own), and the unbound role that shows
+ * everyone's.
  */
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
@@ -15,6 +16,8 @@ const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 /** A new CRD is usually Established within a second. */
 const ESTABLISH_TIMEOUT_MS = 30_000;
 export const USER_ROLE = "kubetx:user";
+/** list and watch of everyone's Transaction records: `kubectl tx list --all`. */
+export const VIEWER_ROLE = "kubetx:viewer";
 
 export async function readManifests(dir: string): Promise<KubeObject[]> {
   const files = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).sort();
@@ -55,10 +58,11 @@ export async function installUserRole(admin: KubeClient): Promise<void> {
     kind: "ClusterRole",
     metadata: { name: USER_ROLE },
     rules: [
-      // Open (create), close (update/patch spec.clientState), follow (get/list/watch)
-      // and clean up transactions; the webhook limits each user to their own.
+      // Open (create), close (update/patch spec.clientState), follow by id
+      // (get) and clean up transactions; the webhook limits each user to
+      // their own. No list or watch (everyone's records): see VIEWER_ROLE.
       // No rule for transactions/status: only kubetx writes outcomes.
-      { apiGroups: ["kubetx.io"], resources: ["transactions"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
+      { apiGroups: ["kubetx.io"], resources: ["transactions"], verbs: ["get", "create", "update", "patch", "delete"] },
     ],
   });
   await createOrReplace(admin, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
@@ -67,5 +71,12 @@ export async function installUserRole(admin: KubeClient): Promise<void> {
     metadata: { name: USER_ROLE },
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: USER_ROLE },
     subjects: [{ kind: "Group", apiGroup: "rbac.authorization.k8s.io", name: "system:authenticated" }],
+  });
+  // Everyone's records, for whom an admin binds it to; not bound here.
+  await createOrReplace(admin, "/apis/rbac.authorization.k8s.io/v1/clusterroles", {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRole",
+    metadata: { name: VIEWER_ROLE },
+    rules: [{ apiGroups: ["kubetx.io"], resources: ["transactions"], verbs: ["get", "list", "watch"] }],
   });
 }

@@ -10,6 +10,12 @@ export const ANNOTATION_TRANSACTION = "kubetx.io/transaction";
 export const ANNOTATION_EXPECTED_MEMBERS = "kubetx.io/expected-members";
 export const LABEL_ROLE = "kubetx.io/role";
 export const LABEL_TRANSACTION = "kubetx.io/transaction";
+/**
+ * On lock Leases: a digest of the requester's user name (label values
+ * cannot hold `:` or `@`), so one label-selected list counts what a user
+ * holds (the per-user limits).
+ */
+export const LABEL_USER = "kubetx.io/user";
 /** On a Transaction record once it is Committed, RolledBack or Failed. */
 export const LABEL_RESOLVED = "kubetx.io/resolved";
 

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type { KubeObject, ObjectRef } from "../kube/types.ts";
 import { microTime } from "../telemetry/clock.ts";
 import type { MemberOperation } from "../kube/vocabulary.ts";
-import { LABEL_ROLE, LABEL_TRANSACTION } from "../kube/vocabulary.ts";
+import { LABEL_ROLE, LABEL_TRANSACTION, LABEL_USER } from "../kube/vocabulary.ts";
 
 export const LOCK_ROLE = "lock";
 export const HEARTBEAT_ROLE = "heartbeat";
@@ -45,6 +45,11 @@ export function lockName(ref: ObjectRef): string {
   return `lk-${createHash("sha256").update(key).digest("hex").slice(0, 40)}`;
 }
 
+/** The value of LABEL_USER for a user name: 40 hex digits of its SHA-256, a valid label value for any name. */
+export function userDigest(username: string): string {
+  return createHash("sha256").update(username).digest("hex").slice(0, 40);
+}
+
 export function heartbeatName(transaction: string): string {
   return `hb-${transaction}`;
 }
@@ -55,7 +60,7 @@ export function lockLease(member: Member, ttlSeconds: number): KubeObject {
     kind: "Lease",
     metadata: {
       name: lockName(member.ref),
-      labels: { [LABEL_ROLE]: LOCK_ROLE, [LABEL_TRANSACTION]: member.transaction },
+      labels: { [LABEL_ROLE]: LOCK_ROLE, [LABEL_TRANSACTION]: member.transaction, [LABEL_USER]: userDigest(member.user) },
       annotations: { [ANNOTATION_MEMBER]: JSON.stringify(member) },
     },
     spec: {

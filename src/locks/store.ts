@@ -4,15 +4,21 @@
  */
 import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../kube/index.ts";
 import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
-import { LABEL_ROLE, LABEL_TRANSACTION } from "../kube/vocabulary.ts";
+import { LABEL_ROLE, LABEL_TRANSACTION, LABEL_USER } from "../kube/vocabulary.ts";
 import type { LockRecord, Member } from "./record.ts";
-import { HEARTBEAT_ROLE, LOCK_ROLE, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName } from "./record.ts";
+import { HEARTBEAT_ROLE, LOCK_ROLE, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName, userDigest } from "./record.ts";
 
 export type AcquireResult =
   | { readonly kind: "acquired"; readonly lock: LockRecord }
   /** This transaction already holds the lock: a second write of the same object. */
   | { readonly kind: "mine"; readonly lock: LockRecord }
   | { readonly kind: "held"; readonly lock: LockRecord };
+
+/** What one user holds: lock Leases, and the transactions they belong to (open, or Failed and keeping them). */
+export interface UserHoldings {
+  readonly locks: number;
+  readonly transactions: ReadonlySet<string>;
+}
 
 export interface Heartbeat {
   readonly transaction: string;
@@ -99,6 +105,18 @@ export class LockStore {
       query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}`, ...(options.cached ? { resourceVersion: "0" } : {}) },
     });
     return list.items.flatMap((lease) => lockFromLease(lease) ?? []);
+  }
+
+  /**
+   * The locks `username` holds, by the user label, from the watch cache:
+   * one cheap list per new lock. It may lag a few writes behind, so limits
+   * counted from it are soft by that much.
+   */
+  async heldBy(username: string): Promise<UserHoldings> {
+    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, {
+      query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_USER}=${userDigest(username)}`, resourceVersion: "0" },
+    });
+    return { locks: list.items.length, transactions: new Set(list.items.map((l) => l.metadata?.labels?.[LABEL_TRANSACTION] ?? "").filter(Boolean)) };
   }
 
   /**

@@ -9,8 +9,8 @@
  * Limits apply to every transaction and take the safest value over all
  * policies that are not `off`: the longest quiet window, lock TTL,
  * journal and record retention, the most records, the shortest open time,
- * the fewest members, and irreversible deletes only if every policy allows
- * them.
+ * the fewest members, the lowest per-user limits, and irreversible deletes
+ * only if every policy allows them.
  */
 import type { Limits, PolicyMode, PolicySpec } from "./policy.ts";
 import { POLICY_DEFAULTS, deepFreeze, limitsOf, resourceMatches, selectorMatches, serviceAccountUser } from "./policy.ts";
@@ -81,5 +81,7 @@ function combinedLimits(specs: readonly PolicySpec[]): Limits {
     journalRetentionSeconds: Math.max(...all.map((l) => l.journalRetentionSeconds)),
     recordRetentionSeconds: Math.max(...all.map((l) => l.recordRetentionSeconds)),
     maxRecords: Math.max(...all.map((l) => l.maxRecords)),
+    maxOpenTransactionsPerUser: Math.min(...all.map((l) => l.maxOpenTransactionsPerUser)),
+    maxLocksPerUser: Math.min(...all.map((l) => l.maxLocksPerUser)),
   };
 }

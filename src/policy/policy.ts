@@ -49,6 +49,10 @@ export interface PolicySpec {
   readonly recordRetentionSeconds: number;
   /** Resolved Transaction records kept at most; the oldest go first. */
   readonly maxRecords: number;
+  /** Transactions one user may hold open (with locks) at once; a write that would open one more is denied. */
+  readonly maxOpenTransactionsPerUser: number;
+  /** Lock Leases one user's transactions may hold at once; a write that would take one more is denied. */
+  readonly maxLocksPerUser: number;
 }
 
 export const ENABLED_LABEL = "kubetx.io/enabled";
@@ -81,6 +85,13 @@ export const POLICY_DEFAULTS: PolicySpec = deepFreeze({
   recordRetentionSeconds: 7 * 86_400,
   // Records are small (a few KiB); ten thousand stay well within etcd's comfort.
   maxRecords: 10_000,
+  // A person runs a few applies at once, a CI job a handful more; twenty
+  // keeps one user (or one stolen token) from filling kubetx-system with
+  // heartbeats and records while leaving room for parallel pipelines.
+  maxOpenTransactionsPerUser: 20,
+  // Twice the largest transaction (maxMembers): one user cannot lock a
+  // whole cluster's objects and so block everyone else's applies.
+  maxLocksPerUser: 2000,
 });
 
 /** Limits that apply to every transaction, whichever policy selected its writes. */
@@ -93,6 +104,8 @@ export interface Limits {
   readonly journalRetentionSeconds: number;
   readonly recordRetentionSeconds: number;
   readonly maxRecords: number;
+  readonly maxOpenTransactionsPerUser: number;
+  readonly maxLocksPerUser: number;
 }
 
 export function limitsOf(spec: PolicySpec): Limits {
@@ -105,6 +118,8 @@ export function limitsOf(spec: PolicySpec): Limits {
     journalRetentionSeconds: spec.journalRetentionSeconds,
     recordRetentionSeconds: spec.recordRetentionSeconds,
     maxRecords: spec.maxRecords,
+    maxOpenTransactionsPerUser: spec.maxOpenTransactionsPerUser,
+    maxLocksPerUser: spec.maxLocksPerUser,
   };
 }
 

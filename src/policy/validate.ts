@@ -39,6 +39,8 @@ export function validatePolicySpec(spec: unknown): PolicyCheck {
     ...numberProblems(spec, "journalRetentionSeconds", { min: 0, max: 30 * 86_400, integer: true }),
     ...numberProblems(spec, "recordRetentionSeconds", { min: 60, max: 365 * 86_400, integer: true }),
     ...numberProblems(spec, "maxRecords", { min: 10, max: 1_000_000, integer: true }),
+    ...numberProblems(spec, "maxOpenTransactionsPerUser", { min: 1, max: 10_000, integer: true }),
+    ...numberProblems(spec, "maxLocksPerUser", { min: 1, max: 1_000_000, integer: true }),
     ...booleanProblems(spec.allowIrreversibleDeletes, "spec.allowIrreversibleDeletes"),
   ];
   const merged = withDefaults(spec);

@@ -21,6 +21,7 @@ import type { LockStore } from "../locks/store.ts";
 import type { SessionStore } from "../locks/sessions.ts";
 import { restoreMember } from "../rollback/apply.ts";
 import type { RestoreOutcome } from "../rollback/apply.ts";
+import { writeConfirmation } from "../rollback/confirm.ts";
 import { objectPath } from "../rollback/plan.ts";
 import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
@@ -482,14 +483,24 @@ export class Resolver {
     return [...held.inFlight].some((name) => reported[name] === undefined);
   }
 
+  /**
+   * Restores one member. What it writes back must be confirmed as a write
+   * the apiserver made (rollback/confirm.ts: the object at the lock's
+   * revision, else the request's code from the audit sink), so a review
+   * that never came from the apiserver cannot make kubetx write its
+   * invented pre-image; an unconfirmed member ends the transaction Failed.
+   */
   private async restore(id: string, lock: LockRecord, journal: ReadonlyMap<string, StoredEntry>, tx: Transaction): Promise<RestoreOutcome> {
     const failed = this.neverPersisted(lock, tx);
     if (failed !== undefined) return { kind: "unchanged", detail: `its write never persisted (the apiserver answered ${failed}); nothing to restore` };
+    const reportedCode = tx.status?.persisted?.[lock.name] ? 200 : tx.status?.requests?.[lock.name];
     const fence = async (): Promise<string | undefined> => {
       if (!this.election.leading(id)) return "this replica no longer leads the transaction";
       return (await this.o.locks.stillHeld(lock)) ? undefined : `the lock ${lock.name} is no longer the transaction's`;
     };
-    return restoreMember(this.o.client, lock.member, journal.get(journalName(id, lock.member.ref)), fence).catch((error: unknown): RestoreOutcome => ({
+    const entry = journal.get(journalName(id, lock.member.ref));
+    const confirm = writeConfirmation(this.o.client, lock, entry, reportedCode);
+    return restoreMember(this.o.client, lock.member, entry, { fence, confirm }).catch((error: unknown): RestoreOutcome => ({
       kind: "impossible", detail: error instanceof Error ? error.message : String(error),
     }));
   }

@@ -6,6 +6,7 @@ import type { Member } from "../locks/record.ts";
 import type { Attempt } from "../kube/retry.ts";
 import { retry } from "../kube/retry.ts";
 import type { RestoreAction } from "./plan.ts";
+import type { WriteConfirmation } from "./confirm.ts";
 import { objectPath, planRestore } from "./plan.ts";
 
 /**
@@ -33,13 +34,22 @@ export type RestoreOutcome =
  */
 export type RestoreFence = () => Promise<string | undefined>;
 
-export async function restoreMember(client: KubeClient, member: Member, entry: StoredEntry | undefined, fence?: RestoreFence): Promise<RestoreOutcome> {
+/** What a rollback checks before it writes: `fence` before each attempt, `confirm` before a planned write (see confirm.ts). */
+export interface RestoreGuards {
+  readonly fence?: RestoreFence;
+  readonly confirm?: WriteConfirmation;
+}
+
+export async function restoreMember(client: KubeClient, member: Member, entry: StoredEntry | undefined, guards: RestoreGuards = {}): Promise<RestoreOutcome> {
   const result = await retry(RESTORE_RETRY, async (): Promise<Attempt<RestoreOutcome>> => {
-    const fenced = await fence?.();
+    const fenced = await guards.fence?.();
     if (fenced) return { done: true, value: { kind: "fenced", detail: fenced } };
     const live = await getIfExists(client, objectPath(member.ref));
+    const action = planRestore(member, entry, live);
+    const refused = await unconfirmed(action, guards.confirm);
+    if (refused) return { done: true, value: refused };
     try {
-      return { done: true, value: await execute(client, planRestore(member, entry, live)) };
+      return { done: true, value: await execute(client, action) };
     } catch (error) {
       if (!isRace(error)) throw error;
       return { done: false, why: error.message };
@@ -47,6 +57,15 @@ export async function restoreMember(client: KubeClient, member: Member, entry: S
   });
   return result.done ? result.value : { kind: "impossible", detail: `the object kept changing during the restore: ${result.why}` };
 }
+
+/** A planned write kubetx cannot confirm the member's own write for: written nothing, reported as impossible (its transaction ends Failed). */
+async function unconfirmed(action: RestoreAction, confirm: WriteConfirmation | undefined): Promise<RestoreOutcome | undefined> {
+  if (!confirm || !WRITES.has(action.kind)) return undefined;
+  const verdict = await confirm(action);
+  return verdict.confirmed ? undefined : { kind: "impossible", detail: verdict.detail };
+}
+
+const WRITES: ReadonlySet<RestoreAction["kind"]> = new Set(["delete", "patch", "create", "recreate"]);
 
 /**
  * A guard that failed because the object changed between the read and the

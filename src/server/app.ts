@@ -7,10 +7,13 @@ import express from "express";
 import type { AdmissionHandler } from "../admission/handler.ts";
 import { errored, review } from "../admission/response.ts";
 import type { AdmissionRequest, AdmissionResponse } from "../admission/review.ts";
-import { parseAdmissionReview, uidOf } from "../admission/review.ts";
+import { parseAdmissionReview, quoted, uidOf } from "../admission/review.ts";
 import type { AuditSink } from "../admission/audit-sink.ts";
 import { parseEventList } from "../admission/audit-events.ts";
+import type { AccessAnswer, AccessQuestion } from "../admission/record-access.ts";
+import { AUTHORIZE_PATH, accessReviewResponse, parseSubjectAccessReview } from "../admission/record-access.ts";
 import type { Logger } from "../telemetry/logger.ts";
+import { nestingDepth } from "./nesting.ts";
 
 /**
  * An AdmissionReview carries the object and its old version; the apiserver
@@ -18,6 +21,14 @@ import type { Logger } from "../telemetry/logger.ts";
  * well inside 7 MiB. Anything larger is not from an apiserver.
  */
 export const MAX_BODY_BYTES = 7 * 1024 * 1024;
+/**
+ * The deepest nesting of objects and arrays kubetx reads. kubetx walks
+ * what it is sent recursively (diffs, digests, logging), and a body nested
+ * 100,000 levels deep exhausted the stack in fuzzing (an HTTP 500); it is
+ * refused with 400 before it is parsed instead. Objects people apply nest a
+ * few dozen levels; 1,000 is far above them and far below the stack.
+ */
+export const MAX_NESTING_DEPTH = 1_000;
 /** Where the apiserver's audit webhook backend sends EventLists. */
 export const AUDIT_PATH = "/audit";
 /**
@@ -34,6 +45,12 @@ const HANDLER_TIMEOUT_MS = 4_500;
  */
 export const MAX_AUDIT_BODY_BYTES = 16 * 1024 * 1024;
 
+/**
+ * A SubjectAccessReview names a user, their groups and one request's
+ * attributes: a few KiB even with many groups and extra fields.
+ */
+const MAX_AUTHORIZE_BODY_BYTES = 64 * 1024;
+
 /** Who may call a path: the verified client certificate's common name must be one of these. */
 export type CallerCheck = (req: Request) => { readonly ok: true } | { readonly ok: false; readonly status: 401 | 403; readonly reason: string };
 
@@ -47,10 +64,14 @@ export interface AppOptions {
   readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse, seconds: number) => void;
   /** Receives the apiserver's audit EventLists at /audit (absent: no such path). */
   readonly auditSink?: AuditSink;
-  /** Decides who may call /audit (and, where configured, the admission paths). */
+  /**
+   * Decides who may call /audit and the admission paths (kubetx: only the
+   * apiserver); absent: anyone. A refused caller is answered before its
+   * body is read, and nothing is written for it.
+   */
   readonly callers?: { readonly audit?: CallerCheck; readonly admission?: CallerCheck };
-  /** Extra routes, such as /metrics, added by the composition root. */
-  readonly extend?: (app: express.Express) => void;
+  /** Answers the apiserver's authorization webhook at /authorize (absent: no such path); the admission callers' check applies. */
+  readonly authorize?: (question: AccessQuestion) => AccessAnswer;
 }
 
 export function createApp(options: AppOptions): express.Express {
@@ -61,18 +82,23 @@ export function createApp(options: AppOptions): express.Express {
     const ready = options.ready?.() ?? true;
     res.status(ready ? 200 : 503).type("text/plain").send(ready ? "ok" : "not ready");
   });
-  options.extend?.(app);
   const body = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
   const admissionCaller = gate(options.callers?.admission);
+  const logger = options.logger;
   for (const [path, handler] of Object.entries(options.handlers)) {
-    app.post(path, admissionCaller, body, (req, res) => void serveReview(handler, req, res, options));
+    app.post(path, admissionCaller, body, guarded(logger, (req, res) => serveReview(handler, req, res, options)));
   }
   const sink = options.auditSink;
   if (sink) {
     const auditBody = express.raw({ type: () => true, limit: MAX_AUDIT_BODY_BYTES });
-    app.post(AUDIT_PATH, gate(options.callers?.audit), auditBody, (req, res) => void serveAudit(sink, req, res, options.logger));
+    app.post(AUDIT_PATH, gate(options.callers?.audit), auditBody, guarded(logger, (req, res) => serveAudit(sink, req, res, logger)));
   }
-  const paths = [...Object.keys(options.handlers), ...(sink ? [AUDIT_PATH] : [])];
+  const authorize = options.authorize;
+  if (authorize) {
+    const authorizeBody = express.raw({ type: () => true, limit: MAX_AUTHORIZE_BODY_BYTES });
+    app.post(AUTHORIZE_PATH, admissionCaller, authorizeBody, guarded(logger, (req, res) => serveAuthorize(authorize, req, res, logger)));
+  }
+  const paths = [...Object.keys(options.handlers), ...(sink ? [AUDIT_PATH] : []), ...(authorize ? [AUTHORIZE_PATH] : [])];
   app.use((_req: Request, res: Response) => void res.status(404).json({ error: "kubetx: no such path; webhooks are served at " + paths.join(", ") }));
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = httpStatusOf(error);
@@ -113,10 +139,13 @@ type ReadResult = { ok: true; request: AdmissionRequest } | Refusal;
 function readJson(req: Request, what: string): { ok: true; json: unknown } | Refusal {
   const type = req.get("content-type") ?? "";
   if (!/^application\/json\b/i.test(type)) {
-    return { ok: false, status: 415, reason: `content type must be application/json, got ${JSON.stringify(type)}` };
+    return { ok: false, status: 415, reason: `content type must be application/json, got ${quoted(type)}` };
   }
   const raw: unknown = req.body;
   if (!Buffer.isBuffer(raw) || raw.length === 0) return { ok: false, status: 400, reason: `empty body; send ${what}` };
+  if (nestingDepth(raw, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH) {
+    return { ok: false, status: 400, reason: `body nests deeper than ${MAX_NESTING_DEPTH} levels; no ${what.replace(/^an? /, "")} from the apiserver does` };
+  }
   try {
     return { ok: true, json: JSON.parse(raw.toString("utf8")) };
   } catch (error) {
@@ -128,7 +157,7 @@ function readReview(req: Request): ReadResult {
   const read = readJson(req, "an AdmissionReview");
   if (!read.ok) return read;
   const result = parseAdmissionReview(read.json);
-  if (!result.ok) return { ok: false, status: 400, reason: `${result.reason} (request uid ${JSON.stringify(uidOf(read.json))})` };
+  if (!result.ok) return { ok: false, status: 400, reason: `${result.reason} (request uid ${quoted(uidOf(read.json))})` };
   return result;
 }
 
@@ -158,6 +187,33 @@ async function serveAudit(sink: AuditSink, req: Request, res: Response, logger: 
     logger.warn({ err: error, events: parsed.events.length }, "could not act on an audit batch; the apiserver will send it again");
     res.status(503).json({ error: `kubetx: ${errorMessage(error)}` });
   }
+}
+
+/** A SubjectAccessReview: answered with the decision, or 400 when it is not one. */
+function serveAuthorize(authorize: (question: AccessQuestion) => AccessAnswer, req: Request, res: Response, logger: Logger): void {
+  const read = readJson(req, "an authorization.k8s.io/v1 SubjectAccessReview");
+  const parsed = read.ok ? parseSubjectAccessReview(read.json) : read;
+  if (parsed.ok) {
+    res.json(accessReviewResponse(authorize(parsed.question)));
+    return;
+  }
+  const status = read.ok ? 400 : read.status;
+  logger.warn({ path: req.path, status, reason: parsed.reason }, "rejected authorization request");
+  res.status(status).json({ error: `kubetx: ${parsed.reason}` });
+}
+
+/**
+ * A route whose own code failed (a bug, or a body it could not cope with)
+ * answers 500 with kubetx's error body; the failure never escapes as an
+ * unhandled rejection, which would stop the process.
+ */
+function guarded(logger: Logger, serve: (req: Request, res: Response) => Promise<void> | void): express.RequestHandler {
+  return (req, res) => {
+    Promise.resolve().then(() => serve(req, res)).catch((error: unknown) => {
+      logger.error({ err: error, path: req.path }, "request handling failed");
+      if (!res.headersSent) res.status(500).json({ error: `kubetx: internal error: ${errorMessage(error)}` });
+    });
+  };
 }
 
 /** Express middleware from a caller check: refused callers never reach the body parser. */

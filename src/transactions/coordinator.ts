@@ -19,6 +19,7 @@ import { firstEntry } from "../rollback/plan.ts";
 import type { AccessChecks } from "./access.ts";
 import { intentDigest } from "./verify.ts";
 import { lockedMessage } from "./locked.ts";
+import { userLimitRefusal } from "./user-limits.ts";
 
 /** Transactions whose members this process counts; the oldest are forgotten first. */
 const MAX_TRACKED_TRANSACTIONS = 10_000;
@@ -134,7 +135,7 @@ export class Coordinator {
 
   private async lockAndJournal(intent: WriteIntent, members: readonly LockRecord[], signal?: AbortSignal): Promise<AdmitResult> {
     const member = this.memberOf(intent);
-    const tooMany = await this.refuseOversized(intent, members);
+    const tooMany = (await this.refuseOversized(intent, members)) ?? (await this.refuseOverUserLimits(intent, members));
     if (tooMany) return tooMany;
     const result = await this.options.locks.acquire(member);
     if (result.kind === "held") {
@@ -221,6 +222,25 @@ export class Coordinator {
     const failure = `it grew past the policy's limit of ${max} members`;
     await this.fail(intent.transaction, failure);
     return deny(intent, `transaction ${intent.transaction} is at the limit of ${max} members set by the TransactionPolicy; split the apply into smaller ones. Transaction ${intent.transaction} will roll back.`);
+  }
+
+  /**
+   * The policy's per-user limits (user-limits.ts), checked before a new
+   * lock is taken, from the user's lock Leases in the watch cache: soft by
+   * the few writes that list may lag behind.
+   */
+  private async refuseOverUserLimits(intent: WriteIntent, members: readonly LockRecord[]): Promise<AdmitResult | undefined> {
+    if (members.some((l) => l.name === lockName(intent.ref))) return undefined;
+    const refusal = userLimitRefusal({
+      user: intent.requester.username,
+      transaction: intent.transaction,
+      usage: await this.options.locks.heldBy(intent.requester.username),
+      alreadyOpen: members.length > 0 || this.admitted.has(intent.transaction),
+      limits: this.options.limits(),
+    });
+    if (!refusal) return undefined;
+    await this.fail(intent.transaction, refusal.failure);
+    return deny(intent, refusal.message);
   }
 
   /**

@@ -38,6 +38,7 @@ async function startRecordingEngine(policySource: "cluster" | "flags", seen: See
   const engine = await startWebhookServer({
     kubeconfig: cluster().kubeconfigs.kubetx, tls: await webhookCertificate(), host: "127.0.0.1", port: 0, logger: silentLogger(),
     config: loadConfig({ ...FAST, policySource }),
+    apiserverClients: cluster().apiserverClient,
     onReview: (path, request, response) => seen.push({
       path, namespace: request.namespace ?? "", name: request.name ?? "", decision: response.auditAnnotations?.decision ?? "",
     }),

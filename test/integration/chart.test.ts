@@ -165,14 +165,41 @@ describe("the Helm chart", () => {
     for (const webhook of webhooksOf(find(rendered, "ValidatingWebhookConfiguration", "kubetx"))) expect(webhook.clientConfig.caBundle).toBe("Q0E=");
   });
 
-  it("with the audit sink on, runs kubetx serve --audit-sink with the CA it names mounted, and changes nothing else", async () => {
-    const rendered = await renderChart({ "auditSink.enabled": "true", "auditSink.clientCA.kind": "Secret", "auditSink.clientCA.name": "corp-ca", "auditSink.apiserverClients": "{kube-apiserver,apiserver-b}" });
+  it("with another client CA and certificate names, mounts that Secret as the --client-ca and lets in those names, and changes nothing else", async () => {
+    const rendered = await renderChart({ "apiserverClient.clientCA.kind": "Secret", "apiserverClient.clientCA.name": "corp-ca", "apiserverClient.names": "{kube-apiserver,apiserver-b}" });
     const expected = kustomized.map((o) => structuredClone(o));
     const pod = (find(expected, "Deployment", "kubetx") as Deployment).spec.template.spec;
-    const container = pod.containers[0] as Container & { args: string[]; volumeMounts: unknown[] };
-    container.args.push("--audit-sink", "--client-ca", "/etc/kubetx/apiserver-ca/ca.crt", "--apiserver-client", "kube-apiserver,apiserver-b");
-    container.volumeMounts.push({ name: "apiserver-ca", mountPath: "/etc/kubetx/apiserver-ca", readOnly: true });
-    pod.volumes.push({ name: "apiserver-ca", secret: { secretName: "corp-ca", items: [{ key: "ca.crt", path: "ca.crt" }] } });
+    const container = pod.containers[0] as Container & { args: string[] };
+    container.args.push("--apiserver-client", "kube-apiserver,apiserver-b");
+    const volume = pod.volumes.find((v) => v.name === "apiserver-client-ca");
+    expect(volume).toEqual({ name: "apiserver-client-ca", configMap: { name: "kubetx-apiserver-client-ca" } });
+    if (volume) {
+      delete volume.configMap;
+      volume.secret = { secretName: "corp-ca", items: [{ key: "ca.crt", path: "ca.crt" }] };
+    }
+    expectSameObjects(rendered, expected, { chart: [GENERATED_SECRET], kustomize: KUSTOMIZE_ONLY });
+  });
+
+  it("with another metricsPort, serves /metrics there, in the container's args, its port and the Service's, and changes nothing else", async () => {
+    const rendered = await renderChart({ metricsPort: "9100" });
+    const expected = kustomized.map((o) => structuredClone(o));
+    const container = (find(expected, "Deployment", "kubetx") as Deployment).spec.template.spec.containers[0] as Container & { args: string[]; ports: { name: string; containerPort: number }[] };
+    const at = container.args.indexOf("--metrics-port");
+    expect(container.args[at + 1]).toBe("9090");
+    container.args[at + 1] = "9100";
+    const containerPort = container.ports.find((p) => p.name === "metrics");
+    if (containerPort) containerPort.containerPort = 9100;
+    const service = find(expected, "Service", "kubetx") as KubeObject & { spec: { ports: { name: string; port: number }[] } };
+    const servicePort = service.spec.ports.find((p) => p.name === "metrics");
+    if (servicePort) servicePort.port = 9100;
+    expectSameObjects(rendered, expected, { chart: [GENERATED_SECRET], kustomize: KUSTOMIZE_ONLY });
+  });
+
+  it("with the audit sink on, adds only --audit-sink: batches come from the certificate the webhooks already demand", async () => {
+    const rendered = await renderChart({ "auditSink.enabled": "true" });
+    const expected = kustomized.map((o) => structuredClone(o));
+    const container = (find(expected, "Deployment", "kubetx") as Deployment).spec.template.spec.containers[0] as Container & { args: string[] };
+    container.args.push("--audit-sink");
     expectSameObjects(rendered, expected, { chart: [GENERATED_SECRET], kustomize: KUSTOMIZE_ONLY });
   });
 
@@ -188,7 +215,7 @@ describe("the Helm chart", () => {
     expect(checked.stdout.trim()).toBe("deployment.apps/kubetx-audit-sink-check");
   });
 
-  it("with the audit sink on, says in its notes how to point the apiserver's audit webhook at kubetx", async () => {
+  it("says in its notes how the apiserver presents its client certificate, and with the audit sink on, how to point its audit webhook at kubetx", async () => {
     const notes = await helm(["install", RELEASE, CHART, "--namespace", NAMESPACE, "--dry-run=client", "--set", "auditSink.enabled=true"]);
     expect(notes.code).toBe(0);
     const text = notes.stdout.slice(notes.stdout.indexOf("NOTES:"));
@@ -201,15 +228,20 @@ describe("the Helm chart", () => {
     expect(text).toContain("# CN=kube-apiserver, signed by the CA in ConfigMap kubetx-apiserver-client-ca.");
     const without = await helm(["install", RELEASE, CHART, "--namespace", NAMESPACE, "--dry-run=client"]);
     expect(without.stdout).not.toContain("--audit-webhook");
+    expect(without.stdout).toContain("--admission-control-config-file=/etc/kubernetes/kubetx/admission-control.yaml");
+    expect(without.stdout).toContain("ca.crt of ConfigMap kubetx-apiserver-client-ca and named kube-apiserver");
   });
 
-  it("refuses an audit sink client CA of another kind, or a client name with a comma, naming the value", async () => {
-    const kind = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "auditSink.enabled=true", "--set", "auditSink.clientCA.kind=configmap"]);
+  it("refuses a client CA of another kind, a client name with a comma, or the audit sink's old client values, naming the value", async () => {
+    const kind = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "apiserverClient.clientCA.kind=configmap"]);
     expect(kind.code).not.toBe(0);
-    expect(kind.stderr).toMatch(/auditSink\/clientCA\/kind.*ConfigMap.*Secret/s);
-    const comma = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set-json", 'auditSink.apiserverClients=["a,b"]']);
+    expect(kind.stderr).toMatch(/apiserverClient\/clientCA\/kind.*ConfigMap.*Secret/s);
+    const comma = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set-json", 'apiserverClient.names=["a,b"]']);
     expect(comma.code).not.toBe(0);
-    expect(comma.stderr).toContain("/auditSink/apiserverClients/0");
+    expect(comma.stderr).toContain("/apiserverClient/names/0");
+    const old = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "auditSink.enabled=true", "--set", "auditSink.clientCA.name=corp-ca"]);
+    expect(old.code).not.toBe(0);
+    expect(old.stderr).toContain("clientCA");
   });
 
   it("ships the dashboard and the alert rules of manifests/monitoring when asked to", async () => {

@@ -71,6 +71,7 @@ describe("kubetx dev", () => {
       dir: options.dir ?? (await mkdtemp(path.join(workDir, "dev-"))),
       port: options.port ?? (await freePort()),
       webhookPort: options.webhookPort ?? (await freePort()),
+      metricsPort: await freePort(),
       ...(options.env ? { env: options.env } : {}),
     });
   }

@@ -140,8 +140,11 @@ describe("explicit transactions", () => {
 
   it("answers malformed AdmissionReviews with 4xx and keeps serving", async () => {
     const ca = await readFile(cluster().caFile);
+    // Sent as the apiserver (its client certificate), the only caller kubetx reads a body from.
+    const { certFile, keyFile } = cluster().apiserverClientCertificate;
+    const [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
     const post = (body: string, type = "application/json"): Promise<number> => new Promise((resolve, reject) => {
-      const req = https.request({ host: "127.0.0.1", port: fixture.engine().port, path: "/validate", method: "POST", ca, headers: { "content-type": type } }, (res) => {
+      const req = https.request({ host: "127.0.0.1", port: fixture.engine().port, path: "/validate", method: "POST", ca, cert, key, headers: { "content-type": type } }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });

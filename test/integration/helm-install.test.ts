@@ -168,6 +168,7 @@ describe("installing kubetx with helm", () => {
     engine = await startWebhookServer({
       kubeconfig: cluster().kubeconfigs.kubetx, tls, host, port: 0, logger: silentLogger(),
       config: loadConfig({ ...FAST, maxOpenSeconds: UPGRADE_MAX_OPEN_SECONDS }),
+      apiserverClients: cluster().apiserverClient,
     });
     await routeServiceTo(admin, SLICE, host, engine.port);
     await waitUntilWebhookAnswers(ns);

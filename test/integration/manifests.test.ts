@@ -10,7 +10,7 @@
  * (started with --enable-aggregator-routing=true) reaches it through the
  * Service's EndpointSlice, which this test writes by hand.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -145,6 +145,12 @@ describe("installing kubetx from manifests/", () => {
 
     const secret = await admin.get<KubeObject & { type: string; data: Record<string, string> }>(`/api/v1/namespaces/${KUBETX_NAMESPACE}/secrets/kubetx-webhook-tls`);
     expect(secret.type).toBe("kubernetes.io/tls");
+    // The CA kubetx checks the apiserver's client certificate against, and what the control-plane nodes need.
+    const clientCa = await admin.get<KubeObject & { data: Record<string, string> }>(`/api/v1/namespaces/${KUBETX_NAMESPACE}/configmaps/kubetx-apiserver-client-ca`);
+    expect(clientCa.data["ca.crt"]).toBe(await readFile(path.join(certs, "apiserver-client-ca", "ca.crt"), "utf8"));
+    const service = await admin.get<KubeObject & { spec: { clusterIP: string } }>(`/api/v1/namespaces/${KUBETX_NAMESPACE}/services/kubetx`);
+    expect(await readFile(path.join(certs, "control-plane", "audit-webhook.kubeconfig"), "utf8")).toContain(`https://${service.spec.clusterIP}:443/audit`);
+    expect(installed.stderr).toContain(`copy ${certs}/control-plane/ to /etc/kubernetes/kubetx/ on every control-plane node`);
     expect(Buffer.from(secret.data["tls.crt"] ?? "", "base64").toString()).toBe(await readFile(path.join(certs, "tls.crt"), "utf8"));
     expect(secret.metadata?.annotations?.["kubectl.kubernetes.io/last-applied-configuration"]).toBeUndefined();
 
@@ -186,14 +192,15 @@ describe("installing kubetx from manifests/", () => {
     // ServiceAccount's name; without the dev cluster's cluster-admin
     // binding it has exactly what manifests/ grants the ServiceAccount.
     devBinding = await removeDevBinding(admin);
-    // Narrowed as rbac.yaml asks admins to: these stories write only
-    // ConfigMaps. The default "*" would also hide a missing rule in the
-    // other roles (Leases, journal Secrets, Events).
+    // Narrowed as rbac.yaml shows admins to: these stories write only
+    // ConfigMaps, with the verbs rbac.yaml grants (list: the rollback reads
+    // the object as it was when it was locked). A broader role would hide a
+    // missing rule in the other roles (Leases, journal Secrets, Events).
     await createOrReplace(admin, "/apis/rbac.authorization.k8s.io/v1/clusterroles", {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "ClusterRole",
       metadata: { name: "kubetx:restore" },
-      rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "create", "patch", "update", "delete"] }],
+      rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "create", "patch", "delete"] }],
     });
 
     const host = machineAddress();
@@ -204,6 +211,10 @@ describe("installing kubetx from manifests/", () => {
       port: 0,
       logger: silentLogger(),
       config: loadConfig(FAST),
+      // The apiserver presents its client certificate to the Service's
+      // address too (the test cluster's WebhookAdmission kubeconfig covers
+      // every host), as manifests/README.md has an admin configure it.
+      apiserverClients: cluster().apiserverClient,
     });
     // Selector-less: endpoints are written by hand, not derived from pods.
     // (No controller runs here to derive them anyway; without a selector a
@@ -240,6 +251,32 @@ describe("installing kubetx from manifests/", () => {
       query: { fieldSelector: "involvedObject.name=restored" },
     });
     expect(events.items.map((e) => e.reason)).toContain("TransactionRolledBack");
+  });
+
+  it("renders with the control-plane-only component, which the apiserver accepts, for clusters whose apiserver presents no certificate", async () => {
+    const overlay = await mkdtemp(path.join(tmpdir(), "kubetx-overlay-"));
+    try {
+      await writeFile(path.join(overlay, "kustomization.yaml"), [
+        "apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization",
+        // kustomize takes only relative paths.
+        `resources: [${path.relative(overlay, MANIFESTS)}]`, `components: [${path.relative(overlay, path.join(MANIFESTS, "components", "control-plane-only"))}]`,
+        // As the component asks: the source of the control plane's calls.
+        "patches:", "  - patch: |-",
+        "      [{\"op\": \"replace\", \"path\": \"/spec/ingress/0/from/0/ipBlock/cidr\", \"value\": \"10.0.0.0/24\"}]",
+        "    target: {kind: NetworkPolicy, name: kubetx}", "",
+      ].join("\n"));
+      const rendered = await kubectl(["kustomize", overlay]);
+      expect(rendered.code, rendered.stderr).toBe(0);
+      expect(rendered.stdout).toContain("- --no-client-auth");
+      expect(rendered.stdout).not.toContain("- --client-ca");
+      const dryRun = await kubectl(["apply", "--dry-run=server", "--validate=strict", "-k", overlay]);
+      // (Warnings only: an earlier story replaced kubetx:restore without kubectl's last-applied annotation.)
+      expect(dryRun.stderr).not.toMatch(/error/i);
+      expect(dryRun.code).toBe(0);
+      expect(dryRun.stdout).toContain("networkpolicy.networking.k8s.io/kubetx created (server dry run)");
+    } finally {
+      await rm(overlay, { recursive: true, force: true });
+    }
   });
 
   it("keeps its webhook configurations in step with its policy through the manifests' RBAC, also after they are applied again", async () => {

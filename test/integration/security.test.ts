@@ -1,20 +1,26 @@
 /**
- * Secure operation: users own their transactions and nothing else of
- * kubetx's, Secret data never reaches a log, and kubetx's own writes are
- * never held up by its locks.
+ * Secure operation: only the apiserver may call kubetx, a review that never
+ * came from it cannot make kubetx write, users own their transactions and
+ * nothing else of kubetx's, Secret data never reaches a log, Event, record
+ * or kubectl tx describe, and kubetx's own writes are never held up by its
+ * locks.
  */
 import { Writable } from "node:stream";
 import { readFile } from "node:fs/promises";
+import https from "node:https";
+import path from "node:path";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.ts";
-import type { KubeClient } from "../../src/kube/index.ts";
+import { ensureClientCertificate } from "../../src/devcluster/certs.ts";
+import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
 import { createLogger } from "../../src/telemetry/logger.ts";
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
 import { FAST, register, unregister } from "../support/engine.ts";
-import { configMap, inTransaction, waitResolved, yamlOf } from "../support/objects.ts";
+import { configMap, inTransaction, leftovers, leftoversSettled, phaseOf, waitResolved, yamlOf } from "../support/objects.ts";
+import { installPlugin } from "../support/plugin.ts";
 import { webhookCertificate } from "../support/webhook.ts";
 
 describe("secure operation", () => {
@@ -29,7 +35,7 @@ describe("secure operation", () => {
     const sink = new Writable({ write: (chunk: Buffer, _enc, done) => ((logs += chunk.toString()), done()) });
     engine = await startWebhookServer({
       kubeconfig: cluster().kubeconfigs.kubetx, tls: await webhookCertificate(), host: "127.0.0.1", port: 0,
-      logger: createLogger({ level: "debug", destination: sink }), config: loadConfig(FAST),
+      logger: createLogger({ level: "debug", destination: sink }), config: loadConfig(FAST), apiserverClients: cluster().apiserverClient,
     });
     await register(engine.port);
   });
@@ -70,23 +76,69 @@ describe("secure operation", () => {
     }
   });
 
-  it("never writes Secret data or journal contents into its logs", async () => {
+  it("never writes Secret data or journal contents into its logs, Events, records or kubectl tx describe, when a Secret member is restored and when one fails", async () => {
     const secrets = `/api/v1/namespaces/${ns}/secrets`;
     await admin.create(secrets, { apiVersion: "v1", kind: "Secret", metadata: { name: "db" }, stringData: { password: "old-s3cr3t-value" } });
     const docs = [
       { apiVersion: "v1", kind: "Secret", metadata: { name: "db", namespace: ns }, stringData: { password: "new-s3cr3t-value" } },
-      configMap(ns, "broken", { "bad key": "x" }),
+      // The member that fails is a Secret too: its key is invalid, its value is secret.
+      { apiVersion: "v1", kind: "Secret", metadata: { name: "db-broken", namespace: ns }, stringData: { "bad key": "failing-s3cr3t-value" } },
     ];
     const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(docs) });
+    expect(applied.stderr).toContain('Secret "db-broken" is invalid');
     const id = /joined transaction (t-[0-9a-f]+)/.exec(applied.stderr)?.[1] ?? "";
-    expect((await waitResolved(admin, id)).status?.phase).toBe("RolledBack");
+    const record = await waitResolved(admin, id);
+    expect(record.status?.phase).toBe("RolledBack");
     const restored = await admin.get<{ data: Record<string, string> }>(`${secrets}/db`);
     expect(Buffer.from(restored.data.password ?? "", "base64").toString()).toBe("old-s3cr3t-value");
+    const events = await admin.get<{ items: { reason?: string; message?: string }[] }>(`/api/v1/namespaces/${ns}/events`, { query: { fieldSelector: "involvedObject.name=db" } });
+    expect(events.items.map((e) => e.reason)).toContain("TransactionRolledBack");
+    const plugin = await installPlugin();
+    const described = await Promise.all([plugin.tx(["describe", id]), plugin.tx(["describe", id, "-o", "json"])]).finally(() => plugin.remove());
+    expect(described.map((d) => d.code)).toEqual([0, 0]);
+    expect(described[0]?.stdout).toMatch(new RegExp(`UPDATE +secrets ${ns}/db +Restored`));
     expect(logs).toContain(id);
-    for (const secret of ["old-s3cr3t-value", "new-s3cr3t-value"]) {
-      expect(logs).not.toContain(secret);
-      expect(logs).not.toContain(Buffer.from(secret).toString("base64"));
+    const everywhere = { logs, events: JSON.stringify(events), record: JSON.stringify(record), describe: described.map((d) => d.stdout + d.stderr).join("\n") };
+    for (const secret of ["old-s3cr3t-value", "new-s3cr3t-value", "failing-s3cr3t-value"]) {
+      for (const [where, text] of Object.entries(everywhere)) {
+        expect(text, `${secret} in ${where}`).not.toContain(secret);
+        expect(text, `${secret} (base64) in ${where}`).not.toContain(Buffer.from(secret).toString("base64"));
+      }
     }
+  });
+
+  it("refuses a hand-made AdmissionReview posted straight to its port, and writes nothing for it", async () => {
+    await admin.create(`/api/v1/namespaces/${ns}/configmaps`, configMap(ns, "target", { v: "real" }));
+    const forged = forgedReview(await admin.get(`/api/v1/namespaces/${ns}/configmaps/target`), "t-forged01");
+    const clusterCa = await ensureClientCertificate({ ca: { certFile: cluster().caFile, keyFile: cluster().caKeyFile }, outDir: path.join(cluster().dir, "pki"), name: "forger", commonName: "kube-apiserver" });
+    for (const path of ["/validate", "/observe"]) {
+      expect(await post(engine.port, path, forged)).toMatchObject({ status: 401, body: expect.stringContaining("client certificate is required") as unknown });
+      expect((await post(engine.port, path, forged, clusterCa)).status).toBe(401);
+    }
+    expect(await phaseOf(admin, "t-forged01")).toBeUndefined();
+    expect(await leftovers(admin, "t-forged01")).toEqual([]);
+    expect((await admin.get(`/api/v1/namespaces/${ns}/configmaps/target`)).data).toEqual({ v: "real" });
+  });
+
+  it("never writes back a forged review's invented pre-image, even if one gets in: the transaction ends Failed and says why", async () => {
+    const target = await admin.create(`/api/v1/namespaces/${ns}/configmaps`, configMap(ns, "forged-target", { v: "real" }));
+    // As if the apiserver's client key had leaked: the forged review is admitted.
+    const admitted = await post(engine.port, "/validate", forgedReview(target, "t-forged02", 2), cluster().apiserverClientCertificate);
+    expect(admitted.status).toBe(200);
+    expect(admitted.body).toContain("kubetx: joined transaction t-forged02 (1 member)");
+    // One member of two arrives: it times out and rolls back.
+    const tx = await waitResolved(admin, "t-forged02");
+    expect(tx.status?.phase).toBe("Failed");
+    expect(tx.status?.members?.map((m) => `${m.name}:${m.outcome}`)).toEqual(["forged-target:Failed"]);
+    expect(tx.status?.message).toContain("kubetx could not confirm that the apiserver made this write");
+    const after = await admin.get(`/api/v1/namespaces/${ns}/configmaps/forged-target`);
+    expect(after.data).toEqual({ v: "real" });
+    expect(after.metadata?.resourceVersion).toBe(target.metadata?.resourceVersion);
+    const events = await admin.get<{ items: { reason?: string }[] }>(`/api/v1/namespaces/${ns}/events`, { query: { fieldSelector: "involvedObject.name=forged-target" } });
+    expect(events.items.map((e) => e.reason)).toContain("TransactionRestoreFailed");
+    // An admin resolves it: deleting the record frees the lock.
+    await admin.delete("/apis/kubetx.io/v1alpha1/transactions/t-forged02");
+    expect(await leftoversSettled(admin, "t-forged02", 10_000)).toEqual([]);
   });
 
   it("lets kubetx's own identity write an object another transaction holds", async () => {
@@ -113,3 +165,36 @@ describe("secure operation", () => {
     expect(await handshake("TLSv1.1")).toMatch(/^error/);
   });
 });
+
+/**
+ * The issue's forged review: alice "updating" an object she can read, with
+ * the object as it is (so the write looks persisted) and an invented
+ * oldObject, naming an explicit transaction.
+ */
+function forgedReview(live: KubeObject, id: string, expected = 1): string {
+  const annotations = { "kubetx.io/transaction": id, "kubetx.io/expected-members": String(expected) };
+  const object = { ...live, metadata: { ...live.metadata, annotations } };
+  return JSON.stringify({
+    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
+    request: {
+      uid: `forged-${id}`, operation: "UPDATE", kind: { group: "", version: "v1", kind: "ConfigMap" }, resource: { group: "", version: "v1", resource: "configmaps" },
+      namespace: live.metadata?.namespace, name: live.metadata?.name, userInfo: { username: "alice", groups: ["system:authenticated"] },
+      object, oldObject: { ...live, data: { v: "invented by the forger" } },
+    },
+  });
+}
+
+/** POSTs a review to a kubetx port, with the client certificate given (or none, as curl would). */
+async function post(port: number, to: string, body: string, identity?: { certFile: string; keyFile: string }): Promise<{ status: number; body: string }> {
+  const ca = await readFile(cluster().caFile);
+  const credentials = identity ? { cert: await readFile(identity.certFile), key: await readFile(identity.keyFile) } : {};
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: "127.0.0.1", port, path: to, method: "POST", ca, headers: { "content-type": "application/json" }, ...credentials }, (res) => {
+      let text = "";
+      res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}

@@ -114,7 +114,7 @@ describe("transparent mode", () => {
     const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "after-delete")]) });
     expect(applied.code).not.toBe(0);
     const tx = await waitResolved(admin, joined(deleted.stderr));
-    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.phase, JSON.stringify(tx.status)).toBe("RolledBack");
     const back = await admin.get(`${cms}/doomed`);
     expect(back.data).toEqual({ v: "precious" });
     expect(back.metadata?.labels).toEqual({ keep: "me" });

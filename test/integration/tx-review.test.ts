@@ -15,13 +15,15 @@ import type { TransactionRow } from "../../src/cli/tx/list.ts";
 import type { LockRow } from "../../src/cli/tx/locks.ts";
 import type { KubeClient } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
-import type { CommandResult } from "../support/cluster.ts";
+import type { CommandResult, User } from "../support/cluster.ts";
 import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
 import { startEngine, unregister } from "../support/engine.ts";
 import { configMap, inTransaction, leftoversSettled, until, waitResolved, yamlOf } from "../support/objects.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const ENABLED = { "kubetx.io/enabled": "true" };
+/** The engine's maxOpenSeconds here: the held transaction is listed and its lock read while it is open. */
+const OPEN_SECONDS = 20;
 /** The apiserver writes its audit log a moment after it answers. */
 const AUDIT_FLUSH_TIMEOUT_MS = 10_000;
 /** More than the audit reader's 2 s window, so the two stories' requests cannot be taken for one apply. */
@@ -52,9 +54,9 @@ describe("kubectl tx list, describe, locks and audit", () => {
   const committed = newId();
   let rolledBack = "";
 
-  /** `kubectl tx ARGS` as alice (KUBECONFIG), through kubectl's own plugin lookup. */
-  function kubectlTx(args: readonly string[]): Promise<CommandResult> {
-    return run(cluster().kubectl, ["tx", ...args], { env });
+  /** `kubectl tx ARGS` as alice (or `user`: KUBECONFIG), through kubectl's own plugin lookup. */
+  function kubectlTx(args: readonly string[], user: User = "alice"): Promise<CommandResult> {
+    return run(cluster().kubectl, ["tx", ...args], { env: { ...env, KUBECONFIG: cluster().kubeconfigs[user] } });
   }
 
   beforeAll(async () => {
@@ -64,7 +66,11 @@ describe("kubectl tx list, describe, locks and audit", () => {
     env = { ...rest, PATH: [bin, cluster().binariesDir, process.env.PATH].join(path.delimiter), KUBECONFIG: cluster().kubeconfigs.alice };
     admin = await client("admin");
     await createNamespace(ns, ENABLED);
-    engine = await startEngine();
+    // On the port the apiserver's audit and authorization webhooks call, as
+    // kubetx dev runs: users list their own transactions through it.
+    // Open transactions stay open long enough for a few kubectl tx runs on a
+    // loaded machine (each starts node and kubectl) before kubetx times them out.
+    engine = await startEngine({ auditSink: true, maxOpenSeconds: OPEN_SECONDS }, { port: cluster().auditSinkPort });
 
     // alice's explicit transaction of two objects, which commits.
     const explicit = [configMap(ns, "commit-a", { v: "a" }), configMap(ns, "commit-b", { v: "b" })].map((o) => inTransaction(o, committed, 2));
@@ -98,8 +104,6 @@ describe("kubectl tx list, describe, locks and audit", () => {
     expect(rolledBackRows.find((r) => r.id === rolledBack)).toMatchObject({ mode: "transparent", phase: "RolledBack" });
     expect(rolledBackRows.map((r) => r.id)).not.toContain(committed);
 
-    expect(parsed<TransactionRow[]>(await kubectlTx(["list", "--user", "bob", "-n", ns, "-o", "json"]))).toEqual([]);
-
     const table = await kubectlTx(["list", "-n", ns]);
     expect(table.code, table.stderr).toBe(0);
     const lines = table.stdout.trimEnd().split("\n");
@@ -108,6 +112,58 @@ describe("kubectl tx list, describe, locks and audit", () => {
       `${rolledBack} alice transparent RolledBack`,
       `${committed} alice explicit Committed`,
     ]);
+  });
+
+  it("shows each user their own transactions, and everyone's only to admins and those granted kubetx:viewer", async () => {
+    const ids = (rows: TransactionRow[]): string[] => rows.map((r) => r.id);
+    // bob applies one of his own.
+    const bobs = newId();
+    const applied = await kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([inTransaction(configMap(ns, "bobs", { v: "b" }), bobs, 1)]) });
+    expect(applied.code, applied.stderr).toBe(0);
+    expect((await waitResolved(admin, bobs)).status?.phase).toBe("Committed");
+
+    // alice: her own by default, through kubetx's authorization webhook (RBAC gives her no list).
+    const alices = ids(parsed<TransactionRow[]>(await kubectlTx(["list", "-o", "json"])));
+    expect(alices).toEqual(expect.arrayContaining([committed, rolledBack]));
+    expect(alices).not.toContain(bobs);
+    for (const args of [["list", "--all"], ["list", "--user", "bob"]]) {
+      const refused = await kubectlTx(args);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^kubectl tx: you may not list (everyone's transactions|the transactions of bob) \(.*alice.*\); you may list only your own .*kubetx:viewer role/);
+    }
+    const plain = await kubectl(["get", "transactions"], { user: "alice" });
+    expect(plain.stderr).toContain('User "alice" cannot list resource "transactions"');
+    const selected = await kubectl(["get", "transactions", "--field-selector", "spec.user=alice", "-o", "name"], { user: "alice" });
+    expect(selected.stdout).toContain(`transaction.kubetx.io/${committed}`);
+
+    // bob: his own (other files' may be there too), not alice's.
+    const bobsRows = parsed<TransactionRow[]>(await kubectlTx(["list", "-o", "json"], "bob"));
+    expect(ids(bobsRows)).toContain(bobs);
+    expect(ids(bobsRows)).not.toEqual(expect.arrayContaining([committed]));
+    expect(bobsRows.filter((r) => r.user !== "bob")).toEqual([]);
+
+    // Every user may read one record by its id (kubectl tx apply follows its own that way); ids are not listed to others.
+    expect(parsed<DescribeJson>(await kubectlTx(["describe", committed, "-o", "json"], "bob")).user).toBe("alice");
+
+    // admin: everyone's with --all, their own (none) without.
+    const everyone = ids(parsed<TransactionRow[]>(await kubectlTx(["list", "--all", "-o", "json"], "admin")));
+    expect(everyone).toEqual(expect.arrayContaining([committed, rolledBack, bobs]));
+    const adminsOwn = parsed<TransactionRow[]>(await kubectlTx(["list", "-o", "json"], "admin"));
+    expect(adminsOwn.every((r) => r.user === "admin")).toBe(true);
+
+    // bob granted kubetx:viewer: everyone's.
+    const bindings = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
+    await admin.create(bindings, {
+      apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name: "kubetx-viewers-test" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "kubetx:viewer" },
+      subjects: [{ kind: "User", apiGroup: "rbac.authorization.k8s.io", name: "bob" }],
+    });
+    try {
+      await until("bob's kubetx:viewer binding to take effect", async () => ((await kubectlTx(["list", "--all", "-o", "json"], "bob")).code === 0 ? true : undefined));
+      expect(ids(parsed<TransactionRow[]>(await kubectlTx(["list", "--all", "-o", "json"], "bob")))).toEqual(expect.arrayContaining([committed, bobs]));
+    } finally {
+      await admin.delete(`${bindings}/kubetx-viewers-test`);
+    }
   });
 
   it("describes the rolled-back apply with every member restored", async () => {
@@ -159,7 +215,7 @@ describe("kubectl tx list, describe, locks and audit", () => {
     expect(asAlice.stderr).toMatch(/^kubectl tx: you may not list leases in kubetx-system, where kubetx keeps its locks \(.*alice.*\); use an admin kubeconfig \(--kubeconfig\), or ask a cluster admin for a role that grants get and list on leases \(coordination\.k8s\.io\) in kubetx-system\n$/);
 
     // kubetx rolls it back at its maximum open time; then the lock is gone.
-    expect((await waitResolved(admin, held)).status?.phase).toBe("RolledBack");
+    expect((await waitResolved(admin, held, (OPEN_SECONDS + 15) * 1000)).status?.phase).toBe("RolledBack");
     expect(await leftoversSettled(admin, held)).toEqual([]);
     const after = parsed<LockRow[]>(await kubectlTx(["locks", "-o", "json", "--kubeconfig", cluster().kubeconfigs.admin]));
     expect(after.filter((l) => l.transaction === held)).toEqual([]);

@@ -18,8 +18,10 @@ export interface ClusterInfo {
   readonly binariesDir: string;
   /** The port the apiserver's audit webhook backend sends to: an engine listening there receives the audit events. */
   readonly auditSinkPort: number;
-  /** The CA and name of the client certificate the apiserver presents to the audit sink. */
+  /** The CA and name of the client certificate the apiserver presents to kubetx (webhooks and audit sink). */
   readonly apiserverClient: { readonly caFile: string; readonly names: readonly string[] };
+  /** That certificate and its key: what a test presents to speak to kubetx as the apiserver. */
+  readonly apiserverClientCertificate: { readonly certFile: string; readonly keyFile: string };
 }
 
 declare module "vitest" {

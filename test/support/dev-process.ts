@@ -22,6 +22,8 @@ export interface DevOptions {
   readonly dir: string;
   readonly port: number;
   readonly webhookPort: number;
+  /** Where dev serves /metrics; the default (9090) when absent, which another dev may hold. */
+  readonly metricsPort?: number;
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -46,7 +48,10 @@ export interface DevProcess {
  * test worker even if the worker is killed, and its control plane with it.
  */
 export function spawnDev(options: DevOptions): DevProcess {
-  const args = [KUBETX, "dev", "--dir", options.dir, "--port", String(options.port), "--webhook-port", String(options.webhookPort)];
+  const args = [
+    KUBETX, "dev", "--dir", options.dir, "--port", String(options.port), "--webhook-port", String(options.webhookPort),
+    ...(options.metricsPort ? ["--metrics-port", String(options.metricsPort)] : []),
+  ];
   const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", NODE, ...args], {
     cwd: REPO,
     env: options.env ?? process.env,

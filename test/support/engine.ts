@@ -56,8 +56,8 @@ export function useEngine(namespace: string, labels: Record<string, string> = { 
 }
 
 /**
- * Starts kubetx in this process and registers it. With `auditSink` in the
- * input it verifies the apiserver's client certificate; it receives the
+ * Starts kubetx in this process and registers it. It accepts only the
+ * apiserver's client certificate, as kubetx dev does; it receives the
  * audit events only on the cluster's audit sink port (useEngine does that).
  */
 export async function startEngine(input: ConfigInput = FAST, listen: { port?: number; register?: boolean; clock?: Clock; logger?: Logger } = {}): Promise<WebhookServer> {
@@ -66,9 +66,10 @@ export async function startEngine(input: ConfigInput = FAST, listen: { port?: nu
     tls: await webhookCertificate(),
     host: "127.0.0.1",
     port: listen.port ?? 0,
+    metricsPort: 0,
     logger: listen.logger ?? silentLogger(),
     config: loadConfig({ ...FAST, ...input }),
-    ...(input.auditSink ? { apiserverClients: cluster().apiserverClient } : {}),
+    apiserverClients: cluster().apiserverClient,
     ...(listen.clock ? { clock: listen.clock } : {}),
   });
   if (listen.register !== false) await register(server.port);
@@ -152,7 +153,8 @@ export async function startServeProcess(port: number, identity: string, input: C
   const flags = serveFlags({ ...FAST, ...input });
   const child = spawn(path.join(REPO, "node_modules/.bin/node"), [
     path.join(REPO, "src/cli/kubetx.ts"), "serve", "--kubeconfig", cluster().kubeconfigs.kubetx,
-    "--tls-cert", tls.certFile, "--tls-key", tls.keyFile, "--host", "127.0.0.1", "--port", String(port), "--identity", identity, ...flags,
+    "--tls-cert", tls.certFile, "--tls-key", tls.keyFile, "--host", "127.0.0.1", "--port", String(port), "--metrics-port", "0",
+    "--client-ca", cluster().apiserverClient.caFile, "--identity", identity, ...flags,
   ], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));

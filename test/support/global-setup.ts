@@ -12,6 +12,7 @@ import { bootstrapKubetxIdentity, runEditorBinder } from "../../src/devcluster/b
 import { startControlPlane } from "../../src/devcluster/controlplane.ts";
 import { freePort } from "../../src/devcluster/ports.ts";
 import { AUDIT_PATH } from "../../src/server/app.ts";
+import { AUTHORIZE_PATH } from "../../src/admission/record-access.ts";
 import { installCrds, installUserRole } from "../../src/devcluster/install.ts";
 import { defaultCacheDir, ensureBinaries } from "../../src/devcluster/toolchain.ts";
 import { createKubeClient } from "../../src/kube/index.ts";
@@ -28,7 +29,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const dir = await mkdtemp(path.join(tmpdir(), "kubetx-test-"));
   // The apiserver's audit webhook backend reports to whichever test engine listens on this port (useEngine's).
   const sinkPort = await freePort();
-  const controlPlane = await startControlPlane({ dir, binaries, restartApiserver: true, auditSinkUrl: `https://127.0.0.1:${sinkPort}${AUDIT_PATH}` });
+  // The same port answers the apiserver's authorization webhook (users listing their own transactions).
+  const controlPlane = await startControlPlane({
+    dir, binaries, restartApiserver: true,
+    auditSinkUrl: `https://127.0.0.1:${sinkPort}${AUDIT_PATH}`, authorizationWebhookUrl: `https://127.0.0.1:${sinkPort}${AUTHORIZE_PATH}`,
+  });
   const admin = await createKubeClient(controlPlane.kubeconfigs.admin);
   const binder = new AbortController();
   try {
@@ -52,6 +57,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     binariesDir: path.dirname(binaries.kubectl),
     auditSinkPort: sinkPort,
     apiserverClient: controlPlane.apiserverClient,
+    apiserverClientCertificate: controlPlane.apiserverClientCertificate,
   };
   project.provide("cluster", info);
   return async () => {

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AdmissionHandler } from "../../src/admission/handler.ts";
 import { allowed } from "../../src/admission/response.ts";
-import { MAX_BODY_BYTES, createApp } from "../../src/server/app.ts";
+import { MAX_BODY_BYTES, MAX_NESTING_DEPTH, createApp } from "../../src/server/app.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
 
 const echo: AdmissionHandler = { handle: (request) => Promise.resolve(allowed(request)) };
@@ -53,6 +53,15 @@ describe("the admission HTTP layer", () => {
     expect(status).toBe(code);
     expect(json.error).toMatch(message);
     expect(json.error).toMatch(/^kubetx: /);
+  });
+
+  it("rejects a body nested deeper than kubetx reads with 400, before anything walks it", async () => {
+    const deep = review("u-deep").replace('"userInfo":', `"extra":${"[".repeat(MAX_NESTING_DEPTH + 1)}${"]".repeat(MAX_NESTING_DEPTH + 1)},"userInfo":`);
+    const { status, json } = await post("/validate", deep);
+    expect(status).toBe(400);
+    expect(json.error).toMatch(/^kubetx: body nests deeper than 1000 levels/);
+    const fine = review("u-ok").replace('"userInfo":', `"extra":${"[".repeat(50)}"[[{"${"]".repeat(50)},"userInfo":`);
+    expect((await post("/validate", fine)).status).toBe(200);
   });
 
   it("rejects a body over the limit with 413", async () => {

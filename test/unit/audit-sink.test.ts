@@ -28,7 +28,8 @@ function event(fields: Record<string, unknown> = {}): Record<string, unknown> {
 }
 
 const strictDecoding = { metadata: {}, status: "Failure", code: 400, reason: "BadRequest", message: 'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replica"' };
-const member = { "validate.kubetx.io/transaction": "t-0a1b2c3d", "validate.kubetx.io/decision": "member", "validate.kubetx.io/lock": "lk-1" };
+const LOCK = `lk-${"0a".repeat(20)}`;
+const member = { "validate.kubetx.io/transaction": "t-0a1b2c3d", "validate.kubetx.io/decision": "member", "validate.kubetx.io/lock": LOCK };
 
 describe("writes in flight", () => {
   const received = (auditID: string, fields: Record<string, unknown> = {}): unknown => event({ auditID, stage: "RequestReceived", responseStatus: undefined, ...fields });
@@ -70,14 +71,22 @@ describe("what one audit event tells kubetx", () => {
   });
 
   it("a member's request reports its code, and a failure when another webhook refused it", () => {
-    expect(findingOf(event({ annotations: member }))).toEqual({ kind: "member", transaction: "t-0a1b2c3d", lock: "lk-1", code: 201 });
+    expect(findingOf(event({ annotations: member }))).toEqual({ kind: "member", transaction: "t-0a1b2c3d", lock: LOCK, code: 201 });
     const refused = findingOf(event({ annotations: member, responseStatus: { code: 403, reason: "Forbidden", message: 'admission webhook "deny.example.com" denied the request: no' } }));
     expect(refused).toMatchObject({ kind: "member", code: 403, failure: expect.stringContaining("deny.example.com") as unknown });
   });
 
+  it.each([
+    ["a transaction id kubetx never makes", { ...member, "validate.kubetx.io/transaction": "t-../../x" }],
+    ["a huge transaction id", { ...member, "validate.kubetx.io/transaction": `t-${"a".repeat(100_000)}` }],
+    ["a lock name kubetx never makes", { ...member, "validate.kubetx.io/lock": "lk-1/../../x" }],
+  ])("a member event naming %s tells kubetx nothing", (_what, annotations) => {
+    expect(findingOf(event({ annotations, responseStatus: { code: 500, message: "x" } }))).toBeUndefined();
+  });
+
   it("a member's resourceVersion conflict, which kubectl retries by itself, is no failure", () => {
     const conflict = findingOf(event({ verb: "patch", annotations: member, responseStatus: { code: 409, reason: "Conflict", message: "the object has been modified" } }));
-    expect(conflict).toEqual({ kind: "member", transaction: "t-0a1b2c3d", lock: "lk-1", code: 409 });
+    expect(conflict).toEqual({ kind: "member", transaction: "t-0a1b2c3d", lock: LOCK, code: 409 });
   });
 
   it.each([

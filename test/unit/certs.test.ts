@@ -68,10 +68,14 @@ describe("webhook-certs/make-certs.sh", () => {
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
-  it("prints only the caBundle (the CA as base64 PEM) on stdout, and where the files are on stderr", async () => {
+  it("prints only the caBundle (the CA as base64 PEM) on stdout, and where the files are (the control plane's too) on stderr", async () => {
     expect(first.code).toBe(0);
     expect(first.stdout.trim()).toBe((await readFile(path.join(out, "ca.crt"))).toString("base64"));
-    expect(first.stderr).toBe(`kubetx certs: CA ${out}/ca.crt, serving certificate ${out}/tls.crt, key ${out}/tls.key\n`);
+    expect(first.stderr).toBe(
+      `kubetx certs: CA ${out}/ca.crt, serving certificate ${out}/tls.crt, key ${out}/tls.key\n` +
+      `kubetx certs: the apiserver's client CA ${out}/apiserver-client-ca/ca.crt; for each control-plane node's /etc/kubernetes/kubetx: ` +
+      `${out}/control-plane/ (webhook-clients.kubeconfig, admission-control.yaml, apiserver-client.crt, apiserver-client.key, kubetx-ca.crt)\n`,
+    );
   });
 
   it("writes the private keys readable by their owner only", async () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { ObjectRef } from "../../src/kube/types.ts";
 import { ExpiryTracker } from "../../src/locks/expiry.ts";
 import type { Member } from "../../src/locks/record.ts";
-import { HEARTBEAT_ROLE, LOCK_ROLE, heartbeatLease, lockFromLease, lockLease, lockName } from "../../src/locks/record.ts";
+import { HEARTBEAT_ROLE, LOCK_ROLE, heartbeatLease, lockFromLease, lockLease, lockName, userDigest } from "../../src/locks/record.ts";
 import { FakeClock, microTime } from "../../src/telemetry/clock.ts";
 
 const TTL_MS = 15_000;
@@ -115,9 +115,11 @@ describe("lock Lease", () => {
     expect(lockFromLease(lease)).toEqual({ name: lockName(WEB), resourceVersion: "99", member });
   });
 
-  it("is held by the transaction, labelled as a lock of it, and lasts the TTL", () => {
+  it("is held by the transaction, labelled as a lock of it and of its user, and lasts the TTL", () => {
     const lease = lockLease(member, 15);
-    expect(lease.metadata?.labels).toEqual({ "kubetx.io/role": LOCK_ROLE, "kubetx.io/transaction": "t-0a1b2c3d" });
+    expect(lease.metadata?.labels).toEqual({ "kubetx.io/role": LOCK_ROLE, "kubetx.io/transaction": "t-0a1b2c3d", "kubetx.io/user": userDigest(member.user) });
+    // A user name with characters a label value cannot hold still makes a valid one.
+    expect(userDigest("system:serviceaccount:ci:deployer@example.com")).toMatch(/^[0-9a-f]{40}$/);
     expect(lease.spec).toEqual({
       holderIdentity: "t-0a1b2c3d", leaseDurationSeconds: 15,
       acquireTime: "2026-01-01T12:00:00.123000Z", renewTime: "2026-01-01T12:00:00.123000Z",

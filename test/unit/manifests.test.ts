@@ -19,6 +19,8 @@ const REPO = path.resolve(import.meta.dirname, "../..");
 const MANIFESTS = path.join(REPO, "manifests");
 /** The Secret the Deployment mounts and webhook-certs/install.sh writes. */
 const TLS_SECRET = "kubetx-webhook-tls";
+/** The ConfigMap with the CA of the apiserver's client certificate, likewise. */
+const CLIENT_CA = "kubetx-apiserver-client-ca";
 
 type Webhook = { name: string; clientConfig: Record<string, unknown> } & Record<string, unknown>;
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
@@ -33,7 +35,7 @@ type Container = {
 };
 type PodSpec = {
   serviceAccountName: string; securityContext: Record<string, unknown>; containers: Container[];
-  volumes: { name: string; secret?: { secretName: string } }[];
+  volumes: { name: string; secret?: { secretName: string }; configMap?: { name: string; optional?: boolean } }[];
   affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: { podAffinityTerm: { topologyKey: string } }[] } };
 };
 
@@ -143,9 +145,12 @@ describe("RBAC in manifests/", () => {
     expect(find("ServiceAccount", KUBETX_SERVICE_ACCOUNT).metadata?.namespace).toBe(KUBETX_NAMESPACE);
   });
 
-  it("keeps Leases and journal Secrets to kubetx-system", () => {
-    const clusterRules = [find("ClusterRole", "kubetx"), find("ClusterRole", "kubetx:restore")].flatMap((r) => r.rules as Rule[]);
-    expect(clusterRules.filter((r) => r.resources.includes("leases") || r.resources.includes("secrets"))).toEqual([]);
+  it("keeps Leases and journal Secrets to kubetx-system; other namespaces' Secrets only to restore them", () => {
+    const ownRules = find("ClusterRole", "kubetx").rules as Rule[];
+    expect(ownRules.filter((r) => r.resources.includes("leases") || r.resources.includes("secrets"))).toEqual([]);
+    const restoreRules = find("ClusterRole", "kubetx:restore").rules as Rule[];
+    expect(restoreRules.filter((r) => r.resources.includes("leases"))).toEqual([]);
+    expect(restoreRules.find((r) => r.resources.includes("secrets"))?.verbs).toEqual(["get", "list", "create", "patch", "delete"]);
     const role = find("Role", "kubetx");
     expect(role.metadata?.namespace).toBe(KUBETX_NAMESPACE);
     expect(role.rules).toEqual([
@@ -154,12 +159,32 @@ describe("RBAC in manifests/", () => {
     ]);
   });
 
+  it("restores only the kinds it names: no wildcard, no cluster-scoped or RBAC resource, no update, watch or subresource", () => {
+    const rules = find("ClusterRole", "kubetx:restore").rules as Rule[];
+    for (const rule of rules) {
+      expect(rule.apiGroups).not.toContain("*");
+      expect(rule.resources).not.toContain("*");
+      expect(rule.resources.filter((r) => r.includes("/"))).toEqual([]);
+      expect(rule.verbs).toEqual(["get", "list", "create", "patch", "delete"]);
+    }
+    const named = rules.flatMap((r) => r.resources.map((resource) => `${r.apiGroups[0] ?? ""}/${resource}`));
+    for (const never of ["/namespaces", "/nodes", "/persistentvolumes", "rbac.authorization.k8s.io/roles", "rbac.authorization.k8s.io/rolebindings", "apiextensions.k8s.io/customresourcedefinitions"]) {
+      expect(named).not.toContain(never);
+    }
+  });
+
   it("lets users write transactions but never their status", () => {
     const rules = find("ClusterRole", "kubetx:user").rules as Rule[];
     expect(rules.flatMap((r) => r.resources)).toEqual(["transactions"]);
   });
 
-  it("has the kubetx:user role and binding the dev cluster installs", async () => {
+  it("lets users read records by id but list everyone's only through kubetx:viewer", () => {
+    expect((find("ClusterRole", "kubetx:user").rules as Rule[]).flatMap((r) => r.verbs)).not.toContain("list");
+    expect((find("ClusterRole", "kubetx:user").rules as Rule[]).flatMap((r) => r.verbs)).not.toContain("watch");
+    expect(find("ClusterRole", "kubetx:viewer").rules).toEqual([{ apiGroups: ["kubetx.io"], resources: ["transactions"], verbs: ["get", "list", "watch"] }]);
+  });
+
+  it("has the kubetx:user and kubetx:viewer roles and the binding the dev cluster installs", async () => {
     const created: KubeObject[] = [];
     await installUserRole(recordingClient(created));
     for (const expected of created) {
@@ -168,7 +193,7 @@ describe("RBAC in manifests/", () => {
       const { metadata: _e, ...expectedBody } = expected;
       expect(actualBody).toEqual(expectedBody);
     }
-    expect(created.map((o) => o.kind)).toEqual(["ClusterRole", "ClusterRoleBinding"]);
+    expect(created.map((o) => o.kind)).toEqual(["ClusterRole", "ClusterRoleBinding", "ClusterRole"]);
   });
 });
 
@@ -191,6 +216,24 @@ describe("the Deployment in manifests/", () => {
     const service = find<KubeObject & { spec: { ports: { port: number; targetPort: string }[] } }>("Service", "kubetx");
     expect(service.spec.ports.find((p) => p.port === 443)?.targetPort).toBe("https");
     expect(podSpec().serviceAccountName).toBe(KUBETX_SERVICE_ACCOUNT);
+  });
+
+  it("lets only the apiserver in: its client certificate, checked against the CA install.sh writes", async () => {
+    const args = container().args;
+    expect(args).not.toContain("--no-client-auth");
+    const mount = container().volumeMounts.find((m) => flag(args, "--client-ca")?.startsWith(`${m.mountPath}/`));
+    expect(flag(args, "--client-ca")).toBe("/etc/kubetx/apiserver-client-ca/ca.crt");
+    expect(podSpec().volumes.find((v) => v.name === mount?.name)?.configMap).toEqual({ name: CLIENT_CA });
+    const install = await readFile(path.join(REPO, "webhook-certs", "install.sh"), "utf8");
+    expect(install).toContain(`client_ca=${CLIENT_CA}\n`);
+  });
+
+  it("serves /metrics on a port of its own, which the Service names", () => {
+    const args = container().args;
+    const port = container().ports.find((p) => p.name === "metrics");
+    expect(String(port?.containerPort)).toBe(flag(args, "--metrics-port"));
+    const service = find<KubeObject & { spec: { ports: { name: string; targetPort: string }[] } }>("Service", "kubetx");
+    expect(service.spec.ports.find((p) => p.name === "metrics")?.targetPort).toBe("metrics");
   });
 
   it("probes /healthz and /readyz over HTTPS", () => {
@@ -218,5 +261,32 @@ describe("the Deployment in manifests/", () => {
     expect(deployment.spec.replicas).toBe(2);
     expect(podSpec().affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]?.podAffinityTerm.topologyKey).toBe("kubernetes.io/hostname");
     expect((find("PodDisruptionBudget", "kubetx").spec as { minAvailable: number }).minAvailable).toBe(1);
+  });
+});
+
+describe("the control-plane-only component", () => {
+  const dir = path.join(MANIFESTS, "components", "control-plane-only");
+  type Patched = { spec: { template: { spec: { containers?: { args: string[] }[]; volumes?: PodSpec["volumes"] } } } };
+  let patches: Patched[];
+  let policy: KubeObject & { spec: { ingress: { ports: { port: string }[]; from: Record<string, unknown>[] }[]; policyTypes: string[] } };
+
+  beforeAll(async () => {
+    const component = (await readManifests(dir)).find((o) => o.kind === "Component") as KubeObject & { patches: { patch: string }[] };
+    patches = component.patches.map((p) => parseAllDocuments(p.patch)[0]?.toJS() as Patched);
+    policy = (await readManifests(dir)).find((o) => o.kind === "NetworkPolicy") as typeof policy;
+  });
+
+  it("runs the Deployment's command line with --no-client-auth in place of --client-ca", () => {
+    const args = patches.flatMap((p) => p.spec.template.spec.containers ?? [])[0]?.args ?? [];
+    const base = container().args;
+    const at = base.indexOf("--client-ca");
+    expect(args).toEqual([...base.slice(0, at), "--no-client-auth", ...base.slice(at + 2)]);
+    expect(patches.flatMap((p) => p.spec.template.spec.volumes ?? [])).toEqual([{ name: "apiserver-client-ca", configMap: { name: CLIENT_CA, optional: true } }]);
+  });
+
+  it("admits only an address block to the webhook port, and one namespace to /metrics; nothing else reaches the pods", () => {
+    expect(policy.spec.policyTypes).toEqual(["Ingress"]);
+    expect(policy.spec.ingress.map((r) => r.ports.map((p) => p.port))).toEqual([["https"], ["metrics"]]);
+    expect(policy.spec.ingress[0]?.from).toEqual([{ ipBlock: { cidr: "192.0.2.0/24" } }]);
   });
 });

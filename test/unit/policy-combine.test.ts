@@ -203,9 +203,11 @@ describe("combine: several policies select one write", () => {
 describe("combine: limits take the safest value over the policies", () => {
   const loose = policy("loose", {
     quietWindowSeconds: 1, lockTTLSeconds: 60, maxOpenSeconds: 600, maxMembers: 5000, allowIrreversibleDeletes: true, journalRetentionSeconds: 60,
+    maxOpenTransactionsPerUser: 100, maxLocksPerUser: 10,
   });
   const strict = policy("strict", {
     quietWindowSeconds: 5, lockTTLSeconds: 10, maxOpenSeconds: 30, maxMembers: 20, allowIrreversibleDeletes: false, journalRetentionSeconds: 86_400,
+    maxOpenTransactionsPerUser: 2, maxLocksPerUser: 500,
   });
   const limits = combine([loose, strict]).limits;
 
@@ -227,6 +229,11 @@ describe("combine: limits take the safest value over the policies", () => {
 
   it("takes the fewest members", () => {
     expect(limits.maxMembers).toBe(20);
+  });
+
+  it("takes the lowest per-user limits, each from whichever policy sets it lower", () => {
+    expect(limits.maxOpenTransactionsPerUser).toBe(2);
+    expect(limits.maxLocksPerUser).toBe(10);
   });
 
   it("allows irreversible deletes only if every policy allows them", () => {

@@ -60,6 +60,8 @@ describe("validatePolicySpec: defaults", () => {
       journalRetentionSeconds: 0,
       recordRetentionSeconds: 86_400,
       maxRecords: 500,
+      maxOpenTransactionsPerUser: 3,
+      maxLocksPerUser: 50,
     };
     expect(accepted(written)).toEqual(written);
   });
@@ -133,6 +135,12 @@ describe("validatePolicySpec: numbers", () => {
     ["journalRetentionSeconds", -1],
     ["journalRetentionSeconds", 30 * 86_400 + 1],
     ["journalRetentionSeconds", Number.NaN],
+    ["maxOpenTransactionsPerUser", 0],
+    ["maxOpenTransactionsPerUser", 2.5],
+    ["maxOpenTransactionsPerUser", 10_001],
+    ["maxLocksPerUser", 0],
+    ["maxLocksPerUser", "100"],
+    ["maxLocksPerUser", 1_000_001],
   ])("refuses %s = %s and names the field", (field, value) => {
     expectOneProblemAt({ [field]: value }, `spec.${field}`);
   });

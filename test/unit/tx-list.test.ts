@@ -99,8 +99,8 @@ describe("kubectl tx list", () => {
     const d = deps(client);
     expect(await runList({ output: "table", user: "alice" }, d)).toBe(0);
     expect(client.calls).toEqual([
-      { path: TRANSACTIONS, query: { limit: String(LIST_PAGE_SIZE), continue: undefined } },
-      { path: TRANSACTIONS, query: { limit: String(LIST_PAGE_SIZE), continue: "page-2" } },
+      { path: TRANSACTIONS, query: { fieldSelector: "spec.user=alice", limit: String(LIST_PAGE_SIZE), continue: undefined } },
+      { path: TRANSACTIONS, query: { fieldSelector: "spec.user=alice", limit: String(LIST_PAGE_SIZE), continue: "page-2" } },
     ]);
     expect(d.out.map((l) => l.split(/\s+/)[0])).toEqual(["ID", "t-rolled01", "t-commit01"]);
     expect(client.closed).toBe(true);
@@ -108,7 +108,7 @@ describe("kubectl tx list", () => {
 
   it("prints JSON rows, [] when none match", async () => {
     const d = deps(new ReadOnlyClient(() => ({ items: ALL })));
-    await runList({ output: "json", phase: "RolledBack" }, d);
+    await runList({ output: "json", phase: "RolledBack", all: true }, d);
     expect(JSON.parse(d.out.join("\n"))).toEqual([transactionRow(rolledBack)]);
     const none = deps(new ReadOnlyClient(() => ({ items: ALL })));
     await runList({ output: "json", user: "carol" }, none);
@@ -122,17 +122,35 @@ describe("kubectl tx list", () => {
     expect(d.err).toEqual(["No transactions match (4 in the cluster)."]);
   });
 
+  it("lists your own by default: asks the apiserver who you are, then for spec.user=<you>", async () => {
+    const client = new WhoAmIClient("alice", () => ({ items: [committed, rolledBack] }));
+    const d = deps(client);
+    expect(await runList({ output: "json" }, d)).toBe(0);
+    expect(client.calls).toEqual([{ path: TRANSACTIONS, query: { fieldSelector: "spec.user=alice", limit: String(LIST_PAGE_SIZE), continue: undefined } }]);
+    expect((JSON.parse(d.out.join("\n")) as { id: string }[]).map((r) => r.id)).toEqual(["t-rolled01", "t-commit01"]);
+  });
+
+  it("asks for everyone's with --all, with no selector", async () => {
+    const client = new ReadOnlyClient(() => ({ items: ALL }));
+    await runList({ output: "json", all: true }, deps(client));
+    expect(client.calls[0]?.query).toEqual({ limit: String(LIST_PAGE_SIZE), continue: undefined });
+  });
+
   it("says what to do when kubetx is not installed, listing is forbidden, or the apiserver cannot be reached", async () => {
-    const fail = (error: Error): Promise<number> => runList(table, deps(new ReadOnlyClient(() => error)));
+    const everyone: ListOptions = { output: "table", all: true };
+    const fail = (error: Error, options = everyone): Promise<number> => runList(options, deps(new WhoAmIClient("carol", () => error)));
     const init = { method: "GET", path: TRANSACTIONS };
     await expect(fail(new NotFound({ ...init, status: 404, reason: "NotFound", message: "the server could not find the requested resource" })))
       .rejects.toThrow("kubectl tx: kubetx is not installed in this cluster (it has no transactions.kubetx.io resource); ask a cluster admin to install kubetx");
-    await expect(fail(new Forbidden({ ...init, status: 403, reason: "Forbidden", message: 'transactions.kubetx.io is forbidden: User "carol" cannot list' })))
-      .rejects.toThrow(/^kubectl tx: you may not list transactions\.kubetx\.io \(403 Forbidden: .*carol.*\); ask a cluster admin for kubetx's user role/);
+    const forbidden = new Forbidden({ ...init, status: 403, reason: "Forbidden", message: 'transactions.kubetx.io is forbidden: User "carol" cannot list' });
+    await expect(fail(forbidden))
+      .rejects.toThrow(/^kubectl tx: you may not list everyone's transactions \(403 Forbidden: .*carol.*\); you may list only your own .*kubetx:viewer role/);
+    await expect(fail(forbidden, table))
+      .rejects.toThrow(/^kubectl tx: you may not list the transactions of carol \(403 Forbidden: .*\); you may list only your own .* where the cluster calls kubetx's authorization webhook/);
     await expect(fail(new KubeError({ ...init, status: 500, reason: "InternalError", message: "etcd is down" })))
-      .rejects.toThrow("kubectl tx: could not list transactions.kubetx.io (500 InternalError: etcd is down); try again, or check the apiserver");
+      .rejects.toThrow("kubectl tx: could not list everyone's transactions (500 InternalError: etcd is down); try again, or check the apiserver");
     await expect(fail(new Error("connect ECONNREFUSED 127.0.0.1:6443")))
-      .rejects.toThrow("kubectl tx: cannot reach the apiserver to list transactions.kubetx.io (connect ECONNREFUSED 127.0.0.1:6443); check your kubeconfig and context");
+      .rejects.toThrow("kubectl tx: cannot reach the apiserver to list everyone's transactions (connect ECONNREFUSED 127.0.0.1:6443); check your kubeconfig and context");
   });
 
   it("names the kubeconfig problem when it cannot connect", async () => {
@@ -142,3 +160,18 @@ describe("kubectl tx list", () => {
     await expect(run).rejects.toThrow("kubectl tx: cannot use the kubeconfig: kubeconfig /k has no context 'prod'");
   });
 });
+
+/** Answers GETs from a script and the SelfSubjectReview that says who the caller is. */
+class WhoAmIClient extends ReadOnlyClient {
+  private readonly username: string;
+
+  constructor(username: string, answer: (path: string, query: Record<string, string | undefined>) => unknown) {
+    super(answer);
+    this.username = username;
+  }
+
+  override create<T>(path: string): Promise<T> {
+    if (path !== "/apis/authentication.k8s.io/v1/selfsubjectreviews") return super.create(path, {});
+    return Promise.resolve({ status: { userInfo: { username: this.username } } } as T);
+  }
+}

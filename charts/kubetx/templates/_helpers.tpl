@@ -79,29 +79,82 @@ itself), kept equal to manifests/ by `npm run chart:sync`. Takes (list $
 {{- end -}}
 
 {{/*
-The audit sink (auditSink in values.yaml): `kubetx serve --audit-sink`,
-which takes audit batches only from a client certificate signed by the CA
-in auditSink.clientCA (key ca.crt, mounted read-only) and named in
-auditSink.apiserverClients. manifests/components/audit-sink/ makes the same
-change for the kustomize install. Takes (list $ podSpec container) and
-changes those two in place.
+Who may call kubetx (apiserverClient in values.yaml).
+manifests/deployment.yaml runs `kubetx serve --client-ca` with the ca.crt
+of ConfigMap kubetx-apiserver-client-ca, mounted as volume
+apiserver-client-ca; this points that volume at the ConfigMap or Secret
+the values name and passes names other than kubetx's default
+(kube-apiserver) as --apiserver-client. Takes (list $ podSpec container)
+and changes those two in place.
 */}}
-{{- define "kubetx.auditSink" -}}
-{{- $sink := (index . 0).Values.auditSink -}}
+{{- define "kubetx.apiserverClient" -}}
+{{- $client := (index . 0).Values.apiserverClient -}}
 {{- $pod := index . 1 -}}
 {{- $container := index . 2 -}}
-{{- $dir := "/etc/kubetx/apiserver-ca" -}}
-{{- $items := list (dict "key" "ca.crt" "path" "ca.crt") -}}
-{{- $volume := dict "name" "apiserver-ca" -}}
-{{- if eq $sink.clientCA.kind "ConfigMap" -}}
-{{- $_ := set $volume "configMap" (dict "name" $sink.clientCA.name "items" $items) -}}
-{{- else if eq $sink.clientCA.kind "Secret" -}}
-{{- $_ := set $volume "secret" (dict "secretName" $sink.clientCA.name "items" $items) -}}
+{{- $found := false -}}
+{{- range $pod.volumes -}}
+{{- if eq .name "apiserver-client-ca" -}}
+{{- $found = true -}}
+{{- if eq $client.clientCA.kind "ConfigMap" -}}
+{{- $_ := set .configMap "name" $client.clientCA.name -}}
+{{- else if eq $client.clientCA.kind "Secret" -}}
+{{- $_ := unset . "configMap" -}}
+{{- $_ = set . "secret" (dict "secretName" $client.clientCA.name "items" (list (dict "key" "ca.crt" "path" "ca.crt"))) -}}
 {{- else -}}
-{{- fail (printf "kubetx: auditSink.clientCA.kind must be ConfigMap or Secret, got %q" $sink.clientCA.kind) -}}
+{{- fail (printf "kubetx: apiserverClient.clientCA.kind must be ConfigMap or Secret, got %q" $client.clientCA.kind) -}}
 {{- end -}}
-{{- $flags := list "--audit-sink" "--client-ca" (printf "%s/ca.crt" $dir) "--apiserver-client" (join "," $sink.apiserverClients) -}}
-{{- $_ := set $container "args" (concat $container.args $flags) -}}
-{{- $_ = set $container "volumeMounts" (append $container.volumeMounts (dict "name" "apiserver-ca" "mountPath" $dir "readOnly" true)) -}}
-{{- $_ = set $pod "volumes" (append $pod.volumes $volume) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $found -}}
+{{- fail "kubetx chart: manifests/deployment.yaml should mount the apiserver's client CA as volume apiserver-client-ca" -}}
+{{- end -}}
+{{- $names := join "," $client.names -}}
+{{- if ne $names "kube-apiserver" -}}
+{{- $_ := set $container "args" (concat $container.args (list "--apiserver-client" $names)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Where /metrics is served (metricsPort in values.yaml): the value after
+--metrics-port in manifests/deployment.yaml's args, and the container's
+port named metrics. Takes (list $ container) and changes it in place.
+*/}}
+{{- define "kubetx.metricsPort" -}}
+{{- $port := int (index . 0).Values.metricsPort -}}
+{{- $container := index . 1 -}}
+{{- $args := list -}}
+{{- $next := false -}}
+{{- $found := false -}}
+{{- range $container.args -}}
+{{- if $next -}}
+{{- $args = append $args (toString $port) -}}
+{{- $next = false -}}
+{{- else -}}
+{{- $args = append $args . -}}
+{{- end -}}
+{{- if eq . "--metrics-port" -}}
+{{- $next = true -}}
+{{- $found = true -}}
+{{- end -}}
+{{- end -}}
+{{- if not $found -}}
+{{- fail "kubetx chart: manifests/deployment.yaml should pass --metrics-port" -}}
+{{- end -}}
+{{- $_ := set $container "args" $args -}}
+{{- range $container.ports -}}
+{{- if eq .name "metrics" -}}
+{{- $_ := set . "containerPort" $port -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The audit sink (auditSink in values.yaml): `kubetx serve --audit-sink`,
+which takes audit batches only from the client certificate that
+apiserverClient names, as it does admission reviews.
+manifests/components/audit-sink/ makes the same change for the kustomize
+install. Takes the container and changes it in place.
+*/}}
+{{- define "kubetx.auditSink" -}}
+{{- $_ := set . "args" (append .args "--audit-sink") -}}
 {{- end -}}

@@ -58,11 +58,11 @@ export async function listAll<T extends KubeObject>(client: KubeClient, path: st
 }
 
 /** The line for a failed read of Transaction records: not installed, not allowed, or not reachable. */
-export function transactionReadFailure(error: unknown, what: string): TxError {
+export function transactionReadFailure(error: unknown, what: string, forbiddenHint = "ask a cluster admin for kubetx's user role (kubetx:user), which grants get on transactions.kubetx.io"): TxError {
   if (error instanceof NotFound) {
     return new TxError("kubectl tx: kubetx is not installed in this cluster (it has no transactions.kubetx.io resource); ask a cluster admin to install kubetx", undefined, { cause: error });
   }
-  return readFailure(error, what, "ask a cluster admin for kubetx's user role (kubetx:user), which grants get and list on transactions.kubetx.io");
+  return readFailure(error, what, forbiddenHint);
 }
 
 /** Forbidden gets `forbiddenHint`; anything else says the apiserver could not be read. */

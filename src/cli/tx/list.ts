@@ -1,9 +1,12 @@
 /** `kubectl tx list`: the Transaction records, filtered, newest first. */
+import type { KubeClient } from "../../kube/client.ts";
+import { OWNER_FIELD } from "../../admission/record-access.ts";
 import type { Transaction } from "../../transactions/model.ts";
 import { transactionPath } from "../../transactions/model.ts";
 import type { ReviewDeps } from "./cluster-read.ts";
 import { listAll, transactionReadFailure, withClient } from "./cluster-read.ts";
 import { EXIT } from "./errors.ts";
+import { whoAmI } from "./record.ts";
 import type { ListOptions } from "./review-args.ts";
 import { humanAge, renderJson, renderTable } from "./table.ts";
 
@@ -65,13 +68,26 @@ export function listTable(rows: readonly TransactionRow[], nowMs: number): strin
   return renderTable(LIST_COLUMNS, cells);
 }
 
+/**
+ * Whose records to ask for: `--user`, else everyone's with `--all`, else
+ * your own. A user is asked for by field selector (spec.user), the request
+ * kubetx's authorization webhook allows a user for their own records.
+ */
+async function listFor(client: KubeClient, options: ListOptions): Promise<{ user?: string; transactions: Transaction[] }> {
+  const user = options.user ?? (options.all ? undefined : await whoAmI(client));
+  const query: Record<string, string> = user === undefined ? {} : { fieldSelector: `${OWNER_FIELD}=${user}` };
+  const transactions = await listAll<Transaction>(client, transactionPath(), query).catch((error: unknown) => {
+    throw transactionReadFailure(error, user === undefined ? "list everyone's transactions" : `list the transactions of ${user}`, LIST_FORBIDDEN_HINT);
+  });
+  return { ...(user === undefined ? {} : { user }), transactions };
+}
+
+const LIST_FORBIDDEN_HINT = "you may list only your own (kubectl tx list, without --all or another --user), where the cluster calls kubetx's authorization webhook; " +
+  "everyone's needs the kubetx:viewer role, which a cluster admin grants. 'kubectl tx describe ID' reads one record by id";
+
 export async function runList(options: ListOptions, deps: ReviewDeps): Promise<number> {
-  const all = await withClient(options, deps, (client) =>
-    listAll<Transaction>(client, transactionPath()).catch((error: unknown) => {
-      throw transactionReadFailure(error, "list transactions.kubetx.io");
-    }),
-  );
-  const rows = selectTransactions(all, options, deps.now()).map(transactionRow);
+  const { user, transactions: all } = await withClient(options, deps, (client) => listFor(client, options));
+  const rows = selectTransactions(all, { ...options, ...(user === undefined ? {} : { user }) }, deps.now()).map(transactionRow);
   if (options.output === "json") {
     deps.say(renderJson(rows));
   } else if (rows.length === 0) {

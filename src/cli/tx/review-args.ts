@@ -19,6 +19,8 @@ export interface ClusterFlags {
 }
 
 export interface ListOptions extends ClusterFlags {
+  /** Everyone's transactions (needs list on transactions.kubetx.io: kubetx:viewer); without it and `user`, your own. */
+  readonly all?: boolean;
   readonly user?: string;
   readonly namespace?: string;
   readonly phase?: Phase;
@@ -56,7 +58,7 @@ const CLUSTER = { kubeconfig: { type: "string" }, context: { type: "string" } } 
 const HELP_FLAG = { help: { type: "boolean", short: "h" } } as const;
 
 const LIST_FLAGS = {
-  user: { type: "string" }, namespace: { type: "string", short: "n" }, phase: { type: "string" }, since: { type: "string" },
+  all: { type: "boolean" }, user: { type: "string" }, namespace: { type: "string", short: "n" }, phase: { type: "string" }, since: { type: "string" },
   ...OUTPUT, ...CLUSTER, ...HELP_FLAG,
 } as const;
 const DESCRIBE_FLAGS = { ...OUTPUT, ...CLUSTER, ...HELP_FLAG } as const;
@@ -161,6 +163,7 @@ function parseList(args: readonly string[]): ReviewCommand {
     kind: "list",
     options: {
       output: checkOutput("list", values.output),
+      ...(values.all ? { all: true } : {}),
       ...optional("user", nonEmpty("list", "user", values.user)),
       ...optional("namespace", nonEmpty("list", "namespace", values.namespace)),
       ...optional("phase", checkPhase(values.phase)),

@@ -29,11 +29,14 @@ const CLUSTER_FLAGS = `      --kubeconfig FILE    the kubeconfig to use (default
 export const LIST_HELP = `kubectl tx list: kubetx's Transaction records, newest first
 
 Usage:
-  kubectl tx list [--user USER] [-n NS] [--phase PHASE] [--since DURATION]
+  kubectl tx list [--all | --user USER] [-n NS] [--phase PHASE] [--since DURATION]
                   [-o table|json] [--kubeconfig FILE] [--context NAME]
 
 Flags:
-      --user USER          only transactions of USER (spec.user)
+      --all                everyone's transactions, not only yours (needs the
+                           kubetx:viewer role, or cluster admin)
+      --user USER          only transactions of USER (spec.user); another
+                           user's need kubetx:viewer too
   -n, --namespace NS       only transactions with a member in namespace NS
                            (open ones too: kubetx notes their namespaces
                            as members arrive)
@@ -50,8 +53,11 @@ Table columns: ID, USER, MODE (explicit, plugin or transparent), PHASE
 JSON: an array of {id, user, mode, phase, members, created, reason},
 newest first; phase and reason are null until kubetx sets them.
 
-Listing needs list on transactions.kubetx.io, which kubetx's user role
-grants every authenticated user.
+Without --all it lists your own, asking the apiserver for
+spec.user=<you> (kubectl get tx --field-selector spec.user=<you>), which
+kubetx's authorization webhook allows every user; where the cluster does
+not call that webhook, ask an admin for kubetx:viewer, and use
+'kubectl tx describe ID' meanwhile (every user may read a record by id).
 `;
 
 export const DESCRIBE_HELP = `kubectl tx describe: one transaction, and what happened to each member
