@@ -300,6 +300,8 @@ export class Coordinator {
     if (this.heartbeats.has(transaction)) return;
     await this.options.locks.createHeartbeat(transaction, this.options.identity, this.options.clock.now());
     this.heartbeats.add(transaction);
+    // Bounded: a transaction forgotten here only costs one more create (AlreadyExists is fine) if it is written again.
+    if (this.heartbeats.size > MAX_TRACKED_TRANSACTIONS) this.heartbeats.delete(this.heartbeats.values().next().value ?? "");
   }
 
   private memberOf(intent: WriteIntent): Member {
