@@ -133,12 +133,10 @@ export class Journal {
   /**
    * Every journal Secret's name and transaction, for the garbage collector:
    * metadata only (a committed transaction's journal stays for undo, so
-   * there may be thousands, each with its images), from the watch cache.
+   * there may be thousands, each with its images).
    */
   async entries(): Promise<{ name: string; transaction: string }[]> {
-    const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, {
-      query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE}`, resourceVersion: "0" }, accept: METADATA_LIST,
-    });
+    const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, { query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE}` }, accept: METADATA_LIST });
     // An empty metadata list comes with `items: null`.
     return (list.items ?? []).map((s) => ({ name: s.metadata?.name ?? "", transaction: s.metadata?.labels?.[LABEL_TRANSACTION] ?? "" }));
   }

@@ -40,7 +40,13 @@ describe("per-user limits", () => {
       const probe = await kubectl(["apply", "--dry-run=server", "-f", "-"], { user: "bob", input: yamlOf([inTransaction(configMap(ns, "probe", {}), "t-limitprb", 1)]) });
       return probe.stderr.includes("kubetx: dry run") ? true : undefined;
     });
-  });
+    // alice's locks count cluster-wide: those another file's transactions left (a Failed one keeps its locks
+    // until its record goes) are collected by this engine's GC first.
+    await until("alice's locks from earlier stories to be collected", async () => {
+      const leases = await admin.get<ObjectList>(LEASES, { query: { labelSelector: `kubetx.io/role=lock,kubetx.io/user=${userDigest("alice")}` } });
+      return leases.items.length === 0 ? true : (await engine.resolver.collectGarbage(), undefined);
+    }, 60_000);
+  }, 90_000);
   afterAll(async () => {
     await admin.delete(`${POLICIES}/${POLICY}`).catch(() => undefined);
     await unregister();
