@@ -50,7 +50,8 @@ export function auditSink(deps: AuditSinkDeps): AuditSink {
         if (where) progress.push(where);
       }
       // Marks first: a write that finished in this batch must not hold a transaction its failure is about to fail.
-      await inFlight.track(progress);
+      // A mark that cannot be written costs only the hold it would give; the failures below must still be handled.
+      await inFlight.track(progress).catch((error: unknown) => deps.logger.warn({ err: error }, "could not mark writes in flight"));
       const failedMembers = await recordOutcomes(deps, members);
       const failedRequesters = await Promise.all(rejections.map((r) => failCovered(deps, r)));
       return { members: members.length, failed: failedMembers + failedRequesters.filter(Boolean).length };

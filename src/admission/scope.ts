@@ -38,9 +38,14 @@ export async function scopeOf(request: AdmissionRequest, deps: ScopeDeps): Promi
   return mode === "transparent" ? { kind: "transparent" } : { kind: "session-only" };
 }
 
+/** A namespace's name is a DNS label (RFC 1123): at most 63 lower-case letters, digits and '-', starting and ending alphanumeric. */
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
 /** How the policies treat a requester's writes of a namespaced resource. */
 export async function policyMode(deps: ScopeDeps, target: { namespace: string; group: string; resource: string }, requester: UserInfo): Promise<PolicyMode> {
   if (requester.username === deps.selfUsername) return "off";
+  // No namespace can have another name; asking the apiserver for one (an audit event's, say) only earns an error.
+  if (!NAMESPACE_NAME.test(target.namespace)) return "off";
   const labels = await deps.namespaces.labelsOf(target.namespace);
   return deps.policy().modeFor(labels, target.group, target.resource, requester);
 }

@@ -93,7 +93,9 @@ Engine flags:
                             write kubetx allowed but has not seen land (another webhook may
                             still hold it); set it to your slowest validating webhook's
                             timeout (default 10000; with --audit-sink the hold ends as soon
-                            as those requests' outcomes arrive)
+                            as those requests' outcomes arrive); with --audit-sink also the
+                            longest a write the apiserver received but has not finished
+                            keeps its requester's transparent transaction open
 
 Environment:
   KUBETX_CACHE_DIR   where control-plane and tool builds are kept (default ~/.cache/kubetx)

@@ -234,6 +234,13 @@ describe("installing kubetx from manifests/", () => {
     expect(await leftoversOnceReleased(admin, id)).toEqual([]);
   });
 
+  it("grants the writes kubetx makes to a record's status: update (phase changes) and patch (the audit sink's outcomes and marks, admission's lastActivity)", async () => {
+    for (const verb of ["update", "patch"]) {
+      const answer = await kubectl(["auth", "can-i", verb, "transactions.kubetx.io", "--subresource=status", "--as=system:serviceaccount:kubetx-system:kubetx"]);
+      expect(`${verb}: ${answer.stdout.trim()}`).toBe(`${verb}: yes`);
+    }
+  });
+
   it("rolls back through the manifests' RBAC: restores a journalled update and records an Event", async () => {
     await admin.create(cms, configMap(ns, "restored", { v: "old" }));
     const id = "t-manifest1";
