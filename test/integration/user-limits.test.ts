@@ -7,6 +7,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient, ObjectList } from "../../src/kube/index.ts";
 import { userDigest } from "../../src/locks/record.ts";
+import type { Transaction } from "../../src/transactions/model.ts";
+import { transactionPath } from "../../src/transactions/model.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { client, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
 import { startEngine, unregister } from "../support/engine.ts";
@@ -40,11 +42,18 @@ describe("per-user limits", () => {
       const probe = await kubectl(["apply", "--dry-run=server", "-f", "-"], { user: "bob", input: yamlOf([inTransaction(configMap(ns, "probe", {}), "t-limitprb", 1)]) });
       return probe.stderr.includes("kubetx: dry run") ? true : undefined;
     });
-    // alice's locks count cluster-wide: those another file's transactions left (a Failed one keeps its locks
-    // until its record goes) are collected by this engine's GC first.
+    // alice's locks count cluster-wide: those another file's transactions left are collected first. A Failed
+    // transaction keeps its locks until an admin deletes its record, as an admin does here.
     await until("alice's locks from earlier stories to be collected", async () => {
       const leases = await admin.get<ObjectList>(LEASES, { query: { labelSelector: `kubetx.io/role=lock,kubetx.io/user=${userDigest("alice")}` } });
-      return leases.items.length === 0 ? true : (await engine.resolver.collectGarbage(), undefined);
+      if (leases.items.length === 0) return true;
+      for (const lease of leases.items) {
+        const id = lease.metadata?.labels?.["kubetx.io/transaction"] ?? "";
+        const record = await admin.get<Transaction>(transactionPath(id)).catch(() => undefined);
+        if (record?.status?.phase === "Failed") await admin.delete(transactionPath(id)).catch(() => undefined);
+      }
+      await engine.resolver.collectGarbage();
+      return undefined;
     }, 60_000);
   }, 90_000);
   afterAll(async () => {
