@@ -12,6 +12,8 @@
  * to the record, once when it starts and once when it ends.
  */
 import type { Logger } from "../telemetry/logger.ts";
+import { sessionKey } from "../transactions/grouping.ts";
+import type { Transaction } from "../transactions/model.ts";
 import type { Sessions } from "../transactions/sessions.ts";
 import type { TransactionStore } from "../transactions/store.ts";
 import type { WriteProgress } from "./audit-events.ts";
@@ -39,9 +41,17 @@ export class InFlightTracker {
   async track(progress: readonly WriteProgress[]): Promise<number> {
     const { started, ended } = unpaired(progress);
     for (const p of ended) this.remember(p.auditID);
+    // One read of each requester's session per batch, however many of their writes it carries.
+    const sessions = new Map<string, Promise<Transaction | undefined>>();
+    const last = (p: WriteProgress): Promise<Transaction | undefined> => {
+      const key = sessionKey(p.requester);
+      let read = sessions.get(key);
+      if (!read) sessions.set(key, (read = this.deps.sessions.last(p.requester)));
+      return read;
+    };
     const marks = await Promise.all([
-      ...started.filter((p) => !this.finished.has(p.auditID)).map(async (p) => ({ tx: await this.openTransparent(p), auditID: p.auditID, value: p.receivedAt })),
-      ...ended.map(async (p) => ({ tx: await this.marked(p), auditID: p.auditID, value: null })),
+      ...started.filter((p) => !this.finished.has(p.auditID)).map(async (p) => ({ tx: await this.openTransparent(p, last), auditID: p.auditID, value: p.receivedAt })),
+      ...ended.map(async (p) => ({ tx: await this.marked(p, last), auditID: p.auditID, value: null })),
     ]);
     const changes = new Map<string, Record<string, string | null>>();
     for (const { tx, auditID, value } of marks) {
@@ -52,16 +62,16 @@ export class InFlightTracker {
   }
 
   /** The transaction that holds the mark of this finished write, if any. */
-  private async marked(p: WriteProgress): Promise<string | undefined> {
+  private async marked(p: WriteProgress, last: (p: WriteProgress) => Promise<Transaction | undefined>): Promise<string | undefined> {
     if (!(await this.covered(p))) return undefined;
-    const tx = await this.deps.sessions.last(p.requester);
+    const tx = await last(p);
     return tx?.status?.inFlight?.[p.auditID] !== undefined ? tx.metadata?.name : undefined;
   }
 
   /** The requester's transparent transaction a write of theirs would join now, if one is open (or failing). */
-  private async openTransparent(p: WriteProgress): Promise<string | undefined> {
+  private async openTransparent(p: WriteProgress, last: (p: WriteProgress) => Promise<Transaction | undefined>): Promise<string | undefined> {
     if (!(await this.covered(p))) return undefined;
-    const tx = await this.deps.sessions.last(p.requester);
+    const tx = await last(p);
     const phase = tx?.status?.phase ?? "Open";
     return tx?.spec.mode === "transparent" && (phase === "Open" || phase === "RollingBack") ? tx.metadata?.name : undefined;
   }

@@ -391,8 +391,8 @@ export class Resolver {
 
   private verdict(id: string, lock: LockRecord, at: { tx: Transaction | undefined; journal: ReadonlyMap<string, StoredEntry>; now: number; first: number; object: KubeObject | undefined }): "persisted" | "missing" {
     const sink = this.sinkDelayMs() > 0;
-    const reported = sink ? reportedOutcome(at.tx, lock.name) : undefined;
-    if (reported) return reported;
+    const code = sink ? reportedCode(at.tx, lock.name) : undefined;
+    if (code !== undefined) return code < 400 ? "persisted" : "missing";
     if (sink && at.now - at.first < this.o.timing.persistGraceMs + this.sinkDelayMs()) return "missing";
     return persisted(lock.member, at.journal.get(journalName(id, lock.member.ref)), at.object) ? "persisted" : "missing";
   }
@@ -491,33 +491,20 @@ export class Resolver {
    * invented pre-image; an unconfirmed member ends the transaction Failed.
    */
   private async restore(id: string, lock: LockRecord, journal: ReadonlyMap<string, StoredEntry>, tx: Transaction): Promise<RestoreOutcome> {
-    const failed = this.neverPersisted(lock, tx);
-    if (failed !== undefined) return { kind: "unchanged", detail: `its write never persisted (the apiserver answered ${failed}); nothing to restore` };
-    const reportedCode = tx.status?.persisted?.[lock.name] ? 200 : tx.status?.requests?.[lock.name];
+    const code = reportedCode(tx, lock.name);
+    // With the sink, a member whose every reported request was refused wrote nothing (see reportedCode).
+    if (this.sinkDelayMs() > 0 && code !== undefined && code >= 400 && code < 500) {
+      return { kind: "unchanged", detail: `its write never persisted (the apiserver answered ${code}); nothing to restore` };
+    }
     const fence = async (): Promise<string | undefined> => {
       if (!this.election.leading(id)) return "this replica no longer leads the transaction";
       return (await this.o.locks.stillHeld(lock)) ? undefined : `the lock ${lock.name} is no longer the transaction's`;
     };
     const entry = journal.get(journalName(id, lock.member.ref));
-    const confirm = writeConfirmation(this.o.client, lock, entry, reportedCode);
+    const confirm = writeConfirmation(this.o.client, lock, entry, code);
     return restoreMember(this.o.client, lock.member, entry, { fence, confirm }).catch((error: unknown): RestoreOutcome => ({
       kind: "impossible", detail: error instanceof Error ? error.message : String(error),
     }));
-  }
-
-  /**
-   * With the audit sink, a member whose every reported request was refused
-   * (4xx) wrote nothing, so nothing of it is undone: its journalled pre-image is
-   * the object as its request read it, which may be older than the object
-   * now (a delete that found the object already gone must not re-create
-   * it). Returns the failing status, or undefined to restore as usual. A
-   * success reported later (a late write) shows on the next pass.
-   */
-  private neverPersisted(lock: LockRecord, tx: Transaction): number | undefined {
-    if (this.sinkDelayMs() <= 0 || tx.status?.persisted?.[lock.name]) return undefined;
-    const code = tx.status?.requests?.[lock.name];
-    // A 5xx may come after the write landed (a timeout, etcd's ambiguous answer): only a 4xx proves nothing was written.
-    return code !== undefined && code >= 400 && code < 500 ? code : undefined;
   }
 
   private async finishRollback(id: string, tx: Transaction, done: { locks: LockRecord[]; outcomes: RestoreOutcome[]; members: MemberSummary[] }): Promise<void> {
@@ -593,13 +580,21 @@ function committedVersion(live: KubeObject | undefined): Partial<MemberSummary> 
   return { ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}), ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}) };
 }
 
-/** What the audit sink reported of a member's requests: any success makes it persisted, else the last outcome decides. */
-function reportedOutcome(tx: Transaction | undefined, lock: string): "persisted" | "missing" | undefined {
-  if (tx?.status?.persisted?.[lock]) return "persisted";
-  const code = tx?.status?.requests?.[lock];
-  if (code === undefined) return undefined;
-  return code < 400 ? "persisted" : "missing";
+/**
+ * What the audit sink reported of a member's requests, as one status code:
+ * any success counts (`persisted`, which a later 404 of the same member
+ * never clears), else the last outcome. A 4xx proves nothing was written,
+ * so its journalled pre-image (the object as the request read it, maybe
+ * older than the object now: a delete that found it already gone) is not
+ * put back; a 5xx may come after the write landed (a timeout, etcd's
+ * ambiguous answer). Undefined when nothing was reported yet.
+ */
+function reportedCode(tx: Transaction | undefined, lock: string): number | undefined {
+  return tx?.status?.persisted?.[lock] ? SUCCESS : tx?.status?.requests?.[lock];
 }
+
+/** The code reportedCode gives a member with any successful request. */
+const SUCCESS = 200;
 
 function restoredSummary(lock: LockRecord, outcome: RestoreOutcome): MemberSummary {
   const conflicts = "conflicts" in outcome && outcome.conflicts?.length ? { conflicts: [...outcome.conflicts] } : {};
