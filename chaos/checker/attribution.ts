@@ -69,7 +69,8 @@ export function attribute(history: TrialHistory): Attribution {
   const ops = history.plan.clients.flatMap((c) => c.ops);
   const outcomes = new Map(history.outcomes.map((o) => [o.op, o]));
   const observed = new Map(ops.map((op) => [op.id, observedTransactions(op, outcomes.get(op.id))]));
-  const claimed = new Set([...observed.values()].flat());
+  const claimed = new Map<string, Set<string>>();
+  for (const op of ops) for (const id of observed.get(op.id) ?? []) claimed.set(id, (claimed.get(id) ?? new Set()).add(op.user));
   const findings: Finding[] = [];
   const writes = ops.flatMap((op) => op.writes.map((write): WriteRef => {
     const outcome = outcomes.get(op.id);
@@ -89,8 +90,13 @@ interface Search {
   readonly records: ReadonlyMap<string, RecordView>;
   readonly requests: readonly AuditRequest[];
   readonly observed: readonly string[];
-  /** Every id some client was told about: a fallback never takes another op's transaction. */
-  readonly claimed: ReadonlySet<string>;
+  /**
+   * The users whose clients were told of each id: a fallback never takes
+   * another user's transaction (a later apply of the same user may have
+   * joined the transaction the silent op opened: transparent mode groups
+   * one requester's writes that come within the quiet window).
+   */
+  readonly claimed: ReadonlyMap<string, ReadonlySet<string>>;
   readonly findings: Finding[];
 }
 
@@ -99,7 +105,8 @@ interface Search {
  * for the op's own request (a successful one first); else the last of
  * those the client heard of; else (the client never got kubetx's warning,
  * say because the apiserver died before answering) a record of the same
- * user, made while the op ran, that lists it and no client heard of.
+ * user and mode, made while the op ran, that lists it and that no other
+ * user's client heard of.
  */
 function findTransaction(s: Search): string | undefined {
   // Any operation: a record lists an object once, under the transaction's first write of it (a delete, then a create, is one DELETE member).
@@ -113,7 +120,8 @@ function findTransaction(s: Search): string | undefined {
   const end = s.outcome.endedAt + RECORD_TIME_SLACK_MS;
   const candidates = [...s.records.values()].filter((r) => {
     const created = Date.parse(r.createdAt ?? "");
-    return r.user === s.op.user && !s.claimed.has(r.id) && created >= start && created <= end && lists(r.id);
+    const othersHeard = [...(s.claimed.get(r.id) ?? [])].some((user) => user !== s.op.user);
+    return r.user === s.op.user && r.mode === s.op.mode && !othersHeard && created >= start && created <= end && lists(r.id);
   });
   if (candidates.length > 1) {
     s.findings.push(note("ambiguous-attribution", `${s.op.id}'s ${s.write.action} of ${s.object.key} matches records ${candidates.map((r) => r.id).join(", ")}; taking the first`, { op: s.op.id, object: s.object.key }));

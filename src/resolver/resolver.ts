@@ -28,7 +28,7 @@ import type { Clock } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { ResolverMetrics } from "../telemetry/metrics.ts";
 import type { HeartbeatSeen, MemberCheck } from "../transactions/machine.ts";
-import { decideOpen, decideVerify, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
+import { decideOpen, decideVerify, decideWithdrawn, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
 import type { MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
@@ -352,13 +352,9 @@ export class Resolver {
   private async stepVerify(id: string, known?: Transaction): Promise<void> {
     const now = this.o.clock.monotonic();
     const [tx, members, journal] = await Promise.all([known ?? this.o.store.get(id), this.o.locks.membersOf(id), this.o.journal.readAll(id)]);
-    if (tx?.status?.failure) {
-      if (await this.transition(id, ["Verifying"], "RollingBack", { reason: "MemberFailed", message: tx.status.failure })) await this.rollBack(id);
-      return;
-    }
-    if (members.garbled.length > 0) {
-      const message = `the lock Leases ${members.garbled.join(", ")} cannot be read, so their members can be neither verified nor restored`;
-      if (await this.transition(id, ["Verifying"], "RollingBack", { reason: "LockUnreadable", message })) await this.rollBack(id);
+    const cannotCommit = rollBackBeforeChecking(tx, members);
+    if (cannotCommit) {
+      if (await this.transition(id, ["Verifying"], "RollingBack", { reason: cannotCommit.reason, message: cannotCommit.message })) await this.rollBack(id);
       return;
     }
     const live = new Map<string, KubeObject | undefined>();
@@ -636,4 +632,16 @@ function pick<T extends object, K extends keyof T>(from: T, ...keys: K[]): Parti
   const out: Partial<Pick<T, K>> = {};
   for (const key of keys) if (from[key] !== undefined) out[key] = from[key];
   return out;
+}
+
+/**
+ * Why a Verifying transaction rolls back before its members are read: a
+ * member failed, a lock cannot be read, or a member it counted withdrew.
+ */
+function rollBackBeforeChecking(tx: Transaction | undefined, members: { locks: readonly LockRecord[]; garbled: readonly string[] }): { reason: string; message: string } | undefined {
+  if (tx?.status?.failure) return { reason: "MemberFailed", message: tx.status.failure };
+  if (members.garbled.length > 0) {
+    return { reason: "LockUnreadable", message: `the lock Leases ${members.garbled.join(", ")} cannot be read, so their members can be neither verified nor restored` };
+  }
+  return decideWithdrawn({ reason: tx?.status?.reason, expectedMembers: tx?.spec.expectedMembers, lockCount: members.locks.length });
 }

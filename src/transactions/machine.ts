@@ -188,6 +188,21 @@ export type VerifyDecision =
   | { readonly next: "RollingBack"; readonly reason: string; readonly message: string };
 
 /**
+ * A transaction closed because every expected member arrived (counted from
+ * the lock cache) must still hold that many locks when verified: a write
+ * whose admission then met the transaction Verifying gave its lock back and
+ * was refused, so committing the rest would commit part of the apply.
+ */
+export function decideWithdrawn(f: { reason?: string; expectedMembers?: number; lockCount: number }): Extract<VerifyDecision, { next: "RollingBack" }> | undefined {
+  if (f.reason !== "AllMembersArrived" || f.expectedMembers === undefined || f.lockCount >= f.expectedMembers) return undefined;
+  return {
+    next: "RollingBack",
+    reason: "MemberWithdrew",
+    message: `all ${f.expectedMembers} expected members arrived, but only ${f.lockCount} still hold their locks: a member's write met the transaction closing and was refused, so the apply did not fully land; apply again`,
+  };
+}
+
+/**
  * Commit when every member persisted; roll back at once when a member's
  * request failed, and once a member stayed missing (or unreadable) past its
  * grace. Nothing stays Verifying for ever.

@@ -38,6 +38,8 @@ interface OpSpec {
   readonly seconds?: number;
   readonly stdout?: string;
   readonly exitCode?: number;
+  /** The client heard of no transaction (the apiserver died before it answered). */
+  readonly silent?: boolean;
 }
 
 function op(spec: OpSpec): OpPlan {
@@ -52,7 +54,7 @@ function op(spec: OpSpec): OpPlan {
 function outcome(spec: OpSpec): OpOutcome {
   const startedAt = T0 + spec.at * 1000;
   const endedAt = startedAt + (spec.seconds ?? 0.5) * 1000;
-  const joined = (spec.mode === "plugin" ? `kubectl tx: applying 1 object as transaction ${spec.tx}\n` : `Warning: kubetx: joined transaction ${spec.tx} (1 member)\n`)
+  const joined = spec.silent ? "error: unexpected EOF\n" : (spec.mode === "plugin" ? `kubectl tx: applying 1 object as transaction ${spec.tx}\n` : `Warning: kubetx: joined transaction ${spec.tx} (1 member)\n`)
     + (spec.alsoHeard ?? []).map((id) => `Warning: kubetx: joined transaction ${id} (2 members)\n`).join("");
   const deletes = (spec.deletes ?? []).map((k) => `configmap "${k.split("/").at(-1) ?? ""}" deleted`).join("\n");
   const command: CommandRecord = {
@@ -370,6 +372,18 @@ describe("the chaos checker: which transaction a write belongs to", () => {
       histories: { [A]: versions([SEED_TOKEN, "tok-c1o1", "tok-c1o2"]), [B]: versions([SEED_TOKEN, "tok-c1o1"]) },
     };
     expect(kinds(history({ ...spec, requests: [request(1.2, "a", "t-one"), request(4.8, "b", "t-two"), request(5.7, "a", "t-two")] }))).toEqual([]);
+  });
+
+  it("takes a write whose client heard nothing as part of the same user's transaction a later apply of hers joined (F12), not of another user's", () => {
+    // c1o1's create of A persisted, but the apiserver died before answering; c1o2 (within the quiet window) deleted A in the same transaction, which then rolled back.
+    const spec = (user: OpPlan["user"]): Build => ({
+      objects: [object("a", false), object("b")],
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 0, silent: true, exitCode: 1 }, { id: "c1o2", user, tx: "t-one", applies: [B], deletes: [A], at: 1, seconds: 1 }],
+      records: [record("t-one", "RolledBack", [member(A, "CREATE", "NotPersisted"), member(B, "UPDATE", "Restored")])],
+      histories: { [A]: versions([null, "tok-c1o1", null]), [B]: versions([SEED_TOKEN, "tok-c1o2", SEED_TOKEN]) },
+    });
+    expect(kinds(history(spec("alice")))).toEqual([]);
+    expect(kinds(history(spec("bob")))).toContain("untracked-write");
   });
 });
 

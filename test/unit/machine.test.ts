@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { MemberCheck, OpenFacts } from "../../src/transactions/machine.ts";
-import { decideOpen, decideVerify, observeHeartbeat, openLimitMs } from "../../src/transactions/machine.ts";
+import { decideOpen, decideVerify, decideWithdrawn, observeHeartbeat, openLimitMs } from "../../src/transactions/machine.ts";
 import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS } from "../../src/transactions/model.ts";
 
 const OPENED = 1_000_000;
@@ -269,5 +269,22 @@ describe("decideVerify", () => {
     expect(decideVerify([unreadable], OPENED + ERROR_GRACE, timing)).toEqual({
       next: "RollingBack", reason: "VerifyFailed", message: "kubetx could not read widgets ns/w (503 ServiceUnavailable)",
     });
+  });
+});
+
+describe("decideWithdrawn", () => {
+  it("rolls back a transaction closed because every expected member arrived, when fewer still hold locks (F11)", () => {
+    expect(decideWithdrawn({ reason: "AllMembersArrived", expectedMembers: 2, lockCount: 1 })).toMatchObject({
+      next: "RollingBack", reason: "MemberWithdrew", message: expect.stringContaining("all 2 expected members arrived, but only 1 still hold") as string,
+    });
+  });
+
+  it("lets the rest be verified when every counted member still holds its lock", () => {
+    expect(decideWithdrawn({ reason: "AllMembersArrived", expectedMembers: 2, lockCount: 2 })).toBeUndefined();
+  });
+
+  it("does not count members of a transaction that closed for another reason (kubectl said it finished, or it went quiet)", () => {
+    expect(decideWithdrawn({ reason: "ApplyFinished", expectedMembers: 3, lockCount: 1 })).toBeUndefined();
+    expect(decideWithdrawn({ reason: "QuietWindowPassed", lockCount: 0 })).toBeUndefined();
   });
 });
