@@ -97,6 +97,7 @@ async function main(): Promise<number> {
     progress(`${report.count} cases in ${report.seconds.toFixed(1)} s (${report.perSecond.toFixed(0)}/s, ${(report.bytesSent / 1024 / 1024).toFixed(0)} MiB sent), seed ${report.seed}`);
     progress(`problems ${report.problemCount} (requests sent again after a stale kept-alive socket: ${report.staleSocketRetries}), writes ${report.writes.length}, heap after GC ${report.memoryCheck.warmMiB} -> ${report.memoryCheck.endMiB} MiB (max ${report.memoryCheck.maxMiB}), still serves: ${report.stillServes}`);
     for (const [category, n] of Object.entries(report.categories).sort()) progress(`  ${category}: ${n}`);
+    for (const [message, n] of Object.entries(report.internalErrors).sort((a, b) => b[1] - a[1])) progress(`  denied with code 500, ${n}x: ${message}`);
     for (const problem of report.problems) progress(`  problem #${problem.index} ${problem.target} [${problem.mutations.join(", ")}]: ${problem.problem}`);
     progress(`${report.passed ? "PASSED" : "FAILED"}; results in ${values.out}`);
     return report.passed ? 0 : 1;

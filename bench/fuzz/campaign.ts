@@ -58,6 +58,8 @@ export interface CampaignResult {
   /** `target authenticated|unauthenticated: category` to how many answers fell in it. */
   readonly categories: Record<string, number>;
   readonly mutations: Record<string, number>;
+  /** Denials with code 500 (an error inside kubetx, caught and answered), by the shape of their message. */
+  readonly internalErrors: Record<string, number>;
   readonly problemCount: number;
   /** The first problems, to reproduce with their index. */
   readonly problems: readonly Problem[];
@@ -166,6 +168,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   };
   const categories: Record<string, number> = {};
   const mutations: Record<string, number> = {};
+  const internalErrors: Record<string, number> = {};
   const problems: Problem[] = [];
   let problemCount = 0;
   let bytesSent = 0;
@@ -185,6 +188,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
           const answer = await send(options, agents, planned, () => (staleSocketRetries += 1));
           const verdict = answer instanceof Error ? { category: "connection error", problem: answer.message } : classify(planned.target, planned.authenticated, answer);
           bump(categories, `${planned.target} ${planned.authenticated ? "as the apiserver" : "unauthenticated"}: ${verdict.category}`);
+          if ("internalError" in verdict && verdict.internalError !== undefined) bump(internalErrors, verdict.internalError);
           if (verdict.problem === undefined) continue;
           problemCount += 1;
           if (problems.length < KEPT_PROBLEMS) problems.push({ index, target: planned.path, authenticated: planned.authenticated, mutations: planned.fuzz.mutations, problem: verdict.problem });
@@ -199,7 +203,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     agents.anyone.destroy();
   }
   const seconds = (performance.now() - started) / 1000;
-  return { count: options.count, seed: options.seed, seconds, perSecond: options.count / seconds, bytesSent, categories, mutations, problemCount, problems, memory, staleSocketRetries };
+  return { count: options.count, seed: options.seed, seconds, perSecond: options.count / seconds, bytesSent, categories, mutations, internalErrors, problemCount, problems, memory, staleSocketRetries };
 }
 
 /**

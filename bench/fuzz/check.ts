@@ -17,6 +17,13 @@ export interface Answer {
 export interface Verdict {
   readonly category: string;
   readonly problem?: string;
+  /** For a denial with code 500 (an error inside kubetx, caught): its message, with names and numbers blanked so alike ones count together. */
+  readonly internalError?: string;
+}
+
+/** A denial's message with what varies between cases (ids, names, numbers, quoted values) blanked. Pure. */
+export function messageShape(message: string): string {
+  return message.replace(/"[^"]*"|'[^']*'/g, "…").replace(/\bt-[a-z0-9-]+/g, "t-…").replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, "uid").replace(/\d+/g, "N").slice(0, 160);
 }
 
 function json(text: string): unknown {
@@ -49,7 +56,8 @@ function reviewAnswer(answer: Answer): Verdict {
   if (response.allowed !== false) return { category: "malformed", problem: `allowed is ${JSON.stringify(response.allowed)}` };
   const status = isRecord(response.status) ? response.status : {};
   if (typeof status.message !== "string" || !status.message.startsWith("kubetx:")) return { category: "malformed", problem: "a denial without a kubetx: message" };
-  return { category: status.code === 500 ? "denied (internal error)" : "denied" };
+  if (status.code === 500) return { category: "denied (internal error)", internalError: messageShape(status.message) };
+  return { category: "denied" };
 }
 
 function reviewResponse(body: unknown): Record<string, unknown> | undefined {

@@ -1,7 +1,7 @@
 /** The fuzzer's own parts: reproducible cases, and what counts as an answer kubetx may give. */
 import { describe, expect, it } from "vitest";
 import { planCase } from "../../bench/fuzz/campaign.ts";
-import { classify } from "../../bench/fuzz/check.ts";
+import { classify, messageShape } from "../../bench/fuzz/check.ts";
 import { mutate, prng } from "../../bench/fuzz/mutate.ts";
 import { parseAdmissionReview } from "../../src/admission/review.ts";
 
@@ -65,5 +65,15 @@ describe("what counts as kubetx's answer", () => {
     ["a stranger's review answered", "admission", false, 200, JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: { uid: "u", allowed: true } })],
   ] as const)("flags %s as a problem", (_what, target, authenticated, status, body) => {
     expect(classify(target, authenticated, { status, body }).problem).toBeDefined();
+  });
+});
+
+describe("the fuzzer's tally of internal-error denials", () => {
+  it("counts alike messages together: names, ids and numbers blanked", () => {
+    const a = messageShape(`kubetx: GET /api/v1/namespaces/"ns-1"/configmaps/x: 404 NotFound for transaction t-abc12345 (uid 0b4f2c1e-1111-2222-3333-444455556666)`);
+    const b = messageShape(`kubetx: GET /api/v1/namespaces/"other"/configmaps/x: 404 NotFound for transaction t-zz9 (uid 9a8b7c6d-aaaa-bbbb-cccc-ddddeeeeffff)`);
+    expect(a).toBe(b);
+    expect(a).toContain("N NotFound");
+    expect(messageShape("x".repeat(500))).toHaveLength(160);
   });
 });

@@ -9,7 +9,7 @@ import { newTransactionId, runApply } from "../../src/cli/tx/apply.ts";
 import { TxError } from "../../src/cli/tx/errors.ts";
 import type { KubectlResult } from "../../src/cli/tx/kubectl.ts";
 import type { KubeClient, RequestOptions } from "../../src/kube/client.ts";
-import { Forbidden, KubeError, NotFound } from "../../src/kube/errors.ts";
+import { AlreadyExists, Forbidden, KubeError, NotFound } from "../../src/kube/errors.ts";
 import type { Transaction, TransactionStatus } from "../../src/transactions/model.ts";
 import { isValidTransactionId } from "../../src/transactions/model.ts";
 
@@ -33,6 +33,12 @@ class FakeApiserver implements KubeClient {
   getErrors: Error[] = [];
   /** Failures to answer the next heartbeat PATCHes with, one each. */
   heartbeatErrors: Error[] = [];
+  /** Failures to answer the next SelfSubjectReviews, record creates and clientState reports with, one each. */
+  whoAmIErrors: Error[] = [];
+  createErrors: Error[] = [];
+  reportErrors: Error[] = [];
+  /** A create that stores the record but whose answer is lost on the way back. */
+  loseCreateAnswer = false;
   /** What kubetx makes of the record once kubectl tx has reported; undefined leaves it open. */
   verdict: (record: Transaction) => TransactionStatus | undefined = () => undefined;
 
@@ -47,16 +53,25 @@ class FakeApiserver implements KubeClient {
 
   create<T>(p: string, body: unknown): Promise<T> {
     this.calls.push({ method: "POST", path: p, body });
-    if (p === "/apis/authentication.k8s.io/v1/selfsubjectreviews") return Promise.resolve({ status: { userInfo: { username: "alice" } } } as T);
-    if (this.createError) return Promise.reject(this.createError);
+    if (p === "/apis/authentication.k8s.io/v1/selfsubjectreviews") {
+      const error = this.whoAmIErrors.shift();
+      return error ? Promise.reject(error) : Promise.resolve({ status: { userInfo: { username: "alice" } } } as T);
+    }
+    const error = this.createError ?? this.createErrors.shift();
+    if (error) return Promise.reject(error);
+    if (this.record) return Promise.reject(new AlreadyExists({ status: 409, reason: "AlreadyExists", message: `transactions.kubetx.io "${ID}" already exists`, method: "POST", path: p }));
     this.record = structuredClone(body) as Transaction;
+    if (this.loseCreateAnswer) {
+      this.loseCreateAnswer = false;
+      return Promise.reject(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }));
+    }
     return Promise.resolve(body as T);
   }
 
   mergePatch<T>(p: string, patch: unknown): Promise<T> {
     this.calls.push({ method: "PATCH", path: p, body: patch });
     if (!this.record) return Promise.reject(notFound("PATCH", p));
-    const failure = (patch as Transaction).spec.clientHeartbeat !== undefined ? this.heartbeatErrors.shift() : undefined;
+    const failure = (patch as Transaction).spec.clientHeartbeat !== undefined ? this.heartbeatErrors.shift() : this.reportErrors.shift();
     if (failure) return Promise.reject(failure);
     this.record = { ...this.record, spec: { ...this.record.spec, ...(patch as Transaction).spec } };
     return Promise.resolve(this.record as T);
@@ -125,6 +140,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       tempDir: work,
       say: (line) => out.push(line),
       warn: (line) => err.push(line),
+      settling: { attempts: 4, deadlineMs: 1_000, initialDelayMs: 1, maxDelayMs: 2 },
     };
   }
 
@@ -231,6 +247,56 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       'kubectl tx: alice may not create transactions.kubetx.io (403 Forbidden: transactions.kubetx.io is forbidden: User "alice" cannot create resource "transactions" in API group "kubetx.io" at the cluster scope); ask a cluster admin to allow it, or use plain kubectl apply',
     );
     expect(runs).toEqual([]);
+  });
+
+  describe("a control plane in motion", () => {
+    const forbidden = (p: string): Forbidden => new Forbidden({ status: 403, reason: "Forbidden", method: "POST", path: p, message: "RBAC: not yet" });
+    const unavailable = (p: string): KubeError => new KubeError({ status: 503, reason: "ServiceUnavailable", method: "POST", path: p, message: "the server is currently unable to handle the request" });
+    const webhookDown = (): KubeError => new KubeError({
+      status: 500, reason: "InternalError", method: "PATCH", path: TX_PATH, message: 'Internal error occurred: failed calling webhook "records.kubetx.io": connect: connection refused',
+    });
+
+    it("asks again who the user is while a restarted apiserver still answers 403, then applies", async () => {
+      api.whoAmIErrors = [forbidden("/apis/authentication.k8s.io/v1/selfsubjectreviews"), unavailable("/apis/authentication.k8s.io/v1/selfsubjectreviews")];
+      api.verdict = () => ({ phase: "Committed", members: [] });
+      expect(await runApply(options(), deps())).toBe(0);
+      expect(api.calls.filter((c) => c.path.endsWith("selfsubjectreviews"))).toHaveLength(3);
+      expect(runs).toHaveLength(1);
+    });
+
+    it("creates the record again after a 503, and takes the record a lost answer created as its own", async () => {
+      api.createErrors = [unavailable("/apis/kubetx.io/v1alpha1/transactions")];
+      api.loseCreateAnswer = true;
+      api.verdict = () => ({ phase: "Committed", members: [] });
+      expect(await runApply(options(), deps())).toBe(0);
+      expect(api.calls.filter((c) => c.method === "POST" && c.path === "/apis/kubetx.io/v1alpha1/transactions")).toHaveLength(3);
+      expect(runs).toHaveLength(1);
+    });
+
+    it("reports kubectl's end again when the kubetx replica the apiserver called had just died", async () => {
+      api.reportErrors = [webhookDown(), webhookDown()];
+      const reported: (string | undefined)[] = [];
+      api.verdict = (record) => {
+        reported.push(record.spec.clientState);
+        return { phase: "Committed", members: [] };
+      };
+      expect(await runApply(options(), deps())).toBe(0);
+      expect(reported[0]).toBe("Applied");
+      expect(api.calls.filter((c) => c.method === "PATCH" && (c.body as Transaction).spec.clientState === "Applied")).toHaveLength(3);
+    });
+
+    it("still says what a lasting refusal is once asking again has run out, and runs no kubectl", async () => {
+      api.whoAmIErrors = Array.from({ length: 10 }, () => forbidden("/apis/authentication.k8s.io/v1/selfsubjectreviews"));
+      await expect(runApply(options(), deps())).rejects.toThrow("kubectl tx: the apiserver would not say who you are (403 Forbidden: RBAC: not yet); check your kubeconfig and context");
+      expect(api.calls.filter((c) => c.path.endsWith("selfsubjectreviews"))).toHaveLength(4);
+      expect(runs).toEqual([]);
+    });
+
+    it("does not ask again after a refusal that will not pass: a 404 or a 422", async () => {
+      api.createErrors = [new KubeError({ status: 422, reason: "Invalid", method: "POST", path: "/apis/kubetx.io/v1alpha1/transactions", message: "spec.user: Required value" })];
+      await expect(runApply(options(), deps())).rejects.toThrow("kubectl tx: could not create the transaction record (422 Invalid: spec.user: Required value)");
+      expect(api.calls.filter((c) => c.method === "POST" && c.path === "/apis/kubetx.io/v1alpha1/transactions")).toHaveLength(1);
+    });
   });
 
   it("with --dry-run=server, applies the annotated copy with kubectl's dry run, creates no record and returns kubectl's code", async () => {

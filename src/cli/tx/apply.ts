@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { KubeClient } from "../../kube/client.ts";
+import type { RetryOptions } from "../../kube/retry.ts";
 import type { KubeObject } from "../../kube/types.ts";
 import type { Transaction } from "../../transactions/model.ts";
 import { CLIENT_HEARTBEAT_PERIOD_MS, transactionPath } from "../../transactions/model.ts";
@@ -40,6 +41,8 @@ export interface ApplyDeps {
   readonly warn: (line: string) => void;
   /** How often the heartbeat renews the transaction while kubectl runs; CLIENT_HEARTBEAT_PERIOD_MS unless a test says otherwise. */
   readonly heartbeatPeriodMs?: number;
+  /** How long an answer of a control plane in motion is asked again (record.ts SETTLING unless a test says otherwise). */
+  readonly settling?: RetryOptions;
 }
 
 /** `t-` and 8 random lowercase hex digits (see isValidTransactionId). */
@@ -93,8 +96,8 @@ async function transact(client: KubeClient, t: Transact): Promise<number> {
   const { id, options, deps } = t;
   // 1. The record first, so kubetx knows before the first member arrives that this
   //    transaction closes when kubectl tx says kubectl has finished.
-  const user = await whoAmI(client);
-  await createRecord(client, { id, user, ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}) });
+  const user = await whoAmI(client, deps.settling);
+  await createRecord(client, { id, user, ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}) }, deps.settling);
   const count = t.objects.length;
   deps.warn(`kubectl tx: applying ${count} object${count === 1 ? "" : "s"} as transaction ${id}`);
   // 2. kubectl writes the members; kubetx locks and journals each one. The
@@ -105,7 +108,7 @@ async function transact(client: KubeClient, t: Transact): Promise<number> {
     const result = await t.run();
     if (result.failure) deps.warn(`kubectl tx: ${result.failure}; asking kubetx to roll back ${id}`);
     // 3. Closing the transaction is kubetx's job; it needs to know kubectl is done.
-    await reportClientState(client, id, clientStatePatch(result));
+    await reportClientState(client, id, clientStatePatch(result), deps.settling);
   } finally {
     heartbeat.stop();
   }

@@ -1,7 +1,9 @@
 /** The Transaction record as the plugin uses it: who am I, create it, report kubectl's end. */
 import type { KubeClient } from "../../kube/client.ts";
-import { Forbidden, KubeError, NotFound } from "../../kube/errors.ts";
+import { AlreadyExists, Forbidden, KubeError, NotFound } from "../../kube/errors.ts";
 import { selfUsername } from "../../kube/identity.ts";
+import type { RetryOptions } from "../../kube/retry.ts";
+import { retry } from "../../kube/retry.ts";
 import { CLIENT_HEARTBEAT_TIMEOUT_MS, newTransaction, transactionPath } from "../../transactions/model.ts";
 import { TxError } from "./errors.ts";
 import type { ClientStatePatch } from "./outcome.ts";
@@ -16,11 +18,42 @@ function apiMessage(error: unknown): string {
   return oneLine(error instanceof Error ? error.message : String(error));
 }
 
+/**
+ * How long kubectl tx asks again when the answer is one a control plane in
+ * motion gives for a moment: an apiserver that just restarted answers 403
+ * until its authorizer has read the RBAC rules, 503 and 429 while it
+ * starts, and a 500 "failed calling webhook" when the kubetx replica the
+ * Service picked has just died. A real refusal is said a few seconds late.
+ */
+export const SETTLING: RetryOptions = { attempts: 10, deadlineMs: 5_000, initialDelayMs: 100, maxDelayMs: 1_000 };
+
+/** An answer worth asking again: no answer at all (refused, reset), 429, 5xx, and 403 where `forbiddenToo`. */
+function passing(error: unknown, forbiddenToo: boolean): boolean {
+  if (!(error instanceof KubeError)) return true;
+  return error.status === 429 || error.status >= 500 || (forbiddenToo && error.status === 403);
+}
+
+/** `call` until it answers, or until `options` run out on answers that pass; then its last failure. */
+export async function settled<T>(call: () => Promise<T>, options: { retry: RetryOptions; forbiddenToo: boolean }): Promise<T> {
+  let last: unknown;
+  const result = await retry<T>(options.retry, async () => {
+    try {
+      return { done: true, value: await call() };
+    } catch (error) {
+      if (!passing(error, options.forbiddenToo)) throw error;
+      last = error;
+      return { done: false, why: apiMessage(error) };
+    }
+  });
+  if (result.done) return result.value;
+  throw last;
+}
+
 /** The user name the apiserver knows the caller by: the Transaction's spec.user. */
-export async function whoAmI(client: KubeClient): Promise<string> {
+export async function whoAmI(client: KubeClient, retrying: RetryOptions = SETTLING): Promise<string> {
   let user: string | undefined;
   try {
-    user = await selfUsername(client);
+    user = await settled(() => selfUsername(client), { retry: retrying, forbiddenToo: true });
   } catch (error) {
     const what = error instanceof KubeError ? "the apiserver would not say who you are" : `cannot reach the apiserver at ${client.server}`;
     throw new TxError(`kubectl tx: ${what} (${apiMessage(error)}); check your kubeconfig and context`, undefined, { cause: error });
@@ -40,13 +73,22 @@ export interface RecordInput {
  * says what to do. Its heartbeat starts at 0, so kubetx judges it by the
  * heartbeat from the start (see heartbeat.ts).
  */
-export async function createRecord(client: KubeClient, input: RecordInput): Promise<void> {
+export async function createRecord(client: KubeClient, input: RecordInput, retrying: RetryOptions = SETTLING): Promise<void> {
   const body = newTransaction(input.id, {
     user: input.user, mode: "plugin", clientState: "Applying", clientHeartbeat: 0,
     ...(input.timeoutSeconds !== undefined ? { timeoutSeconds: input.timeoutSeconds } : {}),
   });
+  let tries = 0;
   try {
-    await client.create(transactionPath(), body);
+    await settled(async () => {
+      tries += 1;
+      try {
+        await client.create(transactionPath(), body);
+      } catch (error) {
+        // The id is new and random: after a create whose answer was lost, the record that exists is this one.
+        if (!(error instanceof AlreadyExists && tries > 1)) throw error;
+      }
+    }, { retry: retrying, forbiddenToo: true });
   } catch (error) {
     throw createFailure(error, input.user);
   }
@@ -80,9 +122,9 @@ export function renewFailure(id: string, error: unknown, periodMs: number): stri
 }
 
 /** Tells kubetx how kubectl ended, through the record's spec.clientState. */
-export async function reportClientState(client: KubeClient, id: string, patch: ClientStatePatch): Promise<void> {
+export async function reportClientState(client: KubeClient, id: string, patch: ClientStatePatch, retrying: RetryOptions = SETTLING): Promise<void> {
   try {
-    await client.mergePatch(transactionPath(id), patch);
+    await settled(() => client.mergePatch(transactionPath(id), patch), { retry: retrying, forbiddenToo: false });
   } catch (error) {
     throw new TxError(
       `kubectl tx: could not tell kubetx that kubectl ${patch.spec.clientState === "Applied" ? "finished" : "failed"} (${apiMessage(error)}); ` +
