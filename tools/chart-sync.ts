@@ -4,9 +4,9 @@
  *   in `crds.install`, with Helm's labels and the `crds.keep` resource
  *   policy added to its metadata);
  * - the chart's copies of the other manifests it installs (RBAC, Deployment,
- *   Service, PodDisruptionBudget, webhook configurations), which its
- *   templates read and change only where a value says so (a chart cannot
- *   read files outside itself);
+ *   Service, PodDisruptionBudget, webhook configurations, the NetworkPolicy
+ *   of components/control-plane-only), which its templates read and change
+ *   only where a value says so (a chart cannot read files outside itself);
  * - the default policy's spec in the chart's values.yaml, from
  *   manifests/policy/default.yaml, comments included;
  * - the chart's copies of the Grafana dashboard and the alert rules, from
@@ -26,7 +26,9 @@ const CHART_DIR = path.join(REPO, "charts", "kubetx");
 const CRD_TEMPLATE_DIR = path.join(CHART_DIR, "templates", "crds");
 const COPIED = ["grafana-dashboard.json", "alerts.yaml"] as const;
 /** The manifests the chart's templates read from files/manifests/ (see templates/_helpers.tpl "kubetx.manifest"). */
-export const CHART_MANIFESTS = ["deployment.yaml", "pdb.yaml", "rbac.yaml", "service.yaml", "user-rbac.yaml", "webhooks.yaml"] as const;
+export const CHART_MANIFESTS = [
+  "deployment.yaml", "pdb.yaml", "rbac.yaml", "service.yaml", "user-rbac.yaml", "webhooks.yaml", "components/control-plane-only/networkpolicy.yaml",
+] as const;
 const DEFAULT_POLICY = path.join(REPO, "manifests", "policy", "default.yaml");
 const VALUES = path.join(CHART_DIR, "values.yaml");
 /** Where the default policy's spec sits in values.yaml: under `defaultPolicy:`, as `  spec:`. */

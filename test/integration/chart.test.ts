@@ -15,6 +15,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { KubeObject } from "../../src/kube/index.ts";
 import { stringify } from "yaml";
+import type { CommandResult } from "../support/cluster.ts";
 import { kubectl } from "../support/cluster.ts";
 import { CHART, NAMESPACE, REPO, RELEASE, certManagerCheck, helm, kustomize, objectKey, renderChart } from "../support/helm.ts";
 
@@ -71,6 +72,30 @@ function expectSameObjects(chart: readonly KubeObject[], kustomized: readonly Ku
     const rendered = fromChart.get(key);
     if (rendered) expect(comparable(rendered), key).toEqual(comparable(object));
   }
+}
+
+/**
+ * Strict server-side validation (create --dry-run=server --validate=strict)
+ * of an object renamed into namespace default, which exists whatever ran
+ * before: a misspelt field fails here.
+ */
+function validatedByApiserver(object: KubeObject, name: string): Promise<CommandResult> {
+  const renamed = { ...object, metadata: { name, namespace: "default" } };
+  return kubectl(["create", "--dry-run=server", "--validate=strict", "-o", "name", "-f", "-"], { input: stringify(renamed) });
+}
+
+type NetworkPolicy = KubeObject & { spec: { ingress: { ports: unknown[]; from: unknown[] }[] } };
+/** Where a test's control plane calls from (TEST-NET-2, no real network). */
+const CONTROL_PLANE = [{ ipBlock: { cidr: "198.51.100.0/24" } }];
+
+/** helm's flags for apiserverClient.mode networkPolicy, the webhook port open to `from`. */
+function networkPolicyMode(from: readonly unknown[] = CONTROL_PLANE): string[] {
+  return ["--set", "apiserverClient.mode=networkPolicy", "--set-json", `apiserverClient.networkPolicy.from=${JSON.stringify(from)}`];
+}
+
+/** manifests/components/control-plane-only/networkpolicy.yaml, placeholder source and all. */
+async function componentNetworkPolicy(): Promise<NetworkPolicy> {
+  return parse(await readFile(path.join(MANIFESTS, "components", "control-plane-only", "networkpolicy.yaml"), "utf8")) as NetworkPolicy;
 }
 
 /** The Namespace is Helm's to create (`--create-namespace`), not a chart's. */
@@ -207,10 +232,7 @@ describe("the Helm chart", () => {
     const rendered = await renderChart({ "auditSink.enabled": "true" });
     const withComponent = await kustomize(path.join(REPO, "examples", "audit-sink"));
     expectSameObjects(rendered, withComponent, { chart: [GENERATED_SECRET], kustomize: KUSTOMIZE_ONLY });
-    // Strict server-side validation of the Deployment (in a namespace that
-    // exists whatever ran before): a misspelt volume field fails here.
-    const deployment = { ...find(withComponent, "Deployment", "kubetx"), metadata: { name: "kubetx-audit-sink-check", namespace: "default" } };
-    const checked = await kubectl(["create", "--dry-run=server", "--validate=strict", "-o", "name", "-f", "-"], { input: stringify(deployment) });
+    const checked = await validatedByApiserver(find(withComponent, "Deployment", "kubetx"), "kubetx-audit-sink-check");
     expect(checked.stderr).toBe("");
     expect(checked.stdout.trim()).toBe("deployment.apps/kubetx-audit-sink-check");
   });
@@ -242,6 +264,59 @@ describe("the Helm chart", () => {
     const old = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "auditSink.enabled=true", "--set", "auditSink.clientCA.name=corp-ca"]);
     expect(old.code).not.toBe(0);
     expect(old.stderr).toContain("clientCA");
+  });
+
+  it("with apiserverClient.mode=networkPolicy, runs --no-client-auth with the client CA optional, as manifests/components/control-plane-only does, lets only the given peers reach the webhook port, and changes nothing else", async () => {
+    const rendered = await renderChart({}, networkPolicyMode());
+    const expected = kustomized.map((o) => structuredClone(o));
+    const pod = (find(expected, "Deployment", "kubetx") as Deployment).spec.template.spec;
+    const container = pod.containers[0] as Container & { args: string[] };
+    const at = container.args.indexOf("--client-ca");
+    expect(container.args.slice(at, at + 2)).toEqual(["--client-ca", "/etc/kubetx/apiserver-client-ca/ca.crt"]);
+    container.args.splice(at, 2, "--no-client-auth");
+    const volume = pod.volumes.find((v) => v.name === "apiserver-client-ca");
+    expect(volume).toEqual({ name: "apiserver-client-ca", configMap: { name: "kubetx-apiserver-client-ca" } });
+    if (volume) volume.configMap = { name: "kubetx-apiserver-client-ca", optional: true };
+    const policy = await componentNetworkPolicy();
+    const webhookRule = policy.spec.ingress[0];
+    expect(webhookRule?.ports).toEqual([{ port: "https", protocol: "TCP" }]);
+    if (webhookRule) webhookRule.from = CONTROL_PLANE;
+    expectSameObjects(rendered, [...expected, policy], { chart: [GENERATED_SECRET], kustomize: KUSTOMIZE_ONLY });
+  });
+
+  it("with apiserverClient.mode=networkPolicy, renders a NetworkPolicy with the given webhook and metrics peers that the apiserver accepts field by field", async () => {
+    const konnectivity = [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "konnectivity-agent" } } }];
+    const prometheus = [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } } }];
+    const rendered = await renderChart({}, [...networkPolicyMode(konnectivity), "--set-json", `apiserverClient.networkPolicy.metricsFrom=${JSON.stringify(prometheus)}`]);
+    const policy = find(rendered, "NetworkPolicy", "kubetx") as NetworkPolicy;
+    expect(policy.spec.ingress.map((r) => r.from)).toEqual([konnectivity, prometheus]);
+    const checked = await validatedByApiserver(policy, "kubetx-network-policy-check");
+    expect(checked.stderr).toBe("");
+    expect(checked.stdout.trim()).toBe("networkpolicy.networking.k8s.io/kubetx-network-policy-check");
+  });
+
+  it("refuses apiserverClient.mode=networkPolicy without apiserverClient.networkPolicy.from, with the audit sink on, or misspelt, naming the value", async () => {
+    const withoutFrom = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "apiserverClient.mode=networkPolicy"]);
+    expect(withoutFrom.code).not.toBe(0);
+    expect(withoutFrom.stderr).toContain("apiserverClient.mode=networkPolicy needs apiserverClient.networkPolicy.from");
+    const withAuditSink = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, ...networkPolicyMode(), "--set", "auditSink.enabled=true"]);
+    expect(withAuditSink.code).not.toBe(0);
+    expect(withAuditSink.stderr).toContain("auditSink.enabled=true needs apiserverClient.mode=certificate");
+    expect(withAuditSink.stderr).toContain("the apiserver's client certificate");
+    const misspelt = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "apiserverClient.mode=networkpolicy"]);
+    expect(misspelt.code).not.toBe(0);
+    expect(misspelt.stderr).toMatch(/apiserverClient\/mode.*certificate.*networkPolicy/s);
+  });
+
+  it("with apiserverClient.mode=networkPolicy, says in its notes what the NetworkPolicy needs and that an admin binds kubetx:viewer, and nothing of client certificates", async () => {
+    const notes = await helm(["install", RELEASE, CHART, "--namespace", NAMESPACE, "--dry-run=client", ...networkPolicyMode()]);
+    expect(notes.code).toBe(0);
+    const text = notes.stdout.slice(notes.stdout.indexOf("NOTES:"));
+    expect(text).toContain("(--no-client-auth)");
+    expect(text).toContain("a network plugin that enforces NetworkPolicy");
+    expect(text).toContain("kubectl create clusterrolebinding kubetx-viewers --clusterrole=kubetx:viewer");
+    for (const step of ["kubetx certs", "--admission-control-config-file", "kubetx-apiserver-client-ca", "CN=kube-apiserver"]) expect(text).not.toContain(step);
+    expect(text).not.toMatch(/^ {2}kubectl tx list$/m);
   });
 
   it("ships the dashboard and the alert rules of manifests/monitoring when asked to", async () => {

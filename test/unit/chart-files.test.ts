@@ -69,6 +69,16 @@ describe("the chart's values", () => {
       .find((o) => o.kind === "ClusterRole" && o.metadata?.name === "kubetx:restore");
     expect(values.restoreRules).toEqual(restore?.rules);
   });
+
+  it("in mode networkPolicy, admit to /metrics whom components/control-plane-only admits unless told otherwise, and name no webhook source of their own", async () => {
+    type Values = { apiserverClient: { mode: string; networkPolicy: { from: unknown[]; metricsFrom: unknown } } };
+    const values = parse(await readFile(path.join(REPO, "charts/kubetx/values.yaml"), "utf8")) as Values;
+    const policy = parse(await readFile(path.join(REPO, "manifests/components/control-plane-only/networkpolicy.yaml"), "utf8")) as { spec: { ingress: { ports: { port: string }[]; from: unknown }[] } };
+    const metrics = policy.spec.ingress.find((rule) => rule.ports.some((p) => p.port === "metrics"));
+    expect(values.apiserverClient.mode).toBe("certificate");
+    expect(values.apiserverClient.networkPolicy.metricsFrom).toEqual(metrics?.from);
+    expect(values.apiserverClient.networkPolicy.from).toEqual([]);
+  });
 });
 
 describe("the chart's default policy", () => {

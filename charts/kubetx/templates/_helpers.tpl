@@ -82,35 +82,47 @@ itself), kept equal to manifests/ by `npm run chart:sync`. Takes (list $
 Who may call kubetx (apiserverClient in values.yaml).
 manifests/deployment.yaml runs `kubetx serve --client-ca` with the ca.crt
 of ConfigMap kubetx-apiserver-client-ca, mounted as volume
-apiserver-client-ca; this points that volume at the ConfigMap or Secret
-the values name and passes names other than kubetx's default
-(kube-apiserver) as --apiserver-client. Takes (list $ podSpec container)
-and changes those two in place.
+apiserver-client-ca. In mode certificate this points that volume at the
+ConfigMap or Secret the values name and passes names other than kubetx's
+default (kube-apiserver) as --apiserver-client. In mode networkPolicy it
+makes what manifests/components/control-plane-only makes: --no-client-auth
+for --client-ca, and the volume optional, since nothing reads it (the
+NetworkPolicy is templates/networkpolicy.yaml). Takes (list $ podSpec
+container) and changes those two in place.
 */}}
 {{- define "kubetx.apiserverClient" -}}
-{{- $client := (index . 0).Values.apiserverClient -}}
+{{- $values := (index . 0).Values -}}
+{{- $client := $values.apiserverClient -}}
 {{- $pod := index . 1 -}}
 {{- $container := index . 2 -}}
-{{- $found := false -}}
+{{- $volume := dict -}}
 {{- range $pod.volumes -}}
 {{- if eq .name "apiserver-client-ca" -}}
-{{- $found = true -}}
+{{- $volume = . -}}
+{{- end -}}
+{{- end -}}
+{{- if not $volume -}}
+{{- fail "kubetx chart: manifests/deployment.yaml should mount the apiserver's client CA as volume apiserver-client-ca" -}}
+{{- end -}}
+{{- if eq $client.mode "networkPolicy" -}}
+{{- if $values.auditSink.enabled -}}
+{{- fail "kubetx: auditSink.enabled=true needs apiserverClient.mode=certificate: the audit sink takes batches only from the apiserver's client certificate (they decide transactions' outcomes), and in mode networkPolicy the apiserver presents none. Turn the audit sink off, or use mode certificate" -}}
+{{- end -}}
+{{- $_ := set $volume.configMap "optional" true -}}
+{{- include "kubetx.replaceFlag" (list $container "--client-ca" (list "--no-client-auth")) -}}
+{{- else -}}
 {{- if eq $client.clientCA.kind "ConfigMap" -}}
-{{- $_ := set .configMap "name" $client.clientCA.name -}}
+{{- $_ := set $volume.configMap "name" $client.clientCA.name -}}
 {{- else if eq $client.clientCA.kind "Secret" -}}
-{{- $_ := unset . "configMap" -}}
-{{- $_ = set . "secret" (dict "secretName" $client.clientCA.name "items" (list (dict "key" "ca.crt" "path" "ca.crt"))) -}}
+{{- $_ := unset $volume "configMap" -}}
+{{- $_ = set $volume "secret" (dict "secretName" $client.clientCA.name "items" (list (dict "key" "ca.crt" "path" "ca.crt"))) -}}
 {{- else -}}
 {{- fail (printf "kubetx: apiserverClient.clientCA.kind must be ConfigMap or Secret, got %q" $client.clientCA.kind) -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- if not $found -}}
-{{- fail "kubetx chart: manifests/deployment.yaml should mount the apiserver's client CA as volume apiserver-client-ca" -}}
 {{- end -}}
 {{- $names := join "," $client.names -}}
 {{- if ne $names "kube-apiserver" -}}
 {{- $_ := set $container "args" (concat $container.args (list "--apiserver-client" $names)) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -122,30 +134,40 @@ port named metrics. Takes (list $ container) and changes it in place.
 {{- define "kubetx.metricsPort" -}}
 {{- $port := int (index . 0).Values.metricsPort -}}
 {{- $container := index . 1 -}}
-{{- $args := list -}}
-{{- $next := false -}}
-{{- $found := false -}}
-{{- range $container.args -}}
-{{- if $next -}}
-{{- $args = append $args (toString $port) -}}
-{{- $next = false -}}
-{{- else -}}
-{{- $args = append $args . -}}
-{{- end -}}
-{{- if eq . "--metrics-port" -}}
-{{- $next = true -}}
-{{- $found = true -}}
-{{- end -}}
-{{- end -}}
-{{- if not $found -}}
-{{- fail "kubetx chart: manifests/deployment.yaml should pass --metrics-port" -}}
-{{- end -}}
-{{- $_ := set $container "args" $args -}}
+{{- include "kubetx.replaceFlag" (list $container "--metrics-port" (list "--metrics-port" (toString $port))) -}}
 {{- range $container.ports -}}
 {{- if eq .name "metrics" -}}
 {{- $_ := set . "containerPort" $port -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+A flag of manifests/deployment.yaml's args and the value after it, replaced
+by the given args. Takes (list container flag args) and changes the
+container in place; fails if the manifest no longer passes the flag.
+*/}}
+{{- define "kubetx.replaceFlag" -}}
+{{- $container := index . 0 -}}
+{{- $flag := index . 1 -}}
+{{- $args := list -}}
+{{- $skip := false -}}
+{{- $found := false -}}
+{{- range $container.args -}}
+{{- if $skip -}}
+{{- $skip = false -}}
+{{- else if eq . $flag -}}
+{{- $args = concat $args (index $ 2) -}}
+{{- $skip = true -}}
+{{- $found = true -}}
+{{- else -}}
+{{- $args = append $args . -}}
+{{- end -}}
+{{- end -}}
+{{- if not $found -}}
+{{- fail (printf "kubetx chart: manifests/deployment.yaml should pass %s" $flag) -}}
+{{- end -}}
+{{- $_ := set $container "args" $args -}}
 {{- end -}}
 
 {{/*
