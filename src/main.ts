@@ -158,7 +158,11 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const resolver = new Resolver({
     client, store, locks, sessions: sessionStore, journal, clock, logger, identity: config.identity,
     events: kubeRollbackEvents(client, clock, logger),
-    timing: { periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0, lateWriteMs: config.lateWriteMs },
+    timing: {
+      periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0, lateWriteMs: config.lateWriteMs,
+      // The intent sweep runs every resolver period: a rejected write is known at most a grace and a period after /observe saw it.
+      intentDelayMs: intents ? config.intentGraceMs + config.resolverPeriodMs : 0,
+    },
     limits,
     metrics,
   });

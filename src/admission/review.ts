@@ -97,7 +97,7 @@ function requestProblem(request: Record<string, unknown>): string | undefined {
   if (!isString(request.operation) || !OPERATIONS.has(request.operation)) {
     return `request.operation must be one of ${[...OPERATIONS].join(", ")}`;
   }
-  return resourceProblem(request) ?? userProblem(request) ?? objectProblem(request);
+  return resourceProblem(request) ?? userProblem(request) ?? scalarsProblem(request) ?? objectProblem(request);
 }
 
 function resourceProblem(request: Record<string, unknown>): string | undefined {
@@ -110,7 +110,27 @@ function resourceProblem(request: Record<string, unknown>): string | undefined {
 
 function userProblem(request: Record<string, unknown>): string | undefined {
   const user = request.userInfo;
-  return isRecord(user) && isString(user.username) ? undefined : "request.userInfo.username is missing";
+  if (!isRecord(user) || !isString(user.username)) return "request.userInfo.username is missing";
+  if (user.uid !== undefined && !isString(user.uid)) return `request.userInfo.uid must be a string, got ${quoted(user.uid)}`;
+  if (user.groups !== undefined && !isStringList(user.groups)) return `request.userInfo.groups must be a list of strings, got ${quoted(user.groups)}`;
+  if (user.extra !== undefined && !(isRecord(user.extra) && Object.values(user.extra).every(isStringList))) {
+    return "request.userInfo.extra must map names to lists of strings";
+  }
+  return undefined;
+}
+
+function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every(isString);
+}
+
+/** The optional scalars kubetx reads, each of its type when present. */
+function scalarsProblem(request: Record<string, unknown>): string | undefined {
+  for (const field of ["name", "namespace", "subResource"] as const) {
+    const value = request[field];
+    if (value !== undefined && !isString(value)) return `request.${field} must be a string, got ${quoted(value)}`;
+  }
+  if (request.dryRun !== undefined && typeof request.dryRun !== "boolean") return `request.dryRun must be true or false, got ${quoted(request.dryRun)}`;
+  return undefined;
 }
 
 function objectProblem(request: Record<string, unknown>): string | undefined {

@@ -61,6 +61,14 @@ export interface ResolverTiming {
    */
   readonly auditSinkDelayMs?: number;
   /**
+   * Without the audit sink: how long after /observe saw a write a replica
+   * may take to find that it never reached /validate and fail the
+   * requester's transaction (the intent grace plus a sweep period). Quiet
+   * windows close this much later, so that failure is not too late. 0 with
+   * the sink.
+   */
+  readonly intentDelayMs?: number;
+  /**
    * How long after a rollback a member's write that was admitted but not
    * yet visible may still land (held by a slow webhook after kubetx allowed
    * it): its lock is kept this long, and a write that lands is undone again.
@@ -235,6 +243,11 @@ export class Resolver {
     return this.o.timing.auditSinkDelayMs ?? 0;
   }
 
+  /** The quiet window, and how late a failure of the apply's last write may still be reported (by the sink or a replica's /observe). */
+  private quietMs(): number {
+    return this.o.limits().quietWindowMs + this.sinkDelayMs() + (this.o.timing.intentDelayMs ?? 0);
+  }
+
   private async stepOpen(id: string, tx: Transaction): Promise<void> {
     const now = this.o.clock.monotonic();
     const seen = this.observe(id);
@@ -248,7 +261,7 @@ export class Resolver {
       openedAt: seen.openedAt,
       lastChangeAt: seen.lastChangeAt,
       timeoutMs: openLimitMs(tx.spec, this.o.limits().maxOpenSeconds),
-      quietMs: this.o.limits().quietWindowMs + this.sinkDelayMs(),
+      quietMs: this.quietMs(),
       coordinatorLost: seen.takenOver,
       inFlight,
       ...pick(tx.spec, "expectedMembers", "clientState", "clientMessage"),
@@ -468,7 +481,7 @@ export class Resolver {
     if (tx.spec.mode !== "transparent") return false;
     const seen = this.observe(id);
     const requests = this.sinkDelayMs() > 0 && this.requestsInFlight(seen, tx, now);
-    return requests || now - seen.lastChangeAt < this.o.limits().quietWindowMs + this.sinkDelayMs();
+    return requests || now - seen.lastChangeAt < this.quietMs();
   }
 
   /** Whether to keep holding: some write may still land, its outcome unknown and the late-write window not over. */

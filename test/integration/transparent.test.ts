@@ -137,6 +137,25 @@ describe("transparent mode", () => {
   });
 });
 
+describe("transparent mode without the audit sink, where a replica finds a rejected write only a grace and a resolver period after /observe saw it", () => {
+  const ns = uniqueName("plain-nosink");
+  const cms = `/api/v1/namespaces/${ns}/configmaps`;
+  // The slowest finding the settings allow: the sweep runs once a second, a second after the write was observed.
+  const fixture = useEngine(ns, undefined, { auditSink: false, quietWindowMs: 2_000, intentGraceMs: 1_000, resolverPeriodMs: 1_000, lockTtlSeconds: 3 });
+
+  it("keeps the transaction open until that finding can have come, so the apply's last, invalid write still rolls back the rest (chaos F13)", async () => {
+    const admin = fixture.admin();
+    const docs = [configMap(ns, "kept-out-1", { v: "1" }), configMap(ns, "kept-out-2", { v: "2" }), invalid(ns, "rejected-last")];
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(docs) });
+    expect(applied.code).not.toBe(0);
+    const tx = await waitResolved(admin, joined(applied.stderr));
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.message).toContain("rejected the create of configmaps");
+    expect(await readOrUndefined(admin, `${cms}/kept-out-1`)).toBeUndefined();
+    expect(await readOrUndefined(admin, `${cms}/kept-out-2`)).toBeUndefined();
+  });
+});
+
 describe("a namespace without the opt-in label", () => {
   it("keeps kubectl's usual apply-as-much-as-possible behaviour", async () => {
     const admin = await client("admin");

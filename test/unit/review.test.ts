@@ -32,10 +32,22 @@ describe("parseAdmissionReview", () => {
     ["no kind", body({ ...valid, kind: {} }), /kind must have a kind/],
     ["no user", body({ ...valid, userInfo: {} }), /username is missing/],
     ["an array object", body({ ...valid, object: [] }), /object must be an object/],
+    // Found by the fuzzer: each reached code that read it as its type, and was answered "internal error".
+    ["groups that are not a list", body({ ...valid, userInfo: { username: "alice", groups: "system:masters" } }), /userInfo.groups must be a list of strings, got "system:masters"/],
+    ["a group that is not a string", body({ ...valid, userInfo: { username: "alice", groups: ["a", 7] } }), /userInfo.groups must be a list of strings, got a list/],
+    ["a user uid that is not a string", body({ ...valid, userInfo: { username: "alice", uid: {} } }), /userInfo.uid must be a string, got an object/],
+    ["extra that is not lists", body({ ...valid, userInfo: { username: "alice", extra: { scopes: "x" } } }), /userInfo.extra must map names to lists of strings/],
+    ["a namespace that is not a string", body({ ...valid, namespace: 12 }), /request.namespace must be a string, got 12/],
+    ["a dryRun that is not a boolean", body({ ...valid, dryRun: "true" }), /request.dryRun must be true or false, got "true"/],
   ])("rejects %s with a reason", (_name, input, reason) => {
     const result = parseAdmissionReview(input);
     expect(result.ok).toBe(false);
     expect(result.ok ? "" : result.reason).toMatch(reason);
+  });
+
+  it("accepts what the apiserver sends beside the username: groups, uid, extra, namespace, dryRun", () => {
+    const full = { ...valid, namespace: "shop", name: "a", dryRun: false, userInfo: { username: "alice", uid: "1", groups: ["dev", "system:authenticated"], extra: { scopes: ["a"] } } };
+    expect(parseAdmissionReview(body(full))).toEqual({ ok: true, request: full });
   });
 
   it("finds the uid of a request that failed the checks", () => {
