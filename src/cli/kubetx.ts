@@ -87,7 +87,11 @@ Engine flags:
                             below, covering namespaces labelled kubetx.io/enabled=true
   --lock-ttl SECONDS        with flags: how long a dead coordinator's locks last (default 15)
   --max-open SECONDS        with flags: roll back a transaction still open after this (default 60)
-  --quiet-window MS         with flags: close a count-less transaction after this silence (default 2000)
+  --quiet-window MS         with flags: close a count-less transaction after this silence (default 2000);
+                            a transparent one closes later by the time a late failure takes to be
+                            known: the --audit-sink-delay, or without the sink the intent grace
+                            (1000 ms, or half the window if less: then a write /observe saw and
+                            /validate never did counts as rejected) plus a --resolver-period
   --resolver-period MS      how often open transactions are checked (default 250)
   --late-write-window MS    after a rollback, how long to hold the locks of members whose
                             write kubetx allowed but has not seen land (another webhook may
