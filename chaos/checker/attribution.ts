@@ -104,9 +104,9 @@ interface Search {
  * The record that lists the write: the one kubetx named in the audit log
  * for the op's own request (a successful one first); else the last of
  * those the client heard of; else (the client never got kubetx's warning,
- * say because the apiserver died before answering) a record of the same
- * user and mode, made while the op ran, that lists it and that no other
- * user's client heard of.
+ * say because the apiserver died before answering), for a transparent
+ * apply only, a transparent record of the same user, made while the op
+ * ran, that lists it and that no other user's client heard of.
  */
 function findTransaction(s: Search): string | undefined {
   // Any operation: a record lists an object once, under the transaction's first write of it (a delete, then a create, is one DELETE member).
@@ -115,13 +115,14 @@ function findTransaction(s: Search): string | undefined {
   if (logged) return logged;
   const heard = s.observed.filter(lists);
   if (heard.length > 0) return heard.at(-1);
-  if (!s.outcome) return undefined;
+  // An explicit or plugin apply knows its transaction (the id it named, the one kubectl tx printed): a write that record does not list belongs to none.
+  if (!s.outcome || s.op.mode !== "transparent") return undefined;
   const start = s.outcome.startedAt - RECORD_TIME_SLACK_MS;
   const end = s.outcome.endedAt + RECORD_TIME_SLACK_MS;
   const candidates = [...s.records.values()].filter((r) => {
     const created = Date.parse(r.createdAt ?? "");
     const othersHeard = [...(s.claimed.get(r.id) ?? [])].some((user) => user !== s.op.user);
-    return r.user === s.op.user && r.mode === s.op.mode && !othersHeard && created >= start && created <= end && lists(r.id);
+    return r.user === s.op.user && r.mode === "transparent" && !othersHeard && created >= start && created <= end && lists(r.id);
   });
   if (candidates.length > 1) {
     s.findings.push(note("ambiguous-attribution", `${s.op.id}'s ${s.write.action} of ${s.object.key} matches records ${candidates.map((r) => r.id).join(", ")}; taking the first`, { op: s.op.id, object: s.object.key }));

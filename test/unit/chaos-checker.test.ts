@@ -374,6 +374,16 @@ describe("the chaos checker: which transaction a write belongs to", () => {
     expect(kinds(history({ ...spec, requests: [request(1.2, "a", "t-one"), request(4.8, "b", "t-two"), request(5.7, "a", "t-two")] }))).toEqual([]);
   });
 
+  it("never takes an explicit apply's refused write as part of another transaction of the same user that lists the object", () => {
+    // c1o1 (t-one) committed A; c1o2 (t-two) wrote B, its write of A was refused by another webhook, and t-two rolled back.
+    const spec: Build = {
+      ops: [{ id: "c1o1", mode: "explicit", tx: "t-one", applies: [A], at: 0 }, { id: "c1o2", mode: "explicit", tx: "t-two", applies: [A, B], at: 1, exitCode: 1 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")], "alice", "explicit"), record("t-two", "RolledBack", [member(B, "UPDATE", "Restored")], "alice", "explicit")],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]), [B]: versions([SEED_TOKEN, "tok-c1o2", SEED_TOKEN]) },
+    };
+    expect(kinds(history(spec))).toEqual([]);
+  });
+
   it("takes a write whose client heard nothing as part of the same user's transaction a later apply of hers joined (F12), not of another user's", () => {
     // c1o1's create of A persisted, but the apiserver died before answering; c1o2 (within the quiet window) deleted A in the same transaction, which then rolled back.
     const spec = (user: OpPlan["user"]): Build => ({
