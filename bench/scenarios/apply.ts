@@ -1,8 +1,12 @@
 /**
- * Scenarios 2 and 3: wall time of one `kubectl apply -f` of 100 ConfigMaps
- * as alice, with the webhook (explicit transaction; transparent mode) and
- * without any webhook, runs interleaved; and the time from kubectl exiting
- * to the Transaction record reaching Committed.
+ * Scenarios 2 and 3: wall time of applying 100 ConfigMaps as alice, with
+ * the webhook and without any webhook, runs interleaved. Three paths, each
+ * beside its own baseline (plain `kubectl apply -f` with no webhook):
+ * `kubectl apply -f` of an explicit transaction, plain `kubectl apply -f`
+ * in transparent mode, and `kubectl tx apply -f` (the plugin, which also
+ * waits for the verdict). For the first two, the time from kubectl exiting
+ * to the Transaction record reaching Committed; for the plugin, where its
+ * own time goes before kubectl starts and after the commit.
  */
 import { performance } from "node:perf_hooks";
 import type { PerMember, Window } from "../support/audit.ts";
@@ -10,6 +14,10 @@ import { kubetxCalls, perMember } from "../support/audit.ts";
 import type { BenchContext } from "../support/context.ts";
 import { ENABLED, webhook } from "../support/context.ts";
 import { configMapFile } from "../support/manifests.ts";
+import type { WebhookView } from "../support/metrics.ts";
+import { WebhookWindows } from "../support/metrics.ts";
+import type { BenchPlugin } from "../support/plugin.ts";
+import { announcedTransaction, installPlugin } from "../support/plugin.ts";
 import { median, round } from "../support/stats.ts";
 
 export interface ApplyOptions {
@@ -20,7 +28,10 @@ export interface ApplyOptions {
 /** Far above any commit we expect; a transaction still open then is a finding, not a hang. */
 const RESOLVE_TIMEOUT_MS = 60_000;
 
-type Kind = "explicit" | "explicitBaseline" | "transparent" | "transparentBaseline";
+type Path = "explicit" | "transparent" | "plugin";
+type Kind = Path | "explicitBaseline" | "transparentBaseline" | "pluginBaseline";
+const BASELINE: Record<Path, Kind> = { explicit: "explicitBaseline", transparent: "transparentBaseline", plugin: "pluginBaseline" };
+const PATHS: readonly Path[] = ["explicit", "transparent", "plugin"];
 
 export interface ApplyRun {
   readonly kind: Kind;
@@ -31,72 +42,143 @@ export interface ApplyRun {
   readonly members?: number;
   readonly exitToClosedMs?: number;
   readonly exitToCommittedMs?: number;
+  /** Plugin: from `kubectl tx apply` starting to its Transaction record appearing on the watch (node start, whoami, record). */
+  readonly startToRecordMs?: number;
+  /** Plugin: from the watch seeing the transaction resolved to `kubectl tx` exiting (its poll, printing the outcome). */
+  readonly resolvedToExitMs?: number;
 }
 
-export interface ApplyComparison {
+export interface Comparison {
   readonly withWebhookMedianMs: number;
   readonly withoutWebhookMedianMs: number;
+  /** Median with the webhook over median without, from the same interleaved runs. */
   readonly ratio: number;
+  /** Every measured run Committed with all its members. */
+  readonly allCommitted: boolean;
+  /** Requests kubetx made to the apiserver per member, from the apply's start to the commit (audit log). */
+  readonly kubetxCallsPerMember: PerMember;
+  /** The apiserver's webhook histogram over the measured runs (start to resolution), per webhook name. */
+  readonly apiserverView: Record<string, WebhookView>;
+}
+
+export interface ApplyComparison extends Comparison {
   readonly exitToCommittedMedianMs: number;
   readonly exitToClosedMedianMs: number;
-  readonly allCommitted: boolean;
-  /** Requests kubetx made to the apiserver per member, from kubectl's start to the commit (audit log). */
-  readonly kubetxCallsPerMember: PerMember;
+}
+
+export interface PluginComparison extends Comparison {
+  readonly startToRecordMedianMs: number;
+  readonly resolvedToExitMedianMs: number;
 }
 
 export interface ApplyResult {
   readonly options: ApplyOptions;
   readonly explicit: ApplyComparison;
   readonly transparent: ApplyComparison;
+  /** `kubectl tx apply` against plain `kubectl apply`; its wall time includes waiting for the commit. */
+  readonly plugin: PluginComparison;
   readonly runs: ApplyRun[];
 }
 
+type Measured = Omit<ApplyRun, "kind" | "run">;
+
 export async function measureApply(ctx: BenchContext, options: ApplyOptions): Promise<ApplyResult> {
+  const plugin = await installPlugin(ctx.cluster);
   const runs: ApplyRun[] = [];
   let sequence = 0;
-  const windows: Record<string, Window[]> = {};
+  const windows: Partial<Record<Path, Window[]>> = {};
+  const views: Partial<Record<Path, WebhookWindows>> = {};
   const one = async (kind: Kind, run: number): Promise<ApplyRun> => {
     sequence += 1;
     const namespace = `apply-${kind.toLowerCase()}-${ctx.run}-${sequence}`;
-    const withWebhook = kind === "explicit" || kind === "transparent";
-    await ctx.cluster.createNamespace(namespace, withWebhook ? { ...ENABLED } : {});
+    const path = isPath(kind) ? kind : undefined;
+    await ctx.cluster.createNamespace(namespace, path ? { ...ENABLED } : {});
     const id = `t-apply-${ctx.run}-${sequence}`;
     const annotated = kind === "explicit" || kind === "explicitBaseline";
     const file = await configMapFile(ctx.cluster.dir, namespace, options.objects,
       annotated ? { "kubetx.io/transaction": id, "kubetx.io/expected-members": String(options.objects) } : undefined);
-    await webhook(ctx, withWebhook ? "on" : "off");
+    await webhook(ctx, path ? "on" : "off");
+    if (!path) return { kind, run, wallMs: (await kubectlApply(ctx, kind, file)).wallMs };
+    const measure = (): Promise<Measured> => (path === "plugin" ? pluginApply(ctx, plugin, file) : transactionApply(ctx, path, file, id));
+    if (run === 0) return { kind, run, ...(await measure()) };
     const wallStart = Date.now();
-    const started = performance.now();
-    const result = await ctx.cluster.kubectl(["apply", "-f", file]);
-    const exited = performance.now();
-    if (result.code !== 0) throw new Error(`bench: kubectl apply (${kind}) failed: ${result.stderr.slice(0, 2000)}`);
-    const wallMs = round(exited - started);
-    if (!withWebhook) return { kind, run, wallMs };
-    const txId = kind === "explicit" ? id : await transparentTransaction(ctx, started);
-    const resolved = await outcome(ctx, txId, exited);
-    if (run > 0) (windows[kind] ??= []).push({ start: wallStart, end: Date.now() });
-    return { kind, run, wallMs, ...resolved };
+    const measured = await (views[path] ??= new WebhookWindows(ctx.cluster.controlPlane)).around(measure);
+    (windows[path] ??= []).push({ start: wallStart, end: Date.now() });
+    return { kind, run, ...measured };
   };
-  ctx.progress("  warm-up: one apply of each kind (fills kubectl's discovery cache, warms the engine)");
-  for (const kind of ["explicitBaseline", "explicit", "transparent"] as const) await one(kind, 0);
+  ctx.progress("  warm-up: one apply of each path (fills kubectl's discovery cache, warms the engine and the plugin's node)");
+  for (const kind of ["explicitBaseline", "explicit", "transparent", "plugin"] as const) await one(kind, 0);
   for (let run = 1; run <= options.runs; run += 1) {
     // Alternate which state goes first, so a drift in machine load falls on both sides.
-    const order: Kind[] = run % 2 === 1
-      ? ["explicitBaseline", "transparentBaseline", "explicit", "transparent"]
-      : ["explicit", "transparent", "explicitBaseline", "transparentBaseline"];
+    const baselines = PATHS.map((p) => BASELINE[p]);
+    const order: Kind[] = run % 2 === 1 ? [...baselines, ...PATHS] : [...PATHS, ...baselines];
     for (const kind of order) {
       const r = await one(kind, run);
       runs.push(r);
-      ctx.progress(`  run ${run}/${options.runs} ${kind.padEnd(19)} ${String(r.wallMs).padStart(8)} ms${r.exitToCommittedMs !== undefined ? `, kubectl exit -> ${r.phase ?? "?"} ${r.exitToCommittedMs} ms` : ""}`);
+      ctx.progress(`  run ${run}/${options.runs} ${kind.padEnd(19)} ${String(r.wallMs).padStart(8)} ms${runNote(r)}`);
     }
   }
-  const calls = async (kind: Kind): Promise<ApplyComparison["kubetxCallsPerMember"]> =>
-    perMember(await kubetxCalls(ctx.cluster.controlPlane.auditLog, windows[kind] ?? []), options.objects * (windows[kind]?.length ?? 0));
+  const common = async (path: Path): Promise<Comparison> => ({
+    ...compare(runs, path, options.objects),
+    kubetxCallsPerMember: perMember(await kubetxCalls(ctx.cluster.controlPlane.auditLog, windows[path] ?? []), options.objects * (windows[path]?.length ?? 0)),
+    apiserverView: views[path]?.view() ?? {},
+  });
+  const afterExit = (path: Path): Pick<ApplyComparison, "exitToCommittedMedianMs" | "exitToClosedMedianMs"> => ({
+    exitToCommittedMedianMs: medianOf(runs, path, (r) => r.exitToCommittedMs),
+    exitToClosedMedianMs: medianOf(runs, path, (r) => r.exitToClosedMs),
+  });
   return {
     options,
-    explicit: { ...compare(runs, "explicit", "explicitBaseline", options.objects), kubetxCallsPerMember: await calls("explicit") },
-    transparent: { ...compare(runs, "transparent", "transparentBaseline", options.objects), kubetxCallsPerMember: await calls("transparent") },
+    explicit: { ...(await common("explicit")), ...afterExit("explicit") },
+    transparent: { ...(await common("transparent")), ...afterExit("transparent") },
+    plugin: {
+      ...(await common("plugin")),
+      startToRecordMedianMs: medianOf(runs, "plugin", (r) => r.startToRecordMs),
+      resolvedToExitMedianMs: medianOf(runs, "plugin", (r) => r.resolvedToExitMs),
+    },
     runs,
+  };
+}
+
+function isPath(kind: Kind): kind is Path {
+  return (PATHS as readonly string[]).includes(kind);
+}
+
+function runNote(r: ApplyRun): string {
+  if (r.resolvedToExitMs !== undefined) return `, ${r.phase ?? "?"} after ${r.members ?? 0} members; record seen ${r.startToRecordMs ?? "?"} ms after the start, exit ${r.resolvedToExitMs} ms after ${r.phase ?? "?"}`;
+  if (r.exitToCommittedMs !== undefined) return `, kubectl exit -> ${r.phase ?? "?"} ${r.exitToCommittedMs} ms`;
+  return "";
+}
+
+/** Plain `kubectl apply -f`, timed; a failure stops the scenario. */
+async function kubectlApply(ctx: BenchContext, kind: Kind, file: string): Promise<{ wallMs: number; started: number; exited: number }> {
+  const started = performance.now();
+  const result = await ctx.cluster.kubectl(["apply", "-f", file]);
+  const exited = performance.now();
+  if (result.code !== 0) throw new Error(`bench: kubectl apply (${kind}) failed: ${result.stderr.slice(0, 2000)}`);
+  return { wallMs: round(exited - started), started, exited };
+}
+
+/** `kubectl apply -f` into a transaction (explicit, or transparent mode's), and its outcome after kubectl exited. */
+async function transactionApply(ctx: BenchContext, path: "explicit" | "transparent", file: string, id: string): Promise<Measured> {
+  const { wallMs, started, exited } = await kubectlApply(ctx, path, file);
+  const txId = path === "explicit" ? id : await transparentTransaction(ctx, started);
+  return { wallMs, ...(await outcome(ctx, txId, exited)) };
+}
+
+/** `kubectl tx apply -f`: exits once kubetx has resolved the transaction, so its wall time holds the commit. */
+async function pluginApply(ctx: BenchContext, plugin: BenchPlugin, file: string): Promise<Measured> {
+  const started = performance.now();
+  const result = await plugin.apply(file);
+  const exited = performance.now();
+  const id = announcedTransaction(result.stderr);
+  if (result.code !== 0 || !id) throw new Error(`bench: kubectl tx apply failed (exit ${result.code}): ${result.stderr.slice(0, 2000)}\n${result.stdout.slice(-2000)}`);
+  const [phase, at] = await ctx.phases.reached(id, ["Committed", "RolledBack", "Failed"], RESOLVE_TIMEOUT_MS);
+  const seen = ctx.phases.seen.get(id);
+  return {
+    wallMs: round(exited - started), transaction: id, phase, members: seen?.last?.status?.memberCount ?? 0,
+    startToRecordMs: round((seen?.createdAt ?? Number.NaN) - started),
+    resolvedToExitMs: round(exited - at),
   };
 }
 
@@ -118,16 +200,17 @@ async function outcome(ctx: BenchContext, txId: string, exited: number): Promise
   };
 }
 
-function compare(runs: readonly ApplyRun[], withKind: Kind, withoutKind: Kind, objects: number): Omit<ApplyComparison, "kubetxCallsPerMember"> {
-  const withRuns = runs.filter((r) => r.kind === withKind);
-  const withMs = median(withRuns.map((r) => r.wallMs));
-  const withoutMs = median(runs.filter((r) => r.kind === withoutKind).map((r) => r.wallMs));
+function medianOf(runs: readonly ApplyRun[], kind: Kind, field: (r: ApplyRun) => number | undefined): number {
+  return round(median(runs.filter((r) => r.kind === kind).map((r) => field(r) ?? Number.NaN)));
+}
+
+function compare(runs: readonly ApplyRun[], path: Path, objects: number): Pick<Comparison, "withWebhookMedianMs" | "withoutWebhookMedianMs" | "ratio" | "allCommitted"> {
+  const withMs = medianOf(runs, path, (r) => r.wallMs);
+  const withoutMs = medianOf(runs, BASELINE[path], (r) => r.wallMs);
   return {
-    withWebhookMedianMs: round(withMs),
-    withoutWebhookMedianMs: round(withoutMs),
+    withWebhookMedianMs: withMs,
+    withoutWebhookMedianMs: withoutMs,
     ratio: round(withMs / withoutMs, 3),
-    exitToCommittedMedianMs: round(median(withRuns.map((r) => r.exitToCommittedMs ?? Number.NaN))),
-    exitToClosedMedianMs: round(median(withRuns.map((r) => r.exitToClosedMs ?? Number.NaN))),
-    allCommitted: withRuns.every((r) => r.phase === "Committed" && r.members === objects),
+    allCommitted: runs.filter((r) => r.kind === path).every((r) => r.phase === "Committed" && r.members === objects),
   };
 }

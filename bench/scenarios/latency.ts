@@ -16,8 +16,8 @@ import type { PerMember, Window } from "../support/audit.ts";
 import { kubetxCalls, perMember } from "../support/audit.ts";
 import type { BenchContext } from "../support/context.ts";
 import { ENABLED, webhook } from "../support/context.ts";
-import type { WebhookTotals } from "../support/metrics.ts";
-import { addDelta, describeTotals, scrapeWebhookTotals } from "../support/metrics.ts";
+import type { Labels, WebhookView } from "../support/metrics.ts";
+import { WebhookWindows } from "../support/metrics.ts";
 import type { Summary } from "../support/stats.ts";
 import { round, summarize } from "../support/stats.ts";
 
@@ -31,6 +31,8 @@ export interface LatencyOptions {
 const SETTLE_TIMEOUT_MS = 120_000;
 /** Failed writes tolerated per series before the scenario gives up. */
 const MAX_FAILURES = 10;
+/** The series' own writes (all creates, none refused), as this view counted before it had quantiles. */
+const ADMITTED_CREATES = (labels: Labels): boolean => labels.operation === "CREATE" && labels.rejected === "false";
 
 type Series = "baselineOptedIn" | "baselinePlain" | "passThrough" | "memberSingle" | "memberShared";
 
@@ -55,7 +57,8 @@ export interface LatencyResult {
   readonly failures: Partial<Record<Series, { count: number; first: string }>>;
   /** Requests kubetx made to the apiserver per write, from the audit log, during each series' blocks and the resolver work that followed them. */
   readonly kubetxCallsPerWrite: Record<string, PerMember>;
-  readonly apiserverView: Record<string, Record<string, { calls: number; meanMs: number; shareUnder5ms: number }>>;
+  /** The apiserver's webhook histogram over each series' blocks, per webhook name (admitted CREATEs only). */
+  readonly apiserverView: Record<string, Record<string, WebhookView>>;
   readonly raw: Record<Series, number[]>;
 }
 
@@ -115,16 +118,18 @@ export async function measureLatency(ctx: BenchContext, options: LatencyOptions)
     }, (at) => singleAnsweredAt.set(singleId, at)),
     memberShared: writer("memberShared", optedIn, () => ({ "kubetx.io/transaction": shared.id, "kubetx.io/expected-members": String(shared.expected) }), (at) => (shared.lastAt = at)),
   };
-  const apiserver: Record<string, WebhookTotals> = {};
+  const apiserver: Partial<Record<Series, WebhookWindows>> = {};
   const windows: Partial<Record<Series, Window[]>> = {};
   const block = async (series: readonly Series[], count: number, keep: boolean): Promise<void> => {
     for (const s of series) writers[s].roundStarts.push(writers[s].samples.length);
-    const before = await scrapeWebhookTotals(ctx.cluster.controlPlane);
-    for (let i = 0; i < count; i += 1) {
-      for (const s of series) await writers[s].write(keep);
-    }
-    const after = await scrapeWebhookTotals(ctx.cluster.controlPlane);
-    if (keep && series.length === 1) addDelta((apiserver[series[0] as Series] ??= new Map()), before, after);
+    const writeAll = async (): Promise<void> => {
+      for (let i = 0; i < count; i += 1) {
+        for (const s of series) await writers[s].write(keep);
+      }
+    };
+    const only = series.length === 1 ? series[0] : undefined;
+    if (keep && only) await (apiserver[only] ??= new WebhookWindows(ctx.cluster.controlPlane)).around(writeAll);
+    else await writeAll();
   };
   const settle = (): Promise<true> => ctx.phases.allResolved(SETTLE_TIMEOUT_MS);
   const timed = async (s: Series, count: number, keep: boolean): Promise<void> => {
@@ -157,7 +162,7 @@ export async function measureLatency(ctx: BenchContext, options: LatencyOptions)
     sharedTransactions,
     failures,
     kubetxCallsPerWrite: await callsPerWrite(ctx, windows, writers),
-    apiserverView: Object.fromEntries(Object.entries(apiserver).map(([k, t]) => [k, describeTotals(t)])),
+    apiserverView: Object.fromEntries(Object.entries(apiserver).map(([k, w]) => [k, w.view(ADMITTED_CREATES)])),
     raw: Object.fromEntries(Object.entries(writers).map(([k, w]) => [k, w.samples.map((x) => round(x))])) as Record<Series, number[]>,
   };
 }

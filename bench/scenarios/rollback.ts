@@ -13,6 +13,8 @@ import { kubetxCalls, perMember } from "../support/audit.ts";
 import type { BenchContext } from "../support/context.ts";
 import { ENABLED, webhook } from "../support/context.ts";
 import { configMapFile } from "../support/manifests.ts";
+import type { WebhookView } from "../support/metrics.ts";
+import { WebhookWindows } from "../support/metrics.ts";
 import { median, round } from "../support/stats.ts";
 
 export interface RollbackOptions {
@@ -44,14 +46,17 @@ export interface RollbackResult {
   readonly allRolledBackAndGone: boolean;
   /** Requests kubetx made to the apiserver per member, from the patch to locks released (audit log). */
   readonly kubetxCallsPerMember: PerMember;
+  /** The apiserver's webhook histogram from each patch to locks released, per webhook name. */
+  readonly apiserverView: Record<string, WebhookView>;
   readonly runs: RollbackRun[];
 }
 
 export async function measureRollback(ctx: BenchContext, options: RollbackOptions): Promise<RollbackResult> {
   await webhook(ctx, "on");
   const runs: RollbackRun[] = [];
+  const view = new WebhookWindows(ctx.cluster.controlPlane);
   for (let run = 1; run <= options.runs; run += 1) {
-    const r = await rollbackOnce(ctx, options, run);
+    const r = await rollbackOnce(ctx, options, run, view);
     runs.push(r);
     ctx.progress(`  run ${run}/${options.runs}: patch -> ${r.phase} ${r.patchToRolledBackMs} ms (RollingBack after ${r.patchToRollingBackMs} ms, locks released after ${r.patchToLocksReleasedMs} ms), ${r.restored} restored, ${r.configMapsLeft} ConfigMaps left`);
   }
@@ -61,11 +66,12 @@ export async function measureRollback(ctx: BenchContext, options: RollbackOption
     medianPatchToLocksReleasedMs: round(median(runs.map((r) => r.patchToLocksReleasedMs))),
     allRolledBackAndGone: runs.every((r) => r.phase === "RolledBack" && r.configMapsLeft === 0 && r.restored === options.objects),
     kubetxCallsPerMember: perMember(await kubetxCalls(ctx.cluster.controlPlane.auditLog, runs.map((r) => r.window)), options.objects * runs.length),
+    apiserverView: view.view(),
     runs,
   };
 }
 
-async function rollbackOnce(ctx: BenchContext, options: RollbackOptions, run: number): Promise<RollbackRun> {
+async function rollbackOnce(ctx: BenchContext, options: RollbackOptions, run: number, view: WebhookWindows): Promise<RollbackRun> {
   const namespace = `rollback-${ctx.run}-${run}`;
   const id = `t-rollback-${ctx.run}-${run}`;
   await ctx.cluster.createNamespace(namespace, { ...ENABLED });
@@ -76,12 +82,14 @@ async function rollbackOnce(ctx: BenchContext, options: RollbackOptions, run: nu
   if (applied.code !== 0) throw new Error(`bench: kubectl apply for the rollback run failed: ${applied.stderr.slice(0, 2000)}`);
   // The resolver has looked at it and counted every member: it is really open and waiting for the 101st.
   await openWith(ctx, id, options.objects);
-  const wallStart = Date.now();
-  const patched = performance.now();
-  await ctx.cluster.alice.mergePatch(transactionPath(id), { spec: { clientState: "Failed", clientMessage: "bench: simulated failure of the rest of the apply" } });
-  const [phase, at] = await ctx.phases.reached(id, ["RolledBack", "Failed"], RESOLVE_TIMEOUT_MS);
-  const releasedAt = await locksReleased(ctx, id);
-  const window = { start: wallStart, end: Date.now() };
+  const { patched, phase, at, releasedAt, window } = await view.around(async () => {
+    const wallStart = Date.now();
+    const patched = performance.now();
+    await ctx.cluster.alice.mergePatch(transactionPath(id), { spec: { clientState: "Failed", clientMessage: "bench: simulated failure of the rest of the apply" } });
+    const [phase, at] = await ctx.phases.reached(id, ["RolledBack", "Failed"], RESOLVE_TIMEOUT_MS);
+    const releasedAt = await locksReleased(ctx, id);
+    return { patched, phase, at, releasedAt, window: { start: wallStart, end: Date.now() } };
+  });
   const left = await configMapsLeft(ctx, namespace);
   const status = ctx.phases.seen.get(id)?.last?.status ?? {};
   const rollingBackAt = ctx.phases.seen.get(id)?.phases.get("RollingBack") ?? Number.NaN;

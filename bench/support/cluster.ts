@@ -5,7 +5,7 @@
  * CRDs, the user role, the editor binder), without vitest's inject.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { bootstrapKubetxIdentity, editorsBound, runEditorBinder } from "../../src/devcluster/bootstrap.ts";
@@ -19,8 +19,24 @@ import type { KubeClient } from "../../src/kube/index.ts";
 import { createKubeClient } from "../../src/kube/index.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
 import type { Cleanup } from "./cleanup.ts";
+import { filesystemName, inMemory } from "./filesystems.ts";
 
 export const REPO = path.resolve(import.meta.dirname, "../..");
+/** Where the fsync mode puts the control plane when the temp dir is in memory: on the repo's disk, git-ignored. */
+const DISK_FALLBACK = path.join(REPO, ".kubetx", "bench");
+
+export interface BenchClusterOptions {
+  /** etcd syncs its writes to disk (no --unsafe-no-fsync), its data dir never on tmpfs. */
+  readonly fsync: boolean;
+}
+
+/** Where etcd keeps its data and whether it syncs it: for the results. */
+export interface EtcdStorage {
+  readonly fsync: boolean;
+  readonly dataDir: string;
+  /** The data dir's filesystem type (statfs), e.g. ext4 or tmpfs. */
+  readonly filesystem: string;
+}
 
 export interface BenchCluster {
   readonly dir: string;
@@ -29,6 +45,9 @@ export interface BenchCluster {
   readonly admin: KubeClient;
   readonly alice: KubeClient;
   readonly webhookTls: { certFile: string; keyFile: string };
+  readonly etcd: EtcdStorage;
+  /** kubectl's discovery and HTTP cache, shared by every kubectl the bench runs. */
+  readonly kubectlCacheDir: string;
   /** Runs the real kubectl as alice (or admin), with `input` on stdin; resolves with the exit code and output, never rejects. */
   kubectl(args: readonly string[], user?: "alice" | "admin", input?: string): Promise<CommandResult>;
   /** Creates a namespace and waits until alice may edit in it. */
@@ -42,13 +61,15 @@ export interface CommandResult {
 }
 
 /** Starts everything; every step registers its undo on `cleanup` before the next one starts. */
-export async function startBenchCluster(cleanup: Cleanup, progress: (line: string) => void): Promise<BenchCluster> {
+export async function startBenchCluster(cleanup: Cleanup, progress: (line: string) => void, options: BenchClusterOptions = { fsync: false }): Promise<BenchCluster> {
   const binaries = await ensureBinaries({ moduleDir: path.join(REPO, "controlplane"), cacheDir: defaultCacheDir(process.env), onProgress: progress });
-  const dir = await mkdtemp(path.join(tmpdir(), "kubetx-bench-"));
+  const dir = await mkdtemp(path.join(await parentDir(options.fsync), "kubetx-bench-"));
   cleanup.push("remove temp dir", () => rm(dir, { recursive: true, force: true }));
-  const controlPlane = await startControlPlane({ dir, binaries });
+  const controlPlane = await startControlPlane({ dir, binaries, etcdFsync: options.fsync });
   cleanup.push("stop control plane", () => controlPlane.stop());
-  progress(`control plane up at ${controlPlane.server} (Kubernetes ${binaries.version}), dir ${dir}`);
+  // etcdArgs keeps etcd's data in DIR/etcd.
+  const etcd: EtcdStorage = { fsync: options.fsync, dataDir: path.join(dir, "etcd"), filesystem: filesystemName((await statfs(dir)).type) };
+  progress(`control plane up at ${controlPlane.server} (Kubernetes ${binaries.version}), dir ${dir}, etcd fsync ${etcd.fsync ? "on" : "off"} on ${etcd.filesystem}`);
   const admin = await createKubeClient(controlPlane.kubeconfigs.admin);
   cleanup.push("close admin client", () => admin.close());
   const alice = await createKubeClient(controlPlane.kubeconfigs.alice);
@@ -68,19 +89,30 @@ export async function startBenchCluster(cleanup: Cleanup, progress: (line: strin
   });
   const kubectlCache = path.join(dir, "kubectl-cache");
   return {
-    dir, controlPlane, binaries, admin, alice, webhookTls,
-    kubectl: (args, user = "alice", input) => run(binaries.kubectl, ["--kubeconfig", controlPlane.kubeconfigs[user], "--cache-dir", kubectlCache, ...args], input),
+    dir, controlPlane, binaries, admin, alice, webhookTls, etcd, kubectlCacheDir: kubectlCache,
+    kubectl: (args, user = "alice", input) => run(binaries.kubectl, ["--kubeconfig", controlPlane.kubeconfigs[user], "--cache-dir", kubectlCache, ...args], { input }),
     createNamespace: (name, labels = {}) => createNamespace(admin, name, labels),
   };
 }
 
-function run(command: string, args: readonly string[], input?: string): Promise<CommandResult> {
+/**
+ * The temp dir, or with fsync on a directory on disk if the temp dir is in
+ * memory: fsync on tmpfs costs nothing, and would measure nothing.
+ */
+async function parentDir(fsync: boolean): Promise<string> {
+  if (!fsync || !inMemory((await statfs(tmpdir())).type)) return tmpdir();
+  await mkdir(DISK_FALLBACK, { recursive: true });
+  return DISK_FALLBACK;
+}
+
+/** Runs a command (`env` in place of this process's environment); resolves with the exit code and output, never rejects. */
+export function run(command: string, args: readonly string[], options: { input?: string | undefined; env?: NodeJS.ProcessEnv } = {}): Promise<CommandResult> {
   return new Promise((resolve) => {
-    const child = execFile(command, args, { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const child = execFile(command, args, { maxBuffer: 64 * 1024 * 1024, ...(options.env ? { env: options.env } : {}) }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
-    if (input !== undefined) child.stdin?.end(input);
+    if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
 

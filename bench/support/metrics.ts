@@ -1,51 +1,84 @@
 /**
  * The apiserver's own view of the webhook: its admission-webhook duration
- * histogram, read from /metrics before and after a block of requests. The
- * buckets are coarse (5 ms, 25 ms, 100 ms, ...), so this gives a mean per
- * call and the share under 5 ms, a cross-check on the client-side numbers.
+ * histogram, read from /metrics before and after each measured window and
+ * summed over the windows of one path. The buckets are coarse (5 ms, 25 ms,
+ * 100 ms, 500 ms, ...), so the quantiles are estimates inside a bucket, a
+ * cross-check on the client-side numbers rather than a replacement.
  */
 import https from "node:https";
 import { readFile } from "node:fs/promises";
 import type { ControlPlane } from "../../src/devcluster/controlplane.ts";
+import type { LabelledHistogram } from "./histogram.ts";
+import { addHistograms, histogramDelta, histogramQuantile, histogramsOf, mergeBy, parsePrometheusText } from "./histogram.ts";
 import { round } from "./stats.ts";
 
-const HISTOGRAM = "apiserver_admission_webhook_admission_duration_seconds";
+/** Labels: name (the webhook's), type (validating, admit), operation, rejected. */
+export const WEBHOOK_HISTOGRAM = "apiserver_admission_webhook_admission_duration_seconds";
+/** The apiserver's first bucket bound: the share of calls under it says how many were fast. */
+const FAST_BOUND_SECONDS = 0.005;
 
-/** Per webhook name: sum of seconds, count, and count of calls at or under 5 ms. */
-export type WebhookTotals = Map<string, { sum: number; count: number; under5ms: number }>;
+/** What the apiserver measured of one webhook over a path's windows. */
+export interface WebhookView {
+  readonly calls: number;
+  readonly rejected: number;
+  readonly byOperation: Record<string, number>;
+  readonly meanMs: number;
+  /** Estimated from the buckets (linear inside the bucket, as histogram_quantile). */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly shareUnder5ms: number;
+  /** `[le, calls at or under it]` in bound order, `le` in seconds as the apiserver labels it (a list: as object keys "1" and "10" would sort before "0.005"). */
+  readonly buckets: readonly (readonly [string, number])[];
+}
 
-export async function scrapeWebhookTotals(controlPlane: ControlPlane): Promise<WebhookTotals> {
+export type Labels = Readonly<Record<string, string>>;
+
+/** The webhook histogram's series, summed over measured windows. */
+export class WebhookWindows {
+  private readonly controlPlane: ControlPlane;
+  private total: LabelledHistogram[] = [];
+
+  constructor(controlPlane: ControlPlane) {
+    this.controlPlane = controlPlane;
+  }
+
+  /** Runs `work` between two scrapes and adds what the apiserver measured in between. */
+  async around<T>(work: () => Promise<T>): Promise<T> {
+    const before = await scrapeWebhookHistogram(this.controlPlane);
+    const result = await work();
+    const after = await scrapeWebhookHistogram(this.controlPlane);
+    this.total = addHistograms(this.total, histogramDelta(before, after));
+    return result;
+  }
+
+  view(keep?: (labels: Labels) => boolean): Record<string, WebhookView> {
+    return describeWebhooks(this.total, keep);
+  }
+}
+
+export async function scrapeWebhookHistogram(controlPlane: ControlPlane): Promise<LabelledHistogram[]> {
   const text = await get(`${controlPlane.server}/metrics`, await readFile(controlPlane.ca.certFile), controlPlane.tokens.admin);
-  const totals: WebhookTotals = new Map();
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(HISTOGRAM)) continue;
-    const match = /^(\w+)\{([^}]*)\}\s+(\S+)/.exec(line);
-    if (!match) continue;
-    const [, metric, rawLabels, value] = match as unknown as [string, string, string, string];
-    const labels: Record<string, string> = Object.fromEntries([...rawLabels.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? "", m[2] ?? ""]));
-    if (labels.operation !== "CREATE" || labels.rejected !== "false" || !labels.name) continue;
-    const entry = totals.get(labels.name) ?? { sum: 0, count: 0, under5ms: 0 };
-    if (metric.endsWith("_sum")) entry.sum += Number(value);
-    else if (metric.endsWith("_count")) entry.count += Number(value);
-    else if (metric.endsWith("_bucket") && labels.le === "0.005") entry.under5ms += Number(value);
-    totals.set(labels.name, entry);
-  }
-  return totals;
+  return histogramsOf(parsePrometheusText(text), WEBHOOK_HISTOGRAM);
 }
 
-/** `after - before`, added into `into`. */
-export function addDelta(into: WebhookTotals, before: WebhookTotals, after: WebhookTotals): void {
-  for (const [name, a] of after) {
-    const b = before.get(name) ?? { sum: 0, count: 0, under5ms: 0 };
-    const acc = into.get(name) ?? { sum: 0, count: 0, under5ms: 0 };
-    into.set(name, { sum: acc.sum + a.sum - b.sum, count: acc.count + a.count - b.count, under5ms: acc.under5ms + a.under5ms - b.under5ms });
-  }
-}
-
-export function describeTotals(totals: WebhookTotals): Record<string, { calls: number; meanMs: number; shareUnder5ms: number }> {
-  const out: Record<string, { calls: number; meanMs: number; shareUnder5ms: number }> = {};
-  for (const [name, t] of totals) {
-    if (t.count > 0) out[name] = { calls: t.count, meanMs: round((t.sum / t.count) * 1000), shareUnder5ms: round(t.under5ms / t.count, 3) };
+/** Per webhook name, the series that pass `keep` merged (operations, rejected or not). */
+export function describeWebhooks(series: readonly LabelledHistogram[], keep?: (labels: Labels) => boolean): Record<string, WebhookView> {
+  const out: Record<string, WebhookView> = {};
+  for (const [name, h] of [...mergeBy(series, "name", keep)].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (h.count <= 0) continue;
+    const mine = series.filter((s) => s.labels.name === name && (keep?.(s.labels) ?? true));
+    const byOperation: Record<string, number> = {};
+    for (const s of mine) byOperation[s.labels.operation ?? "?"] = (byOperation[s.labels.operation ?? "?"] ?? 0) + s.count;
+    out[name] = {
+      calls: h.count,
+      rejected: mine.filter((s) => s.labels.rejected === "true").reduce((n, s) => n + s.count, 0),
+      byOperation,
+      meanMs: round((h.sum / h.count) * 1000),
+      p50Ms: round(histogramQuantile(0.5, h) * 1000),
+      p99Ms: round(histogramQuantile(0.99, h) * 1000),
+      shareUnder5ms: round((h.buckets.find((b) => b.le === FAST_BOUND_SECONDS)?.count ?? 0) / h.count, 3),
+      buckets: h.buckets.map((b) => [b.le === Infinity ? "+Inf" : String(b.le), b.count] as const),
+    };
   }
   return out;
 }

@@ -1,10 +1,11 @@
 /** Targets from the issue, the printed summary, and the results files. */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { ApplyResult } from "../scenarios/apply.ts";
+import type { ApplyResult, Comparison } from "../scenarios/apply.ts";
 import type { PerMember } from "./audit.ts";
 import type { LatencyResult } from "../scenarios/latency.ts";
 import type { RollbackResult } from "../scenarios/rollback.ts";
+import type { WebhookView } from "./metrics.ts";
 import { formatSummary, ms, round } from "./stats.ts";
 
 export interface Results {
@@ -43,7 +44,9 @@ export function targetsOf(r: Pick<Results, "apply" | "rollback" | "latency">): T
 }
 
 export function summaryText(r: Results): string {
-  const lines: string[] = [`kubetx bench ${r.startedAt} (${r.durationSeconds} s)`];
+  const etcd = r.environment.etcd as { fsync?: boolean; filesystem?: string } | undefined;
+  const storage = etcd ? `, etcd fsync ${etcd.fsync ? "on" : "off"}, data on ${etcd.filesystem ?? "?"}` : "";
+  const lines: string[] = [`kubetx bench ${r.startedAt} (${r.durationSeconds} s)${storage}`];
   if (r.latency) lines.push(...latencyLines(r.latency));
   if (r.apply) lines.push(...applyLines(r.apply));
   if (r.rollback) lines.push(...rollbackLines(r.rollback));
@@ -64,21 +67,39 @@ function latencyLines(l: LatencyResult): string[] {
   lines.push(`   shared txs: ${l.sharedTransactions.map((t) => `${t.members} members ${t.phase}${t.reason ? ` (${t.reason})` : ""} ${ms(t.lastWriteToResolvedMs)} after the last write`).join("; ")}`);
   for (const [series, f] of Object.entries(l.failures)) lines.push(`   FAILED writes, ${series}: ${f.count}, first: ${f.first.slice(0, 300)}`);
   for (const [series, calls] of Object.entries(l.kubetxCallsPerWrite)) lines.push(`   kubetx -> apiserver requests per write, ${series}: ${calls.total} (${topKinds(calls)})`);
-  for (const [series, hooks] of Object.entries(l.apiserverView)) {
-    lines.push(`   apiserver view, ${series}: ${Object.entries(hooks).map(([h, v]) => `${h} mean ${ms(v.meanMs)} (${Math.round(v.shareUnder5ms * 100)}% <= 5 ms)`).join("; ")}`);
-  }
+  for (const [series, hooks] of Object.entries(l.apiserverView)) lines.push(`   apiserver's webhook histogram, ${series}: ${webhookText(hooks)}`);
   return lines;
 }
 
 function applyLines(a: ApplyResult): string[] {
   const lines: string[] = [];
-  for (const [label, c] of [["2. kubectl apply -f (100 ConfigMaps), explicit transaction", a.explicit], ["3. kubectl apply -f (100 ConfigMaps), transparent mode, quiet window 2 s (production default)", a.transparent]] as const) {
+  const n = a.options.objects;
+  for (const [label, c] of [[`2. kubectl apply -f (${n} ConfigMaps), explicit transaction`, a.explicit], [`3. kubectl apply -f (${n} ConfigMaps), transparent mode, quiet window 2 s (production default)`, a.transparent]] as const) {
     lines.push("", `${label}, ${a.options.runs} runs each, interleaved`);
     lines.push(`   median wall time: with webhook ${ms(c.withWebhookMedianMs)}, without ${ms(c.withoutWebhookMedianMs)}, ratio ${c.ratio}`);
-    lines.push(`   median kubectl exit -> closed (Verifying) ${ms(c.exitToClosedMedianMs)}, -> Committed ${ms(c.exitToCommittedMedianMs)}; all committed with ${a.options.objects} members: ${c.allCommitted}`);
-    lines.push(`   kubetx -> apiserver requests per member (kubectl start to commit): ${c.kubetxCallsPerMember.total} (${topKinds(c.kubetxCallsPerMember)})`);
+    lines.push(`   median kubectl exit -> closed (Verifying) ${ms(c.exitToClosedMedianMs)}, -> Committed ${ms(c.exitToCommittedMedianMs)}; all committed with ${n} members: ${c.allCommitted}`);
+    lines.push(...commonLines(c));
   }
+  const p = a.plugin;
+  lines.push("", `2p. kubectl tx apply -f (${n} ConfigMaps, the plugin; it exits after the verdict) vs plain kubectl apply -f, ${a.options.runs} runs each, interleaved`);
+  lines.push(`   median wall time: kubectl tx apply ${ms(p.withWebhookMedianMs)}, kubectl apply without webhook ${ms(p.withoutWebhookMedianMs)}, ratio ${p.ratio}`);
+  lines.push(`   median start -> record seen ${ms(p.startToRecordMedianMs)}; resolved -> kubectl tx exit ${ms(p.resolvedToExitMedianMs)}; all committed with ${n} members: ${p.allCommitted}`);
+  lines.push(...commonLines(p));
   return lines;
+}
+
+function commonLines(c: Comparison): string[] {
+  return [
+    `   kubetx -> apiserver requests per member (start to commit): ${c.kubetxCallsPerMember.total} (${topKinds(c.kubetxCallsPerMember)})`,
+    `   apiserver's webhook histogram: ${webhookText(c.apiserverView)}`,
+  ];
+}
+
+/** Per webhook: calls, and p50 and p99 estimated inside the apiserver's coarse buckets (hence ~), and the exact mean. */
+function webhookText(view: Record<string, WebhookView>): string {
+  const hooks = Object.entries(view).map(([name, v]) =>
+    `${name} n=${v.calls}${v.rejected > 0 ? ` (${v.rejected} rejected)` : ""} p50 ~${ms(v.p50Ms)} p99 ~${ms(v.p99Ms)} mean ${ms(v.meanMs)}`);
+  return hooks.length > 0 ? hooks.join("; ") : "no calls";
 }
 
 function rollbackLines(b: RollbackResult): string[] {
@@ -86,6 +107,7 @@ function rollbackLines(b: RollbackResult): string[] {
   lines.push("", `4. rollback of a ${b.options.objects}-member open transaction (clientState=Failed patch), ${b.options.runs} runs`);
   lines.push(`   median patch -> RolledBack ${ms(b.medianPatchToRolledBackMs)}; -> locks and journal released ${ms(b.medianPatchToLocksReleasedMs)}; runs ${b.runs.map((x) => ms(x.patchToRolledBackMs)).join(", ")}`);
   lines.push(`   kubetx -> apiserver requests per member (patch to locks released): ${b.kubetxCallsPerMember.total} (${topKinds(b.kubetxCallsPerMember)})`);
+  lines.push(`   apiserver's webhook histogram: ${webhookText(b.apiserverView)}`);
   lines.push(`   every run RolledBack, all ${b.options.objects} restored, no ConfigMap left: ${b.allRolledBackAndGone}`);
   return lines;
 }
@@ -95,19 +117,30 @@ function topKinds(calls: PerMember): string {
   return Object.entries(calls.byKind).slice(0, 7).map(([k, v]) => `${k} ${v} x ${ms(calls.medianMsByKind[k] ?? Number.NaN)}`).join(", ");
 }
 
-/** latest.json and a copy named by the start time; only `<only>.json` when given. */
-export async function writeResults(dir: string, results: Results, only?: string): Promise<string[]> {
+export interface RunMode {
+  /** A smoke run: its numbers mean little. */
+  readonly quick: boolean;
+  /** etcd with fsync on. */
+  readonly fsync: boolean;
+}
+
+/**
+ * The files a run writes: quick.json alone for a smoke run, else latest.json
+ * and a copy named by the start time; `-fsync` before `.json` with fsync on,
+ * so the two modes never overwrite each other.
+ */
+export function resultFileNames(startedAt: string, mode: RunMode): string[] {
+  const suffix = mode.fsync ? "-fsync" : "";
+  if (mode.quick) return [`quick${suffix}.json`];
+  return [`latest${suffix}.json`, `${startedAt.replace(/:/g, "-").replace(/\.\d{3}Z$/, "Z")}${suffix}.json`];
+}
+
+export async function writeResults(dir: string, results: Results, mode: RunMode): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const text = `${JSON.stringify(results, null, 2)}\n`;
-  if (only) {
-    await writeFile(path.join(dir, `${only}.json`), text);
-    return [path.join(dir, `${only}.json`)];
-  }
-  const dated = path.join(dir, `${results.startedAt.replace(/:/g, "-").replace(/\.\d{3}Z$/, "Z")}.json`);
-  const latest = path.join(dir, "latest.json");
-  await writeFile(latest, text);
-  await writeFile(dated, text);
-  return [latest, dated];
+  const files = resultFileNames(results.startedAt, mode).map((name) => path.join(dir, name));
+  for (const file of files) await writeFile(file, text);
+  return files;
 }
 
 /** warn and error lines of the engine's pino log, grouped by message. */

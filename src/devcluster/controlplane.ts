@@ -61,6 +61,8 @@ export interface ControlPlaneOptions {
    * their own. Absent: RBAC alone.
    */
   readonly authorizationWebhookUrl?: string;
+  /** etcd with fsync on (benchmarks); off when absent, see etcdArgs. */
+  readonly etcdFsync?: boolean;
 }
 
 /** The name in the client certificate the apiserver presents to kubetx (its audit sink, and the admission webhooks). */
@@ -254,7 +256,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const stop = (): Promise<void> => processes.stop();
   try {
     const server = `https://127.0.0.1:${context.ports.apiserver}`;
-    processes.start("etcd", options.binaries.etcd, etcdArgs(dir, context.ports));
+    processes.start("etcd", options.binaries.etcd, etcdArgs(dir, context.ports, { fsync: options.etcdFsync }));
     const restart = await startApiserver(context);
     await processes.record();
     await waitHealthy({

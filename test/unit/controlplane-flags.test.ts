@@ -91,6 +91,19 @@ describe("the control plane's addresses", () => {
   });
 });
 
+describe("etcd's command line", () => {
+  it("skips fsync unless asked for it, as a throwaway store may", () => {
+    expect(etcdArgs(FILES.dir, PORTS)).toContain("--unsafe-no-fsync");
+    expect(etcdArgs(FILES.dir, PORTS, { fsync: false })).toContain("--unsafe-no-fsync");
+  });
+
+  it("syncs to disk when fsync is asked for, keeping its data dir and ports", () => {
+    const synced = etcdArgs(FILES.dir, PORTS, { fsync: true });
+    expect(synced).not.toContain("--unsafe-no-fsync");
+    expect(synced).toEqual(etcdArgs(FILES.dir, PORTS).filter((arg) => arg !== "--unsafe-no-fsync"));
+  });
+});
+
 describe("the static token file", () => {
   it("gives the controller manager and the scheduler the users the apiserver's bootstrap RBAC binds", () => {
     expect(IDENTITIES.map((i) => i.user)).toEqual(expect.arrayContaining(["system:kube-controller-manager", "system:kube-scheduler"]));
