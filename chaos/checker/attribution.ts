@@ -72,11 +72,13 @@ export function attribute(history: TrialHistory): Attribution {
   const claimed = new Map<string, Set<string>>();
   for (const op of ops) for (const id of observed.get(op.id) ?? []) claimed.set(id, (claimed.get(id) ?? new Set()).add(op.user));
   const findings: Finding[] = [];
+  const tokens = new Map(history.observation.histories.map((h) => [h.key, new Set(h.versions.flatMap((v) => (v.token ? [v.token] : [])))]));
   const writes = ops.flatMap((op) => op.writes.map((write): WriteRef => {
     const outcome = outcomes.get(op.id);
     const object = objects.get(write.object);
     const requests = history.observation.requests ?? [];
-    const tx = object ? findTransaction({ op, write, object, outcome, records, requests, observed: observed.get(op.id) ?? [], claimed, findings }) : undefined;
+    const persisted = tokens.get(write.object)?.has(op.token) === true;
+    const tx = object ? findTransaction({ op, write, object, outcome, records, requests, observed: observed.get(op.id) ?? [], claimed, persisted, findings }) : undefined;
     return { op, write, ...(outcome ? { outcome } : {}), ...(tx ? { tx } : {}) };
   }));
   return { records, objects, ops, outcomes, observed, writes, tokenOwner: new Map(ops.map((op) => [op.token, op])), findings };
@@ -97,6 +99,8 @@ interface Search {
    * one requester's writes that come within the quiet window).
    */
   readonly claimed: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Whether the object ever held what this op wrote (its token). */
+  readonly persisted: boolean;
   readonly findings: Finding[];
 }
 
@@ -105,8 +109,9 @@ interface Search {
  * for the op's own request (a successful one first); else the last of
  * those the client heard of; else (the client never got kubetx's warning,
  * say because the apiserver died before answering), for a transparent
- * apply only, a transparent record of the same user, made while the op
- * ran, that lists it and that no other user's client heard of.
+ * apply whose write reached its object, a transparent record of the same
+ * user, made while the op ran, that lists it and that no other user's
+ * client heard of.
  */
 function findTransaction(s: Search): string | undefined {
   // Any operation: a record lists an object once, under the transaction's first write of it (a delete, then a create, is one DELETE member).
@@ -117,6 +122,8 @@ function findTransaction(s: Search): string | undefined {
   if (heard.length > 0) return heard.at(-1);
   // An explicit or plugin apply knows its transaction (the id it named, the one kubectl tx printed): a write that record does not list belongs to none.
   if (!s.outcome || s.op.mode !== "transparent") return undefined;
+  // An apply whose write never reached its object (refused by a restarting apiserver, say) is in no record, whatever lists the object.
+  if (s.write.action === "apply" && !s.persisted) return undefined;
   const start = s.outcome.startedAt - RECORD_TIME_SLACK_MS;
   const end = s.outcome.endedAt + RECORD_TIME_SLACK_MS;
   const candidates = [...s.records.values()].filter((r) => {

@@ -40,6 +40,8 @@ interface OpSpec {
   readonly exitCode?: number;
   /** The client heard of no transaction (the apiserver died before it answered). */
   readonly silent?: boolean;
+  /** What kubectl printed instead of kubetx's line, when the apiserver refused it. */
+  readonly refused?: string;
 }
 
 function op(spec: OpSpec): OpPlan {
@@ -54,8 +56,8 @@ function op(spec: OpSpec): OpPlan {
 function outcome(spec: OpSpec): OpOutcome {
   const startedAt = T0 + spec.at * 1000;
   const endedAt = startedAt + (spec.seconds ?? 0.5) * 1000;
-  const joined = spec.silent ? "error: unexpected EOF\n" : (spec.mode === "plugin" ? `kubectl tx: applying 1 object as transaction ${spec.tx}\n` : `Warning: kubetx: joined transaction ${spec.tx} (1 member)\n`)
-    + (spec.alsoHeard ?? []).map((id) => `Warning: kubetx: joined transaction ${id} (2 members)\n`).join("");
+  const joined = spec.refused ?? (spec.silent ? "error: unexpected EOF\n" : (spec.mode === "plugin" ? `kubectl tx: applying 1 object as transaction ${spec.tx}\n` : `Warning: kubetx: joined transaction ${spec.tx} (1 member)\n`)
+    + (spec.alsoHeard ?? []).map((id) => `Warning: kubetx: joined transaction ${id} (2 members)\n`).join(""));
   const deletes = (spec.deletes ?? []).map((k) => `configmap "${k.split("/").at(-1) ?? ""}" deleted`).join("\n");
   const command: CommandRecord = {
     argv: ["kubectl", "apply", "-f", "x.yaml", ...(spec.deletes?.length ? ["delete", "configmap", "-n", NS, ...spec.deletes.map((k) => k.split("/").at(-1) ?? "")] : [])],
@@ -380,6 +382,25 @@ describe("the chaos checker: which transaction a write belongs to", () => {
       ops: [{ id: "c1o1", mode: "explicit", tx: "t-one", applies: [A], at: 0 }, { id: "c1o2", mode: "explicit", tx: "t-two", applies: [A, B], at: 1, exitCode: 1 }],
       records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")], "alice", "explicit"), record("t-two", "RolledBack", [member(B, "UPDATE", "Restored")], "alice", "explicit")],
       histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]), [B]: versions([SEED_TOKEN, "tok-c1o2", SEED_TOKEN]) },
+    };
+    expect(kinds(history(spec))).toEqual([]);
+  });
+
+  it("never takes a transparent write that persisted nowhere (the apiserver refused it, the client heard nothing) as part of the transaction an earlier apply of the same user opened", () => {
+    // c1o1 committed A in t-one; c1o2's apply of A and an invalid object then got 403s from a restarted apiserver and printed no kubetx line.
+    const spec: Build = {
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 0 }, { id: "c1o2", tx: "t-none", applies: [A], invalid: "bad-key", at: 1, exitCode: 1, refused: `Error from server (Forbidden): deployments.apps "a" is forbidden: User "alice" cannot get resource "configmaps"\n` }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")])],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]) },
+    };
+    expect(kinds(history(spec))).toEqual([]);
+  });
+
+  it("takes a write whose client heard nothing, but which reached its object, as part of the transaction an earlier apply of the same user opened and it joined", () => {
+    const spec: Build = {
+      ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 0 }, { id: "c1o2", tx: "t-none", applies: [B], at: 1, silent: true, exitCode: 1 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed"), member(B, "UPDATE", "Committed")])],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]), [B]: versions([SEED_TOKEN, "tok-c1o2"]) },
     };
     expect(kinds(history(spec))).toEqual([]);
   });
