@@ -273,8 +273,8 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       expect(runs).toHaveLength(1);
     });
 
-    it("reports kubectl's end again when the kubetx replica the apiserver called had just died", async () => {
-      api.reportErrors = [webhookDown(), webhookDown()];
+    it("reports kubectl's end again when the kubetx replica the apiserver called had just died, or RBAC was not read yet", async () => {
+      api.reportErrors = [webhookDown(), forbidden(TX_PATH)];
       const reported: (string | undefined)[] = [];
       api.verdict = (record) => {
         reported.push(record.spec.clientState);

@@ -27,20 +27,20 @@ function apiMessage(error: unknown): string {
  */
 export const SETTLING: RetryOptions = { attempts: 10, deadlineMs: 5_000, initialDelayMs: 100, maxDelayMs: 1_000 };
 
-/** An answer worth asking again: no answer at all (refused, reset), 429, 5xx, and 403 where `forbiddenToo`. */
-function passing(error: unknown, forbiddenToo: boolean): boolean {
+/** An answer worth asking again: no answer at all (refused, reset), 403, 429 and 5xx. */
+function passing(error: unknown): boolean {
   if (!(error instanceof KubeError)) return true;
-  return error.status === 429 || error.status >= 500 || (forbiddenToo && error.status === 403);
+  return error.status === 403 || error.status === 429 || error.status >= 500;
 }
 
 /** `call` until it answers, or until `options` run out on answers that pass; then its last failure. */
-export async function settled<T>(call: () => Promise<T>, options: { retry: RetryOptions; forbiddenToo: boolean }): Promise<T> {
+export async function settled<T>(call: () => Promise<T>, retrying: RetryOptions): Promise<T> {
   let last: unknown;
-  const result = await retry<T>(options.retry, async () => {
+  const result = await retry<T>(retrying, async () => {
     try {
       return { done: true, value: await call() };
     } catch (error) {
-      if (!passing(error, options.forbiddenToo)) throw error;
+      if (!passing(error)) throw error;
       last = error;
       return { done: false, why: apiMessage(error) };
     }
@@ -53,7 +53,7 @@ export async function settled<T>(call: () => Promise<T>, options: { retry: Retry
 export async function whoAmI(client: KubeClient, retrying: RetryOptions = SETTLING): Promise<string> {
   let user: string | undefined;
   try {
-    user = await settled(() => selfUsername(client), { retry: retrying, forbiddenToo: true });
+    user = await settled(() => selfUsername(client), retrying);
   } catch (error) {
     const what = error instanceof KubeError ? "the apiserver would not say who you are" : `cannot reach the apiserver at ${client.server}`;
     throw new TxError(`kubectl tx: ${what} (${apiMessage(error)}); check your kubeconfig and context`, undefined, { cause: error });
@@ -88,7 +88,7 @@ export async function createRecord(client: KubeClient, input: RecordInput, retry
         // The id is new and random: after a create whose answer was lost, the record that exists is this one.
         if (!(error instanceof AlreadyExists && tries > 1)) throw error;
       }
-    }, { retry: retrying, forbiddenToo: true });
+    }, retrying);
   } catch (error) {
     throw createFailure(error, input.user);
   }
@@ -124,7 +124,7 @@ export function renewFailure(id: string, error: unknown, periodMs: number): stri
 /** Tells kubetx how kubectl ended, through the record's spec.clientState. */
 export async function reportClientState(client: KubeClient, id: string, patch: ClientStatePatch, retrying: RetryOptions = SETTLING): Promise<void> {
   try {
-    await settled(() => client.mergePatch(transactionPath(id), patch), { retry: retrying, forbiddenToo: false });
+    await settled(() => client.mergePatch(transactionPath(id), patch), retrying);
   } catch (error) {
     throw new TxError(
       `kubectl tx: could not tell kubetx that kubectl ${patch.spec.clientState === "Applied" ? "finished" : "failed"} (${apiMessage(error)}); ` +
