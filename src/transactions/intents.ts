@@ -49,6 +49,9 @@ export interface IntentOptions {
   readonly failRequester: (requester: Requester, fieldManager: string | undefined, reason: string, observedAtMs: number) => Promise<void>;
 }
 
+/** How long an intent whose check keeps failing is tried again: a transaction is open at most a minute by default. */
+const RETRY_CHECKS_MS = 60_000;
+
 /** Intents kept at most: a flood of writes must not grow memory without bound. */
 const MAX_INTENTS = 10_000;
 
@@ -107,15 +110,43 @@ export class IntentTracker {
     return this.count;
   }
 
-  /** Checks every intent past its grace; fails the transactions of writes that never reached validation. */
+  /**
+   * Checks every intent past its grace; fails the transactions of writes
+   * that never reached validation. An intent whose check or failure could
+   * not be done (the apiserver refused or did not answer: it restarts, its
+   * authorizer has not read RBAC yet) is kept for the next sweep, not lost;
+   * the first error is thrown once the others were tried.
+   */
   async sweep(): Promise<void> {
+    let first: Error | undefined;
     for (const intent of this.takeOverdue(this.o.clock.monotonic())) {
-      if (await this.o.reachedValidation(intent)) continue;
-      const object = intent.generateName ? `${describeRef(intent.ref)}(${intent.generateName}…)` : describeRef(intent.ref);
-      const reason = `the apiserver rejected the ${intent.operation.toLowerCase()} of ${object} before it reached kubetx (the object failed its own validation; kubectl printed why)`;
-      this.o.logger.info({ user: intent.requester.username, object }, "write never reached validation; failing its transaction");
-      await this.o.failRequester(intent.requester, intent.fieldManager, reason, intent.observedAtWall);
+      try {
+        await this.judge(intent);
+      } catch (error) {
+        first ??= error instanceof Error ? error : new Error(String(error));
+        this.keep(intent);
+      }
     }
+    if (first !== undefined) throw first;
+  }
+
+  private async judge(intent: Intent): Promise<void> {
+    if (await this.o.reachedValidation(intent)) return;
+    const object = intent.generateName ? `${describeRef(intent.ref)}(${intent.generateName}…)` : describeRef(intent.ref);
+    const reason = `the apiserver rejected the ${intent.operation.toLowerCase()} of ${object} before it reached kubetx (the object failed its own validation; kubectl printed why)`;
+    this.o.logger.info({ user: intent.requester.username, object }, "write never reached validation; failing its transaction");
+    await this.o.failRequester(intent.requester, intent.fieldManager, reason, intent.observedAtWall);
+  }
+
+  /** Puts an overdue intent back at the front of its queue, for the next sweep, unless it has been tried for long enough. */
+  private keep(intent: Intent): void {
+    if (this.o.clock.monotonic() - intent.observedAt >= RETRY_CHECKS_MS) {
+      this.o.logger.warn({ user: intent.requester.username, object: describeRef(intent.ref) }, "gave up checking whether a write reached validation");
+      return;
+    }
+    const key = intentKey(intent.requester, intent.operation, intent.ref, intent.generateName);
+    this.pending.set(key, [intent, ...(this.pending.get(key) ?? [])]);
+    this.count += 1;
   }
 
   private takeOverdue(now: number): Intent[] {

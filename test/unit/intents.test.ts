@@ -65,6 +65,21 @@ describe("intents of transparent writes", () => {
     expect(failed).toHaveLength(1);
   });
 
+  it("a write whose check the apiserver refused (restarting, RBAC not read yet) is checked again at the next sweep, not forgotten", async () => {
+    let answers = 0;
+    const { intents, clock, failed } = tracker(() => (answers++ === 0 ? Promise.reject(new Error("403 Forbidden")) : Promise.resolve(false)));
+    intents.observe({ requester: alice, ref: { ...configmaps, name: "a" }, operation: "CREATE" });
+    intents.observe({ requester: alice, ref: { ...configmaps, name: "b" }, operation: "CREATE" });
+    clock.advance(GRACE_MS);
+    await expect(intents.sweep()).rejects.toThrow("403 Forbidden");
+    expect(failed).toHaveLength(1);
+    expect(intents.size).toBe(1);
+    await intents.sweep();
+    expect(failed).toHaveLength(2);
+    expect(failed.join("\n")).toContain("configmaps demo/a");
+    expect(intents.size).toBe(0);
+  });
+
   it("a write validated on another replica is not failed", async () => {
     const { intents, clock, failed } = tracker(() => Promise.resolve(true));
     intents.observe({ requester: alice, ref: { ...configmaps, name: "a" }, operation: "CREATE" });
