@@ -82,7 +82,7 @@ export function planRestore(member: Member, entry: StoredEntry | undefined, live
       : { kind: "impossible", reason: "no journal entry for an object that existed before the transaction" };
   }
   if (images.pre === null) return planUndoCreate(member, images.post, live);
-  return planUndoChange(member.ref, { pre: images.pre, post: images.post }, live);
+  return planUndoChange(member, { pre: images.pre, post: images.post }, live);
 }
 
 function planUndoCreate(member: Member, post: KubeObject | null | undefined, live: KubeObject | undefined): RestoreAction {
@@ -97,9 +97,10 @@ function versionOf(live: KubeObject): { resourceVersion?: string } {
   return live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {};
 }
 
-function planUndoChange(ref: ObjectRef, images: { pre: KubeObject; post: KubeObject | null | undefined }, live: KubeObject | undefined): RestoreAction {
+function planUndoChange(member: Member, images: { pre: KubeObject; post: KubeObject | null | undefined }, live: KubeObject | undefined): RestoreAction {
+  const { ref } = member;
   const { pre, post } = images;
-  if (!live) return planWhenGone(ref, pre, post);
+  if (!live) return planWhenGone(ref, pre, member.operation === "DELETE" ? null : post);
   const preUid = pre.metadata?.uid;
   if (preUid && live.metadata?.uid !== preUid) return planWhenReplaced(ref, pre, post, live);
   if (live.metadata?.deletionTimestamp) {
@@ -110,7 +111,14 @@ function planUndoChange(ref: ObjectRef, images: { pre: KubeObject; post: KubeObj
   return planThreeWay(ref, { pre, post, live });
 }
 
-/** Gone: re-created when the transaction deleted it (or may have: old entries), left alone when someone else did. */
+/**
+ * Gone: re-created when the transaction deleted it (or may have: old
+ * entries), left alone when someone else did. A transaction whose first
+ * write of the object was its delete is what removed it, whatever its
+ * later writes were: the post-image of a create that followed is only
+ * what that create asked for, and another webhook may have refused it
+ * (chaos F15).
+ */
 function planWhenGone(ref: ObjectRef, pre: KubeObject, post: KubeObject | null | undefined): RestoreAction {
   if (post === null || post === undefined) return { kind: "create", collectionPath: collectionPath(ref), body: userIntent(pre) };
   return { kind: "conflict", reason: "someone else deleted the object after this transaction wrote it; it is not re-created" };

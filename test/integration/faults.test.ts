@@ -54,6 +54,24 @@ describe("faults in one engine's transactions", () => {
     expect(after.metadata?.uid).not.toBe(before.metadata?.uid);
   });
 
+  it("gives an object back when the transaction deleted it and another webhook refused the create that followed (chaos F15)", async () => {
+    await admin.create(cms, configMap(ns, "deleted-then-refused", { v: "original" }));
+    const thirdParty = await startThirdPartyWebhook(ns);
+    try {
+      const deleted = await kubectl(["delete", "configmap", "deleted-then-refused", "-n", ns], { user: "alice" });
+      expect(deleted.code, deleted.stderr).toBe(0);
+      const id = joined(deleted.stderr);
+      const refused = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "deleted-then-refused", { v: "new" }, { labels: { "third-party": "deny" } })]) });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain("third-party=deny");
+      const tx = await waitResolved(admin, id);
+      expect(tx.status?.phase).toBe("RolledBack");
+      expect((await admin.get(`${cms}/deleted-then-refused`)).data).toEqual({ v: "original" });
+    } finally {
+      await thirdParty.close();
+    }
+  });
+
   it("never takes over the lock of a Failed transaction: its locks stay until an admin resolves it", async () => {
     const kubetx = await client("kubetx");
     try {

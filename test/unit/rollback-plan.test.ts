@@ -189,6 +189,13 @@ describe("planRestore: DELETE", () => {
     expect(action.body.data).toEqual({ mode: "old", keep: "yes" });
   });
 
+  it("re-creates the object it deleted when the create that followed was refused: the journal's post-image is only what that create asked for (chaos F15)", () => {
+    const refusedCreate = { metadata: { name: "settings", namespace: "shop" }, data: { mode: "new" } };
+    const action = planRestore(deleted, { pre: preImage, post: refusedCreate }, undefined);
+    expect(action.kind).toBe("create");
+    expect(action.kind === "create" ? action.body.data : undefined).toEqual({ mode: "old", keep: "yes" });
+  });
+
   it("is impossible while the object waits on finalizers, and says so", () => {
     const terminating = served({ mode: "old" }, { resourceVersion: "11", deletionTimestamp: "2026-01-01T00:01:00Z", finalizers: ["example.com/cleanup"] });
     const action = planRestore(deleted, entry, terminating);
