@@ -54,6 +54,9 @@ export class Replica {
   private process: ManagedProcess | undefined;
   private current: ReplicaState = "down";
   private sinkEnabled = false;
+  /** Whether the process last started has not exited. */
+  private alive = false;
+  private busy: Promise<void> = Promise.resolve();
 
   constructor(index: number, ports: { readonly webhook: number; readonly metrics: number }, config: ReplicaConfig) {
     this.index = index;
@@ -80,12 +83,45 @@ export class Replica {
    * again, as a kubelet restarts a crashing container: right after an
    * apiserver restart, kubetx cannot even learn who it is.
    */
-  async start(sink: boolean): Promise<void> {
+  start(sink: boolean): Promise<void> {
+    return this.exclusive(() => this.startNow(sink));
+  }
+
+  /** SIGTERM, then SIGKILL after a grace; waits until it is gone. */
+  stop(): Promise<void> {
+    return this.exclusive(() => this.stopNow());
+  }
+
+  /**
+   * One start or stop at a time: a fault's restart, the heal step and the
+   * switch of the sink setting can ask at once, and two start loops would
+   * leave an orphan process serving the port with the settings of the
+   * first (it answered the second's readiness probe), as happened in seed
+   * 4248: a replica ran with the sink through trials without it.
+   */
+  private exclusive(step: () => Promise<void>): Promise<void> {
+    const next = this.busy.then(step, step);
+    this.busy = next.catch(() => undefined);
+    return next;
+  }
+
+  private async startNow(sink: boolean): Promise<void> {
+    if (this.current === "running" && this.alive && this.sinkEnabled === sink) return;
+    await this.stopNow();
+    // Nothing may answer on the port now; something that does is not the process about to start.
+    if (await this.get("/readyz").then(() => true, () => false)) {
+      throw new Error(`chaos: something still serves replica ${this.name}'s port ${this.port} after it was stopped; an orphan kubetx would answer for it`);
+    }
     this.sinkEnabled = sink;
     const deadline = Date.now() + READY_TIMEOUT_MS;
     let why = "";
     while (Date.now() < deadline) {
-      this.process = startProcess({ name: `kubetx-${this.name}`, command: process.execPath, args: this.args(sink), logFile: this.logFile() });
+      const started = startProcess({ name: `kubetx-${this.name}`, command: process.execPath, args: this.args(sink), logFile: this.logFile() });
+      this.process = started;
+      this.alive = true;
+      void started.exited.then(() => {
+        if (this.process === started) this.alive = false;
+      });
       this.current = "running";
       why = await this.waitReady(this.process, Math.min(deadline, Date.now() + ATTEMPT_TIMEOUT_MS));
       if (why === "") return;
@@ -116,7 +152,7 @@ export class Replica {
     if (this.current === "paused") this.current = "running";
   }
 
-  async stop(): Promise<void> {
+  private async stopNow(): Promise<void> {
     this.resume();
     await this.process?.stop();
     this.current = "down";
