@@ -480,6 +480,8 @@ export class Resolver {
   private stillRefusing(id: string, tx: Transaction, now: number): boolean {
     if (tx.spec.mode !== "transparent") return false;
     const seen = this.observe(id);
+    // A write refused while the rollback ran is noted in lastActivity: it starts the window again (chaos F16).
+    this.noteChange(seen, { memberCount: seen.memberCount, reportedCount: seen.reportedCount, lastActivity: tx.status?.lastActivity }, now);
     const requests = this.sinkDelayMs() > 0 && this.requestsInFlight(seen, tx, now);
     return requests || now - seen.lastChangeAt < this.quietMs();
   }
