@@ -87,9 +87,15 @@ export class IntentTracker {
       this.o.logger.warn({ pending: this.count }, "too many writes waiting for validation; not tracking more");
       return;
     }
+    this.enqueue({ ...intent, observedAt: this.o.clock.monotonic(), observedAtWall: this.o.clock.now() }, "back");
+  }
+
+  /** Adds a pending write under its key: newly observed at the back, one to check again at the front. */
+  private enqueue(intent: Intent, end: "front" | "back"): void {
     const key = intentKey(intent.requester, intent.operation, intent.ref, intent.generateName);
     const queue = this.pending.get(key) ?? [];
-    queue.push({ ...intent, observedAt: this.o.clock.monotonic(), observedAtWall: this.o.clock.now() });
+    if (end === "back") queue.push(intent);
+    else queue.unshift(intent);
     this.pending.set(key, queue);
     this.count += 1;
   }
@@ -144,9 +150,7 @@ export class IntentTracker {
       this.o.logger.warn({ user: intent.requester.username, object: describeRef(intent.ref) }, "gave up checking whether a write reached validation");
       return;
     }
-    const key = intentKey(intent.requester, intent.operation, intent.ref, intent.generateName);
-    this.pending.set(key, [intent, ...(this.pending.get(key) ?? [])]);
-    this.count += 1;
+    this.enqueue(intent, "front");
   }
 
   private takeOverdue(now: number): Intent[] {
