@@ -11,9 +11,15 @@
  *
  * Layout: `jr-<tx>-<digest>` holds the first write's entry (create-only, so
  * a retried or duplicated webhook call never replaces the pre-image);
- * `jp-<tx>-<digest>` holds the post-image of later writes of the same
- * object in the same transaction (replaced by each); `jc-…` are the extra
- * chunks of an entry too large for one Secret, listed by its first.
+ * `jp-<tx>-<digest>-<seq>` holds the post-image of one later write of the
+ * same object in the same transaction, one Secret per write, in the order
+ * of `<seq>`; `jc-…` are the extra chunks of an entry too large for one
+ * Secret, listed by its first. Every admitted post-image is kept, not only
+ * the last: a later write that another webhook refused after kubetx
+ * admitted it leaves the object as the write before it left it, and the
+ * rollback must still recognise that write as the transaction's (chaos
+ * F17). Entries kubetx wrote before this kept one `jp-<tx>-<digest>`,
+ * replaced by each later write; it is read as one more post-image.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
@@ -42,10 +48,16 @@ export interface JournalEntry {
   readonly post: KubeObject | null;
 }
 
-/** What `read` returns: `post` is absent only for entries written before post-images were journalled. */
+/**
+ * What `read` returns: `post` (the last admitted write's image) is absent
+ * only for entries written before post-images were journalled; `posts`
+ * holds every admitted write's image, oldest first, when there was more
+ * than one.
+ */
 export interface StoredEntry {
   readonly pre: KubeObject | null;
   readonly post?: KubeObject | null;
+  readonly posts?: readonly (KubeObject | null)[];
 }
 
 interface SecretObject extends KubeObject {
@@ -61,8 +73,13 @@ export function journalName(transaction: string, ref: ObjectRef): string {
   return `jr-${transaction}-${refDigest(ref)}`;
 }
 
-function postName(transaction: string, ref: ObjectRef): string {
-  return `jp-${transaction}-${refDigest(ref)}`;
+/**
+ * A later write's post-image, under a name of its own: ordered by the
+ * writer's clock (base 36, fixed width), then a random tail so two writes
+ * in one millisecond both stay.
+ */
+function postName(transaction: string, ref: ObjectRef, at: number): string {
+  return `jp-${transaction}-${refDigest(ref)}-${at.toString(36).padStart(9, "0")}${randomBytes(2).toString("hex")}`;
 }
 
 /** The extra chunks a first Secret lists. */
@@ -85,6 +102,7 @@ export function decodeChunks<T>(chunks: readonly Buffer[]): T {
 export class Journal {
   private readonly client: KubeClient;
   private readonly secrets: string;
+  private lastStamp = 0;
 
   constructor(client: KubeClient, namespace: string) {
     this.client = client;
@@ -97,12 +115,18 @@ export class Journal {
    * its pre-image is the true one.
    */
   async record(transaction: string, ref: ObjectRef, entry: JournalEntry): Promise<void> {
-    await this.writeChunks(journalName(transaction, ref), transaction, encodeChunks(entry), "create");
+    await this.writeChunks(journalName(transaction, ref), transaction, encodeChunks(entry));
   }
 
-  /** Journals a later write of the same member: its post-image replaces the previous one. */
+  /** Journals a later write of the same member: its post-image is kept beside the earlier ones. */
   async recordPost(transaction: string, ref: ObjectRef, post: KubeObject | null): Promise<void> {
-    await this.writeChunks(postName(transaction, ref), transaction, encodeChunks({ post }), "replace");
+    await this.writeChunks(postName(transaction, ref, this.stamp()), transaction, encodeChunks({ post }));
+  }
+
+  /** Milliseconds, strictly increasing in this process: two writes in one millisecond keep their order. */
+  private stamp(): number {
+    this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
+    return this.lastStamp;
   }
 
   /** The member's entry, with the latest post-image; undefined when nothing was journalled. */
@@ -122,9 +146,15 @@ export class Journal {
     const entries = new Map<string, StoredEntry>();
     for (const [name, secret] of byName) {
       if (!name.startsWith("jr-")) continue;
-      const later = byName.get(`jp-${name.slice("jr-".length)}`);
+      const suffix = name.slice("jr-".length);
+      const later = [...byName.keys()].filter((n) => n === `jp-${suffix}` || n.startsWith(`jp-${suffix}-`)).sort();
       const entry = decodeFirst(name, secret, byName);
-      entries.set(name, later ? { ...entry, post: decodeEntry<{ post: KubeObject | null }>(later, byName).post } : entry);
+      if (later.length === 0) {
+        entries.set(name, entry);
+        continue;
+      }
+      const posts = [...("post" in entry ? [entry.post ?? null] : []), ...later.map((n) => decodeEntry<{ post: KubeObject | null }>(byName.get(n) as SecretObject, byName).post)];
+      entries.set(name, { pre: entry.pre, post: posts.at(-1) ?? null, posts });
     }
     return entries;
   }
@@ -160,24 +190,20 @@ export class Journal {
   /**
    * Writes the extra chunks (under names of their own, fresh for each
    * attempt), then the first Secret, which lists them: a reader that finds
-   * the first finds them all, and a losing attempt never overwrites the
-   * chunks of the entry that won.
+   * the first finds them all. Create-only: an entry that exists (a retried
+   * or duplicated call wrote it) is kept, and the losing attempt's chunks
+   * are removed.
    */
-  private async writeChunks(base: string, transaction: string, chunks: readonly Buffer[], how: "create" | "replace"): Promise<void> {
+  private async writeChunks(base: string, transaction: string, chunks: readonly Buffer[]): Promise<void> {
     const attempt = randomBytes(3).toString("hex");
     const extra = chunks.slice(1).map((chunk, i) => ({ name: `jc-${attempt}-${i + 1}-${base}`, chunk }));
     await Promise.all(extra.map(({ name, chunk }) => this.client.create(this.secrets, this.secret(name, transaction, chunk))));
-    const first = this.secret(base, transaction, chunks[0] as Buffer, extra.map((e) => e.name));
-    let replaced: SecretObject | undefined;
     try {
-      await this.client.create(this.secrets, first);
+      await this.client.create(this.secrets, this.secret(base, transaction, chunks[0] as Buffer, extra.map((e) => e.name)));
     } catch (error) {
       if (!(error instanceof AlreadyExists)) throw error;
-      if (how === "create") return this.removeAll(extra.map((e) => e.name));
-      replaced = await this.get(base);
-      await this.client.replace(`${this.secrets}/${base}`, { ...first, metadata: { ...first.metadata, resourceVersion: replaced?.metadata?.resourceVersion } });
+      await this.removeAll(extra.map((e) => e.name));
     }
-    await this.removeAll(chunkNames(replaced));
   }
 
   private secret(name: string, transaction: string, chunk: Buffer, more: readonly string[] = []): SecretObject {
@@ -196,15 +222,6 @@ export class Journal {
 
   private async removeAll(names: readonly string[]): Promise<void> {
     await Promise.all(names.map((name) => this.remove(name)));
-  }
-
-  private async get(name: string): Promise<SecretObject | undefined> {
-    try {
-      return await this.client.get<SecretObject>(`${this.secrets}/${encodeURIComponent(name)}`);
-    } catch (error) {
-      if (error instanceof NotFound) return undefined;
-      throw error;
-    }
   }
 }
 

@@ -29,9 +29,9 @@ import type { KubeClient, KubeObject, ObjectList } from "../kube/index.ts";
 import { KubeError } from "../kube/index.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
 import type { Path } from "./diff.ts";
-import { changedPaths, deepEqual, valueAt } from "./diff.ts";
+import { deepEqual, valueAt } from "./diff.ts";
 import type { Images, RestoreAction } from "./plan.ts";
-import { collectionPath, imagesOf, userIntent } from "./plan.ts";
+import { collectionPath, imagesOf, userIntent, written, writtenPaths } from "./plan.ts";
 
 export type Confirmation = { readonly confirmed: true } | { readonly confirmed: false; readonly detail: string };
 
@@ -48,19 +48,19 @@ const CONFIRMED: Confirmation = { confirmed: true };
  * member's write started from, on everything `action` would write back.
  */
 export function startedFrom(member: Member, images: Images, action: RestoreAction, atLock: KubeObject | undefined): Confirmation {
-  if (images.pre === null) return createdLater(member, images.post, atLock);
+  if (images.pre === null) return createdLater(member, images, atLock);
   if (!atLock) return { confirmed: false, detail: "the object did not exist when kubetx locked it, so the journalled pre-image is not what the write started from" };
   const [preUid, uid] = [images.pre.metadata?.uid, atLock.metadata?.uid];
   if (uid !== preUid) return { confirmed: false, detail: `the object had uid ${uid ?? "?"} when kubetx locked it, not the journalled pre-image's ${preUid ?? "?"}` };
-  const differs = differingPaths(images.pre, action.kind === "patch" ? images.post : undefined, atLock);
+  const differs = differingPaths(images.pre, action.kind === "patch" ? written(images) : undefined, atLock);
   if (differs.length === 0) return CONFIRMED;
   const where = differs.map((p) => (p.length ? p.join(".") : "the object")).slice(0, 5).join(", ");
   return { confirmed: false, detail: `the journalled pre-image differs from the object as it was when kubetx locked it (${where})` };
 }
 
 /** A create: the object it names must not have existed, with that uid, when the lock was taken. */
-function createdLater(member: Member, post: KubeObject | null | undefined, atLock: KubeObject | undefined): Confirmation {
-  const ours = [member.createdUid, post?.metadata?.uid].filter(Boolean);
+function createdLater(member: Member, images: Images, atLock: KubeObject | undefined): Confirmation {
+  const ours = [member.createdUid, ...written(images).map((post) => post.metadata?.uid)].filter(Boolean);
   const uid = atLock?.metadata?.uid;
   if (!uid || !ours.includes(uid)) return CONFIRMED;
   return { confirmed: false, detail: `the object it names (uid ${uid}) already existed when kubetx locked it, so this transaction did not create it` };
@@ -71,9 +71,9 @@ function createdLater(member: Member, post: KubeObject | null | undefined, atLoc
  * write changed when a patch puts only those back, on the whole object
  * (as a user writes it) when it is re-created whole.
  */
-function differingPaths(pre: KubeObject, post: KubeObject | null | undefined, atLock: KubeObject): Path[] {
+function differingPaths(pre: KubeObject, posts: readonly KubeObject[] | undefined, atLock: KubeObject): Path[] {
   const [was, stored] = [withoutType(userIntent(pre)), withoutType(userIntent(atLock))];
-  const paths: Path[] = post ? changedPaths(was, userIntent(post)) : [[]];
+  const paths: Path[] = posts ? writtenPaths(was, posts.map(userIntent)) : [[]];
   return paths.filter((path) => !deepEqual(valueAt(was, path), valueAt(stored, path)));
 }
 

@@ -60,13 +60,28 @@ export function userIntent(object: KubeObject): KubeObject {
  */
 export interface Images {
   readonly pre: KubeObject | null;
+  /** The last admitted write's image. */
   readonly post: KubeObject | null | undefined;
+  /**
+   * Every admitted write's image, oldest first (only `post` when there was
+   * one write). Any of them may be what the object holds: a later write
+   * admitted by kubetx can still be refused by another webhook (chaos F17).
+   */
+  readonly posts: readonly (KubeObject | null)[];
 }
 
 export function imagesOf(member: Member, entry: StoredEntry | undefined): Images | undefined {
-  if (entry) return { pre: entry.pre, post: entry.post };
-  if (member.operation === "CREATE") return { pre: null, post: { metadata: { ...(member.createdUid ? { uid: member.createdUid } : {}) } } };
+  if (entry) return { pre: entry.pre, post: entry.post, posts: entry.posts ?? (entry.post === undefined ? [] : [entry.post]) };
+  if (member.operation === "CREATE") {
+    const post = { metadata: { ...(member.createdUid ? { uid: member.createdUid } : {}) } };
+    return { pre: null, post, posts: [post] };
+  }
   return undefined;
+}
+
+/** The images of the writes that left an object (not its delete). */
+export function written(images: Images): KubeObject[] {
+  return images.posts.filter((post): post is KubeObject => post !== null);
 }
 
 /** The first journal entry of a write: what admission stores before it allows the write. */
@@ -81,14 +96,14 @@ export function planRestore(member: Member, entry: StoredEntry | undefined, live
       ? { kind: "none", reason: "the write never happened (no journal entry, object unchanged)" }
       : { kind: "impossible", reason: "no journal entry for an object that existed before the transaction" };
   }
-  if (images.pre === null) return planUndoCreate(member, images.post, live);
-  return planUndoChange(member, { pre: images.pre, post: images.post }, live);
+  if (images.pre === null) return planUndoCreate(member, images, live);
+  return planUndoChange(member, { ...images, pre: images.pre }, live);
 }
 
-function planUndoCreate(member: Member, post: KubeObject | null | undefined, live: KubeObject | undefined): RestoreAction {
+function planUndoCreate(member: Member, images: Images, live: KubeObject | undefined): RestoreAction {
   if (!live) return { kind: "none", reason: "the created object does not exist" };
   const uid = live.metadata?.uid;
-  const ours = [member.createdUid, post?.metadata?.uid].filter(Boolean);
+  const ours = [member.createdUid, ...written(images).map((post) => post.metadata?.uid)].filter(Boolean);
   if (!uid || !ours.includes(uid)) return { kind: "none", reason: `the live object (uid ${uid ?? "?"}) is not the one this transaction created` };
   return { kind: "delete", path: objectPath(member.ref), uid, ...versionOf(live) };
 }
@@ -97,51 +112,58 @@ function versionOf(live: KubeObject): { resourceVersion?: string } {
   return live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {};
 }
 
-function planUndoChange(member: Member, images: { pre: KubeObject; post: KubeObject | null | undefined }, live: KubeObject | undefined): RestoreAction {
+function planUndoChange(member: Member, images: Images & { pre: KubeObject }, live: KubeObject | undefined): RestoreAction {
   const { ref } = member;
   const { pre, post } = images;
-  if (!live) return planWhenGone(ref, pre, member.operation === "DELETE" ? null : post);
+  if (!live) return planWhenGone(member, images);
   const preUid = pre.metadata?.uid;
-  if (preUid && live.metadata?.uid !== preUid) return planWhenReplaced(ref, pre, post, live);
+  if (preUid && live.metadata?.uid !== preUid) return planWhenReplaced(ref, pre, images, live);
   if (live.metadata?.deletionTimestamp) {
     return { kind: "impossible", reason: `the object is being deleted and waits on finalizers ${JSON.stringify(live.metadata.finalizers ?? [])}; it cannot be restored until they finish` };
   }
-  if (post === null) return { kind: "none", reason: "the delete did not persist" };
   if (post === undefined) return planWholeObject(ref, pre, live);
-  return planThreeWay(ref, { pre, post, live });
+  const posts = written(images);
+  if (posts.length === 0) return { kind: "none", reason: "the delete did not persist" };
+  return planThreeWay(ref, { pre, posts, live });
 }
 
 /**
  * Gone: re-created when the transaction deleted it (or may have: old
- * entries), left alone when someone else did. A transaction whose first
- * write of the object was its delete is what removed it, whatever its
- * later writes were: the post-image of a create that followed is only
- * what that create asked for, and another webhook may have refused it
- * (chaos F15).
+ * entries), left alone when someone else did. A transaction that deleted
+ * the object in any of its writes is what removed it, whatever its other
+ * writes were: the post-image of a create that followed is only what that
+ * create asked for, and another webhook may have refused it (chaos F15).
  */
-function planWhenGone(ref: ObjectRef, pre: KubeObject, post: KubeObject | null | undefined): RestoreAction {
-  if (post === null || post === undefined) return { kind: "create", collectionPath: collectionPath(ref), body: userIntent(pre) };
+function planWhenGone(member: Member, images: Images & { pre: KubeObject }): RestoreAction {
+  const deleted = member.operation === "DELETE" || images.post === undefined || images.posts.includes(null);
+  if (deleted) return { kind: "create", collectionPath: collectionPath(member.ref), body: userIntent(images.pre) };
   return { kind: "conflict", reason: "someone else deleted the object after this transaction wrote it; it is not re-created" };
 }
 
 /** Another object of the same name: the transaction's own copy (delete then create) is swapped back, anyone else's stays. */
-function planWhenReplaced(ref: ObjectRef, pre: KubeObject, post: KubeObject | null | undefined, live: KubeObject): RestoreAction {
+function planWhenReplaced(ref: ObjectRef, pre: KubeObject, images: Images, live: KubeObject): RestoreAction {
   const liveUid = live.metadata?.uid;
-  if (post && liveUid && liveUid === post.metadata?.uid) {
+  if (liveUid && written(images).some((post) => post.metadata?.uid === liveUid)) {
     return { kind: "recreate", path: objectPath(ref), uid: liveUid, ...versionOf(live), collectionPath: collectionPath(ref), body: userIntent(pre) };
   }
   return { kind: "conflict", reason: `someone else replaced the object (uid ${liveUid ?? "?"}) after this transaction; it is left as it is` };
 }
 
-/** Restores each path the transaction changed whose live value is still the transaction's. */
-export function planThreeWay(ref: ObjectRef, objects: { pre: KubeObject; post: KubeObject; live: KubeObject }): RestoreAction {
-  const [pre, post, live] = [userIntent(objects.pre), userIntent(objects.post), userIntent(objects.live)];
+/**
+ * Restores each path the transaction changed whose live value is still one
+ * the transaction wrote. With several writes, any of them may be the one
+ * the object shows: a later one may have been refused after kubetx
+ * admitted it.
+ */
+export function planThreeWay(ref: ObjectRef, objects: { pre: KubeObject; posts: readonly KubeObject[]; live: KubeObject }): RestoreAction {
+  const [pre, live] = [userIntent(objects.pre), userIntent(objects.live)];
+  const posts = objects.posts.map(userIntent);
   const ops: PatchOperation[] = [];
   const conflicts: string[] = [];
-  for (const path of changedPaths(pre, post)) {
-    const [was, wrote, now] = [valueAt(pre, path), valueAt(post, path), valueAt(live, path)];
+  for (const path of writtenPaths(pre, posts)) {
+    const [was, now] = [valueAt(pre, path), valueAt(live, path)];
     if (deepEqual(now, was)) continue;
-    if (!deepEqual(now, wrote)) {
+    if (!posts.some((post) => deepEqual(now, valueAt(post, path)))) {
       conflicts.push(describePath(path));
       continue;
     }
@@ -153,6 +175,19 @@ export function planThreeWay(ref: ObjectRef, objects: { pre: KubeObject; post: K
       : { kind: "none", reason: "the object already has its values from before the transaction" };
   }
   return { kind: "patch", path: objectPath(ref), ops: [guard(objects.live), ...ops], conflicts };
+}
+
+/**
+ * Every path one of the writes changed from the pre-image; where one
+ * write changed a path and another a path inside it, only the outer one
+ * (both are restored or left whole).
+ */
+export function writtenPaths(pre: KubeObject, posts: readonly KubeObject[]): Path[] {
+  const all = new Map<string, Path>();
+  for (const post of posts) for (const path of changedPaths(pre, post)) all.set(JSON.stringify(path), path);
+  const paths = [...all.values()];
+  const inside = (path: Path, outer: Path): boolean => outer.length < path.length && outer.every((key, i) => path[i] === key);
+  return paths.filter((path) => !paths.some((outer) => inside(path, outer)));
 }
 
 /**
@@ -177,7 +212,7 @@ function restoreOps(live: KubeObject, path: Path, was: unknown): PatchOperation[
 /** Entries journalled before post-images were kept: the whole object goes back to its pre-image. */
 function planWholeObject(ref: ObjectRef, pre: KubeObject, live: KubeObject): RestoreAction {
   if (live.metadata?.resourceVersion === pre.metadata?.resourceVersion) return { kind: "none", reason: "the update did not persist" };
-  return planThreeWay(ref, { pre, post: live, live });
+  return planThreeWay(ref, { pre, posts: [live], live });
 }
 
 function guard(live: KubeObject): PatchOperation {

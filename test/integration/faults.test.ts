@@ -72,6 +72,27 @@ describe("faults in one engine's transactions", () => {
     }
   });
 
+  it("gives an object back when the transaction updated it and another webhook refused a later write of it (chaos F17)", async () => {
+    await admin.create(cms, configMap(ns, "updated-then-refused", { v: "original" }));
+    const thirdParty = await startThirdPartyWebhook(ns);
+    try {
+      const updated = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "updated-then-refused", { v: "first" })]) });
+      expect(updated.code, updated.stderr).toBe(0);
+      const id = joined(updated.stderr);
+      const refused = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "updated-then-refused", { v: "second" }, { labels: { "third-party": "deny" } })]) });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain("third-party=deny");
+      const tx = await waitResolved(admin, id);
+      expect(tx.status?.phase).toBe("RolledBack");
+      expect(tx.status?.members?.[0]).toMatchObject({ outcome: "Restored" });
+      const after = await admin.get(`${cms}/updated-then-refused`);
+      expect(after.data).toEqual({ v: "original" });
+      expect(after.metadata?.labels?.["third-party"]).toBeUndefined();
+    } finally {
+      await thirdParty.close();
+    }
+  });
+
   it("never takes over the lock of a Failed transaction: its locks stay until an admin resolves it", async () => {
     const kubetx = await client("kubetx");
     try {

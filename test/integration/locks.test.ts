@@ -213,13 +213,13 @@ describe("write-ahead journal", () => {
     expect(await journal.read(a, ref)).toEqual(entry("first", "first-post"));
   });
 
-  it("replaces the post-image with each later write, and keeps the pre-image", async () => {
+  it("keeps every later write's post-image, oldest first, the last as `post`, and the pre-image (chaos F17)", async () => {
     const a = id();
     const ref = objectRef();
     await journal.record(a, ref, entry("before", "after-first-write"));
     await journal.recordPost(a, ref, preImage("after-second-write"));
     await journal.recordPost(a, ref, null);
-    expect(await journal.read(a, ref)).toEqual(entry("before", null));
+    expect(await journal.read(a, ref)).toEqual({ ...entry("before", null), posts: [preImage("after-first-write"), preImage("after-second-write"), null] });
   });
 
   it("splits an entry too large for one Secret over several, and reads it back whole", async () => {
@@ -232,11 +232,13 @@ describe("write-ahead journal", () => {
     await journal.recordPost(a, ref, big());
     const later = big();
     await journal.recordPost(a, ref, later);
-    expect(await journal.read(a, ref)).toEqual({ pre: written.pre, post: later });
+    const read = await journal.read(a, ref);
+    expect(read).toMatchObject({ pre: written.pre, post: later });
+    expect(read?.posts).toHaveLength(3);
     const names = (await journal.entries()).filter((e) => e.transaction === a).map((e) => e.name);
-    // As many Secrets as the first entry and the latest post-image need; the earlier post-image's extra chunks are gone.
+    // As many Secrets as the first entry and the two later post-images need.
     expect(encodeChunks(written).length).toBeGreaterThan(1);
-    expect(names).toHaveLength(encodeChunks(written).length + encodeChunks({ post: later }).length);
+    expect(names).toHaveLength(encodeChunks(written).length + 2 * encodeChunks({ post: later }).length);
     await journal.discard(a);
     expect((await journal.entries()).filter((e) => e.transaction === a)).toEqual([]);
   });

@@ -13,7 +13,7 @@ import type { KubeObject, PatchOperation } from "../../src/kube/types.ts";
 import type { LockRecord, Member } from "../../src/locks/record.ts";
 import { restoreMember } from "../../src/rollback/apply.ts";
 import { startedFrom, writeConfirmation } from "../../src/rollback/confirm.ts";
-import type { RestoreAction } from "../../src/rollback/plan.ts";
+import type { Images, RestoreAction } from "../../src/rollback/plan.ts";
 import { RefusingClient } from "../support/refusing-client.ts";
 
 const REF = { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "settings" };
@@ -29,57 +29,62 @@ function configMap(data: Record<string, string>, meta: KubeObject["metadata"] = 
   return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: "shop", uid: "u-1", resourceVersion: "10", ...meta }, data, ...extra };
 }
 
+/** One write's images, as imagesOf gives them. */
+function images(pre: KubeObject | null, post: KubeObject | null): Images {
+  return { pre, post, posts: [post] };
+}
+
 describe("whether a member's write started where its journal says", () => {
   const real = configMap({ v: "old", other: "x" });
   const written = configMap({ v: "new", other: "x" }, { resourceVersion: "10" });
 
   it("confirms an update whose pre-image is the object as it was when kubetx locked it", () => {
-    expect(startedFrom(member("UPDATE"), { pre: real, post: written }, PATCH, real)).toEqual({ confirmed: true });
+    expect(startedFrom(member("UPDATE"), images(real, written), PATCH, real)).toEqual({ confirmed: true });
   });
 
   it("refuses a forged update whose oldObject was invented, naming the path", () => {
     const invented = configMap({ v: "attacker's value", other: "x" });
-    const verdict = startedFrom(member("UPDATE"), { pre: invented, post: written }, PATCH, real);
+    const verdict = startedFrom(member("UPDATE"), images(invented, written), PATCH, real);
     expect(verdict).toEqual({ confirmed: false, detail: expect.stringContaining("(data.v)") as unknown });
   });
 
   it("still confirms when a controller changed only status between the apiserver's read and the lock", () => {
     const statusMoved = configMap({ v: "old", other: "x" }, { resourceVersion: "11", managedFields: [{ manager: "controller" }] }, { status: { ready: true } });
-    expect(startedFrom(member("UPDATE"), { pre: real, post: written }, PATCH, statusMoved)).toEqual({ confirmed: true });
+    expect(startedFrom(member("UPDATE"), images(real, written), PATCH, statusMoved)).toEqual({ confirmed: true });
   });
 
   it("checks only the paths a patch would put back", () => {
     const elsewhere = configMap({ v: "old", other: "changed by an exempt user" });
-    expect(startedFrom(member("UPDATE"), { pre: real, post: written }, PATCH, elsewhere)).toEqual({ confirmed: true });
+    expect(startedFrom(member("UPDATE"), images(real, written), PATCH, elsewhere)).toEqual({ confirmed: true });
   });
 
   it("refuses a pre-image of another object of the same name", () => {
-    const verdict = startedFrom(member("UPDATE"), { pre: configMap({ v: "old" }, { uid: "u-other" }), post: written }, PATCH, real);
+    const verdict = startedFrom(member("UPDATE"), images(configMap({ v: "old" }, { uid: "u-other" }), written), PATCH, real);
     expect(verdict).toMatchObject({ confirmed: false, detail: expect.stringContaining("uid u-1") as unknown });
   });
 
   it("refuses an update of an object that did not exist when kubetx locked it", () => {
-    expect(startedFrom(member("UPDATE"), { pre: real, post: written }, PATCH, undefined)).toMatchObject({ confirmed: false });
+    expect(startedFrom(member("UPDATE"), images(real, written), PATCH, undefined)).toMatchObject({ confirmed: false });
   });
 
   it("compares the whole object before re-creating a deleted one", () => {
-    expect(startedFrom(member("DELETE"), { pre: real, post: null }, RECREATE, real)).toEqual({ confirmed: true });
+    expect(startedFrom(member("DELETE"), images(real, null), RECREATE, real)).toEqual({ confirmed: true });
     const relabelled = configMap({ v: "old", other: "x" }, { labels: { app: "other" } });
-    expect(startedFrom(member("DELETE"), { pre: relabelled, post: null }, RECREATE, real)).toMatchObject({ confirmed: false });
+    expect(startedFrom(member("DELETE"), images(relabelled, null), RECREATE, real)).toMatchObject({ confirmed: false });
   });
 
   it("compares a deleted object with the list item the apiserver returns, which carries no apiVersion or kind", () => {
     const { apiVersion: _apiVersion, kind: _kind, ...listItem } = real;
-    expect(startedFrom(member("DELETE"), { pre: real, post: null }, RECREATE, listItem)).toEqual({ confirmed: true });
+    expect(startedFrom(member("DELETE"), images(real, null), RECREATE, listItem)).toEqual({ confirmed: true });
   });
 
   it("confirms a create whose object did not exist yet when kubetx locked it", () => {
-    expect(startedFrom(member("CREATE", { createdUid: "u-new" }), { pre: null, post: configMap({}, { uid: "u-new" }) }, DELETE, undefined)).toEqual({ confirmed: true });
+    expect(startedFrom(member("CREATE", { createdUid: "u-new" }), images(null, configMap({}, { uid: "u-new" })), DELETE, undefined)).toEqual({ confirmed: true });
   });
 
   it("refuses a forged create naming the uid of an object that already existed, so kubetx never deletes it", () => {
     const existing = configMap({ v: "precious" }, { uid: "u-new" });
-    const verdict = startedFrom(member("CREATE", { createdUid: "u-new" }), { pre: null, post: { metadata: { uid: "u-new" } } }, DELETE, existing);
+    const verdict = startedFrom(member("CREATE", { createdUid: "u-new" }), images(null, { metadata: { uid: "u-new" } }), DELETE, existing);
     expect(verdict).toMatchObject({ confirmed: false, detail: expect.stringContaining("already existed") as unknown });
   });
 });

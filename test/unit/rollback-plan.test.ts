@@ -231,6 +231,34 @@ describe("planRestore: one object written twice in a transaction", () => {
     expect(planRestore(member("CREATE", { createdUid: "uid-new" }), { pre: null, post: live }, live)).toEqual({ kind: "delete", path: OBJECT_PATH, uid: "uid-new", resourceVersion: "21" });
   });
 
+  it("update then an update another webhook refused: undoes the first, which is what the object holds (chaos F17)", () => {
+    const first = served({ mode: "first", keep: "yes" }, { resourceVersion: "11", labels: { app: "shop" }, annotations: { owner: "team-a" } });
+    const refused = served({ mode: "second", keep: "no" }, { resourceVersion: "11", labels: { app: "shop" }, annotations: { owner: "team-a" } });
+    const action = planRestore(member("UPDATE"), { pre: preImage, post: refused, posts: [first, refused] }, first);
+    expect(action).toMatchObject({ kind: "patch", conflicts: [] });
+    const live = structuredClone(first);
+    expect(applyPatch(live, (action.kind === "patch" ? action.ops : []) as Operation[]).every((error) => error === null)).toBe(true);
+    expect(live.data).toEqual({ mode: "old", keep: "yes" });
+  });
+
+  it("update then a delete another webhook refused: still undoes the update", () => {
+    const first = served({ mode: "first", keep: "yes" }, { resourceVersion: "11", labels: { app: "shop" }, annotations: { owner: "team-a" } });
+    const action = planRestore(member("UPDATE"), { pre: preImage, post: null, posts: [first, null] }, first);
+    expect(action).toMatchObject({ kind: "patch", ops: expect.arrayContaining([{ op: "replace", path: "/data/mode", value: "old" }]) as unknown });
+  });
+
+  it("update then a delete that persisted: re-creates the object", () => {
+    const first = served({ mode: "first", keep: "yes" }, { resourceVersion: "11" });
+    expect(planRestore(member("UPDATE"), { pre: preImage, post: null, posts: [first, null] }, undefined)).toMatchObject({ kind: "create", collectionPath: COLLECTION_PATH });
+  });
+
+  it("two updates: a path someone else changed after both is still a conflict", () => {
+    const first = served({ mode: "first", keep: "yes" }, { resourceVersion: "11", labels: { app: "shop" }, annotations: { owner: "team-a" } });
+    const second = served({ mode: "second", keep: "yes" }, { resourceVersion: "12", labels: { app: "shop" }, annotations: { owner: "team-a" } });
+    const theirs = served({ mode: "theirs", keep: "yes" }, { resourceVersion: "13", labels: { app: "shop" }, annotations: { owner: "team-a" } });
+    expect(planRestore(member("UPDATE"), { pre: preImage, post: second, posts: [first, second] }, theirs)).toMatchObject({ kind: "none", conflicts: ["data.mode"] });
+  });
+
   it("create then delete: nothing to do", () => {
     expect(planRestore(member("CREATE", { createdUid: "uid-new" }), { pre: null, post: null }, undefined)).toMatchObject({ kind: "none" });
   });
