@@ -137,12 +137,27 @@ export interface Named {
 export async function createOrReplace(http: Http, collection: string, object: Named): Promise<void> {
   try {
     await http.send("POST", collection, object);
+    return;
   } catch (error) {
-    if (!(error instanceof HttpError) || error.status !== 409) throw error;
-    const path = `${collection}/${object.metadata.name}`;
-    const current = await http.get<{ metadata: { resourceVersion: string } }>(path);
-    await http.send("PUT", path, { ...object, metadata: { ...object.metadata, resourceVersion: current.metadata.resourceVersion } });
+    if (!isConflict(error)) throw error;
   }
+  const path = `${collection}/${object.metadata.name}`;
+  // Two writers of one object (a fault's restart and the heal step both set a replica's readiness): read again and retry.
+  for (let attempt = 1; ; attempt += 1) {
+    const current = await http.get<{ metadata: { resourceVersion: string } }>(path);
+    try {
+      await http.send("PUT", path, { ...object, metadata: { ...object.metadata, resourceVersion: current.metadata.resourceVersion } });
+      return;
+    } catch (error) {
+      if (!isConflict(error) || attempt >= REPLACE_ATTEMPTS) throw error;
+    }
+  }
+}
+
+const REPLACE_ATTEMPTS = 5;
+
+function isConflict(error: unknown): boolean {
+  return error instanceof HttpError && error.status === 409;
 }
 
 export async function until(check: () => Promise<boolean>, failure: string, timeoutMs = KUBETX_WAIT_MS): Promise<void> {

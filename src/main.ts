@@ -148,7 +148,10 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const journal = new Journal(client, config.namespace);
   const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, metrics, access: new CachedAccess(client, clock) });
   const sessionStore = new SessionStore(client, config.namespace, () => limits().lockTtlSeconds, leases);
-  const sessions = new Sessions(sessionStore, store, clock);
+  // A rejected write is known at most a sink delay later, or, without the sink, an intent grace and a sweep period after /observe saw it.
+  const intentDelayMs = config.auditSinkDelayMs !== undefined ? 0 : config.intentGraceMs + config.resolverPeriodMs;
+  const quietMs = (): number => limits().quietWindowMs + (config.auditSinkDelayMs ?? 0) + intentDelayMs;
+  const sessions = new Sessions(sessionStore, store, clock, quietMs);
   const failures = { sessions, store, coordinator, logger, quietMs: () => limits().quietWindowMs };
   const intents = config.auditSinkDelayMs !== undefined ? undefined : new IntentTracker({
     clock, logger, graceMs: config.intentGraceMs,
@@ -160,8 +163,7 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
     events: kubeRollbackEvents(client, clock, logger),
     timing: {
       periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0, lateWriteMs: config.lateWriteMs,
-      // The intent sweep runs every resolver period: a rejected write is known at most a grace and a period after /observe saw it.
-      intentDelayMs: intents ? config.intentGraceMs + config.resolverPeriodMs : 0,
+      intentDelayMs,
     },
     limits,
     metrics,

@@ -110,7 +110,7 @@ export class Coordinator {
    */
   private async refuseIntoClosed(tx: Transaction, intent: WriteIntent): Promise<string | undefined> {
     const refusal = refuseJoin(tx, intent);
-    if (refusal && tx.spec.mode === "transparent") await this.options.store.noteActivity(intent.transaction, intent.requestUid);
+    if (refusal && tx.spec.mode === "transparent") await this.options.store.noteActivity(intent.transaction, intent.requestUid, new Date(this.options.clock.now()).toISOString());
     return refusal;
   }
 
@@ -341,12 +341,19 @@ function refuseJoin(tx: Transaction, intent: WriteIntent): string | undefined {
     return `transaction ${intent.transaction} belongs to ${tx.spec.user}; use a transaction id of your own`;
   }
   const phase = tx.status?.phase ?? "Open";
-  if (phase === "RollingBack") return `transaction ${intent.transaction} is rolling back (${tx.status?.reason ?? "failed"}); nothing from it will stay. Fix the cause and apply again in a few seconds`;
-  if (phase !== "Open") return `transaction ${intent.transaction} is already ${phase}; start a new transaction (a new id) and apply again`;
-  if (tx.status?.failure) {
-    return `transaction ${intent.transaction} is rolling back because ${tx.status.failure}; nothing from it will stay. Fix the cause and apply again in a few seconds`;
+  if (phase === "Open") {
+    return tx.status?.failure ? `transaction ${intent.transaction} is rolling back because ${tx.status.failure}; nothing from it will stay. Fix the cause and apply again in a few seconds` : undefined;
   }
-  return undefined;
+  return refuseIntoResolved(tx, intent.transaction, phase);
+}
+
+/** Past Open: rolling back, or resolved. */
+function refuseIntoResolved(tx: Transaction, id: string, phase: string): string {
+  const reason = tx.status?.reason ?? "failed";
+  if (phase === "RollingBack") return `transaction ${id} is rolling back (${reason}); nothing from it will stay. Fix the cause and apply again in a few seconds`;
+  if (tx.spec.mode !== "transparent" || phase === "Committed") return `transaction ${id} is already ${phase}; start a new transaction (a new id) and apply again`;
+  // The session keeps a failed transparent transaction for a quiet window after it ended (sessions.ts).
+  return `transaction ${id} ${phase === "Failed" ? "failed" : "rolled back"} (${reason}); the rest of this apply is refused so that none of it commits on its own. Fix the cause and apply again in a few seconds`;
 }
 
 

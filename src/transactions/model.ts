@@ -75,6 +75,15 @@ export interface TransactionStatus {
    * a quiet window has passed since the last such write.
    */
   lastActivity?: string;
+  /**
+   * When kubetx last refused a write of the requester into this failed
+   * transparent transaction. The resolver ends a rollback only a quiet
+   * window after the last refusal it saw; one it could not see (noted just
+   * as the rollback ended) keeps the session on this transaction, refusing
+   * the rest of the apply, until a quiet window has passed since it
+   * (chaos F16).
+   */
+  refusedAt?: string;
   /** Final HTTP status of each member's own request, by lock name, as the audit sink reported it. */
   requests?: Record<string, number>;
   /**

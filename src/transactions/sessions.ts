@@ -20,23 +20,31 @@ export interface SessionTransaction {
 const MAX_CLAIM_ATTEMPTS = 5;
 /** Transactions remembered as adopted; older ones are forgotten first. */
 const MAX_ADOPTED = 10_000;
+/** The longest a failed transparent transaction keeps refusing after it was resolved, however often it refuses. */
+export const MAX_REFUSING_AFTER_MS = 60_000;
 
 export class Sessions {
   private readonly sessions: SessionStore;
   private readonly store: TransactionStore;
   private readonly clock: Clock;
+  private readonly quietMs: () => number;
   private readonly adopted = new Set<string>();
 
-  constructor(sessions: SessionStore, store: TransactionStore, clock: Clock) {
+  /** `quietMs`: the quiet window as the resolver counts it (with the sink's or the intent sweep's delay). */
+  constructor(sessions: SessionStore, store: TransactionStore, clock: Clock, quietMs: () => number) {
     this.sessions = sessions;
     this.store = store;
     this.clock = clock;
+    this.quietMs = quietMs;
   }
 
   /**
    * The transaction this write joins. A session whose transaction is still
    * open, or is rolling back, keeps it (so the rest of a failing apply is
-   * refused instead of committing on its own); a closed one starts anew.
+   * refused instead of committing on its own); so does a resolved failed
+   * transparent one for a quiet window after its last refusal (a write
+   * refused just as the rollback ended must not let the next one start
+   * afresh: chaos F16). Any other resolved one starts anew.
    */
   async transactionFor(requester: Requester, fieldManager: string | undefined, operation: string, options: { fresh?: boolean } = {}): Promise<SessionTransaction> {
     const key = sessionKey(requester);
@@ -46,7 +54,7 @@ export class Sessions {
       const session = await this.sessions.read(key, { cached });
       if (session && sameTool(session.fieldManager, fieldManager)) {
         const record = await this.store.get(session.transaction, { cached });
-        if (joinable(record, operation)) return { id: session.transaction, ...(record ? { record } : {}) };
+        if (joinable(record, operation, this.hold())) return { id: session.transaction, ...(record ? { record } : {}) };
       }
       const id = newTransactionId();
       if (await this.sessions.claim({ key, transaction: id, fieldManager, nowMs: this.clock.now() }, session)) return { id };
@@ -72,7 +80,11 @@ export class Sessions {
   /** The session's current transaction without starting one (dry runs, failure reports). */
   async current(requester: Requester, operation: string): Promise<string | undefined> {
     const session = await this.sessions.read(sessionKey(requester));
-    return session && joinable(await this.store.get(session.transaction), operation) ? session.transaction : undefined;
+    return session && joinable(await this.store.get(session.transaction), operation, this.hold()) ? session.transaction : undefined;
+  }
+
+  private hold(): Hold {
+    return { nowMs: this.clock.now(), quietMs: this.quietMs() };
   }
 
   /** The record of the transaction the requester's session points at, whatever its phase; undefined when none. */
@@ -89,9 +101,27 @@ export class Sessions {
  * only deletes: the prune step of `kubectl tx apply --prune`; the user's
  * other plain writes start a transparent transaction of their own.
  */
-function joinable(tx: Transaction | undefined, operation: string): boolean {
+export function joinable(tx: Transaction | undefined, operation: string, hold: Hold): boolean {
   if (!tx) return true;
   const phase = tx.status?.phase ?? "Open";
-  if (phase !== "Open" && phase !== "RollingBack") return false;
+  if (phase === "Committed") return false;
+  if (phase !== "Open" && phase !== "RollingBack") return tx.spec.mode === "transparent" && stillRefusing(tx, hold);
   return tx.spec.mode === "transparent" || (tx.spec.mode === "plugin" && operation === "DELETE");
+}
+
+/** The wall clock now and the quiet window in force. */
+export interface Hold {
+  readonly nowMs: number;
+  readonly quietMs: number;
+}
+
+/**
+ * A resolved failed transparent transaction: within a quiet window of its
+ * last refusal, and at most a minute after its end. The resolver ended it
+ * a quiet window after every refusal it saw, so only one it missed holds.
+ */
+function stillRefusing(tx: Transaction, hold: Hold): boolean {
+  const [resolvedAt, refusedAt] = [Date.parse(tx.status?.resolvedAt ?? ""), Date.parse(tx.status?.refusedAt ?? "")];
+  if (Number.isNaN(resolvedAt) || Number.isNaN(refusedAt) || hold.nowMs - resolvedAt >= MAX_REFUSING_AFTER_MS) return false;
+  return hold.nowMs - refusedAt < hold.quietMs;
 }

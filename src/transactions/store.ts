@@ -136,9 +136,9 @@ export class TransactionStore {
   }
 
   /** Marks a write of the requester refused by the transaction (see TransactionStatus.lastActivity). */
-  async noteActivity(id: string, token: string): Promise<void> {
+  async noteActivity(id: string, token: string, refusedAt?: string): Promise<void> {
     try {
-      await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { lastActivity: token } });
+      await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { lastActivity: token, ...(refusedAt ? { refusedAt } : {}) } });
     } catch (error) {
       if (!(error instanceof NotFound)) throw error;
     }

@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import { client, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
 import { startEngine, unregister, useEngine } from "../support/engine.ts";
+import { transactionPath } from "../../src/transactions/model.ts";
 import { configMap, leftoversSettled, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
 
 
@@ -154,6 +155,28 @@ describe("transparent mode without the audit sink, where a replica finds a rejec
     expect(await readOrUndefined(admin, `${cms}/kept-out-1`)).toBeUndefined();
     expect(await readOrUndefined(admin, `${cms}/kept-out-2`)).toBeUndefined();
   });
+
+  it("keeps refusing the apply's next writes for a quiet window after a refusal noted as the rollback ended, then starts afresh (chaos F16)", async () => {
+    const admin = fixture.admin();
+    const failed = await kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([configMap(ns, "bob-first", { v: "1" }), invalid(ns, "bob-invalid")]) });
+    expect(failed.code).not.toBe(0);
+    const id = joined(failed.stderr);
+    expect((await waitResolved(admin, id)).status?.phase).toBe("RolledBack");
+    // As a write refused while the rollback ran notes it when the rollback has just ended (the resolver never saw it).
+    await admin.mergePatch(`${transactionPath(id)}/status`, { status: { refusedAt: new Date().toISOString() } });
+    const next = await kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([configMap(ns, "bob-next", { v: "1" })]) });
+    expect(next.code, next.stdout).not.toBe(0);
+    expect(next.stderr).toContain(`transaction ${id} rolled back (MemberFailed); the rest of this apply is refused`);
+    expect(await readOrUndefined(admin, `${cms}/bob-next`)).toBeUndefined();
+    // Quiet for longer than the window (2 s, and 2 s for the sweep's finding) since that refusal: the next apply is a transaction of its own.
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    const fresh = await kubectl(["apply", "-f", "-"], { user: "bob", input: yamlOf([configMap(ns, "bob-next", { v: "1" })]) });
+    expect(fresh.code, fresh.stderr).toBe(0);
+    const second = joined(fresh.stderr);
+    expect(second).not.toBe(id);
+    expect((await waitResolved(admin, second)).status?.phase).toBe("Committed");
+  });
+
 });
 
 describe("a namespace without the opt-in label", () => {

@@ -1,0 +1,59 @@
+/**
+ * Which transaction a requester's next plain write joins: an open or
+ * rolling-back transparent one keeps it; a resolved failed one keeps it only
+ * for a quiet window after a refusal the resolver may not have seen
+ * (chaos F16), and never for long.
+ */
+import { describe, expect, it } from "vitest";
+import type { Phase, Transaction } from "../../src/transactions/model.ts";
+import { newTransaction } from "../../src/transactions/model.ts";
+import { joinable, MAX_REFUSING_AFTER_MS } from "../../src/transactions/sessions.ts";
+
+const NOW = Date.parse("2026-11-30T12:00:00Z");
+const HOLD = { nowMs: NOW, quietMs: 3_000 };
+const ago = (ms: number): string => new Date(NOW - ms).toISOString();
+
+function record(mode: "transparent" | "explicit" | "plugin", phase: Phase, status: Partial<NonNullable<Transaction["status"]>> = {}): Transaction {
+  return { ...newTransaction("t-0a1b2c3d", { user: "alice", mode }), status: { phase, ...status } };
+}
+
+describe("joinable", () => {
+  it("joins a session that has no record yet (a replica is creating it)", () => {
+    expect(joinable(undefined, "CREATE", HOLD)).toBe(true);
+  });
+
+  it("joins an open or rolling-back transparent transaction", () => {
+    expect(joinable(record("transparent", "Open"), "CREATE", HOLD)).toBe(true);
+    expect(joinable(record("transparent", "RollingBack"), "UPDATE", HOLD)).toBe(true);
+  });
+
+  it("starts afresh after a committed one, however recent", () => {
+    expect(joinable(record("transparent", "Committed", { resolvedAt: ago(10), refusedAt: ago(10) }), "CREATE", HOLD)).toBe(false);
+  });
+
+  it("starts afresh after a rolled-back one whose last refusal the resolver saw (a quiet window before it ended)", () => {
+    expect(joinable(record("transparent", "RolledBack", { resolvedAt: ago(100), refusedAt: ago(3_100) }), "CREATE", HOLD)).toBe(false);
+    expect(joinable(record("transparent", "RolledBack", { resolvedAt: ago(100) }), "CREATE", HOLD)).toBe(false);
+  });
+
+  it("keeps a rolled-back or failed one for a quiet window after a refusal noted as it ended", () => {
+    expect(joinable(record("transparent", "RolledBack", { resolvedAt: ago(500), refusedAt: ago(400) }), "CREATE", HOLD)).toBe(true);
+    expect(joinable(record("transparent", "Failed", { resolvedAt: ago(500), refusedAt: ago(2_999) }), "DELETE", HOLD)).toBe(true);
+    expect(joinable(record("transparent", "RolledBack", { resolvedAt: ago(500), refusedAt: ago(3_000) }), "CREATE", HOLD)).toBe(false);
+  });
+
+  it("stops refusing a minute after the end, however often the requester retries", () => {
+    expect(joinable(record("transparent", "RolledBack", { resolvedAt: ago(MAX_REFUSING_AFTER_MS), refusedAt: ago(1) }), "CREATE", HOLD)).toBe(false);
+  });
+
+  it("never keeps a transaction the user named once it is resolved", () => {
+    expect(joinable(record("explicit", "RolledBack", { resolvedAt: ago(10), refusedAt: ago(10) }), "CREATE", HOLD)).toBe(false);
+    expect(joinable(record("plugin", "RolledBack", { resolvedAt: ago(10), refusedAt: ago(10) }), "DELETE", HOLD)).toBe(false);
+  });
+
+  it("lets a user-named transaction take only the prune deletes of kubectl tx apply", () => {
+    expect(joinable(record("plugin", "Open"), "DELETE", HOLD)).toBe(true);
+    expect(joinable(record("plugin", "Open"), "CREATE", HOLD)).toBe(false);
+    expect(joinable(record("explicit", "Open"), "DELETE", HOLD)).toBe(false);
+  });
+});
