@@ -28,7 +28,7 @@ import type { Clock } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { ResolverMetrics } from "../telemetry/metrics.ts";
 import type { HeartbeatSeen, MemberCheck } from "../transactions/machine.ts";
-import { decideOpen, decideVerify, decideWithdrawn, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
+import { decideOpen, decideVerify, decideWithdrawn, mayMove, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
 import type { MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
@@ -569,7 +569,8 @@ export class Resolver {
     if (!this.election.leading(id)) return false;
     let moved = false;
     await this.o.store.updateStatus(id, (tx) => {
-      moved = from.includes(tx.status?.phase ?? "Open");
+      // Not Committed over a failure noted since the caller read the record: the next pass rolls it back instead.
+      moved = mayMove(tx.status, from, to);
       return moved ? { ...tx.status, ...fields, phase: to } : undefined;
     });
     if (moved && TERMINAL_PHASES.has(to)) await this.o.store.markResolved(id);

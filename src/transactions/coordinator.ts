@@ -351,7 +351,7 @@ function refuseJoin(tx: Transaction, intent: WriteIntent): string | undefined {
 function refuseIntoResolved(tx: Transaction, id: string, phase: string): string {
   const reason = tx.status?.reason ?? "failed";
   if (phase === "RollingBack") return `transaction ${id} is rolling back (${reason}); nothing from it will stay. Fix the cause and apply again in a few seconds`;
-  if (tx.spec.mode !== "transparent" || phase === "Committed") return `transaction ${id} is already ${phase}; start a new transaction (a new id) and apply again`;
+  if (tx.spec.mode !== "transparent" || (phase !== "RolledBack" && phase !== "Failed")) return `transaction ${id} is already ${phase}; start a new transaction (a new id) and apply again`;
   // The session keeps a failed transparent transaction for a quiet window after it ended (sessions.ts).
   return `transaction ${id} ${phase === "Failed" ? "failed" : "rolled back"} (${reason}); the rest of this apply is refused so that none of it commits on its own. Fix the cause and apply again in a few seconds`;
 }

@@ -2,7 +2,7 @@
  * The transaction state machine of DESIGN.md section 3, as pure decisions
  * over facts the resolver gathered. Times are this process's observations.
  */
-import type { ClientState, Mode, TransactionSpec } from "./model.ts";
+import type { ClientState, Mode, Phase, TransactionSpec, TransactionStatus } from "./model.ts";
 import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS, MAX_TIMEOUT_SECONDS } from "./model.ts";
 
 export interface OpenFacts {
@@ -43,6 +43,17 @@ export type Decision =
   | { readonly next: "RollingBack"; readonly reason: string; readonly message: string };
 
 const STAY: Decision = { next: "Open" };
+
+/**
+ * Whether a record as read now may move from one of `from` to `to`. Never
+ * to Committed over a failure: a member refused while the transaction was
+ * being verified (at the policy's limit, say) notes one after the verifier
+ * read the record, and the transaction must roll back, as that refusal
+ * told the user.
+ */
+export function mayMove(status: TransactionStatus | undefined, from: readonly Phase[], to: Phase): boolean {
+  return from.includes(status?.phase ?? "Open") && !(to === "Committed" && status?.failure);
+}
 
 export function decideOpen(f: OpenFacts, now: number): Decision {
   if (f.failure) return { next: "RollingBack", reason: "MemberFailed", message: f.failure };

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { MemberCheck, OpenFacts } from "../../src/transactions/machine.ts";
-import { decideOpen, decideVerify, decideWithdrawn, observeHeartbeat, openLimitMs } from "../../src/transactions/machine.ts";
+import { decideOpen, decideVerify, decideWithdrawn, mayMove, observeHeartbeat, openLimitMs } from "../../src/transactions/machine.ts";
 import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS } from "../../src/transactions/model.ts";
 
 const OPENED = 1_000_000;
@@ -269,6 +269,20 @@ describe("decideVerify", () => {
     expect(decideVerify([unreadable], OPENED + ERROR_GRACE, timing)).toEqual({
       next: "RollingBack", reason: "VerifyFailed", message: "kubetx could not read widgets ns/w (503 ServiceUnavailable)",
     });
+  });
+});
+
+describe("mayMove", () => {
+  it("moves from a listed phase only", () => {
+    expect(mayMove({ phase: "Verifying" }, ["Verifying"], "Committed")).toBe(true);
+    expect(mayMove(undefined, ["Open"], "Verifying")).toBe(true);
+    expect(mayMove({ phase: "RollingBack" }, ["Verifying"], "Committed")).toBe(false);
+  });
+
+  it("never commits over a failure noted after the verifier read the record, but still rolls back", () => {
+    const failed = { phase: "Verifying" as const, failure: "it grew past the policy's limit of 2 members" };
+    expect(mayMove(failed, ["Verifying"], "Committed")).toBe(false);
+    expect(mayMove(failed, ["Verifying"], "RollingBack")).toBe(true);
   });
 });
 
