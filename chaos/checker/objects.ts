@@ -76,7 +76,7 @@ export function replayObject(ctx: ObjectContext): ObjectVerdict {
   const replay: Replay = { ctx, verdict, committed: (states[0] as State).value, pending: [] };
   for (let i = 1; i < states.length; i += 1) {
     const change = classify(ctx, states, i);
-    apply(replay, change, { from: (states[i - 1] as State).value, to: (states[i] as State).value });
+    apply(replay, change, { from: (states[i - 1] as State).value, to: (states[i] as State).value, at: (states[i] as State).at });
   }
   finish(replay, (states.at(-1) as State).value);
   return verdict;
@@ -117,7 +117,14 @@ function deleteAt(ctx: ObjectContext, at: number): WriteRef | undefined {
   return candidates.sort((a, b) => (b.outcome?.startedAt ?? 0) - (a.outcome?.startedAt ?? 0))[0];
 }
 
-function apply(replay: Replay, change: Change, step: { from: string; to: string }): void {
+/** One change of the object's value; `at`: when the watch saw the new one. */
+interface Step {
+  readonly from: string;
+  readonly to: string;
+  readonly at: number;
+}
+
+function apply(replay: Replay, change: Change, step: Step): void {
   const key = replay.ctx.object.key;
   if (change.type === "unexplained") {
     replay.verdict.findings.push(violation("unexplained-value", `${key} took the value ${shown(step.to)}, which no apply of this trial wrote`, { object: key }));
@@ -128,7 +135,7 @@ function apply(replay: Replay, change: Change, step: { from: string; to: string 
   write(replay, change.ref, step);
 }
 
-function write(replay: Replay, ref: WriteRef, step: { from: string; to: string }): void {
+function write(replay: Replay, ref: WriteRef, step: Step): void {
   const key = replay.ctx.object.key;
   const { findings, committedOrder, appeared } = replay.verdict;
   if (!ref.tx) {
@@ -137,6 +144,7 @@ function write(replay: Replay, ref: WriteRef, step: { from: string; to: string }
     return;
   }
   appeared.add(ref.tx);
+  dropReleased(replay, ref.tx, step);
   const holder = replay.pending.at(-1);
   if (holder && holder.tx !== ref.tx) {
     findings.push(violation("isolation", `${ref.tx} (${ref.op.id}) wrote ${key} while ${holder.tx}'s write of it was not yet resolved`, { transaction: ref.tx, object: key }));
@@ -149,7 +157,22 @@ function write(replay: Replay, ref: WriteRef, step: { from: string; to: string }
   }
 }
 
-function restore(replay: Replay, step: { from: string; to: string }): void {
+/**
+ * Pending writes of transactions that rolled back, were resolved before
+ * this write and left the object where they found it: whatever made it so
+ * (their restore, or a delete of their own that undid their create, which
+ * the history cannot tell apart), they no longer hold it.
+ */
+function dropReleased(replay: Replay, writer: string, step: Step): void {
+  for (let top = replay.pending.at(-1); top && top.tx !== writer; top = replay.pending.at(-1)) {
+    const record = replay.ctx.records.get(top.tx);
+    const resolvedAt = Date.parse(record?.resolvedAt ?? "");
+    if (record?.phase !== "RolledBack" || Number.isNaN(resolvedAt) || resolvedAt > step.at || top.before !== step.from) return;
+    replay.pending.pop();
+  }
+}
+
+function restore(replay: Replay, step: Step): void {
   const at = replay.pending.findLastIndex((p) => p.before === step.to);
   if (at >= 0) {
     replay.pending.length = at;

@@ -245,6 +245,40 @@ describe("the chaos checker: lost updates and isolation", () => {
     expect(kinds(h)).toEqual(["isolation", "lost-update"]);
   });
 
+  // chaos seed 4250 trial 238: carol's create of A rolled back; her refused delete of A, in the same transaction, ran while the
+  // rollback deleted A, so the history cannot tell the restore from her own delete. alice created A after the rollback ended.
+  const releasedThenWritten = (resolvedAfterSeconds: number): TrialHistory => {
+    const at = (seconds: number): number => T0 + seconds * 1000;
+    return history({
+      objects: [object("a", false), object("b")],
+      ops: [
+        { id: "c3o1", user: "carol", tx: "t-one", applies: [A], at: 1 },
+        { id: "c3o2", user: "carol", tx: "t-one", deletes: [A], at: 3, exitCode: 1 },
+        { id: "c1o3", tx: "t-two", applies: [A], at: 5.5 },
+      ],
+      records: [
+        { ...record("t-one", "RolledBack", [member(A, "CREATE", "Restored")], "carol"), resolvedAt: new Date(at(resolvedAfterSeconds)).toISOString() },
+        record("t-two", "Committed", [member(A, "CREATE", "Committed")]),
+      ],
+      histories: {
+        [A]: [
+          { rv: "100", at: at(0), exists: false },
+          { rv: "101", at: at(1.5), exists: true, token: "tok-c3o1", uid: "u1" },
+          { rv: "102", at: at(3.2), exists: false },
+          { rv: "103", at: at(6), exists: true, token: "tok-c1o3", uid: "u2" },
+        ],
+      },
+    });
+  };
+
+  it("accepts a write after a rolled-back transaction ended and left the object where it found it", () => {
+    expect(kinds(releasedThenWritten(4.5))).toEqual([]);
+  });
+
+  it("still reports a write made before that rolled-back transaction ended", () => {
+    expect(kinds(releasedThenWritten(7))).toEqual(["isolation"]);
+  });
+
   it("reports committed transactions that no serial order explains", () => {
     // A says one before two, B says two before one.
     const h = history({
