@@ -113,10 +113,11 @@ describe("undo", () => {
       const now = await scrape(engine.metricsPort);
       return counter(now, 'kubetx_transactions_total{outcome="Committed"}') > counter(before, 'kubetx_transactions_total{outcome="Committed"}') ? now : undefined;
     });
-    // At least one: the apiserver may call admission again for the same request when its first denial rested on the watch cache.
+    // At least one each: the apiserver may call admission again for the same request when its first denial rested on the watch
+    // cache, and the counters are the whole engine's, which an earlier story's transaction may still move (seen in CI).
     expect(counter(after, "kubetx_lock_conflicts_total") - counter(before, "kubetx_lock_conflicts_total")).toBeGreaterThanOrEqual(1);
-    expect(counter(after, 'kubetx_transactions_total{outcome="RolledBack"}') - counter(before, 'kubetx_transactions_total{outcome="RolledBack"}')).toBe(1);
-    expect(counter(after, "kubetx_rollback_duration_seconds_count") - counter(before, "kubetx_rollback_duration_seconds_count")).toBe(1);
+    expect(counter(after, 'kubetx_transactions_total{outcome="RolledBack"}') - counter(before, 'kubetx_transactions_total{outcome="RolledBack"}')).toBeGreaterThanOrEqual(1);
+    expect(counter(after, "kubetx_rollback_duration_seconds_count") - counter(before, "kubetx_rollback_duration_seconds_count")).toBeGreaterThanOrEqual(1);
     expect(counter(after, 'kubetx_admission_duration_seconds_count{path="/validate",decision="member"}') - counter(before, 'kubetx_admission_duration_seconds_count{path="/validate",decision="member"}')).toBeGreaterThanOrEqual(2);
   });
 });
