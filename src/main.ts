@@ -18,7 +18,7 @@ import type { Limits } from "./policy/policy.ts";
 import type { PolicySource } from "./policy/watch.ts";
 import { PolicyWatcher, staticPolicies } from "./policy/watch.ts";
 import { kubeRollbackEvents } from "./resolver/events.ts";
-import { Resolver } from "./resolver/resolver.ts";
+import { Resolver, effectiveQuietMs } from "./resolver/resolver.ts";
 import { createApp } from "./server/app.ts";
 import type { RunningServer, TlsFiles } from "./server/https.ts";
 import { listenHttps } from "./server/https.ts";
@@ -148,10 +148,12 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const journal = new Journal(client, config.namespace);
   const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, metrics, access: new CachedAccess(client, clock) });
   const sessionStore = new SessionStore(client, config.namespace, () => limits().lockTtlSeconds, leases);
-  // A rejected write is known at most a sink delay later, or, without the sink, an intent grace and a sweep period after /observe saw it.
-  const intentDelayMs = config.auditSinkDelayMs !== undefined ? 0 : config.intentGraceMs + config.resolverPeriodMs;
-  const quietMs = (): number => limits().quietWindowMs + (config.auditSinkDelayMs ?? 0) + intentDelayMs;
-  const sessions = new Sessions(sessionStore, store, clock, quietMs);
+  const timing = {
+    periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0, lateWriteMs: config.lateWriteMs,
+    // A rejected write is known at most a sink delay later, or, without the sink, an intent grace and a sweep period after /observe saw it.
+    intentDelayMs: config.auditSinkDelayMs !== undefined ? 0 : config.intentGraceMs + config.resolverPeriodMs,
+  };
+  const sessions = new Sessions(sessionStore, store, clock, () => effectiveQuietMs(limits().quietWindowMs, timing));
   const failures = { sessions, store, coordinator, logger, quietMs: () => limits().quietWindowMs };
   const intents = config.auditSinkDelayMs !== undefined ? undefined : new IntentTracker({
     clock, logger, graceMs: config.intentGraceMs,
@@ -161,10 +163,7 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const resolver = new Resolver({
     client, store, locks, sessions: sessionStore, journal, clock, logger, identity: config.identity,
     events: kubeRollbackEvents(client, clock, logger),
-    timing: {
-      periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0, lateWriteMs: config.lateWriteMs,
-      intentDelayMs,
-    },
+    timing,
     limits,
     metrics,
   });

@@ -64,9 +64,11 @@ interface SecretObject extends KubeObject {
   data?: Record<string, string>;
 }
 
+const DIGEST_LENGTH = 16;
+
 function refDigest(ref: ObjectRef): string {
   const key = [ref.group, ref.resource, ref.namespace ?? "", ref.name].join("/");
-  return createHash("sha256").update(key).digest("hex").slice(0, 16);
+  return createHash("sha256").update(key).digest("hex").slice(0, DIGEST_LENGTH);
 }
 
 export function journalName(transaction: string, ref: ObjectRef): string {
@@ -143,11 +145,18 @@ export class Journal {
       query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE},${LABEL_TRANSACTION}=${transaction}` },
     });
     const byName = new Map(list.items.map((secret) => [secret.metadata?.name ?? "", secret]));
+    // Later post-images by their member's first entry: every name here is of this transaction, so `jp-<tx>-<digest>` has a fixed length.
+    const memberKey = `jp-${transaction}-`.length + DIGEST_LENGTH;
+    const laterOf = new Map<string, string[]>();
+    for (const name of byName.keys()) {
+      if (!name.startsWith("jp-")) continue;
+      const first = `jr-${name.slice("jp-".length, memberKey)}`;
+      laterOf.set(first, [...(laterOf.get(first) ?? []), name]);
+    }
     const entries = new Map<string, StoredEntry>();
     for (const [name, secret] of byName) {
       if (!name.startsWith("jr-")) continue;
-      const suffix = name.slice("jr-".length);
-      const later = [...byName.keys()].filter((n) => n === `jp-${suffix}` || n.startsWith(`jp-${suffix}-`)).sort();
+      const later = (laterOf.get(name) ?? []).sort();
       const entry = decodeFirst(name, secret, byName);
       if (later.length === 0) {
         entries.set(name, entry);

@@ -50,6 +50,11 @@ const RECHECK_HELD_ROLLBACK_MS = 1_000;
 /** How long kubetx keeps trying to read a member it gets 403 or 503 for, before it gives up verifying. */
 const VERIFY_ERROR_GRACE_MS = 10_000;
 
+/** The quiet window as it is counted: the policy's, and how late the apply's last write may still be reported failed. */
+export function effectiveQuietMs(quietWindowMs: number, timing: Pick<ResolverTiming, "auditSinkDelayMs" | "intentDelayMs">): number {
+  return quietWindowMs + (timing.auditSinkDelayMs ?? 0) + (timing.intentDelayMs ?? 0);
+}
+
 export interface ResolverTiming {
   readonly periodMs: number;
   /** How long an admitted write may stay invisible before it counts as not persisted. */
@@ -245,7 +250,7 @@ export class Resolver {
 
   /** The quiet window, and how late a failure of the apply's last write may still be reported (by the sink or a replica's /observe). */
   private quietMs(): number {
-    return this.o.limits().quietWindowMs + this.sinkDelayMs() + (this.o.timing.intentDelayMs ?? 0);
+    return effectiveQuietMs(this.o.limits().quietWindowMs, this.o.timing);
   }
 
   private async stepOpen(id: string, tx: Transaction): Promise<void> {
