@@ -54,13 +54,29 @@ async function killReplica(fault: Extract<FaultPlan, { kind: "sigkill" }>, targe
   const replica = replicaOf(targets, fault.replica);
   if (replica.state !== "running") return { kind: fault.kind, replica: fault.replica, startedAt, endedAt: Date.now(), skipped: `r${fault.replica} was ${replica.state}` };
   replica.kill();
-  const notReady = sleep(PROBE_DELAY_MS).then(() => (replica.state === "down" ? targets.setEndpointReady(replica, false) : undefined));
+  // Handled at once: an apiserver restarting meanwhile refuses the write, and a rejection left for later ended a campaign (seed 4250, trial 252).
+  const notReady = sleep(PROBE_DELAY_MS).then(() => (replica.state === "down" ? setEndpoint(targets, replica, false) : undefined)).catch(() => undefined);
   await sleep(fault.downMs);
   await replica.start(replica.sink);
-  await notReady.catch(() => undefined);
-  await targets.setEndpointReady(replica, true);
+  await notReady;
+  await setEndpoint(targets, replica, true);
   return { kind: fault.kind, replica: fault.replica, startedAt, endedAt: Date.now() };
 }
+
+/** Marks a replica's endpoint, waiting out an apiserver restart in between (as the EndpointSlice controller would). */
+async function setEndpoint(targets: FaultTargets, replica: Replica, ready: boolean): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await targets.setEndpointReady(replica, ready);
+    } catch (error) {
+      if (attempt >= ENDPOINT_ATTEMPTS) throw error;
+      await targets.waitApiserverReady();
+    }
+  }
+}
+
+/** One write, and one more after each of two apiserver restarts. */
+const ENDPOINT_ATTEMPTS = 3;
 
 async function pauseReplica(fault: Extract<FaultPlan, { kind: "sigstop" }>, targets: FaultTargets, startedAt: number): Promise<FaultRecord> {
   const replica = replicaOf(targets, fault.replica);

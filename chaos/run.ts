@@ -116,6 +116,7 @@ async function campaign(cluster: ChaosCluster, plans: readonly TrialPlan[], opti
   let violations = 0;
   let errors = 0;
   for (const plan of plans) {
+    const watchdog = setTimeout(() => stuck(cluster, plan), TRIAL_WATCHDOG_MS);
     try {
       const result = await runTrial(cluster, plan, { repo: REPO, resultsDir: options.resultsDir, saveAll: options.saveAll });
       violations += result.report.violations.length;
@@ -124,11 +125,21 @@ async function campaign(cluster: ChaosCluster, plans: readonly TrialPlan[], opti
     } catch (error) {
       errors += 1;
       say(`trial ${plan.trial} seed ${plan.seed}: ERROR (the harness, not a verdict): ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+    } finally {
+      clearTimeout(watchdog);
     }
   }
   say(`chaos: the audit relay forwarded ${cluster.relay.forwarded} batches (${cluster.relay.refused} found no replica); the third-party webhook answered ${cluster.thirdParty.calls} calls, denied ${cluster.thirdParty.denied}`);
   say(`chaos: ${plans.length} trials, ${violations} violations (seed ${plans[0]?.seed ?? options.seed})${errors ? `, ${errors} trials could not run` : ""}`);
   return violations > 0 || errors > 0 ? 1 : 0;
+}
+
+/** A trial takes well under a minute; one still running after this is stuck in the harness, and waiting longer would hide that. */
+const TRIAL_WATCHDOG_MS = 5 * 60_000;
+
+function stuck(cluster: ChaosCluster, plan: TrialPlan): void {
+  say(`trial ${plan.trial} seed ${plan.seed}: ERROR (the harness, not a verdict): still running after ${TRIAL_WATCHDOG_MS / 60_000} minutes; stopping. Resume with --seed ${plan.seed} --from ${plan.trial + 1}`);
+  void cluster.stop().finally(() => process.exit(2));
 }
 
 function trialLine(plan: TrialPlan, of: number, result: TrialResult): string {
