@@ -40,6 +40,7 @@ import { clientCertificateCheck } from "./server/callers.ts";
 import { Sessions } from "./transactions/sessions.ts";
 import { TransactionStore } from "./transactions/store.ts";
 import { WebhookSync } from "./webhooks/sync.ts";
+import { ConnectionGaps } from "./kube/gaps.ts";
 import { Informer } from "./kube/informer.ts";
 import { LABEL_RESOLVED, LABEL_ROLE, transactionPath } from "./transactions/model.ts";
 import type { Transaction } from "./transactions/model.ts";
@@ -139,8 +140,10 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const clock = options.clock ?? systemClock;
   const metrics = options.metrics ?? createMetrics();
   const client = await createKubeClient(options.kubeconfig);
-  const records = new Informer<Transaction>({ client, logger, what: "unresolved Transaction records", path: transactionPath(), labelSelector: `!${LABEL_RESOLVED}` });
-  const leases = new Informer({ client, logger, what: "kubetx Leases", path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(config.namespace)}/leases`, labelSelector: LABEL_ROLE });
+  // Either cache failing to reach the apiserver marks a gap the resolver must not commit across (see ConnectionGaps).
+  const gaps = new ConnectionGaps(clock);
+  const records = new Informer<Transaction>({ client, logger, gaps, what: "unresolved Transaction records", path: transactionPath(), labelSelector: `!${LABEL_RESOLVED}` });
+  const leases = new Informer({ client, logger, gaps, what: "kubetx Leases", path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(config.namespace)}/leases`, labelSelector: LABEL_ROLE });
   const store = new TransactionStore(client, records);
   const policies = config.policySource === "flags" ? staticPolicies([{ name: "flags", spec: config.flagPolicy }]) : new PolicyWatcher(client, logger);
   const limits = (): Limits => policies.view().limits;
@@ -163,6 +166,7 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const resolver = new Resolver({
     client, store, locks, sessions: sessionStore, journal, clock, logger, identity: config.identity,
     events: kubeRollbackEvents(client, clock, logger),
+    gaps,
     timing,
     limits,
     metrics,

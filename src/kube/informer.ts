@@ -10,6 +10,7 @@
 import type { Logger } from "../telemetry/logger.ts";
 import type { KubeClient, WatchEvent } from "./client.ts";
 import { Expired } from "./errors.ts";
+import type { ConnectionGaps } from "./gaps.ts";
 import type { KubeObject, ObjectList } from "./types.ts";
 
 /** The first pause before re-listing after a failure; it doubles up to the maximum. */
@@ -25,6 +26,8 @@ export interface InformerOptions {
   readonly logger: Logger;
   /** What the cache is of, for log lines. */
   readonly what: string;
+  /** Told when a list or watch fails, and when the list after a failure succeeds. */
+  readonly gaps?: Pick<ConnectionGaps, "broke" | "mended">;
 }
 
 export class Informer<T extends KubeObject = KubeObject> {
@@ -65,16 +68,24 @@ export class Informer<T extends KubeObject = KubeObject> {
   async run(signal: AbortSignal): Promise<void> {
     let backoff = INITIAL_BACKOFF_MS;
     let needList = true;
+    let failed = false;
     while (!signal.aborted) {
       try {
         if (needList) await this.list();
         needList = false;
+        if (failed) this.o.gaps?.mended();
+        failed = false;
         await this.watch(signal);
         backoff = INITIAL_BACKOFF_MS;
       } catch (error) {
         if (signal.aborted) return;
         needList = true;
-        if (!(error instanceof Expired)) this.o.logger.warn({ err: error, cache: this.o.what }, "watch failed; listing again");
+        // 410 Gone is the apiserver answering: only a failure to reach it is a gap.
+        if (!(error instanceof Expired)) {
+          failed = true;
+          this.o.gaps?.broke();
+          this.o.logger.warn({ err: error, cache: this.o.what }, "watch failed; listing again");
+        }
         await pause(backoff + Math.random() * backoff, signal);
         backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
       }

@@ -13,6 +13,7 @@
  */
 import type { KubeClient, KubeObject } from "../kube/index.ts";
 import { KubeError, getIfExists } from "../kube/index.ts";
+import type { Gap } from "../kube/gaps.ts";
 import { describeRef } from "../kube/types.ts";
 import type { Journal, StoredEntry } from "../journal/journal.ts";
 import { journalName } from "../journal/journal.ts";
@@ -47,6 +48,8 @@ const PARALLEL_TRANSACTIONS = 8;
 const GC_EVERY_PASSES = 40;
 /** While a rollback holds its locks for writes that may still land, it checks again this often. */
 const RECHECK_HELD_ROLLBACK_MS = 1_000;
+/** A record's creation time is truncated to the second (so it is never late); this is room for this machine's clock to differ from the apiserver's. */
+const TIMESTAMP_SLACK_MS = 1_000;
 /** How long kubetx keeps trying to read a member it gets 403 or 503 for, before it gives up verifying. */
 const VERIFY_ERROR_GRACE_MS = 10_000;
 
@@ -97,6 +100,8 @@ export interface ResolverOptions {
   /** The policy limits in force now: lock TTL, quiet window, open time, retention. */
   readonly limits: () => Limits;
   readonly metrics: ResolverMetrics;
+  /** When this process last lost its connection to the apiserver (see ConnectionGaps). */
+  readonly gaps?: { readonly latest: Gap | undefined };
 }
 
 /** A rollback that restored its members and waits for writes that may still land. */
@@ -379,8 +384,31 @@ export class Resolver {
     const checks = await mapLimit(members.locks, PARALLEL_MEMBER_WORK, (lock) => this.check(id, lock, { tx, journal, now, live }));
     const decision = decideVerify(checks, now, { graceMs: this.o.timing.persistGraceMs + this.sinkDelayMs(), errorGraceMs: VERIFY_ERROR_GRACE_MS });
     if (decision.next === "Verifying") return;
-    if (decision.next === "Committed") return this.commit(id, members.locks, live);
-    if (await this.transition(id, ["Verifying"], "RollingBack", { reason: decision.reason, message: decision.message })) await this.rollBack(id);
+    // Asked after the reads: a process paused across an apiserver restart learns of the gap only once it runs again.
+    const lost = decision.next === "Committed" ? this.reportsMayBeLost(id, tx) : decision;
+    if (!lost) return this.commit(id, members.locks, live);
+    if (await this.transition(id, ["Verifying"], "RollingBack", { reason: lost.reason, message: lost.message })) await this.rollBack(id);
+  }
+
+  /**
+   * With the audit sink, only the sink's report tells that one of a plain
+   * apply's writes failed before admission, and the apiserver batches those
+   * reports in memory: a connection gap while the transaction was open (an
+   * apiserver crash) may have taken one with it. Such a transaction is
+   * rolled back rather than committed on a report kubetx cannot vouch for.
+   */
+  private reportsMayBeLost(id: string, tx: Transaction | undefined): { reason: string; message: string } | undefined {
+    const gap = this.o.gaps?.latest;
+    if (!gap || this.sinkDelayMs() === 0 || tx?.spec.mode !== "transparent") return undefined;
+    const openedAt = this.observed.get(id)?.openedAt;
+    const created = Date.parse(tx.metadata?.creationTimestamp ?? "");
+    // Either clock may tell: this process's own sighting, or the record's second-precision creation time (NaN: assume the worst).
+    const during = (openedAt !== undefined && gap.monotonic >= openedAt) || !(gap.wall < created - TIMESTAMP_SLACK_MS);
+    if (!during) return undefined;
+    return {
+      reason: "ConnectionLost",
+      message: "kubetx lost its connection to the apiserver while this apply was open (an apiserver restart?), and the report of a write that failed may have been lost with it; kubetx cannot vouch that the apply completed, so it rolled it back: run the apply again",
+    };
   }
 
   /**

@@ -75,3 +75,48 @@ describe("the apiserver restarted mid-transaction", () => {
     expect(tx.status?.members?.map((m) => m.name)).toEqual(["first", "second"]);
   });
 });
+
+/**
+ * F18 of the fault campaign: a plain apply's write that fails before
+ * admission is known only from the apiserver's audit report, which the
+ * batch backend holds in memory for a moment. A crash then loses it, so a
+ * transparent transaction open across a lost connection is rolled back
+ * instead of committed on a report kubetx cannot vouch for.
+ */
+describe("a plain apply open while the apiserver crashes", () => {
+  const ns = uniqueName("restart-plain");
+  // Long enough that the crash lands inside the quiet window, after kubectl is done.
+  const fixture = useEngine(ns, undefined, { quietWindowMs: 5_000, maxOpenSeconds: 30 });
+  let admin: KubeClient;
+  beforeAll(() => {
+    admin = fixture.admin();
+  });
+
+  it("rolls back, naming the lost connection, while an apply resolved before the crash stays committed", async () => {
+    const before = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "settled", { v: "1" })]) });
+    expect(before.code, before.stderr).toBe(0);
+    const settled = await waitResolved(admin, joinedTransaction(before.stderr), 20_000);
+    expect(settled.status?.phase).toBe("Committed");
+
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "straddles", { v: "1" })]) });
+    expect(applied.code, applied.stderr).toBe(0);
+    const id = joinedTransaction(applied.stderr);
+    process.kill(await apiserverPid(), "SIGKILL");
+    await sleep(500);
+    await untilApiserverAnswers(admin);
+
+    const tx = await waitResolved(admin, id, 40_000);
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.reason).toBe("ConnectionLost");
+    expect(tx.status?.message).toContain("run the apply again");
+    expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/straddles`)).toBeUndefined();
+    expect((await admin.get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/settled`)).data).toEqual({ v: "1" });
+    expect(await leftoversSettled(admin, id)).toEqual([]);
+  });
+});
+
+function joinedTransaction(stderr: string): string {
+  const id = /kubetx: joined transaction (t-[0-9a-f]+)/.exec(stderr)?.[1];
+  if (!id) throw new Error(`kubectl printed no kubetx warning:\n${stderr}`);
+  return id;
+}
