@@ -7,7 +7,10 @@
  * object only for a requester who may update it.
  *
  * SubjectAccessReviews are cached for a few seconds per subject and
- * object; RBAC changes reach kubetx within that time.
+ * object; RBAC changes reach kubetx within that time. The first asks for
+ * every name in the namespace (RBAC allows that only by a rule that names
+ * no objects, which then allows each of them); only a requester refused
+ * that is asked about the object itself.
  */
 import type { KubeClient } from "../kube/client.ts";
 import { getIfExists } from "../kube/apply.ts";
@@ -39,12 +42,18 @@ export class CachedAccess implements AccessChecks {
   }
 
   async mayUpdate(requester: Subject, ref: ObjectRef): Promise<boolean> {
-    const key = JSON.stringify([requester.username, requester.uid ?? "", [...(requester.groups ?? [])].sort(), ref.group, ref.resource, ref.namespace ?? "", ref.name]);
+    // An empty name asks for every object of the resource in the namespace: one review answers a whole apply by an editor.
+    return (await this.review(requester, { ...ref, name: "" })) || this.review(requester, ref);
+  }
+
+  private async review(requester: Subject, ref: ObjectRef): Promise<boolean> {
+    const key = JSON.stringify([requester.username, requester.uid ?? "", [...(requester.groups ?? [])].sort(), requester.extra ?? {}, ref.group, ref.resource, ref.namespace ?? "", ref.name]);
     const now = this.clock.monotonic();
     const hit = this.cache.get(key);
     if (hit && now - hit.at < CACHE_TTL_MS) return hit.allowed;
     const allowed = await userMay(this.client, requester, {
-      verb: "update", group: ref.group, version: ref.version, resource: ref.resource, name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}),
+      verb: "update", group: ref.group, version: ref.version, resource: ref.resource,
+      ...(ref.name ? { name: ref.name } : {}), ...(ref.namespace ? { namespace: ref.namespace } : {}),
     });
     this.cache.delete(key);
     this.cache.set(key, { allowed, at: now });
