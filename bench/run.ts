@@ -4,7 +4,8 @@
  * (2) and (3) applying 100 ConfigMaps with and without the webhook
  * (`kubectl apply` explicit and transparent, and `kubectl tx apply`), and
  * (4) rolling back 100 members, each path also as the apiserver's webhook
- * histogram sees it; prints the numbers, writes bench/results/latest.json
+ * histogram sees it, and (5) pass-through admissions per second under
+ * in-process load; prints the numbers, writes bench/results/latest.json
  * and a dated copy, and stops everything it started, also on failure or
  * Ctrl-C.
  *
@@ -26,6 +27,8 @@ import type { LatencyResult } from "./scenarios/latency.ts";
 import { measureLatency } from "./scenarios/latency.ts";
 import type { RollbackResult } from "./scenarios/rollback.ts";
 import { measureRollback } from "./scenarios/rollback.ts";
+import type { ThroughputResult } from "./scenarios/throughput.ts";
+import { measureThroughput } from "./scenarios/throughput.ts";
 import { Cleanup } from "./support/cleanup.ts";
 import type { BenchCluster } from "./support/cluster.ts";
 import { REPO, startBenchCluster } from "./support/cluster.ts";
@@ -59,6 +62,8 @@ const FSYNC = ARGS.includes("--fsync");
 const LATENCY = QUICK ? { warmup: 5, samples: 30, rounds: 3 } : { warmup: 30, samples: 330, rounds: 3 };
 const APPLY = { runs: QUICK ? 1 : 5, objects: 100 };
 const ROLLBACK = { runs: QUICK ? 1 : 3, objects: 100 };
+/** Eight in flight: more than the apiserver's own calls to one replica usually are, few enough that 2 cores are not just queueing. */
+const THROUGHPUT = QUICK ? { warmupSeconds: 1, seconds: 3, concurrency: 8 } : { warmupSeconds: 3, seconds: 10, concurrency: 8 };
 /** A run that takes this long is stuck; stop everything rather than hang. */
 const WATCHDOG_MS = 20 * 60_000;
 const RESULTS_DIR = path.join(REPO, "bench", "results");
@@ -108,7 +113,7 @@ async function main(): Promise<number> {
   extra.source = await sourceState();
   let cluster: BenchCluster | undefined;
   let engine: BenchEngine | undefined;
-  let apply: ApplyResult | undefined, rollback: RollbackResult | undefined, latency: LatencyResult | undefined;
+  let apply: ApplyResult | undefined, rollback: RollbackResult | undefined, latency: LatencyResult | undefined, throughput: ThroughputResult | undefined;
   extra.loadAverageByScenario = loadByScenario;
   try {
     progress(`load average at start ${load.start.join(" ")} on ${cpus().length} cores`);
@@ -122,12 +127,13 @@ async function main(): Promise<number> {
     apply = await scenario("2+3. kubectl apply (explicit, transparent) and kubectl tx apply, vs no webhook", () => measureApply(ctx, APPLY));
     rollback = await scenario("4. rollback of 100 members", () => measureRollback(ctx, ROLLBACK));
     latency = await scenario("1. write latency with and without the webhook", () => measureLatency(ctx, LATENCY));
+    throughput = await scenario("5. pass-through admissions per second, in-process load", () => measureThroughput(ctx, THROUGHPUT));
     Object.assign(extra, await scenario("after: records and engine log", () => afterwards(cluster as BenchCluster, engine as BenchEngine)) ?? {});
   } catch (error) {
     errors.push(`setup: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
     progress(`FAILED setup: ${errors.at(-1) ?? ""}`);
   } finally {
-    const results = resultsOf({ cluster, engine, load, apply, rollback, latency, extra, errors });
+    const results = resultsOf({ cluster, engine, load, apply, rollback, latency, throughput, extra, errors });
     const files = await writeResults(RESULTS_DIR, results, { quick: QUICK, fsync: FSYNC });
     progress("stopping the engine, the control plane and the temp dir");
     const failures = await cleanup.run();
@@ -146,12 +152,13 @@ interface Collected {
   readonly apply: ApplyResult | undefined;
   readonly rollback: RollbackResult | undefined;
   readonly latency: LatencyResult | undefined;
+  readonly throughput: ThroughputResult | undefined;
   readonly extra: Record<string, unknown>;
   readonly errors: string[];
 }
 
 function resultsOf(c: Collected): Results {
-  const { apply, rollback, latency, engine } = c;
+  const { apply, rollback, latency, throughput, engine } = c;
   return {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
@@ -166,8 +173,9 @@ function resultsOf(c: Collected): Results {
     ...(apply ? { apply } : {}),
     ...(rollback ? { rollback } : {}),
     ...(latency ? { latency } : {}),
+    ...(throughput ? { throughput } : {}),
     extra: c.extra,
-    targets: targetsOf({ apply, rollback, latency }),
+    targets: targetsOf({ apply, rollback, latency, throughput }),
     errors: c.errors,
   };
 }

@@ -65,7 +65,8 @@ export async function startBenchCluster(cleanup: Cleanup, progress: (line: strin
   const binaries = await ensureBinaries({ moduleDir: path.join(REPO, "controlplane"), cacheDir: defaultCacheDir(process.env), onProgress: progress });
   const dir = await mkdtemp(path.join(await parentDir(options.fsync), "kubetx-bench-"));
   cleanup.push("remove temp dir", () => rm(dir, { recursive: true, force: true }));
-  const controlPlane = await startControlPlane({ dir, binaries, etcdFsync: options.fsync });
+  // kubetx's reads logged too: the scenarios count every request kubetx makes per member from the audit log.
+  const controlPlane = await startControlPlane({ dir, binaries, etcdFsync: options.fsync, auditKubetxReads: true });
   cleanup.push("stop control plane", () => controlPlane.stop());
   // etcdArgs keeps etcd's data in DIR/etcd.
   const etcd: EtcdStorage = { fsync: options.fsync, dataDir: path.join(dir, "etcd"), filesystem: filesystemName((await statfs(dir)).type) };

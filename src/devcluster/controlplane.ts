@@ -63,6 +63,8 @@ export interface ControlPlaneOptions {
   readonly authorizationWebhookUrl?: string;
   /** etcd with fsync on (benchmarks); off when absent, see etcdArgs. */
   readonly etcdFsync?: boolean;
+  /** Log kubetx's own reads too (benchmarks count every request kubetx makes); left out when absent. */
+  readonly auditKubetxReads?: boolean;
 }
 
 /** The name in the client certificate the apiserver presents to kubetx (its audit sink, and the admission webhooks). */
@@ -100,7 +102,17 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+/** The audit policy's rule that leaves kubetx's reads out. */
+const KUBETX_READS_RULE = `  # kubetx's own reads (the resolver's polling): most of what is left, and
+  # none of the story. Its writes (rollbacks) stay.
+  - level: None
+    users: ["system:serviceaccount:kubetx-system:kubetx"]
+    verbs: ["get", "list", "watch"]
+`;
+
+/** What the apiserver logs; `kubetxReads` keeps kubetx's reads too (the bench counts every call kubetx makes). */
+export function auditPolicy(kubetxReads: boolean): string {
+  return `apiVersion: audit.k8s.io/v1
 kind: Policy
 rules:
   # The apiserver talking to itself, and health probes: noise for an auditor.
@@ -117,12 +129,7 @@ rules:
   - level: None
     userGroups: ["system:serviceaccounts:kube-system"]
     verbs: ["get", "list", "watch"]
-  # kubetx's own reads (the resolver's polling): most of what is left, and
-  # none of the story. Its writes (rollbacks) stay.
-  - level: None
-    users: ["system:serviceaccount:kubetx-system:kubetx"]
-    verbs: ["get", "list", "watch"]
-  # The control plane's and kubetx's own writes: when they end is enough.
+${kubetxReads ? "" : KUBETX_READS_RULE}  # The control plane's and kubetx's own writes: when they end is enough.
   - level: Metadata
     omitStages: [RequestReceived]
     users: ["system:kube-controller-manager", "system:kube-scheduler", "system:serviceaccount:kubetx-system:kubetx"]
@@ -139,6 +146,7 @@ rules:
   - level: Metadata
     omitStages: [RequestReceived]
 `;
+}
 
 /** Files made once per directory and reused on every start. */
 interface Material extends ControlPlaneFiles {
@@ -152,7 +160,7 @@ function loopbackServing(ca: CertificateAuthority, pki: string, name: string): P
   return ensureServingCertificate({ ca, outDir: pki, name, commonName: name, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
 }
 
-async function prepareMaterial(dir: string): Promise<Material> {
+async function prepareMaterial(dir: string, auditKubetxReads: boolean): Promise<Material> {
   const pki = path.join(dir, "pki");
   await mkdir(path.join(dir, "logs"), { recursive: true });
   const ca = await ensureCertificateAuthority(pki, "kubetx-dev-ca");
@@ -167,9 +175,9 @@ async function prepareMaterial(dir: string): Promise<Material> {
   const saKeys = await ensureServiceAccountKeys(pki);
   const tokenFile = path.join(dir, "tokens.csv");
   const tokens = await ensureTokenFile(tokenFile);
-  const auditPolicy = path.join(dir, "audit-policy.yaml");
-  await writeFile(auditPolicy, AUDIT_POLICY);
-  return { dir, ca, serving, saKeys, tokenFile, tokens, auditPolicy, auditLog: path.join(dir, "audit.log"), webhookClient: await webhookClientMaterial(pki) };
+  const auditPolicyFile = path.join(dir, "audit-policy.yaml");
+  await writeFile(auditPolicyFile, auditPolicy(auditKubetxReads));
+  return { dir, ca, serving, saKeys, tokenFile, tokens, auditPolicy: auditPolicyFile, auditLog: path.join(dir, "audit.log"), webhookClient: await webhookClientMaterial(pki) };
 }
 
 /**
@@ -250,7 +258,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const pidFile = path.join(dir, "controlplane.pids");
   await mkdir(dir, { recursive: true });
   await reapStaleProcesses(pidFile, dir);
-  const material = await prepareMaterial(dir);
+  const material = await prepareMaterial(dir, options.auditKubetxReads ?? false);
   const processes = new ProcessSet(dir, pidFile);
   const context: StartContext = { options, processes, material, ports: await choosePorts(options.apiserverPort), ca: await readFile(material.ca.certFile) };
   const stop = (): Promise<void> => processes.stop();

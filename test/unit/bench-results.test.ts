@@ -1,7 +1,8 @@
 /** Where the bench writes its results, and where it may put an etcd that syncs to disk. */
 import { describe, expect, it } from "vitest";
 import { filesystemName, inMemory } from "../../bench/support/filesystems.ts";
-import { resultFileNames } from "../../bench/support/report.ts";
+import { resultFileNames, targetsOf } from "../../bench/support/report.ts";
+import type { ThroughputResult } from "../../bench/scenarios/throughput.ts";
 
 const STARTED = "2026-12-01T09:30:05.123Z";
 
@@ -32,5 +33,23 @@ describe("filesystem types", () => {
     expect(inMemory(0x858458f6)).toBe(true);
     expect(inMemory(0xef53)).toBe(false);
     expect(inMemory(0x794c7630)).toBe(false);
+  });
+});
+
+describe("the targets", () => {
+  const shape = (perSecond: number): ThroughputResult["shapes"]["optedOut"] => ({
+    answered: perSecond * 10, perSecond, notAllowed: 0,
+    latency: { n: 1, min: 1, p50: 1, p90: 1, p99: 1, max: 1, mean: 1 },
+    kubetxCalls: { total: 0, byKind: {}, medianMsByKind: {} },
+  });
+
+  it("count a throughput as met from its floor up, and say so with >=", () => {
+    const throughput: ThroughputResult = { options: { warmupSeconds: 1, seconds: 10, concurrency: 8 }, shapes: { optedOut: shape(3000), uncovered: shape(2999) } };
+    const targets = targetsOf({ throughput });
+    expect(targets.map((t) => [t.limit, t.value, t.met])).toEqual([[">= 3000/s", 3000, true], [">= 3000/s", 2999, false]]);
+  });
+
+  it("leave out what a run did not measure", () => {
+    expect(targetsOf({})).toEqual([]);
   });
 });

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { auditPolicy } from "../../src/devcluster/controlplane.ts";
 import type { ControlPlaneFiles, ControlPlanePorts } from "../../src/devcluster/flags.ts";
 import { apiserverArgs, controllerManagerArgs, etcdArgs, schedulerArgs } from "../../src/devcluster/flags.ts";
 import { IDENTITIES, tokenLine } from "../../src/devcluster/identities.ts";
@@ -117,5 +119,17 @@ describe("the static token file", () => {
   it("quotes a user's groups as one column", () => {
     const alice = { id: "alice", user: "alice", uid: "uid-alice", groups: ["developers", "qa"] } as const;
     expect(tokenLine("t0ken", alice)).toBe('t0ken,alice,uid-alice,"developers,qa"');
+  });
+});
+
+describe("the audit policy", () => {
+  type Rule = { level: string; users?: string[]; verbs?: string[] };
+  const rules = (text: string): Rule[] => (parse(text) as { rules: Rule[] }).rules;
+  const kubetxReadsLeftOut = (r: Rule): boolean => r.level === "None" && (r.users ?? []).includes("system:serviceaccount:kubetx-system:kubetx");
+
+  it("leaves kubetx's reads out by default, and keeps them for a bench that counts every request kubetx makes", () => {
+    expect(rules(auditPolicy(false)).filter(kubetxReadsLeftOut)).toHaveLength(1);
+    expect(rules(auditPolicy(true)).filter(kubetxReadsLeftOut)).toHaveLength(0);
+    expect(rules(auditPolicy(true))).toHaveLength(rules(auditPolicy(false)).length - 1);
   });
 });
