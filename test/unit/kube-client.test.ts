@@ -29,6 +29,13 @@ describe("the kube client", () => {
         "/watch-garbled?watch=1&allowWatchBookmarks=true": [200, `${JSON.stringify({ type: "ADDED", object: { metadata: { name: "a" } } })}\n{not json\n`],
       };
       if (req.url === "/flaky" && (flaky += 1) === 1) return req.socket.destroy();
+      if (req.url?.startsWith("/watch-cut") || req.url?.startsWith("/watch-ended")) {
+        // A watch stream: one event, then the server process dies (the connection closes mid-stream) or ends it as a timeout does.
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write(`${JSON.stringify({ type: "ADDED", object: { metadata: { name: "a" } } })}\n`);
+        setTimeout(() => (req.url?.startsWith("/watch-cut") ? req.socket.destroy() : res.end()), 20);
+        return;
+      }
       const [code, body] = status[req.url ?? ""] ?? [200, JSON.stringify({ auth: req.headers.authorization })];
       res.writeHead(code, { "content-type": "application/json" }).end(body);
     });
@@ -63,6 +70,14 @@ describe("the kube client", () => {
     const watching = client.watch("/watch-garbled", {}, (event) => seen.push(event.object.metadata?.name ?? ""), new AbortController().signal);
     await expect(watching).rejects.toThrow(/watch/);
     expect(seen).toEqual(["a"]);
+  });
+
+  it("ends a watch with an error when the connection closes mid-stream (a killed apiserver), and without one when the server ends it", async () => {
+    // The caches count the first as a connection gap (ConnectionGaps); the second is a watch timeout, resumed at once.
+    const seen: string[] = [];
+    await expect(client.watch("/watch-cut", {}, (event) => seen.push(event.object.metadata?.name ?? ""), new AbortController().signal)).rejects.toThrow();
+    await expect(client.watch("/watch-ended", {}, (event) => seen.push(event.object.metadata?.name ?? ""), new AbortController().signal)).resolves.toBeUndefined();
+    expect(seen).toEqual(["a", "a"]);
   });
 
   it("sends a request again once when the apiserver dropped the connection under it", async () => {
