@@ -40,7 +40,7 @@ export class ConnectionGaps {
     return this.last;
   }
 
-  /** How many failures this process has seen, for metrics and tests. */
+  /** How many failures this process has seen (tests read it). */
   get breaks(): number {
     return this.broken;
   }
