@@ -88,7 +88,13 @@ function partialExcuse(op: OpPlan, writes: readonly WriteRef[], ctx: OpContext):
 
 function invalidExcuse(op: OpPlan, writes: readonly WriteRef[], ctx: OpContext): string | undefined {
   if (op.invalid === "unknown-field" && !ctx.history.plan.sink) return "this trial ran without the audit sink, and a misspelt field is refused before any webhook";
-  return split(op, writes, ctx) ?? unreachable(ctx.outcome) ?? unheard(op, ctx);
+  // What kubetx knew of is this member's own failure, which names it; the user's other failures prove nothing about it.
+  return split(op, writes, ctx) ?? unreachable(ctx.outcome) ?? unheard(op, ctx, new RegExp(`/${invalidName(op)}(?![\\w-])`));
+}
+
+/** The invalid member's name (chaos/manifests.ts invalidMember). */
+function invalidName(op: OpPlan): string {
+  return `bad-${op.id}`;
 }
 
 /**
@@ -99,8 +105,8 @@ function invalidExcuse(op: OpPlan, writes: readonly WriteRef[], ctx: OpContext):
  * kubetx did fail a transaction of the user meanwhile, it knew, and a
  * partial commit has no such excuse.
  */
-function unheard(op: OpPlan, ctx: OpContext): string | undefined {
-  if (knewOfFailure(op, ctx)) return undefined;
+function unheard(op: OpPlan, ctx: OpContext, naming?: RegExp): string | undefined {
+  if (knewOfFailure(op, ctx, naming)) return undefined;
   const timing = ctx.history.plan.timing;
   const afterMs = timing.quietWindowMs + (ctx.history.plan.sink ? timing.auditSinkDelayMs : 0) + DELIVERY_SLACK_MS;
   const hit = ctx.history.faults.find((f) => f.kind !== "slow-webhook" && f.kind !== "deny-webhook" && during(f, ctx.outcome, afterMs));
@@ -109,15 +115,20 @@ function unheard(op: OpPlan, ctx: OpContext): string | undefined {
   return `kubetx never learnt of the failure: ${what} before it could (audit batches and /observe's intents are kept in memory, and a paused replica holds up what is sent to it)`;
 }
 
-/** Whether kubetx failed a transaction of the op's user while the op ran or soon after (so it learnt of a failure). */
-function knewOfFailure(op: OpPlan, ctx: OpContext): boolean {
+/**
+ * Whether kubetx failed a transaction of the op's user while the op ran or
+ * soon after (so it learnt of a failure); with `naming`, only a failure
+ * whose message holds it counts (seed 4251 trial 102: the same user's next
+ * apply failed on a lock, which said nothing of this apply's invalid member).
+ */
+function knewOfFailure(op: OpPlan, ctx: OpContext, naming?: RegExp): boolean {
   const timing = ctx.history.plan.timing;
   // Truncated to the second: a record made just after the op began can read a second earlier.
   const from = ctx.outcome.startedAt - 1_000;
   const to = ctx.outcome.endedAt + timing.quietWindowMs + timing.auditSinkDelayMs + RECORD_SLACK_MS;
   return ctx.history.observation.records.some((r) => {
     const created = Date.parse(r.createdAt ?? "");
-    return r.user === op.user && r.reason === "MemberFailed" && created >= from && created <= to;
+    return r.user === op.user && r.reason === "MemberFailed" && created >= from && created <= to && (naming === undefined || naming.test(r.message ?? ""));
   });
 }
 

@@ -388,6 +388,23 @@ describe("the chaos checker: applies as units", () => {
     expect(kinds(spec("transparent", "unknown-field", false))).toEqual([]);
   });
 
+  it("excuses a committed invalid member that a killed replica never reported, unless a failure naming that member shows kubetx knew (seed 4251 trial 102)", () => {
+    const kill = [{ kind: "sigkill" as const, replica: 1, startedAt: T0 + 2000, endedAt: T0 + 3000 }];
+    const failed = (message: string): RecordView => ({ ...record("t-later", "RolledBack", []), reason: "MemberFailed", message, createdAt: new Date(T0 + 3000).toISOString() });
+    const spec = (records: RecordView[]): TrialHistory => history({
+      sink: false,
+      faults: kill,
+      ops: [{ id: "c1o1", tx: "t-one", mode: "transparent", applies: [A], invalid: "bad-key", at: 1 }],
+      records: [record("t-one", "Committed", [member(A, "UPDATE", "Committed")], "alice", "transparent"), ...records],
+      histories: { [A]: versions([SEED_TOKEN, "tok-c1o1"]) },
+    });
+    expect(kinds(spec([]))).toEqual([]);
+    // The same user's next apply failed on a lock: nothing about this member.
+    expect(kinds(spec([failed(`a write to configmaps ${NS}/cm-a was denied: it is locked by transaction t-x1 (bob)`)]))).toEqual([]);
+    expect(kinds(spec([failed(`the apiserver rejected the create of configmaps ${NS}/bad-c1o1 before it reached kubetx`)]))).toEqual(["invalid-committed"]);
+    expect(kinds(spec([failed(`the apiserver rejected the create of configmaps ${NS}/bad-c1o12 before it reached kubetx`)]))).toEqual([]);
+  });
+
   it("reports kubectl tx apply saying committed when the record says rolled back", () => {
     const h = history({
       ops: [{ id: "c1o1", tx: "t-one", mode: "plugin", applies: [A], at: 1, stdout: "transaction t-one committed: 1 member\n" }],
