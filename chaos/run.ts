@@ -6,9 +6,9 @@
  *
  * `--replay FILE` runs the trial a replay file describes again (same plan,
  * fresh cluster); `--recheck FILE` only runs the checker on its recorded
- * history.
+ * history, `--recheck DIR` on every trial file of a directory.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { CheckReport } from "./checker/check.ts";
@@ -26,7 +26,7 @@ import { describeFault, planTrial } from "./workload.ts";
 const REPO = path.resolve(import.meta.dirname, "..");
 const USAGE = `Usage: npm run chaos -- [--trials N [--from F] | --trial T] [--seed S] [--replicas 2|3] [--results DIR] [--keep] [--save-all]
        npm run chaos -- --replay FILE       run a recorded trial's plan again on a fresh cluster
-       npm run chaos -- --recheck FILE      run the checker again on a recorded trial's history`;
+       npm run chaos -- --recheck FILE|DIR  run the checker again on a recorded trial's history (DIR: every trial file in it)`;
 const DEFAULTS = { trials: 3, seed: 1, replicas: 3 } as const;
 /** Dry-run writes that show the apiserver spreads webhook calls over the replicas. */
 const SPREAD_PROBES = 30;
@@ -167,12 +167,27 @@ async function planFromFile(file: string): Promise<TrialPlan> {
   return (await readReplay(file)).history.plan;
 }
 
-async function recheck(file: string): Promise<number> {
-  const { history } = await readReplay(file);
-  const report: CheckReport = checkTrial(history);
-  for (const finding of [...report.violations, ...report.notes]) say(findingLine(finding));
-  say(`chaos: recheck of trial ${history.plan.trial} (seed ${history.plan.seed}): ${report.violations.length} violations`);
-  return report.violations.length > 0 ? 1 : 0;
+/** The checker again on a recorded trial, or on every trial file of a directory (a campaign run with --save-all). */
+async function recheck(target: string): Promise<number> {
+  const files = (await stat(target)).isDirectory()
+    ? (await readdir(target)).filter((f) => /^(trial|violation)-\d+-\d+\.json$/.test(f)).sort(byTrial).map((f) => path.join(target, f))
+    : [target];
+  let violations = 0;
+  for (const file of files) {
+    const { history } = await readReplay(file);
+    const report: CheckReport = checkTrial(history);
+    violations += report.violations.length;
+    for (const finding of [...report.violations, ...(files.length === 1 ? report.notes : [])]) say(`${files.length > 1 ? `trial ${history.plan.trial}: ` : ""}${findingLine(finding)}`);
+    if (files.length === 1) say(`chaos: recheck of trial ${history.plan.trial} (seed ${history.plan.seed}): ${report.violations.length} violations`);
+  }
+  if (files.length !== 1) say(`chaos: recheck of ${files.length} trials in ${target}: ${violations} violations`);
+  return violations > 0 ? 1 : 0;
+}
+
+/** trial-4251-9.json before trial-4251-10.json. */
+function byTrial(a: string, b: string): number {
+  const n = (f: string): number => Number(/-(\d+)\.json$/.exec(f)?.[1] ?? 0);
+  return n(a) - n(b);
 }
 
 /** Counts each replica's /validate calls over dry-run writes: every replica must get some. */
