@@ -24,7 +24,7 @@ import type { RunningServer, TlsFiles } from "./server/https.ts";
 import { listenHttps } from "./server/https.ts";
 import { listenMetrics } from "./server/metrics.ts";
 import type { Clock } from "./telemetry/clock.ts";
-import { systemClock } from "./telemetry/clock.ts";
+import { pause, systemClock } from "./telemetry/clock.ts";
 import type { Logger } from "./telemetry/logger.ts";
 import type { Metrics } from "./telemetry/metrics.ts";
 import { createMetrics } from "./telemetry/metrics.ts";
@@ -98,10 +98,7 @@ async function whoAmI(client: KubeClient): Promise<string> {
 async function every(periodMs: number, signal: AbortSignal, work: () => Promise<void>): Promise<void> {
   while (!signal.aborted) {
     await work();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, periodMs);
-      signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-    });
+    await pause(periodMs, signal);
   }
 }
 
@@ -170,6 +167,10 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
     timing,
     limits,
     metrics,
+  });
+  // kubectl tx apply said kubectl is done and waits for the verdict: no need to wait for the period too.
+  records.onChange((_, tx) => {
+    if (tx.spec?.clientState !== undefined && (tx.status?.phase ?? "Open") === "Open") resolver.wake();
   });
   return { client, clock, metrics, store, policies, coordinator, namespaces: new NamespaceLabels(client, logger), sessions, failures, intents, resolver, caches: [records, leases] };
 }

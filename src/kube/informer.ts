@@ -7,6 +7,7 @@
  * apiserver: the request path asks the cache, and whatever must be
  * linearizable is decided by a conditional write, never by a cached read.
  */
+import { pause } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { KubeClient, WatchEvent } from "./client.ts";
 import { Expired } from "./errors.ts";
@@ -124,11 +125,4 @@ export class Informer<T extends KubeObject = KubeObject> {
     else this.items.set(name, object);
     for (const listener of this.listeners) listener(event.type, object);
   }
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-  });
 }

@@ -26,6 +26,7 @@ import { writeConfirmation } from "../rollback/confirm.ts";
 import { objectPath } from "../rollback/plan.ts";
 import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
+import { pause } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { ResolverMetrics } from "../telemetry/metrics.ts";
 import type { HeartbeatSeen, MemberCheck } from "../transactions/machine.ts";
@@ -149,6 +150,10 @@ export class Resolver {
   private passes = 0;
   /** The garbage collection running beside the passes, if one is. */
   private collecting: Promise<unknown> | undefined;
+  /** Ends the wait between passes early, while the run loop waits. */
+  private wakeNow: (() => void) | undefined;
+  /** wake() was called since the current pass began. */
+  private woken = false;
 
   constructor(options: ResolverOptions) {
     validateTiming(options.timing);
@@ -164,14 +169,24 @@ export class Resolver {
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       const started = this.o.clock.monotonic();
+      this.woken = false;
       await this.tick().catch((error: unknown) => this.o.logger.warn({ err: error }, "resolver pass failed"));
-      const wait = Math.max(0, this.o.timing.periodMs - (this.o.clock.monotonic() - started));
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-      });
+      const wait = this.woken ? 0 : Math.max(0, this.o.timing.periodMs - (this.o.clock.monotonic() - started));
+      await pause(wait, signal, (wake) => (this.wakeNow = wake));
+      this.wakeNow = undefined;
     }
     await this.collecting;
+  }
+
+  /**
+   * Starts the next pass now rather than at the end of the period (a
+   * client said its apply finished, and waits for the verdict); one called
+   * during a pass starts another right after it. Never more passes than
+   * calls plus the period's.
+   */
+  wake(): void {
+    this.woken = true;
+    this.wakeNow?.();
   }
 
   /**

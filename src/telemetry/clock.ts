@@ -49,3 +49,23 @@ export class FakeClock implements Clock {
 export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
+
+/**
+ * Resolves after `ms`, when `signal` aborts, or when the function handed to
+ * `wakeable` is called, whichever comes first, and leaves no listener on
+ * `signal` behind: a loop that waits like this every period for days must
+ * not grow the signal's listener list by one a period.
+ */
+export function pause(ms: number, signal: AbortSignal, wakeable?: (wake: () => void) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    wakeable?.(done);
+  });
+}

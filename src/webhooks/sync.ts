@@ -15,6 +15,7 @@
 import type { KubeClient, KubeObject } from "../kube/index.ts";
 import { Conflict, NotFound, getIfExists } from "../kube/index.ts";
 import type { NamedPolicy } from "../policy/combine.ts";
+import { pause } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { ConfigurationKind } from "./configurations.ts";
 import { CONFIGURATION_PATHS, MANAGED_CONFIGURATIONS, WEBHOOK_NAME } from "./configurations.ts";
@@ -125,7 +126,7 @@ export class WebhookSync {
         // A refused watch (RBAC) would fail again at once; the periodic pass covers meanwhile.
         delayMs = this.period;
       }
-      await sleep(delayMs, signal);
+      await pause(delayMs, signal);
     }
   }
 
@@ -135,24 +136,10 @@ export class WebhookSync {
 
   /** Waits for the next pass: soon after a trigger, else after the period; never sooner than the minimum gap. */
   private async pause(signal: AbortSignal): Promise<void> {
-    await sleep(MIN_PASS_GAP_MS, signal);
+    await pause(MIN_PASS_GAP_MS, signal);
     if (this.dirty) return;
-    await sleep(this.period, signal, (wake) => (this.wake = wake));
+    await pause(this.period, signal, (wake) => (this.wake = wake));
     this.wake = undefined;
   }
 }
 
-/** Resolves after `ms`, when `signal` aborts, or when the function handed to `wakeable` is called. */
-function sleep(ms: number, signal: AbortSignal, wakeable?: (wake: () => void) => void): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    wakeable?.(done);
-  });
-}
