@@ -170,7 +170,7 @@ async function planFromFile(file: string): Promise<TrialPlan> {
 /** The checker again on a recorded trial, or on every trial file of a directory (a campaign run with --save-all). */
 async function recheck(target: string): Promise<number> {
   const files = (await stat(target)).isDirectory()
-    ? (await readdir(target)).filter((f) => /^(trial|violation)-\d+-\d+\.json$/.test(f)).sort(byTrial).map((f) => path.join(target, f))
+    ? (await readdir(target)).filter((f) => /^(trial|violation|failed)-\d+-\d+\.json$/.test(f)).sort(byTrial).map((f) => path.join(target, f))
     : [target];
   let violations = 0;
   for (const file of files) {
