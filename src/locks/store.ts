@@ -108,15 +108,17 @@ export class LockStore {
   }
 
   /**
-   * The locks `username` holds, by the user label, from the watch cache:
-   * one cheap list per new lock. It may lag a few writes behind, so limits
-   * counted from it are soft by that much.
+   * The locks `username` holds, by the user label, from a watch cache (this
+   * process's, else the apiserver's: one cheap list). It may lag a few
+   * writes behind, so limits counted from it are soft by that much.
    */
   async heldBy(username: string): Promise<UserHoldings> {
-    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, {
-      query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_USER}=${userDigest(username)}`, resourceVersion: "0" },
-    });
-    return { locks: list.items.length, transactions: new Set(list.items.map((l) => l.metadata?.labels?.[LABEL_TRANSACTION] ?? "").filter(Boolean)) };
+    const user = userDigest(username);
+    // This process's own watch of kubetx's Leases when it has synced: no round trip on the request path.
+    const leases = this.cache?.ready
+      ? [...this.cache.values()].filter((l) => l.metadata?.labels?.[LABEL_ROLE] === LOCK_ROLE && l.metadata.labels[LABEL_USER] === user)
+      : (await this.client.get<ObjectList<LeaseObject>>(this.leases, { query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_USER}=${user}`, resourceVersion: "0" } })).items;
+    return { locks: leases.length, transactions: new Set(leases.map((l) => l.metadata?.labels?.[LABEL_TRANSACTION] ?? "").filter(Boolean)) };
   }
 
   /**

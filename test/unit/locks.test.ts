@@ -1,7 +1,9 @@
 /** Lease expiry by observation, and the mapping between a lock record and its Lease. */
 import { describe, expect, it } from "vitest";
-import type { ObjectRef } from "../../src/kube/types.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
+import type { KubeObject, ObjectRef } from "../../src/kube/types.ts";
 import { ExpiryTracker } from "../../src/locks/expiry.ts";
+import { LockStore } from "../../src/locks/store.ts";
 import type { Member } from "../../src/locks/record.ts";
 import { HEARTBEAT_ROLE, LOCK_ROLE, heartbeatLease, lockFromLease, lockLease, lockName, userDigest } from "../../src/locks/record.ts";
 import { FakeClock, microTime } from "../../src/telemetry/clock.ts";
@@ -158,5 +160,31 @@ describe("heartbeatLease", () => {
       metadata: { name: "hb-t-0a1b2c3d", labels: { "kubetx.io/role": HEARTBEAT_ROLE, "kubetx.io/transaction": "t-0a1b2c3d" } },
       spec: { holderIdentity: "replica-1", leaseDurationSeconds: 15, acquireTime: "2026-01-01T00:00:05.500000Z", renewTime: "2026-01-01T00:00:05.500000Z" },
     });
+  });
+});
+
+describe("a user's locks, for the per-user limits", () => {
+  const lockOf = (user: string, transaction: string, name: string): KubeObject => {
+    const lease = lockLease({ transaction, ref: { ...WEB, name }, kind: "Deployment", operation: "UPDATE", user, requestUid: name, admittedAt: 0 }, 15);
+    return lease;
+  };
+
+  it("are counted from this process's Lease cache once it has synced, with no apiserver call on the request path", async () => {
+    const calls: string[] = [];
+    const client = { get: (path: string) => (calls.push(path), Promise.reject(new Error("no apiserver here"))) } as unknown as KubeClient;
+    const leases = [lockOf("alice", "t-1", "a"), lockOf("alice", "t-2", "b"), lockOf("bob", "t-3", "c"), heartbeatLease("t-1", "replica-1", 15, 0)];
+    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: true, values: () => leases.values() } });
+    const held = await store.heldBy("alice");
+    expect(held.locks).toBe(2);
+    expect([...held.transactions].sort()).toEqual(["t-1", "t-2"]);
+    expect(calls).toEqual([]);
+  });
+
+  it("are listed from the apiserver while the cache has not synced", async () => {
+    const calls: string[] = [];
+    const client = { get: (path: string) => (calls.push(path), Promise.resolve({ items: [lockOf("alice", "t-1", "a")] })) } as unknown as KubeClient;
+    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: false, values: () => [].values() } });
+    expect((await store.heldBy("alice")).locks).toBe(1);
+    expect(calls).toHaveLength(1);
   });
 });
