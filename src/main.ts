@@ -170,7 +170,8 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   });
   // kubectl tx apply said kubectl is done and waits for the verdict: no need to wait for the period too.
   records.onChange((_, tx) => {
-    if (tx.spec?.clientState !== undefined && (tx.status?.phase ?? "Open") === "Open") resolver.wake();
+    const state = tx.spec?.clientState;
+    if ((state === "Applied" || state === "Failed") && (tx.status?.phase ?? "Open") === "Open") resolver.wake();
   });
   return { client, clock, metrics, store, policies, coordinator, namespaces: new NamespaceLabels(client, logger), sessions, failures, intents, resolver, caches: [records, leases] };
 }
