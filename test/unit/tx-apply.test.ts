@@ -10,6 +10,7 @@ import { TxError } from "../../src/cli/tx/errors.ts";
 import type { KubectlResult } from "../../src/cli/tx/kubectl.ts";
 import type { KubeClient, RequestOptions } from "../../src/kube/client.ts";
 import { AlreadyExists, Forbidden, KubeError, NotFound } from "../../src/kube/errors.ts";
+import { FORBIDDEN_GRACE_MS, POLL_INTERVAL_MS } from "../../src/cli/tx/wait.ts";
 import type { Transaction, TransactionStatus } from "../../src/transactions/model.ts";
 import { isValidTransactionId } from "../../src/transactions/model.ts";
 
@@ -336,6 +337,17 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     api.getErrors = [new KubeError({ status: 503, reason: "ServiceUnavailable", message: "etcd leader changed", method: "GET", path: TX_PATH })];
     expect(await runApply(options(), deps())).toBe(0);
     expect(api.calls.filter((c) => c.method === "GET")).toHaveLength(2);
+  });
+
+  it("rides out reads of its record refused while kubetx's authorization webhook is down, and names the refusal once it lasts", async () => {
+    const refused = (): Forbidden => new Forbidden({ status: 403, reason: "Forbidden", method: "GET", path: TX_PATH, message: "transactions.kubetx.io is forbidden" });
+    api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+    api.getErrors = [refused(), refused(), refused()];
+    expect(await runApply(options(), deps())).toBe(0);
+    // A refusal that lasts the grace (15 s of 200 ms polls) is the user's rights, not an outage.
+    api.record = undefined;
+    api.getErrors = Array.from({ length: FORBIDDEN_GRACE_MS / POLL_INTERVAL_MS + 5 }, refused);
+    await expect(runApply(options(), deps())).rejects.toThrow(`kubectl tx: you may not read transaction ${ID} (refused for 15 s)`);
   });
 
   it("prints progress about every 5 s and gives up with exit code 3 after the timeout plus 30 s", async () => {

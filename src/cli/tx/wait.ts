@@ -26,7 +26,14 @@ export interface WaitOptions {
   readonly warn: (line: string) => void;
 }
 
-type Read = { readonly transaction: Transaction } | { readonly problem: string };
+/**
+ * How long a refused read of the record is retried before it counts: the
+ * apiserver asks kubetx's authorization webhook about reads of records,
+ * and refuses them while no kubetx replica answers (one restarting).
+ */
+export const FORBIDDEN_GRACE_MS = 15_000;
+
+type Read = { readonly transaction: Transaction } | { readonly problem: string; readonly forbidden?: Forbidden };
 
 async function read(client: KubeClient, id: string): Promise<Read> {
   try {
@@ -35,12 +42,26 @@ async function read(client: KubeClient, id: string): Promise<Read> {
     if (error instanceof NotFound) {
       throw new TxError(`kubectl tx: transaction ${id} was deleted while kubectl tx waited for it; check the objects by hand`, EXIT.failed, { cause: error });
     }
-    if (error instanceof Forbidden) {
-      throw new TxError(`kubectl tx: you may not read transaction ${id}; ask a cluster admin to allow get on transactions.kubetx.io`, EXIT.failed, { cause: error });
-    }
-    // Anything else (a timeout, a restarting apiserver) may pass: try again.
-    return { problem: (error as Error).message };
+    // Anything else (a timeout, a restarting apiserver or kubetx) may pass: try again.
+    return { problem: (error as Error).message, ...(error instanceof Forbidden ? { forbidden: error } : {}) };
   }
+}
+
+/** Throws once reads of the record have been refused for FORBIDDEN_GRACE_MS without a break. */
+function refusals(id: string): (result: Read, now: number) => void {
+  let since: number | undefined;
+  return (result, now) => {
+    if (!("forbidden" in result) || !result.forbidden) {
+      since = undefined;
+      return;
+    }
+    since ??= now;
+    if (now - since >= FORBIDDEN_GRACE_MS) throw forbiddenToRead(id, result.forbidden);
+  };
+}
+
+function forbiddenToRead(id: string, error: Forbidden): TxError {
+  return new TxError(`kubectl tx: you may not read transaction ${id} (refused for ${FORBIDDEN_GRACE_MS / 1000} s); ask a cluster admin to allow get on transactions.kubetx.io, and check that kubetx is running`, EXIT.failed, { cause: error });
 }
 
 function isResolved(transaction: Transaction | undefined): transaction is Transaction {
@@ -55,11 +76,13 @@ export async function waitForOutcome(client: KubeClient, options: WaitOptions): 
   const deadline = start + (options.timeoutSeconds + WAIT_GRACE_SECONDS) * 1000;
   let lastProgress = start;
   let latest: Transaction | undefined;
+  const refused = refusals(id);
   for (;;) {
     const result = await read(client, id);
     if ("transaction" in result) latest = result.transaction;
     if (isResolved(latest)) return latest;
     const now = clock.now();
+    refused(result, now);
     if (now >= deadline) throw timedOut(id, latest, Math.round((now - start) / 1000));
     if (now - lastProgress >= PROGRESS_INTERVAL_MS) {
       const note = "problem" in result ? `; last error: ${result.problem}` : "";
