@@ -16,7 +16,7 @@ import { LockStore } from "./locks/store.ts";
 import { NamespaceLabels } from "./policy/namespaces.ts";
 import type { Limits } from "./policy/policy.ts";
 import type { PolicySource } from "./policy/watch.ts";
-import { PolicyWatcher, staticPolicies } from "./policy/watch.ts";
+import { POLICIES_PATH, PolicyWatcher, staticPolicies } from "./policy/watch.ts";
 import { kubeRollbackEvents } from "./resolver/events.ts";
 import { Resolver, effectiveQuietMs } from "./resolver/resolver.ts";
 import { createApp } from "./server/app.ts";
@@ -129,7 +129,7 @@ interface Engine {
   readonly intents: IntentTracker | undefined;
   readonly resolver: Resolver;
   /** Watch-backed caches the request path reads instead of the apiserver. */
-  readonly caches: readonly { run(signal: AbortSignal): Promise<void> }[];
+  readonly caches: readonly { readonly path: string; run(signal: AbortSignal): Promise<void> }[];
 }
 
 async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
@@ -209,6 +209,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const stop = new AbortController();
   // Before the first resolver pass and the first watch: a starting apiserver answers them with 429s and 503s.
   await waitForApiserverReady(client, {
+    collections: [...engine.caches.map((cache) => cache.path), POLICIES_PATH],
     signal: stop.signal,
     onWaiting: (reason) => logger.info({ reason }, "waiting for the apiserver to be ready before starting the resolver and the watches"),
   });

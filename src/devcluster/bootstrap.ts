@@ -4,7 +4,9 @@
  * kubetx-system. The `edit` role they are bound to gets its rules from the
  * controller manager's clusterrole-aggregation controller, as anywhere.
  */
+import { OPT_OUT } from "../admission/scope.ts";
 import type { KubeClient, KubeObject } from "../kube/index.ts";
+import { ANNOTATION_TRANSACTION } from "../transactions/model.ts";
 import { createIfMissing, createOrReplace, userMay } from "../kube/index.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import { KUBETX_NAMESPACE, KUBETX_USERNAME } from "./identities.ts";
@@ -38,7 +40,8 @@ export async function bindEditors(admin: KubeClient, namespace: string): Promise
   const body: KubeObject = {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "RoleBinding",
-    metadata: { name: EDITORS_BINDING, namespace },
+    // Cluster setup, not somebody's apply: opted out, so that kubetx never makes it a transaction of its own.
+    metadata: { name: EDITORS_BINDING, namespace, annotations: { [ANNOTATION_TRANSACTION]: OPT_OUT } },
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "edit" },
     subjects: DEV_USERS.map((name) => ({ kind: "User", apiGroup: "rbac.authorization.k8s.io", name })),
   };

@@ -39,6 +39,11 @@ export function startProcess(options: StartProcessOptions): ManagedProcess {
   const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", options.command, ...options.args], {
     cwd: options.cwd,
     stdio: ["ignore", "pipe", "pipe"],
+    // A process group of its own: a Ctrl-C at the terminal reaches kubetx dev
+    // alone, which stops kubetx first and the control plane after it, in
+    // order, instead of etcd dying under an apiserver that is still serving.
+    // --pdeathsig still takes it down if kubetx dev dies.
+    detached: true,
   });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });

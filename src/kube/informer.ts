@@ -10,7 +10,7 @@
 import { pause } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { KubeClient, WatchEvent } from "./client.ts";
-import { Expired } from "./errors.ts";
+import { Expired, KubeError } from "./errors.ts";
 import type { ConnectionGaps } from "./gaps.ts";
 import type { KubeObject, ObjectList } from "./types.ts";
 
@@ -37,6 +37,11 @@ export class Informer<T extends KubeObject = KubeObject> {
   private synced = false;
   private version = "";
   private listeners: ((event: WatchEvent["type"], object: T) => void)[] = [];
+
+  /** The collection this cache lists and watches. */
+  get path(): string {
+    return this.o.path;
+  }
 
   constructor(options: InformerOptions) {
     this.o = options;
@@ -81,12 +86,12 @@ export class Informer<T extends KubeObject = KubeObject> {
       } catch (error) {
         if (signal.aborted) return;
         needList = true;
-        // 410 Gone is the apiserver answering: only a failure to reach it is a gap.
-        if (!(error instanceof Expired)) {
+        // The apiserver answered (410 Gone, a 429 while a CRD's storage starts): it did not go away, so nothing it buffered was lost.
+        if (!answered(error)) {
           failed = true;
           this.o.gaps?.broke();
           this.o.logger.warn({ err: error, cache: this.o.what }, "watch failed; listing again");
-        }
+        } else if (!(error instanceof Expired)) this.o.logger.info({ err: error, cache: this.o.what }, "the apiserver refused a list or watch; listing again");
         await pause(backoff + Math.random() * backoff, signal);
         backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
       }
@@ -125,4 +130,13 @@ export class Informer<T extends KubeObject = KubeObject> {
     else this.items.set(name, object);
     for (const listener of this.listeners) listener(event.type, object);
   }
+}
+
+/**
+ * Whether `error` is an answer from a running apiserver below 500. A failed
+ * connection, a watch cut mid-stream and a 5xx (the apiserver or a proxy in
+ * front of it in trouble) are gaps: the apiserver may have gone away.
+ */
+function answered(error: unknown): boolean {
+  return error instanceof KubeError && error.status > 0 && error.status < 500;
 }

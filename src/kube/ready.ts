@@ -15,6 +15,12 @@ const FIRST_DELAY_MS = 200;
 const MAX_DELAY_MS = 5_000;
 
 export interface ReadyWait {
+  /**
+   * Collections kubetx lists first (its own Transaction records): /readyz
+   * says ok while a CustomResourceDefinition created a moment ago still
+   * answers 429 "storage is (re)initializing", so each must list too.
+   */
+  readonly collections?: readonly string[];
   /** Called once, with why, when the first answer is not ready. */
   readonly onWaiting: (reason: string) => void;
   readonly signal?: AbortSignal;
@@ -32,13 +38,26 @@ export async function waitForApiserverReady(client: KubeClient, wait: ReadyWait)
   let delay = FIRST_DELAY_MS;
   let told = false;
   while (!wait.signal?.aborted) {
-    const reason = await notReady(client);
+    const reason = (await notReady(client)) ?? (await firstUnlistable(client, wait.collections ?? []));
     if (reason === undefined) return;
     if (!told) wait.onWaiting(reason);
     told = true;
     await pause(delay + Math.random() * delay, wait.signal);
     delay = Math.min(MAX_DELAY_MS, delay * 2);
   }
+}
+
+/** Why one of `collections` cannot be listed yet (429 or 503: still starting), or undefined. */
+async function firstUnlistable(client: KubeClient, collections: readonly string[]): Promise<string | undefined> {
+  for (const path of collections) {
+    try {
+      await client.get(path, { query: { limit: "1" } });
+    } catch (error) {
+      // Any other answer is not about starting: the watch that lists it will say what is wrong.
+      if (error instanceof KubeError && (error.status === 429 || error.status === 503)) return error.message.split("\n")[0] ?? `${path} answered ${error.status}`;
+    }
+  }
+  return undefined;
 }
 
 /** Why the apiserver is not ready, or undefined when it is (or kubetx cannot tell). */

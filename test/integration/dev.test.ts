@@ -46,6 +46,7 @@ async function auditEventsAbout(file: string, name: string): Promise<AuditEvent[
 }
 
 /** What `kubetx dev` records in DIR/controlplane.pids, in start order. */
+const REPO = path.resolve(import.meta.dirname, "../..");
 const CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
 
 /** The program each pid runs (the file name of the command under setpriv). */
@@ -64,7 +65,7 @@ describe("kubetx dev", () => {
   let workDir: string;
   const started: DevProcess[] = [];
 
-  type StartOptions = { dir?: string; port?: number; webhookPort?: number; env?: NodeJS.ProcessEnv };
+  type StartOptions = { dir?: string; port?: number; webhookPort?: number; env?: NodeJS.ProcessEnv; args?: string[]; ownGroup?: boolean };
 
   async function launch(options: StartOptions = {}): Promise<DevProcess> {
     return spawnDev({
@@ -73,6 +74,8 @@ describe("kubetx dev", () => {
       webhookPort: options.webhookPort ?? (await freePort()),
       metricsPort: await freePort(),
       ...(options.env ? { env: options.env } : {}),
+      ...(options.args ? { args: options.args } : {}),
+      ...(options.ownGroup ? { ownGroup: true } : {}),
     });
   }
 
@@ -113,6 +116,53 @@ describe("kubetx dev", () => {
       expect(created.stdout).toContain("configmap/from-alice created");
     });
 
+    it("sets itself up without a transaction of its own and without a warning: alice's binding stays", async () => {
+      // Past the quiet window (2 s) and a resolver pass: a setup write made a transaction would be resolved by now.
+      await sleep(4_000);
+      const kubectl = (kubeconfig: string, ...args: string[]) => run(kubectlPath(), ["--kubeconfig", path.join(dev.dir, kubeconfig), ...args]);
+      const records = await kubectl("kubeconfig", "get", "transactions", "-o", "json");
+      expect(records.code).toBe(0);
+      const users = (JSON.parse(records.stdout) as { items: { spec?: { user?: string } }[] }).items.map((t) => t.spec?.user);
+      expect(users.filter((user) => user !== "alice")).toEqual([]);
+      expect((await kubectl("alice.kubeconfig", "auth", "can-i", "create", "configmaps", "-n", "kubetx-demo")).stdout.trim()).toBe("yes");
+      // kubetx's own log lines: none at warning (40) or above, the apiserver's start included.
+      const levels = `${dev.stdout()}\n${dev.stderr()}`.split("\n").filter((line) => line.startsWith("{")).map((line) => (JSON.parse(line) as { level?: number; msg?: string }));
+      expect(levels.filter((line) => (line.level ?? 0) >= 40).map((line) => line.msg)).toEqual([]);
+    });
+
+    it("runs the README's Try it: the example app commits, its Pods appear and stay, the broken apply is undone", async () => {
+      // As the README says: PATH gets DIR/bin (kubectl and kubectl-tx), KUBECONFIG is alice's.
+      const env = { ...process.env, PATH: `${path.join(dev.dir, "bin")}:${process.env.PATH ?? ""}`, KUBECONFIG: path.join(dev.dir, "alice.kubeconfig") };
+      const kubectl = (...args: string[]) => run("kubectl", args, { env });
+      const applied = await kubectl("tx", "apply", "-n", "kubetx-demo", "-f", path.join(REPO, "examples", "app"));
+      expect(applied.stderr).not.toMatch(/error/i);
+      expect(applied.stdout).toMatch(/^transaction t-[0-9a-f]+ committed: 3 members$/m);
+      expect(applied.code).toBe(0);
+
+      // The controllers make the Deployment's Pods; with no kubelet they stay Pending, and nothing takes them away.
+      const pods = async (): Promise<string[]> => {
+        const listed = await kubectl("-n", "kubetx-demo", "get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.metadata.uid} {.status.phase}{\"\\n\"}{end}");
+        return listed.stdout.split("\n").filter(Boolean).sort();
+      };
+      let first: string[] = [];
+      for (const deadline = Date.now() + 20_000; first.length < 2 && Date.now() < deadline; await sleep(500)) first = await pods();
+      expect(first).toEqual([expect.stringMatching(/ Pending$/), expect.stringMatching(/ Pending$/)]);
+
+      const broken = await kubectl("apply", "-n", "kubetx-demo", "-f", path.join(REPO, "examples", "broken"));
+      expect(broken.code).not.toBe(0);
+      expect(broken.stderr).toMatch(/selector. does not match template .labels./);
+      let listed = await kubectl("tx", "list");
+      for (const deadline = Date.now() + 15_000; !/transparent +RolledBack/.test(listed.stdout) && Date.now() < deadline; await sleep(500)) listed = await kubectl("tx", "list");
+      expect(listed.stdout).toMatch(/alice +plugin +Committed +3 /);
+      expect(listed.stdout).toMatch(/alice +transparent +RolledBack +2 /);
+      expect((await kubectl("-n", "kubetx-demo", "get", "configmap", "web-config", "-o", "jsonpath={.data.color}")).stdout).toBe("blue");
+      expect((await kubectl("-n", "kubetx-demo", "get", "service", "web", "-o", "jsonpath={.spec.ports[0].port}")).stdout).toBe("80");
+      // The same Pods, still there: the rollback left the Deployment alone, and no controller's write became a transaction.
+      expect(await pods()).toEqual(first);
+      const records = await run(kubectlPath(), ["--kubeconfig", path.join(dev.dir, "kubeconfig"), "get", "transactions", "-o", "jsonpath={.items[*].spec.user}"]);
+      expect(records.stdout.split(" ").filter((user) => user.startsWith("system:"))).toEqual([]);
+    });
+
     it("records alice's write in DIR/audit.log as JSON lines", async () => {
       const events = await auditEventsAbout(path.join(dev.dir, "audit.log"), "from-alice");
       expect(events).toContainEqual(expect.objectContaining({
@@ -130,6 +180,47 @@ describe("kubetx dev", () => {
       expect(await dev.exited).toEqual({ code: 0, signal: null });
       expect(dev.stdout()).toMatch(/^kubetx dev: stopped$/m);
       expect(await survivors(dev.dir)).toEqual([]);
+    });
+  });
+
+  describe("with --no-audit-sink, stopped with Ctrl-C", () => {
+    it("keeps the behaviour without the sink (a decoding error is not seen), and Ctrl-C at the terminal stops everything", async () => {
+      const dev = await start({ args: ["--no-audit-sink"], ownGroup: true });
+      await dev.waitForLine(/^kubetx dev: ready/);
+      const pids = await controlPlanePids(dev.dir);
+      const apiserver = await Promise.all(pids.map(async (pid) => (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0")));
+      const flags = apiserver.find((argv) => argv[0]?.endsWith("kube-apiserver")) ?? [];
+      expect(flags).toContainEqual(expect.stringMatching(/^--audit-log-path=/));
+      expect(flags.filter((flag) => flag.startsWith("--audit-webhook"))).toEqual([]);
+
+      // A ConfigMap, then a Deployment with a misspelt field: the apiserver rejects it while decoding, before any webhook.
+      const file = path.join(dev.dir, "typo.yaml");
+      const name = uniqueName("typo");
+      await writeFile(file, [
+        `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}}\ndata: {a: b}`,
+        `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ${name}}\nspec:\n  replica: 2\n  selector: {matchLabels: {app: ${name}}}\n  template:\n    metadata: {labels: {app: ${name}}}\n    spec: {containers: [{name: c, image: nginx}]}`,
+      ].join("\n---\n"));
+      const kubectl = (...args: string[]) => run(kubectlPath(), ["--kubeconfig", path.join(dev.dir, "alice.kubeconfig"), "-n", "kubetx-demo", ...args]);
+      const applied = await kubectl("apply", "-f", file);
+      expect(applied.code).not.toBe(0);
+      expect(applied.stderr).toMatch(/unknown field "spec.replica"/);
+      // Without the sink kubetx cannot know: the ConfigMap's transaction commits after the quiet window, as before the sink existed.
+      let phase = "";
+      for (const deadline = Date.now() + 20_000; phase !== "Committed" && Date.now() < deadline; await sleep(500)) {
+        const records = await run(kubectlPath(), ["--kubeconfig", path.join(dev.dir, "kubeconfig"), "get", "transactions", "-o", "json"]);
+        const mine = (JSON.parse(records.stdout) as { items: { spec?: { user?: string }; status?: { phase?: string } }[] }).items.filter((t) => t.spec?.user === "alice");
+        phase = mine.at(-1)?.status?.phase ?? "";
+      }
+      expect(phase).toBe("Committed");
+      expect((await kubectl("get", "configmap", name, "-o", "name")).stdout.trim()).toBe(`configmap/${name}`);
+
+      // Ctrl-C reaches the whole foreground process group: kubetx dev alone acts on it and stops the rest in order.
+      dev.signalGroup("SIGINT");
+      expect(await dev.exited).toEqual({ code: 0, signal: null });
+      expect(dev.stdout()).toMatch(/^kubetx dev: stopped$/m);
+      expect(await survivors(dev.dir)).toEqual([]);
+      const lines = `${dev.stdout()}\n${dev.stderr()}`.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as { level?: number; msg?: string });
+      expect(lines.filter((line) => (line.level ?? 0) >= 40).map((line) => line.msg)).toEqual([]);
     });
   });
 

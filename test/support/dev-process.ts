@@ -25,6 +25,10 @@ export interface DevOptions {
   /** Where dev serves /metrics; the default (9090) when absent, which another dev may hold. */
   readonly metricsPort?: number;
   readonly env?: NodeJS.ProcessEnv;
+  /** More `kubetx dev` flags, e.g. --no-audit-sink. */
+  readonly args?: readonly string[];
+  /** Starts it in a process group of its own, so that `signalGroup` can act as a terminal's Ctrl-C. */
+  readonly ownGroup?: boolean;
 }
 
 export interface Exit {
@@ -41,6 +45,8 @@ export interface DevProcess {
   /** Resolves once stdout has a line matching `pattern`; rejects if the process exits or time runs out first. */
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<void>;
   signal(name: NodeJS.Signals): void;
+  /** Sends `name` to its whole process group, as a terminal's Ctrl-C does (only when started with `ownGroup`). */
+  signalGroup(name: NodeJS.Signals): void;
 }
 
 /**
@@ -51,11 +57,13 @@ export function spawnDev(options: DevOptions): DevProcess {
   const args = [
     KUBETX, "dev", "--dir", options.dir, "--port", String(options.port), "--webhook-port", String(options.webhookPort),
     ...(options.metricsPort ? ["--metrics-port", String(options.metricsPort)] : []),
+    ...(options.args ?? []),
   ];
   const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", NODE, ...args], {
     cwd: REPO,
     env: options.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],
+    detached: options.ownGroup === true,
   });
   if (child.pid === undefined) throw new Error("could not start kubetx dev");
   let out = "";
@@ -76,6 +84,14 @@ export function spawnDev(options: DevOptions): DevProcess {
       if (done) return;
       try {
         process.kill(pid, name);
+      } catch {
+        // Exited a moment ago; `exited` is about to resolve.
+      }
+    },
+    signalGroup: (name) => {
+      if (done || options.ownGroup !== true) return;
+      try {
+        process.kill(-pid, name);
       } catch {
         // Exited a moment ago; `exited` is about to resolve.
       }

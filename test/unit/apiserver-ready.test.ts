@@ -67,4 +67,35 @@ describe("waitForApiserverReady", () => {
     await waitForApiserverReady(api, { signal: stop.signal, onWaiting: () => undefined, pause: () => (stop.abort(), Promise.resolve()) });
     expect(api.asked).toHaveLength(1);
   });
+
+  it("waits until each collection it will list answers, not only /readyz: a CRD's storage answers 429 for a moment after /readyz is ok", async () => {
+    const initializing = (): KubeError => new KubeError({ status: 429, reason: "TooManyRequests", message: "storage is (re)initializing", method: "GET", path: "/apis/kubetx.io/v1alpha1/transactions" });
+    const listed: string[] = [];
+    let refusals = 2;
+    const api = new (class extends StartingApiserver {
+      override get<T>(path: string, options?: RequestOptions): Promise<T> {
+        if (path === "/readyz") return super.get(path, options);
+        listed.push(`${path}?limit=${options?.query?.limit ?? ""}`);
+        if (path.endsWith("/transactions") && refusals-- > 0) return Promise.reject(initializing());
+        // Not a starting apiserver's answer: the watch that lists it says what is wrong, so it is not waited for.
+        if (path.endsWith("/leases")) return Promise.reject(new Forbidden({ status: 403, reason: "Forbidden", message: "forbidden", method: "GET", path }));
+        return Promise.resolve({ items: [] } as T);
+      }
+    })([]);
+    const told: string[] = [];
+    const pauses: number[] = [];
+    await waitForApiserverReady(api, {
+      collections: ["/apis/kubetx.io/v1alpha1/transactions", "/apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases"],
+      onWaiting: (reason) => told.push(reason),
+      pause: (ms) => (pauses.push(ms), Promise.resolve()),
+    });
+    expect(told).toEqual(["GET /apis/kubetx.io/v1alpha1/transactions: 429 TooManyRequests: storage is (re)initializing"]);
+    expect(pauses).toHaveLength(2);
+    expect(listed).toEqual([
+      "/apis/kubetx.io/v1alpha1/transactions?limit=1",
+      "/apis/kubetx.io/v1alpha1/transactions?limit=1",
+      "/apis/kubetx.io/v1alpha1/transactions?limit=1",
+      "/apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases?limit=1",
+    ]);
+  });
 });

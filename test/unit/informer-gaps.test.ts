@@ -5,12 +5,13 @@
  */
 import { describe, expect, it } from "vitest";
 import type { KubeClient, WatchEvent } from "../../src/kube/client.ts";
+import { KubeError } from "../../src/kube/errors.ts";
 import { ConnectionGaps } from "../../src/kube/gaps.ts";
 import { Informer } from "../../src/kube/informer.ts";
 import { FakeClock } from "../../src/telemetry/clock.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
 
-type Outcome = "refused" | "gone" | "hold";
+type Outcome = "refused" | "gone" | "initializing" | "unavailable" | "hold";
 
 /** Answers every list at once; each watch as the script says, then holds until aborted. */
 function scriptedClient(script: Outcome[], clock: FakeClock): { client: KubeClient; watches: () => number } {
@@ -22,6 +23,10 @@ function scriptedClient(script: Outcome[], clock: FakeClock): { client: KubeClie
       watches += 1;
       clock.advance(1_000);
       if (outcome === "refused") return Promise.reject(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6443"), { code: "ECONNREFUSED" }));
+      if (outcome === "initializing" || outcome === "unavailable") {
+        const [status, reason, message] = outcome === "initializing" ? [429, "TooManyRequests", "storage is (re)initializing"] : [503, "ServiceUnavailable", "the server is currently unable to handle the request"];
+        return Promise.reject(new KubeError({ status, reason, message, method: "GET", path: "/api/v1/configmaps" }));
+      }
       if (outcome === "gone") {
         onEvent({ type: "ERROR", object: { code: 410, message: "too old resource version" } });
         return Promise.resolve();
@@ -62,5 +67,17 @@ describe("connection gaps seen by a cache", () => {
     await runUntil(informer, watches, 2);
     expect(gaps.breaks).toBe(0);
     expect(gaps.latest).toBeUndefined();
+  });
+
+  it("does not mark a gap for a 429 while a resource's storage starts (the apiserver answered), but does for a 503", async () => {
+    const clock = new FakeClock();
+    const gaps = new ConnectionGaps(clock);
+    const { client, watches } = scriptedClient(["initializing", "hold"], clock);
+    await runUntil(new Informer({ client, logger: silentLogger(), what: "test", path: "/api/v1/configmaps", gaps }), watches, 2);
+    expect(gaps.breaks).toBe(0);
+
+    const unavailable = scriptedClient(["unavailable", "hold"], clock);
+    await runUntil(new Informer({ client: unavailable.client, logger: silentLogger(), what: "test", path: "/api/v1/configmaps", gaps }), unavailable.watches, 2);
+    expect(gaps.breaks).toBe(1);
   });
 });
