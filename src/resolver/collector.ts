@@ -4,6 +4,8 @@
  * the list is left alone).
  */
 import type { Journal } from "../journal/journal.ts";
+import type { KubeClient, KubeObject, ObjectList } from "../kube/index.ts";
+import { METADATA_LIST } from "../kube/index.ts";
 import type { LockStore } from "../locks/store.ts";
 import type { Session, SessionStore } from "../locks/sessions.ts";
 import type { Limits } from "../policy/policy.ts";
@@ -20,6 +22,8 @@ import { EligibleSince, eligibility, expiredRecords, waitFor } from "./gc.ts";
 const PARALLEL_DELETES = 8;
 
 export interface CollectorOptions {
+  /** Lists namespaces: a committed transaction's journal goes with its namespace. */
+  readonly client: KubeClient;
   readonly store: TransactionStore;
   readonly locks: LockStore;
   readonly sessions: SessionStore;
@@ -47,7 +51,7 @@ export class GarbageCollector {
     const leftovers = await this.listLeftovers();
     const records = await this.o.store.list();
     const byId = new Map(records.map((tx) => [tx.metadata?.name ?? "", tx]));
-    const doomed = this.due(leftovers, byId);
+    const doomed = this.due(leftovers, byId, await this.namespaceGone(leftovers, byId));
     await mapLimit(doomed, PARALLEL_DELETES, (l) => this.remove(l));
     const expired = this.expired(records);
     await mapLimit(expired, PARALLEL_DELETES, (tx) => this.o.store.delete(tx.metadata?.name ?? ""));
@@ -69,11 +73,28 @@ export class GarbageCollector {
     ];
   }
 
-  private due(leftovers: readonly Listed[], byId: ReadonlyMap<string, Transaction>): Listed[] {
+  /**
+   * Which namespaces are gone, asked only when a committed transaction's
+   * journal is kept; when the list fails, none is taken for gone.
+   */
+  private async namespaceGone(leftovers: readonly Listed[], byId: ReadonlyMap<string, Transaction>): Promise<(namespace: string) => boolean> {
+    const kept = leftovers.some((l) => l.kind === "journal" && byId.get(l.transaction)?.status?.phase === "Committed");
+    if (!kept) return () => false;
+    try {
+      const list = await this.o.client.get<ObjectList<KubeObject>>("/api/v1/namespaces", { accept: METADATA_LIST });
+      const live = new Set((list.items ?? []).filter((ns) => !ns.metadata?.deletionTimestamp).map((ns) => ns.metadata?.name ?? ""));
+      return (namespace) => !live.has(namespace);
+    } catch (error) {
+      this.o.logger.warn({ err: error }, "could not list namespaces; kept journals stay for their retention");
+      return () => false;
+    }
+  }
+
+  private due(leftovers: readonly Listed[], byId: ReadonlyMap<string, Transaction>, namespaceGone: (namespace: string) => boolean): Listed[] {
     const now = this.o.clock.monotonic();
     const waits = { orphanMs: this.o.limits().lockTtlSeconds * 1000, retentionMs: this.o.limits().journalRetentionSeconds * 1000 };
     const eligible = leftovers.flatMap((l) => {
-      const why = eligibility(l, byId.get(l.transaction));
+      const why = eligibility(l, byId.get(l.transaction), namespaceGone);
       return why ? [{ leftover: l, waitMs: waitFor(why, waits) }] : [];
     });
     this.leftoversSince.retain(new Set(eligible.map((e) => e.leftover.name)));

@@ -30,15 +30,28 @@ export interface Leftover {
  */
 export type Eligibility = "orphan" | "released" | "retained";
 
-/** Pure: whether a leftover may go once it has looked so long enough, given its transaction's record. */
-export function eligibility(leftover: Leftover, tx: Transaction | undefined): Eligibility | undefined {
+/**
+ * Pure: whether a leftover may go once it has looked so long enough, given
+ * its transaction's record. `namespaceGone` says whether a namespace was
+ * deleted (or is being deleted): a committed transaction's journal is kept
+ * for `kubectl tx undo`, which cannot restore anything into a namespace that
+ * is gone, so it goes at once when every member's namespace has.
+ */
+export function eligibility(leftover: Leftover, tx: Transaction | undefined, namespaceGone: (namespace: string) => boolean = () => false): Eligibility | undefined {
   if (!tx) return "orphan";
   const phase: Phase = tx.status?.phase ?? "Open";
   if (!TERMINAL_PHASES.has(phase)) return undefined;
   // A session only points at its transaction; a Failed one keeps its locks and journal for an admin.
   if (leftover.kind === "session") return "released";
   if (phase === "Failed") return undefined;
-  return leftover.kind === "journal" && phase === "Committed" ? "retained" : "released";
+  if (leftover.kind !== "journal" || phase !== "Committed") return "released";
+  return inDeletedNamespaces(tx, namespaceGone) ? "released" : "retained";
+}
+
+/** Whether every member of `tx` lived in a namespace that is gone (false when it has a cluster-scoped member or none). */
+export function inDeletedNamespaces(tx: Transaction, namespaceGone: (namespace: string) => boolean): boolean {
+  const namespaces = (tx.status?.members ?? []).map((m) => m.namespace ?? "");
+  return namespaces.length > 0 && namespaces.every((ns) => ns !== "" && namespaceGone(ns));
 }
 
 export interface Waits {

@@ -11,7 +11,7 @@ import type { Transaction } from "../../src/transactions/model.ts";
 import { transactionPath } from "../../src/transactions/model.ts";
 import { createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
 import { useEngine } from "../support/engine.ts";
-import { configMap, inTransaction, leftovers, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
+import { configMap, inTransaction, leftovers, leftoversSettled, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
 
 /** A longer quiet window than the other stories: each of these interleaves several kubectl runs with other writers. */
 const QUIET_WINDOW_MS = 4_000;
@@ -157,12 +157,26 @@ describe("a real cluster with controllers at work", () => {
     expect(applied.code, applied.stderr).toBe(0);
     const id = joined(applied.stderr);
     expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
+    // A committed update keeps its journal for kubectl tx undo...
+    const updated = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(doomed, "a", { v: "2" })]) });
+    expect(updated.code, updated.stderr).toBe(0);
+    const update = joined(updated.stderr);
+    expect((await waitResolved(admin, update)).status?.phase).toBe("Committed");
+    expect(await leftovers(admin, update)).toEqual([expect.stringMatching(/\/jr-/)]);
+    // ...and one more apply is still open when the namespace goes.
+    const pending = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(doomed, "b", { v: "1" }), configMap(doomed, "a", { v: "3" })]) });
+    expect(pending.code, pending.stderr).toBe(0);
+    const open = joined(pending.stderr);
     expect((await kubectl(["delete", "namespace", doomed, "--wait=false"], { user: "admin" })).code).toBe(0);
     await until("the namespace gone", async () => ((await readOrUndefined(admin, `/api/v1/namespaces/${doomed}`)) ? undefined : true), 60_000);
     expect(await leftovers(admin, id)).toEqual([]);
+    expect(["Committed", "RolledBack"]).toContain((await waitResolved(admin, open)).status?.phase);
+    // Nothing is left to undo into a namespace that is gone: the kept journal goes with it, at the next collection.
+    expect(await leftoversSettled(admin, update, 20_000)).toEqual([]);
+    expect(await leftoversSettled(admin, open, 20_000)).toEqual([]);
     const records = await admin.get<{ items: Transaction[] }>(transactionPath());
-    const open = records.items.filter((tx) => !["Committed", "RolledBack"].includes(tx.status?.phase ?? "Open") && tx.status?.members?.some((m) => m.namespace === doomed));
-    expect(open).toEqual([]);
+    const unresolved = records.items.filter((tx) => !["Committed", "RolledBack"].includes(tx.status?.phase ?? "Open") && tx.status?.members?.some((m) => m.namespace === doomed));
+    expect(unresolved).toEqual([]);
     const namespaceController = records.items.filter((tx) => tx.spec.user.startsWith("system:serviceaccount:kube-system:"));
     expect(namespaceController).toEqual([]);
   });

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import type { Leftover } from "../../src/resolver/gc.ts";
 import { EligibleSince, eligibility, expiredRecords, waitFor } from "../../src/resolver/gc.ts";
-import type { Phase, Transaction } from "../../src/transactions/model.ts";
+import type { MemberSummary, Phase, Transaction } from "../../src/transactions/model.ts";
 import { newTransaction } from "../../src/transactions/model.ts";
 
 const ID = "t-0a1b2c3d";
@@ -32,6 +32,22 @@ describe("eligibility", () => {
   it("keeps a committed transaction's journal for its retention, for kubectl tx undo", () => {
     expect(eligibility(journal, transaction("Committed"))).toBe("retained");
     expect(eligibility(lock, transaction("Committed"))).toBe("released");
+  });
+
+  it("lets a committed transaction's journal go at once when every member's namespace is gone: nothing can be undone into it", () => {
+    const committed = (namespaces: string[]): Transaction => {
+      const tx = transaction("Committed");
+      return { ...tx, status: { ...tx.status, members: namespaces.map((namespace, i): MemberSummary => ({ operation: "UPDATE", outcome: "Committed", group: "", version: "v1", resource: "configmaps", namespace, name: `cm-${i}` })) } };
+    };
+    const gone = (ns: string): boolean => ns === "deleted" || ns === "also-deleted";
+    expect(eligibility(journal, committed(["deleted", "also-deleted"]), gone)).toBe("released");
+    // One member still has its namespace, or is cluster-scoped: undo may still restore it.
+    expect(eligibility(journal, committed(["deleted", "live"]), gone)).toBe("retained");
+    expect(eligibility(journal, committed(["deleted", ""]), gone)).toBe("retained");
+    expect(eligibility(journal, committed([]), gone)).toBe("retained");
+    // Only the journal of a committed transaction is kept at all; the rest is unchanged.
+    expect(eligibility(lock, committed(["deleted"]), gone)).toBe("released");
+    expect(eligibility(journal, { ...committed(["deleted"]), status: { ...committed(["deleted"]).status, phase: "Failed" } }, gone)).toBeUndefined();
   });
 
   it("keeps a Failed transaction's locks, heartbeat and journal for an admin, but not its session", () => {
