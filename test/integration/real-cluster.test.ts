@@ -65,6 +65,21 @@ describe("a real cluster with controllers at work", () => {
     expect(await readOrUndefined(admin, `${cms}/${name}`)).toBeDefined();
   });
 
+  it("rolls back a plain kubectl create with generateName by deleting the generated object when the same apply fails", async () => {
+    // One kubectl create: the generated ConfigMap, then an invalid one the apiserver rejects.
+    const created = await kubectl(["create", "-o", "name", "-f", "-"], { user: "alice", input: yamlOf([
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { generateName: "doomed-", namespace: ns }, data: { a: "1" } },
+      invalid(ns, "breaks-doomed"),
+    ]) });
+    expect(created.code).not.toBe(0);
+    const name = created.stdout.trim().split("\n")[0]?.replace("configmap/", "") ?? "";
+    expect(name).toMatch(/^doomed-[a-z0-9]{5}$/);
+    const tx = await waitResolved(admin, joined(created.stderr));
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.members).toEqual([expect.objectContaining({ operation: "CREATE", name, outcome: "Restored" })]);
+    expect(await readOrUndefined(admin, `${cms}/${name}`)).toBeUndefined();
+  });
+
   it("commits an explicit transaction whose member has generateName, and rolls one back by deleting the generated object", async () => {
     const generated = (id: string): KubeObject => inTransaction({ apiVersion: "v1", kind: "ConfigMap", metadata: { generateName: "gen-", namespace: ns }, data: { a: "1" } }, id, 1);
     const ok = await kubectl(["create", "-o", "name", "-f", "-"], { user: "alice", input: yamlOf([generated("t-gen00001")]) });
