@@ -146,14 +146,15 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const limits = (): Limits => policies.view().limits;
   const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: () => limits().lockTtlSeconds, cache: leases });
   const journal = new Journal(client, config.namespace);
-  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, metrics, access: new CachedAccess(client, clock) });
   const sessionStore = new SessionStore(client, config.namespace, () => limits().lockTtlSeconds, leases);
   const timing = {
     periodMs: config.resolverPeriodMs, persistGraceMs: config.persistGraceMs, auditSinkDelayMs: config.auditSinkDelayMs ?? 0, lateWriteMs: config.lateWriteMs,
     // A rejected write is known at most a sink delay later, or, without the sink, an intent grace and a sweep period after /observe saw it.
     intentDelayMs: config.auditSinkDelayMs !== undefined ? 0 : config.intentGraceMs + config.resolverPeriodMs,
   };
-  const sessions = new Sessions(sessionStore, store, clock, () => effectiveQuietMs(limits().quietWindowMs, timing));
+  const quietMs = (): number => effectiveQuietMs(limits().quietWindowMs, timing);
+  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, quietMs, metrics, access: new CachedAccess(client, clock) });
+  const sessions = new Sessions(sessionStore, store, clock, quietMs);
   const failures = { sessions, store, coordinator, logger, quietMs: () => limits().quietWindowMs };
   const intents = config.auditSinkDelayMs !== undefined ? undefined : new IntentTracker({
     clock, logger, graceMs: config.intentGraceMs,

@@ -25,6 +25,7 @@ interface RawRecord {
     readonly phase?: string;
     readonly reason?: string;
     readonly message?: string;
+    readonly failure?: string;
     readonly resolvedAt?: string;
     readonly members?: readonly Partial<MemberView>[];
   };
@@ -41,7 +42,8 @@ export function recordView(raw: RawRecord): RecordView {
     id: raw.metadata?.name ?? "",
     user: raw.spec?.user ?? "",
     mode: raw.spec?.mode ?? "",
-    ...defined({ phase: s.phase, reason: s.reason, message: s.message, createdAt: raw.metadata?.creationTimestamp, resolvedAt: s.resolvedAt }),
+    // A member's failure names the member; the record's message then only sums it up (applies.ts knewOfFailure reads the name).
+    ...defined({ phase: s.phase, reason: s.reason, message: s.failure ?? s.message, createdAt: raw.metadata?.creationTimestamp, resolvedAt: s.resolvedAt }),
     members: (s.members ?? []).map((m) => ({
       group: m.group ?? "", resource: m.resource ?? "", namespace: m.namespace ?? "", name: m.name ?? "",
       operation: m.operation ?? "", outcome: m.outcome ?? "", ...defined({ message: m.message }),

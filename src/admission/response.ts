@@ -26,13 +26,20 @@ export function denied(request: Pick<AdmissionRequest, "uid">, message: string, 
   };
 }
 
-/** kubetx itself failed; the apiserver applies the webhook's failurePolicy. */
+/** The audit annotation `decision` of an answer kubetx gave because it failed itself. */
+export const ERROR_DECISION = "error";
+
+/**
+ * kubetx itself failed: the write is refused, with the audit annotation
+ * `decision: error` that every answer carries (README, "For auditors").
+ */
 export function errored(request: Pick<AdmissionRequest, "uid">, code: number, error: unknown): AdmissionResponse {
   const detail = error instanceof Error ? error.message : String(error);
   return {
     uid: request.uid,
     allowed: false,
     status: { code, reason: "InternalError", message: prefixed(`internal error: ${detail}; retry, and if it persists see the kubetx logs`) },
+    auditAnnotations: { decision: ERROR_DECISION },
   };
 }
 

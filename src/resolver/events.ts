@@ -42,7 +42,8 @@ export function eventFor(tx: Transaction | undefined, lock: LockRecord, outcome:
 }
 
 function headline(tx: Transaction | undefined, lock: LockRecord): string {
-  const why = [tx?.status?.reason, tx?.status?.message].filter(Boolean).join(": ");
+  // A member's failure is the cause; the record's message only sums it up.
+  const why = [tx?.status?.reason, tx?.status?.failure ?? tx?.status?.message].filter(Boolean).join(": ");
   const user = tx?.spec.user ?? lock.member.user;
   return `kubetx: transaction ${lock.member.transaction} (${user}) rolled back${why ? ` (${why})` : ""}`;
 }

@@ -30,7 +30,7 @@ import { pause } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { ResolverMetrics } from "../telemetry/metrics.ts";
 import type { HeartbeatSeen, MemberCheck } from "../transactions/machine.ts";
-import { decideOpen, decideVerify, decideWithdrawn, mayMove, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
+import { decideOpen, decideVerify, decideWithdrawn, mayMove, memberFailedMessage, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
 import type { MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
@@ -703,7 +703,7 @@ function pick<T extends object, K extends keyof T>(from: T, ...keys: K[]): Parti
  * member failed, a lock cannot be read, or a member it counted withdrew.
  */
 function rollBackBeforeChecking(tx: Transaction | undefined, members: { locks: readonly LockRecord[]; garbled: readonly string[] }): { reason: string; message: string } | undefined {
-  if (tx?.status?.failure) return { reason: "MemberFailed", message: tx.status.failure };
+  if (tx?.status?.failure) return { reason: "MemberFailed", message: memberFailedMessage(members.locks.length) };
   if (members.garbled.length > 0) {
     return { reason: "LockUnreadable", message: `the lock Leases ${members.garbled.join(", ")} cannot be read, so their members can be neither verified nor restored` };
   }

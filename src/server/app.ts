@@ -5,7 +5,7 @@
 import type { NextFunction, Request, Response } from "express";
 import express from "express";
 import type { AdmissionHandler } from "../admission/handler.ts";
-import { errored, review } from "../admission/response.ts";
+import { ERROR_DECISION, errored, review } from "../admission/response.ts";
 import type { AdmissionRequest, AdmissionResponse } from "../admission/review.ts";
 import { parseAdmissionReview, quoted, uidOf } from "../admission/review.ts";
 import type { AuditSink } from "../admission/audit-sink.ts";
@@ -125,11 +125,24 @@ async function serveReview(handler: AdmissionHandler, req: Request, res: Respons
   try {
     response = await handler.handle(parsed.request, signal);
   } catch (error) {
-    logger.error({ err: error, uid: parsed.request.uid, path: req.path }, "admission handler failed");
     response = errored(parsed.request, 500, error);
+    logErrored(logger, req.path, parsed.request, error);
   }
   res.json(review(response));
   options.onReview?.(req.path, parsed.request, response, Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+/**
+ * The `admission decision` line every answer gets (admission/validate.ts
+ * logs the others), here for an answer the handler could not give: at
+ * level error, with the error.
+ */
+function logErrored(logger: Logger, path: string, request: AdmissionRequest, error: unknown): void {
+  logger.error({
+    err: error, path, uid: request.uid, decision: ERROR_DECISION, user: request.userInfo.username, operation: request.operation,
+    resource: request.resource.resource, namespace: request.namespace, name: request.name,
+    ...(request.dryRun ? { dryRun: true } : {}),
+  }, "admission decision");
 }
 
 type Refusal = { ok: false; status: number; reason: string };

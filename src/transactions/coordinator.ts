@@ -18,8 +18,15 @@ import type { TransactionStore } from "./store.ts";
 import { firstEntry } from "../rollback/plan.ts";
 import type { AccessChecks } from "./access.ts";
 import { intentDigest } from "./verify.ts";
+import type { LockedTiming } from "./locked.ts";
 import { lockedMessage } from "./locked.ts";
 import { userLimitRefusal } from "./user-limits.ts";
+
+/** Whether a transaction still holds its locks: until it resolves, and a Failed one until an admin resolves it. */
+function keepsLocks(holder: Transaction): boolean {
+  const phase = holder.status?.phase ?? "Open";
+  return !TERMINAL_PHASES.has(phase) || phase === "Failed";
+}
 
 /** Transactions whose members this process counts; the oldest are forgotten first. */
 const MAX_TRACKED_TRANSACTIONS = 10_000;
@@ -64,6 +71,8 @@ export interface CoordinatorOptions {
   readonly identity: string;
   /** The policy limits in force now (they change when an admin edits a policy). */
   readonly limits: () => Limits;
+  /** The quiet window as the resolver counts it (resolver.ts effectiveQuietMs), which lock denials quote. */
+  readonly quietMs: () => number;
   readonly metrics: AdmissionMetrics;
   readonly access: AccessChecks;
 }
@@ -158,8 +167,7 @@ export class Coordinator {
    */
   private async takeOverIfFree(intent: WriteIntent, held: LockRecord, member: Member): Promise<{ kind: "lock"; lock: LockRecord } | { kind: "refused"; result: AdmitResult }> {
     const holder = await this.options.store.get(held.member.transaction);
-    const phase = holder?.status?.phase ?? "Open";
-    if (holder && (!TERMINAL_PHASES.has(phase) || phase === "Failed")) return { kind: "refused", result: await this.conflict(intent, held, holder) };
+    if (holder && keepsLocks(holder)) return { kind: "refused", result: await this.conflict(intent, held, holder) };
     try {
       return { kind: "lock", lock: await this.options.locks.takeOver(held, member) };
     } catch (error) {
@@ -260,9 +268,14 @@ export class Coordinator {
 
   private async conflict(intent: WriteIntent, lock: LockRecord, holder: Transaction): Promise<AdmitResult> {
     this.options.metrics.lockConflict();
-    const message = lockedMessage({ ref: intent.ref, transaction: intent.transaction, dryRun: false, lock, holder }, this.options.limits());
+    const message = lockedMessage({ ref: intent.ref, transaction: intent.transaction, dryRun: false, lock, holder }, this.lockedTiming());
     await this.fail(intent.transaction, `a write to ${describeRef(intent.ref)} was denied: it is locked by transaction ${lock.member.transaction} (${holder.spec.user})`);
     return { kind: "denied", transaction: intent.transaction, message, lock: lock.name };
+  }
+
+  private lockedTiming(): LockedTiming {
+    const { lockTtlSeconds, maxOpenSeconds } = this.options.limits();
+    return { lockTtlSeconds, maxOpenSeconds, quietMs: this.options.quietMs() };
   }
 
   /** Marks a transaction as failed; the resolver rolls it back. The first failure is the one kept. */
@@ -288,8 +301,9 @@ export class Coordinator {
     const lock = await this.options.locks.read(intent.ref);
     if (lock && lock.member.transaction !== intent.transaction) {
       const holder = await this.options.store.get(lock.member.transaction);
-      if (holder && !TERMINAL_PHASES.has(holder.status?.phase ?? "Open")) {
-        const message = lockedMessage({ ref: intent.ref, transaction: intent.transaction, dryRun: true, lock, holder }, this.options.limits());
+      // As the write itself would be: a Failed holder keeps its locks too.
+      if (holder && keepsLocks(holder)) {
+        const message = lockedMessage({ ref: intent.ref, transaction: intent.transaction, dryRun: true, lock, holder }, this.lockedTiming());
         return { kind: "denied", transaction, message, lock: lock.name };
       }
     }

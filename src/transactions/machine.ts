@@ -56,7 +56,7 @@ export function mayMove(status: TransactionStatus | undefined, from: readonly Ph
 }
 
 export function decideOpen(f: OpenFacts, now: number): Decision {
-  if (f.failure) return { next: "RollingBack", reason: "MemberFailed", message: f.failure };
+  if (f.failure) return { next: "RollingBack", reason: "MemberFailed", message: memberFailedMessage(f.memberCount) };
   if (f.clientState === "Failed") {
     return { next: "RollingBack", reason: "ApplyFailed", message: f.clientMessage?.trim() || "kubectl apply reported a failure" };
   }
@@ -132,6 +132,16 @@ export function observeHeartbeat(previous: HeartbeatSeen | undefined, value: num
   if (value === undefined) return undefined;
   const fresh = previous === undefined || previous.value !== value || now - previous.readAt > CLIENT_HEARTBEAT_PERIOD_MS;
   return { value, changedAt: fresh ? now : previous.changedAt, readAt: now };
+}
+
+/**
+ * The record's message when a member failed: a summary beside
+ * status.failure, which says which member and why. The sentence is not
+ * repeated: describe and -o yaml show both fields.
+ */
+export function memberFailedMessage(memberCount: number): string {
+  if (memberCount === 0) return "a member failed (see failure); no admitted member to roll back";
+  return `a member failed (see failure), so the transaction's ${plural(memberCount, "member")} ${memberCount === 1 ? "rolls" : "roll"} back`;
 }
 
 function plural(n: number, word: string): string {

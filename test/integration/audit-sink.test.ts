@@ -82,7 +82,7 @@ describe("the audit sink", () => {
     expect(applied.stderr).toContain('unknown field "spec.replica"');
     const tx = await waitResolved(admin, joined(applied.stderr));
     expect(tx.status?.phase).toBe("RolledBack");
-    expect(tx.status?.message).toContain('unknown field "spec.replica"');
+    expect(tx.status?.failure).toContain('unknown field "spec.replica"');
     expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/typo-config`)).toBeUndefined();
     expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/services/typo-svc`)).toBeUndefined();
     const plugin = await installPlugin();
@@ -102,7 +102,7 @@ describe("the audit sink", () => {
     expect(applied.code).not.toBe(0);
     const tx = await waitResolved(admin, joined(applied.stderr));
     expect(tx.status?.phase).toBe("RolledBack");
-    expect(tx.status?.message).toMatch(/rejected the create of configmaps in sink-[0-9a-f]+ before it reached kubetx .*cannot unmarshal array/);
+    expect(tx.status?.failure).toMatch(/rejected the create of configmaps in sink-[0-9a-f]+ before it reached kubetx .*cannot unmarshal array/);
     expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/typed-ok`)).toBeUndefined();
   });
 
@@ -134,8 +134,8 @@ describe("the audit sink", () => {
       expect(applied.stderr).toContain("third-party=deny");
       const tx = await waitResolved(admin, joined(applied.stderr));
       expect(tx.status?.phase).toBe("RolledBack");
-      expect(tx.status?.message).toContain("refused the create of configmaps");
-      expect(tx.status?.message).toContain("deny.third-party.example.com");
+      expect(tx.status?.failure).toContain("refused the create of configmaps");
+      expect(tx.status?.failure).toContain("deny.third-party.example.com");
       expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/fine`)).toBeUndefined();
     } finally {
       await thirdParty.close();

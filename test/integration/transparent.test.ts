@@ -51,8 +51,8 @@ describe("transparent mode", () => {
     expect(applied.stdout).toContain("configmap/first created");
     const tx = await waitResolved(admin, joined(applied.stderr));
     expect(tx.status?.phase).toBe("RolledBack");
-    expect(tx.status?.message).toContain("rejected the create of configmaps");
-    expect(tx.status?.message).toContain("/last");
+    expect(tx.status?.failure).toContain("rejected the create of configmaps");
+    expect(tx.status?.failure).toContain("/last");
     expect(await readOrUndefined(admin, `${cms}/first`)).toBeUndefined();
     expect(await readOrUndefined(admin, `${cms}/second`)).toBeUndefined();
     const events = await admin.get<{ items: { reason?: string; involvedObject?: { name?: string } }[] }>(`/api/v1/namespaces/${ns}/events`);
@@ -151,7 +151,7 @@ describe("transparent mode without the audit sink, where a replica finds a rejec
     expect(applied.code).not.toBe(0);
     const tx = await waitResolved(admin, joined(applied.stderr));
     expect(tx.status?.phase).toBe("RolledBack");
-    expect(tx.status?.message).toContain("rejected the create of configmaps");
+    expect(tx.status?.failure).toContain("rejected the create of configmaps");
     expect(await readOrUndefined(admin, `${cms}/kept-out-1`)).toBeUndefined();
     expect(await readOrUndefined(admin, `${cms}/kept-out-2`)).toBeUndefined();
   });

@@ -168,7 +168,17 @@ describe("kubectl tx list, describe, locks and audit", () => {
 
   it("describes the rolled-back apply with every member restored", async () => {
     const described = parsed<DescribeJson>(await kubectlTx(["describe", rolledBack, "-o", "json"]));
-    expect(described).toMatchObject({ id: rolledBack, user: "alice", mode: "transparent", phase: "RolledBack" });
+    expect(described).toMatchObject({ id: rolledBack, user: "alice", mode: "transparent", phase: "RolledBack", reason: "MemberFailed" });
+    // The failure names the rejected member; the message sums it up and does not repeat it.
+    const failure = described.failure ?? "";
+    expect(failure).toContain(`${ns}/plain-bad`);
+    expect(described.message).toMatch(/^a member failed \(see failure\)/);
+    const occurrences = (json: string): number => json.split(JSON.stringify(failure).slice(1, -1)).length - 1;
+    expect(occurrences(JSON.stringify(described))).toBe(1);
+    // The record itself, as kubectl get -o yaml and kubectl describe transaction print it.
+    const record = await kubectl(["get", "transaction", rolledBack, "-o", "json"], { user: "admin" });
+    expect(record.code, record.stderr).toBe(0);
+    expect(occurrences(JSON.stringify((JSON.parse(record.stdout) as { status?: unknown }).status))).toBe(1);
     expect(described.members.map((m) => `${m.operation} ${m.object} ${m.outcome}`).sort()).toEqual([
       `CREATE configmaps ${ns}/plain-a Restored`, `CREATE configmaps ${ns}/plain-b Restored`,
     ]);
@@ -178,6 +188,7 @@ describe("kubectl tx list, describe, locks and audit", () => {
     expect(table.stdout).toContain("Phase:        RolledBack");
     expect(table.stdout).toMatch(new RegExp(`CREATE +configmaps ${ns}/plain-a +Restored`));
     expect(table.stdout).toMatch(/Resolved: +\d{4}-\d\d-\d\dT/);
+    expect(table.stdout.split(failure.split("\n")[0] ?? failure).length - 1).toBe(1);
 
     const missing = await kubectlTx(["describe", "t-00000000"]);
     expect(missing.code).toBe(1);

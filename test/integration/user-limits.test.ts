@@ -82,7 +82,7 @@ describe("per-user limits", () => {
     const second = await apply("alice", "b-1", "t-limits02", 1);
     expect(second.code).not.toBe(0);
     expect(second.stderr).toContain("kubetx: alice already has 1 open transaction, the TransactionPolicy's limit (maxOpenTransactionsPerUser: 1)");
-    expect((await waitResolved(admin, "t-limits02")).status?.message).toContain("maxOpenTransactionsPerUser");
+    expect((await waitResolved(admin, "t-limits02")).status?.failure).toContain("maxOpenTransactionsPerUser");
 
     const bobs = await apply("bob", "bob-1", "t-limits03", 1);
     expect(bobs.stderr).toContain("kubetx: joined transaction t-limits03");
@@ -95,7 +95,7 @@ describe("per-user limits", () => {
 
     const rolledBack = await waitResolved(admin, "t-limits01");
     expect(rolledBack.status?.phase).toBe("RolledBack");
-    expect(rolledBack.status?.message).toContain("maxLocksPerUser");
+    expect(rolledBack.status?.failure).toContain("maxLocksPerUser");
     expect((await waitResolved(admin, "t-limits03")).status?.phase).toBe("Committed");
   });
 });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AdmissionHandler } from "../../src/admission/handler.ts";
 import { allowed } from "../../src/admission/response.ts";
 import { MAX_BODY_BYTES, MAX_NESTING_DEPTH, createApp } from "../../src/server/app.ts";
-import { silentLogger } from "../../src/telemetry/logger.ts";
+import { createLogger } from "../../src/telemetry/logger.ts";
 
 const echo: AdmissionHandler = { handle: (request) => Promise.resolve(allowed(request)) };
 const throwing: AdmissionHandler = { handle: () => Promise.reject(new Error("journal unavailable")) };
@@ -23,9 +23,12 @@ function review(uid: string): string {
 describe("the admission HTTP layer", () => {
   let server: http.Server;
   let base: string;
+  /** The JSON lines the app logged. */
+  const logged: Record<string, unknown>[] = [];
 
   beforeAll(async () => {
-    server = http.createServer(createApp({ logger: silentLogger(), handlers: { "/validate": echo, "/broken": throwing } }));
+    const logger = createLogger({ destination: { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) } });
+    server = http.createServer(createApp({ logger, handlers: { "/validate": echo, "/broken": throwing } }));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -76,6 +79,21 @@ describe("the admission HTTP layer", () => {
     expect(failed.json.response).toMatchObject({ uid: "u-2", allowed: false, status: { code: 500, message: expect.stringContaining("journal unavailable") as unknown } });
     const next = await post("/validate", review("u-3"));
     expect(next.json.response).toEqual({ uid: "u-3", allowed: true });
+  });
+
+  it("annotates an errored answer decision: error, as every answer carries a decision", async () => {
+    const failed = await post("/broken", review("u-4"));
+    expect(failed.json.response).toMatchObject({ uid: "u-4", allowed: false, auditAnnotations: { decision: "error" } });
+  });
+
+  it("logs an errored answer as the usual admission decision line, at level error, with the error", async () => {
+    await post("/broken", review("u-5"));
+    const line = logged.find((l) => l.uid === "u-5");
+    expect(line).toMatchObject({
+      level: 50, msg: "admission decision", decision: "error", path: "/broken", user: "alice", operation: "CREATE", resource: "configmaps",
+      err: { message: "journal unavailable" },
+    });
+    expect(logged.some((l) => l.msg === "admission handler failed")).toBe(false);
   });
 
   it("serves health and readiness", async () => {

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { workloadRequests } from "../../chaos/checker/audit.ts";
 import { checkTrial } from "../../chaos/checker/check.ts";
 import { findCycle, precedenceEdges } from "../../chaos/checker/order.ts";
+import { recordView } from "../../chaos/checker/read.ts";
 import type { AuditRequest, CommandRecord, LeftoverView, MemberView, Mode, ObjectPlan, OpOutcome, OpPlan, RecordView, TrialHistory, Version } from "../../chaos/history.ts";
 import { SEED_TOKEN, objectKey } from "../../chaos/history.ts";
 import { planTrial } from "../../chaos/workload.ts";
@@ -294,6 +295,14 @@ describe("the chaos checker: lost updates and isolation", () => {
 });
 
 describe("the chaos checker: records and leftovers", () => {
+  it("reads a member's failure, which names the member, as the message of a record that rolled back for it", () => {
+    const view = recordView({ spec: { user: "alice", mode: "transparent" }, status: {
+      phase: "RolledBack", reason: "MemberFailed", message: "a member failed (see failure), so the transaction's 1 member rolls back",
+      failure: "the apiserver rejected the create of configmaps ns/bad-c1o1 before it reached kubetx",
+    } });
+    expect(view.message).toBe("the apiserver rejected the create of configmaps ns/bad-c1o1 before it reached kubetx");
+  });
+
   it("reports a record still open after quiescence", () => {
     const h = history({ ops: [{ id: "c1o1", tx: "t-one", applies: [A], at: 1 }], records: [record("t-one", "Verifying", [])], histories: {} });
     expect(kinds(h)).toEqual(["record-not-final"]);

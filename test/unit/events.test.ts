@@ -45,6 +45,13 @@ describe("eventFor", () => {
     );
   });
 
+  it("gives a member's failure as why, not the record's summary of it", () => {
+    const failed: Transaction = {
+      ...tx, status: { phase: "RollingBack", reason: "MemberFailed", message: "a member failed (see failure), so the transaction's 2 members roll back", failure: "configmaps shop/bad was refused" },
+    };
+    expect(eventFor(failed, lock, restored)?.message).toMatch(/^kubetx: transaction t-0a1b2c3d \(alice\) rolled back \(MemberFailed: configmaps shop\/bad was refused\); this object/);
+  });
+
   it("falls back to the lock's user when the Transaction record is gone", () => {
     const event = eventFor(undefined, { ...lock, member: { ...lock.member, user: "bob" } }, restored);
     expect(event?.message).toMatch(/^kubetx: transaction t-0a1b2c3d \(bob\) rolled back; this object was restored/);

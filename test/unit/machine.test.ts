@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { MemberCheck, OpenFacts } from "../../src/transactions/machine.ts";
-import { decideOpen, decideVerify, decideWithdrawn, mayMove, observeHeartbeat, openLimitMs } from "../../src/transactions/machine.ts";
+import { decideOpen, decideVerify, decideWithdrawn, mayMove, memberFailedMessage, observeHeartbeat, openLimitMs } from "../../src/transactions/machine.ts";
 import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS } from "../../src/transactions/model.ts";
 
 const OPENED = 1_000_000;
@@ -20,9 +20,14 @@ function facts(overrides: Partial<OpenFacts> = {}): OpenFacts {
 const SOON = OPENED + 100;
 
 describe("decideOpen", () => {
-  it("rolls back with the denial as message when admission denied a member", () => {
+  it("rolls back when admission denied a member, with a summary as message that leaves the denial to the failure field", () => {
     const decision = decideOpen(facts({ failure: "kubetx: configmaps ns/a is locked by transaction t-other000" }), SOON);
-    expect(decision).toEqual({ next: "RollingBack", reason: "MemberFailed", message: "kubetx: configmaps ns/a is locked by transaction t-other000" });
+    expect(decision).toEqual({ next: "RollingBack", reason: "MemberFailed", message: "a member failed (see failure), so the transaction's 2 members roll back" });
+  });
+
+  it("counts the members a failure rolls back in the message, one or none", () => {
+    expect(memberFailedMessage(1)).toBe("a member failed (see failure), so the transaction's 1 member rolls back");
+    expect(memberFailedMessage(0)).toBe("a member failed (see failure); no admitted member to roll back");
   });
 
   it("rolls back on a denied member even when the client already reported success", () => {

@@ -414,15 +414,44 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     expect(out).toEqual([
       "no transaction: no TransactionPolicy covers namespace shop (or it exempts you or these kinds), so kubetx took part in none of these writes: " +
         "kubectl applied them as plain kubectl apply does, not all-or-nothing, and kubectl tx kept no Transaction record",
-      "  to make applies there all-or-nothing, a cluster admin opts the namespace in (default policy): kubectl label namespace shop kubetx.io/enabled=true",
+      "  to make applies there all-or-nothing, a cluster admin opts the namespace in (default policy): kubectl label namespace shop kubetx.io/enabled=true --overwrite",
     ]);
+  });
+
+  it("warns that the objects in a namespace no member came from were not part of the transaction, and how to opt it in", async () => {
+    await writeFile(file, `${MANIFEST}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: web}\n`);
+    api.verdict = () => ({
+      phase: "Committed", reason: "ApplyFinished", memberCount: 2, members: [
+        { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "a", operation: "CREATE", outcome: "Committed" },
+        { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "b", operation: "CREATE", outcome: "Committed" },
+      ],
+    });
+    expect(await runApply(options({ namespace: "shop" }), deps())).toBe(0);
+    expect(out[0]).toBe("transaction t-0123abcd committed: 2 members");
+    expect(err.slice(-2)).toEqual([
+      "kubectl tx: the objects in namespace web were not part of transaction t-0123abcd: no TransactionPolicy covers namespace web (or it exempts you or these kinds), " +
+        "or kubectl wrote none of them (unchanged, or it stopped first); whatever kubectl wrote there it applied as plain kubectl apply does, and they are not all-or-nothing with the rest",
+      "  to make applies there all-or-nothing, a cluster admin opts the namespace in (default policy): kubectl label namespace web kubetx.io/enabled=true --overwrite",
+    ]);
+    expect(api.calls.some((c) => c.method === "DELETE")).toBe(false);
+  });
+
+  it("warns of nothing when every namespace of the apply has a member", async () => {
+    api.verdict = () => ({
+      phase: "Committed", memberCount: 2, members: [
+        { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "a", operation: "CREATE", outcome: "Committed" },
+        { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "b", operation: "CREATE", outcome: "Committed" },
+      ],
+    });
+    expect(await runApply(options({ namespace: "shop" }), deps())).toBe(0);
+    expect(err.filter((line) => line.includes("not part of"))).toEqual([]);
   });
 
   it("names the kubeconfig context's namespace when objects name none and -n is not given", async () => {
     api.verdict = () => ({ phase: "Committed", memberCount: 0 });
     expect(await runApply(options(), deps())).toBe(0);
     expect(out[0]).toContain("no TransactionPolicy covers namespace shop and your kubeconfig context's namespace");
-    expect(out[1]).toContain("kubectl label namespace NAMESPACE kubetx.io/enabled=true");
+    expect(out[1]).toContain("kubectl label namespace NAMESPACE kubetx.io/enabled=true --overwrite");
   });
 
   it("reports a rollback with no member as a rollback: kubectl may have failed before its first write", async () => {

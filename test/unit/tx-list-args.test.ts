@@ -60,7 +60,18 @@ describe("kubectl tx list's flags", () => {
     expect(usage(["list", "-o", "yaml"])).toBe("kubectl tx: -o must be table or json, got 'yaml'; run 'kubectl tx list --help'");
     expect(usage(["list", "--user", ""])).toBe("kubectl tx: --user needs a value; run 'kubectl tx list --help'");
     expect(usage(["list", "t-0123abcd"])).toBe("kubectl tx: list takes no arguments, got 't-0123abcd'; run 'kubectl tx list --help'");
-    expect(usage(["list", "--all-namespaces"])).toMatch(/^kubectl tx: unknown option '--all-namespaces'; run 'kubectl tx list --help'$/);
+    expect(usage(["list", "--all-users"])).toMatch(/^kubectl tx: unknown option '--all-users'; run 'kubectl tx list --help'$/);
+  });
+
+  it("take -A and --all-namespaces as kubectl does: across namespaces, the default, overriding -n", () => {
+    expect(parseReviewCommand(["list", "-A"])).toEqual({ kind: "list", options: { output: "table" } });
+    expect(parseReviewCommand(["list", "--all-namespaces", "-o", "json"])).toEqual({ kind: "list", options: { output: "json" } });
+    expect(parseReviewCommand(["list", "-n", "shop", "-A", "--all"])).toEqual({ kind: "list", options: { all: true, output: "table" } });
+  });
+
+  it("say in --help what -A does, and that everyone's transactions is --all", () => {
+    expect(LIST_HELP).toMatch(/-A, --all-namespaces +transactions with members in any namespace/);
+    expect(LIST_HELP).toContain("(everyone's\n                           transactions is --all)");
   });
 });
 

@@ -74,10 +74,20 @@ describe("a described transaction", () => {
     });
   });
 
-  it("says a member failure once when it is also the message, and lists changes the rollback kept", () => {
-    const failed = { ...rolledBack, status: { ...rolledBack.status, message: "x was rejected", failure: "x was rejected", conflicts: ["apps/deployments shop/web: spec.replicas"] } };
+  it("shows a member failure under Failure, beside the summary the message gives", () => {
+    const failed = { ...rolledBack, status: { ...rolledBack.status, reason: "MemberFailed", message: "a member failed (see failure), so the transaction's 2 members roll back", failure: "x was rejected" } };
     const lines = describeLines(describeJson(failed));
-    expect(lines.filter((l) => l.includes("x was rejected"))).toHaveLength(1);
+    expect(lines).toContain("Message:      a member failed (see failure), so the transaction's 2 members roll back");
+    expect(lines).toContain("Failure:      x was rejected");
+  });
+
+  it("gives an older record's failure once, in text and JSON, when its message repeats it", () => {
+    const failed = { ...rolledBack, status: { ...rolledBack.status, message: "x was rejected", failure: "x was rejected", conflicts: ["apps/deployments shop/web: spec.replicas"] } };
+    const json = describeJson(failed);
+    expect(json).toMatchObject({ message: null, failure: "x was rejected" });
+    expect(JSON.stringify(json).split("x was rejected")).toHaveLength(2);
+    const lines = describeLines(json);
+    expect(lines.filter((l) => l.includes("x was rejected"))).toEqual(["Failure:      x was rejected"]);
     expect(lines.join("\n")).toMatch(/Kept: +changes made by someone else since, not overwritten:\n +apps\/deployments shop\/web: spec.replicas/);
   });
 });

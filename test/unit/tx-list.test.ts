@@ -55,6 +55,12 @@ describe("choosing transactions to list", () => {
     expect(ids(selectTransactions(ALL, { ...table, user: "alice", phase: "Committed", namespace: "shop", sinceSeconds: 3600 }, NOW))).toEqual(["t-commit01"]);
   });
 
+  it("counts a record kubetx has not picked up yet (no phase) as Open", () => {
+    const open = tx("t-open0001", 0.5, { mode: "plugin" }, { phase: "Open", memberCount: 1 });
+    expect(ids(selectTransactions([...ALL, open], { ...table, phase: "Open" }, NOW))).toEqual(["t-fresh001", "t-open0001"]);
+    expect(ids(selectTransactions([...ALL, open], { ...table, phase: "Committed" }, NOW))).not.toContain("t-fresh001");
+  });
+
   it("finds an open transaction in --namespace by the namespaces kubetx notes before it lists the members", () => {
     const open = tx("t-open0001", 0.5, { mode: "plugin" }, { phase: "Open", memberCount: 3, namespaces: ["shop", "web"] });
     expect(ids(selectTransactions([...ALL, open], { ...table, namespace: "web" }, NOW))).toEqual(["t-open0001", "t-rolled01"]);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ApplyOptions } from "../../src/cli/tx/args.ts";
 import { applyCopyArgs, applyOriginalArgs, stderrTail } from "../../src/cli/tx/kubectl.ts";
-import { clientStatePatch, formatOutcome, isUncovered, progressLine, targetNamespaces, uncoveredLines } from "../../src/cli/tx/outcome.ts";
+import { clientStatePatch, formatOutcome, isUncovered, outsideLines, progressLine, targetNamespaces, uncoveredLines } from "../../src/cli/tx/outcome.ts";
 import type { Transaction } from "../../src/transactions/model.ts";
 
 const base: ApplyOptions = { files: ["a.yaml"], recursive: false, timeoutSeconds: 60, dryRun: "none", prune: false };
@@ -85,8 +85,33 @@ describe("the outcome report", () => {
     expect(targetNamespaces(objects, undefined)).toEqual(["shop", undefined]);
     expect(targetNamespaces(objects, "web")).toEqual(["shop", "web"]);
     expect(uncoveredLines(["shop", "web"])[0]).toContain("no TransactionPolicy covers namespaces shop, web (or");
-    expect(uncoveredLines(["shop", "web"])[1]).toContain("kubectl label namespace NAMESPACE kubetx.io/enabled=true");
+    expect(uncoveredLines(["shop", "web"])[1]).toContain("kubectl label namespace NAMESPACE kubetx.io/enabled=true --overwrite");
     expect(uncoveredLines([undefined])[0]).toContain("no TransactionPolicy covers your kubeconfig context's namespace (or");
+  });
+
+  it("leaves cluster-scoped objects out of the namespaces the objects go to", () => {
+    const objects = [{ kind: "Namespace", metadata: { name: "shop" } }, { kind: "ClusterRole", metadata: { name: "reader" } }, { kind: "ConfigMap", metadata: { name: "a", namespace: "shop" } }];
+    expect(targetNamespaces(objects, undefined)).toEqual(["shop"]);
+    expect(targetNamespaces([...objects, { kind: "ConfigMap", metadata: { name: "b" } }], "web")).toEqual(["shop", "web"]);
+  });
+
+  it("opts a namespace in with --overwrite, which also turns kubetx.io/enabled=false around", () => {
+    expect(uncoveredLines(["shop"])).toEqual([
+      "no transaction: no TransactionPolicy covers namespace shop (or it exempts you or these kinds), so kubetx took part in none of these writes: " +
+        "kubectl applied them as plain kubectl apply does, not all-or-nothing, and kubectl tx kept no Transaction record",
+      "  to make applies there all-or-nothing, a cluster admin opts the namespace in (default policy): kubectl label namespace shop kubetx.io/enabled=true --overwrite",
+    ]);
+  });
+
+  it("says kubetx never covers kube-system or its own namespace, and suggests no label there", () => {
+    expect(uncoveredLines(["kube-system"])).toEqual([
+      "no transaction: kubetx never covers namespace kube-system (the control plane's namespaces and kubetx's own, so that a kubetx outage cannot block them), " +
+        "so kubetx took part in none of these writes: kubectl applied them as plain kubectl apply does, not all-or-nothing, and kubectl tx kept no Transaction record",
+    ]);
+    const mixed = uncoveredLines(["kubetx-system", "shop"]);
+    expect(mixed[0]).toContain("no TransactionPolicy covers namespace shop (or it exempts you or these kinds), and kubetx never covers namespace kubetx-system (");
+    expect(mixed[1]).toContain("kubectl label namespace shop kubetx.io/enabled=true --overwrite");
+    expect(mixed.join("\n")).not.toContain("label namespace kubetx-system");
   });
 
   it("counts one member in the singular", () => {
@@ -108,6 +133,14 @@ describe("the outcome report", () => {
         "  CREATE configmaps shop/c: NotPersisted (rejected by the apiserver)",
       ],
     });
+  });
+
+  it("reports the member's failure, not the record's summary of it, as why a rollback happened", () => {
+    const outcome = formatOutcome(tx({
+      phase: "RolledBack", reason: "MemberFailed", message: "a member failed (see failure), so the transaction's 1 member rolls back",
+      failure: "the apiserver refused the create of configmaps shop/c after kubetx admitted it", members: [],
+    }));
+    expect(outcome.lines).toEqual(["transaction t-0123abcd rolled back: MemberFailed: the apiserver refused the create of configmaps shop/c after kubetx admitted it"]);
   });
 
   it("reports a failed transaction with what to do next", () => {
@@ -135,5 +168,43 @@ describe("the outcome report", () => {
   it("shows the phase and member count while waiting", () => {
     expect(progressLine("t-0123abcd", tx({ phase: "Verifying", memberCount: 3 }), 5_100)).toBe("kubectl tx: waiting for transaction t-0123abcd (Verifying, 3 members, 5 s)");
     expect(progressLine("t-0123abcd", tx(undefined), 10_000)).toBe("kubectl tx: waiting for transaction t-0123abcd (not yet picked up by kubetx, 10 s)");
+  });
+});
+
+describe("objects outside the transaction", () => {
+  const committed = (namespaces: string[], phase: "Committed" | "RolledBack" = "Committed"): Transaction => tx({
+    phase, memberCount: namespaces.length,
+    members: namespaces.map((namespace) => ({ group: "", version: "v1", resource: "configmaps", namespace, name: "a", operation: "CREATE", outcome: phase === "Committed" ? "Committed" : "Restored" })),
+  });
+
+  it("warns nothing when a member came from every namespace the objects went to", () => {
+    expect(outsideLines(committed(["shop", "web"]), ["shop", "web"])).toEqual([]);
+  });
+
+  it("warns nothing for a transaction no member joined: that is the uncovered report's to say", () => {
+    expect(outsideLines(tx({ phase: "Committed", memberCount: 0 }), ["shop"])).toEqual([]);
+  });
+
+  it("names a namespace no member came from, says a rollback left its objects, and how to opt it in", () => {
+    const lines = outsideLines(committed(["shop"], "RolledBack"), ["shop", "web"]);
+    expect(lines[0]).toMatch(/^kubectl tx: the objects in namespace web were not part of transaction t-0123abcd: no TransactionPolicy covers namespace web /);
+    expect(lines[0]).toMatch(/and they were not rolled back with it$/);
+    expect(lines[1]).toBe("  to make applies there all-or-nothing, a cluster admin opts the namespace in (default policy): kubectl label namespace web kubetx.io/enabled=true --overwrite");
+  });
+
+  it("says kube-system is never covered, with no label to suggest", () => {
+    const lines = outsideLines(committed(["shop"]), ["shop", "kube-system"]);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("the objects in namespace kube-system were not part of transaction t-0123abcd: kubetx never covers namespace kube-system");
+    expect(lines[0]).toMatch(/they are not all-or-nothing with the rest$/);
+  });
+
+  it("counts the context's namespace as joined when a member came from a namespace no object names", () => {
+    expect(outsideLines(committed(["shop", "default"]), ["shop", undefined])).toEqual([]);
+    expect(outsideLines(committed(["shop"]), ["shop", undefined])[0]).toContain("the objects in your kubeconfig context's namespace were not part of");
+  });
+
+  it("reads the namespaces an open record noted when it lists no members", () => {
+    expect(outsideLines(tx({ phase: "Committed", memberCount: 1, namespaces: ["shop"] }), ["shop"])).toEqual([]);
   });
 });

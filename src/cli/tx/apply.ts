@@ -20,7 +20,7 @@ import { startHeartbeat } from "./heartbeat.ts";
 import type { KubectlResult } from "./kubectl.ts";
 import { applyCopyArgs, applyOriginalArgs } from "./kubectl.ts";
 import { annotate, parseManifests, renderManifest } from "./manifests.ts";
-import { clientStatePatch, formatOutcome, isUncovered, targetNamespaces, uncoveredLines } from "./outcome.ts";
+import { clientStatePatch, formatOutcome, isUncovered, outsideLines, targetNamespaces, uncoveredLines } from "./outcome.ts";
 import { createRecord, renewFailure, renewRecord, reportClientState, whoAmI } from "./record.ts";
 import type { Clock } from "./wait.ts";
 import { waitForOutcome } from "./wait.ts";
@@ -129,14 +129,16 @@ function keepAlive(client: KubeClient, id: string, deps: ApplyDeps): RunningHear
 }
 
 /**
- * Prints the outcome. A transaction no write joined (no policy covers the
- * objects) is no transaction at all: its record goes, and the user learns
- * why and how a namespace is opted in.
+ * Prints the outcome, and warns of namespaces whose objects did not join.
+ * A transaction no write joined (no policy covers the objects) is no
+ * transaction at all: its record goes, and the user learns why and how a
+ * namespace is opted in.
  */
 async function report(client: KubeClient, resolved: Transaction, t: Transact): Promise<number> {
   if (!isUncovered(resolved)) {
     const outcome = formatOutcome(resolved);
     outcome.lines.forEach((line) => t.deps.say(line));
+    outsideLines(resolved, targetNamespaces(t.objects, t.options.namespace)).forEach((line) => t.deps.warn(line));
     return outcome.exitCode;
   }
   await client.delete(transactionPath(t.id)).catch((error: unknown) => {

@@ -59,12 +59,17 @@ function orNull<T>(value: T | undefined): T | null {
   return value === undefined ? null : value;
 }
 
-/** The record as describe shows it. Pure. */
+/**
+ * The record as describe shows it. Pure. Records written before kubetx
+ * kept a summary in the message held the failure sentence in both fields:
+ * it is given once, as the failure.
+ */
 export function describeJson(t: Transaction): DescribeJson {
   const s = t.status ?? {};
+  const message = s.message !== undefined && s.message === s.failure ? undefined : s.message;
   return {
     id: t.metadata?.name ?? "", user: t.spec.user, mode: t.spec.mode,
-    phase: orNull(s.phase), reason: orNull(s.reason), message: orNull(s.message), failure: orNull(s.failure),
+    phase: orNull(s.phase), reason: orNull(s.reason), message: orNull(message), failure: orNull(s.failure),
     expectedMembers: orNull(t.spec.expectedMembers), clientState: orNull(t.spec.clientState),
     openedAt: orNull(s.openedAt), closedAt: orNull(s.closedAt), resolvedAt: orNull(s.resolvedAt), coordinator: orNull(s.coordinator),
     conflicts: s.conflicts ?? [],
@@ -79,8 +84,7 @@ function field(label: string, value: string | number | null): string {
 
 function optionalFields(d: DescribeJson): string[] {
   return [
-    // A member failure usually becomes the message too: say it once.
-    ...(d.failure !== null && d.failure !== d.message ? [field("Failure", d.failure)] : []),
+    ...(d.failure !== null ? [field("Failure", d.failure)] : []),
     ...(d.conflicts.length > 0 ? [field("Kept", `changes made by someone else since, not overwritten:\n${d.conflicts.join("\n")}`)] : []),
     ...(d.expectedMembers !== null ? [field("Expected", `${d.expectedMembers} members`)] : []),
     ...(d.clientState !== null ? [field("kubectl", d.clientState)] : []),

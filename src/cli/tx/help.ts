@@ -79,9 +79,11 @@ Output: kubectl's own output (its stdout and stderr), then on stdout:
     CREATE configmaps shop/settings: Committed
     UPDATE apps/deployments shop/web: Committed
 or, when kubetx rolled back (or failed to: "failed", and an admin must act):
-  transaction t-4f2a9c1e rolled back: <reason>: <message>
+  transaction t-4f2a9c1e rolled back: <reason>: <the failure, or message>
     CREATE configmaps shop/settings: Restored (<what kubetx did>)
-Progress while waiting goes to stderr.
+Progress while waiting goes to stderr, and so does a warning naming any
+namespace whose objects were not part of the transaction (no policy covers
+it, or it is one kubetx never covers, such as kube-system).
 
 Exit codes: 0 committed (or kubetx took part in no write), 1 rolled back
 or failed (or kubectl tx could not start the transaction), 2 usage error,

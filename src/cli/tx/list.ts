@@ -40,7 +40,8 @@ export function selectTransactions(transactions: readonly Transaction[], options
   return transactions
     .filter((t) => user === undefined || t.spec.user === user)
     .filter((t) => namespace === undefined || hasMemberIn(t, namespace))
-    .filter((t) => phase === undefined || t.status?.phase === phase)
+    // A record kubetx has not picked up yet (no phase) is open: the resolver writes Open when it first sees it.
+    .filter((t) => phase === undefined || (t.status?.phase ?? "Open") === phase)
     .filter((t) => sinceSeconds === undefined || createdMs(t) >= nowMs - sinceSeconds * 1000)
     .sort((a, b) => createdMs(b) - createdMs(a) || (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""));
 }

@@ -2,6 +2,7 @@
 import { describeRef } from "../../kube/types.ts";
 import type { KubeObject } from "../../kube/types.ts";
 import { ENABLED_LABEL } from "../../policy/policy.ts";
+import { EXCLUDED_NAMESPACES } from "../../webhooks/coverage.ts";
 import type { ClientState, MemberSummary, Transaction } from "../../transactions/model.ts";
 import { EXIT } from "./errors.ts";
 import { CLIENT_MESSAGE_MAX_CHARS, stderrTail, withoutWarnings } from "./kubectl.ts";
@@ -27,9 +28,15 @@ export function memberLine(member: MemberSummary): string {
   return `  ${member.operation} ${describeRef(member)}: ${member.outcome}${message}`;
 }
 
-/** `reason: message`; a message of several lines (kubectl's errors) continues indented under the first. */
+/**
+ * `reason: message`; a message of several lines (kubectl's errors)
+ * continues indented under the first. A rollback a member's failure caused
+ * gives the failure: the record's message only sums it up.
+ */
 function why(transaction: Transaction): string {
-  const parts = [transaction.status?.reason, transaction.status?.message?.trim()].filter((part) => part !== undefined && part !== "");
+  const s = transaction.status;
+  const detail = s?.phase === "RolledBack" ? s.failure ?? s.message : s?.message;
+  const parts = [s?.reason, detail?.trim()].filter((part) => part !== undefined && part !== "");
   return parts.length > 0 ? parts.join(": ").split("\n").join("\n    ") : "kubetx recorded no reason";
 }
 
@@ -49,23 +56,96 @@ export function isUncovered(transaction: Transaction): boolean {
   return status?.phase === "Committed" && (status.memberCount ?? status.members?.length ?? 0) === 0;
 }
 
-/** Where kubectl puts the objects: their own namespace, else -n; undefined is the kubeconfig context's. Pure. */
+/**
+ * Kinds without a namespace that kubectl users apply most. kubectl tx reads
+ * no API discovery: an object of another cluster-scoped kind counts as
+ * going to -n's (or the context's) namespace.
+ */
+const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set([
+  "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass", "PersistentVolume", "PriorityClass",
+  "IngressClass", "RuntimeClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService", "TransactionPolicy",
+]);
+
+/** Where kubectl puts the namespaced objects: their own namespace, else -n; undefined is the kubeconfig context's. Pure. */
 export function targetNamespaces(objects: readonly KubeObject[], namespace: string | undefined): (string | undefined)[] {
-  return [...new Set(objects.map((o) => o.metadata?.namespace ?? namespace))];
+  const namespaced = objects.filter((o) => o.metadata?.namespace !== undefined || !CLUSTER_SCOPED_KINDS.has(o.kind ?? ""));
+  return [...new Set(namespaced.map((o) => o.metadata?.namespace ?? namespace))];
+}
+
+/** Never sent to kubetx, whatever the policies say (webhooks/coverage.ts): no label opts them in. */
+function neverCovered(namespace: string | undefined): boolean {
+  return namespace !== undefined && EXCLUDED_NAMESPACES.includes(namespace);
+}
+
+/** `namespace shop`, `namespaces shop, web and your kubeconfig context's namespace`. */
+function where(namespaces: readonly (string | undefined)[]): string {
+  const named = namespaces.filter((n): n is string => n !== undefined);
+  return [
+    ...(named.length > 0 ? [`${named.length === 1 ? "namespace" : "namespaces"} ${named.join(", ")}`] : []),
+    ...(named.length < namespaces.length ? ["your kubeconfig context's namespace"] : []),
+  ].join(" and ");
+}
+
+/**
+ * Why kubetx took no part in writes to `namespaces`: the policies, which
+ * an admin can change, or kubetx's fixed exclusions, which no one can.
+ */
+function whyOutside(namespaces: readonly (string | undefined)[]): { readonly why: string; readonly optIn: (string | undefined)[] } {
+  const never = namespaces.filter(neverCovered);
+  const optIn = namespaces.filter((n) => !neverCovered(n));
+  const why = [
+    ...(optIn.length > 0 ? [`no TransactionPolicy covers ${where(optIn)} (or it exempts you or these kinds)`] : []),
+    ...(never.length > 0 ? [`kubetx never covers ${where(never)} (the control plane's namespaces and kubetx's own, so that a kubetx outage cannot block them)`] : []),
+  ].join(", and ");
+  return { why, optIn };
+}
+
+/**
+ * How an admin opts the namespaces in. --overwrite: a namespace labelled
+ * kubetx.io/enabled=false (opted out) needs it, and it does no harm to one
+ * without the label.
+ */
+function optInLine(namespaces: readonly (string | undefined)[]): string {
+  const only = namespaces.length === 1 ? namespaces[0] : undefined;
+  return `  to make applies there all-or-nothing, a cluster admin opts the namespace in (default policy): kubectl label namespace ${only ?? "NAMESPACE"} ${ENABLED_LABEL}=true --overwrite`;
 }
 
 /** What kubectl tx prints (stdout) in place of a transaction's outcome when kubetx took part in none of the writes. Pure. */
 export function uncoveredLines(namespaces: readonly (string | undefined)[]): string[] {
-  const named = namespaces.filter((n): n is string => n !== undefined);
-  const where = [
-    ...(named.length > 0 ? [`${named.length === 1 ? "namespace" : "namespaces"} ${named.join(", ")}`] : []),
-    ...(named.length < namespaces.length ? ["your kubeconfig context's namespace"] : []),
-  ].join(" and ");
-  const target = named.length === 1 && named.length === namespaces.length ? named[0] : "NAMESPACE";
+  const { why, optIn } = whyOutside(namespaces);
   return [
-    `no transaction: no TransactionPolicy covers ${where} (or it exempts you or these kinds), so kubetx took part in none of these writes: ` +
+    `no transaction: ${why}, so kubetx took part in none of these writes: ` +
       "kubectl applied them as plain kubectl apply does, not all-or-nothing, and kubectl tx kept no Transaction record",
-    `  to make applies there all-or-nothing, a cluster admin opts the namespace in (default policy): kubectl label namespace ${target ?? "NAMESPACE"} ${ENABLED_LABEL}=true`,
+    ...(optIn.length > 0 ? [optInLine(optIn)] : []),
+  ];
+}
+
+/** The namespaces of a transaction's members. */
+function memberNamespaces(transaction: Transaction): Set<string> {
+  const s = transaction.status;
+  return new Set([...(s?.namespaces ?? []), ...(s?.members ?? []).flatMap((m) => (m.namespace ? [m.namespace] : []))]);
+}
+
+/**
+ * Warnings (stderr) for an apply some of whose namespaces no member of the
+ * transaction came from: what kubectl wrote there was no part of it. The
+ * context's namespace, whose name kubectl tx does not know, counts as
+ * joined when a member came from a namespace no object names. Pure.
+ */
+export function outsideLines(transaction: Transaction, namespaces: readonly (string | undefined)[]): string[] {
+  const joined = memberNamespaces(transaction);
+  if (joined.size === 0) return [];
+  const named = new Set(namespaces.filter((n): n is string => n !== undefined));
+  const contextJoined = [...joined].some((n) => !named.has(n));
+  const outside = namespaces.filter((n) => (n === undefined ? !contextJoined : !joined.has(n)));
+  if (outside.length === 0) return [];
+  const id = transaction.metadata?.name ?? "";
+  const fate = transaction.status?.phase === "RolledBack" ? "they were not rolled back with it" : "they are not all-or-nothing with the rest";
+  const { why, optIn } = whyOutside(outside);
+  return [
+    `kubectl tx: the objects in ${where(outside)} were not part of transaction ${id}: ${why}, or kubectl wrote none of them (unchanged, or it stopped first); ` +
+      `whatever kubectl wrote there it applied as plain kubectl apply does, and ${fate}`,
+    ...(optIn.length > 0 ? [optInLine(optIn)] : []),
   ];
 }
 

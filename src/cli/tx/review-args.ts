@@ -58,7 +58,8 @@ const CLUSTER = { kubeconfig: { type: "string" }, context: { type: "string" } } 
 const HELP_FLAG = { help: { type: "boolean", short: "h" } } as const;
 
 const LIST_FLAGS = {
-  all: { type: "boolean" }, user: { type: "string" }, namespace: { type: "string", short: "n" }, phase: { type: "string" }, since: { type: "string" },
+  all: { type: "boolean" }, user: { type: "string" }, namespace: { type: "string", short: "n" }, "all-namespaces": { type: "boolean", short: "A" },
+  phase: { type: "string" }, since: { type: "string" },
   ...OUTPUT, ...CLUSTER, ...HELP_FLAG,
 } as const;
 const DESCRIBE_FLAGS = { ...OUTPUT, ...CLUSTER, ...HELP_FLAG } as const;
@@ -165,7 +166,8 @@ function parseList(args: readonly string[]): ReviewCommand {
       output: checkOutput("list", values.output),
       ...(values.all ? { all: true } : {}),
       ...optional("user", nonEmpty("list", "user", values.user)),
-      ...optional("namespace", nonEmpty("list", "namespace", values.namespace)),
+      // -A lists across namespaces, the default; as in kubectl, it overrides -n.
+      ...optional("namespace", values["all-namespaces"] ? undefined : nonEmpty("list", "namespace", values.namespace)),
       ...optional("phase", checkPhase(values.phase)),
       ...optional("sinceSeconds", checkSince(values.since)),
       ...cluster(values),
