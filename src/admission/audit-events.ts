@@ -12,8 +12,9 @@
  * stays open while a write of its requester is in flight (a paused replica
  * or a slow webhook can hold it for seconds before kubetx admits it).
  */
-import type { AuditEvent } from "../audit/events.ts";
-import { COMPLETE_STAGE, WRITE_VERBS, auditEventOf, entryOf, isFailedWrite, isRejectedBeforeKubetx } from "../audit/events.ts";
+import type { AuditEntry, AuditEvent } from "../audit/events.ts";
+import { COMPLETE_STAGE, auditEventOf, entryOf, isDryRun, requesterOf, writeTargetOf } from "../audit/events.ts";
+import { WRITE_VERBS, isFailedWrite, isRejectedBeforeKubetx } from "../audit/rules.ts";
 import type { Requester } from "../transactions/coordinator.ts";
 import { isValidTransactionId } from "../transactions/model.ts";
 import { quoted } from "./review.ts";
@@ -86,19 +87,18 @@ export function findingOf(raw: unknown): Finding | undefined {
   return rejectionOf(event, entry, `the apiserver rejected the ${what} before it reached kubetx (${quoted})`);
 }
 
-function rejectionOf(event: AuditEvent, entry: NonNullable<ReturnType<typeof entryOf>>, reason: string): Rejection | undefined {
-  const ref = event.objectRef;
+/** The rule `kubectl tx audit` applies too (audit/rules.ts), over the same requester and object (audit/events.ts). */
+function rejectionOf(event: AuditEvent, entry: AuditEntry, reason: string): Rejection | undefined {
+  // The rule already required a requester (entry.user); reading it again gives its uid and groups.
   const requester = requesterOf(event);
-  if (!isRejectedBeforeKubetx(entry) || !ref?.namespace || !ref.resource || ref.subresource || !requester) return undefined;
+  if (!isRejectedBeforeKubetx(entry) || !requester) return undefined;
   const receivedAtMs = Date.parse(event.requestReceivedTimestamp ?? "");
   const fieldManager = fieldManagerOf(event.requestURI);
   return {
     kind: "rejected",
     requester,
     ...(fieldManager ? { fieldManager } : {}),
-    namespace: ref.namespace,
-    group: ref.apiGroup ?? "",
-    resource: ref.resource,
+    ...entry.target,
     receivedAtMs: Number.isNaN(receivedAtMs) ? entry.timeMs : receivedAtMs,
     reason,
   };
@@ -122,28 +122,16 @@ const RECEIVED_STAGE = "RequestReceived";
 export function progressOf(raw: unknown): WriteProgress | undefined {
   const event = auditEventOf(raw);
   const stage = STAGES.get(event.stage ?? "");
-  const ref = event.objectRef;
+  const target = writeTargetOf(event);
   const requester = requesterOf(event);
-  if (!stage || !event.auditID || !isPlainWrite(event) || !ref?.namespace || !ref.resource || !requester) return undefined;
+  if (!stage || !event.auditID || !WRITE_VERBS.has(event.verb ?? "") || isDryRun(event) || !target || !requester) return undefined;
   return {
-    auditID: event.auditID, stage, requester, namespace: ref.namespace, group: ref.apiGroup ?? "", resource: ref.resource,
+    auditID: event.auditID, stage, requester, ...target,
     receivedAt: event.requestReceivedTimestamp ?? event.stageTimestamp ?? "",
   };
 }
 
 const STAGES: ReadonlyMap<string, WriteProgress["stage"]> = new Map([[RECEIVED_STAGE, "received"], [COMPLETE_STAGE, "done"]]);
-
-/** A write to an object itself (no subresource), not a dry run. */
-function isPlainWrite(event: AuditEvent): boolean {
-  return WRITE_VERBS.has(event.verb ?? "") && !event.objectRef?.subresource && !/[?&]dryRun=/.test(event.requestURI ?? "");
-}
-
-/** The user admission would have seen: the impersonated one, if the request impersonated. */
-function requesterOf(event: AuditEvent): Requester | undefined {
-  const user = event.impersonatedUser ?? event.user;
-  if (!user?.username) return undefined;
-  return { username: user.username, ...(user.uid ? { uid: user.uid } : {}), ...(user.groups ? { groups: [...user.groups] } : {}) };
-}
 
 /** kubectl names itself in the query (`?fieldManager=kubectl-client-side-apply`), as admission sees it in its options. */
 function fieldManagerOf(requestURI: string | undefined): string | undefined {

@@ -1,6 +1,9 @@
 /**
- * apiserver audit events (audit.k8s.io/v1, one JSON object per log line) and
- * the compact entry the reader keeps of one. Pure.
+ * apiserver audit events (audit.k8s.io/v1, one JSON object per log line or
+ * one item of a webhook EventList), who made each and which object it
+ * names, and the compact entry kept of one. Pure. The audit sink and
+ * `kubectl tx audit` both read events here, so both see the same requester
+ * and the same object; `rules.ts` judges the entry.
  */
 
 /** The fields of an audit Event that the reader uses; Metadata level has no bodies. */
@@ -32,10 +35,13 @@ export interface AuditEntry {
   /** stageTimestamp as the apiserver wrote it (RFC 3339, microseconds). */
   readonly time: string;
   readonly timeMs: number;
+  /** The requester's name as admission saw it (requesterOf): the impersonated user, if the request impersonated; "" if none. */
   readonly user: string;
   readonly verb: string;
   /** `configmaps shop/settings`, `apps/deployments shop/web`, or the request's resource alone. */
   readonly object: string;
+  /** Set when the request names an object kubetx's webhooks can cover (writeTargetOf). */
+  readonly target?: WriteTarget;
   readonly code: number;
   /** kubetx's audit annotations (the apiserver prefixes each key with the webhook name). */
   readonly transaction?: string;
@@ -89,6 +95,44 @@ export function kubetxAnnotations(annotations: Readonly<Record<string, string>> 
     found[name as keyof typeof found] ??= value;
   }
   return { ...found, seen };
+}
+
+/** Who made a request; the shape of the coordinator's Requester, so the sink hands it on as it is. */
+export interface EventRequester {
+  readonly username: string;
+  readonly uid?: string;
+  readonly groups?: readonly string[];
+}
+
+/** The user admission saw: the impersonated one, if the request impersonated. */
+export function requesterOf(event: AuditEvent): EventRequester | undefined {
+  const user = event.impersonatedUser ?? event.user;
+  if (!user?.username) return undefined;
+  return { username: user.username, ...(user.uid ? { uid: user.uid } : {}), ...(user.groups ? { groups: [...user.groups] } : {}) };
+}
+
+/** A namespaced object itself: the only kind of object a kubetx webhook rule selects (webhooks/coverage.ts). */
+export interface WriteTarget {
+  readonly namespace: string;
+  /** "" for the core group. */
+  readonly group: string;
+  readonly resource: string;
+}
+
+/**
+ * The object the request names, when kubetx could cover it; undefined for
+ * a subresource (`deployments/scale`, `pods/status`) and a cluster-scoped
+ * object (`namespaces`), which no kubetx webhook rule selects.
+ */
+export function writeTargetOf(event: AuditEvent): WriteTarget | undefined {
+  const ref = event.objectRef;
+  if (!ref?.namespace || !ref.resource || ref.subresource) return undefined;
+  return { namespace: ref.namespace, group: ref.apiGroup ?? "", resource: ref.resource };
+}
+
+/** A server-side dry run (`?dryRun=All`): it changes nothing, whatever its outcome. */
+export function isDryRun(event: AuditEvent): boolean {
+  return /[?&]dryRun=/.test(event.requestURI ?? "");
 }
 
 /** `configmaps shop/settings` (`configmaps in shop` for a collection): the way kubectl tx names an object everywhere. */
@@ -147,17 +191,19 @@ export function entryOf(value: unknown): AuditEntry | undefined {
   if (Number.isNaN(timeMs)) return undefined;
   const code = event.responseStatus?.code ?? 0;
   const { seen, ...kubetx } = kubetxAnnotations(event.annotations);
+  const target = writeTargetOf(event);
   return {
     auditID: event.auditID ?? fallbackId(event),
     time: event.stageTimestamp,
     timeMs,
-    user: event.user?.username ?? "",
+    user: requesterOf(event)?.username ?? "",
     verb: event.verb ?? "",
     object: objectOf(event.objectRef),
+    ...(target ? { target } : {}),
     code,
     ...kubetx,
     seenByKubetx: seen,
-    dryRun: /[?&]dryRun=/.test(event.requestURI ?? ""),
+    dryRun: isDryRun(event),
     ...(code >= 400 ? failureOf(event) : {}),
   };
 }
@@ -171,30 +217,4 @@ function failureOf(event: AuditEvent): { message?: string; reason?: string } {
   const message = failureMessage(event);
   const reason = event.responseStatus?.reason;
   return { ...(message ? { message } : {}), ...(reason ? { reason } : {}) };
-}
-
-/** Requests that write: a rejected read (kubectl apply's GET of an object that does not exist yet) is not a failed member. */
-export const WRITE_VERBS: ReadonlySet<string> = new Set(["create", "update", "patch", "delete", "deletecollection"]);
-
-/**
- * A write that failed for good. Not a resourceVersion conflict of an
- * update or patch: kubectl re-reads and sends the write again by itself,
- * and the retry is what counts. Not a dry run.
- */
-export function isFailedWrite(entry: Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun">): boolean {
-  if (entry.dryRun || entry.code < 400 || !WRITE_VERBS.has(entry.verb)) return false;
-  return !(entry.code === 409 && entry.reason === "Conflict" && (entry.verb === "update" || entry.verb === "patch"));
-}
-
-/**
- * A failed write no kubetx webhook answered: the apiserver rejected it
- * before validating admission (bad request, unknown field, invalid object,
- * forbidden), or a webhook call before kubetx's failed. Not a create that
- * found its object already there: storage finds that after admission, so
- * kubetx would have seen it had its policy covered it. The audit sink and
- * `kubectl tx audit` both judge by this rule.
- */
-export function isRejectedBeforeKubetx(entry: Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun" | "seenByKubetx">): boolean {
-  if (entry.seenByKubetx || !isFailedWrite(entry)) return false;
-  return !(entry.code === 409 && entry.verb === "create");
 }

@@ -2,17 +2,31 @@
  * Groups audit entries into transactions: pure, fed one entry at a time so
  * that the reader keeps only what a review shows, never the whole log.
  */
+import { DEFAULT_AUDIT_SINK_DELAY_MS } from "../config/config.ts";
+import { POLICY_DEFAULTS } from "../policy/policy.ts";
 import type { AuditEntry } from "./events.ts";
-import { isRejectedBeforeKubetx } from "./events.ts";
-
-export { isRejectedBeforeKubetx, WRITE_VERBS } from "./events.ts";
+import { isRejectedBeforeKubetx } from "./rules.ts";
 
 /**
- * How far around a transaction's first and last request a rejected request
- * of the same user still counts as part of it: kubectl sends the requests
- * of one apply back to back, and kubetx's own quiet window is about 2 s.
+ * How far around a transaction's first and last request a rejected write
+ * of the same user still counts as part of it.
  */
-export const REJECTED_WINDOW_MS = 2_000;
+export interface RejectionWindow {
+  readonly beforeMs: number;
+  readonly afterMs: number;
+}
+
+/**
+ * The window of the audit sink under the default policy: a failure from
+ * up to a quiet window before the transaction began still fails it
+ * (transactions/failures.ts), and a transparent transaction stays open a
+ * quiet window plus the sink's delay after its last request, so a failure
+ * received until then still fails it.
+ */
+export const DEFAULT_REJECTION_WINDOW: RejectionWindow = Object.freeze({
+  beforeMs: POLICY_DEFAULTS.quietWindowSeconds * 1000,
+  afterMs: POLICY_DEFAULTS.quietWindowSeconds * 1000 + DEFAULT_AUDIT_SINK_DELAY_MS,
+});
 export interface TimelineEntry extends AuditEntry {
   /** A write of the transaction's user, near it in time, that the apiserver refused before any kubetx webhook saw it. */
   readonly rejectedBeforeKubetx: boolean;
@@ -42,12 +56,16 @@ function distance(timeline: Timeline, ms: number): number {
   return Math.max(timeline.firstMs - ms, ms - timeline.lastMs, 0);
 }
 
+function withinWindow(timeline: Timeline, ms: number, window: RejectionWindow): boolean {
+  return ms < timeline.firstMs ? timeline.firstMs - ms <= window.beforeMs : ms - timeline.lastMs <= window.afterMs;
+}
+
 /** The timeline of the candidate's user closest to it in time, within the window. */
-function closest(timelines: readonly Timeline[], candidate: AuditEntry): Timeline | undefined {
+function closest(timelines: readonly Timeline[], candidate: AuditEntry, window: RejectionWindow): Timeline | undefined {
   let best: { timeline: Timeline; d: number } | undefined;
   for (const timeline of timelines) {
     const d = distance(timeline, candidate.timeMs);
-    if (d > REJECTED_WINDOW_MS || (best && d > best.d)) continue;
+    if (!withinWindow(timeline, candidate.timeMs, window) || (best && d > best.d)) continue;
     // On a tie, the later transaction: a rejected write ends an apply more often than it starts one.
     if (!best || d < best.d || timeline.firstMs > best.timeline.firstMs) best = { timeline, d };
   }
@@ -96,14 +114,14 @@ function withRejected(timeline: Timeline, rejected: readonly AuditEntry[]): Time
 }
 
 /** Each rejected write goes to the closest transaction of its user, shown or not. */
-function attach(timelines: readonly Timeline[], rejected: readonly AuditEntry[]): Map<Timeline, AuditEntry[]> {
+function attach(timelines: readonly Timeline[], rejected: readonly AuditEntry[], window: RejectionWindow): Map<Timeline, AuditEntry[]> {
   const byUser = new Map<string, Timeline[]>();
   for (const timeline of timelines) {
     for (const user of timeline.users) push(byUser, user, timeline);
   }
   const attached = new Map<Timeline, AuditEntry[]>();
   for (const candidate of rejected) {
-    const target = closest(byUser.get(candidate.user) ?? [], candidate);
+    const target = closest(byUser.get(candidate.user) ?? [], candidate, window);
     if (target) push(attached, target, candidate);
   }
   return attached;
@@ -117,14 +135,16 @@ function attach(timelines: readonly Timeline[], rejected: readonly AuditEntry[])
  */
 export class AuditCollector {
   private readonly filter: AuditFilter;
+  private readonly window: RejectionWindow;
   private readonly spans = new Map<string, Span>();
   private readonly members = new Map<string, AuditEntry[]>();
   private readonly rejected: AuditEntry[] = [];
   /** auditIDs kept so far: the same event in two files (a copied or overlapping rotation) counts once. */
   private readonly kept = new Set<string>();
 
-  constructor(filter: AuditFilter = {}) {
+  constructor(filter: AuditFilter = {}, window: RejectionWindow = DEFAULT_REJECTION_WINDOW) {
     this.filter = filter;
+    this.window = window;
   }
 
   /** Keeps what a review may show of the entry; returns whether it kept anything. */
@@ -140,7 +160,7 @@ export class AuditCollector {
   }
 
   private addRejected(entry: AuditEntry): boolean {
-    // Only a rejection of the user asked about can join one of their transactions.
+    // The sink's rule (rules.ts); only a rejection of the user asked about can join one of their transactions.
     if (!isRejectedBeforeKubetx(entry) || (this.filter.user !== undefined && entry.user !== this.filter.user)) return false;
     this.kept.add(entry.auditID);
     this.rejected.push(entry);
@@ -150,7 +170,7 @@ export class AuditCollector {
   /** The transactions the filter asks for, oldest first, each with its rejected writes. */
   timelines(): Timeline[] {
     const all = [...this.spans].map(([id, span]) => timelineOf(id, span, this.members.get(id) ?? []));
-    const attached = attach(all, this.rejected);
+    const attached = attach(all, this.rejected, this.window);
     return all
       .filter((t) => this.members.has(t.transaction) && (this.filter.user === undefined || t.users.includes(this.filter.user)))
       .map((t) => withRejected(t, attached.get(t) ?? []))

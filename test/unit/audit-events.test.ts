@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AuditEvent } from "../../src/audit/events.ts";
-import { entryOf, kubetxAnnotations, MESSAGE_MAX_CHARS, objectOf } from "../../src/audit/events.ts";
+import { entryOf, kubetxAnnotations, MESSAGE_MAX_CHARS, objectOf, requesterOf, writeTargetOf } from "../../src/audit/events.ts";
 
 /** A create of a ConfigMap by alice that kubetx admitted, as the apiserver logs it at Metadata level. */
 const admitted: AuditEvent = {
@@ -47,11 +47,33 @@ describe("an object as the review names it", () => {
   });
 });
 
+describe("who made a request", () => {
+  it("is the user admission saw: the impersonated one when the request impersonated", () => {
+    const asAlice = { ...admitted, user: { username: "admin", groups: ["system:masters"] }, impersonatedUser: { username: "alice", uid: "u-1", groups: ["dev"] } };
+    expect(requesterOf(asAlice)).toEqual({ username: "alice", uid: "u-1", groups: ["dev"] });
+    expect(entryOf(asAlice)?.user).toBe("alice");
+    expect(requesterOf(admitted)).toEqual({ username: "alice" });
+    expect(requesterOf({ ...admitted, user: {} })).toBeUndefined();
+  });
+});
+
+describe("the object a write names", () => {
+  it("is a namespaced object itself, which a kubetx webhook rule can select", () => {
+    expect(writeTargetOf({ objectRef: { apiGroup: "apps", resource: "deployments", namespace: "shop", name: "web" } })).toEqual({ namespace: "shop", group: "apps", resource: "deployments" });
+  });
+
+  it("is none for a subresource or a cluster-scoped object", () => {
+    expect(writeTargetOf({ objectRef: { apiGroup: "apps", resource: "deployments", subresource: "scale", namespace: "shop", name: "web" } })).toBeUndefined();
+    expect(writeTargetOf({ objectRef: { resource: "namespaces", name: "shop" } })).toBeUndefined();
+    expect(writeTargetOf({})).toBeUndefined();
+  });
+});
+
 describe("the entry kept of an audit event", () => {
   it("has the time, user, verb, object, code and kubetx's annotations of a complete request", () => {
     expect(entryOf(admitted)).toEqual({
       auditID: "a-1", time: "2026-11-24T14:06:26.959165Z", timeMs: Date.parse("2026-11-24T14:06:26.959Z"), user: "alice", verb: "create",
-      object: "configmaps shop/settings", code: 201, transaction: "t-0123abcd", decision: "member", lock: "lk-1", seenByKubetx: true, dryRun: false,
+      object: "configmaps shop/settings", target: { namespace: "shop", group: "", resource: "configmaps" }, code: 201, transaction: "t-0123abcd", decision: "member", lock: "lk-1", seenByKubetx: true, dryRun: false,
     });
   });
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { AuditEntry } from "../../src/audit/events.ts";
 import type { Timeline } from "../../src/audit/group.ts";
-import { AuditCollector, isRejectedBeforeKubetx, REJECTED_WINDOW_MS } from "../../src/audit/group.ts";
+import { AuditCollector, DEFAULT_REJECTION_WINDOW } from "../../src/audit/group.ts";
+import { isRejectedBeforeKubetx } from "../../src/audit/rules.ts";
 
 const T0 = Date.parse("2026-11-24T14:00:00Z");
 let ids = 0;
@@ -11,7 +12,7 @@ function entry(ms: number, fields: Partial<AuditEntry> = {}): AuditEntry {
   ids += 1;
   return {
     auditID: `id-${ids}`, time: new Date(T0 + ms).toISOString(), timeMs: T0 + ms, user: "alice", verb: "create",
-    object: `configmaps shop/o${ids}`, code: 201, seenByKubetx: false, dryRun: false, ...fields,
+    object: `configmaps shop/o${ids}`, target: { namespace: "shop", group: "", resource: "configmaps" }, code: 201, seenByKubetx: false, dryRun: false, ...fields,
   };
 }
 
@@ -54,11 +55,12 @@ describe("grouping audit entries into transactions", () => {
     expect(summary(timelines)["t-aaaaaaaa"]).toEqual(["configmaps shop/a:201:member", "configmaps shop/b:201:member", "configmaps shop/bad:422:rejected"]);
   });
 
-  it("counts a rejection up to the window before the first and after the last request, and not beyond", () => {
-    const inBefore = rejected(1000 - REJECTED_WINDOW_MS, { object: "configmaps shop/before" });
-    const inAfter = rejected(1100 + REJECTED_WINDOW_MS, { object: "configmaps shop/after" });
-    const tooEarly = rejected(999 - REJECTED_WINDOW_MS, { object: "configmaps shop/early" });
-    const tooLate = rejected(1101 + REJECTED_WINDOW_MS, { object: "configmaps shop/late" });
+  it("counts a rejection up to the sink's window before the first and after the last request, and not beyond", () => {
+    const { beforeMs, afterMs } = DEFAULT_REJECTION_WINDOW;
+    const inBefore = rejected(1000 - beforeMs, { object: "configmaps shop/before" });
+    const inAfter = rejected(1100 + afterMs, { object: "configmaps shop/after" });
+    const tooEarly = rejected(999 - beforeMs, { object: "configmaps shop/early" });
+    const tooLate = rejected(1101 + afterMs, { object: "configmaps shop/late" });
     const timelines = collect([tooEarly, inBefore, member(1000, "t-aaaaaaaa", { object: "configmaps shop/m" }), member(1100, "t-aaaaaaaa", { object: "configmaps shop/n" }), inAfter, tooLate]);
     expect(summary(timelines)["t-aaaaaaaa"]).toEqual([
       "configmaps shop/before:422:rejected", "configmaps shop/m:201:member", "configmaps shop/n:201:member", "configmaps shop/after:422:rejected",
@@ -103,6 +105,17 @@ describe("grouping audit entries into transactions", () => {
     expect(summary(timelines)).toEqual({ "t-aaaaaaaa": ["configmaps shop/m:201:member"] });
   });
 
+  it("takes the window of the sink under the default policy: a quiet window before, a quiet window and the sink's delay after", () => {
+    expect(DEFAULT_REJECTION_WINDOW).toEqual({ beforeMs: 2_000, afterMs: 3_000 });
+  });
+
+  it("counts a rejection within a window it is given", () => {
+    const entries = [member(0, "t-aaaaaaaa", { object: "configmaps shop/m" }), rejected(5_000, { object: "configmaps shop/late" })];
+    const collector = new AuditCollector({}, { beforeMs: 5_000, afterMs: 5_000 });
+    entries.forEach((e) => collector.add(e));
+    expect(summary(collector.timelines())["t-aaaaaaaa"]).toEqual(["configmaps shop/m:201:member", "configmaps shop/late:422:rejected"]);
+  });
+
   it("counts an event found in two files once", () => {
     const once = member(0, "t-aaaaaaaa");
     const bad = rejected(5);
@@ -136,5 +149,11 @@ describe("a write rejected before kubetx", () => {
     expect(isRejectedBeforeKubetx(entry(0, { verb: "patch", code: 409, reason: "Conflict" }))).toBe(false);
     expect(isRejectedBeforeKubetx(entry(0, { verb: "update", code: 409, reason: "Conflict" }))).toBe(false);
     expect(isRejectedBeforeKubetx(entry(0, { verb: "create", code: 422, dryRun: true }))).toBe(false);
+  });
+
+  it("is a write to an object kubetx could cover, by a known requester", () => {
+    expect(isRejectedBeforeKubetx(entry(0, { code: 422, target: undefined, object: "apps/deployments/scale shop/web" }))).toBe(false);
+    expect(isRejectedBeforeKubetx(entry(0, { code: 422, target: undefined, object: "namespaces shop" }))).toBe(false);
+    expect(isRejectedBeforeKubetx(entry(0, { code: 422, user: "" }))).toBe(false);
   });
 });

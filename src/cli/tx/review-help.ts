@@ -1,4 +1,10 @@
 /** The help texts of kubectl tx as a whole and of its review commands. Each sentence is a promise the code keeps. */
+import { DEFAULT_REJECTION_WINDOW } from "../../audit/group.ts";
+
+/** `2 s`: a window as the help text states it, from the constant the code uses. */
+function seconds(ms: number): string {
+  return `${ms / 1000} s`;
+}
 
 export const TOP_HELP = `kubectl tx: all-or-nothing kubectl apply (kubetx), and what it did
 
@@ -29,8 +35,9 @@ const CLUSTER_FLAGS = `      --kubeconfig FILE    the kubeconfig to use (default
 export const LIST_HELP = `kubectl tx list: kubetx's Transaction records, newest first
 
 Usage:
-  kubectl tx list [--all | --user USER] [-n NS] [--phase PHASE] [--since DURATION]
-                  [-o table|json] [--kubeconfig FILE] [--context NAME]
+  kubectl tx list [--all | --user USER] [-n NS | -A] [--phase PHASE]
+                  [--since DURATION] [-o table|json] [--kubeconfig FILE]
+                  [--context NAME]
 
 Flags:
       --all                everyone's transactions, not only yours (needs the
@@ -40,9 +47,13 @@ Flags:
   -n, --namespace NS       only transactions with a member in namespace NS
                            (open ones too: kubetx notes their namespaces
                            as members arrive)
+  -A, --all-namespaces     transactions with members in any namespace, the
+                           default; overrides -n, as in kubectl (everyone's
+                           transactions is --all)
       --phase PHASE        only transactions in PHASE: Open, Verifying,
                            Committed, RollingBack, RolledBack or Failed
-                           (any letter case)
+                           (any letter case); Open includes those kubetx
+                           has not picked up yet (PHASE -)
       --since DURATION     only transactions created within DURATION:
                            90, 30s, 15m, 2h, 1h30m
   -o, --output FORMAT      table (default) or json
@@ -123,14 +134,26 @@ with a warning that says how many.
 
 A request that a kubetx webhook annotated with a transaction (the apiserver
 writes the annotation as <webhook>/transaction, e.g.
-validate.kubetx.io/transaction) belongs to that transaction. A write (create,
-update, patch, delete) of the same user that no kubetx webhook saw and that
-failed with a 4xx code (the apiserver rejected it before admission, e.g. an
-invalid object; not a create that failed with 409 AlreadyExists, which
-admission would have seen) belongs to the transaction when it came from 2 s before the
-transaction's first request to 2 s after its last, marked "rejected before
-kubetx"; when two transactions qualify, the nearer one (the later one on a
-tie) gets it.
+validate.kubetx.io/transaction) belongs to that transaction. A request's
+user is the one admission saw: the impersonated user when the request
+impersonated (kubectl --as), as on kubetx's Transaction records.
+
+A write rejected before kubetx is judged by the rule kubetx's audit sink
+applies: a create, update, patch or delete that no kubetx webhook answered
+and that failed with code 400 or above (the apiserver rejected it before
+admission: a misspelt field, an invalid object, forbidden; or it failed
+with 5xx), to a namespaced object itself (not a subresource such as
+/scale or /status, not a cluster-scoped object: kubetx covers neither),
+and not a dry run. Not an update or patch that failed with 409 Conflict:
+kubectl re-reads the object and sends it again by itself. Not a create
+that failed with 409 AlreadyExists: storage finds that after admission,
+so kubetx would have seen it. Such a write of a transaction's user belongs
+to the transaction when it came from ${seconds(DEFAULT_REJECTION_WINDOW.beforeMs)} before the transaction's first
+request (the default quiet window) to ${seconds(DEFAULT_REJECTION_WINDOW.afterMs)} after its last (the quiet
+window and the audit sink's default delay: as long as the transaction
+stays open; a policy with another quietWindowSeconds moves both ends, and
+this command reads no policy), marked "rejected before kubetx"; when two
+transactions qualify, the nearer one (the later one on a tie) gets it.
 
 Each transaction, oldest first, shows its requests in time order: TIME
 (stageTimestamp, UTC), USER, VERB, OBJECT (resource namespace/name), CODE

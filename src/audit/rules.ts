@@ -1,0 +1,41 @@
+/**
+ * Which audited writes failed, and which failed before reaching kubetx:
+ * the one rule the audit sink (admission/audit-events.ts) and `kubectl tx
+ * audit` (group.ts) both judge an entry by. Pure.
+ */
+import type { AuditEntry, WriteTarget } from "./events.ts";
+
+/** Requests that write: a rejected read (kubectl apply's GET of an object that does not exist yet) is not a failed member. */
+export const WRITE_VERBS: ReadonlySet<string> = new Set(["create", "update", "patch", "delete", "deletecollection"]);
+
+/**
+ * A write that failed for good: status 400 or above. Not a resourceVersion
+ * conflict of an update or patch: kubectl re-reads and sends the write
+ * again by itself, and the retry is what counts. Not a dry run.
+ */
+export function isFailedWrite(entry: Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun">): boolean {
+  if (entry.dryRun || entry.code < 400 || !WRITE_VERBS.has(entry.verb)) return false;
+  return !(entry.code === 409 && entry.reason === "Conflict" && (entry.verb === "update" || entry.verb === "patch"));
+}
+
+/** What the rule reads of an entry. */
+export type RuleFacts = Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun" | "seenByKubetx" | "user" | "target">;
+
+/**
+ * A failed write (isFailedWrite) by a known requester, to an object kubetx
+ * could cover (a namespaced object itself, `target`), that no kubetx webhook
+ * answered: the apiserver rejected it before validating admission (bad
+ * request, unknown field, invalid object, forbidden), or a webhook called
+ * before kubetx's failed. Whether the requester and namespace are covered
+ * is the caller's to judge: the sink asks the policy, `kubectl tx audit`
+ * looks for a transaction of the same user nearby.
+ *
+ * Not a create that failed with 409 (AlreadyExists): storage finds that
+ * after admission, so kubetx would have seen it had its policy covered it.
+ * Not a subresource (`/scale`, `/status`) or a cluster-scoped object: no
+ * kubetx webhook rule selects them, so their failure is no member's.
+ */
+export function isRejectedBeforeKubetx<E extends RuleFacts>(entry: E): entry is E & { readonly target: WriteTarget } {
+  if (entry.seenByKubetx || !entry.user || !entry.target || !isFailedWrite(entry)) return false;
+  return !(entry.code === 409 && entry.verb === "create");
+}
