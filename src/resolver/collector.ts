@@ -16,7 +16,7 @@ import type { Transaction } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
 import { mapLimit } from "./concurrency.ts";
 import type { Leftover } from "./gc.ts";
-import { EligibleSince, eligibility, expiredRecords, waitFor } from "./gc.ts";
+import { EligibleSince, eligibility, expiredRecords, failedCount, overdueLocks, waitFor } from "./gc.ts";
 
 /** Deletes run this many at a time. */
 const PARALLEL_DELETES = 8;
@@ -55,7 +55,10 @@ export class GarbageCollector {
     await mapLimit(doomed, PARALLEL_DELETES, (l) => this.remove(l));
     const expired = this.expired(records);
     await mapLimit(expired, PARALLEL_DELETES, (tx) => this.o.store.delete(tx.metadata?.name ?? ""));
-    this.o.metrics.locksHeld(leftovers.filter((l) => l.kind === "lock").length - doomed.filter((l) => l.kind === "lock").length);
+    const locks = leftovers.filter((l) => l.kind === "lock" && !doomed.includes(l));
+    this.o.metrics.locksHeld(locks.length);
+    this.o.metrics.locksOverdue(overdueLocks(locks, byId, this.o.clock.now(), this.o.limits()));
+    this.o.metrics.failedTransactions(failedCount(records));
     const removed = doomed.length + expired.length;
     if (removed > 0) this.o.logger.info({ leftovers: doomed.length, records: expired.length }, "garbage collected");
     return removed;

@@ -13,6 +13,7 @@
  * record), so neither a lagging read nor a step of the wall clock removes
  * anything early.
  */
+import { openLimitMs } from "../transactions/machine.ts";
 import type { Phase, Transaction } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 
@@ -106,4 +107,29 @@ export function expiredRecords(records: readonly Transaction[], isDue: (tx: Tran
   const byAge = [...resolved].sort((a, b) => (a.status?.resolvedAt ?? "").localeCompare(b.status?.resolvedAt ?? ""));
   const excess = new Set(byAge.slice(0, Math.max(0, resolved.length - maxRecords)));
   return resolved.filter((tx) => excess.has(tx) || isDue(tx));
+}
+
+/**
+ * How many of `locks` belong to a transaction still unresolved longer than
+ * the policy allows: its open limit (maxOpenSeconds, or a live `kubectl tx
+ * apply`'s --timeout) plus two lock TTLs, time enough for the resolver or,
+ * if its coordinator died, another replica to have ended it. Such a lock
+ * means a resolver is stuck; a Failed transaction's locks are counted apart
+ * (failedTransactions), and an orphan's go with the next collection.
+ */
+export function overdueLocks(
+  locks: readonly Pick<Leftover, "transaction">[], byId: ReadonlyMap<string, Transaction>, nowWall: number,
+  limits: { readonly maxOpenSeconds: number; readonly lockTtlSeconds: number },
+): number {
+  return locks.filter((lock) => {
+    const tx = byId.get(lock.transaction);
+    if (!tx || TERMINAL_PHASES.has(tx.status?.phase ?? "Open")) return false;
+    const opened = Date.parse(tx.metadata?.creationTimestamp ?? "");
+    return Number.isFinite(opened) && nowWall - opened > openLimitMs(tx.spec, limits.maxOpenSeconds) + 2 * limits.lockTtlSeconds * 1000;
+  }).length;
+}
+
+/** Transactions that ended Failed: each waits for an admin. */
+export function failedCount(records: readonly Transaction[]): number {
+  return records.filter((tx) => tx.status?.phase === "Failed").length;
 }

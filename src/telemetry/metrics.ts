@@ -16,6 +16,10 @@ export interface ResolverMetrics {
   rolledBack(seconds: number, members: number): void;
   openTransactions(count: number): void;
   locksHeld(count: number): void;
+  /** Locks of transactions open longer than the policy allows them (see gc.ts overdueLocks). */
+  locksOverdue(count: number): void;
+  /** Failed transactions: each keeps its locks until an admin resolves it. */
+  failedTransactions(count: number): void;
 }
 
 export interface Metrics extends AdmissionMetrics, ResolverMetrics {
@@ -44,6 +48,11 @@ export function createMetrics(): Metrics {
   const rollback = new Histogram({ name: "kubetx_rollback_duration_seconds", help: "Time to restore every member of a failed transaction.", buckets: ROLLBACK_BUCKETS, registers: [registry] });
   const open = new Gauge({ name: "kubetx_open_transactions", help: "Transactions not yet committed or rolled back, as the resolver last saw them.", registers: [registry] });
   const locks = new Gauge({ name: "kubetx_locks_held", help: "Lock Leases held, as the last garbage-collection pass counted them.", registers: [registry] });
+  const overdue = new Gauge({
+    name: "kubetx_locks_overdue", registers: [registry],
+    help: "Lock Leases of transactions open longer than the policy allows (their open limit plus two lock TTLs), as the last garbage-collection pass counted them.",
+  });
+  const failed = new Gauge({ name: "kubetx_failed_transactions", help: "Transactions in phase Failed, which keep their locks until an admin resolves them.", registers: [registry] });
   return {
     contentType: registry.contentType,
     render: () => registry.metrics(),
@@ -53,6 +62,8 @@ export function createMetrics(): Metrics {
     rolledBack: (seconds) => rollback.observe(seconds),
     openTransactions: (count) => open.set(count),
     locksHeld: (count) => locks.set(count),
+    locksOverdue: (count) => overdue.set(count),
+    failedTransactions: (count) => failed.set(count),
   };
 }
 
@@ -64,4 +75,6 @@ export const noMetrics: AdmissionMetrics & ResolverMetrics = {
   rolledBack: () => undefined,
   openTransactions: () => undefined,
   locksHeld: () => undefined,
+  locksOverdue: () => undefined,
+  failedTransactions: () => undefined,
 };

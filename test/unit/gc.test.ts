@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Leftover } from "../../src/resolver/gc.ts";
-import { EligibleSince, eligibility, expiredRecords, waitFor } from "../../src/resolver/gc.ts";
+import { EligibleSince, eligibility, expiredRecords, failedCount, overdueLocks, waitFor } from "../../src/resolver/gc.ts";
 import type { MemberSummary, Phase, Transaction } from "../../src/transactions/model.ts";
 import { newTransaction } from "../../src/transactions/model.ts";
 
@@ -100,5 +100,34 @@ describe("expiredRecords", () => {
   it("deletes the oldest resolved records beyond the maximum count, whatever their age", () => {
     expect(names(expiredRecords(records, () => false, 1))).toEqual(["t-00000001", "t-00000002"]);
     expect(names(expiredRecords(records, () => false, 3))).toEqual([]);
+  });
+});
+
+describe("locks held longer than the policy allows", () => {
+  const limits = { maxOpenSeconds: 60, lockTtlSeconds: 15 };
+  const opened = Date.parse("2026-12-01T10:00:00Z");
+  const at = (seconds: number): number => opened + seconds * 1000;
+  function open(id: string, phase: Phase | undefined, spec: Partial<Transaction["spec"]> = {}): Transaction {
+    const tx = transaction(phase, id);
+    return { ...tx, metadata: { ...tx.metadata, creationTimestamp: new Date(opened).toISOString() }, spec: { ...tx.spec, ...spec } };
+  }
+
+  it("counts the locks of a transaction still unresolved past its open limit plus two lock TTLs, and no others", () => {
+    const byId = new Map([["t-open", open("t-open", "Open")], ["t-rolling", open("t-rolling", "RollingBack")], ["t-failed", open("t-failed", "Failed")], ["t-done", open("t-done", "Committed")]]);
+    const locks = ["t-open", "t-open", "t-rolling", "t-failed", "t-done", "t-orphan"].map((transaction) => ({ transaction }));
+    // 60 s open limit + 2 x 15 s: at 90 s still within, past it overdue.
+    expect(overdueLocks(locks, byId, at(90), limits)).toBe(0);
+    expect(overdueLocks(locks, byId, at(91), limits)).toBe(3);
+  });
+
+  it("gives a live kubectl tx apply its own --timeout instead of maxOpenSeconds", () => {
+    const plugin = open("t-plugin", "Open", { mode: "plugin", timeoutSeconds: 600, clientHeartbeat: 42 });
+    const byId = new Map([["t-plugin", plugin]]);
+    expect(overdueLocks([{ transaction: "t-plugin" }], byId, at(629), limits)).toBe(0);
+    expect(overdueLocks([{ transaction: "t-plugin" }], byId, at(631), limits)).toBe(1);
+  });
+
+  it("counts Failed transactions, which wait for an admin", () => {
+    expect(failedCount([transaction("Failed", "t-a"), transaction("RolledBack", "t-b"), transaction("Failed", "t-c"), transaction("Open", "t-d")])).toBe(2);
   });
 });

@@ -64,6 +64,15 @@ describe("createMetrics", () => {
     expect(samples(await metrics.render(), "kubetx_locks_held")).toEqual(["kubetx_locks_held 12"]);
   });
 
+  it("shows the last counts of overdue locks and of Failed transactions", async () => {
+    const metrics = createMetrics();
+    metrics.locksOverdue(2);
+    metrics.failedTransactions(1);
+    const text = await metrics.render();
+    expect(samples(text, "kubetx_locks_overdue")).toEqual(["kubetx_locks_overdue 2"]);
+    expect(samples(text, "kubetx_failed_transactions")).toEqual(["kubetx_failed_transactions 1"]);
+  });
+
   it("includes process metrics under the kubetx_process_ prefix", async () => {
     expect(await createMetrics().render()).toMatch(/^kubetx_process_\w+ /m);
   });

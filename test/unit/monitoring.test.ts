@@ -51,13 +51,21 @@ describe("the alert rules", () => {
   it("each have a severity, a summary and a description that says where to look", async () => {
     const rules = await alertRules();
     expect(rules.map((r) => r.alert)).toEqual(expect.arrayContaining([
-      "KubetxTransactionFailed", "KubetxLocksHeldTooLong", "KubetxRollbackRateHigh", "KubetxLockConflictsRising", "KubetxAdmissionSlow",
+      "KubetxTransactionFailed", "KubetxLocksHeldTooLong", "KubetxRollbackRateRising", "KubetxLockConflictsRising", "KubetxAdmissionSlow",
     ]));
     for (const rule of rules) {
       expect(["warning", "critical"], rule.alert).toContain(rule.labels.severity);
       expect(rule.annotations.summary, rule.alert).toBeTruthy();
       expect(rule.annotations.description, rule.alert).toMatch(/kubectl/);
     }
+  });
+
+  it("fire while a Failed transaction or an overdue lock exists, from the gauges kubetx computes, not from a counter's recent increase", async () => {
+    const rules = await alertRules();
+    expect(rules.find((r) => r.alert === "KubetxTransactionFailed")?.expr).toBe("max(kubetx_failed_transactions) > 0");
+    expect(rules.find((r) => r.alert === "KubetxLocksHeldTooLong")?.expr).toBe("max(kubetx_locks_overdue) > 0");
+    // Rising: compared with the same window a day earlier.
+    expect(rules.find((r) => r.alert === "KubetxRollbackRateRising")?.expr).toMatch(/offset 1d/);
   });
 
   it("warn about admission latency before the 5 s webhook timeout, on both sides of the call", async () => {
