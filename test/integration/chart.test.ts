@@ -187,7 +187,18 @@ describe("the Helm chart", () => {
     expect(rendered.filter((o) => o.kind === "Secret")).toEqual([]);
     const deployment = find(rendered, "Deployment", "kubetx") as KubeObject & { spec: { template: { spec: { volumes: { name: string; secret?: { secretName: string } }[] } } } };
     expect(deployment.spec.template.spec.volumes.find((v) => v.name === "tls")?.secret?.secretName).toBe("mine");
-    for (const webhook of webhooksOf(find(rendered, "ValidatingWebhookConfiguration", "kubetx"))) expect(webhook.clientConfig.caBundle).toBe("Q0E=");
+    const webhooks = [...webhooksOf(find(rendered, "ValidatingWebhookConfiguration", "kubetx")), ...webhooksOf(find(rendered, "MutatingWebhookConfiguration", "kubetx"))];
+    expect(webhooks.map((w) => w.name).sort()).toEqual(["observe.kubetx.io", "records.kubetx.io", "validate.kubetx.io"]);
+    for (const webhook of webhooks) expect(webhook.clientConfig.caBundle, webhook.name).toBe("Q0E=");
+  });
+
+  it("with certificates.source=secret, refuses to render without a caBundle or the Secret to read it from, saying what to set", async () => {
+    // helm template reads no cluster, so there is no Secret to read: as on an install before the Secret exists.
+    const result = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "certificates.source=secret", "--set", "certificates.secretName=mine"]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("certificates.source=secret needs the CA that signed the serving certificate");
+    expect(result.stderr).toContain("set certificates.secret.caBundle");
+    expect(result.stderr).toContain("create Secret mine in kubetx-system with key ca.crt");
   });
 
   it("with another client CA and certificate names, mounts that Secret as the --client-ca and lets in those names, and changes nothing else", async () => {
@@ -329,10 +340,38 @@ describe("the Helm chart", () => {
     expect(defaults.filter((o) => o.kind === "ConfigMap" || o.kind === "PrometheusRule")).toEqual([]);
   });
 
+  it("with monitoring.serviceMonitor.enabled, has Prometheus scrape the Service's metrics port, which reaches the container's metricsPort", async () => {
+    expect(defaults.filter((o) => o.kind === "ServiceMonitor")).toEqual([]);
+    const rendered = await renderChart({ "monitoring.serviceMonitor.enabled": "true", "monitoring.serviceMonitor.interval": "30s", "monitoring.serviceMonitor.labels.release": "prometheus", metricsPort: "9100" });
+    type Port = { name: string; port: number; targetPort: string };
+    type ServiceMonitor = KubeObject & { spec: { namespaceSelector: { matchNames: string[] }; selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string; scheme: string; interval?: string }[] } };
+    const monitor = find(rendered, "ServiceMonitor", "kubetx") as ServiceMonitor;
+    expect(monitor.apiVersion).toBe("monitoring.coreos.com/v1");
+    expect(monitor.metadata?.labels?.release).toBe("prometheus");
+    expect(monitor.spec.namespaceSelector.matchNames).toEqual([NAMESPACE]);
+    // The selector picks Service kubetx, and no other Service the chart renders.
+    const services = rendered.filter((o) => o.kind === "Service" && Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => o.metadata?.labels?.[k] === v));
+    expect(services.map(objectKey)).toEqual([`Service/${NAMESPACE}/kubetx`]);
+    expect(monitor.spec.endpoints).toEqual([{ port: "metrics", path: "/metrics", scheme: "http", interval: "30s" }]);
+    const servicePort = ((services[0] as KubeObject & { spec: { ports: Port[] } }).spec.ports).find((p) => p.name === monitor.spec.endpoints[0]?.port);
+    expect(servicePort?.port).toBe(9100);
+    const container = (find(rendered, "Deployment", "kubetx") as Deployment).spec.template.spec.containers[0] as Container & { ports: { name: string; containerPort: number }[] };
+    expect(container.ports.find((p) => p.name === servicePort?.targetPort)?.containerPort).toBe(9100);
+  });
+
   it("refuses another namespace, saying that kubetx's names are fixed", async () => {
     const result = await helm(["template", RELEASE, CHART, "--namespace", "default"]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain("install the chart into namespace kubetx-system");
+  });
+
+  it("refuses a value it does not know, at the top and nested, naming the key", async () => {
+    const top = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "replica=3"]);
+    expect(top.code).not.toBe(0);
+    expect(top.stderr).toMatch(/additional properties 'replica' not allowed/);
+    const nested = await helm(["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set", "monitoring.serviceMonitor.enable=true"]);
+    expect(nested.code).not.toBe(0);
+    expect(nested.stderr).toMatch(/\/monitoring\/serviceMonitor.*additional properties 'enable' not allowed/);
   });
 
   it("refuses a misspelt failurePolicy, naming the allowed values", async () => {

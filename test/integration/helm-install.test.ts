@@ -4,7 +4,8 @@
  * helm against the real apiserver and proves that the chart's webhooks,
  * Service, generated certificate and RBAC carry a transaction, that an
  * upgrade keeps an open transaction working (same CA, webhooks never
- * removed), and that an uninstall leaves nothing but the CRDs it keeps.
+ * removed), and that an uninstall leaves only what the chart's README says
+ * (the CRDs it keeps, the namespace, kubetx's runtime Leases and Secrets).
  *
  * As in manifests.test.ts there is no kubelet: the Deployment never runs a
  * pod. kubetx runs in this process and the apiserver (started with
@@ -18,6 +19,10 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
 import { loadConfig } from "../../src/config/config.ts";
+import { JOURNAL_ROLE } from "../../src/journal/journal.ts";
+import { LABEL_ROLE, LABEL_TRANSACTION } from "../../src/kube/vocabulary.ts";
+import { HEARTBEAT_ROLE, LOCK_ROLE } from "../../src/locks/record.ts";
+import { SESSION_ROLE } from "../../src/locks/sessions.ts";
 import { installUserRole } from "../../src/devcluster/install.ts";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
@@ -38,6 +43,12 @@ const WEBHOOK_CONFIGURATIONS = [
   "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/kubetx",
 ];
 const ENABLED = { "kubetx.io/enabled": "true" };
+/** The runtime objects kubetx writes in its namespace, by kind and role, as charts/kubetx/README.md "Uninstalling" lists them. */
+const RUNTIME_ROLES: Readonly<Record<string, readonly string[]>> = { Lease: [LOCK_ROLE, HEARTBEAT_ROLE, SESSION_ROLE], Secret: [JOURNAL_ROLE] };
+const RUNTIME_COLLECTIONS = { Lease: `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases`, Secret: `/api/v1/namespaces/${NAMESPACE}/secrets` };
+/** The two commands charts/kubetx/README.md gives for what helm uninstall leaves: kubetx's runtime objects, and everything. */
+const REMOVE_RUNTIME = ["-n", NAMESPACE, "delete", "leases,secrets", "-l", LABEL_ROLE];
+const REMOVE_ALL = ["delete", "crd/transactions.kubetx.io", "crd/transactionpolicies.kubetx.io", `namespace/${NAMESPACE}`];
 /**
  * Narrowed as the chart's values.yaml asks admins to (these stories write
  * only ConfigMaps), and as manifests.test.ts narrows it: "*" would hide a
@@ -74,6 +85,22 @@ async function exemptsAdmin(admin: KubeClient): Promise<boolean[]> {
     .map((w) => w.matchConditions?.find((c) => c.name === "not-exempt-users")?.expression.includes('"admin"') ?? false);
 }
 
+/** Every Lease and Secret in kubetx-system labelled with a kubetx role, as "Kind role name". */
+async function runtimeObjects(admin: KubeClient): Promise<string[]> {
+  const found: string[] = [];
+  for (const [kind, collection] of Object.entries(RUNTIME_COLLECTIONS)) {
+    const list = await admin.get<{ items: KubeObject[] }>(collection, { query: { labelSelector: LABEL_ROLE } });
+    for (const item of list.items) found.push(`${kind} ${item.metadata?.labels?.[LABEL_ROLE] ?? ""} ${item.metadata?.name ?? ""}`);
+  }
+  return found.sort();
+}
+
+/** The names of a transaction's journal Secrets. */
+async function journalOf(admin: KubeClient, transaction: string): Promise<string[]> {
+  const list = await admin.get<{ items: KubeObject[] }>(RUNTIME_COLLECTIONS.Secret, { query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE},${LABEL_TRANSACTION}=${transaction}` } });
+  return list.items.map((s) => s.metadata?.name ?? "");
+}
+
 async function poll<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
   let last = await read();
   for (let attempt = 0; attempt < POLL_ATTEMPTS && !done(last); attempt += 1) {
@@ -101,6 +128,14 @@ async function applyAsAlice(objects: KubeObject[]): Promise<string> {
   return /kubetx: joined transaction (\S+)/.exec(applied.stderr)?.[1] ?? "";
 }
 
+/** The chart's previous release, packaged (`helm package`) as it was published: the upgrade test starts from it. */
+const PREVIOUS_VERSION = "0.3.0";
+const PREVIOUS_CHART = path.join(REPO, "test", "fixtures", "charts", `kubetx-${PREVIOUS_VERSION}.tgz`);
+
+async function chartVersion(): Promise<string> {
+  return (parse(await readFile(path.join(CHART, "Chart.yaml"), "utf8")) as { version: string }).version;
+}
+
 describe("installing kubetx with helm", () => {
   let admin: KubeClient;
   let certs: string;
@@ -108,6 +143,7 @@ describe("installing kubetx with helm", () => {
   let devBinding: KubeObject | undefined;
   let released: KubeObject[] = [];
   let committedId = "";
+  let journaledId = "";
   // Created before the webhook configurations exist: until an engine
   // answers, they refuse every covered write (failurePolicy Fail).
   const ns = uniqueName("helm");
@@ -138,8 +174,9 @@ describe("installing kubetx with helm", () => {
     // admin moving to the chart would, --take-ownership adopts what is
     // there and --force-conflicts lets the chart's generated certificate
     // replace the Secret webhook-certs/install.sh wrote.
+    // The previous release of the chart, as an admin has it installed; the upgrade below moves to this checkout's.
     const installed = await helm([
-      "install", RELEASE, CHART, "--namespace", NAMESPACE, "--create-namespace", "--take-ownership", "--force-conflicts",
+      "install", RELEASE, PREVIOUS_CHART, "--namespace", NAMESPACE, "--create-namespace", "--take-ownership", "--force-conflicts",
       // The policy hook needs a kubetx that answers, and here kubetx can
       // start only once the chart has made its certificate: the upgrade
       // below creates the policy.
@@ -179,7 +216,7 @@ describe("installing kubetx with helm", () => {
     expect(tx.status?.members?.map((m) => m.name).sort()).toEqual(["chart-a", "chart-b"]);
   });
 
-  it("keeps an open transaction working through helm upgrade, which keeps the CA and creates the default policy through kubetx", async () => {
+  it("keeps an open transaction working through helm upgrade from the previous chart release, which keeps the CA and creates the default policy through kubetx", async () => {
     const id = "t-helmupgrade";
     await applyAsAlice([inTransaction(configMap(ns, "upgraded-a", { v: "1" }), id, 2)]);
     const caBefore = (await admin.get<Secret>(SECRET)).data["ca.crt"];
@@ -192,6 +229,10 @@ describe("installing kubetx with helm", () => {
     ]);
     expect(upgraded.stderr).toBe("");
     expect(upgraded.code).toBe(0);
+    const history = JSON.parse((await helm(["history", RELEASE, "--namespace", NAMESPACE, "-o", "json"])).stdout) as { chart: string }[];
+    expect(history.map((h) => h.chart)).toEqual([`kubetx-${PREVIOUS_VERSION}`, `kubetx-${await chartVersion()}`]);
+    // What the release holds now, which the uninstall below must remove.
+    released = parseObjects((await helm(["get", "manifest", RELEASE, "--namespace", NAMESPACE])).stdout);
     expect((await admin.get<Secret>(SECRET)).data["ca.crt"]).toBe(caBefore);
     for (const webhook of await webhooks(admin)) expect(webhook.clientConfig.caBundle).toBe(caBefore);
     expect((await admin.get<KubeObject & { spec: { replicas: number } }>(DEPLOYMENT)).spec.replicas).toBe(3);
@@ -222,6 +263,13 @@ describe("installing kubetx with helm", () => {
   });
 
   it("uninstalls every object it installed except the CRDs it keeps, with their Transaction records", async () => {
+    // An update journals the object's pre-image (a create needs none), and
+    // kubetx keeps it after the commit (journalRetentionSeconds) for kubectl tx undo.
+    await routeServiceTo(admin, SLICE, machineAddress(), engine?.port ?? 0);
+    await waitUntilWebhookAnswers(ns);
+    journaledId = await applyAsAlice([configMap(ns, "chart-a", { v: "2" })]);
+    expect((await waitResolved(admin, journaledId)).status?.phase).toBe("Committed");
+    expect(await journalOf(admin, journaledId)).not.toEqual([]);
     const uninstalled = await helm(["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"]);
     expect(uninstalled.code).toBe(0);
     expect(uninstalled.stdout).toContain("These resources were kept due to the resource policy");
@@ -233,6 +281,32 @@ describe("installing kubetx with helm", () => {
     expect(left.sort()).toEqual(["CustomResourceDefinition//transactionpolicies.kubetx.io", "CustomResourceDefinition//transactions.kubetx.io"]);
     expect(await readOrUndefined(admin, `/apis/kubetx.io/v1alpha1/transactions/${committedId}`)).toBeDefined();
     for (const configuration of WEBHOOK_CONFIGURATIONS) expect(await readOrUndefined(admin, configuration)).toBeUndefined();
+  });
+
+  it("leaves what charts/kubetx/README.md says: the namespace and kubetx's runtime Leases and journal Secrets, which its command removes", async () => {
+    const readme = await readFile(path.join(CHART, "README.md"), "utf8");
+    expect(readme).toContain(`kubectl ${REMOVE_RUNTIME.join(" ")}`);
+    expect(readme).toContain(`kubectl ${REMOVE_ALL.join(" ")}`);
+    expect(await readOrUndefined(admin, `/api/v1/namespaces/${NAMESPACE}`)).toBeDefined();
+    const runtime = await runtimeObjects(admin);
+    const journal = await journalOf(admin, journaledId);
+    expect(journal).not.toEqual([]);
+    for (const name of journal) expect(runtime).toContain(`Secret ${JOURNAL_ROLE} ${name}`);
+    for (const object of runtime) {
+      const [kind = "", role = ""] = object.split(" ");
+      expect(RUNTIME_ROLES[kind], object).toContain(role);
+    }
+
+    const removed = await kubectl(REMOVE_RUNTIME);
+    expect(removed.stderr).toBe("");
+    expect(removed.code).toBe(0);
+    expect(await runtimeObjects(admin)).toEqual([]);
+    // The command that removes everything else, as a server-side dry run: later test files still use the CRDs and the namespace.
+    const all = await kubectl([...REMOVE_ALL, "--dry-run=server"]);
+    expect(all.stderr).toBe("");
+    expect(all.stdout).toContain('"transactions.kubetx.io" deleted (server dry run)');
+    expect(all.stdout).toContain('"transactionpolicies.kubetx.io" deleted (server dry run)');
+    expect(all.stdout).toContain(`namespace "${NAMESPACE}" deleted (server dry run)`);
   });
 });
 

@@ -5,7 +5,7 @@
  * derived from manifests/ by `npm run chart:sync`. These checks fail when
  * someone edits one side only.
  */
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
@@ -87,5 +87,22 @@ describe("the chart's default policy", () => {
     const policy = parse(await readFile(path.join(REPO, "manifests/policy/default.yaml"), "utf8")) as { metadata: { name: string }; spec: unknown };
     expect(values.defaultPolicy.name).toBe(policy.metadata.name);
     expect(values.defaultPolicy.spec).toEqual(policy.spec);
+  });
+});
+
+describe("the chart's Chart.yaml", () => {
+  /** The first Kubernetes minor version that serves a CRD's selectableFields by default (CustomResourceFieldSelectors beta). */
+  const SELECTABLE_FIELDS_SINCE = 32;
+
+  it("asks for a Kubernetes that serves every CRD feature the chart installs: 1.32, for the Transaction CRD's selectableFields", async () => {
+    type Crd = { spec: { versions: { selectableFields?: unknown[] }[] } };
+    const dir = path.join(REPO, "manifests/crds");
+    const crds: Crd[] = [];
+    for (const file of (await readdir(dir)).filter((f) => f.endsWith(".yaml"))) crds.push(parse(await readFile(path.join(dir, file), "utf8")) as Crd);
+    expect(crds.some((crd) => crd.spec.versions.some((v) => (v.selectableFields ?? []).length > 0))).toBe(true);
+    const chart = parse(await readFile(path.join(REPO, "charts/kubetx/Chart.yaml"), "utf8")) as { kubeVersion: string };
+    const minimum = /^>=1\.(\d+)\.0-0$/.exec(chart.kubeVersion);
+    expect(minimum, chart.kubeVersion).not.toBeNull();
+    expect(Number(minimum?.[1])).toBeGreaterThanOrEqual(SELECTABLE_FIELDS_SINCE);
   });
 });

@@ -1,12 +1,21 @@
 /**
  * plugins/krew/tx.yaml is what krew installs `kubectl tx` from: a krew
- * Plugin whose version is the plugin's own, with a download and a digest
- * of krew's shapes for every platform it names.
+ * Plugin whose version is the plugin's own, naming for every platform the
+ * archive that `npm run krew:archive` (tools/krew-archive.ts) builds, by its
+ * release URL and its sha256, and the launcher in it.
  */
-import { readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import type { Archive } from "../../tools/krew-archive.ts";
+import { LAUNCHER, buildArchive, manifestWithArchive, packageClosure, packageName, tarGz } from "../../tools/krew-archive.ts";
+
+const run = promisify(execFile);
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 
@@ -55,10 +64,104 @@ describe("the krew manifest", () => {
     }
   });
 
+  it("addresses the archive by a release URL of its version", async () => {
+    const { spec } = await manifest();
+    for (const platform of spec.platforms) expect(platform.uri).toBe(`https://kubetx.io/releases/${spec.version}/kubectl-tx-${spec.version}.tar.gz`);
+  });
+
   it("says in its caveats what kubectl tx needs besides itself", async () => {
     const { spec } = await manifest();
     expect(spec.caveats).toMatch(/Node\.js 24/);
     expect(spec.caveats).toMatch(/kubetx installed in\s+the cluster/);
     expect(spec.shortDescription.length).toBeLessThanOrEqual(60);
+  });
+});
+
+describe("the archive npm run krew:archive builds", () => {
+  let archive: Archive;
+  let dir: string;
+  let extracted: string;
+
+  beforeAll(async () => {
+    archive = await buildArchive();
+    dir = await mkdtemp(path.join(tmpdir(), "kubetx-krew-"));
+    extracted = path.join(dir, "store");
+    await mkdir(extracted);
+    await writeFile(path.join(dir, archive.fileName), archive.bytes);
+    // The system's tar, not the script's own reader: what krew's extraction has to read.
+    await run("tar", ["-xzf", path.join(dir, archive.fileName), "-C", extracted]);
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("is what npm run krew:archive writes into tx.yaml: its sha256 and its file name, on every platform", async () => {
+    expect(createHash("sha256").update(archive.bytes).digest("hex")).toBe(archive.sha256);
+    // The committed tx.yaml names the archive of its release (the script rewrites it then); any source change makes another archive.
+    const written = parse(manifestWithArchive(await readFile(path.join(REPO, "plugins", "krew", "tx.yaml"), "utf8"), archive)) as Plugin;
+    for (const platform of written.spec.platforms) {
+      expect(platform.sha256).toBe(archive.sha256);
+      expect(path.posix.basename(new URL(platform.uri).pathname)).toBe(archive.fileName);
+    }
+  });
+
+  it("has the launcher at the path each platform's bin names, executable, copied by the platform's files", async () => {
+    for (const platform of (await manifest()).spec.platforms) {
+      const launcher = path.join(extracted, platform.bin);
+      expect(await readFile(launcher, "utf8")).toBe(LAUNCHER);
+      expect((await stat(launcher)).mode & 0o111).toBe(0o111);
+      expect(platform.files).toEqual([{ from: "*", to: "." }]);
+    }
+  });
+
+  it("runs kubectl tx from its own files through a link, as krew installs it, with the plugin's version", async () => {
+    const bin = path.join(dir, "bin");
+    await mkdir(bin);
+    await symlink(path.join(extracted, "kubectl-tx"), path.join(bin, "kubectl-tx"));
+    // Node 24, as the caveats ask; cwd elsewhere, so nothing of the checkout is found by accident.
+    const help = await run(process.execPath, [path.join(bin, "kubectl-tx"), "--help"], { cwd: dir });
+    expect(help.stdout).toContain("kubectl tx apply -f FILE|DIR");
+    const pkg = JSON.parse(await readFile(path.join(extracted, "package.json"), "utf8")) as { version: string; type: string };
+    expect(pkg).toMatchObject({ version: await packageVersion(), type: "module" });
+    expect(await stat(path.join(extracted, "node_modules", "@kubernetes", "client-node", "package.json"))).toBeTruthy();
+  });
+
+  it("is the same bytes when built again from the same tree", async () => {
+    expect((await buildArchive()).sha256).toBe(archive.sha256);
+  });
+});
+
+describe("building the archive", () => {
+  it("writes the archive's URL and sha256 into every platform and leaves the rest of the manifest alone", () => {
+    const text = "# c\nplatforms:\n  - uri: https://old/x.tar.gz\n    sha256: \"00\"\n    bin: kubectl-tx\n  - uri: a\n    sha256: b\n";
+    expect(manifestWithArchive(text, { uri: "https://new/y.tar.gz", sha256: "ab" })).toBe(
+      "# c\nplatforms:\n  - uri: https://new/y.tar.gz\n    sha256: \"ab\"\n    bin: kubectl-tx\n  - uri: https://new/y.tar.gz\n    sha256: \"ab\"\n",
+    );
+    expect(() => manifestWithArchive("platforms: []\n", { uri: "u", sha256: "s" })).toThrow(/expected a 'uri:' and a 'sha256:' line/);
+  });
+
+  it("takes a package's name from what an import names", () => {
+    expect(packageName("yaml")).toBe("yaml");
+    expect(packageName("yaml/util")).toBe("yaml");
+    expect(packageName("@kubernetes/client-node")).toBe("@kubernetes/client-node");
+    expect(packageName("@kubernetes/client-node/dist/x.js")).toBe("@kubernetes/client-node");
+  });
+
+  it("follows dependencies as Node resolves them: a nested copy first, optional ones only where installed", () => {
+    const lock = {
+      packages: {
+        "node_modules/a": { dependencies: { b: "1" }, optionalDependencies: { absent: "1" } },
+        "node_modules/a/node_modules/b": { dependencies: { c: "1" } },
+        "node_modules/b": {},
+        "node_modules/c": {},
+        "node_modules/unused": {},
+      },
+    };
+    expect(packageClosure(lock, ["a"])).toEqual(["node_modules/a", "node_modules/a/node_modules/b", "node_modules/c"]);
+    expect(() => packageClosure(lock, ["missing"])).toThrow(/package-lock\.json has no missing/);
+  });
+
+  it("packs the same entries into the same bytes, whatever order they come in", () => {
+    const a = { path: "src/a.ts", mode: 0o644, content: Buffer.from("a") };
+    const b = { path: "kubectl-tx", mode: 0o755, content: Buffer.from("b") };
+    expect(tarGz([a, b]).equals(tarGz([b, a]))).toBe(true);
   });
 });
