@@ -13,7 +13,8 @@
  * a retried or duplicated webhook call never replaces the pre-image);
  * `jp-<tx>-<digest>-<seq>` holds the post-image of one later write of the
  * same object in the same transaction, one Secret per write, in the order
- * of `<seq>`; `jc-…` are the extra chunks of an entry too large for one
+ * of `<seq>` (one that started over after a storage conflict also carries
+ * the pre-image it started from, which replaces the first: recordPost); `jc-…` are the extra chunks of an entry too large for one
  * Secret, listed by its first. Every admitted post-image is kept, not only
  * the last: a later write that another webhook refused after kubetx
  * admitted it leaves the object as the write before it left it, and the
@@ -120,9 +121,17 @@ export class Journal {
     await this.writeChunks(journalName(transaction, ref), transaction, encodeChunks(entry));
   }
 
-  /** Journals a later write of the same member: its post-image is kept beside the earlier ones. */
-  async recordPost(transaction: string, ref: ObjectRef, post: KubeObject | null): Promise<void> {
-    await this.writeChunks(postName(transaction, ref, this.stamp()), transaction, encodeChunks({ post }));
+  /**
+   * Journals a later write of the same member: its post-image is kept beside
+   * the earlier ones. `startedOver` is the object this write started from
+   * when no earlier write of the member reached storage (the apiserver ran
+   * admission again after a storage conflict, with the newer object): it
+   * replaces the pre-image, and the earlier post-images, which never
+   * landed, no longer count (chaos F21).
+   */
+  async recordPost(transaction: string, ref: ObjectRef, post: KubeObject | null, startedOver?: KubeObject | null): Promise<void> {
+    const entry = startedOver === undefined ? { post } : { post, pre: startedOver };
+    await this.writeChunks(postName(transaction, ref, this.stamp()), transaction, encodeChunks(entry));
   }
 
   /** Milliseconds, strictly increasing in this process: two writes in one millisecond keep their order. */
@@ -162,8 +171,7 @@ export class Journal {
         entries.set(name, entry);
         continue;
       }
-      const posts = [...("post" in entry ? [entry.post ?? null] : []), ...later.map((n) => decodeEntry<{ post: KubeObject | null }>(byName.get(n) as SecretObject, byName).post)];
-      entries.set(name, { pre: entry.pre, post: posts.at(-1) ?? null, posts });
+      entries.set(name, withLaterWrites(entry, later.map((n) => decodeEntry<LaterWrite>(byName.get(n) as SecretObject, byName))));
     }
     return entries;
   }
@@ -235,6 +243,25 @@ export class Journal {
 }
 
 /** A first-write entry, also in the format kubetx wrote before post-images were kept. */
+/** A later write's Secret: its post-image, and the pre-image it started over from, if it did. */
+interface LaterWrite {
+  readonly post: KubeObject | null;
+  readonly pre?: KubeObject | null;
+}
+
+/**
+ * Pure: a member's entry with its later writes, oldest first. The last
+ * write that started over (see recordPost) gives the pre-image, and only
+ * the post-images from it on count.
+ */
+export function withLaterWrites(first: StoredEntry, later: readonly LaterWrite[]): StoredEntry {
+  const restart = later.findLastIndex((write) => write.pre !== undefined);
+  const start = later[restart];
+  const pre = start ? (start.pre ?? null) : first.pre;
+  const posts = start ? later.slice(restart).map((w) => w.post) : [...("post" in first ? [first.post ?? null] : []), ...later.map((w) => w.post)];
+  return { pre, post: posts.at(-1) ?? null, posts };
+}
+
 function decodeFirst(name: string, secret: SecretObject, byName: ReadonlyMap<string, SecretObject>): StoredEntry {
   const legacy = secret.data?.[LEGACY_PRE_IMAGE_KEY];
   if (legacy !== undefined) return { pre: JSON.parse(Buffer.from(legacy, "base64").toString("utf8")) as KubeObject };

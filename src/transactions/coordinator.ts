@@ -217,8 +217,9 @@ export class Coordinator {
     const post = intent.operation === "DELETE" ? null : (intent.object ?? null);
     const { journal, store } = this.options;
     await journal.record(intent.transaction, intent.ref, { pre, post });
+    const startedOver = lock.member.operation !== "CREATE" && unwrittenSinceLock(intent.oldObject, lock) ? intent.oldObject : undefined;
     // The lock count does not change, so the resolver learns of this write from lastActivity: its quiet window starts again.
-    await Promise.all([journal.recordPost(intent.transaction, intent.ref, post), store.noteActivity(intent.transaction, intent.requestUid)]);
+    await Promise.all([journal.recordPost(intent.transaction, intent.ref, post, startedOver), store.noteActivity(intent.transaction, intent.requestUid)]);
   }
 
   /** A transaction at the policy's member limit takes no new object; it fails instead. */
@@ -370,4 +371,19 @@ function refuseIntoResolved(tx: Transaction, id: string, phase: string): string 
   return `transaction ${id} ${phase === "Failed" ? "failed" : "rolled back"} (${reason}); the rest of this apply is refused so that none of it commits on its own. Fix the cause and apply again in a few seconds`;
 }
 
-
+/**
+ * Whether `object`, the object a later write of a member starts from, was
+ * last written before `lock` was taken: then no write of this transaction
+ * has reached storage since (each was allowed after the lock, so it would
+ * have a later revision), and `object` is the object as it was at the lock.
+ * That happens when the apiserver runs admission again for the same request
+ * after a storage conflict (someone wrote between its read and kubetx's
+ * lock): the first call's pre-image is then stale (chaos F21).
+ * resourceVersions are compared as the etcd revisions they are; anything
+ * else is never taken for unwritten.
+ */
+export function unwrittenSinceLock(object: KubeObject | undefined, lock: Pick<LockRecord, "resourceVersion">): object is KubeObject {
+  const [written, locked] = [object?.metadata?.resourceVersion ?? "", lock.resourceVersion];
+  if (!/^\d+$/.test(written) || !/^\d+$/.test(locked)) return false;
+  return BigInt(written) <= BigInt(locked);
+}

@@ -7,6 +7,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AdmissionHandler } from "../../src/admission/handler.ts";
+import type { AdmissionRequest } from "../../src/admission/review.ts";
 import { allowed, denied } from "../../src/admission/response.ts";
 import { createOrReplace } from "../../src/kube/index.ts";
 import { createApp } from "../../src/server/app.ts";
@@ -30,7 +31,13 @@ export interface ThirdParty {
   close(): Promise<void>;
 }
 
-export async function startThirdPartyWebhook(namespace: string, options: { kind?: keyof typeof CONFIGURATIONS } = {}): Promise<ThirdParty> {
+export interface ThirdPartyOptions {
+  readonly kind?: keyof typeof CONFIGURATIONS;
+  /** Runs before it answers each request (not the tests' own admin writes), e.g. to write the same object meanwhile. */
+  readonly meanwhile?: (request: AdmissionRequest) => Promise<void>;
+}
+
+export async function startThirdPartyWebhook(namespace: string, options: ThirdPartyOptions = {}): Promise<ThirdParty> {
   const configurations = CONFIGURATIONS[options.kind ?? "validating"];
   const state = { delayMs: 0 };
   const handler: AdmissionHandler = {
@@ -38,7 +45,7 @@ export async function startThirdPartyWebhook(namespace: string, options: { kind?
       // A delete has no new object: the labels of the one it removes decide.
       const labels = (request.object ?? request.oldObject)?.metadata?.labels ?? {};
       // The tests' own setup writes (admin) are never held.
-      if (labels["third-party"] === "slow" && state.delayMs > 0 && request.userInfo?.username !== "admin") await sleep(state.delayMs);
+      if (request.userInfo?.username !== "admin") await holdUp(request, labels["third-party"] === "slow" ? state.delayMs : 0, options.meanwhile);
       return labels["third-party"] === "deny" ? denied(request, "objects labelled third-party=deny are not allowed here") : allowed(request);
     },
   };
@@ -67,6 +74,12 @@ export async function startThirdPartyWebhook(namespace: string, options: { kind?
       await server.close();
     },
   });
+}
+
+/** What it does before answering a request of a test's user: wait, then whatever the test asked. */
+async function holdUp(request: AdmissionRequest, delayMs: number, meanwhile: ThirdPartyOptions["meanwhile"]): Promise<void> {
+  if (delayMs > 0) await sleep(delayMs);
+  await meanwhile?.(request);
 }
 
 /** Waits until the apiserver calls the new webhook: a dry run of a labelled object is denied by it. */
