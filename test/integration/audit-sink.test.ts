@@ -89,7 +89,7 @@ describe("the audit sink", () => {
     try {
       const described = await plugin.tx(["describe", tx.metadata?.name ?? ""]);
       expect(described.code).toBe(0);
-      expect(described.stdout).toMatch(/Message: .*rejected the create of apps\/deployments in sink-[0-9a-f]+ before it reached kubetx/);
+      expect(described.stdout).toMatch(/Failure: .*rejected the create of apps\/deployments in sink-[0-9a-f]+ before it reached kubetx/);
       expect(described.stdout).toContain('unknown field "spec.replica"');
     } finally {
       await plugin.remove();

@@ -159,7 +159,7 @@ describe("kubetx's webhooks with TransactionPolicies in the cluster", () => {
 
     const id = `t-${run}-twice`;
     const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(covered, "twice", { v: "1" }), id, 1)]) });
-    expect(applied.code).toBe(0);
+    expect(applied.code, applied.stderr).toBe(0);
     expect(validations("twice").map((s) => s.decision)).toEqual(["member", "member"]);
     const tx = await waitResolved(admin, id);
     expect(tx.status?.phase).toBe("Committed");
