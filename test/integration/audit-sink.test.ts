@@ -118,8 +118,9 @@ describe("the audit sink", () => {
       alice.close();
     }
     const tx = await until("alice's transaction", async () => {
-      const list = await admin.get<{ items: { metadata?: { name?: string }; spec: { user: string }; status?: { members?: { name: string }[] } }[] }>("/apis/kubetx.io/v1alpha1/transactions");
-      return list.items.find((t) => t.spec.user === "alice" && t.status?.members?.some((m) => m.name === "retried"))?.metadata?.name;
+      const list = await admin.get<{ items: { metadata?: { name?: string }; spec: { user: string }; status?: { members?: { namespace?: string; name: string }[] } }[] }>("/apis/kubetx.io/v1alpha1/transactions");
+      // This namespace's: other test files' transactions stay in the cluster's records.
+      return list.items.find((t) => t.spec.user === "alice" && t.status?.members?.some((m) => m.namespace === ns && m.name === "retried"))?.metadata?.name;
     });
     expect((await waitResolved(admin, tx)).status?.phase).toBe("Committed");
     expect((await admin.get(`/api/v1/namespaces/${ns}/configmaps/retried`)).data).toEqual({ v: "1" });

@@ -73,29 +73,29 @@ describe("faults in one engine's transactions", () => {
   });
 
   it("rolls back an update the apiserver admitted twice after a storage conflict, keeping the other writer's change (chaos F21)", async () => {
-    await admin.create(cms, configMap(ns, "retried", { v: "original" }));
+    await admin.create(cms, configMap(ns, "admitted-twice", { v: "original" }));
     // Between the apiserver's read of the object and kubetx's lock, an exempt writer (admin) labels it: the storage
     // update then conflicts, and the apiserver runs admission again for the same patch, from the labelled object.
     let labelled = false;
     const thirdParty = await startThirdPartyWebhook(ns, {
       kind: "mutating",
       meanwhile: async (request) => {
-        if (labelled || request.name !== "retried" || request.operation !== "UPDATE") return;
+        if (labelled || request.name !== "admitted-twice" || request.operation !== "UPDATE") return;
         labelled = true;
-        await admin.mergePatch(`${cms}/retried`, { metadata: { labels: { team: "payments" } } });
+        await admin.mergePatch(`${cms}/admitted-twice`, { metadata: { labels: { team: "payments" } } });
       },
     });
     try {
-      const updated = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "retried", { v: "alice" })]) });
+      const updated = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "admitted-twice", { v: "alice" })]) });
       expect(updated.code, updated.stderr).toBe(0);
       expect(labelled).toBe(true);
       const id = joined(updated.stderr);
-      expect((await admin.get(`${cms}/retried`)).data).toEqual({ v: "alice" });
-      expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "breaks-retried")]) })).code).not.toBe(0);
+      expect((await admin.get(`${cms}/admitted-twice`)).data).toEqual({ v: "alice" });
+      expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "breaks-admitted-twice")]) })).code).not.toBe(0);
       const tx = await waitResolved(admin, id);
       expect(tx.status?.reason).not.toBe("RestoreImpossible");
       expect(tx.status?.phase).toBe("RolledBack");
-      const after = await admin.get(`${cms}/retried`);
+      const after = await admin.get(`${cms}/admitted-twice`);
       expect(after.data).toEqual({ v: "original" });
       expect(after.metadata?.labels?.team).toBe("payments");
     } finally {

@@ -228,7 +228,8 @@ describe("a minute of a live Deployment beside alice's applies", () => {
     const records = await admin.get<{ items: Transaction[] }>(transactionPath());
     expect(records.items.filter((tx) => tx.spec.user.startsWith("system:"))).toEqual([]);
     expect(await eventReasonsIn(admin, ns)).not.toContain("TransactionRolledBack");
-  });
+    // The soak itself plus its setup and the last apply's resolution, with room for a loaded machine.
+  }, SOAK_MS + 60_000);
 });
 
 async function eventReasonsIn(admin: KubeClient, ns: string): Promise<string[]> {
