@@ -61,6 +61,8 @@ export interface WebhookServerOptions {
   readonly metrics?: Metrics;
   /** Serve /metrics over plain HTTP on this port of `host` (0: any free one); absent: not served. */
   readonly metricsPort?: number;
+  /** Wraps the apiserver client every part of kubetx uses: tests hold a chosen call to show a race. */
+  readonly wrapClient?: (client: KubeClient) => KubeClient;
   /**
    * Who may call the admission paths (/validate, /observe) and the audit
    * sink: the apiserver, by a client certificate from `caFile` named one
@@ -136,7 +138,8 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
   const metrics = options.metrics ?? createMetrics();
-  const client = await createKubeClient(options.kubeconfig);
+  const created = await createKubeClient(options.kubeconfig);
+  const client = options.wrapClient ? options.wrapClient(created) : created;
   // Either cache failing to reach the apiserver marks a gap the resolver must not commit across (see ConnectionGaps).
   const gaps = new ConnectionGaps(clock);
   const records = new Informer<Transaction>({ client, logger, gaps, what: "unresolved Transaction records", path: transactionPath(), labelSelector: `!${LABEL_RESOLVED}` });

@@ -43,6 +43,14 @@ export class Informer<T extends KubeObject = KubeObject> {
     return this.o.path;
   }
 
+  /**
+   * The resourceVersion the cache reflects: every change of the collection
+   * up to it is in `values()` (a watch delivers changes in order).
+   */
+  get revision(): string {
+    return this.version;
+  }
+
   constructor(options: InformerOptions) {
     this.o = options;
   }

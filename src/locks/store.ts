@@ -41,6 +41,8 @@ export interface LockStoreOptions {
 /** What the lock store needs of a Lease cache (src/kube/informer.ts). */
 export interface LeaseCache {
   readonly ready: boolean;
+  /** The resourceVersion `values()` reflects: every change up to it is in. */
+  readonly revision: string;
   values(): IterableIterator<KubeObject>;
 }
 
@@ -97,14 +99,34 @@ export class LockStore {
    * the decision to commit or what to roll back.
    */
   async locksOf(transaction: string, options: { cached?: boolean } = {}): Promise<LockRecord[]> {
-    if (options.cached && this.cache?.ready) {
-      return [...this.cache.values()].filter((lease) => lease.metadata?.labels?.[LABEL_ROLE] === LOCK_ROLE && lease.metadata.labels[LABEL_TRANSACTION] === transaction)
-        .flatMap((lease) => lockFromLease(lease) ?? []);
-    }
+    if (options.cached && this.cache?.ready) return this.fromLeases([...this.cache.values()], transaction);
     const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, {
       query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}`, ...(options.cached ? { resourceVersion: "0" } : {}) },
     });
     return list.items.flatMap((lease) => lockFromLease(lease) ?? []);
+  }
+
+  /**
+   * A transaction's locks from a watch cache, with the resourceVersion that
+   * cache reflects: every lock written at or before it is in the list (the
+   * resolver records it when it closes by count; see Coordinator's
+   * closedMeanwhile). Empty when the answer carries none.
+   */
+  async countLocks(transaction: string): Promise<{ locks: LockRecord[]; revision: string }> {
+    if (this.cache?.ready) {
+      // Read together, in one turn of the event loop: the values are those of the revision.
+      const revision = this.cache.revision;
+      return { locks: this.fromLeases([...this.cache.values()], transaction), revision };
+    }
+    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, {
+      query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}`, resourceVersion: "0" },
+    });
+    return { locks: list.items.flatMap((lease) => lockFromLease(lease) ?? []), revision: list.metadata?.resourceVersion ?? "" };
+  }
+
+  private fromLeases(leases: readonly KubeObject[], transaction: string): LockRecord[] {
+    return leases.filter((lease) => lease.metadata?.labels?.[LABEL_ROLE] === LOCK_ROLE && lease.metadata.labels[LABEL_TRANSACTION] === transaction)
+      .flatMap((lease) => lockFromLease(lease) ?? []);
   }
 
   /**

@@ -276,8 +276,8 @@ export class Resolver {
   private async stepOpen(id: string, tx: Transaction): Promise<void> {
     const now = this.o.clock.monotonic();
     const seen = this.observe(id);
-    // Counting is all this step does with the locks: the cache is good enough.
-    const locks = await this.o.locks.locksOf(id, { cached: true });
+    // Counting is all this step does with the locks: the cache is good enough, and its revision says which locks it counted.
+    const { locks, revision } = await this.o.locks.countLocks(id);
     const inFlight = this.progress(seen, tx, locks, now);
     seen.clientHeartbeat = observeHeartbeat(seen.clientHeartbeat, tx.spec.clientHeartbeat, now);
     const decision = decideOpen({
@@ -296,7 +296,8 @@ export class Resolver {
     const namespaces = namespacesOf(locks);
     if (decision.next === "Open") return this.markOpen(id, tx, { members: locks.length, namespaces });
     if (decision.next === "Verifying") {
-      if (await this.transition(id, ["Open"], "Verifying", { reason: decision.reason, closedAt: this.wallTime(), namespaces })) await this.stepVerify(id);
+      const counted = revision ? { countedAt: revision } : {};
+      if (await this.transition(id, ["Open"], "Verifying", { reason: decision.reason, closedAt: this.wallTime(), namespaces, ...counted })) await this.stepVerify(id);
       return;
     }
     if (await this.transition(id, ["Open"], "RollingBack", { reason: decision.reason, message: decision.message, closedAt: this.wallTime(), namespaces })) await this.rollBack(id);

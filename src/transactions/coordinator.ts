@@ -153,7 +153,7 @@ export class Coordinator {
       return this.journalFirstWrite(intent, taken.lock, members, signal);
     }
     if (result.kind === "acquired") return this.journalFirstWrite(intent, result.lock, members, signal);
-    const closed = await this.closedMeanwhile(intent);
+    const closed = await this.closedMeanwhile(intent, result.lock);
     if (closed) return closed;
     if (signal?.aborted) return deny(intent, ABORTED);
     await this.journalLaterWrite(intent, result.lock);
@@ -183,7 +183,7 @@ export class Coordinator {
    * the write is allowed. A create needs no journal: its uid is in the lock.
    */
   private async journalFirstWrite(intent: WriteIntent, lock: LockRecord, members: readonly LockRecord[], signal?: AbortSignal): Promise<AdmitResult> {
-    const closed = await this.closedMeanwhile(intent);
+    const closed = await this.closedMeanwhile(intent, lock);
     if (closed || signal?.aborted) {
       await this.options.locks.release(lock);
       return closed ?? deny(intent, ABORTED);
@@ -195,14 +195,15 @@ export class Coordinator {
   /**
    * Read after the lock was written, so it is linearized with the
    * resolver's close (which moves the phase first and lists the locks
-   * after): a lock the resolver's list missed always finds the phase moved.
+   * after): a lock the resolver's list missed always finds the phase moved,
+   * and one it counted before it moved the phase may go on (F22).
    */
-  private async closedMeanwhile(intent: WriteIntent): Promise<AdmitResult | undefined> {
+  private async closedMeanwhile(intent: WriteIntent, lock: LockRecord): Promise<AdmitResult | undefined> {
     const now = await this.options.store.get(intent.transaction);
-    const phase = now?.status?.phase ?? "Open";
-    if (now && phase === "Open" && !now.status?.failure) return undefined;
-    const why = now?.status?.failure ? `it is rolling back because ${now.status.failure}` : `it is ${now ? phase : "gone"}`;
-    return { kind: "closed", transaction: intent.transaction, message: `transaction ${intent.transaction} closed while this write was admitted (${why}); apply again` };
+    if (!now) return closedAnswer(intent, "it is gone");
+    const phase = now.status?.phase ?? "Open";
+    if ((phase === "Open" && !now.status?.failure) || countedBeforeClose(now, lock)) return undefined;
+    return closedAnswer(intent, now.status?.failure ? `it is rolling back because ${now.status.failure}` : `it is ${phase}`);
   }
 
   /**
@@ -386,4 +387,25 @@ export function unwrittenSinceLock(object: KubeObject | undefined, lock: Pick<Lo
   const [written, locked] = [object?.metadata?.resourceVersion ?? "", lock.resourceVersion];
   if (!/^\d+$/.test(written) || !/^\d+$/.test(locked)) return false;
   return BigInt(written) <= BigInt(locked);
+}
+
+/**
+ * Whether a transaction that closed while this write was admitted still
+ * verifies this write's lock (chaos F22): it is Verifying, with no failure,
+ * and the lock list the resolver counted when it closed (status.countedAt)
+ * already had the lock. The resolver lists the locks it verifies after it
+ * moves the phase, so a lock it counted before is among them: the write
+ * may complete, as one admitted a moment before the close would have. The
+ * last member of a transaction that closes by count (expected-members)
+ * always has its lock counted before its admission reads the record.
+ */
+export function countedBeforeClose(tx: Transaction, lock: Pick<LockRecord, "resourceVersion">): boolean {
+  if (tx.status?.phase !== "Verifying" || tx.status.failure) return false;
+  const [counted, locked] = [tx.status.countedAt ?? "", lock.resourceVersion];
+  if (!/^\d+$/.test(counted) || !/^\d+$/.test(locked)) return false;
+  return BigInt(locked) <= BigInt(counted);
+}
+
+function closedAnswer(intent: WriteIntent, why: string): AdmitResult {
+  return { kind: "closed", transaction: intent.transaction, message: `transaction ${intent.transaction} closed while this write was admitted (${why}); apply again` };
 }

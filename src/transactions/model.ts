@@ -108,6 +108,13 @@ export interface TransactionStatus {
   namespaces?: string[];
   openedAt?: string;
   closedAt?: string;
+  /**
+   * Set when the transaction closed because its members were all there (by
+   * count or by its client): the resourceVersion of the lock list the
+   * resolver counted. A lock written at or before it is among the members
+   * the resolver verifies, so its admission may still complete (chaos F22).
+   */
+  countedAt?: string;
   resolvedAt?: string;
   members?: MemberSummary[];
 }

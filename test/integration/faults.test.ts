@@ -18,6 +18,7 @@ import { newTransaction, transactionPath } from "../../src/transactions/model.ts
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
 import { register, startEngine, startServeProcess, unregister, useEngine } from "../support/engine.ts";
 import { configMap, inTransaction, leftovers, phaseOf, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
+import { HoldingClient } from "../support/holding-client.ts";
 import { startThirdPartyWebhook } from "../support/third-party.ts";
 
 const ENABLED = { "kubetx.io/enabled": "true" };
@@ -242,6 +243,43 @@ describe("a write held by a slow third-party webhook after kubetx allowed it", (
       expect(performance.now()).toBeGreaterThan(slowLandedAt);
       expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/slow`)).toBeUndefined();
       expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/fast`)).toBeUndefined();
+    } finally {
+      await unregister();
+      await engine.close();
+    }
+  });
+});
+
+describe("the last member of a transaction that closes by count", () => {
+  const ns = uniqueName("bycount");
+  const cms = `/api/v1/namespaces/${ns}/configmaps`;
+  let admin: KubeClient;
+  beforeAll(async () => {
+    admin = await client("admin");
+    await createNamespace(ns, ENABLED);
+  });
+  afterAll(() => admin.close());
+
+  it("is admitted when the resolver closes the transaction between its lock and its read of the record (chaos F22)", async () => {
+    // The second of two expected members takes its lock; its admission then reads the record only after a second
+    // and a half, while the resolver (every 100 ms) sees both locks and closes the transaction.
+    const id = "t-bycount01";
+    let holding: HoldingClient | undefined;
+    const engine = await startEngine({ auditSink: true }, {
+      port: cluster().auditSinkPort,
+      wrapClient: (real) => (holding = new HoldingClient(real, { transaction: id, ms: 1_500 })),
+    });
+    try {
+      const first = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "first", { v: "1" }), id, 2)]) });
+      expect(first.code, first.stderr).toBe(0);
+      const last = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "last", { v: "1" }), id, 2)]) });
+      expect(holding?.held).toBeGreaterThanOrEqual(1);
+      expect(last.code, last.stderr).toBe(0);
+      const tx = await waitResolved(admin, id);
+      expect(tx.status).toMatchObject({ phase: "Committed", reason: "AllMembersArrived" });
+      expect(tx.status?.countedAt).toMatch(/^\d+$/);
+      expect(tx.status?.members?.map((m) => m.name).sort()).toEqual(["first", "last"]);
+      expect((await admin.get(`${cms}/last`)).data).toEqual({ v: "1" });
     } finally {
       await unregister();
       await engine.close();

@@ -60,7 +60,10 @@ export function useEngine(namespace: string, labels: Record<string, string> = { 
  * apiserver's client certificate, as kubetx dev does; it receives the
  * audit events only on the cluster's audit sink port (useEngine does that).
  */
-export async function startEngine(input: ConfigInput = FAST, listen: { port?: number; register?: boolean; clock?: Clock; logger?: Logger } = {}): Promise<WebhookServer> {
+export async function startEngine(
+  input: ConfigInput = FAST,
+  listen: { port?: number; register?: boolean; clock?: Clock; logger?: Logger; wrapClient?: (client: KubeClient) => KubeClient } = {},
+): Promise<WebhookServer> {
   const server = await startWebhookServer({
     kubeconfig: cluster().kubeconfigs.kubetx,
     tls: await webhookCertificate(),
@@ -71,6 +74,7 @@ export async function startEngine(input: ConfigInput = FAST, listen: { port?: nu
     config: loadConfig({ ...FAST, ...input }),
     apiserverClients: cluster().apiserverClient,
     ...(listen.clock ? { clock: listen.clock } : {}),
+    ...(listen.wrapClient ? { wrapClient: listen.wrapClient } : {}),
   });
   if (listen.register !== false) await register(server.port);
   return server;

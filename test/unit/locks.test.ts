@@ -163,17 +163,16 @@ describe("heartbeatLease", () => {
   });
 });
 
+const lockOf = (user: string, transaction: string, name: string): KubeObject =>
+  lockLease({ transaction, ref: { ...WEB, name }, kind: "Deployment", operation: "UPDATE", user, requestUid: name, admittedAt: 0 }, 15);
+
 describe("a user's locks, for the per-user limits", () => {
-  const lockOf = (user: string, transaction: string, name: string): KubeObject => {
-    const lease = lockLease({ transaction, ref: { ...WEB, name }, kind: "Deployment", operation: "UPDATE", user, requestUid: name, admittedAt: 0 }, 15);
-    return lease;
-  };
 
   it("are counted from this process's Lease cache once it has synced, with no apiserver call on the request path", async () => {
     const calls: string[] = [];
     const client = { get: (path: string) => (calls.push(path), Promise.reject(new Error("no apiserver here"))) } as unknown as KubeClient;
     const leases = [lockOf("alice", "t-1", "a"), lockOf("alice", "t-2", "b"), lockOf("bob", "t-3", "c"), heartbeatLease("t-1", "replica-1", 15, 0)];
-    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: true, values: () => leases.values() } });
+    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: true, revision: "42", values: () => leases.values() } });
     const held = await store.heldBy("alice");
     expect(held.locks).toBe(2);
     expect([...held.transactions].sort()).toEqual(["t-1", "t-2"]);
@@ -183,8 +182,30 @@ describe("a user's locks, for the per-user limits", () => {
   it("are listed from the apiserver while the cache has not synced", async () => {
     const calls: string[] = [];
     const client = { get: (path: string) => (calls.push(path), Promise.resolve({ items: [lockOf("alice", "t-1", "a")] })) } as unknown as KubeClient;
-    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: false, values: () => [].values() } });
+    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: false, revision: "", values: () => [].values() } });
     expect((await store.heldBy("alice")).locks).toBe(1);
     expect(calls).toHaveLength(1);
+  });
+});
+
+describe("a transaction's locks as the resolver counts them", () => {
+  it("come from the synced cache with the revision it reflects, and no apiserver call", async () => {
+    const calls: string[] = [];
+    const client = { get: (path: string) => (calls.push(path), Promise.reject(new Error("no apiserver here"))) } as unknown as KubeClient;
+    const leases = [lockOf("alice", "t-1", "a"), lockOf("alice", "t-1", "b"), lockOf("bob", "t-2", "c"), heartbeatLease("t-1", "replica-1", 15, 0)];
+    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: true, revision: "1234", values: () => leases.values() } });
+    const counted = await store.countLocks("t-1");
+    expect(counted.revision).toBe("1234");
+    expect(counted.locks.map((l) => l.member.ref.name).sort()).toEqual(["a", "b"]);
+    expect(calls).toEqual([]);
+  });
+
+  it("come from the apiserver's watch cache, with that list's revision, while this process's has not synced", async () => {
+    const asked: unknown[] = [];
+    const client = { get: (_path: string, options: unknown) => (asked.push(options), Promise.resolve({ metadata: { resourceVersion: "77" }, items: [lockOf("alice", "t-1", "a")] })) } as unknown as KubeClient;
+    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: false, revision: "", values: () => [].values() } });
+    const counted = await store.countLocks("t-1");
+    expect(counted).toMatchObject({ revision: "77", locks: [expect.objectContaining({ member: expect.objectContaining({ transaction: "t-1" }) as unknown })] });
+    expect(asked).toEqual([{ query: expect.objectContaining({ resourceVersion: "0" }) as unknown }]);
   });
 });
