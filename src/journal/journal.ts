@@ -14,8 +14,9 @@
  * `jp-<tx>-<digest>-<seq>` holds the post-image of one later write of the
  * same object in the same transaction, one Secret per write, in the order
  * of `<seq>` (one that started over after a storage conflict also carries
- * the pre-image it started from, which replaces the first: recordPost); `jc-…` are the extra chunks of an entry too large for one
- * Secret, listed by its first. Every admitted post-image is kept, not only
+ * the pre-image it started from, which replaces the first: recordPost);
+ * `jc-…` are the extra chunks of an entry too large for one Secret, listed
+ * by its first. Every admitted post-image is kept, not only
  * the last: a later write that another webhook refused after kubetx
  * admitted it leaves the object as the write before it left it, and the
  * rollback must still recognise that write as the transaction's (chaos
@@ -242,7 +243,6 @@ export class Journal {
   }
 }
 
-/** A first-write entry, also in the format kubetx wrote before post-images were kept. */
 /** A later write's Secret: its post-image, and the pre-image it started over from, if it did. */
 interface LaterWrite {
   readonly post: KubeObject | null;
@@ -262,6 +262,7 @@ export function withLaterWrites(first: StoredEntry, later: readonly LaterWrite[]
   return { pre, post: posts.at(-1) ?? null, posts };
 }
 
+/** A first-write entry, also in the format kubetx wrote before post-images were kept. */
 function decodeFirst(name: string, secret: SecretObject, byName: ReadonlyMap<string, SecretObject>): StoredEntry {
   const legacy = secret.data?.[LEGACY_PRE_IMAGE_KEY];
   if (legacy !== undefined) return { pre: JSON.parse(Buffer.from(legacy, "base64").toString("utf8")) as KubeObject };

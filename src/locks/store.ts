@@ -99,10 +99,8 @@ export class LockStore {
    * the decision to commit or what to roll back.
    */
   async locksOf(transaction: string, options: { cached?: boolean } = {}): Promise<LockRecord[]> {
-    if (options.cached && this.cache?.ready) return this.fromLeases([...this.cache.values()], transaction);
-    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, {
-      query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}`, ...(options.cached ? { resourceVersion: "0" } : {}) },
-    });
+    if (options.cached) return (await this.countLocks(transaction)).locks;
+    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, { query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}` } });
     return list.items.flatMap((lease) => lockFromLease(lease) ?? []);
   }
 
@@ -116,17 +114,13 @@ export class LockStore {
     if (this.cache?.ready) {
       // Read together, in one turn of the event loop: the values are those of the revision.
       const revision = this.cache.revision;
-      return { locks: this.fromLeases([...this.cache.values()], transaction), revision };
+      const locks = [...this.cache.values()].filter((lease) => lease.metadata?.labels?.[LABEL_ROLE] === LOCK_ROLE && lease.metadata.labels[LABEL_TRANSACTION] === transaction);
+      return { locks: locks.flatMap((lease) => lockFromLease(lease) ?? []), revision };
     }
     const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, {
       query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}`, resourceVersion: "0" },
     });
     return { locks: list.items.flatMap((lease) => lockFromLease(lease) ?? []), revision: list.metadata?.resourceVersion ?? "" };
-  }
-
-  private fromLeases(leases: readonly KubeObject[], transaction: string): LockRecord[] {
-    return leases.filter((lease) => lease.metadata?.labels?.[LABEL_ROLE] === LOCK_ROLE && lease.metadata.labels[LABEL_TRANSACTION] === transaction)
-      .flatMap((lease) => lockFromLease(lease) ?? []);
   }
 
   /**

@@ -384,9 +384,7 @@ function refuseIntoResolved(tx: Transaction, id: string, phase: string): string 
  * else is never taken for unwritten.
  */
 export function unwrittenSinceLock(object: KubeObject | undefined, lock: Pick<LockRecord, "resourceVersion">): object is KubeObject {
-  const [written, locked] = [object?.metadata?.resourceVersion ?? "", lock.resourceVersion];
-  if (!/^\d+$/.test(written) || !/^\d+$/.test(locked)) return false;
-  return BigInt(written) <= BigInt(locked);
+  return revisionAtMost(object?.metadata?.resourceVersion ?? "", lock.resourceVersion);
 }
 
 /**
@@ -401,9 +399,13 @@ export function unwrittenSinceLock(object: KubeObject | undefined, lock: Pick<Lo
  */
 export function countedBeforeClose(tx: Transaction, lock: Pick<LockRecord, "resourceVersion">): boolean {
   if (tx.status?.phase !== "Verifying" || tx.status.failure) return false;
-  const [counted, locked] = [tx.status.countedAt ?? "", lock.resourceVersion];
-  if (!/^\d+$/.test(counted) || !/^\d+$/.test(locked)) return false;
-  return BigInt(locked) <= BigInt(counted);
+  return revisionAtMost(lock.resourceVersion, tx.status.countedAt ?? "");
+}
+
+/** `a` <= `b` as the etcd revisions resourceVersions are; false unless both are numbers. */
+function revisionAtMost(a: string, b: string): boolean {
+  if (!/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) <= BigInt(b);
 }
 
 function closedAnswer(intent: WriteIntent, why: string): AdmitResult {
