@@ -12,6 +12,7 @@ import type { Logger } from "../telemetry/logger.ts";
 import type { KubeClient, WatchEvent } from "./client.ts";
 import { Expired, KubeError } from "./errors.ts";
 import type { ConnectionGaps } from "./gaps.ts";
+import { revisionAtMost } from "./revision.ts";
 import type { KubeObject, ObjectList } from "./types.ts";
 
 /** The first pause before re-listing after a failure; it doubles up to the maximum. */
@@ -37,6 +38,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   private synced = false;
   private version = "";
   private listeners: ((event: WatchEvent["type"], object: T) => void)[] = [];
+  /** Callers of reached(), woken as the revision moves. */
+  private waiters = new Set<() => void>();
 
   /** The collection this cache lists and watches. */
   get path(): string {
@@ -53,6 +56,29 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   constructor(options: InformerOptions) {
     this.o = options;
+  }
+
+  /**
+   * Resolves true once the cache reflects `revision` (every change of the
+   * collection up to it is in), false after `timeoutMs` without. Someone
+   * who just wrote an object of the collection waits for their own write
+   * this way: what the cache then says of the rest was true at that write.
+   */
+  reached(revision: string, timeoutMs: number): Promise<boolean> {
+    if (revisionAtMost(revision, this.version)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!revisionAtMost(revision, this.version)) return;
+        finish(true);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve(ok);
+      };
+      this.waiters.add(check);
+    });
   }
 
   /** True once the first list has arrived. */
@@ -112,6 +138,11 @@ export class Informer<T extends KubeObject = KubeObject> {
     for (const item of list.items) this.items.set(item.metadata?.name ?? "", item);
     this.version = list.metadata?.resourceVersion ?? "";
     this.synced = true;
+    this.wakeWaiters();
+  }
+
+  private wakeWaiters(): void {
+    for (const check of [...this.waiters]) check();
   }
 
   private async watch(signal: AbortSignal): Promise<void> {
@@ -131,12 +162,15 @@ export class Informer<T extends KubeObject = KubeObject> {
   private apply(event: WatchEvent): void {
     const object = event.object as T;
     const version = object.metadata?.resourceVersion;
+    if (event.type !== "BOOKMARK") {
+      const name = object.metadata?.name ?? "";
+      if (event.type === "DELETED") this.items.delete(name);
+      else this.items.set(name, object);
+      for (const listener of this.listeners) listener(event.type, object);
+    }
+    // The revision moves after the object is in: a waiter woken by it finds the object.
     if (version) this.version = version;
-    if (event.type === "BOOKMARK") return;
-    const name = object.metadata?.name ?? "";
-    if (event.type === "DELETED") this.items.delete(name);
-    else this.items.set(name, object);
-    for (const listener of this.listeners) listener(event.type, object);
+    if (version && this.waiters.size > 0) this.wakeWaiters();
   }
 }
 

@@ -11,6 +11,9 @@ import { LABEL_ROLE, LABEL_TRANSACTION, LABEL_USER } from "../kube/vocabulary.ts
 
 export const LOCK_ROLE = "lock";
 export const HEARTBEAT_ROLE = "heartbeat";
+/** A transaction's closing mark: see closingLease. */
+export const CLOSING_ROLE = "closing";
+const ANNOTATION_CLOSING = "kubetx.io/closing";
 const ANNOTATION_MEMBER = "kubetx.io/member";
 
 /** What kubetx needs to verify and restore one member. */
@@ -91,4 +94,48 @@ export function heartbeatLease(transaction: string, holder: string, ttlSeconds: 
     metadata: { name: heartbeatName(transaction), labels: { [LABEL_ROLE]: HEARTBEAT_ROLE, [LABEL_TRANSACTION]: transaction } },
     spec: { holderIdentity: holder, leaseDurationSeconds: ttlSeconds, acquireTime: microTime(nowMs), renewTime: microTime(nowMs) },
   };
+}
+
+export function closingName(transaction: string): string {
+  return `cl-${transaction}`;
+}
+
+/** How the resolver decided to close a transaction: what it does again if its move was lost. */
+export interface Closing {
+  readonly next: "Verifying" | "RollingBack";
+  readonly reason: string;
+  readonly message?: string;
+}
+
+/**
+ * The mark the resolver writes before it moves a transaction out of Open.
+ * It is a Lease beside the locks, so one watch delivers both in the order
+ * etcd wrote them: admission, having written a lock, waits until its cache
+ * holds that lock, and then knows whether the close began before it
+ * (Coordinator.closedMeanwhile). Created once, kept while the record is.
+ */
+export function closingLease(transaction: string, holder: string, closing: Closing): KubeObject {
+  return {
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: {
+      name: closingName(transaction),
+      labels: { [LABEL_ROLE]: CLOSING_ROLE, [LABEL_TRANSACTION]: transaction },
+      annotations: { [ANNOTATION_CLOSING]: JSON.stringify(closing) },
+    },
+    spec: { holderIdentity: holder },
+  };
+}
+
+/** The decision a closing mark holds; undefined for a Lease that is none. */
+export function closingFromLease(lease: KubeObject): Closing | undefined {
+  const raw = lease.metadata?.annotations?.[ANNOTATION_CLOSING];
+  if (!raw) return undefined;
+  try {
+    const parsed = JSON.parse(raw) as Partial<Closing>;
+    if ((parsed.next !== "Verifying" && parsed.next !== "RollingBack") || typeof parsed.reason !== "string") return undefined;
+    return { next: parsed.next, reason: parsed.reason, ...(typeof parsed.message === "string" ? { message: parsed.message } : {}) };
+  } catch {
+    return undefined;
+  }
 }

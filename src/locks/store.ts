@@ -5,8 +5,9 @@
 import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../kube/index.ts";
 import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
 import { LABEL_ROLE, LABEL_TRANSACTION, LABEL_USER } from "../kube/vocabulary.ts";
-import type { LockRecord, Member } from "./record.ts";
-import { HEARTBEAT_ROLE, LOCK_ROLE, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName, userDigest } from "./record.ts";
+import { revisionAtMost } from "../kube/revision.ts";
+import type { Closing, LockRecord, Member } from "./record.ts";
+import { CLOSING_ROLE, HEARTBEAT_ROLE, LOCK_ROLE, closingFromLease, closingLease, closingName, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName, userDigest } from "./record.ts";
 
 export type AcquireResult =
   | { readonly kind: "acquired"; readonly lock: LockRecord }
@@ -44,7 +45,20 @@ export interface LeaseCache {
   /** The resourceVersion `values()` reflects: every change up to it is in. */
   readonly revision: string;
   values(): IterableIterator<KubeObject>;
+  get(name: string): KubeObject | undefined;
+  /** True once the cache reflects `revision`; false after `timeoutMs`. */
+  reached(revision: string, timeoutMs: number): Promise<boolean>;
 }
+
+/**
+ * A closing mark as the resolver reads it: the decision it holds, or
+ * "unreadable" for one someone garbled (the transaction must still close:
+ * admission already refuses new members because of it).
+ */
+export type ClosingMark = Closing | "unreadable";
+
+/** How long admission waits for its own lock in the Lease cache before it reads the record instead. */
+export const OWN_LOCK_WAIT_MS = 1_000;
 
 interface LeaseObject extends KubeObject {
   spec?: { holderIdentity?: string; acquireTime?: string; renewTime?: string; leaseDurationSeconds?: number };
@@ -212,9 +226,67 @@ export class LockStore {
     return this.heartbeat(previous.transaction, await this.client.replace<LeaseObject>(`${this.leases}/${heartbeatName(previous.transaction)}`, body));
   }
 
+  /**
+   * Writes the transaction's closing mark, before the resolver moves it
+   * out of Open (see closingLease); one that exists already is kept, and
+   * its decision returned: the first decision to close is the one carried
+   * out.
+   */
+  async markClosing(transaction: string, holder: string, closing: Closing): Promise<ClosingMark> {
+    try {
+      await this.client.create(this.leases, closingLease(transaction, holder, closing));
+      return closing;
+    } catch (error) {
+      if (!(error instanceof AlreadyExists)) throw error;
+    }
+    return (await this.closingMark(transaction)) ?? closing;
+  }
+
+  /** The transaction's closing mark, if it has one: from the cache once synced (a mark it has not seen yet is found next pass). */
+  async closingMark(transaction: string): Promise<ClosingMark | undefined> {
+    let lease: KubeObject | undefined;
+    if (this.cache?.ready) lease = this.cache.get(closingName(transaction));
+    else {
+      try {
+        lease = await this.client.get<LeaseObject>(`${this.leases}/${closingName(transaction)}`);
+      } catch (error) {
+        if (!(error instanceof NotFound)) throw error;
+      }
+    }
+    return lease ? (closingFromLease(lease) ?? "unreadable") : undefined;
+  }
+
+  /**
+   * Whether the resolver began to close `lock`'s transaction before the
+   * lock was written: the closing mark is older than the lock. Answered
+   * from the Lease cache once it holds the lock itself (one watch delivers
+   * both in etcd's order, so a mark written before the lock is in by
+   * then), with no apiserver call; undefined when the cache cannot say
+   * within OWN_LOCK_WAIT_MS (the caller then reads the record).
+   */
+  async closedBefore(lock: LockRecord, timeoutMs = OWN_LOCK_WAIT_MS): Promise<boolean | undefined> {
+    if (!this.cache?.ready || !/^\d+$/.test(lock.resourceVersion)) return undefined;
+    if (!(await this.cache.reached(lock.resourceVersion, timeoutMs))) return undefined;
+    const mark = this.cache.get(closingName(lock.member.transaction));
+    return mark !== undefined && revisionAtMost(mark.metadata?.resourceVersion ?? "", lock.resourceVersion);
+  }
+
+  /** Every closing mark's transaction. */
+  async closingMarks(): Promise<string[]> {
+    return this.transactionsOf(CLOSING_ROLE);
+  }
+
+  async deleteClosingMark(transaction: string): Promise<void> {
+    await this.deleteLease(closingName(transaction));
+  }
+
   /** Every heartbeat Lease's transaction. */
   async heartbeats(): Promise<string[]> {
-    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, { query: { labelSelector: `${LABEL_ROLE}=${HEARTBEAT_ROLE}` } });
+    return this.transactionsOf(HEARTBEAT_ROLE);
+  }
+
+  private async transactionsOf(role: string): Promise<string[]> {
+    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, { query: { labelSelector: `${LABEL_ROLE}=${role}` } });
     return list.items.map((l) => l.metadata?.labels?.[LABEL_TRANSACTION] ?? "").filter(Boolean);
   }
 

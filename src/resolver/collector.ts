@@ -65,12 +65,13 @@ export class GarbageCollector {
   }
 
   private async listLeftovers(): Promise<Listed[]> {
-    const [locks, heartbeats, journals, sessions] = await Promise.all([
-      this.o.locks.allLocks(), this.o.locks.heartbeats(), this.o.journal.entries(), this.o.sessions.list(),
+    const [locks, heartbeats, closings, journals, sessions] = await Promise.all([
+      this.o.locks.allLocks(), this.o.locks.heartbeats(), this.o.locks.closingMarks(), this.o.journal.entries(), this.o.sessions.list(),
     ]);
     return [
       ...locks.map((l) => ({ kind: "lock" as const, name: l.name, transaction: l.transaction, resourceVersion: l.resourceVersion })),
       ...heartbeats.map((t) => ({ kind: "heartbeat" as const, name: `hb-${t}`, transaction: t })),
+      ...closings.map((t) => ({ kind: "closing" as const, name: `cl-${t}`, transaction: t })),
       ...journals.map((j) => ({ kind: "journal" as const, name: j.name, transaction: j.transaction })),
       ...sessions.map((s) => ({ kind: "session" as const, name: `ss-${s.key}`, transaction: s.transaction, session: s })),
     ];
@@ -119,6 +120,8 @@ export class GarbageCollector {
         return this.o.journal.remove(l.name);
       case "heartbeat":
         return this.o.locks.deleteHeartbeat(l.transaction);
+      case "closing":
+        return this.o.locks.deleteClosingMark(l.transaction);
       case "lock":
         return this.o.locks.releaseByName(l.name, l.resourceVersion ?? "");
       case "session":

@@ -18,7 +18,7 @@ import type { Phase, Transaction } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 
 export interface Leftover {
-  readonly kind: "lock" | "heartbeat" | "journal" | "session";
+  readonly kind: "lock" | "heartbeat" | "journal" | "session" | "closing";
   readonly name: string;
   readonly transaction: string;
 }
@@ -40,6 +40,8 @@ export type Eligibility = "orphan" | "released" | "retained";
  */
 export function eligibility(leftover: Leftover, tx: Transaction | undefined, namespaceGone: (namespace: string) => boolean = () => false): Eligibility | undefined {
   if (!tx) return "orphan";
+  // Admission reads a closing mark as "no new members": it stays as long as the record does.
+  if (leftover.kind === "closing") return undefined;
   const phase: Phase = tx.status?.phase ?? "Open";
   if (!TERMINAL_PHASES.has(phase)) return undefined;
   // A session only points at its transaction; a Failed one keeps its locks and journal for an admin.

@@ -17,8 +17,8 @@ import type { Gap } from "../kube/gaps.ts";
 import { describeRef } from "../kube/types.ts";
 import type { Journal, StoredEntry } from "../journal/journal.ts";
 import { journalName } from "../journal/journal.ts";
-import type { LockRecord } from "../locks/record.ts";
-import type { LockStore } from "../locks/store.ts";
+import type { Closing, LockRecord } from "../locks/record.ts";
+import type { ClosingMark, LockStore } from "../locks/store.ts";
 import type { SessionStore } from "../locks/sessions.ts";
 import { restoreMember } from "../rollback/apply.ts";
 import type { RestoreOutcome } from "../rollback/apply.ts";
@@ -294,13 +294,32 @@ export class Resolver {
       ...(seen.clientHeartbeat ? { clientHeartbeatAt: seen.clientHeartbeat.changedAt } : {}),
     }, now);
     const namespaces = namespacesOf(locks);
-    if (decision.next === "Open") return this.markOpen(id, tx, { members: locks.length, namespaces });
-    if (decision.next === "Verifying") {
+    const closing = await this.closing(id, decision.next === "Open" ? undefined : decision);
+    if (!closing) return this.markOpen(id, tx, { members: locks.length, namespaces });
+    if (closing.next === "Verifying") {
       const counted = revision ? { countedAt: revision } : {};
-      if (await this.transition(id, ["Open"], "Verifying", { reason: decision.reason, closedAt: this.wallTime(), namespaces, ...counted })) await this.stepVerify(id);
+      if (await this.transition(id, ["Open"], "Verifying", { reason: closing.reason, closedAt: this.wallTime(), namespaces, ...counted })) await this.stepVerify(id);
       return;
     }
-    if (await this.transition(id, ["Open"], "RollingBack", { reason: decision.reason, message: decision.message, closedAt: this.wallTime(), namespaces })) await this.rollBack(id);
+    if (await this.transition(id, ["Open"], "RollingBack", { reason: closing.reason, message: closing.message ?? "", closedAt: this.wallTime(), namespaces })) await this.rollBack(id);
+  }
+
+  /**
+   * How an open transaction closes, if it does now. The closing mark is
+   * written first (locks/record.ts closingLease): from then on admission
+   * refuses new members, so the transaction must close even if the move
+   * below is lost (a conflict, a crash, another replica taking over):
+   * once a mark exists, its decision is carried out, unless a failure
+   * since says roll back.
+   */
+  private async closing(id: string, decided: Closing | undefined): Promise<Closing | undefined> {
+    if (!decided) {
+      const mark = await this.o.locks.closingMark(id);
+      return mark === undefined ? undefined : carried(id, mark);
+    }
+    if (!this.election.leading(id)) return undefined;
+    const mark = await this.o.locks.markClosing(id, this.o.identity, decided);
+    return decided.next === "RollingBack" ? decided : carried(id, mark);
   }
 
   /**
@@ -629,6 +648,12 @@ export class Resolver {
   private wallTime(): string {
     return iso(this.o.clock.now());
   }
+}
+
+/** The decision a closing mark holds; a garbled mark rolls the transaction back, since nobody can say how it was closing. */
+function carried(id: string, mark: ClosingMark): Closing {
+  if (mark !== "unreadable") return mark;
+  return { next: "RollingBack", reason: "LockUnreadable", message: `its closing mark (Lease cl-${id} in kubetx's namespace) cannot be read, so kubetx cannot tell how it was closing` };
 }
 
 function summary(lock: LockRecord, outcome: MemberOutcome, message?: string): MemberSummary {

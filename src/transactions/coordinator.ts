@@ -5,6 +5,7 @@
 import type { KubeObject, ObjectRef } from "../kube/types.ts";
 import { describeRef } from "../kube/types.ts";
 import { Conflict } from "../kube/errors.ts";
+import { revisionAtMost } from "../kube/revision.ts";
 import type { Journal } from "../journal/journal.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
 import { lockName } from "../locks/record.ts";
@@ -180,30 +181,44 @@ export class Coordinator {
    * After taking a new lock: the transaction must still be open (the
    * resolver may have closed it since it was read: then the lock goes
    * again), and the object before and after this write is stored before
-   * the write is allowed. A create needs no journal: its uid is in the lock.
+   * the write is allowed; the two are independent, so they run together.
+   * A create needs no journal: its uid is in the lock. A journal entry
+   * left by a write refused here is never read (the rollback goes by
+   * locks) and goes with the transaction's other leftovers.
    */
   private async journalFirstWrite(intent: WriteIntent, lock: LockRecord, members: readonly LockRecord[], signal?: AbortSignal): Promise<AdmitResult> {
-    const closed = await this.closedMeanwhile(intent, lock);
+    const journalled = intent.operation === "CREATE" ? undefined : this.options.journal.record(intent.transaction, intent.ref, firstEntry(intent.operation, intent.oldObject, intent.object));
+    // Awaited below on every path; this only keeps a failure from being reported as unhandled meanwhile.
+    journalled?.catch(() => undefined);
+    const closed = await this.closedMeanwhile(intent, lock, { newLock: true });
     if (closed || signal?.aborted) {
+      await journalled?.catch(() => undefined);
       await this.options.locks.release(lock);
       return closed ?? deny(intent, ABORTED);
     }
-    if (intent.operation !== "CREATE") await this.options.journal.record(intent.transaction, intent.ref, firstEntry(intent.operation, intent.oldObject, intent.object));
+    await journalled;
     return this.joined(intent, lock, members);
   }
 
   /**
-   * Read after the lock was written, so it is linearized with the
-   * resolver's close (which moves the phase first and lists the locks
-   * after): a lock the resolver's list missed always finds the phase moved,
-   * and one it counted before it moved the phase may go on (F22).
+   * Whether the transaction closed while this write was admitted. For a
+   * lock this write just took, the Lease cache answers with no apiserver
+   * call: once it holds the lock, it holds any closing mark the resolver
+   * wrote before it (LockStore.closedBefore). Otherwise the record is read
+   * after the lock was written, so it is linearized with the resolver's
+   * close (which moves the phase first and lists the locks after): a lock
+   * the resolver's list missed always finds the phase moved, and one it
+   * counted before it moved the phase may go on (F22).
    */
-  private async closedMeanwhile(intent: WriteIntent, lock: LockRecord): Promise<AdmitResult | undefined> {
+  private async closedMeanwhile(intent: WriteIntent, lock: LockRecord, options: { newLock?: boolean } = {}): Promise<AdmitResult | undefined> {
+    const marked = options.newLock ? await this.options.locks.closedBefore(lock) : undefined;
+    if (marked === false) return undefined;
+    if (marked === true) return closedAnswer(intent, closedWhy(await this.options.store.get(intent.transaction, { cached: true })));
     const now = await this.options.store.get(intent.transaction);
     if (!now) return closedAnswer(intent, "it is gone");
     const phase = now.status?.phase ?? "Open";
     if ((phase === "Open" && !now.status?.failure) || countedBeforeClose(now, lock)) return undefined;
-    return closedAnswer(intent, now.status?.failure ? `it is rolling back because ${now.status.failure}` : `it is ${phase}`);
+    return closedAnswer(intent, closedWhy(now));
   }
 
   /**
@@ -402,10 +417,12 @@ export function countedBeforeClose(tx: Transaction, lock: Pick<LockRecord, "reso
   return revisionAtMost(lock.resourceVersion, tx.status.countedAt ?? "");
 }
 
-/** `a` <= `b` as the etcd revisions resourceVersions are; false unless both are numbers. */
-function revisionAtMost(a: string, b: string): boolean {
-  if (!/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
-  return BigInt(a) <= BigInt(b);
+/** Why a transaction no longer takes members, as its record (perhaps a cached copy a moment behind) tells. */
+function closedWhy(tx: Transaction | undefined): string {
+  if (!tx) return "it is gone";
+  if (tx.status?.failure) return `it is rolling back because ${tx.status.failure}`;
+  const phase = tx.status?.phase ?? "Open";
+  return phase === "Open" ? "kubetx is closing it" : `it is ${phase}`;
 }
 
 function closedAnswer(intent: WriteIntent, why: string): AdmitResult {

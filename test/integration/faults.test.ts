@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../src/devcluster/ports.ts";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import { LockStore } from "../../src/locks/store.ts";
-import { lockName } from "../../src/locks/record.ts";
+import { closingLease, lockName } from "../../src/locks/record.ts";
 import { createLogger } from "../../src/telemetry/logger.ts";
 import { newTransaction, transactionPath } from "../../src/transactions/model.ts";
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
@@ -260,14 +260,14 @@ describe("the last member of a transaction that closes by count", () => {
   });
   afterAll(() => admin.close());
 
-  it("is admitted when the resolver closes the transaction between its lock and its read of the record (chaos F22)", async () => {
-    // The second of two expected members takes its lock; its admission then reads the record only after a second
-    // and a half, while the resolver (every 100 ms) sees both locks and closes the transaction.
+  it("is admitted when the resolver closes the transaction between its lock and its admission's check (chaos F22)", async () => {
+    // The second of two expected members takes its lock; its admission learns so only a second and a half later,
+    // while the resolver (every 100 ms) sees both locks and closes the transaction: its closing mark is newer than the lock.
     const id = "t-bycount01";
     let holding: HoldingClient | undefined;
     const engine = await startEngine({ auditSink: true }, {
       port: cluster().auditSinkPort,
-      wrapClient: (real) => (holding = new HoldingClient(real, { transaction: id, ms: 1_500 })),
+      wrapClient: (real) => (holding = new HoldingClient(real, { transaction: id, ms: 1_500, when: "after", skip: 1 })),
     });
     try {
       const first = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "first", { v: "1" }), id, 2)]) });
@@ -283,6 +283,65 @@ describe("the last member of a transaction that closes by count", () => {
     } finally {
       await unregister();
       await engine.close();
+    }
+  });
+});
+
+describe("a member whose lock is written after the resolver began to close its transaction", () => {
+  it("is refused and gives its lock back, and the transaction commits without it", async () => {
+    // An explicit transaction without a member count closes once quiet. Its second member's lock request waits
+    // three and a half seconds inside kubetx, so it reaches the apiserver after the closing mark; the Lease cache,
+    // once it holds that lock, holds the older mark too, and admission refuses with no read of the record.
+    const admin = await client("admin");
+    const ns = uniqueName("latelock");
+    await createNamespace(ns, ENABLED);
+    const id = "t-latelock1";
+    let holding: HoldingClient | undefined;
+    const engine = await startEngine({ quietWindowMs: 1_000 }, { wrapClient: (real) => (holding = new HoldingClient(real, { transaction: id, ms: 3_500, when: "before", skip: 1 })) });
+    try {
+      const first = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "first", { v: "1" }), id)]) });
+      expect(first.code, first.stderr).toBe(0);
+      const late = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "late", { v: "1" }), id)]) });
+      expect(holding?.held).toBe(1);
+      expect(late.code).not.toBe(0);
+      expect(late.stderr).toContain(`transaction ${id} closed while this write was admitted`);
+      const tx = await waitResolved(admin, id);
+      expect(tx.status).toMatchObject({ phase: "Committed", reason: "QuietWindowPassed" });
+      expect(tx.status?.members?.map((m) => m.name)).toEqual(["first"]);
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/late`)).toBeUndefined();
+      const lateLock = lockName({ group: "", version: "v1", resource: "configmaps", namespace: ns, name: "late" });
+      expect(await readOrUndefined(admin, `${LEASES}/${lateLock}`)).toBeUndefined();
+    } finally {
+      await unregister();
+      await engine.close();
+      admin.close();
+    }
+  });
+});
+
+describe("a closing mark whose move was lost", () => {
+  it("is carried out by the next pass, and refuses new members meanwhile", async () => {
+    // A transaction waiting for its second expected member would stay open; a closing mark (as a resolver that
+    // crashed between the mark and its move leaves it) says roll back: the resolver does, and the member is refused.
+    const admin = await client("admin");
+    const ns = uniqueName("marked");
+    await createNamespace(ns, ENABLED);
+    const id = "t-marked001";
+    const engine = await startEngine();
+    try {
+      const first = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "first", { v: "1" }), id, 2)]) });
+      expect(first.code, first.stderr).toBe(0);
+      await admin.create(LEASES, closingLease(id, "replica-gone", { next: "RollingBack", reason: "Timeout", message: "closed by a replica that crashed before it moved the record" }));
+      const second = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([inTransaction(configMap(ns, "second", { v: "1" }), id, 2)]) });
+      expect(second.code).not.toBe(0);
+      const tx = await waitResolved(admin, id);
+      expect(tx.status).toMatchObject({ phase: "RolledBack", reason: "Timeout", message: "closed by a replica that crashed before it moved the record" });
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/first`)).toBeUndefined();
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/second`)).toBeUndefined();
+    } finally {
+      await unregister();
+      await engine.close();
+      admin.close();
     }
   });
 });

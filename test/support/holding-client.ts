@@ -1,47 +1,58 @@
 /**
- * The real apiserver client with one call held back on purpose: after
- * kubetx writes the lock Lease of a chosen transaction, its next read of
- * that transaction's record waits, so a test can let the resolver act in
- * between (chaos F22: the close by count between a member's lock and its
- * admission's read of the record).
+ * The real apiserver client with one lock write held back on purpose: a
+ * chosen transaction's lock Lease is created late (`before`: the request
+ * waits) or answered late (`after`: the Lease exists, kubetx learns it
+ * later), so a test can let the resolver act in between (chaos F22: a
+ * close by count between a member's lock and its admission's check).
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeClient, RequestOptions, WatchEvent } from "../../src/kube/client.ts";
 import type { KubeObject, PatchOperation } from "../../src/kube/types.ts";
 import { LABEL_ROLE, LABEL_TRANSACTION } from "../../src/kube/vocabulary.ts";
 import { LOCK_ROLE } from "../../src/locks/record.ts";
-import { transactionPath } from "../../src/transactions/model.ts";
+
+export interface Hold {
+  readonly transaction: string;
+  readonly ms: number;
+  /** Hold the lock's create request (`before`) or its answer (`after`). */
+  readonly when: "before" | "after";
+  /** This many of the transaction's lock creates go through first. */
+  readonly skip?: number;
+}
 
 export class HoldingClient implements KubeClient {
   readonly server: string;
-  /** How many record reads were held. */
+  /** How many lock writes were held. */
   held = 0;
-  private armed = false;
+  private seen = 0;
   private readonly inner: KubeClient;
-  private readonly transaction: string;
-  private readonly holdMs: number;
+  private readonly hold: Hold;
 
-  constructor(inner: KubeClient, hold: { transaction: string; ms: number }) {
+  constructor(inner: KubeClient, hold: Hold) {
     this.inner = inner;
     this.server = inner.server;
-    this.transaction = hold.transaction;
-    this.holdMs = hold.ms;
+    this.hold = hold;
   }
 
-  async get<T = KubeObject>(path: string, options?: RequestOptions): Promise<T> {
-    if (this.armed && path === transactionPath(this.transaction)) {
-      this.armed = false;
-      this.held += 1;
-      await sleep(this.holdMs);
-    }
+  get<T = KubeObject>(path: string, options?: RequestOptions): Promise<T> {
     return this.inner.get<T>(path, options);
   }
 
   async create<T = KubeObject>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+    const held = this.holds(body);
+    if (held && this.hold.when === "before") await sleep(this.hold.ms);
     const created = await this.inner.create<T>(path, body, options);
-    const labels = (body as KubeObject).metadata?.labels ?? {};
-    if (labels[LABEL_ROLE] === LOCK_ROLE && labels[LABEL_TRANSACTION] === this.transaction) this.armed = true;
+    if (held && this.hold.when === "after") await sleep(this.hold.ms);
     return created;
+  }
+
+  private holds(body: unknown): boolean {
+    const labels = (body as KubeObject).metadata?.labels ?? {};
+    if (labels[LABEL_ROLE] !== LOCK_ROLE || labels[LABEL_TRANSACTION] !== this.hold.transaction) return false;
+    this.seen += 1;
+    if (this.seen !== (this.hold.skip ?? 0) + 1) return false;
+    this.held += 1;
+    return true;
   }
 
   replace<T = KubeObject>(path: string, body: unknown, options?: RequestOptions): Promise<T> {

@@ -59,10 +59,13 @@ export async function leftoversSettled(admin: KubeClient, id: string, timeoutMs 
   return left;
 }
 
-/** kubetx's Leases and Secrets that carry a transaction's label. */
+/**
+ * kubetx's Leases and Secrets that carry a transaction's label, but for its
+ * closing mark, which stays as long as the record does (gc.ts).
+ */
 export async function leftovers(admin: KubeClient, id: string): Promise<string[]> {
   const selector = { labelSelector: `kubetx.io/transaction=${id}` };
-  const leases = await admin.get<{ items: KubeObject[] }>("/apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases", { query: selector });
+  const leases = await admin.get<{ items: KubeObject[] }>("/apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases", { query: { labelSelector: `${selector.labelSelector},kubetx.io/role!=closing` } });
   const secrets = await admin.get<{ items: KubeObject[] }>("/api/v1/namespaces/kubetx-system/secrets", { query: selector });
   return [...leases.items, ...secrets.items].map((o) => `${o.kind ?? "?"}/${o.metadata?.name ?? "?"}`);
 }

@@ -14,6 +14,7 @@ const lock: Leftover = { kind: "lock", name: "lk-1234", transaction: ID };
 const heartbeat: Leftover = { kind: "heartbeat", name: `hb-${ID}`, transaction: ID };
 const journal: Leftover = { kind: "journal", name: `jr-${ID}-1`, transaction: ID };
 const session: Leftover = { kind: "session", name: "ss-abc", transaction: ID };
+const closing: Leftover = { kind: "closing", name: `cl-${ID}`, transaction: ID };
 
 function transaction(phase: Phase | undefined, id = ID, resolvedAt?: string): Transaction {
   const tx = newTransaction(id, { user: "alice", mode: "transparent" });
@@ -53,6 +54,12 @@ describe("eligibility", () => {
   it("keeps a Failed transaction's locks, heartbeat and journal for an admin, but not its session", () => {
     for (const l of [lock, heartbeat, journal]) expect(eligibility(l, transaction("Failed"))).toBeUndefined();
     expect(eligibility(session, transaction("Failed"))).toBe("released");
+  });
+
+  it("keeps a closing mark as long as its record, whatever the phase, and lets it go as an orphan once the record is gone", () => {
+    // Admission reads the mark as "no new members": it must outlast any write still being admitted into the transaction.
+    for (const phase of ["Open", "Verifying", "Committed", "RolledBack", "Failed"] as const) expect(eligibility(closing, transaction(phase))).toBeUndefined();
+    expect(eligibility(closing, undefined)).toBe("orphan");
   });
 
   it("treats anything whose transaction has no record as an orphan", () => {

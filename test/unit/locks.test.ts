@@ -3,9 +3,11 @@ import { describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/kube/client.ts";
 import type { KubeObject, ObjectRef } from "../../src/kube/types.ts";
 import { ExpiryTracker } from "../../src/locks/expiry.ts";
+import { AlreadyExists } from "../../src/kube/errors.ts";
+import type { LeaseCache } from "../../src/locks/store.ts";
 import { LockStore } from "../../src/locks/store.ts";
-import type { Member } from "../../src/locks/record.ts";
-import { HEARTBEAT_ROLE, LOCK_ROLE, heartbeatLease, lockFromLease, lockLease, lockName, userDigest } from "../../src/locks/record.ts";
+import type { LockRecord, Member } from "../../src/locks/record.ts";
+import { HEARTBEAT_ROLE, LOCK_ROLE, closingLease, heartbeatLease, lockFromLease, lockLease, lockName, userDigest } from "../../src/locks/record.ts";
 import { FakeClock, microTime } from "../../src/telemetry/clock.ts";
 
 const TTL_MS = 15_000;
@@ -163,6 +165,16 @@ describe("heartbeatLease", () => {
   });
 });
 
+/** A Lease cache over `leases` at `revision`, which reaches nothing later. */
+function cacheOf(leases: readonly KubeObject[], at: { ready: boolean; revision: string }): LeaseCache {
+  return {
+    ...at,
+    values: () => leases.values(),
+    get: (name) => leases.find((l) => l.metadata?.name === name),
+    reached: (revision) => Promise.resolve(BigInt(revision) <= BigInt(at.revision || "0")),
+  };
+}
+
 const lockOf = (user: string, transaction: string, name: string): KubeObject =>
   lockLease({ transaction, ref: { ...WEB, name }, kind: "Deployment", operation: "UPDATE", user, requestUid: name, admittedAt: 0 }, 15);
 
@@ -172,7 +184,7 @@ describe("a user's locks, for the per-user limits", () => {
     const calls: string[] = [];
     const client = { get: (path: string) => (calls.push(path), Promise.reject(new Error("no apiserver here"))) } as unknown as KubeClient;
     const leases = [lockOf("alice", "t-1", "a"), lockOf("alice", "t-2", "b"), lockOf("bob", "t-3", "c"), heartbeatLease("t-1", "replica-1", 15, 0)];
-    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: true, revision: "42", values: () => leases.values() } });
+    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: cacheOf(leases, { ready: true, revision: "42" }) });
     const held = await store.heldBy("alice");
     expect(held.locks).toBe(2);
     expect([...held.transactions].sort()).toEqual(["t-1", "t-2"]);
@@ -182,7 +194,7 @@ describe("a user's locks, for the per-user limits", () => {
   it("are listed from the apiserver while the cache has not synced", async () => {
     const calls: string[] = [];
     const client = { get: (path: string) => (calls.push(path), Promise.resolve({ items: [lockOf("alice", "t-1", "a")] })) } as unknown as KubeClient;
-    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: false, revision: "", values: () => [].values() } });
+    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: cacheOf([], { ready: false, revision: "" }) });
     expect((await store.heldBy("alice")).locks).toBe(1);
     expect(calls).toHaveLength(1);
   });
@@ -193,7 +205,7 @@ describe("a transaction's locks as the resolver counts them", () => {
     const calls: string[] = [];
     const client = { get: (path: string) => (calls.push(path), Promise.reject(new Error("no apiserver here"))) } as unknown as KubeClient;
     const leases = [lockOf("alice", "t-1", "a"), lockOf("alice", "t-1", "b"), lockOf("bob", "t-2", "c"), heartbeatLease("t-1", "replica-1", 15, 0)];
-    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: true, revision: "1234", values: () => leases.values() } });
+    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: cacheOf(leases, { ready: true, revision: "1234" }) });
     const counted = await store.countLocks("t-1");
     expect(counted.revision).toBe("1234");
     expect(counted.locks.map((l) => l.member.ref.name).sort()).toEqual(["a", "b"]);
@@ -203,9 +215,48 @@ describe("a transaction's locks as the resolver counts them", () => {
   it("come from the apiserver's watch cache, with that list's revision, while this process's has not synced", async () => {
     const asked: unknown[] = [];
     const client = { get: (_path: string, options: unknown) => (asked.push(options), Promise.resolve({ metadata: { resourceVersion: "77" }, items: [lockOf("alice", "t-1", "a")] })) } as unknown as KubeClient;
-    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: { ready: false, revision: "", values: () => [].values() } });
+    const store = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: cacheOf([], { ready: false, revision: "" }) });
     const counted = await store.countLocks("t-1");
     expect(counted).toMatchObject({ revision: "77", locks: [expect.objectContaining({ member: expect.objectContaining({ transaction: "t-1" }) as unknown })] });
     expect(asked).toEqual([{ query: expect.objectContaining({ resourceVersion: "0" }) as unknown }]);
+  });
+});
+
+describe("a transaction's closing mark, as admission reads it after taking a lock", () => {
+  const noApiserver = { get: () => Promise.reject(new Error("no apiserver here")) } as unknown as KubeClient;
+  const withVersion = (lease: KubeObject, resourceVersion: string): KubeObject => ({ ...lease, metadata: { ...lease.metadata, resourceVersion } });
+  const lock = (resourceVersion: string): LockRecord => ({ name: "lk-a", resourceVersion, member: { transaction: "t-1", ref: { ...WEB, name: "a" }, kind: "Deployment", operation: "UPDATE", user: "alice", requestUid: "a", admittedAt: 0 } });
+  const mark = (resourceVersion: string): KubeObject => withVersion(closingLease("t-1", "replica-1", { next: "Verifying", reason: "QuietWindowPassed" }), resourceVersion);
+  const store = (leases: KubeObject[], revision: string): LockStore =>
+    new LockStore({ client: noApiserver, namespace: "kubetx-system", ttlSeconds: () => 15, cache: cacheOf(leases, { ready: true, revision }) });
+
+  it("says the close began first when the mark is older than the lock", async () => {
+    expect(await store([mark("90"), withVersion(lockOf("alice", "t-1", "a"), "100")], "100").closedBefore(lock("100"))).toBe(true);
+  });
+
+  it("says it did not when the mark came after the lock, or there is none", async () => {
+    expect(await store([mark("110"), withVersion(lockOf("alice", "t-1", "a"), "100")], "110").closedBefore(lock("100"))).toBe(false);
+    expect(await store([withVersion(lockOf("alice", "t-1", "a"), "100")], "100").closedBefore(lock("100"))).toBe(false);
+  });
+
+  it("cannot say while the cache has not reached the lock, nor without a synced cache: the caller reads the record", async () => {
+    expect(await store([mark("90")], "99").closedBefore(lock("100"))).toBeUndefined();
+    const unsynced = new LockStore({ client: noApiserver, namespace: "kubetx-system", ttlSeconds: () => 15, cache: cacheOf([], { ready: false, revision: "" }) });
+    expect(await unsynced.closedBefore(lock("100"))).toBeUndefined();
+  });
+
+  it("keeps the first decision to close when a second replica marks it again", async () => {
+    const first = mark("90");
+    const client = {
+      create: () => Promise.reject(new AlreadyExists({ status: 409, reason: "AlreadyExists", message: "exists", method: "POST", path: "/leases" })),
+    } as unknown as KubeClient;
+    const again = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: cacheOf([first], { ready: true, revision: "90" }) });
+    expect(await again.markClosing("t-1", "replica-2", { next: "RollingBack", reason: "Timeout", message: "late" })).toEqual({ next: "Verifying", reason: "QuietWindowPassed" });
+  });
+
+  it("is read as unreadable, not as absent, when someone garbled it", async () => {
+    const garbled = mark("90");
+    garbled.metadata = { ...garbled.metadata, annotations: { "kubetx.io/closing": "{not json" } };
+    expect(await store([garbled], "90").closingMark("t-1")).toBe("unreadable");
   });
 });
