@@ -10,6 +10,7 @@ import type { EngineConfig } from "./config/config.ts";
 import { ConfigError } from "./config/config.ts";
 import { Journal } from "./journal/journal.ts";
 import { createKubeClient, selfUsername, waitForApiserverReady } from "./kube/index.ts";
+import { countingRequestPath } from "./kube/request-path.ts";
 import type { KubeClient } from "./kube/index.ts";
 import { SessionStore } from "./locks/sessions.ts";
 import { LockStore } from "./locks/store.ts";
@@ -54,7 +55,8 @@ export interface WebhookServerOptions {
   readonly logger: Logger;
   readonly config: EngineConfig;
   readonly clock?: Clock;
-  readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse) => void;
+  /** `calls`: apiserver calls made while answering (kube/request-path.ts). */
+  readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse, calls: number) => void;
   /** How often to check the certificate files for a rotation (default 10 s). */
   readonly certReloadMs?: number;
   /** What /metrics serves; a fresh registry when absent. */
@@ -139,7 +141,7 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const clock = options.clock ?? systemClock;
   const metrics = options.metrics ?? createMetrics();
   const created = await createKubeClient(options.kubeconfig);
-  const client = options.wrapClient ? options.wrapClient(created) : created;
+  const client = countingRequestPath(options.wrapClient ? options.wrapClient(created) : created);
   // Either cache failing to reach the apiserver marks a gap the resolver must not commit across (see ConnectionGaps).
   const gaps = new ConnectionGaps(clock);
   const records = new Informer<Transaction>({ client, logger, gaps, what: "unresolved Transaction records", path: transactionPath(), labelSelector: `!${LABEL_RESOLVED}` });
@@ -196,9 +198,9 @@ function appFor(engine: Engine, scope: ScopeDeps, options: WebhookServerOptions)
       "/observe": observeHandler({ ...scope, intents }),
     },
     ready: () => engine.namespaces.ready && engine.policies.ready,
-    onReview: (path, request, response, seconds) => {
-      metrics.reviewed(path, response.auditAnnotations?.decision ?? (response.allowed ? "allowed" : "denied"), seconds);
-      options.onReview?.(path, request, response);
+    onReview: (path, request, response, cost) => {
+      metrics.reviewed(path, response.auditAnnotations?.decision ?? (response.allowed ? "allowed" : "denied"), cost);
+      options.onReview?.(path, request, response, cost.calls);
     },
   });
 }

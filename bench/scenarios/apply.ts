@@ -57,6 +57,11 @@ export interface Comparison {
   readonly allCommitted: boolean;
   /** Requests kubetx made to the apiserver per member, from the apply's start to the commit (audit log). */
   readonly kubetxCallsPerMember: PerMember;
+  /**
+   * Of those, the ones made while answering the apply's own admission
+   * reviews (/validate and /observe), per member: what the user waits for.
+   */
+  readonly requestPathCallsPerMember: number;
   /** The apiserver's webhook histogram over the measured runs (start to resolution), per webhook name. */
   readonly apiserverView: Record<string, WebhookView>;
 }
@@ -88,6 +93,7 @@ export async function measureApply(ctx: BenchContext, options: ApplyOptions): Pr
   let sequence = 0;
   const windows: Partial<Record<Path, Window[]>> = {};
   const views: Partial<Record<Path, WebhookWindows>> = {};
+  const measuredNamespaces: Partial<Record<Path, string[]>> = {};
   const one = async (kind: Kind, run: number): Promise<ApplyRun> => {
     sequence += 1;
     const namespace = `apply-${kind.toLowerCase()}-${ctx.run}-${sequence}`;
@@ -104,6 +110,7 @@ export async function measureApply(ctx: BenchContext, options: ApplyOptions): Pr
     const wallStart = Date.now();
     const measured = await (views[path] ??= new WebhookWindows(ctx.cluster.controlPlane)).around(measure);
     (windows[path] ??= []).push({ start: wallStart, end: Date.now() });
+    (measuredNamespaces[path] ??= []).push(namespace);
     return { kind, run, ...measured };
   };
   ctx.progress("  warm-up: one apply of each path (fills kubectl's discovery cache, warms the engine and the plugin's node)");
@@ -122,6 +129,7 @@ export async function measureApply(ctx: BenchContext, options: ApplyOptions): Pr
     ...compare(runs, path, options.objects),
     kubetxCallsPerMember: perMember(await kubetxCalls(ctx.cluster.controlPlane.auditLog, windows[path] ?? []), options.objects * (windows[path]?.length ?? 0)),
     apiserverView: views[path]?.view() ?? {},
+    requestPathCallsPerMember: requestPathCalls(ctx, measuredNamespaces[path] ?? [], options.objects),
   });
   const afterExit = (path: Path): Pick<ApplyComparison, "exitToCommittedMedianMs" | "exitToClosedMedianMs"> => ({
     exitToCommittedMedianMs: medianOf(runs, path, (r) => r.exitToCommittedMs),
@@ -213,4 +221,10 @@ function compare(runs: readonly ApplyRun[], path: Path, objects: number): Pick<C
     ratio: round(withMs / withoutMs, 3),
     allCommitted: runs.filter((r) => r.kind === path).every((r) => r.phase === "Committed" && r.members === objects),
   };
+}
+
+/** kubetx's apiserver calls while answering the reviews of `namespaces`' applies, per member. */
+function requestPathCalls(ctx: BenchContext, namespaces: readonly string[], objects: number): number {
+  const calls = namespaces.reduce((sum, ns) => sum + (ctx.engine.requestPath.get(ns)?.calls ?? 0), 0);
+  return namespaces.length === 0 ? 0 : round(calls / (objects * namespaces.length), 2);
 }

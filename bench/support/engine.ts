@@ -29,6 +29,8 @@ export interface BenchEngine {
   readonly logFile: string;
   /** Reviews answered, by path (`/validate`, `/observe`) and decision. */
   readonly reviews: Map<string, number>;
+  /** Reviews answered and the apiserver calls kubetx made while answering them, by the request's namespace. */
+  readonly requestPath: Map<string, { reviews: number; calls: number }>;
   register(): Promise<void>;
   unregister(): Promise<void>;
   readonly registered: boolean;
@@ -42,6 +44,7 @@ export async function startBenchEngine(cluster: BenchCluster, cleanup: Cleanup, 
   // never reaches it.
   await cluster.createNamespace(probeNamespace, { [ENABLED_LABEL]: "true" });
   const reviews = new Map<string, number>();
+  const requestPath = new Map<string, { reviews: number; calls: number }>();
   let probesSeen = 0;
   const server = await startWebhookServer({
     kubeconfig: cluster.controlPlane.kubeconfigs.kubetx,
@@ -53,10 +56,12 @@ export async function startBenchEngine(cluster: BenchCluster, cleanup: Cleanup, 
     config,
     // As in production: only the apiserver's client certificate gets in.
     apiserverClients: cluster.controlPlane.apiserverClient,
-    onReview: (path, request, response) => {
+    onReview: (path, request, response, calls) => {
       if (request.namespace === probeNamespace) probesSeen += 1;
       const key = `${path} ${response.allowed ? "allowed" : "denied"}`;
       reviews.set(key, (reviews.get(key) ?? 0) + 1);
+      const tally = requestPath.get(request.namespace ?? "") ?? { reviews: 0, calls: 0 };
+      requestPath.set(request.namespace ?? "", { reviews: tally.reviews + 1, calls: tally.calls + calls });
     },
   });
   cleanup.push("stop engine", () => server.close());
@@ -69,7 +74,7 @@ export async function startBenchEngine(cluster: BenchCluster, cleanup: Cleanup, 
   };
   const state = { registered: false };
   const engine: BenchEngine = {
-    server, config, logFile, reviews,
+    server, config, logFile, reviews, requestPath,
     get registered() {
       return state.registered;
     },

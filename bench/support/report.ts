@@ -43,6 +43,9 @@ const TARGETS: readonly { name: (r: Measured) => string; value: (r: Measured) =>
   { name: () => "kubectl tx apply 100 / plain kubectl apply: wall-time ratio", value: (r) => r.apply?.plugin?.ratio, max: 1.3, unit: "x" },
   { name: () => "kubectl apply 100, explicit: wall-time ratio", value: (r) => r.apply?.explicit.ratio, max: 1.3, unit: "x" },
   { name: () => "kubectl apply 100, transparent: wall-time ratio", value: (r) => r.apply?.transparent.ratio, max: 1.6, unit: "x" },
+  { name: () => "kubetx apiserver calls per member on the request path, explicit", value: (r) => r.apply?.explicit.requestPathCallsPerMember, max: 1, unit: "" },
+  { name: () => "kubetx apiserver calls per member on the request path, transparent", value: (r) => r.apply?.transparent.requestPathCallsPerMember, max: 1, unit: "" },
+  { name: () => "kubetx apiserver calls per member on the request path, kubectl tx apply", value: (r) => r.apply?.plugin?.requestPathCallsPerMember, max: 1, unit: "" },
   { name: () => "rollback of 100 members: median patch -> RolledBack", value: (r) => r.rollback?.medianPatchToRolledBackMs, max: 1000, unit: " ms" },
   { name: () => "pass-through admissions per second, one replica (object opted out in a covered namespace)", value: (r) => r.throughput?.shapes.optedOut.perSecond, min: 3000, unit: "/s" },
   { name: () => "pass-through admissions per second, one replica (namespace not covered)", value: (r) => r.throughput?.shapes.uncovered.perSecond, min: 3000, unit: "/s" },
@@ -111,6 +114,7 @@ function applyLines(a: ApplyResult): string[] {
 function commonLines(c: Comparison): string[] {
   return [
     `   kubetx -> apiserver requests per member (start to commit): ${c.kubetxCallsPerMember.total} (${topKinds(c.kubetxCallsPerMember)})`,
+    `   of which on the request path (while answering the apply's reviews): ${c.requestPathCallsPerMember ?? "?"}`,
     `   apiserver's webhook histogram: ${webhookText(c.apiserverView)}`,
   ];
 }

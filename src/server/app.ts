@@ -8,6 +8,7 @@ import type { AdmissionHandler } from "../admission/handler.ts";
 import { ERROR_DECISION, errored, review } from "../admission/response.ts";
 import type { AdmissionRequest, AdmissionResponse } from "../admission/review.ts";
 import { parseAdmissionReview, quoted, uidOf } from "../admission/review.ts";
+import { onRequestPath } from "../kube/request-path.ts";
 import type { AuditSink } from "../admission/audit-sink.ts";
 import { parseEventList } from "../admission/audit-events.ts";
 import type { AccessAnswer, AccessQuestion } from "../admission/record-access.ts";
@@ -54,6 +55,12 @@ const MAX_AUTHORIZE_BODY_BYTES = 64 * 1024;
 /** Who may call a path: the verified client certificate's common name must be one of these. */
 export type CallerCheck = (req: Request) => { readonly ok: true } | { readonly ok: false; readonly status: 401 | 403; readonly reason: string };
 
+/** What answering one review took: its time, and the apiserver calls made on its path (kube/request-path.ts). */
+export interface ReviewCost {
+  readonly seconds: number;
+  readonly calls: number;
+}
+
 export interface AppOptions {
   readonly logger: Logger;
   /** Path (e.g. `/validate`) to the handler that serves it. */
@@ -61,7 +68,7 @@ export interface AppOptions {
   /** Whether the process can serve admission requests now (for /readyz). */
   readonly ready?: () => boolean;
   /** Called after each answered review, e.g. to count decisions. */
-  readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse, seconds: number) => void;
+  readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse, cost: ReviewCost) => void;
   /** Receives the apiserver's audit EventLists at /audit (absent: no such path). */
   readonly auditSink?: AuditSink;
   /**
@@ -122,14 +129,16 @@ async function serveReview(handler: AdmissionHandler, req: Request, res: Respons
   const signal = AbortSignal.any([AbortSignal.timeout(HANDLER_TIMEOUT_MS), hungUp.signal]);
   const started = process.hrtime.bigint();
   let response: AdmissionResponse;
+  let calls = 0;
   try {
-    response = await handler.handle(parsed.request, signal);
+    const handled = await onRequestPath(() => handler.handle(parsed.request, signal));
+    ({ value: response, calls } = handled);
   } catch (error) {
     response = errored(parsed.request, 500, error);
     logErrored(logger, req.path, parsed.request, error);
   }
   res.json(review(response));
-  options.onReview?.(req.path, parsed.request, response, Number(process.hrtime.bigint() - started) / 1e9);
+  options.onReview?.(req.path, parsed.request, response, { seconds: Number(process.hrtime.bigint() - started) / 1e9, calls });
 }
 
 /**

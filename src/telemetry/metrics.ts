@@ -6,7 +6,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 
 /** What the admission path reports. */
 export interface AdmissionMetrics {
-  reviewed(path: string, decision: string, seconds: number): void;
+  /** `cost.calls`: apiserver calls made on the review's path. */
+  reviewed(path: string, decision: string, cost: { readonly seconds: number; readonly calls: number }): void;
   lockConflict(): void;
 }
 
@@ -43,6 +44,10 @@ export function createMetrics(): Metrics {
     name: "kubetx_admission_duration_seconds", help: "Time to answer one AdmissionReview, by webhook path and decision.",
     labelNames: ["path", "decision"], buckets: ADMISSION_BUCKETS, registers: [registry],
   });
+  const calls = new Counter({
+    name: "kubetx_admission_apiserver_calls_total", registers: [registry], labelNames: ["path", "decision"],
+    help: "Apiserver calls kubetx made while answering AdmissionReviews, by webhook path and decision: divided by kubetx_admission_duration_seconds_count, the calls per review.",
+  });
   const transactions = new Counter({ name: "kubetx_transactions_total", help: "Transactions resolved, by outcome.", labelNames: ["outcome"], registers: [registry] });
   const conflicts = new Counter({ name: "kubetx_lock_conflicts_total", help: "Writes denied because another open transaction held the object.", registers: [registry] });
   const rollback = new Histogram({ name: "kubetx_rollback_duration_seconds", help: "Time to restore every member of a failed transaction.", buckets: ROLLBACK_BUCKETS, registers: [registry] });
@@ -56,7 +61,10 @@ export function createMetrics(): Metrics {
   return {
     contentType: registry.contentType,
     render: () => registry.metrics(),
-    reviewed: (path, decision, seconds) => admission.observe({ path, decision }, seconds),
+    reviewed: (path, decision, cost) => {
+      admission.observe({ path, decision }, cost.seconds);
+      calls.inc({ path, decision }, cost.calls);
+    },
     lockConflict: () => conflicts.inc(),
     resolved: (outcome) => transactions.inc({ outcome }),
     rolledBack: (seconds) => rollback.observe(seconds),

@@ -18,11 +18,22 @@ describe("createMetrics", () => {
 
   it("records the admission duration by webhook path and decision", async () => {
     const metrics = createMetrics();
-    metrics.reviewed("/validate", "member", 0.004);
+    metrics.reviewed("/validate", "member", { seconds: 0.004, calls: 1 });
     const text = await metrics.render();
     expect(samples(text, "kubetx_admission_duration_seconds_count")).toEqual(['kubetx_admission_duration_seconds_count{path="/validate",decision="member"} 1']);
     expect(text).toContain('kubetx_admission_duration_seconds_bucket{le="0.005",path="/validate",decision="member"} 1');
     expect(text).toContain('kubetx_admission_duration_seconds_bucket{le="0.002",path="/validate",decision="member"} 0');
+  });
+
+  it("counts the apiserver calls made on the request path, by webhook path and decision", async () => {
+    const metrics = createMetrics();
+    metrics.reviewed("/validate", "member", { seconds: 0.004, calls: 1 });
+    metrics.reviewed("/validate", "member", { seconds: 0.003, calls: 2 });
+    metrics.reviewed("/observe", "allowed", { seconds: 0.001, calls: 0 });
+    expect(samples(await metrics.render(), "kubetx_admission_apiserver_calls_total")).toEqual([
+      'kubetx_admission_apiserver_calls_total{path="/validate",decision="member"} 3',
+      'kubetx_admission_apiserver_calls_total{path="/observe",decision="allowed"} 0',
+    ]);
   });
 
   it("counts resolved transactions by outcome", async () => {

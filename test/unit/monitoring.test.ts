@@ -15,7 +15,7 @@ import { alertRules, dashboard, exposedMetrics, expressions, metricUses, problem
 /** kubetx's registry, with one report of each kind so labelled families show their label names. */
 async function kubetxExposition(): Promise<string> {
   const metrics = createMetrics();
-  metrics.reviewed("/validate", "member", 0.01);
+  metrics.reviewed("/validate", "member", { seconds: 0.01, calls: 1 });
   metrics.resolved("Committed");
   metrics.rolledBack(0.5, 2);
   metrics.lockConflict();
