@@ -106,9 +106,11 @@ export class Coordinator {
     }));
     const refusal = (await this.refuseIntoClosed(tx, intent)) ?? this.refuseIrreversible(intent) ?? (await this.refuseCreateOverExisting(intent));
     if (refusal) return deny(intent, refusal);
-    await this.ensureHeartbeat(intent.transaction);
     if (signal?.aborted) return deny(intent, ABORTED);
+    // Beside the lock, not before it: a heartbeat this write fails to create, the resolver's election creates.
+    const heartbeat = this.ensureHeartbeat(intent.transaction).catch(() => undefined);
     const result = await this.lockAndJournal(intent, members, signal);
+    await heartbeat;
     return result.kind === "member" ? { ...result, mode: tx.spec.mode } : result;
   }
 
