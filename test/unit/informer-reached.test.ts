@@ -26,14 +26,24 @@ function pushedClient(): { client: KubeClient; emit: (event: WatchEvent) => void
 
 const lease = (name: string, resourceVersion: string): WatchEvent => ({ type: "ADDED", object: { metadata: { name, resourceVersion } } });
 
+/** Runs `test` against an informer that has listed and is watching; stops it afterwards, pass or fail. */
+async function withInformer(test: (informer: Informer, emit: (event: WatchEvent) => void) => Promise<void>): Promise<void> {
+  const { client, emit, watching } = pushedClient();
+  const informer = new Informer({ client, logger: silentLogger(), what: "test", path: "/leases" });
+  const stop = new AbortController();
+  const running = informer.run(stop.signal);
+  await watching;
+  try {
+    await test(informer, emit);
+  } finally {
+    stop.abort();
+    await running;
+  }
+}
+
 describe("a cache reaching a revision", () => {
-  it("answers at once for a revision it has, waits for a later one, and holds the object when it says so", async () => {
-    const { client, emit, watching } = pushedClient();
-    const informer = new Informer({ client, logger: silentLogger(), what: "test", path: "/leases" });
-    const stop = new AbortController();
-    const running = informer.run(stop.signal);
-    await watching;
-    try {
+  it("answers at once for a revision it has, waits for a later one, and holds the object when it says so", () =>
+    withInformer(async (informer, emit) => {
       expect(await informer.reached("9", 1_000)).toBe(true);
       const waiting = informer.reached("12", 5_000);
       emit(lease("older", "11"));
@@ -41,27 +51,14 @@ describe("a cache reaching a revision", () => {
       expect(await waiting).toBe(true);
       expect(informer.get("mine")).toBeDefined();
       expect(informer.get("older")).toBeDefined();
-    } finally {
-      stop.abort();
-      await running;
-    }
-  });
+    }));
 
-  it("moves on a bookmark, and gives up after its timeout when nothing comes", async () => {
-    const { client, emit, watching } = pushedClient();
-    const informer = new Informer({ client, logger: silentLogger(), what: "test", path: "/leases" });
-    const stop = new AbortController();
-    const running = informer.run(stop.signal);
-    await watching;
-    try {
+  it("moves on a bookmark, and gives up after its timeout when nothing comes", () =>
+    withInformer(async (informer, emit) => {
       expect(await informer.reached("20", 30)).toBe(false);
       const waiting = informer.reached("20", 5_000);
       emit({ type: "BOOKMARK", object: { metadata: { resourceVersion: "25" } } });
       expect(await waiting).toBe(true);
       expect(await informer.reached("not-a-number", 30)).toBe(false);
-    } finally {
-      stop.abort();
-      await running;
-    }
-  });
+    }));
 });
