@@ -16,7 +16,7 @@ import type { Transaction } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
 import { mapLimit } from "./concurrency.ts";
 import type { Leftover } from "./gc.ts";
-import { EligibleSince, eligibility, expiredRecords, failedCount, overdueLocks, waitFor } from "./gc.ts";
+import { CLOSING_MARK_KEEP_MS, EligibleSince, eligibility, expiredRecords, failedCount, overdueLocks, waitFor } from "./gc.ts";
 
 /** Deletes run this many at a time. */
 const PARALLEL_DELETES = 8;
@@ -96,7 +96,7 @@ export class GarbageCollector {
 
   private due(leftovers: readonly Listed[], byId: ReadonlyMap<string, Transaction>, namespaceGone: (namespace: string) => boolean): Listed[] {
     const now = this.o.clock.monotonic();
-    const waits = { orphanMs: this.o.limits().lockTtlSeconds * 1000, retentionMs: this.o.limits().journalRetentionSeconds * 1000 };
+    const waits = { orphanMs: this.o.limits().lockTtlSeconds * 1000, retentionMs: this.o.limits().journalRetentionSeconds * 1000, settledMs: CLOSING_MARK_KEEP_MS };
     const eligible = leftovers.flatMap((l) => {
       const why = eligibility(l, byId.get(l.transaction), namespaceGone);
       return why ? [{ leftover: l, waitMs: waitFor(why, waits) }] : [];

@@ -27,9 +27,19 @@ export interface Leftover {
  * Why a leftover may go, and after how long a wait: `orphan` (its
  * transaction has no record), `released` (its transaction is resolved and
  * it should have been released), `retained` (a committed transaction's
- * journal, kept for `kubectl tx undo`). Undefined: it stays.
+ * journal, kept for `kubectl tx undo`), `settled` (a resolved
+ * transaction's closing mark). Undefined: it stays.
  */
-export type Eligibility = "orphan" | "released" | "retained";
+export type Eligibility = "orphan" | "released" | "retained" | "settled";
+
+/**
+ * How long a resolved transaction's closing mark stays. Admission, having
+ * found no mark older than its new lock, still rules out a resolved
+ * transaction by its record (Coordinator.closedMeanwhile); the mark only
+ * has to outlast a cache of records that lags behind, which ten minutes
+ * does by far, while the Lease cache stays small.
+ */
+export const CLOSING_MARK_KEEP_MS = 10 * 60_000;
 
 /**
  * Pure: whether a leftover may go once it has looked so long enough, given
@@ -40,10 +50,10 @@ export type Eligibility = "orphan" | "released" | "retained";
  */
 export function eligibility(leftover: Leftover, tx: Transaction | undefined, namespaceGone: (namespace: string) => boolean = () => false): Eligibility | undefined {
   if (!tx) return "orphan";
-  // Admission reads a closing mark as "no new members": it stays as long as the record does.
-  if (leftover.kind === "closing") return undefined;
   const phase: Phase = tx.status?.phase ?? "Open";
   if (!TERMINAL_PHASES.has(phase)) return undefined;
+  // Admission reads a closing mark as "no new members": it stays a while after the transaction resolved.
+  if (leftover.kind === "closing") return "settled";
   // A session only points at its transaction; a Failed one keeps its locks and journal for an admin.
   if (leftover.kind === "session") return "released";
   if (phase === "Failed") return undefined;
@@ -62,6 +72,8 @@ export interface Waits {
   readonly orphanMs: number;
   /** How long a committed transaction's journal is kept. */
   readonly retentionMs: number;
+  /** How long a resolved transaction's closing mark is kept (CLOSING_MARK_KEEP_MS). */
+  readonly settledMs: number;
 }
 
 export function waitFor(eligible: Eligibility, waits: Waits): number {
@@ -72,6 +84,8 @@ export function waitFor(eligible: Eligibility, waits: Waits): number {
       return 0;
     case "retained":
       return waits.retentionMs;
+    case "settled":
+      return waits.settledMs;
   }
 }
 

@@ -204,9 +204,16 @@ export class Coordinator {
 
   /**
    * Whether the transaction closed while this write was admitted. For a
-   * lock this write just took, the Lease cache answers with no apiserver
-   * call: once it holds the lock, it holds any closing mark the resolver
-   * wrote before it (LockStore.closedBefore). Otherwise the record is read
+   * lock this write just took, the Lease cache answers (LockStore.closedBefore):
+   * once it holds the lock, it holds any closing mark the resolver wrote
+   * before it. A mark older than the lock refuses the write. With none,
+   * any close came after the lock, so the resolver's lists, made after its
+   * close, hold it: the write may go on, unless its transaction was
+   * resolved long enough ago to have lost its mark (gc.ts
+   * CLOSING_MARK_KEEP_MS), which the record rules out, from the cache of
+   * unresolved records when that holds it (no call).
+   *
+   * Without that answer (no cache, a watch that broke) the record is read
    * after the lock was written, so it is linearized with the resolver's
    * close (which moves the phase first and lists the locks after): a lock
    * the resolver's list missed always finds the phase moved, and one it
@@ -214,13 +221,19 @@ export class Coordinator {
    */
   private async closedMeanwhile(intent: WriteIntent, lock: LockRecord, options: { newLock?: boolean } = {}): Promise<AdmitResult | undefined> {
     const marked = options.newLock ? await this.options.locks.closedBefore(lock) : undefined;
-    if (marked === false) return undefined;
-    if (marked === true) return closedAnswer(intent, closedWhy(await this.options.store.get(intent.transaction, { cached: true })));
+    if (marked !== undefined) return this.closedByMark(intent, marked);
     const now = await this.options.store.get(intent.transaction);
     if (!now) return closedAnswer(intent, "it is gone");
     const phase = now.status?.phase ?? "Open";
     if ((phase === "Open" && !now.status?.failure) || countedBeforeClose(now, lock)) return undefined;
     return closedAnswer(intent, closedWhy(now));
+  }
+
+  /** closedMeanwhile, once the Lease cache said whether a closing mark came before the lock. */
+  private async closedByMark(intent: WriteIntent, markedFirst: boolean): Promise<AdmitResult | undefined> {
+    const tx = await this.options.store.get(intent.transaction, { cached: true });
+    if (!markedFirst && tx && !TERMINAL_PHASES.has(tx.status?.phase ?? "Open")) return undefined;
+    return closedAnswer(intent, closedWhy(tx));
   }
 
   /**

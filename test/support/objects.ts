@@ -61,7 +61,7 @@ export async function leftoversSettled(admin: KubeClient, id: string, timeoutMs 
 
 /**
  * kubetx's Leases and Secrets that carry a transaction's label, but for its
- * closing mark, which stays as long as the record does (gc.ts).
+ * closing mark, which stays ten minutes after it resolved (gc.ts).
  */
 export async function leftovers(admin: KubeClient, id: string): Promise<string[]> {
   const selector = { labelSelector: `kubetx.io/transaction=${id}` };

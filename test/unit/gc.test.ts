@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Leftover } from "../../src/resolver/gc.ts";
-import { EligibleSince, eligibility, expiredRecords, failedCount, overdueLocks, waitFor } from "../../src/resolver/gc.ts";
+import { CLOSING_MARK_KEEP_MS, EligibleSince, eligibility, expiredRecords, failedCount, overdueLocks, waitFor } from "../../src/resolver/gc.ts";
 import type { MemberSummary, Phase, Transaction } from "../../src/transactions/model.ts";
 import { newTransaction } from "../../src/transactions/model.ts";
 
@@ -56,9 +56,10 @@ describe("eligibility", () => {
     expect(eligibility(session, transaction("Failed"))).toBe("released");
   });
 
-  it("keeps a closing mark as long as its record, whatever the phase, and lets it go as an orphan once the record is gone", () => {
+  it("keeps a closing mark while its transaction is unresolved, lets it settle once resolved, and go as an orphan once the record is gone", () => {
     // Admission reads the mark as "no new members": it must outlast any write still being admitted into the transaction.
-    for (const phase of ["Open", "Verifying", "Committed", "RolledBack", "Failed"] as const) expect(eligibility(closing, transaction(phase))).toBeUndefined();
+    for (const phase of ["Open", "Verifying", "RollingBack", undefined] as const) expect(eligibility(closing, transaction(phase))).toBeUndefined();
+    for (const phase of ["Committed", "RolledBack", "Failed"] as const) expect(eligibility(closing, transaction(phase))).toBe("settled");
     expect(eligibility(closing, undefined)).toBe("orphan");
   });
 
@@ -66,10 +67,11 @@ describe("eligibility", () => {
     for (const l of [lock, heartbeat, journal, session]) expect(eligibility(l, undefined)).toBe("orphan");
   });
 
-  it("waits the orphan grace for an orphan, the retention for a kept journal, nothing for a released leftover", () => {
-    const waits = { orphanMs: 15_000, retentionMs: 3_600_000 };
+  it("waits the orphan grace for an orphan, the retention for a kept journal, a while for a settled mark, nothing for a released leftover", () => {
+    const waits = { orphanMs: 15_000, retentionMs: 3_600_000, settledMs: CLOSING_MARK_KEEP_MS };
     expect(waitFor("orphan", waits)).toBe(15_000);
     expect(waitFor("retained", waits)).toBe(3_600_000);
+    expect(waitFor("settled", waits)).toBe(600_000);
     expect(waitFor("released", waits)).toBe(0);
   });
 });
