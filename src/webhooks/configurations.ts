@@ -11,7 +11,8 @@ import type { KubeObject } from "../kube/types.ts";
 import { KUBETX_NAMESPACE } from "../kube/names.ts";
 import type { NamedPolicy } from "../policy/combine.ts";
 import { POLICY_DEFAULTS } from "../policy/policy.ts";
-import { MATCH_CONDITIONS, objectWebhooks } from "./coverage.ts";
+import type { MatchCondition } from "./coverage.ts";
+import { MATCH_CONDITIONS, NAMES_TRANSACTION_CONDITION, objectWebhooks } from "./coverage.ts";
 
 /** Both configurations are named `kubetx`. */
 export const WEBHOOK_NAME = "kubetx";
@@ -67,7 +68,7 @@ export function mutatingWebhookConfiguration(clientConfig: ClientConfig): KubeOb
     apiVersion: "admissionregistration.k8s.io/v1",
     kind: "MutatingWebhookConfiguration",
     metadata: { name: WEBHOOK_NAME },
-    webhooks: objectWebhooks(STARTING_POLICIES, OBSERVE_WEBHOOK).map((match) => ({
+    webhooks: objectWebhooks(STARTING_POLICIES, OBSERVE_WEBHOOK, OBSERVE_CONDITIONS).map((match) => ({
       ...match,
       admissionReviewVersions: ["v1"],
       clientConfig,
@@ -93,10 +94,17 @@ export const CONFIGURATION_PATHS = {
 
 export type ConfigurationKind = keyof typeof CONFIGURATION_PATHS;
 
-/** The configurations whose object entries kubetx keeps in step with the policies, and the name each one's entries derive from. */
-export const MANAGED_CONFIGURATIONS: readonly { readonly kind: ConfigurationKind; readonly baseName: string }[] = [
-  { kind: "ValidatingWebhookConfiguration", baseName: VALIDATE_WEBHOOK },
-  { kind: "MutatingWebhookConfiguration", baseName: OBSERVE_WEBHOOK },
+/** What only `/observe` skips: writes that name their transaction, which it has nothing to record for. */
+const OBSERVE_CONDITIONS: readonly MatchCondition[] = [NAMES_TRANSACTION_CONDITION];
+
+/**
+ * The configurations whose object entries kubetx keeps in step with the
+ * policies, the name each one's entries derive from, and the conditions
+ * its entries add to the policy's.
+ */
+export const MANAGED_CONFIGURATIONS: readonly { readonly kind: ConfigurationKind; readonly baseName: string; readonly extraConditions: readonly MatchCondition[] }[] = [
+  { kind: "ValidatingWebhookConfiguration", baseName: VALIDATE_WEBHOOK, extraConditions: [] },
+  { kind: "MutatingWebhookConfiguration", baseName: OBSERVE_WEBHOOK, extraConditions: OBSERVE_CONDITIONS },
 ];
 
 /** The client config of the kubetx Service in a real cluster (manifests/). */

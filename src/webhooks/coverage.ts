@@ -84,6 +84,20 @@ export const OPT_OUT_CONDITION: MatchCondition = {
   expression: `!(request.operation == "DELETE" ? ${optedOut("oldObject")} : ${optedOut("object")})`,
 };
 
+/**
+ * The mutating `/observe` records transparent writes only
+ * (admission/observe.ts). A create or update that names its transaction
+ * (sets or changes `kubetx.io/transaction`, as admission/scope.ts
+ * namedTransaction reads it) is never transparent, so the apiserver need
+ * not call it: one webhook round trip less for every member of an
+ * explicit transaction or of `kubectl tx apply`. A delete, an update that
+ * keeps the annotation it had, and an empty value still call it.
+ */
+export const NAMES_TRANSACTION_CONDITION: MatchCondition = {
+  name: "not-naming-a-transaction",
+  expression: `!(${namesTransaction()})`,
+};
+
 /** With no policy the entry stays (it carries the installer's client config for later ones) but calls nothing. */
 export const NO_POLICY_CONDITION: MatchCondition = { name: "no-transaction-policy", expression: "false" };
 
@@ -101,11 +115,11 @@ const NAME_HASH_DIGITS = 16;
  * annotations `validate.kubetx.io/...`); the others are
  * `<policy>.<baseName>`.
  */
-export function objectWebhooks(policies: readonly NamedPolicy[], baseName: string): WebhookMatch[] {
+export function objectWebhooks(policies: readonly NamedPolicy[], baseName: string, extraConditions: readonly MatchCondition[] = []): WebhookMatch[] {
   const seen = new Set<string>();
   const matches: { policy: string; match: Omit<WebhookMatch, "name"> }[] = [];
   for (const policy of [...policies].sort((a, b) => byCodeUnit(a.name, b.name))) {
-    const match = policy.spec.mode === "off" ? undefined : matchOf(policy.spec);
+    const match = policy.spec.mode === "off" ? undefined : matchOf(policy.spec, extraConditions);
     if (!match) continue;
     const key = JSON.stringify(match);
     if (seen.has(key)) continue;
@@ -138,7 +152,7 @@ function entryName(policy: string, baseName: string): string {
 }
 
 /** One policy's entry, or undefined when its resources exclude all they include. */
-function matchOf(spec: PolicySpec): Omit<WebhookMatch, "name"> | undefined {
+function matchOf(spec: PolicySpec, extraConditions: readonly MatchCondition[]): Omit<WebhookMatch, "name"> | undefined {
   const { rules, excluded } = resourceCoverage(spec.resources.include.map(parsePattern), spec.resources.exclude.map(parsePattern));
   if (rules.length === 0) return undefined;
   const conditions = [
@@ -149,7 +163,7 @@ function matchOf(spec: PolicySpec): Omit<WebhookMatch, "name"> | undefined {
   return {
     namespaceSelector: withExcludedNamespaces(spec.namespaceSelector),
     rules,
-    matchConditions: [...MATCH_CONDITIONS, OPT_OUT_CONDITION, ...conditions.filter((c) => c !== undefined)],
+    matchConditions: [...MATCH_CONDITIONS, OPT_OUT_CONDITION, ...conditions.filter((c) => c !== undefined), ...extraConditions],
   };
 }
 
@@ -221,6 +235,15 @@ function optedOut(variable: "object" | "oldObject"): string {
   const annotations = `${variable}.metadata.annotations`;
   const key = celString(ANNOTATION_TRANSACTION);
   return `(${variable} != null && has(${annotations}) && ${key} in ${annotations} && ${annotations}[${key}] == ${celString(OPT_OUT)})`;
+}
+
+/** CEL for admission/scope.ts namedTransaction returning an id: a create, or an update that sets or changes the annotation, to a non-empty value. */
+function namesTransaction(): string {
+  const key = celString(ANNOTATION_TRANSACTION);
+  const now = "object.metadata.annotations";
+  const before = "oldObject.metadata.annotations";
+  const unchanged = `(oldObject != null && has(${before}) && ${key} in ${before} && ${before}[${key}] == ${now}[${key}])`;
+  return `(request.operation != "DELETE" && object != null && has(${now}) && ${key} in ${now} && ${now}[${key}] != "" && (request.operation == "CREATE" || !${unchanged}))`;
 }
 
 function celList(values: readonly string[]): string {

@@ -86,12 +86,12 @@ export class WebhookSync {
     }
   }
 
-  private async syncConfiguration({ kind, baseName }: Managed): Promise<void> {
+  private async syncConfiguration({ kind, baseName, extraConditions }: Managed): Promise<void> {
     const path = `${CONFIGURATION_PATHS[kind]}/${WEBHOOK_NAME}`;
     const live = await getIfExists<ConfigurationObject>(this.o.client, path);
     if (!live) return;
     const policies = this.o.policies();
-    const result = reconcileWebhooks(live.webhooks ?? [], objectWebhooks(policies, baseName), baseName);
+    const result = reconcileWebhooks(live.webhooks ?? [], objectWebhooks(policies, baseName, extraConditions), baseName);
     const configuration = `${kind}/${WEBHOOK_NAME}`;
     if (result.problem) {
       this.o.logger.warn({ configuration }, `cannot keep the webhook configuration in step with the policies: ${result.problem}`);

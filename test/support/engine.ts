@@ -11,7 +11,7 @@ import type { ConfigInput } from "../../src/config/config.ts";
 import { loadConfig } from "../../src/config/config.ts";
 import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/webhooks/configurations.ts";
 import { Conflict, createOrReplace } from "../../src/kube/index.ts";
-import type { WebhookServer } from "../../src/main.ts";
+import type { WebhookServer, WebhookServerOptions } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
 import type { Clock } from "../../src/telemetry/clock.ts";
 import type { Logger } from "../../src/telemetry/logger.ts";
@@ -62,7 +62,10 @@ export function useEngine(namespace: string, labels: Record<string, string> = { 
  */
 export async function startEngine(
   input: ConfigInput = FAST,
-  listen: { port?: number; register?: boolean; clock?: Clock; logger?: Logger; wrapClient?: (client: KubeClient) => KubeClient } = {},
+  listen: {
+    port?: number; register?: boolean; clock?: Clock; logger?: Logger; wrapClient?: (client: KubeClient) => KubeClient;
+    onReview?: WebhookServerOptions["onReview"];
+  } = {},
 ): Promise<WebhookServer> {
   const server = await startWebhookServer({
     kubeconfig: cluster().kubeconfigs.kubetx,
@@ -75,6 +78,7 @@ export async function startEngine(
     apiserverClients: cluster().apiserverClient,
     ...(listen.clock ? { clock: listen.clock } : {}),
     ...(listen.wrapClient ? { wrapClient: listen.wrapClient } : {}),
+    ...(listen.onReview ? { onReview: listen.onReview } : {}),
   });
   if (listen.register !== false) await register(server.port);
   return server;
