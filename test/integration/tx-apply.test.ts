@@ -18,7 +18,7 @@ import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS, transactionPat
 import type { CommandResult } from "../support/cluster.ts";
 import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
 import { FAST, startEngine, unregister } from "../support/engine.ts";
-import { configMap, inTransaction, leftovers, leftoversSettled, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
+import { configMap, inTransaction, leftoversSettled, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const ENABLED = { "kubetx.io/enabled": "true" };
@@ -137,7 +137,7 @@ describe("kubectl tx apply", () => {
     expect(record.spec.timeoutSeconds).toBeUndefined();
     expect(record.status?.phase).toBe("Committed");
     expect(await readFile(file, "utf8")).toBe(text);
-    expect(await leftovers(admin, id)).toEqual([]);
+    expect(await leftoversSettled(admin, id)).toEqual([]);
   });
 
   it("rolls back the earlier objects when the apiserver rejects the last one, and exits 1", async () => {
@@ -160,7 +160,8 @@ describe("kubectl tx apply", () => {
     expect(record.spec.clientState).toBe("Failed");
     expect(record.spec.clientMessage).toContain('The ConfigMap "reject-c" is invalid');
     expect(record.spec.clientMessage).not.toContain("Warning:");
-    expect(await leftovers(admin, record.metadata?.name ?? "")).toEqual([]);
+    // The plugin prints the verdict once the record is resolved; the resolver releases the locks and heartbeat right after.
+    expect(await leftoversSettled(admin, record.metadata?.name ?? "")).toEqual([]);
   });
 
   it("reads stdin, and uses --kubeconfig and --context over KUBECONFIG for kubectl and for itself", async () => {
