@@ -11,7 +11,7 @@ import { ConfigError } from "./config/config.ts";
 import { Journal } from "./journal/journal.ts";
 import { createKubeClient, selfUsername, waitForApiserverReady } from "./kube/index.ts";
 import { countingRequestPath } from "./kube/request-path.ts";
-import type { KubeClient, KubeObject } from "./kube/index.ts";
+import type { KubeClient } from "./kube/index.ts";
 import { SessionStore } from "./locks/sessions.ts";
 import { LockStore } from "./locks/store.ts";
 import { NamespaceLabels } from "./policy/namespaces.ts";
@@ -182,21 +182,13 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   });
   // Nor once the last expected member of an explicit transaction has its lock.
   leases.onChange((type, lease) => {
-    if (type === "ADDED" && allMembersLocked(lease, records, leases)) resolver.wake();
+    const id = lease.metadata?.labels?.[LABEL_TRANSACTION] ?? "";
+    const expected = records.get(id)?.spec.expectedMembers;
+    if (type !== "ADDED" || lease.metadata?.labels?.[LABEL_ROLE] !== LOCK_ROLE || expected === undefined) return;
+    // Counted from the same cache, with no apiserver call; a wake costs one pass at most.
+    void locks.countLocks(id).then(({ locks: held }) => held.length >= expected && resolver.wake(), () => undefined);
   });
   return { client, clock, metrics, store, policies, coordinator, namespaces: new NamespaceLabels(client, logger), sessions, failures, intents, resolver, caches: [records, leases] };
-}
-
-/** Whether `lease` is a lock that brings its transaction's count to the members it expects (cached; a wake costs one pass at most). */
-function allMembersLocked(lease: KubeObject, records: Informer<Transaction>, leases: Informer): boolean {
-  const labels = lease.metadata?.labels ?? {};
-  if (labels[LABEL_ROLE] !== LOCK_ROLE) return false;
-  const id = labels[LABEL_TRANSACTION] ?? "";
-  const expected = records.get(id)?.spec.expectedMembers;
-  if (expected === undefined) return false;
-  let locked = 0;
-  for (const l of leases.values()) if (l.metadata?.labels?.[LABEL_ROLE] === LOCK_ROLE && l.metadata.labels[LABEL_TRANSACTION] === id) locked += 1;
-  return locked >= expected;
 }
 
 /** The HTTPS routes over the engine: the admission handlers and the audit sink when configured, for the apiserver only. */

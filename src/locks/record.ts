@@ -112,7 +112,8 @@ export interface Closing {
  * It is a Lease beside the locks, so one watch delivers both in the order
  * etcd wrote them: admission, having written a lock, waits until its cache
  * holds that lock, and then knows whether the close began before it
- * (Coordinator.closedMeanwhile). Created once, kept while the record is.
+ * (Coordinator.closedMeanwhile). Created once; the garbage collector
+ * removes it a while after the transaction resolved (gc.ts).
  */
 export function closingLease(transaction: string, holder: string, closing: Closing): KubeObject {
   return {

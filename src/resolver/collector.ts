@@ -15,6 +15,7 @@ import type { ResolverMetrics } from "../telemetry/metrics.ts";
 import type { Transaction } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
 import { mapLimit } from "./concurrency.ts";
+import { closingName } from "../locks/record.ts";
 import type { Leftover } from "./gc.ts";
 import { CLOSING_MARK_KEEP_MS, EligibleSince, eligibility, expiredRecords, failedCount, overdueLocks, waitFor } from "./gc.ts";
 
@@ -71,7 +72,7 @@ export class GarbageCollector {
     return [
       ...locks.map((l) => ({ kind: "lock" as const, name: l.name, transaction: l.transaction, resourceVersion: l.resourceVersion })),
       ...heartbeats.map((t) => ({ kind: "heartbeat" as const, name: `hb-${t}`, transaction: t })),
-      ...closings.map((t) => ({ kind: "closing" as const, name: `cl-${t}`, transaction: t })),
+      ...closings.map((t) => ({ kind: "closing" as const, name: closingName(t), transaction: t })),
       ...journals.map((j) => ({ kind: "journal" as const, name: j.name, transaction: j.transaction })),
       ...sessions.map((s) => ({ kind: "session" as const, name: `ss-${s.key}`, transaction: s.transaction, session: s })),
     ];
