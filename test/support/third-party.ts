@@ -66,12 +66,14 @@ export async function startThirdPartyWebhook(namespace: string, options: ThirdPa
       timeoutSeconds: TIMEOUT_SECONDS,
     }],
   });
-  await untilActive(namespace);
+  await untilCalled(namespace, true);
   return Object.assign(state, {
     close: async (): Promise<void> => {
       await admin.delete(`${configurations.path}/${THIRD_PARTY}`).catch(() => undefined);
       admin.close();
-      await server.close();
+      // The apiserver learns of the deletion through its watch: until then it still calls this server, and a closed one
+      // fails the next test's writes ("broken pipe"). It stays up until the apiserver stops calling it.
+      await untilCalled(namespace, false).finally(() => server.close());
     },
   });
 }
@@ -82,17 +84,18 @@ async function holdUp(request: AdmissionRequest, delayMs: number, meanwhile: Thi
   await meanwhile?.(request);
 }
 
-/** Waits until the apiserver calls the new webhook: a dry run of a labelled object is denied by it. */
-async function untilActive(namespace: string): Promise<void> {
+/** Waits until the apiserver calls the webhook (a dry run of a labelled object is denied by it), or no longer does. */
+async function untilCalled(namespace: string, called: boolean): Promise<void> {
   const admin = await client("admin");
   try {
     for (let attempt = 0; attempt < 100; attempt += 1) {
       const probe = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "third-party-probe", labels: { "third-party": "deny" } } };
       const answer = await admin.create(`/api/v1/namespaces/${namespace}/configmaps`, probe, { query: { dryRun: "All" } }).then(() => "allowed", (error: unknown) => String(error));
-      if (answer.includes("third-party=deny")) return;
+      // Called: its own denial. No longer called: no mention of it at all (not even a failed call).
+      if (called ? answer.includes("third-party=deny") : !answer.includes("third-party")) return;
       await sleep(100);
     }
-    throw new Error("the apiserver never called the third-party webhook");
+    throw new Error(`the apiserver ${called ? "never called" : "kept calling"} the third-party webhook`);
   } finally {
     admin.close();
   }
