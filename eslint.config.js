@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".kubetx/", ".reports/", "webhook-certs/out/", "controlplane/", ".ci/", "chaos/results/"] },
+  { ignores: ["node_modules/", ".kubetx/", ".reports/", "webhook-certs/out/", "controlplane/", ".ci/", "chaos/results/", "dist/"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -22,6 +22,7 @@ import { USERS } from "./history.ts";
 import { createWorkloadNamespace } from "./install.ts";
 import { seedManifest } from "./manifests.ts";
 import { Recorder } from "./recorder.ts";
+import { buildPluginBundle } from "../src/devcluster/plugin-bundle.ts";
 
 /**
  * Clients have ended: every record should be final within max open (10 s)
@@ -63,7 +64,7 @@ export async function runTrial(cluster: ChaosCluster, plan: TrialPlan, env: Tria
     clock.lap("setup");
     const auditFrom = await logSize(cluster.controlPlane.auditLog);
     const startedAt = Date.now();
-    const clientEnv = { kubectl: cluster.kubectl, node: process.execPath, pluginEntry: path.join(env.repo, "src", "cli", "kubectl-tx.ts"), kubeconfigs: cluster.kubeconfigs, workDir: cluster.dir };
+    const clientEnv = { kubectl: cluster.kubectl, node: process.execPath, pluginEntry: await buildPluginBundle(env.repo), kubeconfigs: cluster.kubeconfigs, workDir: cluster.dir };
     const [outcomes, faults] = await Promise.all([runClients(plan, clientEnv), runFaults(plan.faults, cluster, startedAt)]);
     const endedAt = clock.lap("clients");
     await heal(cluster);

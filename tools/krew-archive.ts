@@ -3,50 +3,42 @@
  * in plugins/krew/tx.yaml. `npm run krew:archive` writes
  * .kubetx/krew/kubectl-tx-vVERSION.tar.gz (or into `--out DIR`) and puts
  * its sha256 and release URL into the manifest; a release uploads that
- * file to that URL. test/unit/krew.test.ts builds it again and fails when
- * the manifest names another digest (run the script after changing what
- * the plugin runs).
+ * file to that URL. test/unit/krew.test.ts builds it again and checks what
+ * krew would install from it.
  *
  * At the archive's root:
  * - `kubectl-tx`, the launcher (the manifest's `bin`, which krew links onto
- *   PATH): a Node script that imports src/cli/kubectl-tx.ts;
- * - `package.json`: the plugin's name and version (`kubectl tx version`
- *   prints it) and `"type": "module"`;
- * - the files of src/ that src/cli/kubectl-tx.ts imports, followed import
- *   by import: Node 24 runs them as they are (it strips the types);
- * - `node_modules/`: the packages those files import and everything they
- *   depend on, resolved as package-lock.json says and copied from
- *   node_modules/ (so `npm ci` first), without the files Node never loads
- *   (type declarations, source maps).
- * The same tree gives the same bytes: entries sorted, times, owners and
+ *   PATH): a Node script that imports the bundle beside it;
+ * - `kubectl-tx.mjs`: the plugin and the packages it uses in one file,
+ *   as src/devcluster/plugin-bundle.ts builds it (Node starts it in a
+ *   fraction of the time it takes to load the sources and node_modules);
+ * - `package.json`: the plugin's name and version and `"type": "module"`.
+ * The same bundle gives the same bytes: entries sorted, times, owners and
  * modes fixed, gzip with no name or time.
  */
 import { createHash } from "node:crypto";
-import { lstat, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
-import { isBuiltin } from "node:module";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
-import ts from "typescript";
+import { buildPluginBundle } from "../src/devcluster/plugin-bundle.ts";
 
 export const REPO = path.resolve(import.meta.dirname, "..");
 export const MANIFEST = path.join(REPO, "plugins", "krew", "tx.yaml");
-const ENTRY = "src/cli/kubectl-tx.ts";
+const BUNDLE = "kubectl-tx.mjs";
 const DEFAULT_OUT = path.join(REPO, ".kubetx", "krew");
 /** Where releases are published; the manifest's uri is this, the version, and the archive's name. */
 const RELEASES = "https://kubetx.io/releases";
 /** The launcher krew links onto PATH. Node resolves the link, so the import is relative to the archive. */
 export const LAUNCHER = `#!/usr/bin/env node
 // kubectl tx, as krew installs it: kubectl runs this file, and Node 24 or
-// later runs the TypeScript sources beside it (plugins/krew/README.md).
-import "./${ENTRY}";
+// later runs the bundle beside it (plugins/krew/README.md).
+import "./${BUNDLE}";
 `;
 /** Every entry's time: 1980-01-01, a fixed date that no archiver reads as "unset", so equal trees make equal archives. */
 const ENTRY_MTIME = 315_532_800;
 const FILE_MODE = 0o644;
 const EXECUTABLE_MODE = 0o755;
-/** Package files Node never loads when it runs the plugin: type declarations and source maps (half of node_modules' bytes). */
-const NOT_RUN = /\.(d\.[cm]?ts|map)$/;
 /** tar's unit: headers and data are padded to 512-byte blocks. */
 const BLOCK = 512;
 /** gzip header byte 9, the OS that wrote it: 3 (Unix) on every machine, so it does not change the digest. */
@@ -67,84 +59,7 @@ export interface Archive {
   readonly sha256: string;
 }
 
-interface LockPackage {
-  dependencies?: Record<string, string>;
-  optionalDependencies?: Record<string, string>;
-  peerDependencies?: Record<string, string>;
-  dev?: boolean;
-}
-type Lock = { packages: Record<string, LockPackage> };
-
-/** The package a bare import names: `yaml` for `yaml/util`, `@scope/name` for `@scope/name/x`. */
-export function packageName(specifier: string): string {
-  const parts = specifier.split("/");
-  return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : (parts[0] ?? specifier);
-}
-
-/**
- * The repository files an entry point imports, itself included, and the
- * packages they import, following relative imports (static, dynamic and
- * type-only: Node never loads the last, but they are small).
- */
-export async function importClosure(repo: string, entry: string): Promise<{ files: string[]; packages: string[] }> {
-  const files = new Set<string>();
-  const packages = new Set<string>();
-  const pending = [path.join(repo, entry)];
-  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
-    if (files.has(file)) continue;
-    files.add(file);
-    if (!/\.[cm]?[jt]s$/.test(file)) continue;
-    for (const { fileName: specifier } of ts.preProcessFile(await readFile(file, "utf8"), true, true).importedFiles) {
-      if (specifier.startsWith(".")) pending.push(path.resolve(path.dirname(file), specifier));
-      else if (!isBuiltin(specifier)) packages.add(packageName(specifier));
-    }
-  }
-  return { files: [...files].map((f) => path.relative(repo, f)).sort(), packages: [...packages].sort() };
-}
-
-/** Where Node finds `name` from the package installed at `from` (a package-lock.json key): the nearest node_modules up the tree. */
-function resolveInLock(lock: Lock, from: string, name: string): string | undefined {
-  for (let at = from; ; at = at.slice(0, Math.max(0, at.lastIndexOf("/node_modules/")))) {
-    const candidate = at ? `${at}/node_modules/${name}` : `node_modules/${name}`;
-    if (lock.packages[candidate]) return candidate;
-    if (!at) return undefined;
-  }
-}
-
-/** The package-lock.json keys (node_modules/...) of the given packages and everything they need at run time. */
-export function packageClosure(lock: Lock, roots: readonly string[]): string[] {
-  const found = new Set<string>();
-  const pending = roots.map((name) => ({ from: "", name, optional: false }));
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const key = resolveInLock(lock, next.from, next.name);
-    if (key === undefined) {
-      if (next.optional) continue;
-      throw new Error(`package-lock.json has no ${next.name} (needed from ${next.from || "the plugin"}); run npm install`);
-    }
-    if (found.has(key)) continue;
-    found.add(key);
-    const entry = lock.packages[key] ?? {};
-    for (const name of Object.keys(entry.dependencies ?? {})) pending.push({ from: key, name, optional: false });
-    for (const name of Object.keys({ ...entry.optionalDependencies, ...entry.peerDependencies })) pending.push({ from: key, name, optional: true });
-  }
-  return [...found].sort();
-}
-
-/** Every file under a package's directory but its own node_modules/ (nested packages are entries of the lock of their own). */
-async function packageFiles(repo: string, dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(path.join(repo, dir), { withFileTypes: true })) {
-    const at = `${dir}/${entry.name}`;
-    if (entry.isDirectory() && entry.name !== "node_modules") out.push(...(await packageFiles(repo, at)));
-    else if (entry.isFile()) {
-      if (!NOT_RUN.test(entry.name)) out.push(at);
-    }
-    else if (!entry.isDirectory()) throw new Error(`${at}: neither a file nor a directory; the archive holds only those`);
-  }
-  return out;
-}
-
-/** The plugin's package.json: what it reads at run time (its version) and what makes Node read its sources as modules. */
+/** The plugin's package.json: its name and version, and what makes Node read the launcher as a module. */
 function pluginPackageJson(repoPackage: { name: string; version: string; description?: string; license?: string }): Buffer {
   const { name, version, description, license } = repoPackage;
   return Buffer.from(`${JSON.stringify({ name, version, description, license, private: true, type: "module" }, null, 2)}\n`);
@@ -153,20 +68,11 @@ function pluginPackageJson(repoPackage: { name: string; version: string; descrip
 /** Everything the archive holds, sorted by path. */
 export async function archiveEntries(repo: string = REPO): Promise<ArchiveEntry[]> {
   const repoPackage = JSON.parse(await readFile(path.join(repo, "package.json"), "utf8")) as { name: string; version: string };
-  const lock = JSON.parse(await readFile(path.join(repo, "package-lock.json"), "utf8")) as Lock;
-  const { files, packages } = await importClosure(repo, ENTRY);
-  const installed: string[] = [];
-  for (const key of packageClosure(lock, packages)) {
-    if (!(await lstat(path.join(repo, key)).catch(() => undefined))) throw new Error(`${key} is not installed; run npm ci`);
-    installed.push(...(await packageFiles(repo, key)));
-  }
   const entries: ArchiveEntry[] = [
     { path: "kubectl-tx", mode: EXECUTABLE_MODE, content: Buffer.from(LAUNCHER) },
+    { path: BUNDLE, mode: FILE_MODE, content: await readFile(await buildPluginBundle(repo)) },
     { path: "package.json", mode: FILE_MODE, content: pluginPackageJson(repoPackage) },
   ];
-  for (const file of [...files.filter((f) => f !== "package.json"), ...installed]) {
-    entries.push({ path: file, mode: FILE_MODE, content: await readFile(path.join(repo, file)) });
-  }
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 

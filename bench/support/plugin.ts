@@ -1,11 +1,12 @@
 /**
  * `kubectl tx` as a user runs it, as test/support/plugin.ts sets it up: the
  * real kubectl finds a `kubectl-tx` wrapper first on PATH, the wrapper runs
- * src/cli/kubectl-tx.ts with this node, and the plugin runs the same kubectl,
+ * the plugin's bundle (src/devcluster/plugin-bundle.ts) with this node, and the plugin runs the same kubectl,
  * found on PATH, with the bench's kubectl cache.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { buildPluginBundle, pluginWrapper } from "../../src/devcluster/plugin-bundle.ts";
 import type { BenchCluster, CommandResult } from "./cluster.ts";
 import { REPO, run } from "./cluster.ts";
 
@@ -19,7 +20,7 @@ export async function installPlugin(cluster: BenchCluster): Promise<BenchPlugin>
   const bin = path.join(cluster.dir, "plugin-bin");
   await mkdir(bin, { recursive: true });
   // process.execPath: the project's node, which runs this bench.
-  await writeFile(path.join(bin, "kubectl-tx"), `#!/bin/sh\nexec "${process.execPath}" "${path.join(REPO, "src/cli/kubectl-tx.ts")}" "$@"\n`, { mode: 0o755 });
+  await writeFile(path.join(bin, "kubectl-tx"), pluginWrapper(process.execPath, await buildPluginBundle(REPO)), { mode: 0o755 });
   const { KUBECTL: _ignored, ...rest } = process.env;
   const env: NodeJS.ProcessEnv = {
     ...rest,

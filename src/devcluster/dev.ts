@@ -23,6 +23,7 @@ import { CONFIGURATION_PATHS, WEBHOOK_NAME, urlClientConfig, webhookConfiguratio
 import type { Binaries } from "./toolchain.ts";
 import { AUDIT_PATH } from "../server/app.ts";
 import { AUTHORIZE_PATH } from "../admission/record-access.ts";
+import { buildPluginBundle, pluginWrapper } from "./plugin-bundle.ts";
 
 /** A namespace dev creates, opted in, so there is somewhere to try kubetx at once. */
 export const DEMO_NAMESPACE = "kubetx-demo";
@@ -164,7 +165,7 @@ async function installKubetx(admin: KubeClient, repoRoot: string): Promise<void>
 
 /**
  * DIR/bin/kubectl (the pinned version) and DIR/bin/kubectl-tx (this
- * checkout's plugin, run on the project's Node 24), so that
+ * checkout's plugin, bundled afresh, run on the project's Node 24), so that
  * `export PATH=DIR/bin:$PATH` gives a shell everything `kubectl tx` needs.
  */
 async function writeCommandWrappers(dir: string, binaries: Binaries, repoRoot: string): Promise<string> {
@@ -173,7 +174,7 @@ async function writeCommandWrappers(dir: string, binaries: Binaries, repoRoot: s
   const node = path.join(repoRoot, "node_modules", ".bin", "node");
   const wrappers = {
     kubectl: `#!/bin/sh\nexec '${binaries.kubectl}' "$@"\n`,
-    "kubectl-tx": `#!/bin/sh\nexec '${node}' '${path.join(repoRoot, "src", "cli", "kubectl-tx.ts")}' "$@"\n`,
+    "kubectl-tx": pluginWrapper(node, await buildPluginBundle(repoRoot)),
   };
   for (const [name, text] of Object.entries(wrappers)) await writeFile(path.join(binDir, name), text, { mode: 0o755 });
   return binDir;

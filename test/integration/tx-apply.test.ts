@@ -15,6 +15,7 @@ import type { WebhookServer } from "../../src/main.ts";
 import type { TransactionRow } from "../../src/cli/tx/list.ts";
 import type { Transaction } from "../../src/transactions/model.ts";
 import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS, transactionPath } from "../../src/transactions/model.ts";
+import { buildPluginBundle, pluginWrapper } from "../../src/devcluster/plugin-bundle.ts";
 import type { CommandResult } from "../support/cluster.ts";
 import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
 import { FAST, startEngine, unregister } from "../support/engine.ts";
@@ -75,6 +76,8 @@ async function transactionNames(admin: KubeClient): Promise<string[]> {
 
 describe("kubectl tx apply", () => {
   let bin: string;
+  /** The plugin as `kubetx dev` installs it (src/devcluster/plugin-bundle.ts). */
+  let bundle: string;
   let work: string;
   let env: NodeJS.ProcessEnv;
   let admin: KubeClient;
@@ -90,8 +93,8 @@ describe("kubectl tx apply", () => {
   beforeAll(async () => {
     bin = await mkdtemp(path.join(tmpdir(), "kubectl-tx-bin-"));
     work = await mkdtemp(path.join(tmpdir(), "kubectl-tx-work-"));
-    const wrapper = `#!/bin/sh\nexec "${REPO}/node_modules/.bin/node" "${REPO}/src/cli/kubectl-tx.ts" "$@"\n`;
-    await writeFile(path.join(bin, "kubectl-tx"), wrapper, { mode: 0o755 });
+    bundle = await buildPluginBundle(REPO);
+    await writeFile(path.join(bin, "kubectl-tx"), pluginWrapper(path.join(REPO, "node_modules/.bin/node"), bundle), { mode: 0o755 });
     const { KUBECTL: _ignored, ...rest } = process.env;
     env = { ...rest, PATH: [bin, cluster().binariesDir, process.env.PATH].join(path.delimiter), KUBECONFIG: cluster().kubeconfigs.alice };
     admin = await client("admin");
@@ -270,7 +273,7 @@ exec sleep ${seconds}
       const file = path.join(work, "killed.yaml");
       await writeFile(file, [configMapYaml("killed-a", { v: "a" }), configMapYaml("killed-b", { v: "b" })].join("---\n"));
       // The plugin itself, not through kubectl, so the SIGKILL hits it; in a group of its own, so its kubectl can be cleaned up.
-      const plugin = spawn(path.join(REPO, "node_modules/.bin/node"), [path.join(REPO, "src/cli/kubectl-tx.ts"), "apply", "-f", file, "-n", ns], {
+      const plugin = spawn(path.join(REPO, "node_modules/.bin/node"), [bundle, "apply", "-f", file, "-n", ns], {
         env: { ...env, KUBECTL: await slowKubectl(600) }, detached: true, stdio: ["ignore", "ignore", "pipe"],
       });
       let stderr = "";

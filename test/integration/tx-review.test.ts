@@ -15,6 +15,7 @@ import type { TransactionRow } from "../../src/cli/tx/list.ts";
 import type { LockRow } from "../../src/cli/tx/locks.ts";
 import type { KubeClient } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
+import { buildPluginBundle, pluginWrapper } from "../../src/devcluster/plugin-bundle.ts";
 import type { CommandResult, User } from "../support/cluster.ts";
 import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
 import { startEngine, unregister } from "../support/engine.ts";
@@ -61,7 +62,7 @@ describe("kubectl tx list, describe, locks and audit", () => {
 
   beforeAll(async () => {
     bin = await mkdtemp(path.join(tmpdir(), "kubectl-tx-bin-"));
-    await writeFile(path.join(bin, "kubectl-tx"), `#!/bin/sh\nexec "${REPO}/node_modules/.bin/node" "${REPO}/src/cli/kubectl-tx.ts" "$@"\n`, { mode: 0o755 });
+    await writeFile(path.join(bin, "kubectl-tx"), pluginWrapper(path.join(REPO, "node_modules/.bin/node"), await buildPluginBundle(REPO)), { mode: 0o755 });
     const { KUBECTL: _ignored, ...rest } = process.env;
     env = { ...rest, PATH: [bin, cluster().binariesDir, process.env.PATH].join(path.delimiter), KUBECONFIG: cluster().kubeconfigs.alice };
     admin = await client("admin");

@@ -1,7 +1,8 @@
-/** Runs `kubectl tx` through kubectl's own plugin lookup: a `kubectl-tx` wrapper first on PATH. */
+/** Runs `kubectl tx` through kubectl's own plugin lookup: a `kubectl-tx` wrapper first on PATH, running the plugin's bundle as `kubetx dev` does. */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { buildPluginBundle, pluginWrapper } from "../../src/devcluster/plugin-bundle.ts";
 import type { CommandResult, User } from "./cluster.ts";
 import { cluster, run } from "./cluster.ts";
 
@@ -15,7 +16,7 @@ export interface Plugin {
 
 export async function installPlugin(): Promise<Plugin> {
   const bin = await mkdtemp(path.join(tmpdir(), "kubectl-tx-bin-"));
-  await writeFile(path.join(bin, "kubectl-tx"), `#!/bin/sh\nexec "${REPO}/node_modules/.bin/node" "${REPO}/src/cli/kubectl-tx.ts" "$@"\n`, { mode: 0o755 });
+  await writeFile(path.join(bin, "kubectl-tx"), pluginWrapper(path.join(REPO, "node_modules", ".bin", "node"), await buildPluginBundle(REPO)), { mode: 0o755 });
   const { KUBECTL: _ignored, ...rest } = process.env;
   const base = { ...rest, PATH: [bin, cluster().binariesDir, process.env.PATH].join(path.delimiter) };
   return {

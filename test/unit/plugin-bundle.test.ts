@@ -1,0 +1,53 @@
+/**
+ * The plugin as `kubetx dev`, the tests, the bench and the campaign install
+ * it: one file built by rolldown from src/cli/kubectl-tx.ts, run through the
+ * same kind of `kubectl-tx` wrapper, with nothing of the sources beside it.
+ */
+import { execFile } from "node:child_process";
+import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildPluginBundle, pluginBundlePath, pluginWrapper } from "../../src/devcluster/plugin-bundle.ts";
+import { APPLY_HELP } from "../../src/cli/tx/help.ts";
+
+const REPO = path.resolve(import.meta.dirname, "../..");
+const exec = promisify(execFile);
+
+describe("the plugin bundle", () => {
+  let dir: string;
+  let wrapper: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "kubectl-tx-bundle-"));
+    // A copy far from the checkout: the bundle must need nothing beside it (no node_modules, no sources, no package.json).
+    const alone = path.join(dir, "kubectl-tx.mjs");
+    await copyFile(await buildPluginBundle(REPO), alone);
+    wrapper = path.join(dir, "kubectl-tx");
+    await writeFile(wrapper, pluginWrapper(process.execPath, alone), { mode: 0o755 });
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("builds once per process, into dist/ of the checkout", async () => {
+    const [first, second] = [buildPluginBundle(REPO), buildPluginBundle(REPO)];
+    expect(first).toBe(second);
+    expect(await first).toBe(pluginBundlePath(REPO));
+    expect(path.relative(REPO, await first)).toBe(path.join("dist", "kubectl-tx.mjs"));
+    expect(await readFile(path.join(REPO, ".gitignore"), "utf8")).toMatch(/^dist\/$/m);
+  });
+
+  it("runs on its own: the version from package.json and the help text", async () => {
+    const { version } = JSON.parse(await readFile(path.join(REPO, "package.json"), "utf8")) as { version: string };
+    expect((await exec(wrapper, ["version", "--client"], { cwd: dir })).stdout).toBe(`plugin: ${version}\n`);
+    const help = (await exec(wrapper, ["apply", "--help"], { cwd: dir })).stdout;
+    expect(help).toContain(APPLY_HELP);
+    expect(help).toBe((await exec(process.execPath, [path.join(REPO, "src", "cli", "kubectl-tx.ts"), "apply", "--help"])).stdout);
+  });
+
+  it("fails as the sources do: a usage error names the flag and exits 2", async () => {
+    const failed = await exec(wrapper, ["apply", "--no-such-flag"], { cwd: dir }).then(() => undefined, (error: { code: number; stderr: string }) => error);
+    expect(failed?.code).toBe(2);
+    expect(failed?.stderr).toContain("--no-such-flag");
+  });
+});
