@@ -8,6 +8,15 @@ import { createLogger } from "../../src/telemetry/logger.ts";
 
 const echo: AdmissionHandler = { handle: (request) => Promise.resolve(allowed(request)) };
 const throwing: AdmissionHandler = { handle: () => Promise.reject(new Error("journal unavailable")) };
+/** The signals /watch-signal's handler was given; it answers only once its signal aborts. */
+const signals: AbortSignal[] = [];
+const waitsForAbort: AdmissionHandler = {
+  handle: (request, signal) => {
+    if (signal) signals.push(signal);
+    return new Promise((resolve) => signal?.addEventListener("abort", () => resolve(allowed(request)), { once: true }));
+  },
+};
+const keepsSignal: AdmissionHandler = { handle: (request, signal) => (signal && signals.push(signal), Promise.resolve(allowed(request))) };
 
 function review(uid: string): string {
   return JSON.stringify({
@@ -28,7 +37,7 @@ describe("the admission HTTP layer", () => {
 
   beforeAll(async () => {
     const logger = createLogger({ destination: { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) } });
-    server = http.createServer(createApp({ logger, handlers: { "/validate": echo, "/broken": throwing } }));
+    server = http.createServer(createApp({ logger, handlers: { "/validate": echo, "/broken": throwing, "/hold": waitsForAbort, "/keep": keepsSignal } }));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -71,6 +80,19 @@ describe("the admission HTTP layer", () => {
     const { status, json } = await post("/validate", Buffer.alloc(MAX_BODY_BYTES + 1, 32));
     expect(status).toBe(413);
     expect(json.error).toMatch(/limit/);
+  });
+
+  it("aborts the handler's signal when the apiserver hangs up, and not for a review it answered", async () => {
+    signals.length = 0;
+    expect((await post("/keep", review("u-kept"))).status).toBe(200);
+    const caller = new AbortController();
+    const held = fetch(`${base}/hold`, { method: "POST", body: review("u-held"), headers: { "content-type": "application/json" }, signal: caller.signal }).catch(() => "hung up");
+    while (signals.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(signals.map((s) => s.aborted)).toEqual([false, false]);
+    caller.abort();
+    expect(await held).toBe("hung up");
+    while (!signals[1]?.aborted) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(signals[0]?.aborted).toBe(false);
   });
 
   it("turns a handler failure into an errored response and keeps serving", async () => {
