@@ -7,6 +7,8 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeObject, ObjectList } from "../../src/kube/index.ts";
+import { LABEL_ROLE, LABEL_TRANSACTION } from "../../src/kube/vocabulary.ts";
+import { CLOSING_ROLE } from "../../src/locks/record.ts";
 import { transactionPath } from "../../src/transactions/model.ts";
 import type { PerMember, Window } from "../support/audit.ts";
 import { kubetxCalls, perMember } from "../support/audit.ts";
@@ -116,9 +118,12 @@ async function configMapsLeft(ctx: BenchContext, namespace: string): Promise<num
   return list.items.filter((cm) => cm.metadata?.name?.startsWith("app-config-")).length;
 }
 
-/** performance.now() when no Lease or Secret of the transaction was left (polled), NaN if never. */
+/**
+ * performance.now() when no Lease or Secret of the transaction was left (polled), NaN if never. The closing mark
+ * (role `closing`) is not a lock: it stays some minutes after the resolution by design (gc.ts CLOSING_MARK_KEEP_MS).
+ */
 async function locksReleased(ctx: BenchContext, id: string): Promise<number> {
-  const query = { labelSelector: `kubetx.io/transaction=${id}` };
+  const query = { labelSelector: `${LABEL_TRANSACTION}=${id},${LABEL_ROLE}!=${CLOSING_ROLE}` };
   for (let i = 0; i < RELEASE_POLLS; i += 1) {
     const leases = await ctx.cluster.admin.get<ObjectList<KubeObject>>("/apis/coordination.k8s.io/v1/namespaces/kubetx-system/leases", { query });
     const secrets = await ctx.cluster.admin.get<ObjectList<KubeObject>>("/api/v1/namespaces/kubetx-system/secrets", { query });
