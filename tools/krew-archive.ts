@@ -29,11 +29,19 @@ const BUNDLE = "kubectl-tx.mjs";
 const DEFAULT_OUT = path.join(REPO, ".kubetx", "krew");
 /** Where releases are published; the manifest's uri is this, the version, and the archive's name. */
 const RELEASES = "https://kubetx.io/releases";
-/** The launcher krew links onto PATH. Node resolves the link, so the import is relative to the archive. */
+/**
+ * The launcher krew links onto PATH. Node resolves the link, so the import
+ * is relative to the archive. The bundle is imported after the compile
+ * cache is on (a static import would be loaded before it), as the wrapper
+ * of plugin-bundle.ts does.
+ */
 export const LAUNCHER = `#!/usr/bin/env node
 // kubectl tx, as krew installs it: kubectl runs this file, and Node 24 or
-// later runs the bundle beside it (plugins/krew/README.md).
-import "./${BUNDLE}";
+// later runs the bundle beside it (plugins/krew/README.md), its compiled
+// code cached in the temp dir (NODE_DISABLE_COMPILE_CACHE=1 turns that off).
+import { enableCompileCache } from "node:module";
+enableCompileCache();
+await import("./${BUNDLE}");
 `;
 /** Every entry's time: 1980-01-01, a fixed date that no archiver reads as "unset", so equal trees make equal archives. */
 const ENTRY_MTIME = 315_532_800;

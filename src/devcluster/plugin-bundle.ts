@@ -44,7 +44,8 @@ async function bundle(repoRoot: string): Promise<string> {
       platform: "node",
       logLevel: "warn",
       write: true,
-      output: { file: partial, format: "esm", codeSplitting: false },
+      // Minified (names kept, for messages that name a class): 1.7 MB instead of 3.1, which Node reads and compiles faster.
+      output: { file: partial, format: "esm", codeSplitting: false, minify: true, keepNames: true },
     });
     await rename(partial, file);
   } catch (error) {
@@ -54,7 +55,15 @@ async function bundle(repoRoot: string): Promise<string> {
   return file;
 }
 
-/** The `kubectl-tx` a PATH directory holds: runs the bundle on the given Node. */
+/**
+ * Turns Node's compile cache on before the bundle is loaded (`--import`
+ * runs first): the bundle's own enableCompileCache comes too late for the
+ * one module it is. Same cache and switch as from the sources: the temp
+ * dir, NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+ */
+export const ENABLE_COMPILE_CACHE = `data:text/javascript,import{enableCompileCache}from"node:module";enableCompileCache()`;
+
+/** The `kubectl-tx` a PATH directory holds: runs the bundle on the given Node, compiled code cached between runs. */
 export function pluginWrapper(node: string, bundleFile: string): string {
-  return `#!/bin/sh\nexec '${node}' '${bundleFile}' "$@"\n`;
+  return `#!/bin/sh\nexec '${node}' --import '${ENABLE_COMPILE_CACHE}' '${bundleFile}' "$@"\n`;
 }

@@ -117,8 +117,12 @@ describe("the archive npm run krew:archive builds", () => {
     await mkdir(bin);
     await symlink(path.join(extracted, "kubectl-tx"), path.join(bin, "kubectl-tx"));
     // Node 24, as the caveats ask; cwd elsewhere, so nothing of the checkout is found by accident.
-    const help = await run(process.execPath, [path.join(bin, "kubectl-tx"), "--help"], { cwd: dir });
+    const temp = await mkdtemp(path.join(dir, "tmp-"));
+    const { NODE_DISABLE_COMPILE_CACHE: _, NODE_COMPILE_CACHE: __, ...env } = process.env;
+    const help = await run(process.execPath, [path.join(bin, "kubectl-tx"), "--help"], { cwd: dir, env: { ...env, TMPDIR: temp } });
     expect(help.stdout).toContain("kubectl tx apply -f FILE|DIR");
+    // The launcher turns Node's compile cache on before it loads the bundle.
+    expect((await readdir(path.join(temp, "node-compile-cache"), { recursive: true })).length).toBeGreaterThan(1);
     const pkg = JSON.parse(await readFile(path.join(extracted, "package.json"), "utf8")) as { version: string; type: string };
     expect(pkg).toMatchObject({ version: await packageVersion(), type: "module" });
     // One bundle, nothing else: no sources, no node_modules.

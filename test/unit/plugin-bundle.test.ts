@@ -4,7 +4,7 @@
  * same kind of `kubectl-tx` wrapper, with nothing of the sources beside it.
  */
 import { execFile } from "node:child_process";
-import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -43,6 +43,22 @@ describe("the plugin bundle", () => {
     const help = (await exec(wrapper, ["apply", "--help"], { cwd: dir })).stdout;
     expect(help).toContain(APPLY_HELP);
     expect(help).toBe((await exec(process.execPath, [path.join(REPO, "src", "cli", "kubectl-tx.ts"), "apply", "--help"])).stdout);
+  });
+
+  it("keeps its compiled code in Node's compile cache in the temp dir, unless NODE_DISABLE_COMPILE_CACHE=1", async () => {
+    const cached = async (extraEnv: Record<string, string>): Promise<string[]> => {
+      const temp = await mkdtemp(path.join(dir, "tmp-"));
+      const { NODE_DISABLE_COMPILE_CACHE: _, NODE_COMPILE_CACHE: __, ...env } = process.env;
+      await exec(wrapper, ["--help"], { cwd: dir, env: { ...env, TMPDIR: temp, ...extraEnv } });
+      return readdir(path.join(temp, "node-compile-cache"), { recursive: true }).catch(() => []);
+    };
+    // The version's folder, and in it the bundle's compiled code (the bundle's own enableCompileCache alone makes only the folder).
+    expect((await cached({})).length).toBeGreaterThan(1);
+    expect(await cached({ NODE_DISABLE_COMPILE_CACHE: "1" })).toEqual([]);
+  });
+
+  it("is minified: far smaller than the code it bundles", async () => {
+    expect((await stat(pluginBundlePath(REPO))).size).toBeLessThan(2_500_000);
   });
 
   it("fails as the sources do: a usage error names the flag and exits 2", async () => {
