@@ -61,7 +61,7 @@ async function bundle(repoRoot: string): Promise<string> {
  * one module it is. Same cache and switch as from the sources: the temp
  * dir, NODE_DISABLE_COMPILE_CACHE=1 turns it off.
  */
-export const ENABLE_COMPILE_CACHE = `data:text/javascript,import{enableCompileCache}from"node:module";enableCompileCache()`;
+const ENABLE_COMPILE_CACHE = `data:text/javascript,import{enableCompileCache}from"node:module";enableCompileCache()`;
 
 /** The `kubectl-tx` a PATH directory holds: runs the bundle on the given Node, compiled code cached between runs. */
 export function pluginWrapper(node: string, bundleFile: string): string {
