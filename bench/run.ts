@@ -37,7 +37,8 @@ import type { BenchEngine } from "./support/engine.ts";
 import { startBenchEngine } from "./support/engine.ts";
 import { PhaseRecorder } from "./support/phases.ts";
 import type { Results } from "./support/report.ts";
-import { engineProblems, summaryText, targetsOf, writeResults } from "./support/report.ts";
+import type { ScenarioName } from "./support/report.ts";
+import { SCENARIOS, engineProblems, parseOnly, summaryText, targetsOf, writeResults } from "./support/report.ts";
 import { median, round } from "./support/stats.ts";
 
 /**
@@ -49,6 +50,13 @@ import { median, round } from "./support/stats.ts";
 const ENGINE_INPUT: ConfigInput = { policySource: "flags", identity: "bench-engine", exemptUsers: ["admin"] };
 const ARGS = process.argv.slice(2);
 const KNOWN_ARGS = ["--quick", "--fsync"];
+/**
+ * `--only=rollback` (or a comma-separated list): only those scenarios, for
+ * comparing one change side by side without the whole bench. The results
+ * go to a dated `…-only-<names>.json`, never to latest.json, which stays a
+ * whole run.
+ */
+const ONLY = parseOnly(ARGS.find((a) => a.startsWith("--only="))?.slice("--only=".length));
 /** `--quick`: a smoke run of the whole bench in about a minute; its numbers mean little and go to results/quick.json only. */
 const QUICK = ARGS.includes("--quick");
 /**
@@ -72,12 +80,19 @@ const startedAt = new Date();
 const t0 = performance.now();
 const progress = (line: string): void => console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}`);
 
+function argumentProblem(): string | undefined {
+  const unknown = ARGS.filter((a) => !KNOWN_ARGS.includes(a) && !a.startsWith("--only="));
+  if (unknown.length > 0) return `unknown argument ${unknown.join(" ")}; known: ${KNOWN_ARGS.join(" ")} --only=${SCENARIOS.join(",")}`;
+  return typeof ONLY === "string" ? ONLY : undefined;
+}
+
 async function main(): Promise<number> {
-  const unknown = ARGS.filter((a) => !KNOWN_ARGS.includes(a));
-  if (unknown.length > 0) {
-    console.error(`bench: unknown argument ${unknown.join(" ")}; known: ${KNOWN_ARGS.join(" ")}`);
+  const problem = argumentProblem();
+  if (problem) {
+    console.error(`bench: ${problem}`);
     return 2;
   }
+  const wanted = (name: ScenarioName): boolean => !Array.isArray(ONLY) || ONLY.includes(name);
   const cleanup = new Cleanup();
   const stopOn = (signal: NodeJS.Signals): void => {
     progress(`${signal}: stopping everything this bench started`);
@@ -124,17 +139,18 @@ async function main(): Promise<number> {
     const ctx: BenchContext = { cluster, engine, phases, run: randomBytes(3).toString("hex"), progress };
     // Apply and rollback first, on a cluster with few Transaction records; the latency
     // scenario leaves several hundred behind (kubetx does not delete resolved records).
-    apply = await scenario("2+3. kubectl apply (explicit, transparent) and kubectl tx apply, vs no webhook", () => measureApply(ctx, APPLY));
-    rollback = await scenario("4. rollback of 100 members", () => measureRollback(ctx, ROLLBACK));
-    latency = await scenario("1. write latency with and without the webhook", () => measureLatency(ctx, LATENCY));
-    throughput = await scenario("5. pass-through admissions per second, in-process load", () => measureThroughput(ctx, THROUGHPUT));
+    const only = async <T>(name: ScenarioName, title: string, work: () => Promise<T>): Promise<T | undefined> => (wanted(name) ? scenario(title, work) : undefined);
+    apply = await only("apply", "2+3. kubectl apply (explicit, transparent) and kubectl tx apply, vs no webhook", () => measureApply(ctx, APPLY));
+    rollback = await only("rollback", "4. rollback of 100 members", () => measureRollback(ctx, ROLLBACK));
+    latency = await only("latency", "1. write latency with and without the webhook", () => measureLatency(ctx, LATENCY));
+    throughput = await only("throughput", "5. pass-through admissions per second, in-process load", () => measureThroughput(ctx, THROUGHPUT));
     Object.assign(extra, await scenario("after: records and engine log", () => afterwards(cluster as BenchCluster, engine as BenchEngine)) ?? {});
   } catch (error) {
     errors.push(`setup: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
     progress(`FAILED setup: ${errors.at(-1) ?? ""}`);
   } finally {
     const results = resultsOf({ cluster, engine, load, apply, rollback, latency, throughput, extra, errors });
-    const files = await writeResults(RESULTS_DIR, results, { quick: QUICK, fsync: FSYNC });
+    const files = await writeResults(RESULTS_DIR, results, { quick: QUICK, fsync: FSYNC, ...(Array.isArray(ONLY) ? { only: ONLY } : {}) });
     progress("stopping the engine, the control plane and the temp dir");
     const failures = await cleanup.run();
     for (const f of failures) progress(`cleanup: ${f}`);
@@ -225,3 +241,4 @@ async function afterwards(cluster: BenchCluster, engine: BenchEngine): Promise<R
 
 process.exitCode = await main();
 process.exit();
+

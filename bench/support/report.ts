@@ -149,22 +149,40 @@ function topKinds(calls: PerMember): string {
   return Object.entries(calls.byKind).slice(0, 7).map(([k, v]) => `${k} ${v} x ${ms(calls.medianMsByKind[k] ?? Number.NaN)}`).join(", ");
 }
 
+/** The scenarios, by the names `--only=` takes, in the order a run takes them. */
+export const SCENARIOS = ["apply", "rollback", "latency", "throughput"] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** The scenarios `--only=` names (in run order), or what is wrong with it. Pure. */
+export function parseOnly(value: string | undefined): ScenarioName[] | string | undefined {
+  if (value === undefined) return undefined;
+  const names = value.split(",").filter(Boolean);
+  const bad = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
+  if (names.length === 0 || bad.length > 0) return `--only= takes scenario names from ${SCENARIOS.join(", ")}, comma-separated; got "${value}"`;
+  return SCENARIOS.filter((n) => names.includes(n));
+}
+
 export interface RunMode {
   /** A smoke run: its numbers mean little. */
   readonly quick: boolean;
   /** etcd with fsync on. */
   readonly fsync: boolean;
+  /** Only these scenarios ran (`--only=`). */
+  readonly only?: readonly string[];
 }
 
 /**
- * The files a run writes: quick.json alone for a smoke run, else latest.json
- * and a copy named by the start time; `-fsync` before `.json` with fsync on,
+ * The files a run writes: quick.json alone for a smoke run, a dated
+ * `…-only-<scenarios>.json` alone for a partial one, else latest.json and a
+ * copy named by the start time; `-fsync` before `.json` with fsync on,
  * so the two modes never overwrite each other.
  */
 export function resultFileNames(startedAt: string, mode: RunMode): string[] {
   const suffix = mode.fsync ? "-fsync" : "";
   if (mode.quick) return [`quick${suffix}.json`];
-  return [`latest${suffix}.json`, `${startedAt.replace(/:/g, "-").replace(/\.\d{3}Z$/, "Z")}${suffix}.json`];
+  const stamp = startedAt.replace(/:/g, "-").replace(/\.\d{3}Z$/, "Z");
+  if (mode.only) return [`${stamp}-only-${mode.only.join("-")}${suffix}.json`];
+  return [`latest${suffix}.json`, `${stamp}${suffix}.json`];
 }
 
 export async function writeResults(dir: string, results: Results, mode: RunMode): Promise<string[]> {

@@ -8,6 +8,10 @@ import type { RestoreOutcome } from "../rollback/apply.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { Transaction } from "../transactions/model.ts";
+import { mapLimit } from "./concurrency.ts";
+
+/** Events posted at once: as many as the rollback's own restores run. */
+const PARALLEL_EVENTS = 8;
 
 export interface RollbackEvents {
   rolledBack(tx: Transaction | undefined, locks: readonly LockRecord[], outcomes: readonly RestoreOutcome[]): Promise<void>;
@@ -16,12 +20,13 @@ export interface RollbackEvents {
 export function kubeRollbackEvents(client: KubeClient, clock: Clock, logger: Logger): RollbackEvents {
   return {
     async rolledBack(tx, locks, outcomes): Promise<void> {
-      for (const [i, lock] of locks.entries()) {
+      // Side by side: one after another, 100 Events held a rollback of 100 members up by a third of a second.
+      await mapLimit([...locks.entries()], PARALLEL_EVENTS, async ([i, lock]) => {
         const event = eventFor(tx, lock, outcomes[i]);
-        if (!event) continue;
+        if (!event) return;
         await postEvent(client, clock, lock, event).catch((error: unknown) =>
           logger.warn({ err: error, transaction: lock.member.transaction }, "could not record rollback event"));
-      }
+      });
     },
   };
 }

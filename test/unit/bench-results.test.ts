@@ -1,7 +1,7 @@
 /** Where the bench writes its results, and where it may put an etcd that syncs to disk. */
 import { describe, expect, it } from "vitest";
 import { filesystemName, inMemory } from "../../bench/support/filesystems.ts";
-import { resultFileNames, targetsOf } from "../../bench/support/report.ts";
+import { parseOnly, resultFileNames, targetsOf } from "../../bench/support/report.ts";
 import type { ThroughputResult } from "../../bench/scenarios/throughput.ts";
 
 const STARTED = "2026-12-01T09:30:05.123Z";
@@ -18,6 +18,23 @@ describe("the results files", () => {
   it("are one quick file for a smoke run, never latest.json", () => {
     expect(resultFileNames(STARTED, { quick: true, fsync: false })).toEqual(["quick.json"]);
     expect(resultFileNames(STARTED, { quick: true, fsync: true })).toEqual(["quick-fsync.json"]);
+  });
+
+  it("are one dated file naming the scenarios for a partial run, never latest.json", () => {
+    expect(resultFileNames(STARTED, { quick: false, fsync: false, only: ["apply", "rollback"] })).toEqual(["2026-12-01T09-30-05Z-only-apply-rollback.json"]);
+    expect(resultFileNames(STARTED, { quick: false, fsync: true, only: ["rollback"] })).toEqual(["2026-12-01T09-30-05Z-only-rollback-fsync.json"]);
+  });
+});
+
+describe("--only=", () => {
+  it("takes scenario names, comma-separated, and puts them in run order", () => {
+    expect(parseOnly(undefined)).toBeUndefined();
+    expect(parseOnly("throughput,rollback")).toEqual(["rollback", "throughput"]);
+  });
+
+  it("says which names it knows when given one it does not, or none", () => {
+    expect(parseOnly("rolback")).toBe('--only= takes scenario names from apply, rollback, latency, throughput, comma-separated; got "rolback"');
+    expect(parseOnly("")).toMatch(/^--only= takes scenario names/);
   });
 });
 
