@@ -169,3 +169,45 @@ describe("a rollback's restore of an update", () => {
     expect(client.historyQueries).toEqual([]);
   });
 });
+
+describe("a restore's fence (is this still the transaction's lock, led by this replica?)", () => {
+  const genuine: StoredEntry = { pre: configMap({ v: "before" }), post: configMap({ v: "real" }) };
+  const live = configMap({ v: "real" }, { resourceVersion: "12" });
+
+  /** A client whose object read fails: the fenced attempt must not surface that failure. */
+  class UnreadableClient extends HistoryClient {
+    override get<T>(): Promise<T> {
+      return Promise.reject(new Error("connection reset while reading the object"));
+    }
+  }
+
+  it("writes nothing and says why when the lock moved on, though the object was read beside it", async () => {
+    const client = new HistoryClient(live, configMap({ v: "before" }));
+    const outcome = await restoreMember(client, member("UPDATE"), genuine, { fence: () => Promise.resolve("the lock lk-1 is no longer the transaction's") });
+    expect(outcome).toEqual({ kind: "fenced", detail: "the lock lk-1 is no longer the transaction's" });
+    expect(client.patches).toEqual([]);
+  });
+
+  it("answers fenced, not the read's error, when both happen in one attempt", async () => {
+    const client = new UnreadableClient(live, undefined);
+    const outcome = await restoreMember(client, member("UPDATE"), genuine, { fence: () => Promise.resolve("this replica no longer leads the transaction") });
+    expect(outcome.kind).toBe("fenced");
+  });
+
+  it("passes on the read's error when the fence lets the attempt go on", async () => {
+    const client = new UnreadableClient(live, undefined);
+    await expect(restoreMember(client, member("UPDATE"), genuine, { fence: () => Promise.resolve(undefined) })).rejects.toThrow("connection reset");
+  });
+
+  it("passes on the fence's own error, writing nothing", async () => {
+    const client = new HistoryClient(live, configMap({ v: "before" }));
+    await expect(restoreMember(client, member("UPDATE"), genuine, { fence: () => Promise.reject(new Error("lease read failed")) })).rejects.toThrow("lease read failed");
+    expect(client.patches).toEqual([]);
+  });
+
+  it("restores when the lock is still the transaction's", async () => {
+    const client = new HistoryClient(live, configMap({ v: "before" }));
+    expect((await restoreMember(client, member("UPDATE"), genuine, { fence: () => Promise.resolve(undefined) })).kind).toBe("restored");
+    expect(client.patches).toHaveLength(1);
+  });
+});
