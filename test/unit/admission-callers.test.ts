@@ -4,9 +4,12 @@
  * its body is read, and its handler never runs.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { once } from "node:events";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import tls from "node:tls";
+import type { Request } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AdmissionHandler } from "../../src/admission/handler.ts";
 import { allowed } from "../../src/admission/response.ts";
@@ -59,12 +62,12 @@ describe("the admission paths", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function post(to: string, as?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  function post(to: string, as?: string, agent?: https.Agent): Promise<{ status: number; json: Record<string, unknown> }> {
     const identity = as ? identities[as] : undefined;
     return new Promise((resolve, reject) => {
       const req = https.request({
         host: "127.0.0.1", port: server.port, path: to, method: "POST", ca: caPem, servername: "localhost",
-        headers: { "content-type": "application/json" }, ...(identity ?? {}),
+        headers: { "content-type": "application/json" }, ...(identity ?? {}), ...(agent ? { agent } : {}),
       }, (res) => {
         let text = "";
         res.on("data", (chunk: Buffer) => (text += chunk.toString()));
@@ -96,6 +99,40 @@ describe("the admission paths", () => {
     expect(seen.at(-1)?.uid).toBe("forged-1");
   });
 
+  it("judges each caller once per kept-alive connection, and every request on it alike", async () => {
+    for (const [as, code] of [["apiserver", 200], ["alice", 403]] as const) {
+      const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+      const sockets = new Set<unknown>();
+      agent.on("free", (socket) => sockets.add(socket));
+      try {
+        const statuses = [];
+        for (let i = 0; i < 3; i += 1) statuses.push((await post("/validate", as, agent)).status);
+        expect(statuses).toEqual([code, code, code]);
+        expect(sockets.size).toBe(1);
+      } finally {
+        agent.destroy();
+      }
+    }
+  });
+
+  it("refuses to renegotiate TLS 1.2, so a connection cannot change its certificate after it was judged", { timeout: 10_000 }, async () => {
+    const socket = tls.connect({ host: "127.0.0.1", port: server.port, ca: caPem, servername: "localhost", maxVersion: "TLSv1.2", ...identities.apiserver });
+    try {
+      await once(socket, "secureConnect");
+      const outcome = await new Promise<string>((resolve) => {
+        socket.once("close", () => resolve("closed"));
+        socket.once("error", () => resolve("closed"));
+        const started = socket.renegotiate({ rejectUnauthorized: true }, (error) => resolve(error ? "closed" : "renegotiated"));
+        if (!started) resolve("closed");
+        // The server reads the renegotiation with the next bytes on the connection.
+        socket.write("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+      });
+      expect(outcome).toBe("closed");
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it("leaves the health probes open to the kubelet, which has no certificate", async () => {
     const status = await new Promise<number>((resolve, reject) => {
       https.get({ host: "127.0.0.1", port: server.port, path: "/healthz", ca: caPem, servername: "localhost" }, (res) => {
@@ -104,5 +141,24 @@ describe("the admission paths", () => {
       }).on("error", reject);
     });
     expect(status).toBe(200);
+  });
+});
+
+describe("the caller check's cost", () => {
+  /** A connection as the check sees it, counting how often its certificate is built. */
+  function connection(cn: string): { socket: { authorized: boolean; getPeerCertificate: () => { subject: { CN: string } } }; built: () => number } {
+    let built = 0;
+    return { socket: { authorized: true, getPeerCertificate: () => ((built += 1), { subject: { CN: cn } }) }, built: () => built };
+  }
+
+  it("builds a connection's certificate once, however many reviews come on it", () => {
+    const check = clientCertificateCheck(["kube-apiserver"]);
+    const [apiserver, alice] = [connection("kube-apiserver"), connection("alice")];
+    const request = (c: ReturnType<typeof connection>): Request => ({ socket: c.socket }) as unknown as Request;
+    for (let i = 0; i < 5; i += 1) {
+      expect(check(request(apiserver))).toEqual({ ok: true });
+      expect(check(request(alice))).toMatchObject({ ok: false, status: 403 });
+    }
+    expect([apiserver.built(), alice.built()]).toEqual([1, 1]);
   });
 });
