@@ -69,10 +69,10 @@ export async function listenHttps(app: RequestListener, files: TlsFiles, options
   // them first (its default is 5 s), a review sent as it closes one fails ("broken pipe") and, with failurePolicy
   // Fail, so does the user's write. The client must be the one to close.
   server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.headersTimeout = KEEP_ALIVE_MS + 5_000;
   // A connection keeps the client certificate of its handshake: callers.ts judges it once per connection.
   // (TLS 1.3 has no renegotiation; this closes the door for 1.2.)
   server.on("secureConnection", (socket: tls.TLSSocket) => socket.disableRenegotiation());
-  server.headersTimeout = KEEP_ALIVE_MS + 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
