@@ -55,7 +55,10 @@ describe("TransactionPolicy", () => {
       const result = await kubectl(["apply", "-f", "-"], { user, input: yamlOf([configMap(ns, `${name}-${attempt}`, { v: "1" })]) });
       if (result.stderr.includes("kubetx: joined transaction") === joined) return result.stderr;
       last = result.stderr;
-      await sleep(200);
+      // A refusal that says to apply again in a few seconds is a failed transparent transaction refusing the
+      // rest of the apply: retried sooner than its quiet window, each refused write starts that window again
+      // (as it must for a real apply) and the loop never gets in. Wait as the message says.
+      await sleep(result.stderr.includes("apply again in a few seconds") ? 3_000 : 200);
     }
     throw new Error(`kubetx never ${joined ? "took" : "left"} ${user}'s write to ${ns} within 60 s; kubectl last said: ${last || "(nothing)"}`);
   }
