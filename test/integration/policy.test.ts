@@ -67,7 +67,8 @@ describe("TransactionPolicy", () => {
     expect((await applyPolicy("team-policy", teamPolicy())).code).toBe(0);
     const stderr = await applyUntil("alice", "covered", true);
     const id = /joined transaction (t-[0-9a-f]+)/.exec(stderr)?.[1] ?? "";
-    expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
+    const resolved = await waitResolved(admin, id);
+    expect(resolved.status?.phase, JSON.stringify(resolved.status)).toBe("Committed");
     const off = await applyPolicy("team-policy", teamPolicy({ mode: "off" }));
     expect(off.stderr).toBe("");
     expect(off.code).toBe(0);
