@@ -60,3 +60,57 @@ function changesBetween(before: readonly WebhookEntry[], after: readonly Webhook
   for (const entry of before) if (!kept.has(entry.name)) changes.push(`removed ${entry.name}`);
   return changes;
 }
+
+/**
+ * Added to an `/observe` entry while the coverage it stands for changes:
+ * the apiserver skips the entry. See settlingObserveEntries.
+ */
+export const SETTLING_CONDITION = { name: "kubetx-settling", expression: "false" } as const;
+
+/** The policy part of an object entry's name: "" for the base name, `shop` for `shop.<baseName>`. */
+function policyKey(name: string, baseName: string): string {
+  return name === baseName ? "" : name.slice(0, -(baseName.length + 1));
+}
+
+/** What an `/observe` entry and a `/validate` entry of one policy look like, keyed by policyKey. */
+export interface CoveragePair {
+  readonly baseName: string;
+  readonly live: readonly WebhookEntry[];
+  readonly desired: readonly WebhookMatch[];
+}
+
+/**
+ * The `/observe` configuration for the first step of a coverage change:
+ * every object entry whose coverage is about to change, in `/observe` or in
+ * `/validate`, is paused (SETTLING_CONDITION); entries already as the
+ * policies want them in both stay.
+ *
+ * Why: a write `/observe` sees and `/validate` never does counts as a
+ * write the apiserver rejected (transactions/intents.ts), which fails the
+ * requester's transaction. So `/observe` must never cover more than
+ * `/validate`, in the apiserver's view, even for the moment between the
+ * two configurations' updates (the apiserver reads each through its own
+ * watch, in no order). sync.ts changes coverage in three steps, each given
+ * time to reach the apiserver: pause the `/observe` entries that change,
+ * rewrite `/validate`, then write `/observe` as the policies want it.
+ */
+export function settlingObserveEntries(observe: CoveragePair, validate: CoveragePair): Reconciled {
+  const matches = (entry: WebhookEntry | undefined, match: WebhookMatch | undefined): boolean =>
+    entry !== undefined && match !== undefined && MANAGED_FIELDS.every((f) => isDeepStrictEqual(entry[f], match[f]));
+  const keyed = <T extends { name: string }>(items: readonly T[], baseName: string): Map<string, T> =>
+    new Map(items.filter((e) => isObjectEntry(e.name, baseName)).map((e) => [policyKey(e.name, baseName), e]));
+  const liveValidate = keyed(validate.live, validate.baseName);
+  const wantValidate = keyed(validate.desired, validate.baseName);
+  const wantObserve = keyed(observe.desired, observe.baseName);
+  const webhooks = observe.live.map((entry): WebhookEntry => {
+    if (!isObjectEntry(entry.name, observe.baseName)) return entry;
+    const key = policyKey(entry.name, observe.baseName);
+    if (matches(entry, wantObserve.get(key)) && matches(liveValidate.get(key), wantValidate.get(key))) return entry;
+    const conditions = Array.isArray(entry.matchConditions) ? (entry.matchConditions as readonly { expression?: unknown }[]) : [];
+    // Paused already, or calling nothing (coverage.ts NO_POLICY_CONDITION).
+    if (conditions.some((c) => c.expression === SETTLING_CONDITION.expression)) return entry;
+    return { ...entry, matchConditions: [...conditions, SETTLING_CONDITION] };
+  });
+  const changes = webhooks.filter((e, i) => e !== observe.live[i]).map((e) => `${e.name}: paused while coverage changes`);
+  return { webhooks, changes };
+}

@@ -20,8 +20,8 @@ import type { Logger } from "../telemetry/logger.ts";
 import type { ConfigurationKind } from "./configurations.ts";
 import { CONFIGURATION_PATHS, MANAGED_CONFIGURATIONS, WEBHOOK_NAME } from "./configurations.ts";
 import { objectWebhooks } from "./coverage.ts";
-import type { WebhookEntry } from "./reconcile.ts";
-import { reconcileWebhooks } from "./reconcile.ts";
+import type { CoveragePair, Reconciled, WebhookEntry } from "./reconcile.ts";
+import { SETTLING_CONDITION, reconcileWebhooks, settlingObserveEntries } from "./reconcile.ts";
 
 /** A backstop: the watch brings changes within a moment; this repairs what a broken watch missed. */
 export const DEFAULT_SYNC_PERIOD_MS = 30_000;
@@ -29,6 +29,14 @@ export const DEFAULT_SYNC_PERIOD_MS = 30_000;
 const MIN_PASS_GAP_MS = 500;
 /** Pause before watching again after a watch ended normally (the apiserver closes watches every few minutes). */
 const REWATCH_DELAY_MS = 1_000;
+/**
+ * How long a configuration write is given to reach the apiserver's webhook
+ * dispatch (it reads configurations through a watch) before the next step
+ * of a coverage change relies on it.
+ */
+export const DEFAULT_SETTLE_MS = 2_000;
+/** Steps of one pass at most: a coverage change takes three, plus a settle wait. */
+const MAX_STEPS = 6;
 /** The name kubetx's writes carry in the configurations' managedFields. */
 const FIELD_MANAGER = "kubetx";
 
@@ -40,6 +48,8 @@ export interface WebhookSyncOptions {
   /** Whether `policies` reflects the cluster yet: a watcher that has not listed them looks like "no policy". */
   readonly ready: () => boolean;
   readonly periodMs?: number;
+  /** DEFAULT_SETTLE_MS unless a test says otherwise. */
+  readonly settleMs?: number;
 }
 
 interface ConfigurationObject extends KubeObject {
@@ -47,6 +57,25 @@ interface ConfigurationObject extends KubeObject {
 }
 
 type Managed = (typeof MANAGED_CONFIGURATIONS)[number];
+
+interface LiveConfigurations {
+  readonly validate: ConfigurationObject;
+  readonly observe: ConfigurationObject;
+}
+
+/** One step of a pass (see nextStep). */
+type Step = { readonly kind: Managed; readonly result: Reconciled; readonly last: boolean } | "settle" | "done";
+
+const [VALIDATING, MUTATING] = MANAGED_CONFIGURATIONS as readonly [Managed, Managed];
+
+function pathOf(kind: Managed): string {
+  return `${CONFIGURATION_PATHS[kind.kind]}/${WEBHOOK_NAME}`;
+}
+
+/** Whether an `/observe` entry is paused while coverage changes. */
+function hasSettlingEntry(entries: readonly WebhookEntry[]): boolean {
+  return entries.some((e) => Array.isArray(e.matchConditions) && (e.matchConditions as readonly { name?: unknown }[]).some((c) => c.name === SETTLING_CONDITION.name));
+}
 
 export class WebhookSync {
   private readonly o: WebhookSyncOptions;
@@ -67,49 +96,104 @@ export class WebhookSync {
   async run(signal: AbortSignal): Promise<void> {
     const watches = MANAGED_CONFIGURATIONS.map((c) => this.watch(c.kind, signal));
     while (!signal.aborted) {
-      await this.syncOnce();
+      await this.syncOnce(signal);
       await this.pause(signal);
     }
     await Promise.all(watches);
   }
 
-  /** One pass over both configurations. Failures are logged, never thrown: the next pass tries again. */
-  async syncOnce(): Promise<void> {
+  /**
+   * One pass: brings both configurations in step with the policies, in the
+   * order that keeps `/observe` from covering more than `/validate` in the
+   * apiserver's view (reconcile.ts settlingObserveEntries): pause the
+   * `/observe` entries that change, rewrite `/validate`, write `/observe`,
+   * each write given the settle time to reach the apiserver before the
+   * next. Every step reads both configurations again, so a policy change
+   * or another replica's write meanwhile is taken into account. Failures
+   * are logged, never thrown: the next pass tries again.
+   */
+  async syncOnce(signal: AbortSignal = new AbortController().signal): Promise<void> {
     this.dirty = false;
     if (!this.o.ready()) return;
-    for (const configuration of MANAGED_CONFIGURATIONS) {
-      try {
-        await this.syncConfiguration(configuration);
-      } catch (error) {
-        this.o.logger.warn({ err: error, configuration: `${configuration.kind}/${WEBHOOK_NAME}` }, "could not bring the webhook configuration in step with the policies; retrying");
-      }
+    try {
+      await this.syncInSteps(signal);
+    } catch (error) {
+      this.o.logger.warn({ err: error, configuration: WEBHOOK_NAME }, "could not bring the webhook configurations in step with the policies; retrying");
     }
   }
 
-  private async syncConfiguration({ kind, baseName, extraConditions }: Managed): Promise<void> {
-    const path = `${CONFIGURATION_PATHS[kind]}/${WEBHOOK_NAME}`;
-    const live = await getIfExists<ConfigurationObject>(this.o.client, path);
-    if (!live) return;
-    const policies = this.o.policies();
-    const result = reconcileWebhooks(live.webhooks ?? [], objectWebhooks(policies, baseName, extraConditions), baseName);
-    const configuration = `${kind}/${WEBHOOK_NAME}`;
-    if (result.problem) {
-      this.o.logger.warn({ configuration }, `cannot keep the webhook configuration in step with the policies: ${result.problem}`);
-      return;
+  private async syncInSteps(signal: AbortSignal): Promise<void> {
+    // Whether the settle time has passed since this pass last wrote, or since it began (another replica may just have written).
+    let settled = false;
+    for (let step = 0; step < MAX_STEPS && !signal.aborted; step++) {
+      const live = await this.readBoth();
+      if (!live) return;
+      const policies = this.o.policies();
+      const next = this.nextStep(live, policies, settled);
+      if (next === "done") return;
+      if (next !== "settle") {
+        if (!(await this.write(next.kind, live[next.kind === VALIDATING ? "validate" : "observe"], next.result, policies))) return;
+        if (next.last) return;
+      }
+      await pause(this.settleMs, signal);
+      settled = true;
     }
-    if (result.changes.length === 0) return;
+  }
+
+  /**
+   * What a pass does next, from the configurations as they are now: a write
+   * (`last` when nothing depends on it), "settle" (wait, then look again),
+   * or "done".
+   */
+  private nextStep(live: LiveConfigurations, policies: readonly NamedPolicy[], settled: boolean): Step {
+    const pair = (kind: Managed, object: ConfigurationObject): CoveragePair =>
+      ({ baseName: kind.baseName, live: object.webhooks ?? [], desired: objectWebhooks(policies, kind.baseName, kind.extraConditions) });
+    const validate = pair(VALIDATING, live.validate);
+    const observe = pair(MUTATING, live.observe);
+    const paused = settlingObserveEntries(observe, validate);
+    if (paused.changes.length > 0) return { kind: MUTATING, result: paused, last: false };
+    const validating = this.reconciled(VALIDATING, validate);
+    if (!validating) return "done";
+    if (validating.changes.length > 0) {
+      // /observe entries paused by another replica a moment ago may not have reached the apiserver yet.
+      return !settled && hasSettlingEntry(observe.live) ? "settle" : { kind: VALIDATING, result: validating, last: false };
+    }
+    const observing = this.reconciled(MUTATING, observe);
+    if (!observing || observing.changes.length === 0) return "done";
+    // /validate may have changed a moment ago (in this pass or another replica's): let it reach the apiserver first.
+    return settled ? { kind: MUTATING, result: observing, last: true } : "settle";
+  }
+
+  /** Both configurations, or undefined when either is missing: kubetx never creates them. */
+  private async readBoth(): Promise<LiveConfigurations | undefined> {
+    const [validate, observe] = await Promise.all([VALIDATING, MUTATING].map((c) => getIfExists<ConfigurationObject>(this.o.client, pathOf(c))));
+    return validate && observe ? { validate, observe } : undefined;
+  }
+
+  /** The configuration as the policies want it, or undefined (and a warning) when it cannot be. */
+  private reconciled(kind: Managed, pair: CoveragePair): Reconciled | undefined {
+    const result = reconcileWebhooks(pair.live, pair.desired, kind.baseName);
+    if (!result.problem) return result;
+    this.o.logger.warn({ configuration: `${kind.kind}/${WEBHOOK_NAME}` }, `cannot keep the webhook configuration in step with the policies: ${result.problem}`);
+    return undefined;
+  }
+
+  /** Replaces the configuration as read; false when it changed meanwhile or is gone (the next pass reads it again). */
+  private async write(kind: Managed, live: ConfigurationObject, result: Reconciled, policies: readonly NamedPolicy[]): Promise<boolean> {
+    const configuration = `${kind.kind}/${WEBHOOK_NAME}`;
     // Without managedFields the apiserver keeps the ones it has; resourceVersion makes the write conditional.
     const { managedFields: _managed, ...metadata } = live.metadata ?? {};
     try {
-      await this.o.client.replace(path, { ...live, metadata, webhooks: result.webhooks }, { query: { fieldManager: FIELD_MANAGER } });
+      await this.o.client.replace(pathOf(kind), { ...live, metadata, webhooks: result.webhooks }, { query: { fieldManager: FIELD_MANAGER } });
     } catch (error) {
-      if (error instanceof NotFound) return;
+      if (error instanceof NotFound) return false;
       if (!(error instanceof Conflict)) throw error;
       this.o.logger.debug({ configuration }, "webhook configuration changed while kubetx wrote it; reading it again");
       this.dirty = true;
-      return;
+      return false;
     }
     this.o.logger.info({ configuration, policies: policies.map((p) => p.name), changes: result.changes }, "webhook configuration now matches the policies");
+    return true;
   }
 
   /** Any event (the first ones list what exists) asks for a pass; the pass finds out whether anything differs. */
@@ -128,6 +212,10 @@ export class WebhookSync {
       }
       await pause(delayMs, signal);
     }
+  }
+
+  private get settleMs(): number {
+    return this.o.settleMs ?? DEFAULT_SETTLE_MS;
   }
 
   private get period(): number {

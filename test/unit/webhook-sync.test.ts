@@ -21,13 +21,18 @@ const MUTATING = `${CONFIGURATION_PATHS.MutatingWebhookConfiguration}/kubetx`;
 /** Bound for waits on the running loop: far above its half-second pass gap. */
 const WAIT = { timeout: 5_000, interval: 20 };
 
-type Entry = { name: string; clientConfig: { url?: string; caBundle?: string }; failurePolicy?: string; namespaceSelector?: { matchLabels?: Record<string, string> }; matchConditions?: { name: string }[] };
+type Entry = {
+  name: string; clientConfig: { url?: string; caBundle?: string }; failurePolicy?: string; namespaceSelector?: { matchLabels?: Record<string, string> };
+  rules?: unknown[]; matchConditions?: { name: string; expression?: string }[];
+};
 type Configuration = KubeObject & { webhooks: Entry[] };
 
 /** The two configurations by path, with resourceVersions and watchers, as the apiserver keeps them. */
 class FakeApiserver extends RefusingClient {
   readonly objects = new Map<string, Configuration>();
   readonly writes: { path: string; query: RequestOptions["query"] }[] = [];
+  /** Both configurations after each write, and when. */
+  readonly snapshots: { at: number; validating: Entry[]; mutating: Entry[] }[] = [];
   /** Conflicts to answer the next replaces with, as if someone wrote in between. */
   conflicts = 0;
   private version = 1;
@@ -62,6 +67,7 @@ class FakeApiserver extends RefusingClient {
     }
     this.writes.push({ path, query: options?.query });
     this.put(path, object);
+    this.snapshots.push({ at: Date.now(), validating: structuredClone(this.webhooks(VALIDATING)), mutating: structuredClone(this.webhooks(MUTATING)) });
     return Promise.resolve(structuredClone(this.objects.get(path)) as T);
   }
 
@@ -84,7 +90,7 @@ afterEach(() => {
 
 function syncer(api: FakeApiserver, policies: () => readonly NamedPolicy[], extra: Partial<WebhookSyncOptions> = {}): WebhookSync {
   const sink = new Writable({ write: (chunk: Buffer, _enc, done) => ((logs += chunk.toString()), done()) });
-  return new WebhookSync({ client: api, logger: createLogger({ level: "debug", destination: sink }), policies, ready: () => true, ...extra });
+  return new WebhookSync({ client: api, logger: createLogger({ level: "debug", destination: sink }), policies, ready: () => true, settleMs: 0, ...extra });
 }
 
 function start(sync: WebhookSync): Promise<void> {
@@ -157,9 +163,9 @@ describe("a webhook sync pass", () => {
     api.conflicts = 1;
     const sync = syncer(api, () => [policy("shop", "shop")]);
     await sync.syncOnce();
-    expect(api.writes.map((w) => w.path)).toEqual([MUTATING]);
+    expect(api.writes).toEqual([]);
     await sync.syncOnce();
-    expect(api.writes.map((w) => w.path)).toEqual([MUTATING, VALIDATING]);
+    expect(api.writes.map((w) => w.path)).toEqual([MUTATING, VALIDATING, MUTATING]);
   });
 
   it("writes as field manager kubetx", async () => {
@@ -173,7 +179,7 @@ describe("a webhook sync pass", () => {
     const api = new FakeApiserver();
     api.install();
     await syncer(api, () => [policy("a", "a"), policy("b", "b")]).syncOnce();
-    const line = JSON.parse(logs.split("\n").find((l) => l.includes("now matches the policies")) ?? "{}") as { policies?: string[]; changes?: string[] };
+    const line = JSON.parse(logs.split("\n").find((l) => l.includes("now matches the policies") && l.includes("Validating")) ?? "{}") as { policies?: string[]; changes?: string[] };
     expect(line.policies).toEqual(["a", "b"]);
     expect(line.changes).toEqual(["validate.kubetx.io: namespaceSelector", "added b.validate.kubetx.io"]);
   });
@@ -186,6 +192,72 @@ describe("a webhook sync pass", () => {
     await syncer(api, () => [policy("shop", "shop")]).syncOnce();
     expect(api.webhooks(VALIDATING).map((w) => w.name)).toEqual(["records.kubetx.io"]);
     expect(logs).toContain("apply manifests/webhooks.yaml again");
+  });
+});
+
+/**
+ * Every `/observe` entry that calls kubetx covers no more than the
+ * `/validate` entry of the same policy: same selector and rules (the
+ * `/observe` entry adds a condition of its own).
+ */
+function observeWithinValidate(snapshot: { validating: Entry[]; mutating: Entry[] }): string[] {
+  const key = (name: string, base: string): string => (name === base ? "" : name.slice(0, -(base.length + 1)));
+  const validate = new Map(snapshot.validating.filter((e) => e.name.endsWith("validate.kubetx.io")).map((e) => [key(e.name, "validate.kubetx.io"), e]));
+  const problems: string[] = [];
+  for (const entry of snapshot.mutating) {
+    if (entry.matchConditions?.some((c) => c.expression === "false")) continue;
+    const twin = validate.get(key(entry.name, "observe.kubetx.io"));
+    const same = twin !== undefined && JSON.stringify(twin.namespaceSelector) === JSON.stringify(entry.namespaceSelector) && JSON.stringify(twin.rules) === JSON.stringify(entry.rules)
+      && !twin.matchConditions?.some((c) => c.expression === "false");
+    if (!same) problems.push(`${entry.name} calls kubetx for ${JSON.stringify(entry.namespaceSelector)}, /validate's twin does not match it`);
+  }
+  return problems;
+}
+
+describe("a coverage change", () => {
+  const SETTLE_MS = 60;
+  const cases: [string, NamedPolicy[], NamedPolicy[]][] = [
+    ["a policy added", [policy("shop", "shop")], [policy("shop", "shop"), policy("web", "web")]],
+    ["a policy removed", [policy("shop", "shop"), policy("web", "web")], [policy("web", "web")]],
+    ["a selector changed", [policy("shop", "shop")], [policy("shop", "shop-2")]],
+    ["the first policy", [], [policy("shop", "shop")]],
+    ["the last policy turned off", [policy("shop", "shop")], [policy("shop", "shop", { mode: "off" })]],
+  ];
+
+  it.each(cases)("(%s) never lets /observe call kubetx where /validate would not, and gives each step time to settle", async (_name, before, after) => {
+    const api = new FakeApiserver();
+    api.install();
+    let policies = before;
+    const sync = syncer(api, () => policies, { settleMs: SETTLE_MS });
+    await sync.syncOnce();
+    const from = api.snapshots.length;
+    policies = after;
+    await sync.syncOnce();
+    const steps = api.snapshots.slice(from);
+    expect(steps.length).toBeGreaterThanOrEqual(2);
+    for (const step of steps) expect(observeWithinValidate(step)).toEqual([]);
+    // Timers never fire early by more than a millisecond of rounding.
+    for (let i = 1; i < steps.length; i++) expect((steps[i]?.at ?? 0) - (steps[i - 1]?.at ?? 0)).toBeGreaterThanOrEqual(SETTLE_MS - 2);
+    // It ends where the policies want it: a pass after it writes nothing.
+    const written = api.writes.length;
+    await sync.syncOnce();
+    expect(api.writes).toHaveLength(written);
+    expect(api.webhooks(MUTATING).some((e) => e.matchConditions?.some((c) => c.name === "kubetx-settling"))).toBe(false);
+  });
+
+  it("waits for the settle time before rewriting /validate when another replica paused /observe a moment ago", async () => {
+    const api = new FakeApiserver();
+    api.install();
+    const other = syncer(api, () => [policy("shop", "shop")], { settleMs: SETTLE_MS });
+    await other.syncOnce();
+    const mutating = api.objects.get(MUTATING) as Configuration;
+    // The other replica's first step of a change to web, as it would write it.
+    api.put(MUTATING, { ...mutating, webhooks: mutating.webhooks.map((w) => ({ ...w, matchConditions: [...(w.matchConditions ?? []), { name: "kubetx-settling", expression: "false" }] })) });
+    const pausedAt = Date.now();
+    await syncer(api, () => [policy("web", "web")], { settleMs: SETTLE_MS }).syncOnce();
+    const validateWrite = api.snapshots.find((s) => s.validating[0]?.namespaceSelector?.matchLabels?.team === "web");
+    expect(validateWrite).toBeDefined();
+    expect((validateWrite?.at ?? 0) - pausedAt).toBeGreaterThanOrEqual(SETTLE_MS - 2);
   });
 });
 
