@@ -75,6 +75,38 @@ describe("TransactionPolicy", () => {
     expect(await applyUntil("alice", "uncovered", false)).not.toContain("kubetx:");
   });
 
+  it("rolls back nothing alice writes while a policy starts and stops covering her namespace", async () => {
+    // Long enough that a stream of writes in one transparent transaction is not cut off by maxOpenSeconds.
+    const policy = (mode: string): Record<string, unknown> => teamPolicy({ mode, maxOpenSeconds: 120 });
+    const joined = new Set<string>();
+    const failures: string[] = [];
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing && i < 400; i++) {
+        const result = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, `stream-${i}`, { v: "1" })]) });
+        if (result.code !== 0) failures.push(`stream-${i}: ${result.stderr}`);
+        const id = /joined transaction (t-[0-9a-f]+)/.exec(result.stderr)?.[1];
+        if (id) joined.add(id);
+      }
+    })();
+    try {
+      for (const mode of ["transparent", "off", "transparent", "off"]) {
+        expect((await applyPolicy("team-toggle", policy(mode))).code).toBe(0);
+        // Time for kubetx to carry the change through both configurations while the writes go on.
+        await sleep(7_000);
+      }
+    } finally {
+      writing = false;
+      await writer;
+    }
+    expect(failures).toEqual([]);
+    expect(joined.size).toBeGreaterThan(0);
+    for (const id of joined) {
+      const tx = await waitResolved(admin, id, 60_000);
+      expect(tx.status?.phase, `${id}: ${JSON.stringify(tx.status)}`).toBe("Committed");
+    }
+  });
+
   it("lets exempt users and excluded resources through untouched", async () => {
     await applyPolicy("team-exempt", teamPolicy({ exemptUsers: ["bob"], resources: { include: ["*"], exclude: ["secrets"] } }));
     await applyUntil("alice", "alice-write", true);

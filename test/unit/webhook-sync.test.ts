@@ -245,6 +245,21 @@ describe("a coverage change", () => {
     expect(api.webhooks(MUTATING).some((e) => e.matchConditions?.some((c) => c.name === "kubetx-settling"))).toBe(false);
   });
 
+  it("keeps /observe within /validate when the policies change in the middle of a pass", async () => {
+    const api = new FakeApiserver();
+    api.install();
+    await syncer(api, () => [], { settleMs: 0 }).syncOnce();
+    const from = api.snapshots.length;
+    // The policy arrives after the pass first asked: every later question gets the new answer.
+    let asked = 0;
+    const sync = syncer(api, () => (asked++ === 0 ? [] : [policy("shop", "shop")]), { settleMs: SETTLE_MS });
+    await sync.syncOnce();
+    await sync.syncOnce();
+    const steps = api.snapshots.slice(from);
+    for (const step of steps) expect(observeWithinValidate(step)).toEqual([]);
+    expect(selectors(api, MUTATING)[0]).toEqual({ team: "shop" });
+  });
+
   it("waits for the settle time before rewriting /validate when another replica paused /observe a moment ago", async () => {
     const api = new FakeApiserver();
     api.install();
