@@ -126,7 +126,7 @@ async function assemble(dir: string, options: ClusterOptions, cleanups: (() => P
   await waitForKubetx(http);
   await installPolicy(http);
   await createWorkloadNamespace(http, PROBE_NAMESPACE, USERS);
-  await waitForPolicy(binaries.kubectl, controlPlane.kubeconfigs.alice);
+  await waitForPolicy(http, binaries.kubectl, controlPlane.kubeconfigs.alice);
   const thirdParty = await startThirdParty(a, http, controlPlane.caData);
   const kubeconfigs = await userKubeconfigs({ dir, pki, ca, controlPlane });
   return {

@@ -15,6 +15,7 @@ import type { Http } from "./checker/http.ts";
 import { HttpError } from "./checker/http.ts";
 import { run } from "./clients.ts";
 import { WORKLOAD_LABEL } from "./thirdparty.ts";
+import { DEFAULT_SETTLE_MS } from "../src/webhooks/sync.ts";
 import { LOCK_TTL_SECONDS, MAX_OPEN_SECONDS, QUIET_WINDOW_SECONDS } from "./timing.ts";
 
 const NAMESPACE = "kubetx-system";
@@ -173,9 +174,9 @@ export async function until(check: () => Promise<boolean>, failure: string, time
  * Waits until the replicas apply the campaign's policy: a server-side dry
  * run of an explicit member by alice in the probe namespace gets kubetx's
  * dry-run warning, POLICY_PROBES times in a row (each call reaches a
- * replica at random).
+ * replica at random); then `/observe` too.
  */
-export async function waitForPolicy(kubectl: string, kubeconfig: string): Promise<void> {
+export async function waitForPolicy(http: Http, kubectl: string, kubeconfig: string): Promise<void> {
   const manifest = [
     "apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: policy-probe", `  namespace: ${PROBE_NAMESPACE}`,
     "  annotations:", "    kubetx.io/transaction: t-xprobe0000", '    kubetx.io/expected-members: "1"', "data:", "  probe: \"1\"", "",
@@ -192,4 +193,23 @@ export async function waitForPolicy(kubectl: string, kubeconfig: string): Promis
   } finally {
     await rm(file, { force: true });
   }
+  await waitForObserve(http);
 }
+
+/**
+ * Waits until kubetx has written `/observe` for the campaign's policy (its
+ * last step of a coverage change, src/webhooks/sync.ts), and for that write
+ * to reach the apiserver: before it, a transparent write the apiserver
+ * rejects ahead of `/validate` would be seen only by the audit sink.
+ */
+async function waitForObserve(http: Http): Promise<void> {
+  await until(async () => {
+    type Entry = { namespaceSelector?: { matchLabels?: Record<string, string> }; matchConditions?: { expression?: string }[] };
+    const configuration = await http.get<{ webhooks?: Entry[] }>(WEBHOOK_CONFIGURATIONS[1]);
+    const entries = configuration.webhooks ?? [];
+    return entries.some((e) => e.namespaceSelector?.matchLabels?.["kubetx.io/enabled"] === "true")
+      && !entries.some((e) => e.matchConditions?.some((c) => c.expression === "false"));
+  }, "kubetx never wrote its /observe webhook for the campaign's policy");
+  await sleep(DEFAULT_SETTLE_MS);
+}
+

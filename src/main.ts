@@ -58,6 +58,8 @@ export interface WebhookServerOptions {
   readonly clock?: Clock;
   /** `calls`: apiserver calls made while answering (kube/request-path.ts). */
   readonly onReview?: (path: string, request: AdmissionRequest, response: AdmissionResponse, calls: number) => void;
+  /** How long each step of a webhook coverage change is given to reach the apiserver (webhooks/sync.ts DEFAULT_SETTLE_MS). */
+  readonly webhookSettleMs?: number;
   /** How often to check the certificate files for a rotation (default 10 s). */
   readonly certReloadMs?: number;
   /** What /metrics serves; a fresh registry when absent. */
@@ -88,6 +90,8 @@ export interface ApiserverClients {
 export interface WebhookServer extends RunningServer {
   readonly client: KubeClient;
   readonly resolver: Resolver;
+  /** Whether both webhook configurations are as the policies want them (a sync pass would write nothing). */
+  webhooksInStep(): Promise<boolean>;
   /** Where /metrics is served, when it is. */
   readonly metricsPort?: number;
 }
@@ -110,13 +114,17 @@ async function every(periodMs: number, signal: AbortSignal, work: () => Promise<
 /**
  * Starts watching the policies (when they come from the cluster) and keeps
  * the webhook configurations in step with them, so that an outage of kubetx
- * blocks only the writes a policy covers. Resolves once `signal` aborts.
+ * blocks only the writes a policy covers. `running` resolves once `signal`
+ * aborts.
  */
-function runPolicies(policies: PolicySource, client: KubeClient, logger: Logger, signal: AbortSignal): Promise<void> {
+function runPolicies(
+  { policies, client, logger, settleMs }: { policies: PolicySource; client: KubeClient; logger: Logger; settleMs: number | undefined },
+  signal: AbortSignal,
+): { webhooks: WebhookSync; running: Promise<void> } {
   if (policies instanceof PolicyWatcher) void policies.run(signal);
-  const webhooks = new WebhookSync({ client, logger, policies: () => policies.view().policies, ready: () => policies.ready });
+  const webhooks = new WebhookSync({ client, logger, policies: () => policies.view().policies, ready: () => policies.ready, ...(settleMs === undefined ? {} : { settleMs }) });
   const stopListening = policies.onChange(() => webhooks.trigger());
-  return webhooks.run(signal).finally(stopListening);
+  return { webhooks, running: webhooks.run(signal).finally(stopListening) };
 }
 
 /** Every long-lived part of one kubetx process, built from its options. */
@@ -234,7 +242,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const running = resolver.run(stop.signal);
   const sweeping = intents ? every(config.resolverPeriodMs, stop.signal, () =>
     intents.sweep().catch((error: unknown) => logger.warn({ err: error }, "intent sweep failed"))) : Promise.resolve();
-  const syncing = runPolicies(policies, client, logger, stop.signal);
+  const { webhooks, running: syncing } = runPolicies({ policies, client, logger, settleMs: options.webhookSettleMs }, stop.signal);
   const app = appFor(engine, { namespaces, policy: () => policies.view(), selfUsername }, options);
   const server = await listenHttps(app, options.tls, {
     host: options.host, port: options.port, logger,
@@ -251,6 +259,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
     client,
     resolver,
+    webhooksInStep: () => webhooks.inStep(),
     close: async () => {
       stop.abort();
       await Promise.all([running, sweeping, syncing]);

@@ -122,6 +122,13 @@ export class WebhookSync {
     }
   }
 
+  /** Whether both configurations are as the policies want them now: a pass would write nothing. */
+  async inStep(): Promise<boolean> {
+    if (!this.o.ready()) return false;
+    const live = await this.readBoth();
+    return live !== undefined && this.nextStep(live, this.o.policies(), true) === "done";
+  }
+
   private async syncInSteps(signal: AbortSignal): Promise<void> {
     // Whether the settle time has passed since this pass last wrote, or since it began (another replica may just have written).
     let settled = false;

@@ -20,8 +20,8 @@ import { webhookCertificate } from "../support/webhook.ts";
 
 /**
  * How long a policy change may take to reach the apiserver's webhook calls:
- * policy watch, sync and the apiserver's informer take a second or two; this
- * is generous. Probes 100 ms apart meanwhile.
+ * policy watch, sync (in steps 2 s apart) and the apiserver's informer take
+ * a few seconds; this is generous. Probes 100 ms apart meanwhile.
  */
 const COVERAGE = { timeout: 20_000, interval: 100 };
 const TEAM = "blast-radius.kubetx.io/team";
@@ -110,20 +110,27 @@ describe("kubetx's webhooks with TransactionPolicies in the cluster", () => {
   });
 
   let probes = 0;
-  /** A server-side dry run of a ConfigMap create as `as`: whether it went through, and whether kubetx answered a review of it. */
-  async function probe(as: KubeClient, namespace: string): Promise<{ through: boolean; reachedKubetx: boolean }> {
+  /** A server-side dry run of a ConfigMap create as `as`: whether it went through, whether kubetx answered a review of it, and on which paths. */
+  async function probe(as: KubeClient, namespace: string): Promise<{ through: boolean; reachedKubetx: boolean; paths: string[] }> {
     const name = `probe-${(probes += 1)}`;
     const through = await as.create(`/api/v1/namespaces/${namespace}/configmaps`, configMap(namespace, name, { v: "1" }), { query: { dryRun: "All" } })
       .then(() => true, (error: unknown) => {
         if (error instanceof KubeError) return false;
         throw error;
       });
-    return { through, reachedKubetx: seen.some((s) => s.namespace === namespace && s.name === name) };
+    const reviews = seen.filter((s) => s.namespace === namespace && s.name === name);
+    return { through, reachedKubetx: reviews.length > 0, paths: [...new Set(reviews.map((s) => s.path))].sort() };
   }
 
-  /** Probes until writes to `namespace` do (or do not) reach kubetx; the apiserver answers a write after every webhook it calls, so one probe is proof. */
+  /**
+   * Probes until writes to `namespace` reach both of kubetx's webhooks (or
+   * neither): kubetx changes /validate first and /observe seconds later
+   * (src/webhooks/sync.ts). The apiserver answers a write after every
+   * webhook it calls, so one probe is proof.
+   */
   async function untilCoverage(as: KubeClient, namespace: string, reachesKubetx: boolean): Promise<void> {
-    await vi.waitFor(async () => expect(await probe(as, namespace)).toEqual({ through: true, reachedKubetx: reachesKubetx }), COVERAGE);
+    const paths = reachesKubetx ? ["/observe", "/validate"] : [];
+    await vi.waitFor(async () => expect(await probe(as, namespace)).toEqual({ through: true, reachedKubetx: reachesKubetx, paths }), COVERAGE);
   }
 
   it("send kubetx the writes in a namespace a policy selects", async () => {
@@ -132,12 +139,12 @@ describe("kubetx's webhooks with TransactionPolicies in the cluster", () => {
 
   it("never send kubetx a write in a namespace no policy selects", async () => {
     await untilCoverage(alice, covered, true);
-    expect(await probe(alice, plain)).toEqual({ through: true, reachedKubetx: false });
+    expect(await probe(alice, plain)).toEqual({ through: true, reachedKubetx: false, paths: [] });
   });
 
   it("never send kubetx the writes of a user the policy exempts", async () => {
     await untilCoverage(alice, covered, true);
-    expect(await probe(bob, covered)).toEqual({ through: true, reachedKubetx: false });
+    expect(await probe(bob, covered)).toEqual({ through: true, reachedKubetx: false, paths: [] });
   });
 
   it("cover a namespace within seconds of a policy that selects it, and uncover it when the policy is deleted", async () => {

@@ -79,9 +79,36 @@ export async function startEngine(
     ...(listen.clock ? { clock: listen.clock } : {}),
     ...(listen.wrapClient ? { wrapClient: listen.wrapClient } : {}),
     ...(listen.onReview ? { onReview: listen.onReview } : {}),
+    webhookSettleMs: TEST_SETTLE_MS,
   });
-  if (listen.register !== false) await register(server.port);
+  if (listen.register !== false) {
+    await register(server.port);
+    await untilWebhooksInStep(server);
+  }
   return server;
+}
+
+/**
+ * Each step of a coverage change is given this long to reach the apiserver
+ * (2 s in kubetx itself): on loopback the apiserver's watch delivers a
+ * configuration in milliseconds, and every engine start takes two steps.
+ */
+const TEST_SETTLE_MS = 500;
+
+/**
+ * Waits until kubetx has brought the registered configurations in step with
+ * its policies, /observe included (its last step), and that write has had
+ * time to reach the apiserver: stories assume both webhooks are called.
+ */
+export async function untilWebhooksInStep(server: WebhookServer): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt += 1) {
+    if (await server.webhooksInStep().catch(() => false)) {
+      await sleep(TEST_SETTLE_MS);
+      return;
+    }
+    await sleep(100);
+  }
+  throw new Error("kubetx never brought its webhook configurations in step with its policies within 30 s");
 }
 
 /** Points the `kubetx` webhook configuration at a server on 127.0.0.1:port and waits until the apiserver uses it. */
