@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadConfig } from "../src/config/config.ts";
+import { flagPolicies, loadConfig } from "../src/config/config.ts";
 import { bootstrapKubetxIdentity, editorsBound, runEditorBinder } from "../src/devcluster/bootstrap.ts";
 import { ensureServingCertificate } from "../src/devcluster/certs.ts";
 import type { ControlPlane } from "../src/devcluster/controlplane.ts";
@@ -78,15 +78,16 @@ async function measureMode(mode: (typeof MODES)[number]): Promise<ModeResult> {
     const placeholder = await acceptingEverything(tls, sinkPort);
     stops.push(await prepare(admin, controlPlane));
     await new Promise<void>((resolve) => placeholder.close(() => resolve()));
+    const config = loadConfig({ policySource: "flags", exemptUsers: ["admin"], auditSink: mode.flags !== undefined });
     const engine = await startWebhookServer({
       kubeconfig: controlPlane.kubeconfigs.kubetx,
       tls,
       host: "127.0.0.1", port: sinkPort, logger: silentLogger(),
-      config: loadConfig({ policySource: "flags", exemptUsers: ["admin"], auditSink: mode.flags !== undefined }),
+      config,
       apiserverClients: controlPlane.apiserverClient,
     });
     stops.push(() => engine.close());
-    for (const configuration of webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${engine.port}`, p, controlPlane.caData))) {
+    for (const configuration of webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${engine.port}`, p, controlPlane.caData), flagPolicies(config))) {
       await createOrReplace(admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
     }
     return { mode: mode.name, writeMs: await writeLatency(admin, alice), failureKnownMs: await failureDelays(admin, controlPlane, binaries.kubectl) };

@@ -15,7 +15,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { loadConfig } from "../src/config/config.ts";
+import { flagPolicies, loadConfig } from "../src/config/config.ts";
 import { NotFound, createOrReplace } from "../src/kube/index.ts";
 import { startWebhookServer } from "../src/main.ts";
 import { ENABLED_LABEL } from "../src/policy/policy.ts";
@@ -62,15 +62,16 @@ async function startTarget(cluster: BenchCluster, cleanup: Cleanup): Promise<Par
   await cluster.createNamespace(namespace, { [ENABLED_LABEL]: "true" });
   await cluster.createNamespace(plainNamespace);
   const recorder = new ReviewRecorder();
+  // Production timings; admin exempt, as in the bench, so the editor binder's writes stay out.
+  const config = loadConfig({ policySource: "flags", exemptUsers: ["admin"], auditSink: true });
   const server = await startWebhookServer({
     kubeconfig: cluster.controlPlane.kubeconfigs.kubetx, tls: cluster.webhookTls, host: "127.0.0.1", port: 0, logger: silentLogger(),
-    // Production timings; admin exempt, as in the bench, so the editor binder's writes stay out.
-    config: loadConfig({ policySource: "flags", exemptUsers: ["admin"], auditSink: true }),
+    config,
     apiserverClients: cluster.controlPlane.apiserverClient,
     onReview: recorder.onReview,
   });
   cleanup.push("stop engine", () => server.close());
-  const configurations = webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${server.port}`, p, cluster.controlPlane.caData));
+  const configurations = webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${server.port}`, p, cluster.controlPlane.caData), flagPolicies(config));
   return {
     port: server.port, admin: cluster.admin, namespace, plainNamespace, recorder,
     auditLog: cluster.controlPlane.auditLog, caFile: cluster.controlPlane.ca.certFile, apiserverClient: cluster.controlPlane.apiserverClientCertificate,

@@ -7,7 +7,7 @@ import type { AdmissionRequest, AdmissionResponse } from "./admission/review.ts"
 import { observeHandler } from "./admission/observe.ts";
 import { validateHandler } from "./admission/validate.ts";
 import type { EngineConfig } from "./config/config.ts";
-import { ConfigError } from "./config/config.ts";
+import { ConfigError, flagPolicies } from "./config/config.ts";
 import { Journal } from "./journal/journal.ts";
 import { createKubeClient, selfUsername, waitForApiserverReady } from "./kube/index.ts";
 import { countingRequestPath } from "./kube/request-path.ts";
@@ -156,7 +156,8 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const records = new Informer<Transaction>({ client, logger, gaps, what: "unresolved Transaction records", path: transactionPath(), labelSelector: `!${LABEL_RESOLVED}` });
   const leases = new Informer({ client, logger, gaps, what: "kubetx Leases", path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(config.namespace)}/leases`, labelSelector: LABEL_ROLE });
   const store = new TransactionStore(client, records);
-  const policies = config.policySource === "flags" ? staticPolicies([{ name: "flags", spec: config.flagPolicy }]) : new PolicyWatcher(client, logger);
+  const fromFlags = flagPolicies(config);
+  const policies = fromFlags ? staticPolicies(fromFlags) : new PolicyWatcher(client, logger);
   const limits = (): Limits => policies.view().limits;
   const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: () => limits().lockTtlSeconds, cache: leases });
   const journal = new Journal(client, config.namespace);

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import type { ConfigInput, EngineConfig } from "../../src/config/config.ts";
-import { loadConfig } from "../../src/config/config.ts";
+import { flagPolicies, loadConfig } from "../../src/config/config.ts";
 import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/webhooks/configurations.ts";
 import { NotFound, createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
@@ -79,7 +79,8 @@ export async function startBenchEngine(cluster: BenchCluster, cleanup: Cleanup, 
       return state.registered;
     },
     register: async () => {
-      for (const configuration of webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${server.port}`, p, cluster.controlPlane.caData))) {
+      // Covering what the engine's policy covers: its sync then has nothing to change.
+      for (const configuration of webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${server.port}`, p, cluster.controlPlane.caData), flagPolicies(config))) {
         await createOrReplace(cluster.admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
       }
       state.registered = true;

@@ -4,6 +4,7 @@
  * environment.
  */
 import { hostname } from "node:os";
+import type { NamedPolicy } from "../policy/combine.ts";
 import type { PolicySpec } from "../policy/policy.ts";
 import { POLICY_DEFAULTS, deepFreeze } from "../policy/policy.ts";
 import { validatePolicySpec } from "../policy/validate.ts";
@@ -116,6 +117,16 @@ function intentGrace(input: ConfigInput): number {
   if (input.intentGraceMs !== undefined && input.intentGraceMs !== "") return positive("intent grace (ms)", input.intentGraceMs, DEFAULT_INTENT_GRACE_MS);
   const quietMs = positive("quiet window (--quiet-window, ms)", input.quietWindowMs, POLICY_DEFAULTS.quietWindowSeconds * 1000);
   return Math.min(DEFAULT_INTENT_GRACE_MS, quietMs / 2);
+}
+
+/**
+ * The policies in force for `config` when they come from flags (one, named
+ * `flags`); undefined when they come from the cluster. Whoever registers
+ * the webhook configurations for such a kubetx can write them as its sync
+ * would (webhooks/configurations.ts), so no coverage change follows.
+ */
+export function flagPolicies(config: EngineConfig): readonly NamedPolicy[] | undefined {
+  return config.policySource === "flags" ? [{ name: "flags", spec: config.flagPolicy }] : undefined;
 }
 
 function flagPolicy(input: ConfigInput): PolicySpec {

@@ -30,13 +30,13 @@ export type ClientConfig = { url: string; caBundle: string } | { service: { name
 /** The policies the installed configurations start from: the default one, as manifests/policy/ ships it. */
 const STARTING_POLICIES: readonly NamedPolicy[] = [{ name: "default", spec: POLICY_DEFAULTS }];
 
-export function validatingWebhookConfiguration(clientConfig: ClientConfig): KubeObject {
+export function validatingWebhookConfiguration(clientConfig: ClientConfig, policies: readonly NamedPolicy[] = STARTING_POLICIES): KubeObject {
   return {
     apiVersion: "admissionregistration.k8s.io/v1",
     kind: "ValidatingWebhookConfiguration",
     metadata: { name: WEBHOOK_NAME },
     webhooks: [
-      ...objectWebhooks(STARTING_POLICIES, VALIDATE_WEBHOOK).map((match) => ({
+      ...objectWebhooks(policies, VALIDATE_WEBHOOK).map((match) => ({
         ...match,
         admissionReviewVersions: ["v1"],
         clientConfig,
@@ -63,12 +63,12 @@ export function validatingWebhookConfiguration(clientConfig: ClientConfig): Kube
 }
 
 /** The mutating webhook that only observes: it never patches, it records each write's uid. */
-export function mutatingWebhookConfiguration(clientConfig: ClientConfig): KubeObject {
+export function mutatingWebhookConfiguration(clientConfig: ClientConfig, policies: readonly NamedPolicy[] = STARTING_POLICIES): KubeObject {
   return {
     apiVersion: "admissionregistration.k8s.io/v1",
     kind: "MutatingWebhookConfiguration",
     metadata: { name: WEBHOOK_NAME },
-    webhooks: objectWebhooks(STARTING_POLICIES, OBSERVE_WEBHOOK, OBSERVE_CONDITIONS).map((match) => ({
+    webhooks: objectWebhooks(policies, OBSERVE_WEBHOOK, OBSERVE_CONDITIONS).map((match) => ({
       ...match,
       admissionReviewVersions: ["v1"],
       clientConfig,
@@ -82,9 +82,13 @@ export function mutatingWebhookConfiguration(clientConfig: ClientConfig): KubeOb
   };
 }
 
-/** Both configurations, for a server at `base` (https://host:port) or behind a Service. */
-export function webhookConfigurations(clientConfigFor: (path: string) => ClientConfig): KubeObject[] {
-  return [validatingWebhookConfiguration(clientConfigFor("/validate")), mutatingWebhookConfiguration(clientConfigFor("/observe"))];
+/**
+ * Both configurations, for a server at `base` (https://host:port) or behind
+ * a Service, covering what `policies` cover (by default the default
+ * policy's coverage, as manifests/ installs it).
+ */
+export function webhookConfigurations(clientConfigFor: (path: string) => ClientConfig, policies: readonly NamedPolicy[] = STARTING_POLICIES): KubeObject[] {
+  return [validatingWebhookConfiguration(clientConfigFor("/validate"), policies), mutatingWebhookConfiguration(clientConfigFor("/observe"), policies)];
 }
 
 export const CONFIGURATION_PATHS = {

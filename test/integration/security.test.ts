@@ -11,14 +11,14 @@ import https from "node:https";
 import path from "node:path";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config/config.ts";
+import { flagPolicies, loadConfig } from "../../src/config/config.ts";
 import { ensureClientCertificate } from "../../src/devcluster/certs.ts";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
 import { createLogger } from "../../src/telemetry/logger.ts";
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
-import { FAST, register, unregister } from "../support/engine.ts";
+import { FAST, register, unregister, untilWebhooksInStep } from "../support/engine.ts";
 import { configMap, inTransaction, leftovers, leftoversSettled, phaseOf, waitResolved, yamlOf } from "../support/objects.ts";
 import { installPlugin } from "../support/plugin.ts";
 import { webhookCertificate } from "../support/webhook.ts";
@@ -33,11 +33,13 @@ describe("secure operation", () => {
     admin = await client("admin");
     await createNamespace(ns, { "kubetx.io/enabled": "true" });
     const sink = new Writable({ write: (chunk: Buffer, _enc, done) => ((logs += chunk.toString()), done()) });
+    const config = loadConfig(FAST);
     engine = await startWebhookServer({
       kubeconfig: cluster().kubeconfigs.kubetx, tls: await webhookCertificate(), host: "127.0.0.1", port: 0,
-      logger: createLogger({ level: "debug", destination: sink }), config: loadConfig(FAST), apiserverClients: cluster().apiserverClient,
+      logger: createLogger({ level: "debug", destination: sink }), config, apiserverClients: cluster().apiserverClient,
     });
-    await register(engine.port);
+    await register(engine.port, flagPolicies(config));
+    await untilWebhooksInStep(engine);
   });
   afterAll(async () => {
     await unregister();

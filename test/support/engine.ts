@@ -8,7 +8,8 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConfigInput } from "../../src/config/config.ts";
-import { loadConfig } from "../../src/config/config.ts";
+import { flagPolicies, loadConfig } from "../../src/config/config.ts";
+import type { NamedPolicy } from "../../src/policy/combine.ts";
 import { CONFIGURATION_PATHS, urlClientConfig, webhookConfigurations } from "../../src/webhooks/configurations.ts";
 import { Conflict, createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer, WebhookServerOptions } from "../../src/main.ts";
@@ -67,6 +68,7 @@ export async function startEngine(
     onReview?: WebhookServerOptions["onReview"];
   } = {},
 ): Promise<WebhookServer> {
+  const config = loadConfig({ ...FAST, ...input });
   const server = await startWebhookServer({
     kubeconfig: cluster().kubeconfigs.kubetx,
     tls: await webhookCertificate(),
@@ -74,7 +76,7 @@ export async function startEngine(
     port: listen.port ?? 0,
     metricsPort: 0,
     logger: listen.logger ?? silentLogger(),
-    config: loadConfig({ ...FAST, ...input }),
+    config,
     apiserverClients: cluster().apiserverClient,
     ...(listen.clock ? { clock: listen.clock } : {}),
     ...(listen.wrapClient ? { wrapClient: listen.wrapClient } : {}),
@@ -82,7 +84,7 @@ export async function startEngine(
     webhookSettleMs: TEST_SETTLE_MS,
   });
   if (listen.register !== false) {
-    await register(server.port);
+    await register(server.port, flagPolicies(config));
     await untilWebhooksInStep(server);
   }
   return server;
@@ -111,11 +113,16 @@ export async function untilWebhooksInStep(server: WebhookServer): Promise<void> 
   throw new Error("kubetx never brought its webhook configurations in step with its policies within 30 s");
 }
 
-/** Points the `kubetx` webhook configuration at a server on 127.0.0.1:port and waits until the apiserver uses it. */
-export async function register(port: number): Promise<void> {
+/**
+ * Points the `kubetx` webhook configurations at a server on 127.0.0.1:port,
+ * covering what `policies` cover (the default policy's coverage unless
+ * given: pass the server's flag policies, and its sync has nothing to
+ * change), and waits until the apiserver uses them.
+ */
+export async function register(port: number, policies?: readonly NamedPolicy[]): Promise<void> {
   const admin = await client("admin");
   try {
-    for (const configuration of webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${port}`, p, cluster().caData))) {
+    for (const configuration of webhookConfigurations((p) => urlClientConfig(`https://127.0.0.1:${port}`, p, cluster().caData), policies)) {
       await replaceDespiteSync(admin, CONFIGURATION_PATHS[configuration.kind as keyof typeof CONFIGURATION_PATHS], configuration);
     }
   } finally {
