@@ -72,6 +72,11 @@ function pathOf(kind: Managed): string {
   return `${CONFIGURATION_PATHS[kind.kind]}/${WEBHOOK_NAME}`;
 }
 
+/** Both configurations' resourceVersions: equal on two reads, nothing was written between them. */
+function versions(live: LiveConfigurations): string {
+  return `${live.validate.metadata?.resourceVersion ?? ""}/${live.observe.metadata?.resourceVersion ?? ""}`;
+}
+
 /** Whether an `/observe` entry is paused while coverage changes. */
 function hasSettlingEntry(entries: readonly WebhookEntry[]): boolean {
   return entries.some((e) => Array.isArray(e.matchConditions) && (e.matchConditions as readonly { name?: unknown }[]).some((c) => c.name === SETTLING_CONDITION.name));
@@ -130,27 +135,30 @@ export class WebhookSync {
   }
 
   private async syncInSteps(signal: AbortSignal): Promise<void> {
-    // Whether the settle time has passed since this pass last wrote, or since it began (another replica may just have written).
-    let settled = false;
+    // The configurations' resourceVersions as they were when the last settle wait began: read the same
+    // after it, nothing was written for a whole settle time (by this pass or any other replica's).
+    let before: string | undefined;
     for (let step = 0; step < MAX_STEPS && !signal.aborted; step++) {
       const live = await this.readBoth();
       if (!live) return;
       const policies = this.o.policies();
-      const next = this.nextStep(live, policies, settled);
+      const next = this.nextStep(live, policies, versions(live) === before);
       if (next === "done") return;
+      before = versions(live);
       if (next !== "settle") {
-        if (!(await this.write(next.kind, live[next.kind === VALIDATING ? "validate" : "observe"], next.result, policies))) return;
-        if (next.last) return;
+        const written = await this.write(next.kind, live[next.kind === VALIDATING ? "validate" : "observe"], next.result, policies);
+        if (written === undefined || next.last) return;
+        before = versions({ ...live, [next.kind === VALIDATING ? "validate" : "observe"]: written });
       }
       await pause(this.settleMs, signal);
-      settled = true;
     }
   }
 
   /**
    * What a pass does next, from the configurations as they are now: a write
    * (`last` when nothing depends on it), "settle" (wait, then look again),
-   * or "done".
+   * or "done". `settled`: nothing was written to either configuration for
+   * a whole settle time, so the apiserver has what is read now.
    */
   private nextStep(live: LiveConfigurations, policies: readonly NamedPolicy[], settled: boolean): Step {
     const pair = (kind: Managed, object: ConfigurationObject): CoveragePair =>
@@ -185,22 +193,23 @@ export class WebhookSync {
     return undefined;
   }
 
-  /** Replaces the configuration as read; false when it changed meanwhile or is gone (the next pass reads it again). */
-  private async write(kind: Managed, live: ConfigurationObject, result: Reconciled, policies: readonly NamedPolicy[]): Promise<boolean> {
+  /** Replaces the configuration as read; what the apiserver stored, or undefined when it changed meanwhile or is gone (the next pass reads it again). */
+  private async write(kind: Managed, live: ConfigurationObject, result: Reconciled, policies: readonly NamedPolicy[]): Promise<ConfigurationObject | undefined> {
     const configuration = `${kind.kind}/${WEBHOOK_NAME}`;
     // Without managedFields the apiserver keeps the ones it has; resourceVersion makes the write conditional.
     const { managedFields: _managed, ...metadata } = live.metadata ?? {};
+    let stored: ConfigurationObject;
     try {
-      await this.o.client.replace(pathOf(kind), { ...live, metadata, webhooks: result.webhooks }, { query: { fieldManager: FIELD_MANAGER } });
+      stored = await this.o.client.replace<ConfigurationObject>(pathOf(kind), { ...live, metadata, webhooks: result.webhooks }, { query: { fieldManager: FIELD_MANAGER } });
     } catch (error) {
-      if (error instanceof NotFound) return false;
+      if (error instanceof NotFound) return undefined;
       if (!(error instanceof Conflict)) throw error;
       this.o.logger.debug({ configuration }, "webhook configuration changed while kubetx wrote it; reading it again");
       this.dirty = true;
-      return false;
+      return undefined;
     }
     this.o.logger.info({ configuration, policies: policies.map((p) => p.name), changes: result.changes }, "webhook configuration now matches the policies");
-    return true;
+    return stored;
   }
 
   /** Any event (the first ones list what exists) asks for a pass; the pass finds out whether anything differs. */

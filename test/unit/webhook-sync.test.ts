@@ -260,6 +260,24 @@ describe("a coverage change", () => {
     expect(selectors(api, MUTATING)[0]).toEqual({ team: "shop" });
   });
 
+  it("writes /observe a whole settle time after the last /validate write, when several replicas make the change at once", async () => {
+    const api = new FakeApiserver();
+    api.install();
+    const replicas = [0, 1, 2].map(() => syncer(api, () => [policy("shop", "shop")], { settleMs: SETTLE_MS }));
+    // Staggered a little, as replicas that hear of the policy a moment apart.
+    await Promise.all(replicas.map(async (r, i) => {
+      await new Promise((resolve) => setTimeout(resolve, i * 15));
+      await r.syncOnce();
+    }));
+    const at = (path: string): number[] => api.writes.flatMap((w, i) => (w.path === path ? [api.snapshots[i]?.at ?? 0] : []));
+    const lastValidate = Math.max(...at(VALIDATING));
+    const observeWrites = at(MUTATING).filter((t) => t > lastValidate);
+    expect(observeWrites.length).toBeGreaterThan(0);
+    for (const t of observeWrites) expect(t - lastValidate).toBeGreaterThanOrEqual(SETTLE_MS - 2);
+    for (const step of api.snapshots) expect(observeWithinValidate(step)).toEqual([]);
+    expect(selectors(api, MUTATING)[0]).toEqual({ team: "shop" });
+  });
+
   it("waits for the settle time before rewriting /validate when another replica paused /observe a moment ago", async () => {
     const api = new FakeApiserver();
     api.install();
