@@ -69,3 +69,15 @@ export function toKubeError(method: string, path: string, status: number, body: 
       return new KubeError(init);
   }
 }
+
+/**
+ * Whether a failed call may well succeed if made again: the apiserver
+ * answered 429 or 5xx (it restarts, a webhook it called failed or timed
+ * out), or there was no answer at all (every HTTP answer is a KubeError, so
+ * anything else is the connection's failure).
+ */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof KubeError) return error.status === 429 || error.status >= 500;
+  return error instanceof Error;
+}
+

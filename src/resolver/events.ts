@@ -38,7 +38,7 @@ interface EventText {
 
 /** The Event for one member, or none when nothing happened to the object. Pure. */
 export function eventFor(tx: Transaction | undefined, lock: LockRecord, outcome: RestoreOutcome | undefined): EventText | undefined {
-  if (!outcome || !lock.member.ref.namespace) return undefined;
+  if (!outcome || outcome.kind === "retry" || !lock.member.ref.namespace) return undefined;
   const conflicted = outcome.kind === "conflict" || ("conflicts" in outcome && Boolean(outcome.conflicts?.length));
   if (outcome.kind === "unchanged" && !conflicted) return undefined;
   if (outcome.kind === "impossible") return { reason: "TransactionRestoreFailed", message: `${headline(tx, lock)}; could not restore this object: ${outcome.detail}` };

@@ -12,7 +12,7 @@
  * finds the phase or the lock moved on, and stops.
  */
 import type { KubeClient, KubeObject } from "../kube/index.ts";
-import { KubeError, getIfExists } from "../kube/index.ts";
+import { KubeError, getIfExists, isTransient } from "../kube/index.ts";
 import type { Gap } from "../kube/gaps.ts";
 import { describeRef } from "../kube/types.ts";
 import type { Journal, StoredEntry } from "../journal/journal.ts";
@@ -49,6 +49,12 @@ const PARALLEL_TRANSACTIONS = 8;
 const GC_EVERY_PASSES = 40;
 /** While a rollback holds its locks for writes that may still land, it checks again this often. */
 const RECHECK_HELD_ROLLBACK_MS = 1_000;
+/**
+ * How long a rollback keeps trying restores the apiserver cannot take for
+ * now (it restarts; a webhook it calls fails or times out) before it ends
+ * Failed, naming them, for an admin.
+ */
+const TRANSIENT_RESTORE_MS = 60_000;
 /** A record's creation time is truncated to the second (so it is never late); this is room for this machine's clock to differ from the apiserver's. */
 const TIMESTAMP_SLACK_MS = 1_000;
 /** How long kubetx keeps trying to read a member it gets 403 or 503 for, before it gives up verifying. */
@@ -513,13 +519,27 @@ export class Resolver {
     await this.afterRestore(id, tx, { locks, outcomes, garbled: members.garbled, held: seen.held, now });
   }
 
-  /** Failed if something could not be restored; otherwise held while writes may land, then RolledBack. */
+  /**
+   * Failed if something could not be restored; tried again on a later pass
+   * while the apiserver cannot take a restore for now (for at most
+   * TRANSIENT_RESTORE_MS); otherwise held while writes may land, then
+   * RolledBack.
+   */
   private async afterRestore(id: string, tx: Transaction, at: { locks: LockRecord[]; outcomes: RestoreOutcome[]; garbled: string[]; held: HeldRollback; now: number }): Promise<void> {
-    const { locks, outcomes } = at;
+    const { locks } = at;
+    const givenUp = at.now - at.held.startedAt >= TRANSIENT_RESTORE_MS;
+    const outcomes = givenUp ? at.outcomes.map((o): RestoreOutcome => (o.kind === "retry" ? { kind: "impossible", detail: o.detail } : o)) : at.outcomes;
     // An Event for each object a pass touched, as it touches it: a later pass finds nothing left to do.
     await this.o.events.rolledBack(tx, locks, outcomes);
     const members = mergeSummaries(tx.status?.members, locks.map((lock, i) => restoredSummary(lock, outcomes[i] as RestoreOutcome)));
     if (at.garbled.length > 0 || members.some((m) => m.outcome === "Failed")) return this.fail(id, tx, { locks, outcomes, members, garbled: at.garbled });
+    if (outcomes.some((o) => o.kind === "retry")) {
+      const pending = members.filter((m) => m.outcome === "Pending");
+      this.o.logger.warn({ transaction: id, pending: pending.map((m) => describeRef(m)), detail: pending[0]?.message }, "the apiserver could not take every restore yet; trying again");
+      // Progress for readers, as below: what is restored, and what waits.
+      await this.transition(id, ["RollingBack"], "RollingBack", { members });
+      return;
+    }
     if (this.holding(tx, at.held, at.now) || this.stillRefusing(id, tx, at.now)) {
       // Progress for readers: the record shows what was restored while the locks are held.
       if (!tx.status?.members) await this.transition(id, ["RollingBack"], "RollingBack", { members });
@@ -582,7 +602,7 @@ export class Resolver {
     const entry = journal.get(journalName(id, lock.member.ref));
     const confirm = writeConfirmation(this.o.client, lock, entry, code);
     return restoreMember(this.o.client, lock.member, entry, { fence, confirm }).catch((error: unknown): RestoreOutcome => ({
-      kind: "impossible", detail: error instanceof Error ? error.message : String(error),
+      kind: isTransient(error) ? "retry" : "impossible", detail: error instanceof Error ? error.message : String(error),
     }));
   }
 
@@ -687,6 +707,7 @@ function restoredSummary(lock: LockRecord, outcome: RestoreOutcome): MemberSumma
   if (outcome.kind === "restored") return { ...summary(lock, "Restored", outcome.detail), ...conflicts };
   if (outcome.kind === "unchanged") return { ...summary(lock, conflicts.conflicts ? "Conflict" : "NotPersisted", outcome.detail), ...conflicts };
   if (outcome.kind === "conflict") return summary(lock, "Conflict", outcome.detail);
+  if (outcome.kind === "retry") return summary(lock, "Pending", outcome.detail);
   return summary(lock, "Failed", outcome.detail);
 }
 

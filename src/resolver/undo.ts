@@ -123,13 +123,22 @@ export async function executeUndo(deps: UndoDeps, undoId: string, planned: reado
   if (typeof steps === "string") return { locks, failure: steps };
   for (const step of steps) await deps.journal.record(undoId, step.original.ref, undoEntry(step));
   for (const [i, step] of steps.entries()) {
-    const outcome = await restoreMember(deps.client, step.original, step.entry);
-    if (outcome.kind === "impossible") return { locks, failure: `${describeRef(step.original.ref)}: ${outcome.detail}` };
+    const failure = await revert(deps, step);
+    if (failure) return { locks, failure };
     const created = step.original.operation === "DELETE" ? await getIfExists(deps.client, objectPath(step.original.ref)) : undefined;
     const lock = locks[i];
     if (created?.metadata?.uid && lock) locks[i] = await deps.locks.takeOver(lock, { ...lock.member, createdUid: created.metadata.uid });
   }
   return { locks };
+}
+
+/** Writes one step's pre-commit state back; why it could not, if it could not. */
+async function revert(deps: UndoDeps, step: UndoStep): Promise<string | undefined> {
+  const outcome = await restoreMember(deps.client, step.original, step.entry);
+  if (outcome.kind === "impossible") return `${describeRef(step.original.ref)}: ${outcome.detail}`;
+  // Thrown, as an apiserver error always was here: the undo's caller handles it.
+  if (outcome.kind === "retry") throw new Error(`${describeRef(step.original.ref)}: ${outcome.detail}`);
+  return undefined;
 }
 
 /** Each step with its object read again under the lock, or why the undo cannot go on. */

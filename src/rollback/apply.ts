@@ -1,9 +1,9 @@
 /** Carries out a restore plan against the API, re-planning when the object changes underneath. */
 import type { StoredEntry } from "../journal/journal.ts";
 import type { KubeClient, KubeObject } from "../kube/index.ts";
-import { AlreadyExists, Conflict, Invalid, NotFound, getIfExists } from "../kube/index.ts";
+import { AlreadyExists, Conflict, Invalid, NotFound, getIfExists, isTransient } from "../kube/index.ts";
 import type { Member } from "../locks/record.ts";
-import type { Attempt } from "../kube/retry.ts";
+import type { Attempt, RetryOptions } from "../kube/retry.ts";
 import { retry } from "../kube/retry.ts";
 import type { RestoreAction } from "./plan.ts";
 import type { WriteConfirmation } from "./confirm.ts";
@@ -22,6 +22,8 @@ export type RestoreOutcome =
   /** Someone else's change to the object won; nothing was written. */
   | { readonly kind: "conflict"; readonly detail: string }
   | { readonly kind: "impossible"; readonly detail: string }
+  /** The apiserver could not take the write for now (a 5xx or 429, or no answer, until the retries ran out): a later pass tries again. */
+  | { readonly kind: "retry"; readonly detail: string }
   /** This coordinator no longer leads the transaction, or the lock moved on: it stops and writes nothing. */
   | { readonly kind: "fenced"; readonly detail: string };
 
@@ -38,23 +40,31 @@ export type RestoreFence = () => Promise<string | undefined>;
 export interface RestoreGuards {
   readonly fence?: RestoreFence;
   readonly confirm?: WriteConfirmation;
+  /** RESTORE_RETRY unless a test says otherwise. */
+  readonly retry?: RetryOptions;
 }
 
 export async function restoreMember(client: KubeClient, member: Member, entry: StoredEntry | undefined, guards: RestoreGuards = {}): Promise<RestoreOutcome> {
-  const result = await retry(RESTORE_RETRY, async (): Promise<Attempt<RestoreOutcome>> => {
-    const { fenced, live } = await fencedRead(client, member, guards.fence);
-    if (fenced) return { done: true, value: { kind: "fenced", detail: fenced } };
-    const action = planRestore(member, entry, live);
-    const refused = await unconfirmed(action, guards.confirm);
-    if (refused) return { done: true, value: refused };
+  let transient = false;
+  const result = await retry(guards.retry ?? RESTORE_RETRY, async (): Promise<Attempt<RestoreOutcome>> => {
     try {
+      const { fenced, live } = await fencedRead(client, member, guards.fence);
+      if (fenced) return { done: true, value: { kind: "fenced", detail: fenced } };
+      const action = planRestore(member, entry, live);
+      const refused = await unconfirmed(action, guards.confirm);
+      if (refused) return { done: true, value: refused };
       return { done: true, value: await execute(client, action) };
     } catch (error) {
-      if (!isRace(error)) throw error;
-      return { done: false, why: error.message };
+      // Re-read and planned again: the object changed under the guard, or the apiserver (or a webhook it calls) failed for now.
+      transient = !isRace(error) && isTransient(error);
+      if (!isRace(error) && !transient) throw error;
+      return { done: false, why: (error as Error).message };
     }
   });
-  return result.done ? result.value : { kind: "impossible", detail: `the object kept changing during the restore: ${result.why}` };
+  if (result.done) return result.value;
+  return transient
+    ? { kind: "retry", detail: `the apiserver could not take the write for now: ${result.why}` }
+    : { kind: "impossible", detail: `the object kept changing during the restore: ${result.why}` };
 }
 
 /**

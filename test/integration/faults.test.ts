@@ -11,6 +11,7 @@ import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../src/devcluster/ports.ts";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
+import { KUBETX_USERNAME } from "../../src/kube/names.ts";
 import { LockStore } from "../../src/locks/store.ts";
 import { closingLease, lockName } from "../../src/locks/record.ts";
 import { createLogger } from "../../src/telemetry/logger.ts";
@@ -69,6 +70,35 @@ describe("faults in one engine's transactions", () => {
       expect(tx.status?.phase).toBe("RolledBack");
       expect((await admin.get(`${cms}/deleted-then-refused`)).data).toEqual({ v: "original" });
     } finally {
+      await thirdParty.close();
+    }
+  });
+
+  it("keeps rolling back while another webhook fails kubetx's restore for a while, then restores, instead of ending Failed (chaos seed 6020 trial 7)", async () => {
+    await admin.create(cms, configMap(ns, "flaky-restore", { v: "original" }));
+    // The other team's webhook fails (an error, not a denial: the apiserver answers 500) kubetx's restore while `failing`.
+    const state = { failing: false, failed: 0 };
+    const thirdParty = await startThirdPartyWebhook(ns, {
+      meanwhile: (request) => {
+        if (!state.failing || request.userInfo.username !== KUBETX_USERNAME || request.name !== "flaky-restore") return Promise.resolve();
+        state.failed += 1;
+        return Promise.reject(new Error("the other team's webhook is restarting"));
+      },
+    });
+    try {
+      const updated = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "flaky-restore", { v: "alice" })]) });
+      expect(updated.code, updated.stderr).toBe(0);
+      const id = joined(updated.stderr);
+      state.failing = true;
+      expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "breaks-flaky-restore")]) })).code).not.toBe(0);
+      await until("the restore to meet the failing webhook twice", () => Promise.resolve(state.failed >= 2 ? true : undefined));
+      expect(await phaseOf(admin, id)).toBe("RollingBack");
+      state.failing = false;
+      const tx = await waitResolved(admin, id, 60_000);
+      expect(tx.status?.phase, JSON.stringify(tx.status)).toBe("RolledBack");
+      expect((await admin.get(`${cms}/flaky-restore`)).data).toEqual({ v: "original" });
+    } finally {
+      state.failing = false;
       await thirdParty.close();
     }
   });

@@ -194,14 +194,19 @@ describe("a restore's fence (is this still the transaction's lock, led by this r
     expect(outcome.kind).toBe("fenced");
   });
 
-  it("passes on the read's error when the fence lets the attempt go on", async () => {
+  // A connection's failure is tried again, then left for a later pass (rollback-transient.test.ts).
+  const fastRetry = { attempts: 3, deadlineMs: 1_000, initialDelayMs: 1, maxDelayMs: 2 };
+
+  it("leaves the member for a later pass on the read's error when the fence lets the attempt go on", async () => {
     const client = new UnreadableClient(live, undefined);
-    await expect(restoreMember(client, member("UPDATE"), genuine, { fence: () => Promise.resolve(undefined) })).rejects.toThrow("connection reset");
+    const outcome = await restoreMember(client, member("UPDATE"), genuine, { fence: () => Promise.resolve(undefined), retry: fastRetry });
+    expect(outcome).toEqual({ kind: "retry", detail: expect.stringContaining("connection reset") as unknown });
   });
 
-  it("passes on the fence's own error, writing nothing", async () => {
+  it("leaves the member for a later pass on the fence's own error, writing nothing", async () => {
     const client = new HistoryClient(live, configMap({ v: "before" }));
-    await expect(restoreMember(client, member("UPDATE"), genuine, { fence: () => Promise.reject(new Error("lease read failed")) })).rejects.toThrow("lease read failed");
+    const outcome = await restoreMember(client, member("UPDATE"), genuine, { fence: () => Promise.reject(new Error("lease read failed")), retry: fastRetry });
+    expect(outcome).toEqual({ kind: "retry", detail: expect.stringContaining("lease read failed") as unknown });
     expect(client.patches).toEqual([]);
   });
 
