@@ -11,8 +11,9 @@
  * still the transaction's. A replica paused past its heartbeat wakes up,
  * finds the phase or the lock moved on, and stops.
  */
+import { isDeepStrictEqual } from "node:util";
 import type { KubeClient, KubeObject } from "../kube/index.ts";
-import { KubeError, getIfExists, isTransient } from "../kube/index.ts";
+import { KubeError, getIfExists } from "../kube/index.ts";
 import type { Gap } from "../kube/gaps.ts";
 import { describeRef } from "../kube/types.ts";
 import type { Journal, StoredEntry } from "../journal/journal.ts";
@@ -533,19 +534,21 @@ export class Resolver {
     await this.o.events.rolledBack(tx, locks, outcomes);
     const members = mergeSummaries(tx.status?.members, locks.map((lock, i) => restoredSummary(lock, outcomes[i] as RestoreOutcome)));
     if (at.garbled.length > 0 || members.some((m) => m.outcome === "Failed")) return this.fail(id, tx, { locks, outcomes, members, garbled: at.garbled });
-    if (outcomes.some((o) => o.kind === "retry")) {
-      const pending = members.filter((m) => m.outcome === "Pending");
-      this.o.logger.warn({ transaction: id, pending: pending.map((m) => describeRef(m)), detail: pending[0]?.message }, "the apiserver could not take every restore yet; trying again");
-      // Progress for readers, as below: what is restored, and what waits.
-      await this.transition(id, ["RollingBack"], "RollingBack", { members });
-      return;
-    }
+    if (outcomes.some((o) => o.kind === "retry")) return this.retryLater(id, tx, members);
     if (this.holding(tx, at.held, at.now) || this.stillRefusing(id, tx, at.now)) {
       // Progress for readers: the record shows what was restored while the locks are held.
       if (!tx.status?.members) await this.transition(id, ["RollingBack"], "RollingBack", { members });
       return;
     }
     await this.finishRollback(id, tx, { locks, outcomes, members });
+  }
+
+  /** Some restores wait for the apiserver: the next pass tries them again; the record shows what is restored and what waits. */
+  private async retryLater(id: string, tx: Transaction, members: MemberSummary[]): Promise<void> {
+    const pending = members.filter((m) => m.outcome === "Pending");
+    this.o.logger.warn({ transaction: id, pending: pending.map((m) => describeRef(m)), detail: pending[0]?.message }, "the apiserver could not take every restore yet; trying again");
+    // Written when it changed, not every pass.
+    if (!isDeepStrictEqual(tx.status?.members, members)) await this.transition(id, ["RollingBack"], "RollingBack", { members });
   }
 
   /** Locks whose write was neither visible nor reported when the rollback began: they may still land. */
@@ -602,7 +605,7 @@ export class Resolver {
     const entry = journal.get(journalName(id, lock.member.ref));
     const confirm = writeConfirmation(this.o.client, lock, entry, code);
     return restoreMember(this.o.client, lock.member, entry, { fence, confirm }).catch((error: unknown): RestoreOutcome => ({
-      kind: isTransient(error) ? "retry" : "impossible", detail: error instanceof Error ? error.message : String(error),
+      kind: "impossible", detail: error instanceof Error ? error.message : String(error),
     }));
   }
 

@@ -56,9 +56,9 @@ export async function restoreMember(client: KubeClient, member: Member, entry: S
       return { done: true, value: await execute(client, action) };
     } catch (error) {
       // Re-read and planned again: the object changed under the guard, or the apiserver (or a webhook it calls) failed for now.
-      transient = !isRace(error) && isTransient(error);
-      if (!isRace(error) && !transient) throw error;
-      return { done: false, why: (error as Error).message };
+      if (!isRace(error) && !isTransient(error)) throw error;
+      transient = !isRace(error);
+      return { done: false, why: error instanceof Error ? error.message : String(error) };
     }
   });
   if (result.done) return result.value;

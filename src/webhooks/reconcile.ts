@@ -67,6 +67,16 @@ function changesBetween(before: readonly WebhookEntry[], after: readonly Webhook
  */
 export const SETTLING_CONDITION = { name: "kubetx-settling", expression: "false" } as const;
 
+/** An entry's matchConditions as the apiserver returns them (none when it has none). */
+function conditionsOf(entry: WebhookEntry): readonly { readonly name?: unknown; readonly expression?: unknown }[] {
+  return Array.isArray(entry.matchConditions) ? (entry.matchConditions as readonly { name?: unknown; expression?: unknown }[]) : [];
+}
+
+/** Whether an `/observe` entry is paused while coverage changes (as settlingObserveEntries pauses it). */
+export function isSettling(entry: WebhookEntry): boolean {
+  return conditionsOf(entry).some((c) => c.name === SETTLING_CONDITION.name);
+}
+
 /** The policy part of an object entry's name: "" for the base name, `shop` for `shop.<baseName>`. */
 function policyKey(name: string, baseName: string): string {
   return name === baseName ? "" : name.slice(0, -(baseName.length + 1));
@@ -106,7 +116,7 @@ export function settlingObserveEntries(observe: CoveragePair, validate: Coverage
     if (!isObjectEntry(entry.name, observe.baseName)) return entry;
     const key = policyKey(entry.name, observe.baseName);
     if (matches(entry, wantObserve.get(key)) && matches(liveValidate.get(key), wantValidate.get(key))) return entry;
-    const conditions = Array.isArray(entry.matchConditions) ? (entry.matchConditions as readonly { expression?: unknown }[]) : [];
+    const conditions = conditionsOf(entry);
     // Paused already, or calling nothing (coverage.ts NO_POLICY_CONDITION).
     if (conditions.some((c) => c.expression === SETTLING_CONDITION.expression)) return entry;
     return { ...entry, matchConditions: [...conditions, SETTLING_CONDITION] };

@@ -21,7 +21,7 @@ import type { ConfigurationKind } from "./configurations.ts";
 import { CONFIGURATION_PATHS, MANAGED_CONFIGURATIONS, WEBHOOK_NAME } from "./configurations.ts";
 import { objectWebhooks } from "./coverage.ts";
 import type { CoveragePair, Reconciled, WebhookEntry } from "./reconcile.ts";
-import { SETTLING_CONDITION, reconcileWebhooks, settlingObserveEntries } from "./reconcile.ts";
+import { isSettling, reconcileWebhooks, settlingObserveEntries } from "./reconcile.ts";
 
 /** A backstop: the watch brings changes within a moment; this repairs what a broken watch missed. */
 export const DEFAULT_SYNC_PERIOD_MS = 30_000;
@@ -75,11 +75,6 @@ function pathOf(kind: Managed): string {
 /** Both configurations' resourceVersions: equal on two reads, nothing was written between them. */
 function versions(live: LiveConfigurations): string {
   return `${live.validate.metadata?.resourceVersion ?? ""}/${live.observe.metadata?.resourceVersion ?? ""}`;
-}
-
-/** Whether an `/observe` entry is paused while coverage changes. */
-function hasSettlingEntry(entries: readonly WebhookEntry[]): boolean {
-  return entries.some((e) => Array.isArray(e.matchConditions) && (e.matchConditions as readonly { name?: unknown }[]).some((c) => c.name === SETTLING_CONDITION.name));
 }
 
 export class WebhookSync {
@@ -146,9 +141,10 @@ export class WebhookSync {
       if (next === "done") return;
       before = versions(live);
       if (next !== "settle") {
-        const written = await this.write(next.kind, live[next.kind === VALIDATING ? "validate" : "observe"], next.result, policies);
+        const slot = next.kind === VALIDATING ? "validate" : "observe";
+        const written = await this.write(next.kind, live[slot], next.result, policies);
         if (written === undefined || next.last) return;
-        before = versions({ ...live, [next.kind === VALIDATING ? "validate" : "observe"]: written });
+        before = versions({ ...live, [slot]: written });
       }
       await pause(this.settleMs, signal);
     }
@@ -171,7 +167,7 @@ export class WebhookSync {
     if (!validating) return "done";
     if (validating.changes.length > 0) {
       // /observe entries paused by another replica a moment ago may not have reached the apiserver yet.
-      return !settled && hasSettlingEntry(observe.live) ? "settle" : { kind: VALIDATING, result: validating, last: false };
+      return !settled && observe.live.some(isSettling) ? "settle" : { kind: VALIDATING, result: validating, last: false };
     }
     const observing = this.reconciled(MUTATING, observe);
     if (!observing || observing.changes.length === 0) return "done";
