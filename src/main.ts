@@ -170,7 +170,7 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const quietMs = (): number => effectiveQuietMs(limits().quietWindowMs, timing);
   const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, quietMs, metrics, access: new CachedAccess(client, clock) });
   const sessions = new Sessions(sessionStore, store, clock, quietMs);
-  const failures = { sessions, store, coordinator, logger, quietMs: () => limits().quietWindowMs };
+  const failures = { sessions, store, coordinator, logger, quietMs };
   const intents = config.auditSinkDelayMs !== undefined ? undefined : new IntentTracker({
     clock, logger, graceMs: config.intentGraceMs,
     reachedValidation: reachedValidationByLocks(locks, (requester) => sessions.current(requester, "CREATE")),

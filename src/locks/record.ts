@@ -105,6 +105,19 @@ export interface Closing {
   readonly next: "Verifying" | "RollingBack";
   readonly reason: string;
   readonly message?: string;
+  /** For a close because the transaction went quiet: what it had seen when it decided (resolver.ts closeOpen). */
+  readonly basis?: QuietBasis;
+}
+
+/**
+ * What a close by the quiet window was decided on: the record's
+ * lastActivity token and the Lease revision its lock count reflected. A
+ * write that changed either before the closing mark existed joined after
+ * the decision (chaos F23).
+ */
+export interface QuietBasis {
+  readonly lastActivity: string;
+  readonly countedAt: string;
 }
 
 /**
@@ -135,7 +148,13 @@ export function closingFromLease(lease: KubeObject): Closing | undefined {
   try {
     const parsed = JSON.parse(raw) as Partial<Closing>;
     if ((parsed.next !== "Verifying" && parsed.next !== "RollingBack") || typeof parsed.reason !== "string") return undefined;
-    return { next: parsed.next, reason: parsed.reason, ...(typeof parsed.message === "string" ? { message: parsed.message } : {}) };
+    const basis = parsed.basis;
+    return {
+      next: parsed.next,
+      reason: parsed.reason,
+      ...(typeof parsed.message === "string" ? { message: parsed.message } : {}),
+      ...(typeof basis?.lastActivity === "string" && typeof basis.countedAt === "string" ? { basis: { lastActivity: basis.lastActivity, countedAt: basis.countedAt } } : {}),
+    };
   } catch {
     return undefined;
   }

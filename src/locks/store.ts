@@ -230,7 +230,7 @@ export class LockStore {
    * Writes the transaction's closing mark, before the resolver moves it
    * out of Open (see closingLease); one that exists already is kept, and
    * its decision returned: the first decision to close is the one carried
-   * out.
+   * out (read afresh: the cache may not hold it yet).
    */
   async markClosing(transaction: string, holder: string, closing: Closing): Promise<ClosingMark> {
     try {
@@ -239,13 +239,17 @@ export class LockStore {
     } catch (error) {
       if (!(error instanceof AlreadyExists)) throw error;
     }
-    return (await this.closingMark(transaction)) ?? closing;
+    return (await this.closingMark(transaction, { fresh: true })) ?? closing;
   }
 
-  /** The transaction's closing mark, if it has one: from the cache once synced (a mark it has not seen yet is found next pass). */
-  async closingMark(transaction: string): Promise<ClosingMark | undefined> {
+  /**
+   * The transaction's closing mark, if it has one: from the cache once
+   * synced (a mark it has not seen yet is found next pass), or `fresh`
+   * from the apiserver, ordered after the caller's own earlier writes.
+   */
+  async closingMark(transaction: string, options: { fresh?: boolean } = {}): Promise<ClosingMark | undefined> {
     let lease: KubeObject | undefined;
-    if (this.cache?.ready) lease = this.cache.get(closingName(transaction));
+    if (this.cache?.ready && !options.fresh) lease = this.cache.get(closingName(transaction));
     else {
       try {
         lease = await this.client.get<LeaseObject>(`${this.leases}/${closingName(transaction)}`);

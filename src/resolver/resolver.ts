@@ -31,7 +31,7 @@ import { pause } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { ResolverMetrics } from "../telemetry/metrics.ts";
 import type { HeartbeatSeen, MemberCheck } from "../transactions/machine.ts";
-import { decideOpen, decideVerify, decideWithdrawn, mayMove, memberFailedMessage, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
+import { activitySince, closesQuietly, decideJoinedLate, decideOpen, decideVerify, decideWithdrawn, joinedAsItClosed, mayMove, memberFailedMessage, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
 import type { MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
@@ -301,14 +301,46 @@ export class Resolver {
       ...(seen.clientHeartbeat ? { clientHeartbeatAt: seen.clientHeartbeat.changedAt } : {}),
     }, now);
     const namespaces = namespacesOf(locks);
-    const closing = await this.closing(id, decision.next === "Open" ? undefined : decision);
+    const closing = await this.closing(id, decision.next === "Open" ? undefined : withBasis(decision, tx, revision));
     if (!closing) return this.markOpen(id, tx, { members: locks.length, namespaces });
-    if (closing.next === "Verifying") {
-      const counted = revision ? { countedAt: revision } : {};
-      if (await this.transition(id, ["Open"], "Verifying", { reason: closing.reason, closedAt: this.wallTime(), namespaces, ...counted })) await this.stepVerify(id);
-      return;
-    }
+    if (closing.next === "Verifying") return this.verifyMarked(id, closing, { namespaces, revision });
     if (await this.transition(id, ["Open"], "RollingBack", { reason: closing.reason, message: closing.message ?? "", closedAt: this.wallTime(), namespaces })) await this.rollBack(id);
+  }
+
+  /** Carries out a closing mark that says verify; the lock count is the mark's when it has one (a mark another replica wrote). */
+  private async verifyMarked(id: string, closing: Closing, at: { namespaces: string[]; revision: string }): Promise<void> {
+    const counted = closing.basis?.countedAt ?? at.revision;
+    const moved = await this.closeOpen(id, closing, { reason: closing.reason, closedAt: this.wallTime(), namespaces: at.namespaces, ...(counted ? { countedAt: counted } : {}) });
+    if (moved === "Verifying") await this.stepVerify(id);
+    else if (moved === "RollingBack") await this.rollBack(id);
+  }
+
+  /**
+   * Moves an open transaction to Verifying as `closing` decided, by a
+   * compare-and-swap on the record read after the closing mark exists. A
+   * later write of an object the transaction holds notes activity on the
+   * record and then reads the mark; the mark is written first and the
+   * record read after it here: of the two, at least one sees the other. So
+   * a write the mark did not stop shows as activity since the decision's
+   * basis, and the transaction rolls back instead (chaos F23;
+   * decideJoinedLate does the same for a new lock, in stepVerify).
+   */
+  private async closeOpen(id: string, closing: Closing, fields: Partial<TransactionStatus>): Promise<Phase | undefined> {
+    if (!this.election.leading(id)) return undefined;
+    let moved: Phase | undefined;
+    await this.o.store.updateStatus(id, (tx) => {
+      moved = undefined;
+      if (!mayMove(tx.status, ["Open"], "Verifying")) return undefined;
+      if (activitySince(tx.status, closing.basis)) {
+        const late = joinedAsItClosed("of an object it already held");
+        moved = "RollingBack";
+        return { ...tx.status, ...fields, phase: "RollingBack", reason: late.reason, message: late.message };
+      }
+      moved = "Verifying";
+      return { ...tx.status, ...fields, phase: "Verifying" };
+    });
+    if (moved === "RollingBack") this.o.logger.warn({ transaction: id }, "a write joined as the transaction closed for having gone quiet; rolling it back");
+    return moved;
   }
 
   /**
@@ -673,6 +705,16 @@ export class Resolver {
   }
 }
 
+/**
+ * A decision to close, with what a close for quiet was decided on (the
+ * record's activity token, the counted lock revision) for the mark to
+ * carry: whoever moves the record checks it against them (closeOpen).
+ */
+function withBasis(decision: Closing, tx: Transaction, revision: string): Closing {
+  if (decision.next !== "Verifying" || !closesQuietly(decision.reason) || !revision) return decision;
+  return { ...decision, basis: { lastActivity: tx.status?.lastActivity ?? "", countedAt: revision } };
+}
+
 /** The decision a closing mark holds; a garbled mark rolls the transaction back, since nobody can say how it was closing. */
 function carried(id: string, mark: ClosingMark): Closing {
   if (mark !== "unreadable") return mark;
@@ -757,5 +799,8 @@ function rollBackBeforeChecking(tx: Transaction | undefined, members: { locks: r
   if (members.garbled.length > 0) {
     return { reason: "LockUnreadable", message: `the lock Leases ${members.garbled.join(", ")} cannot be read, so their members can be neither verified nor restored` };
   }
-  return decideWithdrawn({ reason: tx?.status?.reason, expectedMembers: tx?.spec.expectedMembers, lockCount: members.locks.length });
+  const withdrawn = decideWithdrawn({ reason: tx?.status?.reason, expectedMembers: tx?.spec.expectedMembers, lockCount: members.locks.length });
+  if (withdrawn) return withdrawn;
+  const late = members.locks.map((l) => ({ resourceVersion: l.resourceVersion, describe: describeRef(l.member.ref) }));
+  return decideJoinedLate({ ...pick(tx?.status ?? {}, "reason", "countedAt"), locks: late });
 }

@@ -9,12 +9,13 @@ import { revisionAtMost } from "../kube/revision.ts";
 import type { Journal } from "../journal/journal.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
 import { lockName } from "../locks/record.ts";
-import type { LockStore } from "../locks/store.ts";
+import type { ClosingMark, LockStore } from "../locks/store.ts";
 import type { Limits } from "../policy/policy.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { AdmissionMetrics } from "../telemetry/metrics.ts";
 import type { MemberOperation, Mode, Transaction } from "./model.ts";
 import { ANNOTATION_TRANSACTION, TERMINAL_PHASES, transactionIdProblem } from "./model.ts";
+import { closesQuietly } from "./machine.ts";
 import type { TransactionStore } from "./store.ts";
 import { firstEntry } from "../rollback/plan.ts";
 import type { AccessChecks } from "./access.ts";
@@ -156,7 +157,7 @@ export class Coordinator {
       return this.journalFirstWrite(intent, taken.lock, members, signal);
     }
     if (result.kind === "acquired") return this.journalFirstWrite(intent, result.lock, members, signal);
-    const closed = await this.closedMeanwhile(intent, result.lock);
+    const closed = await this.closedBeforeLaterWrite(intent, result.lock);
     if (closed) return closed;
     if (signal?.aborted) return deny(intent, ABORTED);
     await this.journalLaterWrite(intent, result.lock);
@@ -192,7 +193,7 @@ export class Coordinator {
     const journalled = intent.operation === "CREATE" ? undefined : this.options.journal.record(intent.transaction, intent.ref, firstEntry(intent.operation, intent.oldObject, intent.object));
     // Awaited below on every path; this only keeps a failure from being reported as unhandled meanwhile.
     journalled?.catch(() => undefined);
-    const closed = await this.closedMeanwhile(intent, lock, { newLock: true });
+    const closed = await this.closedMeanwhile(intent, lock);
     if (closed || signal?.aborted) {
       await journalled?.catch(() => undefined);
       await this.options.locks.release(lock);
@@ -208,7 +209,8 @@ export class Coordinator {
    * once it holds the lock, it holds any closing mark the resolver wrote
    * before it. A mark older than the lock refuses the write. With none,
    * any close came after the lock, so the resolver's lists, made after its
-   * close, hold it: the write may go on, unless its transaction was
+   * close, hold it: the write may go on (a close by the quiet window
+   * decided before the lock then rolls back: decideJoinedLate), unless its transaction was
    * resolved long enough ago to have lost its mark (gc.ts
    * CLOSING_MARK_KEEP_MS), which the record rules out, from the cache of
    * unresolved records when that holds it (no call).
@@ -219,14 +221,40 @@ export class Coordinator {
    * the resolver's list missed always finds the phase moved, and one it
    * counted before it moved the phase may go on (F22).
    */
-  private async closedMeanwhile(intent: WriteIntent, lock: LockRecord, options: { newLock?: boolean } = {}): Promise<AdmitResult | undefined> {
-    const marked = options.newLock ? await this.options.locks.closedBefore(lock) : undefined;
+  private async closedMeanwhile(intent: WriteIntent, lock: LockRecord): Promise<AdmitResult | undefined> {
+    const marked = await this.options.locks.closedBefore(lock);
     if (marked !== undefined) return this.closedByMark(intent, marked);
     const now = await this.options.store.get(intent.transaction);
     if (!now) return closedAnswer(intent, "it is gone");
     const phase = now.status?.phase ?? "Open";
     if ((phase === "Open" && !now.status?.failure) || countedBeforeClose(now, lock)) return undefined;
     return closedAnswer(intent, closedWhy(now));
+  }
+
+  /**
+   * Whether a later write of an object the transaction holds comes too
+   * late. Its activity is noted first (a write, so ordered), and then the
+   * record it returned and the closing mark, read afresh, are looked at;
+   * the resolver writes the mark first and reads the record after it as it
+   * moves the phase (resolver.ts closeOpen): of a write and a close that
+   * race, at least one sees the other. A transaction closing because it
+   * went quiet takes no later write once marked (the write may be the next
+   * apply's: chaos F23); one closing because all its members are there
+   * still takes a retried call of one of them (countedBeforeClose).
+   */
+  private async closedBeforeLaterWrite(intent: WriteIntent, lock: LockRecord): Promise<AdmitResult | undefined> {
+    const now = await this.options.store.noteActivity(intent.transaction, this.activityToken(intent));
+    if (!now) return closedAnswer(intent, "it is gone");
+    if ((now.status?.phase ?? "Open") !== "Open" || now.status?.failure) {
+      return countedBeforeClose(now, lock) && !closesQuietly(now.status?.reason) ? undefined : closedAnswer(intent, closedWhy(now));
+    }
+    const mark = await this.options.locks.closingMark(intent.transaction, { fresh: true });
+    return mark !== undefined && markRefusesLaterWrites(mark) ? closedAnswer(intent, "kubetx is closing it") : undefined;
+  }
+
+  /** A token of its own per call: the resolver learns of a write from the record's lastActivity changing. */
+  private activityToken(intent: WriteIntent): string {
+    return `${intent.requestUid}/${this.options.identity}/${this.options.clock.monotonic()}`;
   }
 
   /** closedMeanwhile, once the Lease cache said whether a closing mark came before the lock. */
@@ -241,16 +269,18 @@ export class Coordinator {
    * call of the first write (whose journal entry may never have been
    * written if that call died), or a later write (`replace --force`
    * deletes then creates): either way the entry must exist and its
-   * post-image must be this write's, and the write counts as activity.
+   * post-image must be this write's. Its activity was noted before
+   * (closedBeforeLaterWrite): the lock count does not change, so the
+   * resolver learns of this write from lastActivity, and its quiet window
+   * starts again.
    */
   private async journalLaterWrite(intent: WriteIntent, lock: LockRecord): Promise<void> {
     const pre = lock.member.operation === "CREATE" ? null : (intent.oldObject ?? null);
     const post = intent.operation === "DELETE" ? null : (intent.object ?? null);
-    const { journal, store } = this.options;
+    const { journal } = this.options;
     await journal.record(intent.transaction, intent.ref, { pre, post });
     const startedOver = lock.member.operation !== "CREATE" && unwrittenSinceLock(intent.oldObject, lock) ? intent.oldObject : undefined;
-    // The lock count does not change, so the resolver learns of this write from lastActivity: its quiet window starts again.
-    await Promise.all([journal.recordPost(intent.transaction, intent.ref, post, startedOver), store.noteActivity(intent.transaction, intent.requestUid)]);
+    await journal.recordPost(intent.transaction, intent.ref, post, startedOver);
   }
 
   /** A transaction at the policy's member limit takes no new object; it fails instead. */
@@ -430,6 +460,15 @@ export function unwrittenSinceLock(object: KubeObject | undefined, lock: Pick<Lo
 export function countedBeforeClose(tx: Transaction, lock: Pick<LockRecord, "resourceVersion">): boolean {
   if (tx.status?.phase !== "Verifying" || tx.status.failure) return false;
   return revisionAtMost(lock.resourceVersion, tx.status.countedAt ?? "");
+}
+
+/**
+ * Whether a closing mark refuses a later write of an object the
+ * transaction holds: all but a close by count or by the client, which
+ * still take a retried call of a member (F22).
+ */
+function markRefusesLaterWrites(mark: ClosingMark): boolean {
+  return mark === "unreadable" || mark.next === "RollingBack" || closesQuietly(mark.reason);
 }
 
 /** Why a transaction no longer takes members, as its record (perhaps a cached copy a moment behind) tells. */

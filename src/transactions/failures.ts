@@ -18,7 +18,10 @@ export interface RequesterFailureDeps {
   readonly store: TransactionStore;
   readonly coordinator: Coordinator;
   readonly logger: Logger;
-  /** The quiet window in force: a failure this long before a transaction began belongs to an earlier apply. */
+  /**
+   * The quiet window as the resolver counts it (resolver.ts effectiveQuietMs): a failure this
+   * long before a transaction began belongs to an earlier apply.
+   */
   readonly quietMs: () => number;
 }
 
@@ -35,10 +38,11 @@ export interface RequesterFailure {
  * to an apply that has ended. The same failure may be reported twice (by
  * /observe and by the audit sink, or by a batch the apiserver sent again):
  * a failure from before the requester's last transaction was resolved is
- * that transaction's, already counted or too late, and opens no new one.
+ * that transaction's, already counted or too late, and opens no new one
+ * (endedWith).
  */
 export async function failRequester(deps: RequesterFailureDeps, failure: RequesterFailure): Promise<string | undefined> {
-  if (failure.receivedAtMs !== undefined && endedAfter(await deps.sessions.last(failure.requester), failure.receivedAtMs)) {
+  if (failure.receivedAtMs !== undefined && endedWith(await deps.sessions.last(failure.requester), failure.receivedAtMs, deps.quietMs())) {
     deps.logger.info({ user: failure.requester.username }, "a failed write from a transaction already resolved; nothing to fail");
     return undefined;
   }
@@ -53,9 +57,19 @@ export async function failRequester(deps: RequesterFailureDeps, failure: Request
   return id;
 }
 
-/** Whether `tx` is resolved, and was resolved at or after `atMs` (so a failure at `atMs` happened while it was open). */
-function endedAfter(tx: Transaction | undefined, atMs: number): boolean {
-  if (!tx || !TERMINAL_PHASES.has(tx.status?.phase ?? "Open")) return false;
-  const resolvedAt = Date.parse(tx.status?.resolvedAt ?? "");
-  return !Number.isNaN(resolvedAt) && atMs <= resolvedAt;
+/**
+ * Whether a failure of a write received at `atMs` belongs to `tx`, which
+ * has ended since: it was resolved at or after `atMs`, and either did not
+ * commit (the failure was counted, or came too late to matter), or
+ * committed but the write came before its last quiet window began. A
+ * committed transaction never counted a failure of a write received in
+ * its last quiet window: that write came as it closed, the first of the
+ * requester's next apply (chaos F23), whose rest is refused by opening
+ * a failed transaction for it.
+ */
+export function endedWith(tx: Transaction | undefined, atMs: number, quietMs: number): boolean {
+  const status = tx?.status;
+  if (!status || !TERMINAL_PHASES.has(status.phase ?? "Open") || !(atMs <= Date.parse(status.resolvedAt ?? ""))) return false;
+  const closedAt = Date.parse(status.closedAt ?? "");
+  return status.phase !== "Committed" || Number.isNaN(closedAt) || atMs < closedAt - quietMs;
 }

@@ -2,6 +2,7 @@
  * The transaction state machine of DESIGN.md section 3, as pure decisions
  * over facts the resolver gathered. Times are this process's observations.
  */
+import { revisionAtMost } from "../kube/revision.ts";
 import type { ClientState, Mode, Phase, TransactionSpec, TransactionStatus } from "./model.ts";
 import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS, MAX_TIMEOUT_SECONDS } from "./model.ts";
 
@@ -220,6 +221,60 @@ export function decideWithdrawn(f: { reason?: string; expectedMembers?: number; 
     next: "RollingBack",
     reason: "MemberWithdrew",
     message: `all ${f.expectedMembers} expected members arrived, but only ${f.lockCount} still hold their locks: a member's write met the transaction closing and was refused, so the apply did not fully land; apply again`,
+  };
+}
+
+/** The reasons a transaction closes for having gone quiet (decideOpen, lost). */
+const QUIET_CLOSES: ReadonlySet<string> = new Set(["QuietWindowPassed", "CoordinatorLost"]);
+
+/**
+ * Whether a transaction closes (or closed) because it went quiet: it has
+ * no end of its own, so a write that arrives as it closes may be the first
+ * of the requester's next apply (chaos F23), and joins it only if the
+ * close had not been decided yet.
+ */
+export function closesQuietly(reason: string | undefined): boolean {
+  return reason !== undefined && QUIET_CLOSES.has(reason);
+}
+
+/** What a close by the quiet window was decided on (locks/record.ts QuietBasis). */
+export interface QuietBasisFacts {
+  readonly lastActivity: string;
+  readonly countedAt: string;
+}
+
+export const JOINED_AS_IT_CLOSED = "JoinedAsItClosed";
+
+/**
+ * The record as read after the closing mark was written: whether a later
+ * write of an object the transaction holds noted activity after the close
+ * was decided on `basis`. Such a write read no mark (it notes activity
+ * first, then reads the mark), so it was admitted into a transaction that
+ * had already decided to close.
+ */
+export function activitySince(status: TransactionStatus | undefined, basis: QuietBasisFacts | undefined): boolean {
+  return basis !== undefined && !status?.failure && (status?.lastActivity ?? "") !== basis.lastActivity;
+}
+
+/**
+ * A transaction closed because it went quiet holds a lock newer than the
+ * count the close was decided on: that member was admitted after the
+ * decision and before the closing mark. Committing would keep it while the
+ * rest of its apply (refused by the mark) is lost, so everything rolls
+ * back, as it does for activitySince.
+ */
+export function decideJoinedLate(f: { reason?: string; countedAt?: string; locks: readonly { readonly resourceVersion: string; readonly describe: string }[] }): Extract<VerifyDecision, { next: "RollingBack" }> | undefined {
+  if (!closesQuietly(f.reason) || !f.countedAt) return undefined;
+  const late = f.locks.filter((l) => !revisionAtMost(l.resourceVersion, f.countedAt ?? ""));
+  return late.length === 0 ? undefined : joinedAsItClosed(late.map((l) => l.describe).join(", "));
+}
+
+/** The rollback of a transaction that a write joined as it closed (activitySince, decideJoinedLate). */
+export function joinedAsItClosed(what: string): Extract<VerifyDecision, { next: "RollingBack" }> {
+  return {
+    next: "RollingBack",
+    reason: JOINED_AS_IT_CLOSED,
+    message: `a write (${what}) joined just as kubetx closed the transaction for having gone quiet; it may be the start of the requester's next apply, which the rest of that apply could not join, so kubetx rolls back both rather than keep half an apply: apply again`,
   };
 }
 

@@ -70,9 +70,12 @@ export interface TransactionStatus {
   failure?: string;
   /**
    * Changes (an opaque token) whenever a write of the requester is refused
-   * by, or fails into, this transaction: a failed transparent transaction
-   * keeps the requester's session, refusing the rest of their apply, until
-   * a quiet window has passed since the last such write.
+   * by, or fails into, this transaction, and when a later write of an
+   * object it holds arrives (noted before that write reads the closing
+   * mark: a change after the resolver decided to close for quiet rolls it
+   * back, chaos F23). A failed transparent transaction keeps the
+   * requester's session, refusing the rest of their apply, until a quiet
+   * window has passed since the last such write.
    */
   lastActivity?: string;
   /**
@@ -109,10 +112,12 @@ export interface TransactionStatus {
   openedAt?: string;
   closedAt?: string;
   /**
-   * Set when the transaction closed because its members were all there (by
-   * count or by its client): the resourceVersion of the lock list the
-   * resolver counted. A lock written at or before it is among the members
-   * the resolver verifies, so its admission may still complete (chaos F22).
+   * The resourceVersion of the lock list the resolver counted when it
+   * decided to close. Closed because its members were all there (by count
+   * or by its client), a lock written at or before it is among the members
+   * the resolver verifies, so its admission may still complete (chaos F22);
+   * closed because it went quiet, a lock written after it joined as it
+   * closed, and the transaction rolls back (chaos F23).
    */
   countedAt?: string;
   resolvedAt?: string;

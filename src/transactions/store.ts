@@ -136,11 +136,12 @@ export class TransactionStore {
   }
 
   /** Marks a write of the requester refused by the transaction (see TransactionStatus.lastActivity). */
-  async noteActivity(id: string, token: string, refusedAt?: string): Promise<void> {
+  async noteActivity(id: string, token: string, refusedAt?: string): Promise<Transaction | undefined> {
     try {
-      await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { lastActivity: token, ...(refusedAt ? { refusedAt } : {}) } });
+      return await this.client.mergePatch<Transaction>(`${transactionPath(id)}/status`, { status: { lastActivity: token, ...(refusedAt ? { refusedAt } : {}) } });
     } catch (error) {
       if (!(error instanceof NotFound)) throw error;
+      return undefined;
     }
   }
 

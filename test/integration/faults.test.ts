@@ -13,7 +13,7 @@ import { freePort } from "../../src/devcluster/ports.ts";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import { KUBETX_USERNAME } from "../../src/kube/names.ts";
 import { LockStore } from "../../src/locks/store.ts";
-import { closingLease, lockName } from "../../src/locks/record.ts";
+import { CLOSING_ROLE, closingLease, lockName } from "../../src/locks/record.ts";
 import { createLogger } from "../../src/telemetry/logger.ts";
 import { newTransaction, transactionPath } from "../../src/transactions/model.ts";
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
@@ -346,6 +346,47 @@ describe("a member whose lock is written after the resolver began to close its t
       await engine.close();
       admin.close();
     }
+  });
+});
+
+describe("a write that joins a transparent transaction after the resolver decided to close it (chaos F23)", () => {
+  // alice's apply goes quiet and the resolver decides to close its transaction; its closing mark is held back three
+  // seconds. alice's next apply writes meanwhile: it joins the transaction the resolver has already decided to close,
+  // and nothing tells which apply those writes belong to. Committing would keep them while the rest of that apply,
+  // refused once the mark exists, is lost: the transaction rolls back with both applies instead.
+  async function joinAsItCloses(next: (ns: string) => KubeObject[]): Promise<void> {
+    const admin = await client("admin");
+    const ns = uniqueName("asclose");
+    await createNamespace(ns, ENABLED);
+    let id: string | undefined;
+    let holding: HoldingClient | undefined;
+    const engine = await startEngine({ quietWindowMs: 1_000 }, {
+      wrapClient: (real) => (holding = new HoldingClient(real, { role: CLOSING_ROLE, transaction: () => id, ms: 3_000, when: "before" })),
+    });
+    try {
+      const first = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "a", { v: "1" }), configMap(ns, "b", { v: "1" })]) });
+      expect(first.code, first.stderr).toBe(0);
+      id = joined(first.stderr);
+      await until("the resolver to decide to close alice's transaction", () => Promise.resolve((holding?.held ?? 0) > 0 ? true : undefined));
+      const second = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(next(ns)) });
+      expect(second.code, second.stderr).toBe(0);
+      expect(joined(second.stderr)).toBe(id);
+      const tx = await waitResolved(admin, id);
+      expect(tx.status).toMatchObject({ phase: "RolledBack", reason: "JoinedAsItClosed" });
+      for (const name of ["a", "b", "c"]) expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/${name}`)).toBeUndefined();
+    } finally {
+      await unregister();
+      await engine.close();
+      admin.close();
+    }
+  }
+
+  it("rolls back when the write changes an object the transaction holds (the record's activity tells)", async () => {
+    await joinAsItCloses((ns) => [configMap(ns, "a", { v: "2" }), configMap(ns, "c", { v: "2" })]);
+  });
+
+  it("rolls back when the write takes a new lock (a lock newer than the resolver's count tells)", async () => {
+    await joinAsItCloses((ns) => [configMap(ns, "c", { v: "2" })]);
   });
 });
 

@@ -1,9 +1,11 @@
 /**
- * The real apiserver client with one lock write held back on purpose: a
- * chosen transaction's lock Lease is created late (`before`: the request
- * waits) or answered late (`after`: the Lease exists, kubetx learns it
- * later), so a test can let the resolver act in between (chaos F22: a
- * close by count between a member's lock and its admission's check).
+ * The real apiserver client with one Lease write held back on purpose: a
+ * chosen transaction's lock (or, by `role`, its closing mark) is created
+ * late (`before`: the request waits) or answered late (`after`: the Lease
+ * exists, kubetx learns it later), so a test can let the resolver or a
+ * writer act in between (chaos F22: a close by count between a member's
+ * lock and its admission's check; F23: a write between the resolver's
+ * decision to close and its mark).
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeClient, RequestOptions, WatchEvent } from "../../src/kube/client.ts";
@@ -12,7 +14,10 @@ import { LABEL_ROLE, LABEL_TRANSACTION } from "../../src/kube/vocabulary.ts";
 import { LOCK_ROLE } from "../../src/locks/record.ts";
 
 export interface Hold {
-  readonly transaction: string;
+  /** The transaction whose Lease is held (asked when its Lease is written: a test may learn the id late); any transaction's when absent. */
+  readonly transaction?: string | (() => string | undefined);
+  /** The kind of Lease held (locks/record.ts roles): a lock by default. */
+  readonly role?: string;
   readonly ms: number;
   /** Hold the lock's create request (`before`) or its answer (`after`). */
   readonly when: "before" | "after";
@@ -22,7 +27,7 @@ export interface Hold {
 
 export class HoldingClient implements KubeClient {
   readonly server: string;
-  /** How many lock writes were held. */
+  /** How many Lease writes were held, counted as each hold begins. */
   held = 0;
   private seen = 0;
   private readonly inner: KubeClient;
@@ -48,7 +53,9 @@ export class HoldingClient implements KubeClient {
 
   private holds(body: unknown): boolean {
     const labels = (body as KubeObject).metadata?.labels ?? {};
-    if (labels[LABEL_ROLE] !== LOCK_ROLE || labels[LABEL_TRANSACTION] !== this.hold.transaction) return false;
+    if (labels[LABEL_ROLE] !== (this.hold.role ?? LOCK_ROLE)) return false;
+    const transaction = typeof this.hold.transaction === "function" ? this.hold.transaction() : this.hold.transaction;
+    if (this.hold.transaction !== undefined && labels[LABEL_TRANSACTION] !== transaction) return false;
     this.seen += 1;
     if (this.seen !== (this.hold.skip ?? 0) + 1) return false;
     this.held += 1;

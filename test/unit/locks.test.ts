@@ -7,7 +7,7 @@ import { AlreadyExists } from "../../src/kube/errors.ts";
 import type { LeaseCache } from "../../src/locks/store.ts";
 import { LockStore } from "../../src/locks/store.ts";
 import type { LockRecord, Member } from "../../src/locks/record.ts";
-import { HEARTBEAT_ROLE, LOCK_ROLE, closingLease, heartbeatLease, lockFromLease, lockLease, lockName, userDigest } from "../../src/locks/record.ts";
+import { HEARTBEAT_ROLE, LOCK_ROLE, closingFromLease, closingLease, heartbeatLease, lockFromLease, lockLease, lockName, userDigest } from "../../src/locks/record.ts";
 import { FakeClock, microTime } from "../../src/telemetry/clock.ts";
 
 const TTL_MS = 15_000;
@@ -245,13 +245,23 @@ describe("a transaction's closing mark, as admission reads it after taking a loc
     expect(await unsynced.closedBefore(lock("100"))).toBeUndefined();
   });
 
-  it("keeps the first decision to close when a second replica marks it again", async () => {
-    const first = mark("90");
+  it("keeps the first decision to close, with what it was decided on, when a second replica marks it again; read afresh, not from a cache that lags", async () => {
+    const basis = { lastActivity: "req-7/replica-1/1234", countedAt: "88" };
+    const first = withVersion(closingLease("t-1", "replica-1", { next: "Verifying", reason: "QuietWindowPassed", basis }), "90");
     const client = {
       create: () => Promise.reject(new AlreadyExists({ status: 409, reason: "AlreadyExists", message: "exists", method: "POST", path: "/leases" })),
+      get: () => Promise.resolve(first),
     } as unknown as KubeClient;
-    const again = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: cacheOf([first], { ready: true, revision: "90" }) });
-    expect(await again.markClosing("t-1", "replica-2", { next: "RollingBack", reason: "Timeout", message: "late" })).toEqual({ next: "Verifying", reason: "QuietWindowPassed" });
+    const again = new LockStore({ client, namespace: "kubetx-system", ttlSeconds: () => 15, cache: cacheOf([], { ready: true, revision: "80" }) });
+    expect(await again.markClosing("t-1", "replica-2", { next: "RollingBack", reason: "Timeout", message: "late" })).toEqual({ next: "Verifying", reason: "QuietWindowPassed", basis });
+    expect(await again.closingMark("t-1")).toBeUndefined();
+    expect(await again.closingMark("t-1", { fresh: true })).toEqual({ next: "Verifying", reason: "QuietWindowPassed", basis });
+  });
+
+  it("drops a basis it cannot read whole, and keeps the decision", () => {
+    const lease = closingLease("t-1", "replica-1", { next: "Verifying", reason: "QuietWindowPassed" });
+    lease.metadata = { ...lease.metadata, annotations: { "kubetx.io/closing": JSON.stringify({ next: "Verifying", reason: "QuietWindowPassed", basis: { lastActivity: 7 } }) } };
+    expect(closingFromLease(lease)).toEqual({ next: "Verifying", reason: "QuietWindowPassed" });
   });
 
   it("is read as unreadable, not as absent, when someone garbled it", async () => {

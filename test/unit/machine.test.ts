@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { MemberCheck, OpenFacts } from "../../src/transactions/machine.ts";
-import { decideOpen, decideVerify, decideWithdrawn, mayMove, memberFailedMessage, observeHeartbeat, openLimitMs } from "../../src/transactions/machine.ts";
+import { JOINED_AS_IT_CLOSED, activitySince, closesQuietly, decideJoinedLate, decideOpen, decideVerify, decideWithdrawn, mayMove, memberFailedMessage, observeHeartbeat, openLimitMs } from "../../src/transactions/machine.ts";
 import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS } from "../../src/transactions/model.ts";
 
 const OPENED = 1_000_000;
@@ -305,5 +305,40 @@ describe("decideWithdrawn", () => {
   it("does not count members of a transaction that closed for another reason (kubectl said it finished, or it went quiet)", () => {
     expect(decideWithdrawn({ reason: "ApplyFinished", expectedMembers: 3, lockCount: 1 })).toBeUndefined();
     expect(decideWithdrawn({ reason: "QuietWindowPassed", lockCount: 0 })).toBeUndefined();
+  });
+});
+
+describe("a write that joins as the transaction closes for having gone quiet (chaos F23)", () => {
+  const basis = { lastActivity: "req-1/replica-1/100", countedAt: "500" };
+  const lock = (resourceVersion: string, name: string): { resourceVersion: string; describe: string } => ({ resourceVersion, describe: `configmaps ns/${name}` });
+
+  it("is a close by the quiet window, or by a new coordinator once quiet; not one by count, by the client, or a rollback", () => {
+    expect(closesQuietly("QuietWindowPassed")).toBe(true);
+    expect(closesQuietly("CoordinatorLost")).toBe(true);
+    for (const reason of ["AllMembersArrived", "ApplyFinished", "MemberFailed", "Timeout", undefined]) expect(closesQuietly(reason)).toBe(false);
+  });
+
+  it("shows as activity on the record since the close was decided, unless a failure rolls it back anyway", () => {
+    expect(activitySince({ lastActivity: "req-1/replica-1/100" }, basis)).toBe(false);
+    expect(activitySince({ lastActivity: "req-2/replica-2/7" }, basis)).toBe(true);
+    expect(activitySince({ lastActivity: "req-2/replica-2/7", failure: "denied" }, basis)).toBe(false);
+    // No activity at all when decided, some now.
+    expect(activitySince({ lastActivity: "req-2/replica-2/7" }, { ...basis, lastActivity: "" })).toBe(true);
+    expect(activitySince(undefined, { ...basis, lastActivity: "" })).toBe(false);
+    // A mark without a basis (a close by count, or written by an older kubetx) says nothing.
+    expect(activitySince({ lastActivity: "req-2/replica-2/7" }, undefined)).toBe(false);
+  });
+
+  it("shows as a lock newer than the count the close was decided on, and rolls everything back naming it", () => {
+    const decision = decideJoinedLate({ reason: "QuietWindowPassed", countedAt: "500", locks: [lock("480", "a"), lock("501", "b")] });
+    expect(decision).toMatchObject({ next: "RollingBack", reason: JOINED_AS_IT_CLOSED, message: expect.stringContaining("a write (configmaps ns/b) joined just as kubetx closed") as string });
+    expect(decision?.message).toContain("apply again");
+  });
+
+  it("is no reason to roll back when every lock was counted, or the transaction closed by count or without a counted revision", () => {
+    expect(decideJoinedLate({ reason: "QuietWindowPassed", countedAt: "500", locks: [lock("480", "a"), lock("500", "b")] })).toBeUndefined();
+    expect(decideJoinedLate({ reason: "AllMembersArrived", countedAt: "500", locks: [lock("501", "b")] })).toBeUndefined();
+    expect(decideJoinedLate({ reason: "CoordinatorLost", locks: [lock("501", "b")] })).toBeUndefined();
+    expect(decideJoinedLate({ reason: "CoordinatorLost", countedAt: "500", locks: [lock("501", "b")] })?.reason).toBe(JOINED_AS_IT_CLOSED);
   });
 });
