@@ -16,6 +16,7 @@ import { LockStore } from "../../src/locks/store.ts";
 import { CLOSING_ROLE, closingLease, lockName } from "../../src/locks/record.ts";
 import { createLogger } from "../../src/telemetry/logger.ts";
 import { newTransaction, transactionPath } from "../../src/transactions/model.ts";
+import type { Transaction } from "../../src/transactions/model.ts";
 import { client, cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
 import { register, startEngine, startServeProcess, unregister, useEngine } from "../support/engine.ts";
 import { configMap, inTransaction, leftovers, phaseOf, readOrUndefined, until, waitResolved, yamlOf } from "../support/objects.ts";
@@ -414,6 +415,51 @@ describe("a closing mark whose move was lost", () => {
       await engine.close();
       admin.close();
     }
+  });
+});
+
+describe("a quiet close's mark left by a replica that crashed before its move", () => {
+  // The mark says verify because the transaction went quiet, and what that was decided on: the record's activity
+  // token and the Lease revision of the lock count. The replica that carries it out checks the mark's basis, not
+  // what it reads itself: writes since the decision roll the transaction back (chaos F23).
+  async function carried(basis: (lockRevision: string) => { lastActivity: string; countedAt: string }, then?: (ns: string) => Promise<void>): Promise<Transaction> {
+    const admin = await client("admin");
+    const ns = uniqueName("quietmark");
+    await createNamespace(ns, ENABLED);
+    // A quiet window long enough that this engine does not decide to close by itself.
+    const engine = await startEngine({ quietWindowMs: 6_000, maxOpenSeconds: 30 });
+    try {
+      const first = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "first", { v: "1" })]) });
+      expect(first.code, first.stderr).toBe(0);
+      const id = joined(first.stderr);
+      const lock = await admin.get(`${LEASES}/${lockName({ group: "", version: "v1", resource: "configmaps", namespace: ns, name: "first" })}`);
+      await then?.(ns);
+      await admin.create(LEASES, closingLease(id, "replica-gone", { next: "Verifying", reason: "QuietWindowPassed", basis: basis(lock.metadata?.resourceVersion ?? "") }));
+      return await waitResolved(admin, id);
+    } finally {
+      await unregister();
+      await engine.close();
+      admin.close();
+    }
+  }
+
+  it("commits when nothing was written since the decision", async () => {
+    const tx = await carried((lock) => ({ lastActivity: "", countedAt: lock }));
+    expect(tx.status).toMatchObject({ phase: "Committed", reason: "QuietWindowPassed" });
+  });
+
+  it("rolls back when a later write noted activity since", async () => {
+    const tx = await carried((lock) => ({ lastActivity: "", countedAt: lock }), async (ns) => {
+      const again = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "first", { v: "2" })]) });
+      expect(again.code, again.stderr).toBe(0);
+    });
+    expect(tx.status).toMatchObject({ phase: "RolledBack", reason: "JoinedAsItClosed" });
+  });
+
+  it("rolls back when it holds a lock newer than the count", async () => {
+    const tx = await carried((lock) => ({ lastActivity: "", countedAt: String(Number(lock) - 1) }));
+    expect(tx.status).toMatchObject({ phase: "RolledBack", reason: "JoinedAsItClosed" });
+    expect(tx.status?.message).toContain("configmaps");
   });
 });
 
