@@ -28,6 +28,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../kube/index.ts";
 import { AlreadyExists, METADATA_LIST, NotFound } from "../kube/index.ts";
 import { LABEL_ROLE, LABEL_TRANSACTION } from "../kube/vocabulary.ts";
+import { listNotOlderThan } from "../kube/lists.ts";
 
 export const JOURNAL_ROLE = "journal";
 /** Written by kubetx before this change: a bare pre-image, uncompressed. */
@@ -148,12 +149,12 @@ export class Journal {
 
   /**
    * Every entry of a transaction, by journalName(), in one list request (the
-   * resolver reads them all to verify or roll back).
+   * resolver reads them all to verify or roll back): consistent, or at
+   * least as new as `notOlderThan` (kube/lists.ts).
    */
-  async readAll(transaction: string): Promise<Map<string, StoredEntry>> {
-    const list = await this.client.get<ObjectList<SecretObject>>(this.secrets, {
-      query: { labelSelector: `${LABEL_ROLE}=${JOURNAL_ROLE},${LABEL_TRANSACTION}=${transaction}` },
-    });
+  async readAll(transaction: string, options: { notOlderThan?: string } = {}): Promise<Map<string, StoredEntry>> {
+    const labelSelector = `${LABEL_ROLE}=${JOURNAL_ROLE},${LABEL_TRANSACTION}=${transaction}`;
+    const list = await listNotOlderThan((query) => this.client.get<ObjectList<SecretObject>>(this.secrets, { query: { labelSelector, ...query } }), options.notOlderThan);
     const byName = new Map(list.items.map((secret) => [secret.metadata?.name ?? "", secret]));
     // Later post-images by their member's first entry: every name here is of this transaction, so `jp-<tx>-<digest>` has a fixed length.
     const memberKey = `jp-${transaction}-`.length + DIGEST_LENGTH;

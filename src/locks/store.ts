@@ -6,6 +6,7 @@ import type { KubeClient, KubeObject, ObjectList, ObjectRef } from "../kube/inde
 import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
 import { LABEL_ROLE, LABEL_TRANSACTION, LABEL_USER } from "../kube/vocabulary.ts";
 import { revisionAtMost } from "../kube/revision.ts";
+import { listNotOlderThan } from "../kube/lists.ts";
 import type { Closing, LockRecord, Member } from "./record.ts";
 import { CLOSING_ROLE, HEARTBEAT_ROLE, LOCK_ROLE, closingFromLease, closingLease, closingName, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName, userDigest } from "./record.ts";
 
@@ -152,14 +153,14 @@ export class LockStore {
   }
 
   /**
-   * A transaction's locks read consistently, and the names of its lock
-   * Leases whose member annotation cannot be read (garbled by hand or by a
-   * bug): the resolver must not act as if those members did not exist.
+   * A transaction's locks read consistently, or at least as new as
+   * `notOlderThan` (kube/lists.ts), and the names of its lock Leases whose
+   * member annotation cannot be read (garbled by hand or by a bug): the
+   * resolver must not act as if those members did not exist.
    */
-  async membersOf(transaction: string): Promise<{ locks: LockRecord[]; garbled: string[] }> {
-    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, {
-      query: { labelSelector: `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}` },
-    });
+  async membersOf(transaction: string, options: { notOlderThan?: string } = {}): Promise<{ locks: LockRecord[]; garbled: string[] }> {
+    const labelSelector = `${LABEL_ROLE}=${LOCK_ROLE},${LABEL_TRANSACTION}=${transaction}`;
+    const list = await listNotOlderThan((query) => this.client.get<ObjectList<LeaseObject>>(this.leases, { query: { labelSelector, ...query } }), options.notOlderThan);
     const locks: LockRecord[] = [];
     const garbled: string[] = [];
     for (const lease of list.items) {

@@ -311,8 +311,8 @@ export class Resolver {
   private async verifyMarked(id: string, closing: Closing, at: { namespaces: string[]; revision: string }): Promise<void> {
     const counted = closing.basis?.countedAt ?? at.revision;
     const moved = await this.closeOpen(id, closing, { reason: closing.reason, closedAt: this.wallTime(), namespaces: at.namespaces, ...(counted ? { countedAt: counted } : {}) });
-    if (moved === "Verifying") await this.stepVerify(id);
-    else if (moved === "RollingBack") await this.rollBack(id);
+    if (moved?.phase === "Verifying") await this.stepVerify(id, moved.record);
+    else if (moved?.phase === "RollingBack") await this.rollBack(id);
   }
 
   /**
@@ -325,10 +325,10 @@ export class Resolver {
    * basis, and the transaction rolls back instead (chaos F23;
    * decideJoinedLate does the same for a new lock, in stepVerify).
    */
-  private async closeOpen(id: string, closing: Closing, fields: Partial<TransactionStatus>): Promise<Phase | undefined> {
+  private async closeOpen(id: string, closing: Closing, fields: Partial<TransactionStatus>): Promise<{ phase: Phase; record: Transaction | undefined } | undefined> {
     if (!this.election.leading(id)) return undefined;
     let moved: Phase | undefined;
-    await this.o.store.updateStatus(id, (tx) => {
+    const record = await this.o.store.updateStatus(id, (tx) => {
       moved = undefined;
       if (!mayMove(tx.status, ["Open"], "Verifying")) return undefined;
       if (activitySince(tx.status, closing.basis)) {
@@ -340,7 +340,7 @@ export class Resolver {
       return { ...tx.status, ...fields, phase: "Verifying" };
     });
     if (moved === "RollingBack") this.o.logger.warn({ transaction: id }, "a write joined as the transaction closed for having gone quiet; rolling it back");
-    return moved;
+    return moved ? { phase: moved, record } : undefined;
   }
 
   /**
@@ -446,9 +446,18 @@ export class Resolver {
     });
   }
 
+  /**
+   * `known`: the record as read at or after its move to Verifying. Every
+   * lock and journal entry of a member the transaction may keep was
+   * written before that move (a member admitted later was counted before
+   * it: countedBeforeClose), so both lists need only be at least as new as
+   * the record: the apiserver's watch cache answers them (kube/lists.ts).
+   */
   private async stepVerify(id: string, known?: Transaction): Promise<void> {
     const now = this.o.clock.monotonic();
-    const [tx, members, journal] = await Promise.all([known ?? this.o.store.get(id), this.o.locks.membersOf(id), this.o.journal.readAll(id)]);
+    const tx = known ?? (await this.o.store.get(id));
+    const notOlderThan = { ...(tx?.metadata?.resourceVersion ? { notOlderThan: tx.metadata.resourceVersion } : {}) };
+    const [members, journal] = await Promise.all([this.o.locks.membersOf(id, notOlderThan), this.o.journal.readAll(id, notOlderThan)]);
     const cannotCommit = rollBackBeforeChecking(tx, members);
     if (cannotCommit) {
       if (await this.transition(id, ["Verifying"], "RollingBack", { reason: cannotCommit.reason, message: cannotCommit.message })) await this.rollBack(id);
