@@ -448,10 +448,14 @@ export class Resolver {
 
   /**
    * `known`: the record as read at or after its move to Verifying. Every
-   * lock and journal entry of a member the transaction may keep was
-   * written before that move (a member admitted later was counted before
-   * it: countedBeforeClose), so both lists need only be at least as new as
-   * the record: the apiserver's watch cache answers them (kube/lists.ts).
+   * lock of a member the transaction may keep was written before that move
+   * (a member admitted later was counted before it: countedBeforeClose), so
+   * the lists need only be at least as new as the record, and the
+   * apiserver's watch cache answers them (kube/lists.ts). A journal entry
+   * of a member admitted just after the move may be missing from them, as
+   * it could be from a consistent list made a moment earlier: its write is
+   * allowed only after the entry, so its check reads the live object
+   * (fresh) without the entry, and a write not landed yet waits a pass.
    */
   private async stepVerify(id: string, known?: Transaction): Promise<void> {
     const now = this.o.clock.monotonic();
