@@ -7,10 +7,11 @@
  * state that must not grow.
  */
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../src/devcluster/ports.ts";
-import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
+import type { KubeClient, KubeObject, RequestOptions } from "../../src/kube/index.ts";
 import { KUBETX_USERNAME } from "../../src/kube/names.ts";
 import { LockStore } from "../../src/locks/store.ts";
 import { CLOSING_ROLE, closingLease, lockName } from "../../src/locks/record.ts";
@@ -30,6 +31,18 @@ function joined(stderr: string): string {
   const match = /kubetx: joined transaction (t-[a-z0-9-]+)/.exec(stderr);
   if (!match?.[1]) throw new Error(`kubectl printed no kubetx warning:\n${stderr}`);
   return match[1];
+}
+
+/** The real client, except that it never deletes a session Lease (the garbage collector's). */
+class SessionKeepingClient extends HoldingClient {
+  constructor(inner: KubeClient) {
+    super(inner, { role: "none", ms: 0, when: "before" });
+  }
+
+  override delete<T = KubeObject>(path: string, options?: RequestOptions): Promise<T> {
+    if (path.includes("/leases/ss-")) return Promise.resolve({} as T);
+    return super.delete<T>(path, options);
+  }
 }
 
 const invalid = (ns: string, name: string): KubeObject => configMap(ns, name, { "bad key": "ConfigMap keys may not contain spaces" });
@@ -388,6 +401,46 @@ describe("a write that joins a transparent transaction after the resolver decide
 
   it("rolls back when the write takes a new lock (a lock newer than the resolver's count tells)", async () => {
     await joinAsItCloses((ns) => [configMap(ns, "c", { v: "2" })]);
+  });
+
+  it("refuses the rest of an apply whose first write failed before admission as the last transaction closed, though the failure is known only after its commit", async () => {
+    // Without the audit sink, /observe reports a write refused before admission (an invalid object) an intent grace
+    // after it: here 2 s. alice's invalid write comes about 5 s after her last one, in her transaction's last quiet
+    // window (4 s plus that grace); the transaction commits before the failure is known. The failure is her next
+    // apply's, so her next write is refused rather than committed on its own. The garbage collector is kept from
+    // removing alice's session meanwhile (it points at the committed transaction when the failure is judged).
+    const admin = await client("admin");
+    const ns = uniqueName("failnext");
+    await createNamespace(ns, ENABLED);
+    const quietMs = 4_000 + 2_000 + 100;
+    const engine = await startEngine({ quietWindowMs: 4_000, intentGraceMs: 2_000, maxOpenSeconds: 30 }, { wrapClient: (real) => new SessionKeepingClient(real) });
+    try {
+      const startedAt = Date.now();
+      const first = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "a", { v: "1" })]) });
+      expect(first.code, first.stderr).toBe(0);
+      const id = joined(first.stderr);
+      await sleep(4_700);
+      expect(await phaseOf(admin, id)).toBe("Open");
+      expect((await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([invalid(ns, "broken")]) })).code).not.toBe(0);
+      expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
+      const failed = await until("the failure to open a failed transaction for alice", async () => {
+        const all = (await admin.get<{ items: Transaction[] }>(transactionPath())).items;
+        // Opened since this test began (creation times have whole seconds).
+        return all.find((tx) => tx.metadata?.name !== id && tx.spec.user === "alice" && tx.status?.failure && Date.parse(tx.metadata?.creationTimestamp ?? "") >= startedAt - 1_000);
+      }, 10_000);
+      const next = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "b", { v: "1" })]) });
+      expect(next.code).not.toBe(0);
+      expect(next.stderr).toContain(`transaction ${failed.metadata?.name ?? "?"}`);
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/b`)).toBeUndefined();
+      expect((await admin.get(`/api/v1/namespaces/${ns}/configmaps/a`)).data).toEqual({ v: "1" });
+      // alice's later tests start clean: her failed transaction ends and stops refusing.
+      await waitResolved(admin, failed.metadata?.name ?? "");
+      await sleep(quietMs);
+    } finally {
+      await unregister();
+      await engine.close();
+      admin.close();
+    }
   });
 });
 
