@@ -135,7 +135,7 @@ export class TransactionStore {
     }
   }
 
-  /** Marks a write of the requester refused by the transaction (see TransactionStatus.lastActivity). */
+  /** Notes a write of the requester, refused by the transaction or of an object it holds (see TransactionStatus.lastActivity); the record as it is after. */
   async noteActivity(id: string, token: string, refusedAt?: string): Promise<Transaction | undefined> {
     try {
       return await this.client.mergePatch<Transaction>(`${transactionPath(id)}/status`, { status: { lastActivity: token, ...(refusedAt ? { refusedAt } : {}) } });
