@@ -76,15 +76,20 @@ export function parseSubjectAccessReview(body: unknown): ReviewParse {
 
 const OWN_RECORD_VERBS: ReadonlySet<string> = new Set(["list", "watch"]);
 
-/** Allowed only: a list or watch of Transaction records narrowed to the requester's own by a field selector. */
+/**
+ * Allowed only: a list or watch of Transaction records narrowed to the
+ * requester's own by a field selector. The reasons carry no `kubetx:`: the
+ * apiserver prefixes each authorizer's reason with its name, which is
+ * `kubetx` (authorizationConfiguration in devcluster/apiserver-config.ts).
+ */
 export function decideRecordAccess(question: AccessQuestion): AccessAnswer {
   const { user, verb, group, resource, subresource } = question;
   if (group !== GROUP || resource !== "transactions" || subresource !== "" || !OWN_RECORD_VERBS.has(verb)) {
-    return { allowed: false, reason: "kubetx has no opinion on this request" };
+    return { allowed: false, reason: "no opinion on this request" };
   }
   const own = question.fieldRequirements.some((r) => r.key === OWNER_FIELD && r.operator === "In" && r.values?.length === 1 && r.values[0] === user && user !== "");
-  if (own) return { allowed: true, reason: `kubetx: ${user} may ${verb} their own transactions` };
-  return { allowed: false, reason: `kubetx: only your own transactions, with the field selector ${OWNER_FIELD}=${user} (kubectl tx list does this); everyone's needs the kubetx:viewer role` };
+  if (own) return { allowed: true, reason: `${user} may ${verb} their own transactions` };
+  return { allowed: false, reason: `you may list only your own transactions, with the field selector ${OWNER_FIELD}=${user} (kubectl tx list does this); everyone's needs the kubetx:viewer role` };
 }
 
 /** The response body the apiserver expects. */

@@ -251,7 +251,7 @@ async function dev(args: string[], say: Say, warn: Say): Promise<number> {
   say(`  apiserver  ${cluster.controlPlane.server}`);
   say(`  try:       export PATH=${cluster.binDir}:$PATH KUBECONFIG=${cluster.controlPlane.kubeconfigs.alice}`);
   say(`             kubectl tx apply -n ${DEMO_NAMESPACE} -f examples/app/`);
-  say(`             kubectl get tx`);
+  say(`             kubectl tx list`);
   say(`  admin:     ${cluster.controlPlane.kubeconfigs.admin}`);
   say(`  users:     ${cluster.controlPlane.kubeconfigs.alice}, ${cluster.controlPlane.kubeconfigs.bob}`);
   say(`  audit log: ${cluster.controlPlane.auditLog}`);

@@ -134,6 +134,9 @@ describe("kubectl tx list, describe, locks and audit", () => {
     }
     const plain = await kubectl(["get", "transactions"], { user: "alice" });
     expect(plain.stderr).toContain('User "alice" cannot list resource "transactions"');
+    // The apiserver names the authorizer before its reason: one "kubetx:", saying what to do.
+    expect(plain.stderr).toContain("kubetx: you may list only your own transactions, with the field selector spec.user=alice");
+    expect(plain.stderr).not.toContain("kubetx: kubetx:");
     const selected = await kubectl(["get", "transactions", "--field-selector", "spec.user=alice", "-o", "name"], { user: "alice" });
     expect(selected.stdout).toContain(`transaction.kubetx.io/${committed}`);
 

@@ -25,7 +25,7 @@ function question(body: unknown): AccessQuestion {
 
 describe("who may list which transactions", () => {
   it.each(["list", "watch"])("allows a user to %s their own, by field selector", (verb) => {
-    expect(decideRecordAccess(question(review({ verb, ...own })))).toEqual({ allowed: true, reason: `kubetx: alice may ${verb} their own transactions` });
+    expect(decideRecordAccess(question(review({ verb, ...own })))).toEqual({ allowed: true, reason: `alice may ${verb} their own transactions` });
   });
 
   it("has no opinion on listing everyone's (RBAC decides: kubetx:viewer)", () => {
