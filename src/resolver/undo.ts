@@ -13,7 +13,8 @@ import type { Journal, JournalEntry, StoredEntry } from "../journal/journal.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
 import type { LockStore } from "../locks/store.ts";
 import { restoreMember } from "../rollback/apply.ts";
-import { objectPath } from "../rollback/plan.ts";
+import { changedSinceWritten, objectPath } from "../rollback/plan.ts";
+import { describePath } from "../rollback/diff.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { MemberOperation, MemberSummary, Transaction } from "../transactions/model.ts";
 
@@ -38,10 +39,31 @@ const INVERSE: Readonly<Record<MemberOperation, { op: MemberOperation; verb: str
   DELETE: { op: "CREATE", verb: "create" },
 };
 
-/** Whether the object is still exactly as the committed transaction left it. Pure. */
-export function unchangedSinceCommit(member: MemberSummary, live: KubeObject | undefined): boolean {
-  if (member.operation === "DELETE") return live === undefined;
-  return live !== undefined && live.metadata?.resourceVersion === member.resourceVersion && (!member.uid || live.metadata?.uid === member.uid);
+/**
+ * How the object is no longer as the committed transaction left it, if it
+ * is not. Pure. A deleted member must still be gone; a created one must be
+ * the very object at the commit's resourceVersion (its journal keeps no
+ * image to compare with). An updated one must be the same object with
+ * every path the transaction wrote still holding a value it wrote: what
+ * others changed elsewhere since (a controller's status, a label) does not
+ * refuse the undo, which keeps it, as a rollback does.
+ */
+export function changedSinceCommit(member: MemberSummary, entry: StoredEntry | undefined, live: KubeObject | undefined): string | undefined {
+  if (member.operation === "DELETE") return live === undefined ? undefined : `${CHANGED} (it exists again)`;
+  if (!live) return `${CHANGED} (it is gone)`;
+  if (member.uid && live.metadata?.uid !== member.uid) return `${CHANGED} (it was replaced)`;
+  if (live.metadata?.resourceVersion === member.resourceVersion) return undefined;
+  return member.operation === "UPDATE" ? updateChanged(entry, live) : CHANGED;
+}
+
+const CHANGED = "changed since the commit";
+
+/** An updated member written since the commit: changed only where the transaction wrote, by the journal's images. */
+function updateChanged(entry: StoredEntry | undefined, live: KubeObject): string | undefined {
+  if (!entry?.pre || entry.post === undefined || live.metadata?.deletionTimestamp) return CHANGED;
+  const posts = (entry.posts ?? [entry.post]).filter((post): post is KubeObject => post !== null);
+  const paths = changedSinceWritten({ pre: entry.pre, posts, live });
+  return paths.length === 0 ? undefined : `${CHANGED} (${paths.slice(0, 5).map(describePath).join(", ")})`;
 }
 
 export interface UndoDeps {
@@ -58,10 +80,10 @@ export async function planUndo(deps: UndoDeps, undo: Transaction, original: Tran
   const steps: UndoStep[] = [];
   const problems: MemberSummary[] = [];
   for (const m of original.status?.members ?? []) {
-    const live = await getIfExists(deps.client, objectPath(m));
-    const problem = await stepProblem(deps, undo, originalId, { member: m, live });
+    const [live, entry] = await Promise.all([getIfExists(deps.client, objectPath(m)), m.operation === "CREATE" ? undefined : deps.journal.read(originalId, m)]);
+    const problem = await stepProblem(deps, undo, { member: m, live, entry });
     if (problem) problems.push({ ...m, outcome: "Failed", message: problem });
-    else steps.push({ original: asMember(original, m), committed: m, entry: await deps.journal.read(originalId, m), live });
+    else steps.push({ original: asMember(original, m), committed: m, entry, live });
   }
   if (problems.length === 0) return { kind: "ready", steps };
   return { kind: "refused", message: `cannot undo ${originalId}: ${problems.map((p) => `${describeRef(p)} ${p.message ?? ""}`).join("; ")}`, members: problems };
@@ -75,12 +97,11 @@ function originalProblem(undo: Transaction, original: Transaction | undefined): 
   return phase === "Committed" ? undefined : `transaction ${id} is ${phase}; only a committed transaction can be undone`;
 }
 
-async function stepProblem(deps: UndoDeps, undo: Transaction, originalId: string, at: { member: MemberSummary; live: KubeObject | undefined }): Promise<string | undefined> {
-  const { member, live } = at;
-  if (!unchangedSinceCommit(member, live)) return "changed since the commit";
-  if (member.operation !== "CREATE" && !(await deps.journal.read(originalId, member))) {
-    return "has no journal entry any more (the policy's journalRetentionSeconds passed)";
-  }
+async function stepProblem(deps: UndoDeps, undo: Transaction, at: { member: MemberSummary; live: KubeObject | undefined; entry: StoredEntry | undefined }): Promise<string | undefined> {
+  const { member, live, entry } = at;
+  if (member.operation !== "CREATE" && !entry) return "has no journal entry any more (the policy's journalRetentionSeconds passed)";
+  const changed = changedSinceCommit(member, entry, live);
+  if (changed) return changed;
   const verb = INVERSE[member.operation].verb;
   return (await userMay(deps.client, undo.spec.user, { verb, group: member.group, version: member.version, resource: member.resource, ...(member.namespace ? { namespace: member.namespace } : {}), name: member.name })) ? undefined : `may not be ${verb === "patch" ? "patched" : `${verb}d`} by ${undo.spec.user} (RBAC)`;
 }
@@ -136,6 +157,11 @@ export async function executeUndo(deps: UndoDeps, undoId: string, planned: reado
 async function revert(deps: UndoDeps, step: UndoStep): Promise<string | undefined> {
   const outcome = await restoreMember(deps.client, step.original, step.entry);
   if (outcome.kind === "impossible") return `${describeRef(step.original.ref)}: ${outcome.detail}`;
+  // An undo is all or nothing: a field someone changed since the recheck fails it (and the undo's own writes go back).
+  if (outcome.kind === "conflict") return `${describeRef(step.original.ref)}: ${outcome.detail}`;
+  if ((outcome.kind === "restored" || outcome.kind === "unchanged") && outcome.conflicts?.length) {
+    return `${describeRef(step.original.ref)} changed since the commit (${outcome.conflicts.join(", ")})`;
+  }
   // Thrown, as an apiserver error always was here: the undo's caller handles it.
   if (outcome.kind === "retry") throw new Error(`${describeRef(step.original.ref)}: ${outcome.detail}`);
   return undefined;
@@ -146,7 +172,8 @@ async function recheck(deps: UndoDeps, planned: readonly UndoStep[]): Promise<Un
   const steps: UndoStep[] = [];
   for (const step of planned) {
     const live = await getIfExists(deps.client, objectPath(step.original.ref));
-    if (!unchangedSinceCommit(step.committed, live)) return `${describeRef(step.original.ref)} changed since the commit; nothing was undone`;
+    const changed = changedSinceCommit(step.committed, step.entry, live);
+    if (changed) return `${describeRef(step.original.ref)} ${changed}; nothing was undone`;
     steps.push({ ...step, live });
   }
   return steps;

@@ -178,6 +178,17 @@ export function planThreeWay(ref: ObjectRef, objects: { pre: KubeObject; posts: 
 }
 
 /**
+ * The paths the transaction wrote whose live value is none of the values
+ * it wrote: what someone changed since (or put back). Pure; the question
+ * `kubectl tx undo` asks of an updated member before it reverts it.
+ */
+export function changedSinceWritten(objects: { pre: KubeObject; posts: readonly KubeObject[]; live: KubeObject }): Path[] {
+  const [pre, live] = [userIntent(objects.pre), userIntent(objects.live)];
+  const posts = objects.posts.map(userIntent);
+  return writtenPaths(pre, posts).filter((path) => !posts.some((post) => deepEqual(valueAt(live, path), valueAt(post, path))));
+}
+
+/**
  * Every path one of the writes changed from the pre-image; where one
  * write changed a path and another a path inside it, only the outer one
  * (both are restored or left whole).

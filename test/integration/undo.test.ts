@@ -4,7 +4,7 @@
  */
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { KubeClient } from "../../src/kube/index.ts";
+import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { newTransaction, transactionPath } from "../../src/transactions/model.ts";
 import { client, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
@@ -64,6 +64,19 @@ describe("undo", () => {
     expect(result.status?.message).not.toContain("stable");
     expect((await admin.get(`${cms}/stable`)).data).toEqual({ v: "1" });
     expect((await admin.get(`${cms}/touched`)).data).toEqual({ v: "edited later" });
+  });
+
+  it("reverts what the transaction wrote although others changed other fields since, and keeps their change", async () => {
+    await admin.create(cms, configMap(ns, "shared", { level: "old" }));
+    await commit("t-change05", [configMap(ns, "shared", { level: "new" })]);
+    // What a controller or a colleague does meanwhile: fields the transaction did not write.
+    await admin.mergePatch(`${cms}/shared`, { metadata: { labels: { team: "ops" } }, data: { extra: "kept" } });
+    const result = await undo("t-change05");
+    expect(result.status?.phase).toBe("Committed");
+    expect(result.status?.reason).toBe("Undone");
+    const after = await admin.get<KubeObject>(`${cms}/shared`);
+    expect(after.data).toEqual({ level: "old", extra: "kept" });
+    expect(after.metadata?.labels).toEqual({ team: "ops" });
   });
 
   it("refuses to undo another user's transaction", async () => {

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import type { KubeObject } from "../../src/kube/types.ts";
 import type { Member } from "../../src/locks/record.ts";
 import type { UndoDeps, UndoStep } from "../../src/resolver/undo.ts";
-import { planUndo, undoMember, unchangedSinceCommit } from "../../src/resolver/undo.ts";
+import type { StoredEntry } from "../../src/journal/journal.ts";
+import { changedSinceCommit, planUndo, undoMember } from "../../src/resolver/undo.ts";
 import type { MemberOperation, MemberSummary, Phase, Transaction } from "../../src/transactions/model.ts";
 import { newTransaction } from "../../src/transactions/model.ts";
 
@@ -24,44 +25,82 @@ function live(resourceVersion: string, uid = "uid-1"): KubeObject {
   return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: REF.name, namespace: REF.namespace, uid, resourceVersion } };
 }
 
+function withData(object: KubeObject, data: Record<string, string>): KubeObject {
+  return { ...object, data };
+}
+
 function step(operation: MemberOperation, liveObject: KubeObject | undefined): UndoStep {
   const original: Member = { transaction: ORIGINAL_ID, ref: REF, kind: "ConfigMap", operation, user: "alice", requestUid: "", admittedAt: 0 };
   return { original, committed: committed(operation), entry: undefined, live: liveObject };
 }
 
-describe("unchangedSinceCommit: a created or updated member", () => {
+const changed = (member: MemberSummary, object: KubeObject | undefined, entry?: StoredEntry): string | undefined => changedSinceCommit(member, entry, object);
+
+describe("changedSinceCommit: a created or updated member", () => {
   it.each<MemberOperation>(["CREATE", "UPDATE"])("is unchanged after %s when resourceVersion and uid are as committed", (operation) => {
-    expect(unchangedSinceCommit(committed(operation, { uid: "uid-1", resourceVersion: "42" }), live("42", "uid-1"))).toBe(true);
+    expect(changed(committed(operation, { uid: "uid-1", resourceVersion: "42" }), live("42", "uid-1"))).toBeUndefined();
   });
 
-  it.each<MemberOperation>(["CREATE", "UPDATE"])("has changed after %s when someone wrote it since (another resourceVersion)", (operation) => {
-    expect(unchangedSinceCommit(committed(operation, { uid: "uid-1", resourceVersion: "42" }), live("43", "uid-1"))).toBe(false);
+  it.each<MemberOperation>(["CREATE", "UPDATE"])("has changed after %s when someone wrote it since and no journal tells what (another resourceVersion)", (operation) => {
+    expect(changed(committed(operation, { uid: "uid-1", resourceVersion: "42" }), live("43", "uid-1"))).toBe("changed since the commit");
   });
 
   it.each<MemberOperation>(["CREATE", "UPDATE"])("has changed after %s when it was deleted and re-created (another uid)", (operation) => {
-    expect(unchangedSinceCommit(committed(operation, { uid: "uid-1", resourceVersion: "42" }), live("42", "uid-2"))).toBe(false);
+    expect(changed(committed(operation, { uid: "uid-1", resourceVersion: "42" }), live("42", "uid-2"))).toBe("changed since the commit (it was replaced)");
   });
 
   it.each<MemberOperation>(["CREATE", "UPDATE"])("has changed after %s when it is gone", (operation) => {
-    expect(unchangedSinceCommit(committed(operation, { uid: "uid-1", resourceVersion: "42" }), undefined)).toBe(false);
+    expect(changed(committed(operation, { uid: "uid-1", resourceVersion: "42" }), undefined)).toBe("changed since the commit (it is gone)");
   });
 
-  it("has changed when the commit recorded no resourceVersion to compare with", () => {
-    expect(unchangedSinceCommit(committed("UPDATE", { uid: "uid-1" }), live("42", "uid-1"))).toBe(false);
+  it("has changed when the commit recorded no resourceVersion to compare with, and no journal tells what", () => {
+    expect(changed(committed("UPDATE", { uid: "uid-1" }), live("42", "uid-1"))).toBe("changed since the commit");
   });
 
   it("is judged by resourceVersion alone when the commit recorded no uid", () => {
-    expect(unchangedSinceCommit(committed("UPDATE", { resourceVersion: "42" }), live("42", "uid-anything"))).toBe(true);
+    expect(changed(committed("UPDATE", { resourceVersion: "42" }), live("42", "uid-anything"))).toBeUndefined();
   });
 });
 
-describe("unchangedSinceCommit: a deleted member", () => {
+describe("changedSinceCommit: an updated member, judged by the paths its transaction wrote", () => {
+  const pre = withData(live("40"), { level: "old", keep: "x" });
+  const post = withData(live("42"), { level: "new", keep: "x" });
+  const entry: StoredEntry = { pre, post, posts: [post] };
+  const member = committed("UPDATE", { uid: "uid-1", resourceVersion: "42" });
+
+  it("is unchanged when only what the transaction did not write changed since (a label, a status)", () => {
+    const later = { ...withData(live("57"), { level: "new", keep: "x" }), status: { ready: true } };
+    later.metadata = { ...later.metadata, labels: { team: "ops" } };
+    expect(changed(member, later, entry)).toBeUndefined();
+  });
+
+  it("has changed, naming the path, when someone changed a value the transaction wrote", () => {
+    expect(changed(member, withData(live("57"), { level: "edited", keep: "x" }), entry)).toBe("changed since the commit (data.level)");
+  });
+
+  it("has changed when someone put the value from before back", () => {
+    expect(changed(member, withData(live("57"), { level: "old", keep: "x" }), entry)).toBe("changed since the commit (data.level)");
+  });
+
+  it("is unchanged when the object holds the value of any of the transaction's writes (a later one may have been refused)", () => {
+    const second = withData(live("44"), { level: "newer", keep: "x" });
+    expect(changed(member, withData(live("57"), { level: "new", keep: "x" }), { pre, post: second, posts: [post, second] })).toBeUndefined();
+  });
+
+  it("has changed when the object is being deleted", () => {
+    const deleting = withData(live("57"), { level: "new", keep: "x" });
+    deleting.metadata = { ...deleting.metadata, deletionTimestamp: "2026-12-02T15:00:00Z" };
+    expect(changed(member, deleting, entry)).toBe("changed since the commit");
+  });
+});
+
+describe("changedSinceCommit: a deleted member", () => {
   it("is unchanged while the object is still gone", () => {
-    expect(unchangedSinceCommit(committed("DELETE"), undefined)).toBe(true);
+    expect(changed(committed("DELETE"), undefined)).toBeUndefined();
   });
 
   it("has changed once an object of that name exists again", () => {
-    expect(unchangedSinceCommit(committed("DELETE", { resourceVersion: "42", uid: "uid-1" }), live("50", "uid-9"))).toBe(false);
+    expect(changed(committed("DELETE", { resourceVersion: "42", uid: "uid-1" }), live("50", "uid-9"))).toBe("changed since the commit (it exists again)");
   });
 });
 

@@ -29,9 +29,11 @@ Usage:
 kubetx reverts every member of the committed transaction ID from the journal
 it kept (the TransactionPolicy's journalRetentionSeconds, default an hour),
 as a new transaction of your own: created objects are deleted, updated ones
-get their previous state back, deleted ones are re-created. It refuses, and
-lists the objects, when any member changed since the commit, when its
-journal is gone, or when you may not make one of those writes yourself
+get back what the transaction changed (what others changed elsewhere since,
+a controller's status or a label, stays), deleted ones are re-created. It
+refuses, and lists the objects, when a created or deleted member changed
+since the commit, when someone changed a field the transaction wrote, when
+its journal is gone, or when you may not make one of those writes yourself
 (RBAC); then nothing is written. You may undo only your own transactions.
 
 Flags:
