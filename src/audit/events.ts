@@ -6,6 +6,9 @@
  * and the same object; `rules.ts` judges the entry.
  */
 
+import { KUBETX_NAMESPACE } from "../kube/names.ts";
+import { restoredTransactionOf } from "../kube/vocabulary.ts";
+
 /** The fields of an audit Event that the reader uses; Metadata level has no bodies. */
 export interface AuditEvent {
   readonly auditID?: string;
@@ -27,6 +30,7 @@ export interface AuditEvent {
   readonly responseStatus?: { readonly code?: number; readonly message?: string; readonly reason?: string };
   readonly stageTimestamp?: string;
   readonly annotations?: Readonly<Record<string, string>>;
+  readonly userAgent?: string;
 }
 
 /** One request, as much of it as a review shows. */
@@ -55,6 +59,8 @@ export interface AuditEntry {
   readonly reason?: string;
   /** A server-side dry run: it changed nothing, whatever its outcome. */
   readonly dryRun: boolean;
+  /** A write kubetx made to restore an object for this transaction (its rollback, or an undo): restoreOf. */
+  readonly restoreFor?: string;
 }
 
 /** Only the event written once the response is complete has the response code and every annotation. */
@@ -165,6 +171,7 @@ export function auditEventOf(value: unknown): AuditEvent {
     objectRef: { apiGroup: str(ref.apiGroup), resource: str(ref.resource), subresource: str(ref.subresource), namespace: str(ref.namespace), name: str(ref.name) },
     responseStatus: { code: typeof status.code === "number" ? status.code : undefined, message: str(status.message), reason: str(status.reason) },
     annotations: Object.fromEntries(Object.entries(record(raw.annotations)).filter((e): e is [string, string] => typeof e[1] === "string")),
+    userAgent: str(raw.userAgent),
   };
   return JSON.parse(JSON.stringify(event)) as AuditEvent;
 }
@@ -204,8 +211,25 @@ export function entryOf(value: unknown): AuditEntry | undefined {
     ...kubetx,
     seenByKubetx: seen,
     dryRun: isDryRun(event),
+    ...optionalRestore(restoreOf(event)),
     ...(code >= 400 ? failureOf(event) : {}),
   };
+}
+
+/** kubetx's own service accounts live in its namespace; only theirs may claim to restore (anyone can set a User-Agent). */
+const KUBETX_ACCOUNTS = `system:serviceaccount:${KUBETX_NAMESPACE}:`;
+
+/**
+ * The transaction a write restored an object for: a write by one of
+ * kubetx's service accounts whose User-Agent says so (restoreUserAgent).
+ */
+export function restoreOf(event: AuditEvent): string | undefined {
+  if (!event.user?.username?.startsWith(KUBETX_ACCOUNTS) || event.impersonatedUser) return undefined;
+  return restoredTransactionOf(event.userAgent);
+}
+
+function optionalRestore(transaction: string | undefined): { restoreFor?: string } {
+  return transaction === undefined ? {} : { restoreFor: transaction };
 }
 
 /** Events without an auditID (hand-written logs) are still told apart by time, verb and object. */

@@ -3,6 +3,7 @@
  * aligns them) and the JSON shape. Pure.
  */
 import type { Timeline, TimelineEntry } from "./group.ts";
+import { isRestore } from "./group.ts";
 
 export const REJECTED_BEFORE_KUBETX = "rejected before kubetx";
 export const TIMELINE_COLUMNS = ["TIME", "USER", "VERB", "OBJECT", "CODE", "DECISION", "MESSAGE"] as const;
@@ -25,8 +26,9 @@ function plural(n: number, word: string): string {
 /** `transaction t-4f2a9c1e by alice, 2026-11-24T14:06:26.936Z to 14:06:27.001Z: 3 requests, 1 rejected before kubetx` */
 export function timelineHeading(timeline: Timeline): string {
   const rejected = timeline.entries.filter((e) => e.rejectedBeforeKubetx).length;
-  const requests = plural(timeline.entries.length - rejected, "request");
-  const extra = rejected > 0 ? `, ${rejected} ${REJECTED_BEFORE_KUBETX}` : "";
+  const restores = timeline.entries.filter(isRestore).length;
+  const requests = plural(timeline.entries.length - rejected - restores, "request");
+  const extra = `${rejected > 0 ? `, ${rejected} ${REJECTED_BEFORE_KUBETX}` : ""}${restores > 0 ? `, ${plural(restores, "restore")} by kubetx` : ""}`;
   return `transaction ${timeline.transaction} by ${timeline.users.join(", ")}, ${iso(timeline.firstMs)} to ${clockTime(timeline.lastMs)}Z: ${requests}${extra}`;
 }
 
@@ -38,8 +40,12 @@ function shortMessage(message: string | undefined): string {
 
 function decisionOf(entry: TimelineEntry): string {
   if (entry.rejectedBeforeKubetx) return REJECTED_BEFORE_KUBETX;
+  if (isRestore(entry)) return RESTORE;
   return entry.decision ?? "-";
 }
+
+/** The DECISION of a write kubetx made to restore an object for the transaction. */
+const RESTORE = "restore";
 
 /** One row per request, in TIMELINE_COLUMNS order. */
 export function timelineRows(timeline: Timeline): string[][] {
@@ -70,7 +76,7 @@ export interface TimelineJson {
 function entryJson(e: TimelineEntry): TimelineEntryJson {
   return {
     time: e.time, user: e.user, verb: e.verb, object: e.object, code: e.code,
-    decision: e.decision ?? null, lock: e.lock ?? null, rejectedBeforeKubetx: e.rejectedBeforeKubetx,
+    decision: isRestore(e) ? RESTORE : (e.decision ?? null), lock: e.lock ?? null, rejectedBeforeKubetx: e.rejectedBeforeKubetx,
     message: e.message ?? null, auditID: e.auditID,
   };
 }

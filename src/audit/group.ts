@@ -32,6 +32,11 @@ export interface TimelineEntry extends AuditEntry {
   readonly rejectedBeforeKubetx: boolean;
 }
 
+/** A write by which kubetx restored an object for the transaction (entry.restoreFor). */
+export function isRestore(entry: TimelineEntry): boolean {
+  return entry.restoreFor !== undefined;
+}
+
 export interface Timeline {
   readonly transaction: string;
   /** The users of the transaction's requests, first one first. */
@@ -107,9 +112,9 @@ function timelineOf(transaction: string, span: Span, entries: readonly AuditEntr
   };
 }
 
-function withRejected(timeline: Timeline, rejected: readonly AuditEntry[]): Timeline {
-  if (rejected.length === 0) return timeline;
-  const added = rejected.map((e) => ({ ...e, rejectedBeforeKubetx: true }));
+function withRejected(timeline: Timeline, rejected: readonly AuditEntry[], restores: readonly AuditEntry[]): Timeline {
+  if (rejected.length === 0 && restores.length === 0) return timeline;
+  const added = [...rejected.map((e) => ({ ...e, rejectedBeforeKubetx: true })), ...restores.map((e) => ({ ...e, rejectedBeforeKubetx: false }))];
   return { ...timeline, entries: [...timeline.entries, ...added].sort(byTime) };
 }
 
@@ -139,6 +144,12 @@ export class AuditCollector {
   private readonly spans = new Map<string, Span>();
   private readonly members = new Map<string, AuditEntry[]>();
   private readonly rejected: AuditEntry[] = [];
+  /**
+   * kubetx's restore writes, by transaction: shown with it, but apart from
+   * its span and users, which say when and by whom it was applied (and so
+   * which rejected writes may be part of it).
+   */
+  private readonly restores = new Map<string, AuditEntry[]>();
   /** auditIDs kept so far: the same event in two files (a copied or overlapping rotation) counts once. */
   private readonly kept = new Set<string>();
 
@@ -150,12 +161,20 @@ export class AuditCollector {
   /** Keeps what a review may show of the entry; returns whether it kept anything. */
   add(entry: AuditEntry): boolean {
     if (this.kept.has(entry.auditID)) return false;
+    if (entry.restoreFor !== undefined) return this.addRestore(entry, entry.restoreFor);
     if (entry.transaction === undefined) return this.addRejected(entry);
     // Seeing the same request twice widens a span no further, so only kept entries need remembering.
     widen(this.spans, entry.transaction, entry);
     if (this.filter.transaction !== undefined && entry.transaction !== this.filter.transaction) return false;
     this.kept.add(entry.auditID);
     push(this.members, entry.transaction, entry);
+    return true;
+  }
+
+  private addRestore(entry: AuditEntry, transaction: string): boolean {
+    if (this.filter.transaction !== undefined && transaction !== this.filter.transaction) return false;
+    this.kept.add(entry.auditID);
+    push(this.restores, transaction, entry);
     return true;
   }
 
@@ -173,7 +192,7 @@ export class AuditCollector {
     const attached = attach(all, this.rejected, this.window);
     return all
       .filter((t) => this.members.has(t.transaction) && (this.filter.user === undefined || t.users.includes(this.filter.user)))
-      .map((t) => withRejected(t, attached.get(t) ?? []))
+      .map((t) => withRejected(t, attached.get(t) ?? [], this.restores.get(t.transaction) ?? []))
       .sort((a, b) => a.firstMs - b.firstMs);
   }
 }

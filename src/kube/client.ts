@@ -14,6 +14,7 @@ import { performance } from "node:perf_hooks";
 import type { ApiStatus, KubeError } from "./errors.ts";
 import { toKubeError, Unauthorized } from "./errors.ts";
 import type { KubeObject, PatchOperation } from "./types.ts";
+import { USER_AGENT } from "./vocabulary.ts";
 
 /** Sockets kept open per apiserver: admission handlers call it concurrently. */
 const MAX_SOCKETS = 32;
@@ -29,6 +30,8 @@ export interface RequestOptions {
   readonly text?: boolean;
   /** The Accept header, when not plain JSON (METADATA_LIST: names and labels without the objects' data). */
   readonly accept?: string;
+  /** The User-Agent header, when not USER_AGENT: the audit log records it (restoreUserAgent). */
+  readonly userAgent?: string;
 }
 
 /** Accept header of a list that carries only each object's metadata (`PartialObjectMetadataList`). */
@@ -187,7 +190,11 @@ class HttpsKubeClient implements KubeClient {
       if (value !== undefined) url.searchParams.set(key, value);
     }
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const headers: Record<string, string> = { ...(tls.headers as Record<string, string> | undefined), Accept: options.accept ?? "application/json" };
+    const headers: Record<string, string> = {
+      ...(tls.headers as Record<string, string> | undefined),
+      Accept: options.accept ?? "application/json",
+      "User-Agent": options.userAgent ?? USER_AGENT,
+    };
     if (payload !== undefined) {
       headers["Content-Type"] = options.contentType ?? "application/json";
       headers["Content-Length"] = String(Buffer.byteLength(payload));
@@ -221,7 +228,7 @@ class HttpsKubeClient implements KubeClient {
     }
     // A watch that ends (or gets 401) is started again by its caller, with the credentials in force then.
     const tls = await this.credentials.current();
-    const headers = { ...(tls.headers as Record<string, string> | undefined), Accept: "application/json" };
+    const headers = { ...(tls.headers as Record<string, string> | undefined), Accept: "application/json", "User-Agent": USER_AGENT };
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return resolve();
       const req = https.request(url, { ...tls, method: "GET", headers, signal }, (res) => {

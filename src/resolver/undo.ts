@@ -144,7 +144,7 @@ export async function executeUndo(deps: UndoDeps, undoId: string, planned: reado
   if (typeof steps === "string") return { locks, failure: steps };
   for (const step of steps) await deps.journal.record(undoId, step.original.ref, undoEntry(step));
   for (const [i, step] of steps.entries()) {
-    const failure = await revert(deps, step);
+    const failure = await revert(deps, undoId, step);
     if (failure) return { locks, failure };
     const created = step.original.operation === "DELETE" ? await getIfExists(deps.client, objectPath(step.original.ref)) : undefined;
     const lock = locks[i];
@@ -154,8 +154,8 @@ export async function executeUndo(deps: UndoDeps, undoId: string, planned: reado
 }
 
 /** Writes one step's pre-commit state back; why it could not, if it could not. */
-async function revert(deps: UndoDeps, step: UndoStep): Promise<string | undefined> {
-  const outcome = await restoreMember(deps.client, step.original, step.entry);
+async function revert(deps: UndoDeps, undoId: string, step: UndoStep): Promise<string | undefined> {
+  const outcome = await restoreMember(deps.client, step.original, step.entry, { transaction: undoId });
   if (outcome.kind === "impossible") return `${describeRef(step.original.ref)}: ${outcome.detail}`;
   // An undo is all or nothing: a field someone changed since the recheck fails it (and the undo's own writes go back).
   if (outcome.kind === "conflict") return `${describeRef(step.original.ref)}: ${outcome.detail}`;

@@ -1,10 +1,11 @@
 /** Carries out a restore plan against the API, re-planning when the object changes underneath. */
 import type { StoredEntry } from "../journal/journal.ts";
-import type { KubeClient, KubeObject } from "../kube/index.ts";
+import type { KubeClient, KubeObject, RequestOptions } from "../kube/index.ts";
 import { AlreadyExists, Conflict, Invalid, NotFound, getIfExists, isTransient } from "../kube/index.ts";
 import type { Member } from "../locks/record.ts";
 import type { Attempt, RetryOptions } from "../kube/retry.ts";
 import { retry } from "../kube/retry.ts";
+import { restoreUserAgent } from "../kube/vocabulary.ts";
 import type { RestoreAction } from "./plan.ts";
 import type { WriteConfirmation } from "./confirm.ts";
 import { objectPath, planRestore } from "./plan.ts";
@@ -42,6 +43,8 @@ export interface RestoreGuards {
   readonly confirm?: WriteConfirmation;
   /** RESTORE_RETRY unless a test says otherwise. */
   readonly retry?: RetryOptions;
+  /** The transaction the writes are made for, named in their User-Agent (restoreUserAgent): the member's own unless an undo's. */
+  readonly transaction?: string;
 }
 
 export async function restoreMember(client: KubeClient, member: Member, entry: StoredEntry | undefined, guards: RestoreGuards = {}): Promise<RestoreOutcome> {
@@ -53,7 +56,7 @@ export async function restoreMember(client: KubeClient, member: Member, entry: S
       const action = planRestore(member, entry, live);
       const refused = await unconfirmed(action, guards.confirm);
       if (refused) return { done: true, value: refused };
-      return { done: true, value: await execute(client, action) };
+      return { done: true, value: await execute(client, action, { userAgent: restoreUserAgent(guards.transaction ?? member.transaction) }) };
     } catch (error) {
       // Re-read and planned again: the object changed under the guard, or the apiserver (or a webhook it calls) failed for now.
       if (!isRace(error) && !isTransient(error)) throw error;
@@ -105,7 +108,8 @@ function isRace(error: unknown): error is Error {
   return error instanceof Conflict || error instanceof AlreadyExists || error instanceof NotFound;
 }
 
-async function execute(client: KubeClient, action: RestoreAction): Promise<RestoreOutcome> {
+/** `as`: the request options every write carries (its User-Agent). */
+async function execute(client: KubeClient, action: RestoreAction, as: RequestOptions): Promise<RestoreOutcome> {
   switch (action.kind) {
     case "none":
       return { kind: "unchanged", detail: action.reason, ...(action.conflicts?.length ? { conflicts: action.conflicts } : {}) };
@@ -114,21 +118,21 @@ async function execute(client: KubeClient, action: RestoreAction): Promise<Resto
     case "impossible":
       return { kind: "impossible", detail: action.reason };
     case "delete":
-      await client.delete(action.path, deleteOptions(action));
+      await client.delete(action.path, { ...as, ...deleteOptions(action) });
       return { kind: "restored", action: "delete", detail: "deleted the object this transaction created" };
     case "patch":
-      await client.jsonPatch(action.path, action.ops);
+      await client.jsonPatch(action.path, action.ops, as);
       return {
         kind: "restored", action: "patch",
         detail: `restored what this transaction changed (${action.ops.length - 1} patch operations)${action.conflicts.length ? `; kept changes someone else made since to ${action.conflicts.join(", ")}` : ""}`,
         ...(action.conflicts.length ? { conflicts: action.conflicts } : {}),
       };
     case "create":
-      await client.create(action.collectionPath, action.body);
+      await client.create(action.collectionPath, action.body, as);
       return { kind: "restored", action: "create", detail: "re-created the object from its pre-image" };
     case "recreate":
-      await client.delete(action.path, deleteOptions(action));
-      await client.create(action.collectionPath, action.body);
+      await client.delete(action.path, { ...as, ...deleteOptions(action) });
+      await client.create(action.collectionPath, action.body, as);
       return { kind: "restored", action: "recreate", detail: "removed the copy this transaction created and re-created the original from its pre-image" };
   }
 }

@@ -14,6 +14,7 @@ import type { DescribeJson } from "../../src/cli/tx/describe.ts";
 import type { TransactionRow } from "../../src/cli/tx/list.ts";
 import type { LockRow } from "../../src/cli/tx/locks.ts";
 import type { KubeClient } from "../../src/kube/index.ts";
+import { KUBETX_USERNAME } from "../../src/kube/names.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { buildPluginBundle, pluginWrapper } from "../../src/devcluster/plugin-bundle.ts";
 import type { CommandResult, User } from "../support/cluster.ts";
@@ -236,13 +237,10 @@ describe("kubectl tx list, describe, locks and audit", () => {
     expect(after.filter((l) => l.transaction === held)).toEqual([]);
   });
 
-  it("finds both applies in the real audit log: the committed creates, and the invalid ConfigMap the apiserver rejected before kubetx", async () => {
+  it("finds both applies in the real audit log: the committed creates, the invalid ConfigMap the apiserver rejected before kubetx, and kubetx's restores", async () => {
     let timelines: TimelineJson[] = [];
     const deadline = Date.now() + AUDIT_FLUSH_TIMEOUT_MS;
-    const complete = (): boolean => {
-      const byId = new Map(timelines.map((t) => [t.transaction, t]));
-      return (byId.get(committed)?.requests.length ?? 0) >= 2 && (byId.get(rolledBack)?.requests.some((r) => r.rejectedBeforeKubetx) ?? false);
-    };
+    const complete = (): boolean => auditComplete(timelines, committed, rolledBack);
     do {
       timelines = parsed<TimelineJson[]>(await kubectlTx(["audit", "--log", cluster().auditLog, "--user", "alice", "-o", "json"]));
       if (!complete()) await sleep(250);
@@ -258,19 +256,38 @@ describe("kubectl tx list, describe, locks and audit", () => {
     ]);
     expect(ofCommitted?.requests.every((r) => r.lock?.startsWith("lk-"))).toBe(true);
 
-    const ofRolledBack = timelines.find((t) => t.transaction === rolledBack);
-    expect(ofRolledBack?.requests.map((r) => [r.verb, r.object, r.code, r.rejectedBeforeKubetx ? "rejected before kubetx" : r.decision])).toEqual([
-      ["create", `configmaps ${ns}/plain-a`, 201, "member"],
-      ["create", `configmaps ${ns}/plain-b`, 201, "member"],
-      ["create", `configmaps ${ns}/plain-bad`, 422, "rejected before kubetx"],
-    ]);
-    expect(ofRolledBack?.requests[2]?.message).toContain('ConfigMap "plain-bad" is invalid');
+    expectRolledBack(timelines.find((t) => t.transaction === rolledBack), ns);
 
     const table = await kubectlTx(["audit", "--log", cluster().auditLog, "--transaction", rolledBack]);
     expect(table.code, table.stderr).toBe(0);
     const lines = table.stdout.trimEnd().split("\n");
-    expect(lines[0]).toMatch(new RegExp(`^transaction ${rolledBack} by alice, \\S+ to \\S+: 2 requests, 1 rejected before kubetx$`));
+    expect(lines[0]).toMatch(new RegExp(`^transaction ${rolledBack} by alice, \\S+ to \\S+: 2 requests, 1 rejected before kubetx, 2 restores by kubetx$`));
     expect(lines[1]).toMatch(/^TIME +USER +VERB +OBJECT +CODE +DECISION +MESSAGE$/);
     expect(lines[4]).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} +alice +create +configmaps ${ns}/plain-bad +422 +rejected before kubetx +ConfigMap "plain-bad" is invalid`));
   });
 });
+
+/** Whether the audit log has caught up: both committed creates, the rejected create, and the rollback's two deletes. */
+function auditComplete(timelines: readonly TimelineJson[], committed: string, rolledBack: string): boolean {
+  const requests = (id: string): TimelineJson["requests"] => timelines.find((t) => t.transaction === id)?.requests ?? [];
+  const ofRolledBack = requests(rolledBack);
+  return requests(committed).length >= 2 && ofRolledBack.some((r) => r.rejectedBeforeKubetx) && ofRolledBack.filter((r) => r.decision === "restore").length >= 2;
+}
+
+/** The rolled-back apply: its span and users are alice's; the rollback's deletes follow it, made by kubetx's service account (in either order). */
+function expectRolledBack(timeline: TimelineJson | undefined, ns: string): void {
+  expect(timeline?.users).toEqual(["alice"]);
+  const requests = timeline?.requests ?? [];
+  const rows = requests.map((r) => [r.verb, r.object, r.code, r.rejectedBeforeKubetx ? "rejected before kubetx" : r.decision]);
+  expect(rows.slice(0, 3)).toEqual([
+    ["create", `configmaps ${ns}/plain-a`, 201, "member"],
+    ["create", `configmaps ${ns}/plain-b`, 201, "member"],
+    ["create", `configmaps ${ns}/plain-bad`, 422, "rejected before kubetx"],
+  ]);
+  expect(rows.slice(3).sort()).toEqual([
+    ["delete", `configmaps ${ns}/plain-a`, 200, "restore"],
+    ["delete", `configmaps ${ns}/plain-b`, 200, "restore"],
+  ]);
+  expect(requests.slice(3).map((r) => r.user)).toEqual([KUBETX_USERNAME, KUBETX_USERNAME]);
+  expect(requests[2]?.message).toContain('ConfigMap "plain-bad" is invalid');
+}

@@ -29,6 +29,15 @@ describe("a timeline as kubectl tx audit prints it", () => {
     expect(timelineHeading(timeline)).toBe("transaction t-0123abcd by alice, 2026-11-24T14:06:26.959Z to 14:06:27.001Z: 1 request, 1 rejected before kubetx");
   });
 
+  it("counts kubetx's restores apart, and shows them as its decision", () => {
+    const restore = { auditID: "3", time: "2026-11-24T14:06:28.000000Z", timeMs: T0 + 1041, user: "system:serviceaccount:kubetx-system:kubetx", verb: "delete",
+      object: "configmaps shop/a", code: 200, seenByKubetx: false, dryRun: false, restoreFor: "t-0123abcd", rejectedBeforeKubetx: false };
+    const withRestore = { ...timeline, entries: [...timeline.entries, restore] };
+    expect(timelineHeading(withRestore)).toBe("transaction t-0123abcd by alice, 2026-11-24T14:06:26.959Z to 14:06:27.001Z: 1 request, 1 rejected before kubetx, 1 restore by kubetx");
+    expect(timelineRows(withRestore)[2]?.slice(0, 6)).toEqual(["14:06:28.000", "system:serviceaccount:kubetx-system:kubetx", "delete", "configmaps shop/a", "200", "restore"]);
+    expect(timelineJson(withRestore).requests[2]?.decision).toBe("restore");
+  });
+
   it("shows each request's time, user, verb, object, code and decision, and a failure's message on one bounded line", () => {
     const [admitted, rejected] = timelineRows(timeline);
     expect(admitted).toEqual(["14:06:26.959", "alice", "create", "configmaps shop/a", "201", "member", ""]);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { AuditEvent } from "../../src/audit/events.ts";
-import { entryOf, kubetxAnnotations, MESSAGE_MAX_CHARS, objectOf, requesterOf, writeTargetOf } from "../../src/audit/events.ts";
+import { auditEventOf, entryOf, kubetxAnnotations, MESSAGE_MAX_CHARS, objectOf, requesterOf, restoreOf, writeTargetOf } from "../../src/audit/events.ts";
+import { restoreUserAgent } from "../../src/kube/vocabulary.ts";
 
 /** A create of a ConfigMap by alice that kubetx admitted, as the apiserver logs it at Metadata level. */
 const admitted: AuditEvent = {
@@ -93,3 +94,31 @@ describe("the entry kept of an audit event", () => {
     expect(entryOf({ ...admitted, responseStatus: { code: 200, message: "fine" } })?.message).toBeUndefined();
   });
 });
+
+describe("a write kubetx made to restore an object", () => {
+  const restore: AuditEvent = {
+    ...admitted, verb: "patch", annotations: {}, responseStatus: { code: 200 },
+    user: { username: "system:serviceaccount:kubetx-system:kubetx" }, userAgent: restoreUserAgent("t-0123abcd"),
+  };
+
+  it("names the transaction its User-Agent says it restored for", () => {
+    expect(restoreOf(restore)).toBe("t-0123abcd");
+    expect(entryOf(restore)).toMatchObject({ restoreFor: "t-0123abcd", user: "system:serviceaccount:kubetx-system:kubetx", verb: "patch" });
+    expect(entryOf(restore)?.transaction).toBeUndefined();
+  });
+
+  it("is only one made by kubetx's own service accounts, not impersonated, with a User-Agent of that exact form", () => {
+    expect(restoreOf({ ...restore, user: { username: "alice" } })).toBeUndefined();
+    expect(restoreOf({ ...restore, user: { username: "system:serviceaccount:shop:kubetx" } })).toBeUndefined();
+    expect(restoreOf({ ...restore, impersonatedUser: { username: "alice" } })).toBeUndefined();
+    expect(restoreOf({ ...restore, userAgent: "kubetx" })).toBeUndefined();
+    expect(restoreOf({ ...restore, userAgent: `${restoreUserAgent("t-0123abcd")} extra` })).toBeUndefined();
+    expect(restoreOf({ ...restore, userAgent: undefined })).toBeUndefined();
+    expect(entryOf({ ...restore, user: { username: "alice" } })?.restoreFor).toBeUndefined();
+  });
+
+  it("reads the User-Agent only when it is a string", () => {
+    expect(auditEventOf({ ...restore, userAgent: 42 }).userAgent).toBeUndefined();
+  });
+});
+

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { AuditEntry } from "../../src/audit/events.ts";
 import type { Timeline } from "../../src/audit/group.ts";
-import { AuditCollector, DEFAULT_REJECTION_WINDOW } from "../../src/audit/group.ts";
+import { AuditCollector, DEFAULT_REJECTION_WINDOW, isRestore } from "../../src/audit/group.ts";
 import { isRejectedBeforeKubetx } from "../../src/audit/rules.ts";
 
 const T0 = Date.parse("2026-11-24T14:00:00Z");
@@ -46,6 +46,18 @@ describe("grouping audit entries into transactions", () => {
     });
     expect(timelines.map((t) => t.transaction)).toEqual(["t-aaaaaaaa", "t-bbbbbbbb"]);
     expect(timelines[0]).toMatchObject({ users: ["alice"], firstMs: T0 + 100, lastMs: T0 + 200 });
+  });
+
+  it("shows kubetx's restores with the transaction they were made for, apart from its span and users", () => {
+    const restore = entry(5000, { user: "system:serviceaccount:kubetx-system:kubetx", verb: "delete", object: "configmaps shop/a", code: 200, restoreFor: "t-aaaaaaaa" });
+    const other = entry(5100, { user: "system:serviceaccount:kubetx-system:kubetx", verb: "delete", object: "configmaps shop/z", code: 200, restoreFor: "t-bbbbbbbb" });
+    const timelines = collect([restore, member(0, "t-aaaaaaaa", { object: "configmaps shop/a" }), other]);
+    expect(summary(timelines)).toEqual({ "t-aaaaaaaa": ["configmaps shop/a:201:member", "configmaps shop/a:200:-"] });
+    expect(timelines[0]).toMatchObject({ users: ["alice"], firstMs: T0, lastMs: T0 });
+    expect(isRestore(timelines[0]?.entries[1] ?? { ...restore, restoreFor: undefined, rejectedBeforeKubetx: false })).toBe(true);
+    // A rejected write long after the apply is not pulled in by the restores that followed it.
+    expect(summary(collect([member(0, "t-aaaaaaaa"), restore, rejected(5000 + DEFAULT_REJECTION_WINDOW.afterMs)]))["t-aaaaaaaa"]).toHaveLength(2);
+    expect(summary(collect([member(0, "t-aaaaaaaa"), restore], { transaction: "t-bbbbbbbb" }))).toEqual({});
   });
 
   it("adds the user's write that the apiserver rejected before kubetx saw it, within the window", () => {

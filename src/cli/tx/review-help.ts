@@ -136,7 +136,11 @@ A request that a kubetx webhook annotated with a transaction (the apiserver
 writes the annotation as <webhook>/transaction, e.g.
 validate.kubetx.io/transaction) belongs to that transaction. A request's
 user is the one admission saw: the impersonated user when the request
-impersonated (kubectl --as), as on kubetx's Transaction records.
+impersonated (kubectl --as), as on kubetx's Transaction records. The writes
+by which kubetx restored objects (a rollback's, an undo's) are shown with
+the transaction they were made for, with decision "restore": kubetx makes
+them as its service account (in kubetx-system) with the User-Agent
+"kubetx/restore (transaction ID)", which the audit log records.
 
 A write rejected before kubetx is judged by the rule kubetx's audit sink
 applies: a create, update, patch or delete that no kubetx webhook answered
