@@ -167,6 +167,37 @@ describe("kubectl tx apply", () => {
     expect(await leftoversSettled(admin, record.metadata?.name ?? "")).toEqual([]);
   });
 
+  it("with -k, applies what kubectl's kustomize renders as one transaction, and rolls it all back when kustomize's output fails", async () => {
+    const dir = path.join(work, "kustomized");
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
+    await writeFile(path.join(dir, "configmaps.yaml"), [configMapYaml("kust-a", { v: "a" }), configMapYaml("kust-b", { v: "b" })].join("---\n"));
+    await writeFile(path.join(dir, "kustomization.yaml"), `namespace: ${ns}\nnamePrefix: app-\nlabels:\n- pairs: {team: shop}\nresources:\n- configmaps.yaml\n`);
+
+    const result = await kubectlTx(["apply", "-k", dir]);
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/transaction t-[0-9a-f]{8} committed: 2 members/);
+    const id = transactionId(result);
+    for (const name of ["app-kust-a", "app-kust-b"]) {
+      expect(result.stdout).toContain(`  CREATE configmaps ${ns}/${name}: Committed`);
+      const live = await admin.get(`${cms}/${name}`);
+      expect(live.metadata?.labels).toEqual({ team: "shop" });
+      expect(live.metadata?.annotations?.["kubetx.io/transaction"]).toBe(id);
+    }
+
+    // A kustomization whose second object the apiserver rejects: the first one goes back.
+    await writeFile(path.join(dir, "configmaps.yaml"), [configMapYaml("kust-c", { v: "c" }), configMapYaml("kust-d", { "bad key": "x" })].join("---\n"));
+    const failed = await kubectlTx(["apply", "-k", dir, "--timeout", "30s"]);
+    expect(failed.code, `${failed.stdout}\n${failed.stderr}`).toBe(1);
+    expect(failed.stdout).toContain(`  CREATE configmaps ${ns}/app-kust-c: Restored`);
+    expect(await readOrUndefined(admin, `${cms}/app-kust-c`)).toBeUndefined();
+
+    const broken = await kubectlTx(["apply", "-k", path.join(work, "no-such-dir")]);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toMatch(/^kubectl tx: kubectl kustomize \S+no-such-dir failed: .+; fix the kustomization and apply again$/m);
+  });
+
   it("reads stdin, and uses --kubeconfig and --context over KUBECONFIG for kubectl and for itself", async () => {
     const bobsEnv = { ...env, KUBECONFIG: cluster().kubeconfigs.bob };
     const result = await kubectlTx(["apply", "-f", "-", "-n", ns, "--kubeconfig", cluster().kubeconfigs.alice, "--context", "alice"],

@@ -121,6 +121,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
   let err: string[];
   let now: number;
   let connected: { kubeconfig: string | undefined; context: string | undefined }[];
+  let kustomized: { command: string; dir: string }[];
 
   function deps(): ApplyDeps {
     return {
@@ -136,6 +137,10 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
         return kubectlResult;
       },
       readStdin: () => Promise.reject(new Error("no stdin")),
+      renderKustomization: (command, dir) => {
+        kustomized.push({ command, dir });
+        return Promise.resolve(MANIFEST);
+      },
       newId: () => ID,
       clock: { now: () => now, sleep: (ms) => { now += ms; return Promise.resolve(); } },
       tempDir: work,
@@ -160,8 +165,30 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     err = [];
     now = 1_000_000;
     connected = [];
+    kustomized = [];
   });
   afterEach(() => rm(work, { recursive: true, force: true }));
+
+  it("with -k, applies the objects kubectl kustomize renders, annotated, as one transaction", async () => {
+    api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+    const code = await runApply({ files: [], kustomize: "overlays/prod", recursive: false, dryRun: "none", prune: false }, deps());
+
+    expect(code).toBe(0);
+    expect(kustomized).toEqual([{ command: "/usr/bin/kubectl", dir: "overlays/prod" }]);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]?.args.slice(0, 2)).toEqual(["apply", "--filename"]);
+    expect(runs[0]?.manifest?.trimEnd().split("\n").map((line) => (JSON.parse(line) as { metadata: { name: string; annotations: Record<string, string> } }).metadata))
+      .toEqual([{ name: "a", namespace: "shop", annotations: { "kubetx.io/transaction": ID } }, { name: "b", annotations: { "kubetx.io/transaction": ID } }]);
+    expect(err).toEqual([`kubectl tx: applying 2 objects as transaction ${ID}`]);
+  });
+
+  it("with -k and --dry-run=client, runs plain kubectl apply -k and opens nothing", async () => {
+    const code = await runApply({ files: [], kustomize: "base", recursive: false, dryRun: "client", prune: false }, deps());
+    expect(code).toBe(0);
+    expect(runs.map((r) => r.args)).toEqual([["apply", "--kustomize", "base", "--dry-run=client"]]);
+    expect(kustomized).toEqual([]);
+    expect(api.calls).toEqual([]);
+  });
 
   it("makes transaction ids that kubetx accepts", () => {
     for (let i = 0; i < 20; i += 1) expect(newTransactionId()).toMatch(/^t-[0-9a-f]{8}$/);

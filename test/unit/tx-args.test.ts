@@ -63,8 +63,16 @@ describe("kubectl tx arguments", () => {
     expect(usageMessage(["list"])).toBe("kubectl tx: unknown command 'list'; run 'kubectl tx --help'");
   });
 
-  it("rejects apply without -f", () => {
-    expect(usageMessage(["apply"])).toContain("apply needs at least one -f FILE or DIR");
+  it("rejects apply without -f or -k", () => {
+    expect(usageMessage(["apply"])).toContain("apply needs at least one -f FILE or DIR, or -k DIR");
+  });
+
+  it("takes -k DIR (a kustomization) instead of -f, as kubectl does", () => {
+    expect(apply("-k", "overlays/prod", "-n", "shop")).toEqual({ files: [], kustomize: "overlays/prod", namespace: "shop", recursive: false, dryRun: "none", prune: false });
+    expect(apply("--kustomize=base").kustomize).toBe("base");
+    expect(usageMessage(["apply", "-k", "base", "-f", "a.yaml"])).toContain("-f and -k cannot be used together");
+    expect(usageMessage(["apply", "-k", ""])).toContain("-k needs a directory");
+    expect(usageMessage(["apply", "-k", "base", "-R"])).toContain("-R reads directories named with -f");
   });
 
   it("rejects an unknown flag in one line", () => {

@@ -30,6 +30,8 @@ export interface ApplyDeps {
   readonly connect: (kubeconfig: string | undefined, context: string | undefined) => Promise<KubeClient>;
   readonly findKubectl: () => Promise<string>;
   readonly runKubectl: (command: string, args: readonly string[]) => Promise<KubectlResult>;
+  /** `kubectl kustomize DIR`'s output, for -k (kubectl.ts renderKustomization). */
+  readonly renderKustomization: (command: string, dir: string) => Promise<string>;
   readonly readStdin: () => Promise<string>;
   readonly newId: () => string;
   readonly clock: Clock;
@@ -53,7 +55,7 @@ export function newTransactionId(random: (bytes: number) => Buffer = randomBytes
 export async function runApply(options: ApplyOptions, deps: ApplyDeps): Promise<number> {
   const kubectl = await deps.findKubectl();
   if (options.dryRun === "client") return (await deps.runKubectl(kubectl, applyOriginalArgs(options))).code;
-  const objects = await loadObjects(options, deps);
+  const objects = await loadObjects(options, deps, kubectl);
   const id = deps.newId();
   const annotated = annotate(objects, id);
   annotated.warnings.forEach((line) => deps.warn(line));
@@ -68,10 +70,13 @@ export async function runApply(options: ApplyOptions, deps: ApplyDeps): Promise<
   }
 }
 
-async function loadObjects(options: ApplyOptions, deps: ApplyDeps): Promise<KubeObject[]> {
-  const sources = await readSources(options.files, options.recursive, deps.readStdin);
+async function loadObjects(options: ApplyOptions, deps: ApplyDeps, kubectl: string): Promise<KubeObject[]> {
+  const { kustomize } = options;
+  const sources = kustomize !== undefined
+    ? [{ name: `${kustomize} (kustomize)`, text: await deps.renderKustomization(kubectl, kustomize) }]
+    : await readSources(options.files, options.recursive, deps.readStdin);
   const objects = sources.flatMap(parseManifests);
-  if (objects.length === 0) throw new TxError(`kubectl tx: no objects in ${options.files.join(", ")}; nothing to apply`);
+  if (objects.length === 0) throw new TxError(`kubectl tx: no objects in ${kustomize !== undefined ? `the kustomization ${kustomize}` : options.files.join(", ")}; nothing to apply`);
   return objects;
 }
 

@@ -8,8 +8,10 @@ import { TOP_HELP } from "./review-help.ts";
 export type DryRun = "none" | "server" | "client";
 
 export interface ApplyOptions {
-  /** Files, directories or `-` (stdin), in the order given. */
+  /** Files, directories or `-` (stdin), in the order given; none with `kustomize`. */
   readonly files: readonly string[];
+  /** -k: a kustomization directory, rendered by `kubectl kustomize` (instead of files). */
+  readonly kustomize?: string;
   readonly recursive: boolean;
   readonly namespace?: string;
   /** --timeout: the longest the transaction may stay open; without it, as long as kubectl runs (an hour at most). */
@@ -29,6 +31,7 @@ export type Command =
 
 const APPLY_FLAGS = {
   filename: { type: "string", short: "f", multiple: true },
+  kustomize: { type: "string", short: "k" },
   recursive: { type: "boolean", short: "R" },
   namespace: { type: "string", short: "n" },
   timeout: { type: "string" },
@@ -76,7 +79,7 @@ function parseApply(args: readonly string[]): Command {
   const { values, positionals } = parseApplyValues(args);
   if (values.help) return { kind: "help", text: APPLY_HELP, exitCode: 0 };
   if (positionals.length > 0) throw usageError(`apply takes no arguments, got '${positionals.join(" ")}'; name manifests with -f`, APPLY_HELP_COMMAND);
-  const files = checkFiles(values.filename ?? []);
+  const files = checkSources(values.filename ?? [], values.kustomize, values.recursive ?? false);
   const dryRun = checkDryRun(values["dry-run"]);
   const prune = values.prune ?? false;
   if (prune && !values.selector) throw usageError("--prune needs -l SELECTOR (kubectl tx does not support --prune --all)", APPLY_HELP_COMMAND);
@@ -84,6 +87,7 @@ function parseApply(args: readonly string[]): Command {
     kind: "apply",
     options: {
       files,
+      ...optional("kustomize", values.kustomize),
       recursive: values.recursive ?? false,
       ...optionalNumber("timeoutSeconds", parseTimeout(values.timeout)),
       dryRun,
@@ -105,8 +109,17 @@ function optionalNumber<K extends string>(key: K, value: number | undefined): Pa
   return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
 }
 
+/** -f's files, or none with -k: kubectl takes one or the other. */
+function checkSources(files: readonly string[], kustomize: string | undefined, recursive: boolean): readonly string[] {
+  if (kustomize === undefined) return checkFiles(files);
+  if (files.length > 0) throw usageError("-f and -k cannot be used together; name the manifests with one of them", APPLY_HELP_COMMAND);
+  if (kustomize === "") throw usageError("-k needs a directory that holds a kustomization", APPLY_HELP_COMMAND);
+  if (recursive) throw usageError("-R reads directories named with -f; -k reads one kustomization (its resources name the rest)", APPLY_HELP_COMMAND);
+  return files;
+}
+
 function checkFiles(files: readonly string[]): readonly string[] {
-  if (files.length === 0) throw usageError("apply needs at least one -f FILE or DIR", APPLY_HELP_COMMAND);
+  if (files.length === 0) throw usageError("apply needs at least one -f FILE or DIR, or -k DIR", APPLY_HELP_COMMAND);
   if (files.some((f) => f === "")) throw usageError("-f needs a file name", APPLY_HELP_COMMAND);
   const url = files.find((f) => /^https?:\/\//.test(f));
   if (url) throw usageError(`-f takes files and directories, not URLs ('${url}'); download it first`, APPLY_HELP_COMMAND);

@@ -4,14 +4,16 @@ export const APPLY_HELP = `kubectl tx apply: apply manifests as one transaction
 
 Usage:
   kubectl tx apply -f FILE|DIR [-f ...] [-R] [-n NS] [--timeout DURATION]
+  kubectl tx apply -k DIR [-n NS] [--timeout DURATION]
                    [--dry-run=none|server|client]
                    [--prune -l SELECTOR [--prune-allowlist G/V/KIND ...]]
                    [--kubeconfig FILE] [--context NAME]
 
 What it does:
   1. Reads the manifests (YAML, several documents per file, or JSON; items
-     of a List are applied one by one; empty documents are skipped). Your
-     files are never changed.
+     of a List are applied one by one; empty documents are skipped), or
+     with -k the objects 'kubectl kustomize DIR' renders. Your files are
+     never changed.
   2. Creates a Transaction (kubetx.io/v1alpha1, named t- and 8 hex digits)
      as you, with your --timeout if you gave one.
   3. Runs the real kubectl apply on a private copy of the objects, each with
@@ -30,6 +32,9 @@ What it does:
 Flags:
   -f, --filename FILE|DIR  a manifest file, '-' for stdin, or a directory
                            (its *.yaml, *.yml and *.json files); repeatable
+  -k, --kustomize DIR      a kustomization directory instead of -f: the
+                           objects kubectl's own kustomize renders from it
+                           are applied as one transaction
   -R, --recursive          also read the directories inside a DIR
   -n, --namespace NS       passed to kubectl: objects that name no namespace
                            go to NS (default: the kubeconfig context's);

@@ -30,9 +30,30 @@ export function applyCopyArgs(file: string, flags: KubectlFlags): string[] {
   return ["apply", "--filename", file, ...passThroughFlags(flags)];
 }
 
-/** `kubectl apply` of the user's own -f arguments (for --dry-run=client). */
+/** `kubectl apply` of the user's own -f (or -k) arguments (for --dry-run=client). */
 export function applyOriginalArgs(options: ApplyOptions): string[] {
-  return ["apply", ...options.files.flatMap((f) => ["--filename", f]), ...(options.recursive ? ["--recursive"] : []), ...passThroughFlags(options)];
+  const sources = options.kustomize !== undefined ? ["--kustomize", options.kustomize] : options.files.flatMap((f) => ["--filename", f]);
+  return ["apply", ...sources, ...(options.recursive ? ["--recursive"] : []), ...passThroughFlags(options)];
+}
+
+/**
+ * The objects of a kustomization, as `kubectl kustomize DIR` renders them
+ * (the same kustomize `kubectl apply -k` runs), or a TxError with what
+ * kustomize said.
+ */
+export function renderKustomization(command: string, dir: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, ["kustomize", dir], { stdio: ["ignore", "pipe", "pipe"] });
+    let [out, err] = ["", ""];
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
+    child.on("error", (error) => reject(new TxError(`kubectl tx: kubectl could not run: ${error.message}`, undefined, { cause: error })));
+    child.on("close", (code) => {
+      if (code === 0) return resolve(out);
+      const said = err.trim().replace(/^error: /, "");
+      reject(new TxError(`kubectl tx: kubectl kustomize ${dir} failed: ${said || `exit code ${code ?? "?"}`}; fix the kustomization and apply again`));
+    });
+  });
 }
 
 /** `Warning: ...` (apiserver and webhook warnings) and klog's `W1124 14:12:30.182893  26298 prune.go:71] ...` and `I...` lines. */

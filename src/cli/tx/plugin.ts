@@ -11,7 +11,7 @@ import { parseCommand } from "./args.ts";
 import type { ApplyDeps } from "./apply.ts";
 import { newTransactionId, runApply } from "./apply.ts";
 import { reportTxFailure } from "./errors.ts";
-import { findKubectl, runKubectl } from "./kubectl.ts";
+import { findKubectl, renderKustomization, runKubectl } from "./kubectl.ts";
 import type { ReviewDeps } from "./cluster-read.ts";
 import { runReview } from "./review.ts";
 import { parseReviewCommand } from "./review-args.ts";
@@ -26,6 +26,7 @@ function applyDeps(say: Say, warn: Say): ApplyDeps {
     connect: (kubeconfig, context) => createKubeClient(kubeconfig, context === undefined ? {} : { context }),
     findKubectl: () => findKubectl({ KUBECTL: process.env.KUBECTL, PATH: process.env.PATH }),
     runKubectl: (command, args) => runKubectl(command, args, process.stderr),
+    renderKustomization,
     readStdin: () => text(process.stdin),
     newId: () => newTransactionId(),
     clock: { now: () => Date.now(), sleep: (ms) => sleep(ms) },
