@@ -741,7 +741,12 @@ function summary(lock: LockRecord, outcome: MemberOutcome, message?: string): Me
 /** What `kubectl tx undo` checks later: the object is still exactly as this transaction left it. */
 function committedVersion(live: KubeObject | undefined): Partial<MemberSummary> {
   if (!live) return {};
-  return { ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}), ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}) };
+  const generation = live.metadata?.generation;
+  return {
+    ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}),
+    ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
+    ...(typeof generation === "number" && generation > 0 ? { generation } : {}),
+  };
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * `kubectl tx undo`: reverts a committed transaction from its kept journal,
  * as a transaction of its own. Refused, with every changed object listed,
- * when any member changed since the commit (the resourceVersion recorded
- * at commit no longer matches), when the journal is gone, or when the user
+ * when a member changed since the commit where the undo would write over
+ * someone else's change (changedSinceCommit), when the journal is gone, or when the user
  * may not make one of the writes themselves (kubetx never writes on a
  * user's behalf what their RBAC forbids).
  */
@@ -42,8 +42,9 @@ const INVERSE: Readonly<Record<MemberOperation, { op: MemberOperation; verb: str
 /**
  * How the object is no longer as the committed transaction left it, if it
  * is not. Pure. A deleted member must still be gone; a created one must be
- * the very object at the commit's resourceVersion (its journal keeps no
- * image to compare with). An updated one must be the same object with
+ * the very object, at the commit's resourceVersion or with the spec it had
+ * then (createChanged: its journal keeps no image to compare with). An
+ * updated one must be the same object with
  * every path the transaction wrote still holding a value it wrote: what
  * others changed elsewhere since (a controller's status, a label) does not
  * refuse the undo, which keeps it, as a rollback does.
@@ -53,10 +54,23 @@ export function changedSinceCommit(member: MemberSummary, entry: StoredEntry | u
   if (!live) return `${CHANGED} (it is gone)`;
   if (member.uid && live.metadata?.uid !== member.uid) return `${CHANGED} (it was replaced)`;
   if (live.metadata?.resourceVersion === member.resourceVersion) return undefined;
-  return member.operation === "UPDATE" ? updateChanged(entry, live) : CHANGED;
+  return member.operation === "UPDATE" ? updateChanged(entry, live) : createChanged(member, live);
 }
 
 const CHANGED = "changed since the commit";
+
+/**
+ * A created member written since the commit: its undo deletes it, which is
+ * safe while nobody changed its spec. Kinds that keep metadata.generation
+ * (Deployments, Jobs, custom resources with a status) move it for the spec
+ * (a Deployment's annotations too), not for a controller's status; for
+ * others (a ConfigMap) any write counts.
+ */
+function createChanged(member: MemberSummary, live: KubeObject): string | undefined {
+  const generation = live.metadata?.generation;
+  if (member.generation === undefined || live.metadata?.deletionTimestamp) return CHANGED;
+  return generation === member.generation ? undefined : `${CHANGED} (metadata.generation ${member.generation}, now ${generation ?? "none"}: its spec changed)`;
+}
 
 /** An updated member written since the commit: changed only where the transaction wrote, by the journal's images. */
 function updateChanged(entry: StoredEntry | undefined, live: KubeObject): string | undefined {

@@ -61,6 +61,8 @@ export interface MemberSummary extends ObjectRef {
   /** For committed members: the object as this transaction left it (undo checks it is unchanged). */
   uid?: string;
   resourceVersion?: string;
+  /** For committed members whose kind keeps one: metadata.generation, which moves only when someone changes the spec. */
+  generation?: number;
 }
 
 export interface TransactionStatus {

@@ -79,6 +79,28 @@ describe("undo", () => {
     expect(after.metadata?.labels).toEqual({ team: "ops" });
   });
 
+  it("deletes a Deployment the transaction created after its controller wrote to it, and refuses once someone changed its spec", async () => {
+    const deployments = `/apis/apps/v1/namespaces/${ns}/deployments`;
+    const deployment = (name: string): KubeObject => ({
+      apiVersion: "apps/v1", kind: "Deployment", metadata: { name, namespace: ns },
+      spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: "web", image: "nginx" }] } } },
+    });
+    await commit("t-change06", [deployment("rolled-out")]);
+    await commit("t-change07", [deployment("rescaled")]);
+    // What the deployment controller does all along: its status (as a rollout would report it), not the spec.
+    const rolledOut = await admin.get(`${deployments}/rolled-out`);
+    await admin.mergePatch(`${deployments}/rolled-out/status`, { status: { observedGeneration: rolledOut.metadata?.generation, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1 } });
+    await admin.mergePatch(`${deployments}/rescaled`, { spec: { replicas: 3 } });
+
+    const undone = await undo("t-change06");
+    expect(undone.status?.phase, JSON.stringify(undone.status)).toBe("Committed");
+    expect(await readOrUndefined(admin, `${deployments}/rolled-out`)).toBeUndefined();
+    const refused = await undo("t-change07");
+    expect(refused.status?.reason).toBe("UndoRefused");
+    expect(refused.status?.message).toContain(`apps/deployments ${ns}/rescaled changed since the commit (metadata.generation 1, now 2: its spec changed)`);
+    expect(await readOrUndefined(admin, `${deployments}/rescaled`)).toBeDefined();
+  });
+
   it("refuses to undo another user's transaction", async () => {
     await commit("t-change03", [configMap(ns, "alices", { v: "1" })]);
     const bob = await client("bob");

@@ -62,6 +62,30 @@ describe("changedSinceCommit: a created or updated member", () => {
   });
 });
 
+describe("changedSinceCommit: a created member of a kind that keeps metadata.generation", () => {
+  const member = committed("CREATE", { uid: "uid-1", resourceVersion: "42", generation: 1 });
+  const at = (resourceVersion: string, generation?: number): KubeObject => {
+    const object = live(resourceVersion);
+    return { ...object, metadata: { ...object.metadata, ...(generation === undefined ? {} : { generation }) } };
+  };
+
+  it("is unchanged when only its status moved since (the same generation)", () => {
+    expect(changed(member, at("57", 1))).toBeUndefined();
+  });
+
+  it("has changed, saying so, when someone changed its spec (a later generation)", () => {
+    expect(changed(member, at("57", 2))).toBe("changed since the commit (metadata.generation 1, now 2: its spec changed)");
+    expect(changed(member, at("57"))).toBe("changed since the commit (metadata.generation 1, now none: its spec changed)");
+  });
+
+  it("has changed when the commit recorded no generation (a ConfigMap), or it is being deleted", () => {
+    expect(changed(committed("CREATE", { uid: "uid-1", resourceVersion: "42" }), at("57", 1))).toBe("changed since the commit");
+    const deleting = at("57", 1);
+    deleting.metadata = { ...deleting.metadata, deletionTimestamp: "2026-12-02T15:00:00Z" };
+    expect(changed(member, deleting)).toBe("changed since the commit");
+  });
+});
+
 describe("changedSinceCommit: an updated member, judged by the paths its transaction wrote", () => {
   const pre = withData(live("40"), { level: "old", keep: "x" });
   const post = withData(live("42"), { level: "new", keep: "x" });

@@ -31,10 +31,12 @@ it kept (the TransactionPolicy's journalRetentionSeconds, default an hour),
 as a new transaction of your own: created objects are deleted, updated ones
 get back what the transaction changed (what others changed elsewhere since,
 a controller's status or a label, stays), deleted ones are re-created. It
-refuses, and lists the objects, when a created or deleted member changed
-since the commit, when someone changed a field the transaction wrote, when
-its journal is gone, or when you may not make one of those writes yourself
-(RBAC); then nothing is written. You may undo only your own transactions.
+refuses, and lists the objects, when someone changed a field the
+transaction wrote, the spec of an object it created (its
+metadata.generation moved; for kinds without one, such as ConfigMaps, any
+change), or re-created one it deleted; when its journal is gone; or when
+you may not make one of those writes yourself (RBAC); then nothing is
+written. You may undo only your own transactions.
 
 Flags:
       --timeout DURATION   how long kubetx may take (default 60s)
