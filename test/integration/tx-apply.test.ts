@@ -198,6 +198,24 @@ describe("kubectl tx apply", () => {
     expect(broken.stderr).toMatch(/^kubectl tx: kubectl kustomize \S+no-such-dir failed: .+; fix the kustomization and apply again$/m);
   });
 
+  it("with --server-side, applies an object too big for client-side apply, and restores it when the apply fails", async () => {
+    const big = (v: string, extra: string[] = []): string => [`apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa-big\ndata:\n  v: "${v.repeat(600_000)}"\n`, ...extra].join("---\n");
+    const file = path.join(work, "ssa.yaml");
+    await writeFile(file, big("a"));
+    const applied = await kubectlTx(["apply", "--server-side", "--field-manager", "ci", "-f", file, "-n", ns]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toContain("configmap/ssa-big serverside-applied");
+    expect(applied.stdout).toMatch(/transaction t-[0-9a-f]{8} committed: 1 member/);
+    const live = await admin.get(`${cms}/ssa-big`);
+    expect(JSON.stringify(live.metadata?.managedFields)).toContain('"manager":"ci"');
+
+    await writeFile(file, big("b", [configMapYaml("ssa-bad", { "bad key": "x" })]));
+    const failed = await kubectlTx(["apply", "--server-side", "--field-manager", "ci", "-f", file, "-n", ns, "--timeout", "30s"]);
+    expect(failed.code, `${failed.stdout}\n${failed.stderr}`).toBe(1);
+    expect(failed.stdout).toContain(`  UPDATE configmaps ${ns}/ssa-big: Restored`);
+    expect(((await admin.get(`${cms}/ssa-big`)).data as Record<string, string>).v).toBe("a".repeat(600_000));
+  });
+
   it("reads stdin, and uses --kubeconfig and --context over KUBECONFIG for kubectl and for itself", async () => {
     const bobsEnv = { ...env, KUBECONFIG: cluster().kubeconfigs.bob };
     const result = await kubectlTx(["apply", "-f", "-", "-n", ns, "--kubeconfig", cluster().kubeconfigs.alice, "--context", "alice"],

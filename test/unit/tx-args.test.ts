@@ -87,6 +87,13 @@ describe("kubectl tx arguments", () => {
     expect(usageMessage(["apply", "-f", "a", "--dry-run=all"])).toContain("--dry-run must be none, server or client, got 'all'");
   });
 
+  it("takes server-side apply's flags, --force-conflicts only with --server-side", () => {
+    expect(apply("-f", "a.yaml", "--server-side", "--force-conflicts", "--field-manager", "ci")).toMatchObject({ serverSide: true, forceConflicts: true, fieldManager: "ci" });
+    expect(apply("-f", "a.yaml")).not.toHaveProperty("serverSide");
+    expect(usageMessage(["apply", "-f", "a", "--force-conflicts"])).toContain("--force-conflicts only works with --server-side");
+    expect(usageMessage(["apply", "-f", "a", "--field-manager="])).toContain("--field-manager needs a name");
+  });
+
   it("rejects --prune without a selector", () => {
     expect(usageMessage(["apply", "-f", "a", "--prune"])).toContain("--prune needs -l SELECTOR");
   });

@@ -13,6 +13,11 @@ describe("the kubectl command line", () => {
       .toEqual(["apply", "--filename", "/tmp/t-1.json", "--namespace", "shop", "--kubeconfig", "/k", "--context", "prod", "--dry-run=server", "--prune", "--selector", "app=web"]);
   });
 
+  it("passes server-side apply's flags through", () => {
+    expect(applyCopyArgs("/tmp/t-1.json", { ...base, serverSide: true, forceConflicts: true, fieldManager: "ci" }))
+      .toEqual(["apply", "--filename", "/tmp/t-1.json", "--server-side", "--force-conflicts", "--field-manager", "ci"]);
+  });
+
   it("passes the user's own -f and -R through for --dry-run=client", () => {
     expect(applyOriginalArgs({ ...base, files: ["a.yaml", "dir"], recursive: true, dryRun: "client" }))
       .toEqual(["apply", "--filename", "a.yaml", "--filename", "dir", "--recursive", "--dry-run=client"]);

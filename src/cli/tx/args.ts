@@ -23,6 +23,10 @@ export interface ApplyOptions {
   readonly pruneAllowlist?: readonly string[];
   readonly kubeconfig?: string;
   readonly context?: string;
+  /** kubectl's server-side apply (--server-side), with --force-conflicts and --field-manager. */
+  readonly serverSide?: boolean;
+  readonly forceConflicts?: boolean;
+  readonly fieldManager?: string;
 }
 
 export type Command =
@@ -41,6 +45,9 @@ const APPLY_FLAGS = {
   "prune-allowlist": { type: "string", multiple: true },
   kubeconfig: { type: "string" },
   context: { type: "string" },
+  "server-side": { type: "boolean" },
+  "force-conflicts": { type: "boolean" },
+  "field-manager": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -97,6 +104,7 @@ function parseApply(args: readonly string[]): Command {
       ...(values["prune-allowlist"]?.length ? { pruneAllowlist: values["prune-allowlist"] } : {}),
       ...optional("kubeconfig", values.kubeconfig),
       ...optional("context", values.context),
+      ...serverSideOptions(values),
     },
   };
 }
@@ -107,6 +115,17 @@ function optional<K extends string>(key: K, value: string | undefined): Partial<
 
 function optionalNumber<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
+}
+
+/** kubectl's server-side apply flags, checked as kubectl checks them. */
+function serverSideOptions(values: ApplyValues["values"]): Pick<ApplyOptions, "serverSide" | "forceConflicts" | "fieldManager"> {
+  if (values["force-conflicts"] && !values["server-side"]) throw usageError("--force-conflicts only works with --server-side", APPLY_HELP_COMMAND);
+  if (values["field-manager"] === "") throw usageError("--field-manager needs a name", APPLY_HELP_COMMAND);
+  return {
+    ...(values["server-side"] ? { serverSide: true } : {}),
+    ...(values["force-conflicts"] ? { forceConflicts: true } : {}),
+    ...optional("fieldManager", values["field-manager"]),
+  };
 }
 
 /** -f's files, or none with -k: kubectl takes one or the other. */

@@ -4,10 +4,11 @@ export const APPLY_HELP = `kubectl tx apply: apply manifests as one transaction
 
 Usage:
   kubectl tx apply -f FILE|DIR [-f ...] [-R] [-n NS] [--timeout DURATION]
-  kubectl tx apply -k DIR [-n NS] [--timeout DURATION]
                    [--dry-run=none|server|client]
+                   [--server-side [--force-conflicts]] [--field-manager NAME]
                    [--prune -l SELECTOR [--prune-allowlist G/V/KIND ...]]
                    [--kubeconfig FILE] [--context NAME]
+  kubectl tx apply -k DIR [the same flags but -R]
 
 What it does:
   1. Reads the manifests (YAML, several documents per file, or JSON; items
@@ -64,6 +65,14 @@ Flags:
                            apply then fails and rolls back
   -l, --selector SELECTOR  passed to kubectl: apply (and with --prune, prune)
                            only objects with these labels
+      --server-side        passed to kubectl: server-side apply (no
+                           last-applied annotation, so objects up to the
+                           apiserver's limit, not 256 KiB); rolled back
+                           like any other write
+      --force-conflicts    passed to kubectl (needs --server-side): take
+                           over fields another manager owns
+      --field-manager NAME passed to kubectl: the manager name its writes
+                           use
       --kubeconfig FILE    the kubeconfig for kubectl and for kubectl tx
       --context NAME       the kubeconfig context to use
 Other kubectl flags are not accepted.

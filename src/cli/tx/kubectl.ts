@@ -10,7 +10,7 @@ import { TxError } from "./errors.ts";
 /** The Transaction CRD's limit on spec.clientMessage. */
 export const CLIENT_MESSAGE_MAX_CHARS = 4096;
 
-export type KubectlFlags = Pick<ApplyOptions, "namespace" | "kubeconfig" | "context" | "dryRun" | "prune" | "selector" | "pruneAllowlist">;
+export type KubectlFlags = Pick<ApplyOptions, "namespace" | "kubeconfig" | "context" | "dryRun" | "prune" | "selector" | "pruneAllowlist" | "serverSide" | "forceConflicts" | "fieldManager">;
 
 /** The flags kubectl tx passes through, as kubectl spells them. */
 export function passThroughFlags(flags: KubectlFlags): string[] {
@@ -22,6 +22,9 @@ export function passThroughFlags(flags: KubectlFlags): string[] {
     ...(flags.prune ? ["--prune"] : []),
     ...(flags.selector !== undefined ? ["--selector", flags.selector] : []),
     ...(flags.pruneAllowlist ?? []).flatMap((entry) => ["--prune-allowlist", entry]),
+    ...(flags.serverSide ? ["--server-side"] : []),
+    ...(flags.forceConflicts ? ["--force-conflicts"] : []),
+    ...(flags.fieldManager !== undefined ? ["--field-manager", flags.fieldManager] : []),
   ];
 }
 
