@@ -27,7 +27,20 @@ export async function helm(args: readonly string[]): Promise<CommandResult> {
     HELM_CONFIG_HOME: path.join(home, "config"),
     HELM_DATA_HOME: path.join(home, "data"),
   };
-  return run(inject("helm"), args, { env });
+  const result = await run(inject("helm"), args, { env });
+  return { ...result, stderr: withoutWatchCancelNotes(result.stderr) };
+}
+
+/**
+ * client-go's informational line when helm cancels its own watch at the
+ * end of a wait (`I1202 16:00:29.663145 6237 reflector.go:664] "Warning:
+ * watch ended with error" ... context canceled`): timing noise of helm's,
+ * not a warning about the release. Every other line stays, so an empty
+ * stderr still means helm said nothing.
+ */
+function withoutWatchCancelNotes(stderr: string): string {
+  const note = /^I\d{4} [\d:.]+\s+\d+ reflector\.go:\d+\] "Warning: watch ended with error" .*context canceled.*$/;
+  return stderr.split("\n").filter((line) => !note.test(line)).join("\n");
 }
 
 export function parseObjects(text: string): KubeObject[] {
