@@ -13,7 +13,9 @@ import type { Journal, JournalEntry, StoredEntry } from "../journal/journal.ts";
 import type { LockRecord, Member } from "../locks/record.ts";
 import type { LockStore } from "../locks/store.ts";
 import { restoreMember } from "../rollback/apply.ts";
-import { changedSinceWritten, objectPath } from "../rollback/plan.ts";
+import type { Operation } from "rfc6902";
+import { applyPatch } from "rfc6902";
+import { changedSinceWritten, objectPath, planRestore } from "../rollback/plan.ts";
 import { describePath } from "../rollback/diff.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { MemberOperation, MemberSummary, Transaction } from "../transactions/model.ts";
@@ -107,6 +109,8 @@ function originalProblem(undo: Transaction, original: Transaction | undefined): 
   const id = undo.spec.undoOf ?? "?";
   if (!original) return `transaction ${id} does not exist`;
   if (original.spec.user !== undo.spec.user) return `transaction ${id} belongs to ${original.spec.user}; you may only undo your own transactions`;
+  // An undo keeps no journal for later: its own entries go with it.
+  if (original.spec.mode === "undo") return `transaction ${id} is itself an undo (of ${original.spec.undoOf ?? "?"}); to redo that, apply your manifests again`;
   const phase = original.status?.phase ?? "Open";
   return phase === "Committed" ? undefined : `transaction ${id} is ${phase}; only a committed transaction can be undone`;
 }
@@ -193,7 +197,24 @@ async function recheck(deps: UndoDeps, planned: readonly UndoStep[]): Promise<Un
   return steps;
 }
 
-/** The undo's own journal entry for a step: the object as the commit left it, and as the undo will leave it. */
-function undoEntry(step: UndoStep): JournalEntry {
-  return { pre: step.live ?? null, post: step.original.operation === "CREATE" ? null : (step.entry?.pre ?? null) };
+/**
+ * The undo's own journal entry for a step: the object as the commit left
+ * it (and others since), and as the undo will leave it. Pure. An update's
+ * undo patches back only what the transaction changed, so its post-image
+ * is the live object with that patch applied, others' changes kept: what
+ * an undo of this undo compares with.
+ */
+export function undoEntry(step: UndoStep): JournalEntry {
+  const { operation } = step.original;
+  if (operation === "CREATE") return { pre: step.live ?? null, post: null };
+  return { pre: step.live ?? null, post: operation === "UPDATE" && step.live ? undone(step, step.live) : (step.entry?.pre ?? null) };
+}
+
+function undone(step: UndoStep, live: KubeObject): KubeObject | null {
+  const action = planRestore(step.original, step.entry, live);
+  if (action.kind === "none") return live;
+  if (action.kind !== "patch") return step.entry?.pre ?? null;
+  const after = structuredClone(live);
+  // kube/types.ts PatchOperation is RFC 6902's shape; rfc6902 types each op by its name.
+  return applyPatch(after, action.ops as Operation[]).every((error) => error === null) ? after : (step.entry?.pre ?? null);
 }

@@ -38,8 +38,7 @@ describe("undo", () => {
     expect((await waitResolved(admin, id)).status?.phase).toBe("Committed");
   }
 
-  async function undo(id: string, as: KubeClient = alice, user = "alice"): Promise<ReturnType<typeof waitResolved>> {
-    const undoId = `t-undo-${id.slice(-6)}`;
+  async function undo(id: string, as: KubeClient = alice, user = "alice", undoId = `t-undo-${id.slice(-6)}`): Promise<ReturnType<typeof waitResolved>> {
     await as.create(transactionPath(), newTransaction(undoId, { user, mode: "undo", undoOf: id }));
     return waitResolved(admin, undoId);
   }
@@ -77,6 +76,11 @@ describe("undo", () => {
     const after = await admin.get<KubeObject>(`${cms}/shared`);
     expect(after.data).toEqual({ level: "old", extra: "kept" });
     expect(after.metadata?.labels).toEqual({ team: "ops" });
+
+    // An undo is not undone in turn: it says how to redo instead.
+    const redone = await undo(String(result.metadata?.name), alice, "alice", "t-redo-ange05");
+    expect(redone.status?.reason).toBe("UndoRefused");
+    expect(redone.status?.message).toContain("transaction t-undo-ange05 is itself an undo (of t-change05); to redo that, apply your manifests again");
   });
 
   it("deletes a Deployment the transaction created after its controller wrote to it, and refuses once someone changed its spec", async () => {

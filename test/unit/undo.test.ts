@@ -8,7 +8,7 @@ import type { KubeObject } from "../../src/kube/types.ts";
 import type { Member } from "../../src/locks/record.ts";
 import type { UndoDeps, UndoStep } from "../../src/resolver/undo.ts";
 import type { StoredEntry } from "../../src/journal/journal.ts";
-import { changedSinceCommit, planUndo, undoMember } from "../../src/resolver/undo.ts";
+import { changedSinceCommit, planUndo, undoEntry, undoMember } from "../../src/resolver/undo.ts";
 import type { MemberOperation, MemberSummary, Phase, Transaction } from "../../src/transactions/model.ts";
 import { newTransaction } from "../../src/transactions/model.ts";
 
@@ -128,6 +128,23 @@ describe("changedSinceCommit: a deleted member", () => {
   });
 });
 
+describe("undoEntry: the undo's own journal entry", () => {
+  const pre = withData(live("40"), { level: "old" });
+  const post = withData(live("42"), { level: "new" });
+  const now = { ...withData(live("57"), { level: "new", extra: "kept" }), metadata: { ...live("57").metadata, labels: { team: "ops" } } };
+
+  it("records as its post-image the object with only what the transaction changed put back", () => {
+    const entry = undoEntry({ ...step("UPDATE", now), entry: { pre, post, posts: [post] } });
+    expect(entry.pre).toEqual(now);
+    expect(entry.post).toEqual({ ...now, data: { level: "old", extra: "kept" } });
+  });
+
+  it("records nothing after a created member (the undo deletes it) and the pre-image after a deleted one", () => {
+    expect(undoEntry(step("CREATE", now))).toEqual({ pre: now, post: null });
+    expect(undoEntry({ ...step("DELETE", undefined), entry: { pre, post: null } })).toEqual({ pre: null, post: pre });
+  });
+});
+
 describe("undoMember", () => {
   it("reverts a CREATE with a DELETE guarded by the live resourceVersion", () => {
     expect(undoMember(UNDO_ID, step("CREATE", live("42")), NOW)).toEqual({
@@ -167,6 +184,13 @@ describe("planUndo: refusals from the records alone", () => {
 
   it("refuses to undo a transaction that does not exist", async () => {
     expect(await planUndo(noDeps, undoBy("alice"), undefined)).toEqual({ kind: "refused", message: `transaction ${ORIGINAL_ID} does not exist`, members: [] });
+  });
+
+  it("refuses to undo an undo, saying how to redo instead", async () => {
+    const anUndo = original("alice", "Committed");
+    anUndo.spec = { ...anUndo.spec, mode: "undo", undoOf: "t-earlier1" };
+    const plan = await planUndo(noDeps, undoBy("alice"), anUndo);
+    expect(plan).toEqual({ kind: "refused", message: `transaction ${ORIGINAL_ID} is itself an undo (of t-earlier1); to redo that, apply your manifests again`, members: [] });
   });
 
   it("refuses to undo another user's transaction", async () => {
