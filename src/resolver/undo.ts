@@ -202,7 +202,7 @@ async function recheck(deps: UndoDeps, planned: readonly UndoStep[]): Promise<Un
  * it (and others since), and as the undo will leave it. Pure. An update's
  * undo patches back only what the transaction changed, so its post-image
  * is the live object with that patch applied, others' changes kept: what
- * an undo of this undo compares with.
+ * the rollback of an undo that fails halfway compares with.
  */
 export function undoEntry(step: UndoStep): JournalEntry {
   const { operation } = step.original;
