@@ -112,7 +112,8 @@ function timelineOf(transaction: string, span: Span, entries: readonly AuditEntr
   };
 }
 
-function withRejected(timeline: Timeline, rejected: readonly AuditEntry[], restores: readonly AuditEntry[]): Timeline {
+/** The timeline with the rejected writes attached to it and kubetx's restores for it, in time order. */
+function withAttached(timeline: Timeline, rejected: readonly AuditEntry[], restores: readonly AuditEntry[]): Timeline {
   if (rejected.length === 0 && restores.length === 0) return timeline;
   const added = [...rejected.map((e) => ({ ...e, rejectedBeforeKubetx: true })), ...restores.map((e) => ({ ...e, rejectedBeforeKubetx: false }))];
   return { ...timeline, entries: [...timeline.entries, ...added].sort(byTime) };
@@ -192,7 +193,7 @@ export class AuditCollector {
     const attached = attach(all, this.rejected, this.window);
     return all
       .filter((t) => this.members.has(t.transaction) && (this.filter.user === undefined || t.users.includes(this.filter.user)))
-      .map((t) => withRejected(t, attached.get(t) ?? [], this.restores.get(t.transaction) ?? []))
+      .map((t) => withAttached(t, attached.get(t) ?? [], this.restores.get(t.transaction) ?? []))
       .sort((a, b) => a.firstMs - b.firstMs);
   }
 }
