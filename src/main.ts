@@ -20,6 +20,7 @@ import type { PolicySource } from "./policy/watch.ts";
 import { POLICIES_PATH, PolicyWatcher, staticPolicies } from "./policy/watch.ts";
 import { kubeRollbackEvents } from "./resolver/events.ts";
 import { Resolver, effectiveQuietMs } from "./resolver/resolver.ts";
+import type { ResolverOptions } from "./resolver/resolver.ts";
 import { createApp } from "./server/app.ts";
 import type { RunningServer, TlsFiles } from "./server/https.ts";
 import { listenHttps } from "./server/https.ts";
@@ -45,6 +46,9 @@ import { ConnectionGaps } from "./kube/gaps.ts";
 import { Informer } from "./kube/informer.ts";
 import { LABEL_RESOLVED, LABEL_ROLE, LABEL_TRANSACTION, transactionPath } from "./transactions/model.ts";
 import { LOCK_ROLE } from "./locks/record.ts";
+import { Pulse } from "./locks/pulse.ts";
+import { Discovery } from "./kube/discovery.ts";
+import { policyMode } from "./admission/scope.ts";
 import type { Transaction } from "./transactions/model.ts";
 
 export interface WebhookServerOptions {
@@ -143,21 +147,33 @@ interface Engine {
   readonly resolver: Resolver;
   /** Watch-backed caches the request path reads instead of the apiserver. */
   readonly caches: readonly { readonly path: string; run(signal: AbortSignal): Promise<void> }[];
+  /** Proves how fresh the Lease cache is, for prepared creates admitted from memory. */
+  readonly pulse: Pulse;
+}
+
+/** kubetx's client, counting the calls each review makes (kube/request-path.ts). */
+async function engineClient(options: WebhookServerOptions): Promise<KubeClient> {
+  const created = await createKubeClient(options.kubeconfig);
+  return countingRequestPath(options.wrapClient ? options.wrapClient(created) : created);
+}
+
+/** Policies from the command line's flags when it gives them, else the TransactionPolicy objects, watched. */
+function policySource(config: EngineConfig, client: KubeClient, logger: Logger): PolicySource {
+  const fromFlags = flagPolicies(config);
+  return fromFlags ? staticPolicies(fromFlags) : new PolicyWatcher(client, logger);
 }
 
 async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
   const metrics = options.metrics ?? createMetrics();
-  const created = await createKubeClient(options.kubeconfig);
-  const client = countingRequestPath(options.wrapClient ? options.wrapClient(created) : created);
+  const client = await engineClient(options);
   // Either cache failing to reach the apiserver marks a gap the resolver must not commit across (see ConnectionGaps).
   const gaps = new ConnectionGaps(clock);
   const records = new Informer<Transaction>({ client, logger, gaps, what: "unresolved Transaction records", path: transactionPath(), labelSelector: `!${LABEL_RESOLVED}` });
   const leases = new Informer({ client, logger, gaps, what: "kubetx Leases", path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(config.namespace)}/leases`, labelSelector: LABEL_ROLE });
   const store = new TransactionStore(client, records);
-  const fromFlags = flagPolicies(config);
-  const policies = fromFlags ? staticPolicies(fromFlags) : new PolicyWatcher(client, logger);
+  const policies = policySource(config, client, logger);
   const limits = (): Limits => policies.view().limits;
   const locks = new LockStore({ client, namespace: config.namespace, ttlSeconds: () => limits().lockTtlSeconds, cache: leases });
   const journal = new Journal(client, config.namespace);
@@ -168,7 +184,10 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
     intentDelayMs: config.auditSinkDelayMs !== undefined ? 0 : config.intentGraceMs + config.resolverPeriodMs,
   };
   const quietMs = (): number => effectiveQuietMs(limits().quietWindowMs, timing);
-  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, quietMs, metrics, access: new CachedAccess(client, clock) });
+  const access = new CachedAccess(client, clock);
+  const namespaces = new NamespaceLabels(client, logger);
+  const pulse = new Pulse({ client, namespace: config.namespace, identity: config.identity, clock, cache: leases });
+  const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, quietMs, metrics, access, pulse });
   const sessions = new Sessions(sessionStore, store, clock, quietMs);
   const failures = { sessions, store, coordinator, logger, quietMs };
   const intents = config.auditSinkDelayMs !== undefined ? undefined : new IntentTracker({
@@ -183,21 +202,54 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
     timing,
     limits,
     metrics,
+    prepare: prepareDeps({ client, access, namespaces, policies, quietMs }),
   });
-  // kubectl tx apply said kubectl is done and waits for the verdict: no need to wait for the period too.
+  wakeOnClients({ records, leases, locks, resolver });
+  return { client, clock, metrics, store, policies, coordinator, namespaces, sessions, failures, intents, resolver, caches: [records, leases], pulse };
+}
+
+/**
+ * Starts a resolver pass at once when a client waits on it (clientWaits),
+ * and once the last expected member of an explicit transaction has its
+ * lock: counted from the Lease cache, with no apiserver call; a wake costs
+ * one pass at most.
+ */
+function wakeOnClients({ records, leases, locks, resolver }: { records: Informer<Transaction>; leases: Informer; locks: LockStore; resolver: Resolver }): void {
   records.onChange((_, tx) => {
-    const state = tx.spec?.clientState;
-    if ((state === "Applied" || state === "Failed") && (tx.status?.phase ?? "Open") === "Open") resolver.wake();
+    if (clientWaits(tx)) resolver.wake();
   });
-  // Nor once the last expected member of an explicit transaction has its lock.
   leases.onChange((type, lease) => {
     const id = lease.metadata?.labels?.[LABEL_TRANSACTION] ?? "";
     const expected = records.get(id)?.spec.expectedMembers;
     if (type !== "ADDED" || lease.metadata?.labels?.[LABEL_ROLE] !== LOCK_ROLE || expected === undefined) return;
-    // Counted from the same cache, with no apiserver call; a wake costs one pass at most.
     void locks.countLocks(id).then(({ locks: held }) => held.length >= expected && resolver.wake(), () => undefined);
   });
-  return { client, clock, metrics, store, policies, coordinator, namespaces: new NamespaceLabels(client, logger), sessions, failures, intents, resolver, caches: [records, leases] };
+}
+
+/**
+ * kubectl tx apply waits on the resolver: it said kubectl is done and waits
+ * for the verdict, or waits for its prepare before it runs kubectl. No
+ * need to wait for the period too.
+ */
+function clientWaits(tx: Transaction): boolean {
+  if ((tx.status?.phase ?? "Open") !== "Open") return false;
+  const state = tx.spec?.clientState;
+  return state === "Applied" || state === "Failed" || (tx.spec?.prepare !== undefined && !tx.status?.prepared && !tx.status?.failure);
+}
+
+/** What the resolver's prepare needs (resolver/prepare.ts). */
+function prepareDeps(o: { client: KubeClient; access: CachedAccess; namespaces: NamespaceLabels; policies: PolicySource; quietMs: () => number }): NonNullable<ResolverOptions["prepare"]> {
+  // The requester is never kubetx itself (its webhook checks a record's spec.user), so no self name is needed to judge coverage.
+  const scope: ScopeDeps = { namespaces: o.namespaces, policy: () => o.policies.view(), selfUsername: "" };
+  return {
+    discovery: new Discovery(o.client),
+    access: o.access,
+    covered: async (target, requester) => (await policyMode(scope, target, requester)) !== "off",
+    lockedTiming: () => {
+      const { lockTtlSeconds, maxOpenSeconds } = o.policies.view().limits;
+      return { lockTtlSeconds, maxOpenSeconds, quietMs: o.quietMs() };
+    },
+  };
 }
 
 /** The HTTPS routes over the engine: the admission handlers and the audit sink when configured, for the apiserver only. */
@@ -240,6 +292,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const selfUsername = await whoAmI(client);
   void namespaces.run(stop.signal);
   for (const cache of engine.caches) void cache.run(stop.signal);
+  void engine.pulse.run(stop.signal);
   const running = resolver.run(stop.signal);
   const sweeping = intents ? every(config.resolverPeriodMs, stop.signal, () =>
     intents.sweep().catch((error: unknown) => logger.warn({ err: error }, "intent sweep failed"))) : Promise.resolve();

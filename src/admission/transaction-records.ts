@@ -4,8 +4,11 @@
  * may change the rest of their record's spec: kubectl tx apply reports how
  * kubectl ended (clientState) and keeps its transaction alive
  * (clientHeartbeat); nobody else can, so no one keeps another user's
- * transaction open or closes it.
+ * transaction open or closes it. A record that asks kubetx to prepare
+ * objects (spec.prepare) must carry its creator's own groups, which the
+ * preparer judges policy and RBAC by, and cannot change what it asked.
  */
+import { isDeepStrictEqual } from "node:util";
 import type { KubeObject } from "../kube/types.ts";
 import { allowed, denied } from "./response.ts";
 import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
@@ -14,7 +17,7 @@ import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
 const ADMIN_GROUP = "system:masters";
 
 interface RecordShape extends KubeObject {
-  spec?: { user?: string; mode?: string; undoOf?: string };
+  spec?: { user?: string; mode?: string; undoOf?: string; prepare?: { groups?: unknown } };
 }
 
 export function guardTransactionRecord(request: AdmissionRequest): Promise<AdmissionResponse> {
@@ -26,11 +29,16 @@ export function guardTransactionRecord(request: AdmissionRequest): Promise<Admis
 function recordProblem(request: AdmissionRequest): string | undefined {
   const user = request.userInfo.username;
   const object: RecordShape | undefined = request.object ?? undefined;
-  if (request.operation === "CREATE") return creatorProblem(user, object);
+  if (request.operation === "CREATE") return creatorProblem(user, object) ?? groupsProblem(request.userInfo.groups ?? [], object);
   const old: RecordShape | undefined = request.oldObject ?? undefined;
   const notOwner = ownerProblem(request, old);
   if (notOwner) return notOwner;
-  if (request.operation === "UPDATE" && !sameOwnership(object, old)) return "spec.user and spec.mode of a transaction cannot change";
+  return request.operation === "UPDATE" ? updateProblem(object, old) : undefined;
+}
+
+function updateProblem(object: RecordShape | undefined, old: RecordShape | undefined): string | undefined {
+  if (!sameOwnership(object, old)) return "spec.user and spec.mode of a transaction cannot change";
+  if (!isDeepStrictEqual(object?.spec?.prepare, old?.spec?.prepare)) return "spec.prepare of a transaction cannot change";
   return undefined;
 }
 
@@ -45,6 +53,15 @@ function creatorProblem(user: string, object: RecordShape | undefined): string |
   if (claimed !== user) return `spec.user of a new transaction must be your own user name '${user}', got '${claimed}'`;
   if (object?.spec?.mode === "undo" && !object.spec.undoOf) return "spec.undoOf must name the committed transaction to undo";
   return undefined;
+}
+
+/** spec.prepare.groups, when present, must be exactly the creator's groups (in any order). */
+function groupsProblem(groups: readonly string[], object: RecordShape | undefined): string | undefined {
+  const prepare = object?.spec?.prepare;
+  if (prepare === undefined) return undefined;
+  const claimed = Array.isArray(prepare.groups) ? prepare.groups.map(String) : [];
+  if (isDeepStrictEqual([...claimed].sort(), [...groups].sort())) return undefined;
+  return `spec.prepare.groups must be your own groups (${JSON.stringify([...groups].sort())}), got ${JSON.stringify([...claimed].sort())}`;
 }
 
 function sameOwnership(object: RecordShape | undefined, old: RecordShape | undefined): boolean {

@@ -46,6 +46,8 @@ export interface WatchEvent {
 export interface KubeClient {
   /** The apiserver URL, for messages and kubeconfigs. */
   readonly server: string;
+  /** The kubeconfig context's namespace, which kubectl writes an object without one to; absent when the context names none ("default"). */
+  readonly namespace?: string;
   get<T = KubeObject>(path: string, options?: RequestOptions): Promise<T>;
   create<T = KubeObject>(path: string, body: unknown, options?: RequestOptions): Promise<T>;
   replace<T = KubeObject>(path: string, body: unknown, options?: RequestOptions): Promise<T>;
@@ -96,7 +98,8 @@ export async function createKubeClient(kubeconfigPath?: string, options: Kubecon
   }
   const credentials = new Credentials(config, options.credentialRefreshMs ?? CREDENTIAL_REFRESH_MS);
   await credentials.current();
-  return new HttpsKubeClient(cluster.server, credentials);
+  const namespace = config.getContextObject(config.getCurrentContext())?.namespace;
+  return new HttpsKubeClient(cluster.server, credentials, namespace || undefined);
 }
 
 /** The kubeconfig's TLS material and Authorization header, asked for again once they are older than `refreshMs`. */
@@ -136,8 +139,11 @@ class HttpsKubeClient implements KubeClient {
   private readonly credentials: Credentials;
   private readonly agent: https.Agent;
 
-  constructor(server: string, credentials: Credentials) {
+  readonly namespace: string | undefined;
+
+  constructor(server: string, credentials: Credentials, namespace: string | undefined) {
     this.server = server;
+    this.namespace = namespace;
     this.base = new URL(server);
     this.credentials = credentials;
     this.agent = new https.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });

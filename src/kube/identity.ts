@@ -3,11 +3,17 @@ import type { KubeClient } from "./client.ts";
 
 /** The user name the apiserver knows this client's credentials by, if it says. */
 export async function selfUsername(client: KubeClient): Promise<string | undefined> {
-  const review = await client.create<{ status?: { userInfo?: { username?: string } } }>(
+  return (await selfSubject(client))?.username;
+}
+
+/** The user name and groups the apiserver knows this client's credentials by, if it says. */
+export async function selfSubject(client: KubeClient): Promise<{ username: string; groups: string[] } | undefined> {
+  const review = await client.create<{ status?: { userInfo?: { username?: string; groups?: string[] } } }>(
     "/apis/authentication.k8s.io/v1/selfsubjectreviews",
     { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
   );
-  return review.status?.userInfo?.username || undefined;
+  const username = review.status?.userInfo?.username;
+  return username ? { username, groups: review.status?.userInfo?.groups ?? [] } : undefined;
 }
 
 export interface ResourceAttributes {

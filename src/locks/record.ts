@@ -34,6 +34,13 @@ export interface Member {
   readonly oldResourceVersion?: string;
   /** UPDATE: digest of the admitted object, to recognise a no-op write as persisted. */
   readonly admittedDigest?: string;
+  /**
+   * Taken by a prepare (resolver/prepare.ts) before kubectl ran, for a
+   * CREATE of an object that did not exist: admittedAt is the prepare's
+   * time, and no createdUid is known; the object this transaction created
+   * is the one carrying its kubetx.io/transaction annotation.
+   */
+  readonly prepared?: boolean;
 }
 
 export interface LockRecord {

@@ -41,6 +41,9 @@ import { mapLimit } from "./concurrency.ts";
 import { Election } from "./election.ts";
 import { GarbageCollector } from "./collector.ts";
 import { executeUndo, planUndo } from "./undo.ts";
+import type { PrepareDeps } from "./prepare.ts";
+import { awaitsPrepare, prepareTransaction } from "./prepare.ts";
+import { PREPARED_HOLD_EXTRA_MS } from "../locks/pulse.ts";
 
 /** Restores and checks run this many at a time: fast for 100 members, gentle on the apiserver. */
 const PARALLEL_MEMBER_WORK = 8;
@@ -110,6 +113,8 @@ export interface ResolverOptions {
   readonly metrics: ResolverMetrics;
   /** When this process last lost its connection to the apiserver (see ConnectionGaps). */
   readonly gaps?: { readonly latest: Gap | undefined };
+  /** What a prepare needs beyond the above (resolver/prepare.ts); without it a record asking for one is marked prepared with nothing locked. */
+  readonly prepare?: Pick<PrepareDeps, "discovery" | "access" | "covered" | "lockedTiming">;
 }
 
 /** A rollback that restored its members and waits for writes that may still land. */
@@ -281,6 +286,7 @@ export class Resolver {
   }
 
   private async stepOpen(id: string, tx: Transaction): Promise<void> {
+    if (awaitsPrepare(tx)) return this.prepare(id, tx);
     const now = this.o.clock.monotonic();
     const seen = this.observe(id);
     // Counting is all this step does with the locks: the cache is good enough, and its revision says which locks it counted.
@@ -412,6 +418,29 @@ export class Resolver {
     }
     if (changed) seen.lastChangeAt = now;
     return [...seen.requestsSeen.values()].some((at) => now - at < this.o.timing.lateWriteMs);
+  }
+
+  /**
+   * Locks what kubectl tx apply will create (resolver/prepare.ts) and marks
+   * the record prepared, by a compare-and-swap from Open with no failure:
+   * kubectl tx runs kubectl only then. A prepare that meets another
+   * transaction's lock fails the transaction instead; nothing was written,
+   * and the next pass rolls it back (releasing what it locked).
+   */
+  private async prepare(id: string, tx: Transaction): Promise<void> {
+    if (!this.election.leading(id)) return;
+    const { prepare } = this.o;
+    const outcome = prepare
+      ? await prepareTransaction({ ...prepare, client: this.o.client, store: this.o.store, locks: this.o.locks, limits: this.o.limits, clock: this.o.clock }, id, tx)
+      : { kind: "prepared" as const, locks: [] };
+    if (outcome.kind === "refused") {
+      await this.o.store.updateStatus(id, (now) => (awaitsPrepare(now) ? { ...now.status, failure: outcome.failure } : undefined));
+      this.o.logger.info({ transaction: id, failure: outcome.failure }, "prepare refused");
+      return;
+    }
+    if (!this.election.leading(id)) return;
+    await this.o.store.updateStatus(id, (now) => (awaitsPrepare(now) ? { ...now.status, phase: "Open", prepared: this.wallTime(), preparedMembers: outcome.locks.length } : undefined));
+    this.o.logger.info({ transaction: id, prepared: outcome.locks.length }, "transaction prepared");
   }
 
   /** Reverts the committed transaction spec.undoOf names, as this transaction. */
@@ -622,8 +651,16 @@ export class Resolver {
     return requests || now - seen.lastChangeAt < this.quietMs();
   }
 
-  /** Whether to keep holding: some write may still land, its outcome unknown and the late-write window not over. */
+  /**
+   * Whether to keep holding: some write may still land, its outcome unknown
+   * and the late-write window not over. A prepared transaction holds every
+   * lock that long and PREPARED_HOLD_EXTRA_MS more, since a create admitted
+   * from memory left no trace to wait for (a write it deletes could be
+   * re-created by a second create of the same name).
+   */
   private holding(tx: Transaction, held: HeldRollback, now: number): boolean {
+    // A prepared create may have been admitted from a cache that missed the close (pulse.ts): it lands within this.
+    if (tx.status?.prepared && now - held.startedAt < this.o.timing.lateWriteMs + PREPARED_HOLD_EXTRA_MS) return true;
     if (held.inFlight.size === 0 || now - held.startedAt >= this.o.timing.lateWriteMs) return false;
     if (this.sinkDelayMs() === 0) return true;
     const reported = tx.status?.requests ?? {};

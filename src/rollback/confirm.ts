@@ -48,7 +48,7 @@ const CONFIRMED: Confirmation = { confirmed: true };
  * member's write started from, on everything `action` would write back.
  */
 export function startedFrom(member: Member, images: Images, action: RestoreAction, atLock: KubeObject | undefined): Confirmation {
-  if (images.pre === null) return createdLater(member, images, atLock);
+  if (images.pre === null) return createdLater(member, images, action, atLock);
   if (!atLock) return { confirmed: false, detail: "the object did not exist when kubetx locked it, so the journalled pre-image is not what the write started from" };
   const [preUid, uid] = [images.pre.metadata?.uid, atLock.metadata?.uid];
   if (uid !== preUid) return { confirmed: false, detail: `the object had uid ${uid ?? "?"} when kubetx locked it, not the journalled pre-image's ${preUid ?? "?"}` };
@@ -58,9 +58,14 @@ export function startedFrom(member: Member, images: Images, action: RestoreActio
   return { confirmed: false, detail: `the journalled pre-image differs from the object as it was when kubetx locked it (${where})` };
 }
 
-/** A create: the object it names must not have existed, with that uid, when the lock was taken. */
-function createdLater(member: Member, images: Images, atLock: KubeObject | undefined): Confirmation {
-  const ours = [member.createdUid, ...written(images).map((post) => post.metadata?.uid)].filter(Boolean);
+/**
+ * A create: the object it names must not have existed, with that uid, when
+ * the lock was taken; for a prepared create (whose uid was never recorded),
+ * not the object the rollback would delete.
+ */
+function createdLater(member: Member, images: Images, action: RestoreAction, atLock: KubeObject | undefined): Confirmation {
+  const deleting = action.kind === "delete" && member.prepared ? [action.uid] : [];
+  const ours = [member.createdUid, ...written(images).map((post) => post.metadata?.uid), ...deleting].filter(Boolean);
   const uid = atLock?.metadata?.uid;
   if (!uid || !ours.includes(uid)) return CONFIRMED;
   return { confirmed: false, detail: `the object it names (uid ${uid}) already existed when kubetx locked it, so this transaction did not create it` };

@@ -16,6 +16,7 @@ import type { JournalEntry, StoredEntry } from "../journal/journal.ts";
 import type { KubeObject, ObjectMeta, ObjectRef, PatchOperation } from "../kube/types.ts";
 import { resourcePath } from "../kube/types.ts";
 import type { Member } from "../locks/record.ts";
+import { ANNOTATION_TRANSACTION } from "../kube/vocabulary.ts";
 import type { Path } from "./diff.ts";
 import { changedPaths, deepEqual, describePath, pointer, valueAt } from "./diff.ts";
 
@@ -100,10 +101,20 @@ export function planRestore(member: Member, entry: StoredEntry | undefined, live
   return planUndoChange(member, { ...images, pre: images.pre }, live);
 }
 
+/**
+ * Whether `live` is the object a prepared create of `member` made
+ * (locks/record.ts Member.prepared): admitted from memory, its uid was
+ * never recorded, but the object did not exist when the transaction locked
+ * it, and only a write naming the transaction carries its annotation.
+ */
+export function createdByPrepared(member: Member, live: KubeObject | undefined): live is KubeObject {
+  return member.prepared === true && member.operation === "CREATE" && live?.metadata?.annotations?.[ANNOTATION_TRANSACTION] === member.transaction;
+}
+
 function planUndoCreate(member: Member, images: Images, live: KubeObject | undefined): RestoreAction {
   if (!live) return { kind: "none", reason: "the created object does not exist" };
   const uid = live.metadata?.uid;
-  const ours = [member.createdUid, ...written(images).map((post) => post.metadata?.uid)].filter(Boolean);
+  const ours = [member.createdUid, ...written(images).map((post) => post.metadata?.uid), ...(createdByPrepared(member, live) ? [uid] : [])].filter(Boolean);
   if (!uid || !ours.includes(uid)) return { kind: "none", reason: `the live object (uid ${uid ?? "?"}) is not the one this transaction created` };
   return { kind: "delete", path: objectPath(member.ref), uid, ...versionOf(live) };
 }

@@ -9,6 +9,8 @@ export interface AdmissionMetrics {
   /** `cost.calls`: apiserver calls made on the review's path. */
   reviewed(path: string, decision: string, cost: { readonly seconds: number; readonly calls: number }): void;
   lockConflict(): void;
+  /** A create kubetx prepared, admitted from memory with no apiserver call (Coordinator.admitPrepared). */
+  preparedAdmission(): void;
 }
 
 /** What the resolver reports. */
@@ -50,6 +52,7 @@ export function createMetrics(): Metrics {
   });
   const transactions = new Counter({ name: "kubetx_transactions_total", help: "Transactions resolved, by outcome.", labelNames: ["outcome"], registers: [registry] });
   const conflicts = new Counter({ name: "kubetx_lock_conflicts_total", help: "Writes denied because another open transaction held the object.", registers: [registry] });
+  const prepared = new Counter({ name: "kubetx_prepared_admissions_total", help: "Creates of prepared transactions (kubectl tx apply) admitted from memory, with no apiserver call.", registers: [registry] });
   const rollback = new Histogram({ name: "kubetx_rollback_duration_seconds", help: "Time to restore every member of a failed transaction.", buckets: ROLLBACK_BUCKETS, registers: [registry] });
   const open = new Gauge({ name: "kubetx_open_transactions", help: "Transactions not yet committed or rolled back, as the resolver last saw them.", registers: [registry] });
   const locks = new Gauge({ name: "kubetx_locks_held", help: "Lock Leases held, as the last garbage-collection pass counted them.", registers: [registry] });
@@ -66,6 +69,7 @@ export function createMetrics(): Metrics {
       calls.inc({ path, decision }, cost.calls);
     },
     lockConflict: () => conflicts.inc(),
+    preparedAdmission: () => prepared.inc(),
     resolved: (outcome) => transactions.inc({ outcome }),
     rolledBack: (seconds) => rollback.observe(seconds),
     openTransactions: (count) => open.set(count),
@@ -79,6 +83,7 @@ export function createMetrics(): Metrics {
 export const noMetrics: AdmissionMetrics & ResolverMetrics = {
   reviewed: () => undefined,
   lockConflict: () => undefined,
+  preparedAdmission: () => undefined,
   resolved: () => undefined,
   rolledBack: () => undefined,
   openTransactions: () => undefined,

@@ -28,6 +28,8 @@ const MAX_CACHED = 10_000;
 export interface AccessChecks {
   /** Whether the requester may update the object (or would be refused, so the lock is not theirs to take). */
   mayUpdate(requester: Subject, ref: ObjectRef): Promise<boolean>;
+  /** Whether the requester may create the object: a prepare locks only what its requester's own create could have (resolver/prepare.ts). */
+  mayCreate(requester: Subject, ref: ObjectRef): Promise<boolean>;
   exists(ref: ObjectRef): Promise<boolean>;
 }
 
@@ -46,13 +48,18 @@ export class CachedAccess implements AccessChecks {
     return (await this.review(requester, { ...ref, name: "" })) || this.review(requester, ref);
   }
 
-  private async review(requester: Subject, ref: ObjectRef): Promise<boolean> {
-    const key = JSON.stringify([requester.username, requester.uid ?? "", [...(requester.groups ?? [])].sort(), requester.extra ?? {}, ref.group, ref.resource, ref.namespace ?? "", ref.name]);
+  async mayCreate(requester: Subject, ref: ObjectRef): Promise<boolean> {
+    // RBAC's create rules name no objects (the name is not known before the create).
+    return this.review(requester, { ...ref, name: "" }, "create");
+  }
+
+  private async review(requester: Subject, ref: ObjectRef, verb = "update"): Promise<boolean> {
+    const key = JSON.stringify([verb, requester.username, requester.uid ?? "", [...(requester.groups ?? [])].sort(), requester.extra ?? {}, ref.group, ref.resource, ref.namespace ?? "", ref.name]);
     const now = this.clock.monotonic();
     const hit = this.cache.get(key);
     if (hit && now - hit.at < CACHE_TTL_MS) return hit.allowed;
     const allowed = await userMay(this.client, requester, {
-      verb: "update", group: ref.group, version: ref.version, resource: ref.resource,
+      verb, group: ref.group, version: ref.version, resource: ref.resource,
       ...(ref.name ? { name: ref.name } : {}), ...(ref.namespace ? { namespace: ref.namespace } : {}),
     });
     this.cache.delete(key);

@@ -25,7 +25,7 @@ import { lockedMessage } from "./locked.ts";
 import { userLimitRefusal } from "./user-limits.ts";
 
 /** Whether a transaction still holds its locks: until it resolves, and a Failed one until an admin resolves it. */
-function keepsLocks(holder: Transaction): boolean {
+export function keepsLocks(holder: Transaction): boolean {
   const phase = holder.status?.phase ?? "Open";
   return !TERMINAL_PHASES.has(phase) || phase === "Failed";
 }
@@ -77,6 +77,8 @@ export interface CoordinatorOptions {
   readonly quietMs: () => number;
   readonly metrics: AdmissionMetrics;
   readonly access: AccessChecks;
+  /** Whether the Lease cache is fresh enough to admit a prepared create from (locks/pulse.ts); without it every write takes the usual path. */
+  readonly pulse?: { fresh(): boolean };
 }
 
 export class Coordinator {
@@ -94,7 +96,9 @@ export class Coordinator {
   async admit(intent: WriteIntent, signal?: AbortSignal): Promise<AdmitResult> {
     const problem = transactionIdProblem(intent.transaction);
     if (problem) return deny(intent, `${problem}; fix the kubetx.io/transaction annotation`);
-    if (intent.dryRun) return this.judgeDryRun(intent);
+    // A dry run is judged without writing; a prepared create is admitted from memory.
+    const early = intent.dryRun ? await this.judgeDryRun(intent) : this.admitPrepared(intent);
+    if (early) return early;
     // Independent reads in parallel: each is a round trip to the apiserver on the user's request path.
     const [found, members] = await Promise.all([
       intent.record ?? this.options.store.lookup(intent.transaction),
@@ -105,7 +109,7 @@ export class Coordinator {
       mode: intent.mode,
       ...(intent.expectedMembers !== undefined ? { expectedMembers: intent.expectedMembers } : {}),
     }));
-    const refusal = (await this.refuseIntoClosed(tx, intent)) ?? this.refuseIrreversible(intent) ?? (await this.refuseCreateOverExisting(intent));
+    const refusal = await this.refusal(tx, intent);
     if (refusal) return deny(intent, refusal);
     if (signal?.aborted) return deny(intent, ABORTED);
     // Beside the lock, not before it: a heartbeat this write fails to create, the resolver's election creates.
@@ -113,6 +117,34 @@ export class Coordinator {
     const result = await this.lockAndJournal(intent, members, signal);
     await heartbeat;
     return result.kind === "member" ? { ...result, mode: tx.spec.mode } : result;
+  }
+
+  /**
+   * A create that kubetx prepared (resolver/prepare.ts), admitted from the
+   * watch caches with no apiserver call: its lock is the transaction's,
+   * taken by the prepare for this object's create, the record is prepared
+   * and open, and no closing mark is in the Lease cache, which the pulse
+   * says is fresh (everything written up to PREPARED_FRESHNESS_MS ago is
+   * in it). So a close this misses began less than that long ago, and the
+   * rollback holds the transaction's locks until such a write has landed
+   * (resolver.ts holding). Everything is read in one turn of the event
+   * loop. Anything else (a stale cache, an update, a write outside the
+   * prepared list) takes the usual path.
+   */
+  private admitPrepared(intent: WriteIntent): AdmitResult | undefined {
+    const { pulse, store, locks } = this.options;
+    if (!pulse || !namesItsCreate(intent)) return undefined;
+    const tx = store.cached(intent.transaction);
+    const seen = locks.cachedLockAndMark(intent.ref, intent.transaction);
+    if (!tx || !seen || seen.marked || !seen.lock || !preparedCreate(tx, seen.lock, intent)) return undefined;
+    if (!pulse.fresh()) return undefined;
+    this.options.metrics.preparedAdmission();
+    return { kind: "member", transaction: intent.transaction, lock: seen.lock.name, members: tx.status?.preparedMembers ?? 1, firstWrite: true, mode: tx.spec.mode };
+  }
+
+  /** Why the write may not join `tx`, if anything stops it. */
+  private async refusal(tx: Transaction, intent: WriteIntent): Promise<string | undefined> {
+    return (await this.refuseIntoClosed(tx, intent)) ?? this.refuseIrreversible(intent) ?? (await this.refuseCreateOverExisting(intent));
   }
 
   /**
@@ -157,6 +189,8 @@ export class Coordinator {
       return this.journalFirstWrite(intent, taken.lock, members, signal);
     }
     if (result.kind === "acquired") return this.journalFirstWrite(intent, result.lock, members, signal);
+    const foreign = createdBySomeoneElse(intent, result.lock);
+    if (foreign) return deny(intent, foreign);
     const closed = await this.closedBeforeLaterWrite(intent, result.lock);
     if (closed) return closed;
     if (signal?.aborted) return deny(intent, ABORTED);
@@ -397,6 +431,32 @@ export class Coordinator {
       ...(intent.operation === "UPDATE" && intent.object ? { admittedDigest: intentDigest(intent.object) } : {}),
     };
   }
+}
+
+/** A create of an object that names its transaction itself: the only write a prepare can have locked for. */
+function namesItsCreate(intent: WriteIntent): boolean {
+  return intent.operation === "CREATE" && !intent.oldObject && intent.object?.metadata?.annotations?.[ANNOTATION_TRANSACTION] === intent.transaction;
+}
+
+/** Whether `lock` is `intent`'s transaction's prepared lock for this very create, in an open, prepared record of the requester's. */
+function preparedCreate(tx: Transaction, lock: LockRecord, intent: WriteIntent): boolean {
+  const { member } = lock;
+  const user = intent.requester.username;
+  return member.prepared === true && member.operation === "CREATE" && member.transaction === intent.transaction && member.user === user &&
+    tx.spec.user === user && tx.status?.prepared !== undefined && (tx.status.phase ?? "Open") === "Open" && !tx.status.failure;
+}
+
+/**
+ * A prepared create's lock was taken for an object that did not exist; an
+ * update or delete of it that the transaction did not create (someone
+ * kubetx does not stop created it since) would be journalled as if the
+ * transaction had, and its rollback would delete another's object. The
+ * write is refused instead, and the apply fails whole.
+ */
+function createdBySomeoneElse(intent: WriteIntent, lock: LockRecord): string | undefined {
+  if (!lock.member.prepared || lock.member.operation !== "CREATE" || intent.operation === "CREATE" || !intent.oldObject) return undefined;
+  if (intent.oldObject.metadata?.annotations?.[ANNOTATION_TRANSACTION] === intent.transaction) return undefined;
+  return `${describeRef(intent.ref)} did not exist when kubetx prepared transaction ${intent.transaction}, and someone else has created it since; it is not overwritten. Apply again`;
 }
 
 /** The apiserver gives up on a webhook after its timeout; anything kubetx wrote later would hold a lock for a request that failed. */

@@ -49,7 +49,32 @@ export interface TransactionSpec {
   timeoutSeconds?: number;
   /** With mode undo: the committed transaction to revert. */
   undoOf?: string;
+  /** kubectl tx apply's objects, for kubetx to lock before kubectl runs (prepared transactions; resolver/prepare.ts). */
+  prepare?: PrepareSpec;
 }
+
+/** One object kubectl tx apply will write, as its manifest names it. */
+export interface PrepareRef {
+  apiVersion: string;
+  kind: string;
+  /** Absent for a cluster-scoped object; kubectl tx fills in the namespace kubectl would use. */
+  namespace?: string;
+  name: string;
+}
+
+/**
+ * What kubectl tx apply asks kubetx to prepare. `groups` are the
+ * requester's, as the apiserver authenticated them: kubetx's webhook
+ * refuses a record whose groups are not the creator's own, so the
+ * preparer may judge policy and RBAC by them.
+ */
+export interface PrepareSpec {
+  members: PrepareRef[];
+  groups: string[];
+}
+
+/** The most objects one record asks to prepare; kubectl tx apply prepares none beyond it (they join as kubectl writes them). */
+export const MAX_PREPARED = 1000;
 
 export interface MemberSummary extends ObjectRef {
   kind?: string;
@@ -124,6 +149,14 @@ export interface TransactionStatus {
   countedAt?: string;
   resolvedAt?: string;
   members?: MemberSummary[];
+  /**
+   * With spec.prepare: when kubetx had locked every object it could
+   * prepare (RFC 3339), and how many. kubectl tx apply runs kubectl only
+   * then; a prepare that meets another transaction's lock sets failure
+   * instead, before anything is written.
+   */
+  prepared?: string;
+  preparedMembers?: number;
 }
 
 export interface Transaction extends KubeObject {

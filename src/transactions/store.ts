@@ -43,7 +43,11 @@ export class TransactionStore {
     }
   }
 
-  /** Creates the record, or returns the one that exists (another replica, or the plugin, made it). */
+  /** The watch's copy of the record, with no call; undefined when the watch has not synced or does not hold it. */
+  cached(id: string): Transaction | undefined {
+    return this.cache?.ready ? this.cache.get(id) : undefined;
+  }
+
   /**
    * The record for admission's first look: the cache's copy, or, when the
    * cache is synced and does not hold it (a new transaction, usually),
@@ -54,6 +58,7 @@ export class TransactionStore {
     return this.get(id);
   }
 
+  /** Creates the record, or returns the one that exists (another replica, or the plugin, made it). */
   async getOrCreate(id: string, spec: TransactionSpec): Promise<Transaction> {
     try {
       return await this.client.create<Transaction>(transactionPath(), newTransaction(id, spec));

@@ -8,7 +8,7 @@ import type { StoredEntry } from "../journal/journal.ts";
 import type { KubeObject } from "../kube/types.ts";
 import type { Member } from "../locks/record.ts";
 import { changedPaths, deepEqual, valueAt } from "../rollback/diff.ts";
-import { imagesOf, userIntent } from "../rollback/plan.ts";
+import { createdByPrepared, imagesOf, userIntent } from "../rollback/plan.ts";
 
 /** A digest of what a user wrote, independent of key order and server-set fields. */
 export function intentDigest(object: KubeObject): string {
@@ -32,11 +32,20 @@ function canonical(value: unknown): string {
  * rollback then leaves their value (a conflict), so nothing is lost.
  */
 export function persisted(member: Member, entry: StoredEntry | undefined, live: KubeObject | undefined): boolean {
+  return !entry && member.prepared ? preparedPersisted(member, live) : journalledPersisted(member, entry, live);
+}
+
+function journalledPersisted(member: Member, entry: StoredEntry | undefined, live: KubeObject | undefined): boolean {
   const images = imagesOf(member, entry);
   if (!images || images.post === undefined) return legacyPersisted(member, live);
   const ours = images.pre?.metadata?.uid ?? member.createdUid;
   if (images.post === null) return live === undefined || Boolean(live.metadata?.deletionTimestamp) || live.metadata?.uid !== ours;
   return writePersisted(images.pre, images.post, live);
+}
+
+/** A create admitted from memory left no journal entry and no uid: the object that carries the transaction's annotation is its. */
+function preparedPersisted(member: Member, live: KubeObject | undefined): boolean {
+  return createdByPrepared(member, live) && !live.metadata?.deletionTimestamp;
 }
 
 function writePersisted(pre: KubeObject | null, post: KubeObject, live: KubeObject | undefined): boolean {

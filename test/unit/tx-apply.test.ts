@@ -26,6 +26,15 @@ interface Call {
 /** An apiserver with kubetx in it, as far as kubectl tx sees one: scripted, in memory. */
 class FakeApiserver implements KubeClient {
   readonly server = "https://fake.example";
+  /** The kubeconfig context's namespace, as KubeClient.namespace gives it. */
+  contextNamespace: string | undefined;
+  get namespace(): string | undefined {
+    return this.contextNamespace;
+  }
+  /** The groups the SelfSubjectReview names. */
+  whoAmIGroups: string[] = [];
+  /** Stores a new record without spec.prepare, as a CRD that predates it prunes it. */
+  dropPrepare = false;
   readonly calls: Call[] = [];
   closed = false;
   record: Transaction | undefined;
@@ -40,6 +49,8 @@ class FakeApiserver implements KubeClient {
   reportErrors: Error[] = [];
   /** A create that stores the record but whose answer is lost on the way back. */
   loseCreateAnswer = false;
+  /** What kubetx makes of a record that asks to be prepared, before kubectl runs; undefined leaves it unprepared. */
+  prepared: (record: Transaction) => TransactionStatus | undefined = (record) => ({ phase: "Open", prepared: "2026-12-02T00:00:00Z", preparedMembers: record.spec.prepare?.members.length ?? 0 });
   /** What kubetx makes of the record once kubectl tx has reported; undefined leaves it open. */
   verdict: (record: Transaction) => TransactionStatus | undefined = () => undefined;
 
@@ -48,7 +59,9 @@ class FakeApiserver implements KubeClient {
     const error = this.getErrors.shift();
     if (error) return Promise.reject(error);
     if (!this.record || p !== TX_PATH) return Promise.reject(notFound("GET", p));
-    if (this.record.spec.clientState !== "Applying") this.record = { ...this.record, status: this.verdict(this.record) };
+    // kubetx resolves a transaction once kubectl tx reported, or on its own once it failed (a refused prepare).
+    if (this.record.spec.clientState !== "Applying" || this.record.status?.failure) this.record = { ...this.record, status: this.verdict(this.record) };
+    else if (this.record.spec.prepare && !this.record.status) this.record = { ...this.record, status: this.prepared(this.record) };
     return Promise.resolve(structuredClone(this.record) as T);
   }
 
@@ -56,12 +69,13 @@ class FakeApiserver implements KubeClient {
     this.calls.push({ method: "POST", path: p, body });
     if (p === "/apis/authentication.k8s.io/v1/selfsubjectreviews") {
       const error = this.whoAmIErrors.shift();
-      return error ? Promise.reject(error) : Promise.resolve({ status: { userInfo: { username: "alice" } } } as T);
+      return error ? Promise.reject(error) : Promise.resolve({ status: { userInfo: { username: "alice", groups: this.whoAmIGroups } } } as T);
     }
     const error = this.createError ?? this.createErrors.shift();
     if (error) return Promise.reject(error);
     if (this.record) return Promise.reject(new AlreadyExists({ status: 409, reason: "AlreadyExists", message: `transactions.kubetx.io "${ID}" already exists`, method: "POST", path: p }));
     this.record = structuredClone(body) as Transaction;
+    if (this.dropPrepare) delete this.record.spec.prepare;
     if (this.loseCreateAnswer) {
       this.loseCreateAnswer = false;
       return Promise.reject(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }));
@@ -150,8 +164,9 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     };
   }
 
+  /** Unprepared unless a test says otherwise: the prepare has its own tests below, and the rest count calls without it. */
   function options(extra: Partial<ApplyOptions> = {}): ApplyOptions {
-    return { files: [file], recursive: false, timeoutSeconds: 60, dryRun: "none", prune: false, ...extra };
+    return { files: [file], recursive: false, timeoutSeconds: 60, dryRun: "none", prune: false, prepare: false, ...extra };
   }
 
   beforeEach(async () => {
@@ -493,5 +508,66 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     api.verdict = () => undefined;
     api.getErrors = [notFound("GET", TX_PATH)];
     await expect(runApply(options(), deps())).rejects.toThrow(`kubectl tx: transaction ${ID} was deleted while kubectl tx waited for it`);
+  });
+  describe("the prepare", () => {
+    it("names every object, in the namespace kubectl writes it to, with the user's groups, and runs kubectl once kubetx prepared it", async () => {
+      api.whoAmIGroups = ["devs", "system:authenticated"];
+      api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+      const code = await runApply(options({ prepare: true }), deps());
+      expect(code).toBe(0);
+      expect((api.calls[1]?.body as Transaction).spec.prepare).toEqual({
+        groups: ["devs", "system:authenticated"],
+        members: [
+          { apiVersion: "v1", kind: "ConfigMap", namespace: "shop", name: "a" },
+          { apiVersion: "v1", kind: "ConfigMap", namespace: "default", name: "b" },
+        ],
+      });
+      // The record was read, found prepared, and only then kubectl ran and its end was reported.
+      expect(api.calls[2]).toEqual({ method: "GET", path: TX_PATH });
+      expect(runs).toHaveLength(1);
+      expect(err).toEqual([`kubectl tx: applying 2 objects as transaction ${ID}`]);
+    });
+
+    it("puts objects that name no namespace in -n's namespace, else the kubeconfig context's", async () => {
+      api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+      await runApply(options({ prepare: true, namespace: "web" }), deps());
+      expect((api.calls[1]?.body as Transaction).spec.prepare?.members.map((m) => m.namespace)).toEqual(["shop", "web"]);
+      api = new FakeApiserver();
+      api.contextNamespace = "team-a";
+      api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+      await runApply(options({ prepare: true }), deps());
+      expect((api.calls[1]?.body as Transaction).spec.prepare?.members.map((m) => m.namespace)).toEqual(["shop", "team-a"]);
+    });
+
+    it("runs no kubectl when kubetx refuses the prepare, says why, and reports the rollback", async () => {
+      api.prepared = () => ({ phase: "Open", failure: "it could not be prepared: configmaps shop/a is locked by transaction t-99999999 (bob) since 10:00:00 UTC; retry in a minute. Nothing was written" });
+      api.verdict = () => ({ phase: "RolledBack", reason: "MemberFailed", message: "nothing was written" });
+      const code = await runApply(options({ prepare: true }), deps());
+      expect(code).toBe(1);
+      expect(runs).toHaveLength(0);
+      expect(err).toContain(`kubectl tx: kubetx could not prepare ${ID}: it could not be prepared: configmaps shop/a is locked by transaction t-99999999 (bob) since 10:00:00 UTC; retry in a minute. Nothing was written; kubectl did not run, nothing was written`);
+      expect(api.calls.some((c) => c.method === "PATCH" && (c.body as Transaction).spec.clientState !== undefined)).toBe(false);
+    });
+
+    it("runs kubectl unprepared, and says so, when kubetx has not prepared it within 10 s", async () => {
+      api.prepared = () => undefined;
+      api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+      const started = now;
+      const code = await runApply(options({ prepare: true }), deps());
+      expect(code).toBe(0);
+      expect(runs).toHaveLength(1);
+      expect(err).toContain("kubectl tx: running kubectl unprepared (kubetx did not prepare it within 10 s); each write locks as it arrives");
+      expect(now - started).toBeGreaterThanOrEqual(10_000);
+    });
+
+    it("runs kubectl at once when the cluster's Transaction resource dropped spec.prepare (a kubetx older than the plugin)", async () => {
+      api.dropPrepare = true;
+      api.verdict = () => ({ phase: "Committed", memberCount: 2 });
+      const started = now;
+      await runApply(options({ prepare: true }), deps());
+      expect(runs).toHaveLength(1);
+      expect(now - started).toBeLessThan(1_000);
+      expect(err.some((line) => line.includes("kubetx is older than this kubectl tx"))).toBe(true);
+    });
   });
 });

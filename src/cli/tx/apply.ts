@@ -9,7 +9,7 @@ import path from "node:path";
 import type { KubeClient } from "../../kube/client.ts";
 import type { RetryOptions } from "../../kube/retry.ts";
 import type { KubeObject } from "../../kube/types.ts";
-import type { Transaction } from "../../transactions/model.ts";
+import type { PrepareSpec, Transaction } from "../../transactions/model.ts";
 import { CLIENT_HEARTBEAT_PERIOD_MS, transactionPath } from "../../transactions/model.ts";
 import type { ApplyOptions } from "./args.ts";
 import { DEFAULT_TIMEOUT_SECONDS } from "./duration.ts";
@@ -21,7 +21,8 @@ import type { KubectlResult } from "./kubectl.ts";
 import { applyCopyArgs, applyOriginalArgs } from "./kubectl.ts";
 import { annotate, parseManifests, renderManifest } from "./manifests.ts";
 import { clientStatePatch, formatOutcome, isUncovered, outsideLines, targetNamespaces, uncoveredLines } from "./outcome.ts";
-import { createRecord, renewFailure, renewRecord, reportClientState, whoAmI } from "./record.ts";
+import { createRecord, renewFailure, renewRecord, reportClientState, whoAmIWithGroups } from "./record.ts";
+import { awaitPrepared, prepareSpec } from "./prepare.ts";
 import type { Clock } from "./wait.ts";
 import { waitForOutcome } from "./wait.ts";
 
@@ -101,25 +102,42 @@ async function transact(client: KubeClient, t: Transact): Promise<number> {
   const { id, options, deps } = t;
   // 1. The record first, so kubetx knows before the first member arrives that this
   //    transaction closes when kubectl tx says kubectl has finished.
-  const user = await whoAmI(client, deps.settling);
-  await createRecord(client, { id, user, ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}) }, deps.settling);
+  const user = await whoAmIWithGroups(client, deps.settling);
+  const prepare = preparing(client, t, user.groups);
+  await createRecord(client, {
+    id, user: user.username, ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}), ...(prepare ? { prepare } : {}),
+  }, deps.settling);
   const count = t.objects.length;
   deps.warn(`kubectl tx: applying ${count} object${count === 1 ? "" : "s"} as transaction ${id}`);
-  // 2. kubectl writes the members; kubetx locks and journals each one. The
+  // 2. kubetx locks what kubectl will create (the prepare); then kubectl
+  //    writes the members, and kubetx locks and journals the rest. The
   //    heartbeat keeps the transaction open while kubectl runs, however long;
   //    should kubectl tx die, kubetx rolls back within seconds.
   const heartbeat = keepAlive(client, id, deps);
   try {
-    const result = await t.run();
-    if (result.failure) deps.warn(`kubectl tx: ${result.failure}; asking kubetx to roll back ${id}`);
-    // 3. Closing the transaction is kubetx's job; it needs to know kubectl is done.
-    await reportClientState(client, id, clientStatePatch(result), deps.settling);
+    const ready = prepare ? await awaitPrepared(client, id, deps.clock) : undefined;
+    if (ready?.kind === "unprepared") deps.warn(`kubectl tx: running kubectl unprepared (${ready.why}); each write locks as it arrives`);
+    if (ready?.kind === "refused") deps.warn(`kubectl tx: kubetx could not prepare ${id}: ${ready.failure}; kubectl did not run, nothing was written`);
+    else await runKubectl(client, t);
   } finally {
     heartbeat.stop();
   }
-  // 4. The verdict.
+  // 3. The verdict.
   const resolved = await waitForOutcome(client, { id, timeoutSeconds: options.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS, clock: deps.clock, warn: deps.warn });
   return report(client, resolved, t);
+}
+
+/** What kubetx is asked to prepare, unless --no-prepare. */
+function preparing(client: KubeClient, t: Transact, groups: readonly string[]): PrepareSpec | undefined {
+  if (t.options.prepare === false) return undefined;
+  return prepareSpec(t.objects, t.options.namespace ?? client.namespace ?? "default", groups);
+}
+
+/** Runs kubectl, then tells kubetx how it ended: closing the transaction is kubetx's job, and it needs to know kubectl is done. */
+async function runKubectl(client: KubeClient, t: Transact): Promise<void> {
+  const result = await t.run();
+  if (result.failure) t.deps.warn(`kubectl tx: ${result.failure}; asking kubetx to roll back ${t.id}`);
+  await reportClientState(client, t.id, clientStatePatch(result), t.deps.settling);
 }
 
 /** Renews the transaction every period while kubectl runs; a renewal that fails is reported once and tried again next period. */

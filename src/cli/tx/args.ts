@@ -27,6 +27,8 @@ export interface ApplyOptions {
   readonly serverSide?: boolean;
   readonly forceConflicts?: boolean;
   readonly fieldManager?: string;
+  /** --no-prepare: false; kubetx then locks each write as it arrives instead of before kubectl runs. */
+  readonly prepare?: boolean;
 }
 
 export type Command =
@@ -48,6 +50,7 @@ const APPLY_FLAGS = {
   "server-side": { type: "boolean" },
   "force-conflicts": { type: "boolean" },
   "field-manager": { type: "string" },
+  "no-prepare": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -105,6 +108,7 @@ function parseApply(args: readonly string[]): Command {
       ...optional("kubeconfig", values.kubeconfig),
       ...optional("context", values.context),
       ...serverSideOptions(values),
+      ...(values["no-prepare"] ? { prepare: false } : {}),
     },
   };
 }

@@ -6,6 +6,7 @@ Usage:
   kubectl tx apply -f FILE|DIR [-f ...] [-R] [-n NS] [--timeout DURATION]
                    [--dry-run=none|server|client]
                    [--server-side [--force-conflicts]] [--field-manager NAME]
+                   [--no-prepare]
                    [--prune -l SELECTOR [--prune-allowlist G/V/KIND ...]]
                    [--kubeconfig FILE] [--context NAME]
   kubectl tx apply -k DIR [the same flags but -R]
@@ -16,7 +17,13 @@ What it does:
      with -k the objects 'kubectl kustomize DIR' renders. Your files are
      never changed.
   2. Creates a Transaction (kubetx.io/v1alpha1, named t- and 8 hex digits)
-     as you, with your --timeout if you gave one.
+     as you, with your --timeout if you gave one, naming the objects
+     (spec.prepare), and waits while kubetx prepares it: kubetx locks every
+     object that does not exist yet, in a namespace a policy covers for
+     you, so that kubectl's creates are admitted without a call to the
+     apiserver. If another transaction holds one of them, kubectl does not
+     run, nothing is written, and the transaction rolls back. (A kubetx
+     that has not prepared it within 10 s: kubectl runs unprepared.)
   3. Runs the real kubectl apply on a private copy of the objects, each with
      the annotation kubetx.io/transaction: <id>, and shows kubectl's output.
      While kubectl runs, renews the Transaction every 5 s (its
@@ -73,6 +80,9 @@ Flags:
                            over fields another manager owns
       --field-manager NAME passed to kubectl: the manager name its writes
                            use
+      --no-prepare         do not ask kubetx to prepare (step 2): every
+                           write locks as kubectl makes it, as with an
+                           annotated plain kubectl apply
       --kubeconfig FILE    the kubeconfig for kubectl and for kubectl tx
       --context NAME       the kubeconfig context to use
 Other kubectl flags are not accepted.

@@ -1,9 +1,10 @@
 /** The Transaction record as the plugin uses it: who am I, create it, report kubectl's end. */
 import type { KubeClient } from "../../kube/client.ts";
 import { AlreadyExists, Forbidden, KubeError, NotFound } from "../../kube/errors.ts";
-import { selfUsername } from "../../kube/identity.ts";
+import { selfSubject } from "../../kube/identity.ts";
 import type { RetryOptions } from "../../kube/retry.ts";
 import { retry } from "../../kube/retry.ts";
+import type { PrepareSpec } from "../../transactions/model.ts";
 import { CLIENT_HEARTBEAT_TIMEOUT_MS, newTransaction, transactionPath } from "../../transactions/model.ts";
 import { TxError } from "./errors.ts";
 import type { ClientStatePatch } from "./outcome.ts";
@@ -51,9 +52,14 @@ export async function settled<T>(call: () => Promise<T>, retrying: RetryOptions)
 
 /** The user name the apiserver knows the caller by: the Transaction's spec.user. */
 export async function whoAmI(client: KubeClient, retrying: RetryOptions = SETTLING): Promise<string> {
-  let user: string | undefined;
+  return (await whoAmIWithGroups(client, retrying)).username;
+}
+
+/** whoAmI, with the groups the apiserver authenticated the caller into (a prepare's spec.prepare.groups). */
+export async function whoAmIWithGroups(client: KubeClient, retrying: RetryOptions = SETTLING): Promise<{ username: string; groups: string[] }> {
+  let user: { username: string; groups: string[] } | undefined;
   try {
-    user = await settled(() => selfUsername(client), retrying);
+    user = await settled(() => selfSubject(client), retrying);
   } catch (error) {
     const what = error instanceof KubeError ? "the apiserver would not say who you are" : `cannot reach the apiserver at ${client.server}`;
     throw new TxError(`kubectl tx: ${what} (${apiMessage(error)}); check your kubeconfig and context`, undefined, { cause: error });
@@ -66,6 +72,8 @@ export interface RecordInput {
   readonly id: string;
   readonly user: string;
   readonly timeoutSeconds?: number;
+  /** The objects for kubetx to prepare before kubectl runs (prepare.ts). */
+  readonly prepare?: PrepareSpec;
 }
 
 /**
@@ -77,6 +85,7 @@ export async function createRecord(client: KubeClient, input: RecordInput, retry
   const body = newTransaction(input.id, {
     user: input.user, mode: "plugin", clientState: "Applying", clientHeartbeat: 0,
     ...(input.timeoutSeconds !== undefined ? { timeoutSeconds: input.timeoutSeconds } : {}),
+    ...(input.prepare ? { prepare: input.prepare } : {}),
   });
   let tries = 0;
   try {
