@@ -8,6 +8,7 @@ import { LABEL_ROLE, LABEL_TRANSACTION, LABEL_USER } from "../kube/vocabulary.ts
 import { revisionAtMost } from "../kube/revision.ts";
 import { listNotOlderThan } from "../kube/lists.ts";
 import type { Closing, LockRecord, Member } from "./record.ts";
+import { PULSE_ROLE } from "./pulse.ts";
 import { CLOSING_ROLE, HEARTBEAT_ROLE, LOCK_ROLE, closingFromLease, closingLease, closingName, heartbeatLease, heartbeatName, lockFromLease, lockLease, lockName, userDigest } from "./record.ts";
 
 export type AcquireResult =
@@ -295,6 +296,17 @@ export class LockStore {
 
   async deleteClosingMark(transaction: string): Promise<void> {
     await this.deleteLease(closingName(transaction));
+  }
+
+  /** Every replica's pulse Lease (pulse.ts): name and version, which changes every beat while its replica lives. */
+  async pulses(): Promise<{ name: string; resourceVersion: string }[]> {
+    const list = await this.client.get<ObjectList<LeaseObject>>(this.leases, { query: { labelSelector: `${LABEL_ROLE}=${PULSE_ROLE}` } });
+    return list.items.map((lease) => ({ name: lease.metadata?.name ?? "", resourceVersion: lease.metadata?.resourceVersion ?? "" }));
+  }
+
+  /** Deletes a pulse Lease if it is still at `resourceVersion` (its replica has not beaten since). */
+  async deletePulse(name: string, resourceVersion: string): Promise<void> {
+    await this.deleteLease(name, resourceVersion);
   }
 
   /** Every heartbeat Lease's transaction. */

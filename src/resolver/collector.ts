@@ -19,6 +19,13 @@ import { closingName } from "../locks/record.ts";
 import type { Leftover } from "./gc.ts";
 import { CLOSING_MARK_KEEP_MS, EligibleSince, eligibility, expiredRecords, failedCount, overdueLocks, waitFor } from "./gc.ts";
 
+/**
+ * A pulse Lease (locks/pulse.ts) unchanged this long belongs to a replica
+ * that is gone (a rollout replaces every pod, each with a pulse of its
+ * own); a live one changes every second.
+ */
+const DEAD_PULSE_MS = 10 * 60_000;
+
 /** Deletes run this many at a time. */
 const PARALLEL_DELETES = 8;
 
@@ -41,6 +48,7 @@ export class GarbageCollector {
   private readonly o: CollectorOptions;
   private readonly leftoversSince = new EligibleSince();
   private readonly recordsSince = new EligibleSince();
+  private readonly pulsesSince = new EligibleSince();
 
   constructor(options: CollectorOptions) {
     this.o = options;
@@ -60,7 +68,7 @@ export class GarbageCollector {
     this.o.metrics.locksHeld(locks.length);
     this.o.metrics.locksOverdue(overdueLocks(locks, byId, this.o.clock.now(), this.o.limits()));
     this.o.metrics.failedTransactions(failedCount(records));
-    const removed = doomed.length + expired.length;
+    const removed = doomed.length + expired.length + (await this.collectPulses());
     if (removed > 0) this.o.logger.info({ leftovers: doomed.length, records: expired.length }, "garbage collected");
     return removed;
   }
@@ -113,6 +121,17 @@ export class GarbageCollector {
     this.recordsSince.retain(new Set(resolved.map((tx) => tx.metadata?.name ?? "")));
     const isDue = (tx: Transaction): boolean => this.recordsSince.due(tx.metadata?.name ?? "", now, retentionMs);
     return expiredRecords(records, isDue, this.o.limits().maxRecords);
+  }
+
+  /** Removes the pulses of replicas that are gone: each one unchanged (same version) for DEAD_PULSE_MS on this process's clock. */
+  private async collectPulses(): Promise<number> {
+    const now = this.o.clock.monotonic();
+    const pulses = await this.o.locks.pulses();
+    const key = (p: { name: string; resourceVersion: string }): string => `${p.name}@${p.resourceVersion}`;
+    this.pulsesSince.retain(new Set(pulses.map(key)));
+    const dead = pulses.filter((p) => this.pulsesSince.due(key(p), now, DEAD_PULSE_MS));
+    await mapLimit(dead, PARALLEL_DELETES, (p) => this.o.locks.deletePulse(p.name, p.resourceVersion));
+    return dead.length;
   }
 
   private async remove(l: Listed): Promise<void> {

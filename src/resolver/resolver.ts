@@ -606,7 +606,7 @@ export class Resolver {
     const outcomes = givenUp ? at.outcomes.map((o): RestoreOutcome => (o.kind === "retry" ? { kind: "impossible", detail: o.detail } : o)) : at.outcomes;
     // An Event for each object a pass touched, as it touches it: a later pass finds nothing left to do.
     await this.o.events.rolledBack(tx, locks, outcomes);
-    const members = mergeSummaries(tx.status?.members, locks.map((lock, i) => restoredSummary(lock, outcomes[i] as RestoreOutcome)));
+    const members = withoutUnused(mergeSummaries(tx.status?.members, locks.map((lock, i) => restoredSummary(lock, outcomes[i] as RestoreOutcome))), locks, outcomes);
     if (at.garbled.length > 0 || members.some((m) => m.outcome === "Failed")) return this.fail(id, tx, { locks, outcomes, members, garbled: at.garbled });
     if (outcomes.some((o) => o.kind === "retry")) return this.retryLater(id, tx, members);
     if (this.holding(tx, at.held, at.now) || this.stillRefusing(id, tx, at.now)) {
@@ -694,7 +694,7 @@ export class Resolver {
   private async finishRollback(id: string, tx: Transaction, done: { locks: LockRecord[]; outcomes: RestoreOutcome[]; members: MemberSummary[] }): Promise<void> {
     const kept = done.members.filter((m) => m.conflicts?.length || m.outcome === "Conflict");
     const rolledBack = await this.transition(id, ["RollingBack"], "RolledBack", {
-      members: done.members, memberCount: done.locks.length, resolvedAt: this.wallTime(),
+      members: done.members, memberCount: done.members.length, resolvedAt: this.wallTime(),
       ...(kept.length ? { conflicts: kept.map((m) => `${describeRef(m)}: ${m.conflicts?.join(", ") ?? m.message ?? ""}`) } : {}),
     });
     if (!rolledBack) return;
@@ -823,6 +823,19 @@ function mergeSummaries(earlier: readonly MemberSummary[] | undefined, now: read
     return old && (m.outcome === "NotPersisted" || m.outcome === "Unchanged") && old.outcome !== "NotPersisted" ? old : m;
   });
   return merged.reverse();
+}
+
+/**
+ * The summaries without the prepared creates that were never written
+ * (resolver/prepare.ts locked them; kubectl never created them, or the
+ * apiserver refused the create before admission): a lock is no member
+ * until a write of it is, and the record lists writes. One restored on an
+ * earlier pass stays (mergeSummaries kept its Restored).
+ */
+function withoutUnused(members: MemberSummary[], locks: readonly LockRecord[], outcomes: readonly RestoreOutcome[]): MemberSummary[] {
+  const key = (m: { group: string; resource: string; namespace?: string; name: string }): string => `${m.group}/${m.resource}/${m.namespace ?? ""}/${m.name}`;
+  const unused = new Set(locks.filter((l, i) => l.member.prepared && outcomes[i]?.kind === "unchanged").map((l) => key(l.member.ref)));
+  return members.filter((m) => !(m.outcome === "NotPersisted" && unused.has(key(m))));
 }
 
 /** The members' namespaces, for `kubectl tx list -n` before the record lists its members. */
