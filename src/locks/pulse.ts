@@ -100,7 +100,8 @@ export class Pulse {
     const annotations = { [ANNOTATION_BEAT]: `${this.epoch}/${beat}` };
     const renewTime = microTime(this.o.clock.now());
     try {
-      await this.o.client.mergePatch(`${this.path}/${this.name}`, { metadata: { annotations }, spec: { renewTime } });
+      // An unconditional update (the Lease allows one): kubetx's Role has update, not patch, on Leases.
+      await this.o.client.replace(`${this.path}/${this.name}`, this.lease(annotations, renewTime));
     } catch (error) {
       if (!(error instanceof NotFound)) throw error;
       await this.o.client.create(this.path, this.lease(annotations, renewTime));

@@ -79,10 +79,10 @@ describe("the pulse", () => {
       if (deliver.on) leases.set(name, { metadata: { name, annotations } });
     };
     const client = {
-      mergePatch: (_path: string, patch: { metadata: { annotations: Record<string, string> } }) => {
-        if (!leases.has(name) && deliver.on) return Promise.reject(new NotFound({ status: 404, reason: "NotFound", message: "not found", method: "PATCH", path: _path }));
-        store(patch.metadata.annotations);
-        return Promise.resolve({});
+      replace: (_path: string, body: KubeObject) => {
+        if (!leases.has(name) && deliver.on) return Promise.reject(new NotFound({ status: 404, reason: "NotFound", message: "not found", method: "PUT", path: _path }));
+        store(body.metadata?.annotations ?? {});
+        return Promise.resolve(body);
       },
       create: (_path: string, body: KubeObject) => {
         store(body.metadata?.annotations ?? {});
