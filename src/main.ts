@@ -186,7 +186,7 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
   const quietMs = (): number => effectiveQuietMs(limits().quietWindowMs, timing);
   const access = new CachedAccess(client, clock);
   const namespaces = new NamespaceLabels(client, logger);
-  const pulse = new Pulse({ client, namespace: config.namespace, identity: config.identity, clock, cache: leases });
+  const pulse = new Pulse({ client, namespace: config.namespace, identity: config.identity, clock, cache: leases, logger });
   const coordinator = new Coordinator({ store, locks, journal, clock, identity: config.identity, limits, quietMs, metrics, access, pulse });
   const sessions = new Sessions(sessionStore, store, clock, quietMs);
   const failures = { sessions, store, coordinator, logger, quietMs };

@@ -19,6 +19,7 @@ import type { KubeClient, KubeObject } from "../kube/index.ts";
 import { NotFound } from "../kube/index.ts";
 import { LABEL_ROLE } from "../kube/vocabulary.ts";
 import type { Clock } from "../telemetry/clock.ts";
+import type { Logger } from "../telemetry/logger.ts";
 import { microTime, pause } from "../telemetry/clock.ts";
 import type { LeaseCache } from "./store.ts";
 
@@ -51,6 +52,7 @@ export interface PulseOptions {
   readonly clock: Clock;
   readonly cache: Pick<LeaseCache, "ready" | "get">;
   readonly periodMs?: number;
+  readonly logger?: Pick<Logger, "warn">;
 }
 
 export class Pulse {
@@ -59,6 +61,8 @@ export class Pulse {
   private readonly path: string;
   private readonly sent = new Map<number, number>();
   private beat = 0;
+  /** The pulse Lease's resourceVersion as this process last wrote or read it; unknown after a failure. */
+  private version: string | undefined;
   /** A random start, so a restarted replica never takes its predecessor's beat for one of its own. */
   private readonly epoch = createHash("sha256").update(`${Math.random()}${Date.now()}`).digest("hex").slice(0, 8);
 
@@ -68,10 +72,17 @@ export class Pulse {
     this.path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(options.namespace)}/leases`;
   }
 
-  /** Beats until `signal` aborts; a beat that fails is simply not seen, and the cache counts as older. */
+  /** Beats until `signal` aborts; a beat that fails is not seen, the cache counts as older, and the first failure of a run of them is logged. */
   async run(signal: AbortSignal): Promise<void> {
+    let failing = false;
     while (!signal.aborted) {
-      await this.send().catch(() => undefined);
+      try {
+        await this.send();
+        failing = false;
+      } catch (error) {
+        if (!failing && !signal.aborted) this.o.logger?.warn({ err: error }, "could not write this replica's pulse Lease; creates of prepared transactions take the usual path until it works again");
+        failing = true;
+      }
       await pause(this.o.periodMs ?? PULSE_PERIOD_MS, signal);
     }
   }
@@ -97,14 +108,17 @@ export class Pulse {
     // Noted before the write leaves: the cache holding this beat holds everything written before this moment.
     this.sent.set(beat, this.o.clock.monotonic());
     this.sent.delete(beat - REMEMBERED_BEATS);
-    const annotations = { [ANNOTATION_BEAT]: `${this.epoch}/${beat}` };
-    const renewTime = microTime(this.o.clock.now());
+    const body = this.lease({ [ANNOTATION_BEAT]: `${this.epoch}/${beat}` }, microTime(this.o.clock.now()));
     try {
-      // An unconditional update (the Lease allows one): kubetx's Role has update, not patch, on Leases.
-      await this.o.client.replace(`${this.path}/${this.name}`, this.lease(annotations, renewTime));
+      // An update (kubetx's Role has update, not patch, on Leases), of the version this process last wrote or read.
+      this.version ??= (await this.o.client.get<KubeObject>(`${this.path}/${this.name}`)).metadata?.resourceVersion;
+      body.metadata = { ...body.metadata, resourceVersion: this.version ?? "" };
+      this.version = (await this.o.client.replace<KubeObject>(`${this.path}/${this.name}`, body)).metadata?.resourceVersion;
     } catch (error) {
+      this.version = undefined;
       if (!(error instanceof NotFound)) throw error;
-      await this.o.client.create(this.path, this.lease(annotations, renewTime));
+      const { resourceVersion: _none, ...metadata } = body.metadata ?? {};
+      this.version = (await this.o.client.create<KubeObject>(this.path, { ...body, metadata })).metadata?.resourceVersion;
     }
   }
 

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import { selfSubject } from "../../src/kube/identity.ts";
@@ -149,6 +150,14 @@ describe("prepared transactions (kubectl tx apply)", () => {
     const tx = await waitResolved(admin, id, 60_000);
     expect(tx.status?.phase).toBe("RolledBack");
     expect((await readOrUndefined(admin, `${cms}/raced`))?.data).toEqual({ by: "admin" });
+  });
+
+  it("still admits prepared creates from memory long after the engine started (its pulse keeps beating)", async () => {
+    await sleep(4_000);
+    const names = ["later-a", "later-b", "later-c"];
+    const result = await plugin.tx(["apply", "-f", await manifest("later", names.map((n) => configMap(ns, n, { value: n })))]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(creates(names).map((r) => r.calls).slice(1)).toEqual([0, 0]);
   });
 
   it("refuses a record whose spec.prepare claims groups its creator is not in", async () => {

@@ -78,15 +78,19 @@ describe("the pulse", () => {
     const store = (annotations: Record<string, string>): void => {
       if (deliver.on) leases.set(name, { metadata: { name, annotations } });
     };
+    let version = 0;
     const client = {
+      get: (_path: string) => (leases.has(name) ? Promise.resolve({ metadata: { name, resourceVersion: String(version) } }) : Promise.reject(new NotFound({ status: 404, reason: "NotFound", message: "not found", method: "GET", path: _path }))),
       replace: (_path: string, body: KubeObject) => {
-        if (!leases.has(name) && deliver.on) return Promise.reject(new NotFound({ status: 404, reason: "NotFound", message: "not found", method: "PUT", path: _path }));
-        store(body.metadata?.annotations ?? {});
-        return Promise.resolve(body);
+        if (body.metadata?.resourceVersion !== String(version)) return Promise.reject(new Error(`409: resourceVersion ${body.metadata?.resourceVersion ?? "none"}, not ${version}`));
+        version += 1;
+        store(body.metadata.annotations ?? {});
+        return Promise.resolve({ metadata: { resourceVersion: String(version) } });
       },
       create: (_path: string, body: KubeObject) => {
+        version += 1;
         store(body.metadata?.annotations ?? {});
-        return Promise.resolve(body);
+        return Promise.resolve({ metadata: { resourceVersion: String(version) } });
       },
     };
     return { client: client as unknown as KubeClient, deliver };
@@ -97,11 +101,18 @@ describe("the pulse", () => {
     const leases = new Map<string, KubeObject>();
     const name = pulseName("replica-a");
     const { client, deliver } = landing(leases, name);
-    const pulse = new Pulse({ client, namespace: "kubetx-system", identity: "replica-a", clock, cache: cacheOf(leases), periodMs: 1_000 });
+    const pulse = new Pulse({ client, namespace: "kubetx-system", identity: "replica-a", clock, cache: cacheOf(leases), periodMs: 1_000, logger: { warn: () => undefined } });
     expect(pulse.fresh(3_000)).toBe(false);
     const stop = new AbortController();
     const running = pulse.run(stop.signal);
     await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(pulse.fresh(3_000)).toBe(true);
+    // Later beats update the Lease it created, at the version it last wrote: they land too.
+    clock.advance(2_500);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(pulse.fresh(3_000)).toBe(true);
+    clock.advance(2_500);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     expect(pulse.fresh(3_000)).toBe(true);
     // The watch stops delivering (a broken stream, a paused replica): the last beat it holds grows old.
     deliver.on = false;
