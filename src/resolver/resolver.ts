@@ -42,11 +42,14 @@ import { Election } from "./election.ts";
 import { GarbageCollector } from "./collector.ts";
 import { executeUndo, planUndo } from "./undo.ts";
 import type { PrepareDeps } from "./prepare.ts";
+import { readMany } from "./read-many.ts";
 import { awaitsPrepare, prepareTransaction } from "./prepare.ts";
 import { PREPARED_HOLD_EXTRA_MS } from "../locks/pulse.ts";
 
 /** Restores and checks run this many at a time: fast for 100 members, gentle on the apiserver. */
 const PARALLEL_MEMBER_WORK = 8;
+/** From this many prepared members of one kind in one namespace, verification lists them instead of reading each. */
+const LIST_FROM = 4;
 /** Transactions advanced at once in one resolver pass. */
 const PARALLEL_TRANSACTIONS = 8;
 /** Leftovers are rare (a replica died mid-cleanup); looking for them every 40 passes (10 s by default) is plenty. */
@@ -497,7 +500,8 @@ export class Resolver {
       return;
     }
     const live = new Map<string, KubeObject | undefined>();
-    const checks = await mapLimit(members.locks, PARALLEL_MEMBER_WORK, (lock) => this.check(id, lock, { tx, journal, now, live }));
+    const listed = await this.listPrepared(id, members.locks, journal);
+    const checks = await mapLimit(members.locks, PARALLEL_MEMBER_WORK, (lock) => this.check(id, lock, { tx, journal, now, live, listed }));
     const decision = decideVerify(checks, now, { graceMs: this.o.timing.persistGraceMs + this.sinkDelayMs(), errorGraceMs: VERIFY_ERROR_GRACE_MS });
     if (decision.next === "Verifying") return;
     // Asked after the reads: a process paused across an apiserver restart learns of the gap only once it runs again.
@@ -531,14 +535,26 @@ export class Resolver {
    * One member's state: the request's own outcome where the audit sink
    * reported it, the live object otherwise (and once the report is overdue).
    */
-  private async check(id: string, lock: LockRecord, at: { tx: Transaction | undefined; journal: ReadonlyMap<string, StoredEntry>; now: number; live: Map<string, KubeObject | undefined> }): Promise<MemberCheck> {
+  /**
+   * The objects of prepared creates admitted from memory (no journal entry:
+   * only their metadata is judged, transactions/verify.ts), read several of
+   * a kind and namespace by one consistent list. Empty when the list
+   * fails: each member is then read on its own, with its own errors.
+   */
+  private async listPrepared(id: string, locks: readonly LockRecord[], journal: ReadonlyMap<string, StoredEntry>): Promise<ReadonlyMap<string, KubeObject | undefined>> {
+    const prepared = locks.filter((l) => l.member.prepared && !journal.has(journalName(id, l.member.ref)));
+    const found = await readMany(this.o.client, prepared.map((l) => l.member.ref), { listFrom: LIST_FROM, parallel: PARALLEL_MEMBER_WORK }).catch(() => new Map<string, KubeObject | undefined>());
+    return new Map(prepared.filter((l) => found.has(objectPath(l.member.ref))).map((l) => [l.name, found.get(objectPath(l.member.ref))]));
+  }
+
+  private async check(id: string, lock: LockRecord, at: { tx: Transaction | undefined; journal: ReadonlyMap<string, StoredEntry>; now: number; live: Map<string, KubeObject | undefined>; listed: ReadonlyMap<string, KubeObject | undefined> }): Promise<MemberCheck> {
     const seen = this.observe(id);
     const first = seen.firstChecked.get(lock.name) ?? at.now;
     seen.firstChecked.set(lock.name, first);
     const describe = describeRef(lock.member.ref);
     let object: KubeObject | undefined;
     try {
-      object = await this.readLive(lock);
+      object = at.listed.has(lock.name) ? at.listed.get(lock.name) : await this.readLive(lock);
     } catch (error) {
       if (!(error instanceof KubeError)) throw error;
       return { describe, state: "error", detail: `${error.status} ${error.reason}`, firstCheckedAt: first };
