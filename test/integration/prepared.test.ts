@@ -160,6 +160,17 @@ describe("prepared transactions (kubectl tx apply)", () => {
     expect(creates(names).map((r) => r.calls).slice(1)).toEqual([0, 0]);
   });
 
+  it("with --no-prepare, asks for no prepare: each create locks on its own request path", async () => {
+    const names = ["plain-a", "plain-b"];
+    const result = await plugin.tx(["apply", "--no-prepare", "-f", await manifest("plain", names.map((n) => configMap(ns, n, { value: n })))]);
+    expect(result.code, result.stderr).toBe(0);
+    const tx = await waitResolved(admin, announcedId(result.stderr));
+    expect(tx.status?.phase).toBe("Committed");
+    expect(tx.spec.prepare).toBeUndefined();
+    expect(tx.status?.prepared).toBeUndefined();
+    expect(creates(names).every((r) => r.calls >= 1)).toBe(true);
+  });
+
   it("refuses a record whose spec.prepare claims groups its creator is not in", async () => {
     const create = alice.create(transactionPath(), newTransaction("t-6a7b8c9d", {
       user: "alice", mode: "plugin", clientState: "Applying", clientHeartbeat: 0,

@@ -87,6 +87,11 @@ describe("kubectl tx arguments", () => {
     expect(usageMessage(["apply", "-f", "a", "--dry-run=all"])).toContain("--dry-run must be none, server or client, got 'all'");
   });
 
+  it("prepares unless --no-prepare says not to", () => {
+    expect(apply("-f", "a.yaml")).not.toHaveProperty("prepare");
+    expect(apply("-f", "a.yaml", "--no-prepare")).toMatchObject({ prepare: false });
+  });
+
   it("takes server-side apply's flags, --force-conflicts only with --server-side", () => {
     expect(apply("-f", "a.yaml", "--server-side", "--force-conflicts", "--field-manager", "ci")).toMatchObject({ serverSide: true, forceConflicts: true, fieldManager: "ci" });
     expect(apply("-f", "a.yaml")).not.toHaveProperty("serverSide");

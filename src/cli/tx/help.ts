@@ -82,7 +82,12 @@ Flags:
                            use
       --no-prepare         do not ask kubetx to prepare (step 2): every
                            write locks as kubectl makes it, as with an
-                           annotated plain kubectl apply
+                           annotated plain kubectl apply. A prepared
+                           transaction that rolls back keeps its locks
+                           the late-write window plus 8 s (18 s by
+                           default) before kubetx reports it; one not
+                           prepared reports at once when all its writes
+                           are accounted for
       --kubeconfig FILE    the kubeconfig for kubectl and for kubectl tx
       --context NAME       the kubeconfig context to use
 Other kubectl flags are not accepted.
