@@ -74,6 +74,23 @@ describe("prepared transactions (kubectl tx apply)", () => {
     return file;
   }
 
+  /**
+   * Opens a plugin transaction as `user` that asks kubetx to prepare the
+   * ConfigMap `name`, as kubectl tx apply does, and waits until it is
+   * prepared; its heartbeat never changes, so it rolls back (ClientLost)
+   * unless its client says otherwise.
+   */
+  async function openPrepared(as: KubeClient, user: string, name: string): Promise<string> {
+    const id = `t-${randomBytes(4).toString("hex")}`;
+    const groups = (await selfSubject(as))?.groups ?? [];
+    await as.create(transactionPath(), newTransaction(id, {
+      user, mode: "plugin", clientState: "Applying", clientHeartbeat: 0,
+      prepare: { members: [{ apiVersion: "v1", kind: "ConfigMap", namespace: ns, name }], groups },
+    }));
+    await until(`${user}'s transaction prepared`, async () => ((await admin.get<Transaction>(transactionPath(id))).status?.preparedMembers === 1 ? true : undefined));
+    return id;
+  }
+
   function creates(names: readonly string[]): Review[] {
     return reviews.filter((r) => r.operation === "CREATE" && names.includes(r.name));
   }
@@ -113,13 +130,7 @@ describe("prepared transactions (kubectl tx apply)", () => {
 
   it("fails the apply before kubectl writes anything when another transaction has locked one of its objects", async () => {
     // Bob's own prepared transaction locks held-x (it stays open until its missing heartbeat rolls it back).
-    const bobs = `t-${randomBytes(4).toString("hex")}`;
-    const groups = (await selfSubject(bob))?.groups ?? [];
-    await bob.create(transactionPath(), newTransaction(bobs, {
-      user: "bob", mode: "plugin", clientState: "Applying", clientHeartbeat: 0,
-      prepare: { members: [{ apiVersion: "v1", kind: "ConfigMap", namespace: ns, name: "held-x" }], groups },
-    }));
-    await until("bob's transaction prepared", async () => ((await admin.get<Transaction>(transactionPath(bobs))).status?.preparedMembers === 1 ? true : undefined));
+    const bobs = await openPrepared(bob, "bob", "held-x");
     const file = await manifest("held", [configMap(ns, "held-y", { y: "1" }), configMap(ns, "held-x", { x: "1" })]);
     const result = await plugin.tx(["apply", "-f", file]);
     expect(result.code).toBe(1);
@@ -135,13 +146,7 @@ describe("prepared transactions (kubectl tx apply)", () => {
   });
 
   it("refuses the write of a prepared object someone else created meanwhile, and its rollback leaves that object alone", async () => {
-    const id = `t-${randomBytes(4).toString("hex")}`;
-    const groups = (await selfSubject(alice))?.groups ?? [];
-    await alice.create(transactionPath(), newTransaction(id, {
-      user: "alice", mode: "plugin", clientState: "Applying", clientHeartbeat: 0,
-      prepare: { members: [{ apiVersion: "v1", kind: "ConfigMap", namespace: ns, name: "raced" }], groups },
-    }));
-    await until("alice's transaction prepared", async () => ((await admin.get<Transaction>(transactionPath(id))).status?.preparedMembers === 1 ? true : undefined));
+    const id = await openPrepared(alice, "alice", "raced");
     // The admin is exempt from every policy here: kubetx does not stop the create.
     await admin.create(cms, configMap(ns, "raced", { by: "admin" }));
     const write = alice.mergePatch(`${cms}/raced`, { metadata: { annotations: { "kubetx.io/transaction": id } }, data: { by: "alice" } });
