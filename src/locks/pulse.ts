@@ -9,8 +9,8 @@
  * Admission of a prepared create makes no apiserver call and relies on the
  * cache to say that its transaction has no closing mark; it does so only
  * while the cache is fresher than PREPARED_FRESHNESS_MS, and a rollback
- * holds a prepared transaction's unwritten members long enough for any
- * write admitted that way to land (PREPARED_HOLD_EXTRA_MS).
+ * holds a prepared transaction's locks long enough for any write admitted
+ * that way to land (PREPARED_HOLD_EXTRA_MS).
  * A replica paused (SIGSTOP, a GC stall) wakes with an old beat and admits
  * nothing from memory until its watch has caught up.
  */
@@ -22,17 +22,18 @@ import type { Clock } from "../telemetry/clock.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import { microTime, pause } from "../telemetry/clock.ts";
 import type { LeaseCache } from "./store.ts";
+import { WEBHOOK_TIMEOUT_SECONDS } from "../webhooks/configurations.ts";
 
 export const PULSE_ROLE = "pulse";
 const ANNOTATION_BEAT = "kubetx.io/beat";
 export const PULSE_PERIOD_MS = 1_000;
 /** The oldest cache a prepared create is admitted from. */
 export const PREPARED_FRESHNESS_MS = 3_000;
-/** The apiserver waits this long for kubetx's answer (webhooks.ts timeoutSeconds), then fails the request. */
-export const WEBHOOK_TIMEOUT_MS = 5_000;
+/** The apiserver waits this long for kubetx's answer (the timeoutSeconds kubetx writes into its webhook configurations), then fails the request. */
+export const WEBHOOK_TIMEOUT_MS = WEBHOOK_TIMEOUT_SECONDS * 1000;
 /**
  * How much longer than the late-write window a rollback of a prepared
- * transaction holds its unwritten members: a create admitted from a cache
+ * transaction holds its locks: a create admitted from a cache
  * that had not yet seen the closing mark was admitted at most
  * PREPARED_FRESHNESS_MS after the mark, and its answer reached the
  * apiserver within its webhook timeout.

@@ -532,10 +532,6 @@ export class Resolver {
   }
 
   /**
-   * One member's state: the request's own outcome where the audit sink
-   * reported it, the live object otherwise (and once the report is overdue).
-   */
-  /**
    * The objects of prepared creates admitted from memory (no journal entry:
    * only their metadata is judged, transactions/verify.ts), read several of
    * a kind and namespace by one consistent list. Empty when the list
@@ -547,6 +543,10 @@ export class Resolver {
     return new Map(prepared.filter((l) => found.has(objectPath(l.member.ref))).map((l) => [l.name, found.get(objectPath(l.member.ref))]));
   }
 
+  /**
+   * One member's state: the request's own outcome where the audit sink
+   * reported it, the live object otherwise (and once the report is overdue).
+   */
   private async check(id: string, lock: LockRecord, at: { tx: Transaction | undefined; journal: ReadonlyMap<string, StoredEntry>; now: number; live: Map<string, KubeObject | undefined>; listed: ReadonlyMap<string, KubeObject | undefined> }): Promise<MemberCheck> {
     const seen = this.observe(id);
     const first = seen.firstChecked.get(lock.name) ?? at.now;
