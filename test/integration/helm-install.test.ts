@@ -22,6 +22,7 @@ import { loadConfig } from "../../src/config/config.ts";
 import { JOURNAL_ROLE } from "../../src/journal/journal.ts";
 import { LABEL_ROLE, LABEL_TRANSACTION } from "../../src/kube/vocabulary.ts";
 import { CLOSING_ROLE, HEARTBEAT_ROLE, LOCK_ROLE } from "../../src/locks/record.ts";
+import { PULSE_ROLE } from "../../src/locks/pulse.ts";
 import { SESSION_ROLE } from "../../src/locks/sessions.ts";
 import { installUserRole } from "../../src/devcluster/install.ts";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
@@ -44,7 +45,7 @@ const WEBHOOK_CONFIGURATIONS = [
 ];
 const ENABLED = { "kubetx.io/enabled": "true" };
 /** The runtime objects kubetx writes in its namespace, by kind and role, as charts/kubetx/README.md "Uninstalling" lists them. */
-const RUNTIME_ROLES: Readonly<Record<string, readonly string[]>> = { Lease: [LOCK_ROLE, HEARTBEAT_ROLE, SESSION_ROLE, CLOSING_ROLE], Secret: [JOURNAL_ROLE] };
+const RUNTIME_ROLES: Readonly<Record<string, readonly string[]>> = { Lease: [LOCK_ROLE, HEARTBEAT_ROLE, SESSION_ROLE, CLOSING_ROLE, PULSE_ROLE], Secret: [JOURNAL_ROLE] };
 const RUNTIME_COLLECTIONS = { Lease: `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases`, Secret: `/api/v1/namespaces/${NAMESPACE}/secrets` };
 /** The two commands charts/kubetx/README.md gives for what helm uninstall leaves: kubetx's runtime objects, and everything. */
 const REMOVE_RUNTIME = ["-n", NAMESPACE, "delete", "leases,secrets", "-l", LABEL_ROLE];

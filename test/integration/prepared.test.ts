@@ -176,6 +176,18 @@ describe("prepared transactions (kubectl tx apply)", () => {
     expect(creates(names).every((r) => r.calls >= 1)).toBe(true);
   });
 
+  it("with -l, prepares nothing and commits what the selector picked: kubectl skips the rest", async () => {
+    const picked = configMap(ns, "sel-web", { value: "w" }, { labels: { app: "web" } });
+    const skipped = configMap(ns, "sel-db", { value: "d" }, { labels: { app: "db" } });
+    const result = await plugin.tx(["apply", "-l", "app=web", "-f", await manifest("selected", [picked, skipped])]);
+    expect(result.code, result.stderr).toBe(0);
+    const tx = await waitResolved(admin, announcedId(result.stderr));
+    expect(tx.status?.phase).toBe("Committed");
+    expect(tx.spec.prepare).toBeUndefined();
+    expect(tx.status?.members?.map((m) => m.name)).toEqual(["sel-web"]);
+    expect(await readOrUndefined(admin, `${cms}/sel-db`)).toBeUndefined();
+  });
+
   it("refuses a record whose spec.prepare claims groups its creator is not in", async () => {
     const create = alice.create(transactionPath(), newTransaction("t-6a7b8c9d", {
       user: "alice", mode: "plugin", clientState: "Applying", clientHeartbeat: 0,

@@ -539,6 +539,13 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       expect((api.calls[1]?.body as Transaction).spec.prepare?.members.map((m) => m.namespace)).toEqual(["shop", "team-a"]);
     });
 
+    it("asks for no prepare with -l: kubectl applies only what the selector matches", async () => {
+      api.verdict = () => ({ phase: "Committed", memberCount: 1 });
+      await runApply(options({ prepare: true, selector: "app=web" }), deps());
+      expect((api.calls[1]?.body as Transaction).spec.prepare).toBeUndefined();
+      expect(runs).toHaveLength(1);
+    });
+
     it("runs no kubectl when kubetx refuses the prepare, says why, and reports the rollback", async () => {
       api.prepared = () => ({ phase: "Open", failure: "it could not be prepared: configmaps shop/a is locked by transaction t-99999999 (bob) since 10:00:00 UTC; retry in a minute. Nothing was written" });
       api.verdict = () => ({ phase: "RolledBack", reason: "MemberFailed", message: "nothing was written" });

@@ -127,9 +127,13 @@ async function transact(client: KubeClient, t: Transact): Promise<number> {
   return report(client, resolved, t);
 }
 
-/** What kubetx is asked to prepare, unless --no-prepare. */
+/**
+ * What kubetx is asked to prepare, unless --no-prepare. Not with -l: kubectl
+ * then applies only the objects its selector matches, and a prepared object
+ * kubectl never creates would count as a write that did not persist.
+ */
 function preparing(client: KubeClient, t: Transact, groups: readonly string[]): PrepareSpec | undefined {
-  if (t.options.prepare === false) return undefined;
+  if (t.options.prepare === false || t.options.selector !== undefined) return undefined;
   return prepareSpec(t.objects, t.options.namespace ?? client.namespace ?? "default", groups);
 }
 

@@ -21,7 +21,7 @@ What it does:
      (spec.prepare), and waits while kubetx prepares it: kubetx locks every
      object that does not exist yet, in a namespace a policy covers for
      you, so that kubectl's creates are admitted without a call to the
-     apiserver. If another transaction holds one of them, kubectl does not
+     apiserver (not with -l, which applies only part of the objects). If another transaction holds one of them, kubectl does not
      run, nothing is written, and the transaction rolls back. (A kubetx
      that has not prepared it within 10 s: kubectl runs unprepared.)
   3. Runs the real kubectl apply on a private copy of the objects, each with
