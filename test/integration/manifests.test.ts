@@ -24,12 +24,20 @@ import { createOrReplace } from "../../src/kube/index.ts";
 import type { WebhookServer } from "../../src/main.ts";
 import { startWebhookServer } from "../../src/main.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
+import { createMetrics } from "../../src/telemetry/metrics.ts";
+import { PREPARED_FRESHNESS_MS } from "../../src/locks/pulse.ts";
+import { installPlugin } from "../support/plugin.ts";
 import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
 import { FAST, unregister } from "../support/engine.ts";
 import { configMap, inTransaction, leftovers, waitResolved, yamlOf } from "../support/objects.ts";
 import { machineAddress, removeDevBinding, removeSlice, restoreDevBinding, routeServiceTo } from "../support/service-route.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
+
+/** kubetx_prepared_admissions_total in a /metrics rendering. */
+function preparedAdmissions(rendered: string): number {
+  return Number(/^kubetx_prepared_admissions_total (\d+)/m.exec(rendered)?.[1] ?? "0");
+}
 const MANIFESTS = path.join(REPO, "manifests");
 const INSTALL = path.join(REPO, "webhook-certs", "install.sh");
 const ENABLED = { "kubetx.io/enabled": "true" };
@@ -93,6 +101,8 @@ describe("installing kubetx from manifests/", () => {
   let certs: string;
   let engine: WebhookServer | undefined;
   let devBinding: KubeObject | undefined;
+  /** The engine's metrics, read by the story of prepared creates. */
+  const metrics = createMetrics();
   // Created before the webhook configurations exist: until an engine
   // answers, they refuse every covered write (failurePolicy Fail), also the
   // editors' RoleBinding that createNamespace waits for.
@@ -210,6 +220,7 @@ describe("installing kubetx from manifests/", () => {
       host,
       port: 0,
       logger: silentLogger(),
+      metrics,
       config: loadConfig(FAST),
       // The apiserver presents its client certificate to the Service's
       // address too (the test cluster's WebhookAdmission kubeconfig covers
@@ -232,6 +243,27 @@ describe("installing kubetx from manifests/", () => {
     expect(tx.spec.user).toBe("alice");
     expect(tx.status?.members?.map((m) => m.name).sort()).toEqual(["via-service-a", "via-service-b"]);
     expect(await leftoversOnceReleased(admin, id)).toEqual([]);
+  });
+
+  it("prepares kubectl tx apply's creates and admits them from memory with only the manifests' RBAC (its pulse Lease, reviews, discovery)", async () => {
+    // Past the pulse's freshness bound: the later beats, not only the first, must get through the Role.
+    await sleep(PREPARED_FRESHNESS_MS + 500);
+    const plugin = await installPlugin();
+    try {
+      const file = path.join(certs, "prepared.yaml");
+      await writeFile(file, yamlOf(["p-1", "p-2", "p-3", "p-4", "p-5"].map((n) => configMap(ns, n, { v: n }))));
+      const before = preparedAdmissions(await metrics.render());
+      const applied = await plugin.tx(["apply", "-f", file]);
+      expect(applied.code, applied.stderr).toBe(0);
+      const id = /as transaction (t-[0-9a-f]{8})/.exec(applied.stderr)?.[1] ?? "";
+      const tx = await waitResolved(admin, id);
+      expect(tx.status?.phase).toBe("Committed");
+      expect(tx.status?.preparedMembers).toBe(5);
+      expect(preparedAdmissions(await metrics.render()) - before).toBe(5);
+      expect(await leftoversOnceReleased(admin, id)).toEqual([]);
+    } finally {
+      await plugin.remove();
+    }
   });
 
   it("grants the writes kubetx makes to a record's status: update (phase changes) and patch (the audit sink's outcomes and marks, admission's lastActivity)", async () => {
