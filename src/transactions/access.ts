@@ -37,6 +37,8 @@ export class CachedAccess implements AccessChecks {
   private readonly client: KubeClient;
   private readonly clock: Clock;
   private readonly cache = new Map<string, { allowed: boolean; at: number }>();
+  /** Reviews on their way: a prepare asks about 100 objects of one namespace at once, and one review answers them all. */
+  private readonly asking = new Map<string, Promise<boolean>>();
 
   constructor(client: KubeClient, clock: Clock) {
     this.client = client;
@@ -58,8 +60,20 @@ export class CachedAccess implements AccessChecks {
     const now = this.clock.monotonic();
     const hit = this.cache.get(key);
     if (hit && now - hit.at < CACHE_TTL_MS) return hit.allowed;
+    const asked = this.asking.get(key);
+    if (asked) return asked;
+    const asking = this.ask(key, requester, { ...ref, verb }, now);
+    this.asking.set(key, asking);
+    try {
+      return await asking;
+    } finally {
+      this.asking.delete(key);
+    }
+  }
+
+  private async ask(key: string, requester: Subject, ref: ObjectRef & { readonly verb: string }, now: number): Promise<boolean> {
     const allowed = await userMay(this.client, requester, {
-      verb, group: ref.group, version: ref.version, resource: ref.resource,
+      verb: ref.verb, group: ref.group, version: ref.version, resource: ref.resource,
       ...(ref.name ? { name: ref.name } : {}), ...(ref.namespace ? { namespace: ref.namespace } : {}),
     });
     this.cache.delete(key);

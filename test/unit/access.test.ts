@@ -56,4 +56,23 @@ describe("may a requester update what their create would lock", () => {
     await access.mayUpdate({ username: "alice" }, cm("a"));
     expect(asked).toHaveLength(2);
   });
+
+  it("asks once for a hundred objects asked about at the same moment (a prepare's 32 in parallel), and each waits for that answer", async () => {
+    const { client, asked } = authorizer(() => true);
+    const access = new CachedAccess(client, new FakeClock());
+    const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => access.mayCreate({ username: "alice" }, cm(`o-${i}`))));
+    expect(answers.every((a) => a)).toBe(true);
+    expect(asked).toEqual([{ user: "alice" }]);
+  });
+
+  it("asks again after a review that failed, instead of keeping the failure for the others", async () => {
+    let calls = 0;
+    const fake = {
+      create: () => (calls++ === 0 ? Promise.reject(new Error("apiserver restarting")) : Promise.resolve({ status: { allowed: true } })),
+    };
+    const access = new CachedAccess(fake as unknown as KubeClient, new FakeClock());
+    await expect(access.mayCreate({ username: "alice" }, cm("a"))).rejects.toThrow("apiserver restarting");
+    expect(await access.mayCreate({ username: "alice" }, cm("b"))).toBe(true);
+    expect(calls).toBe(2);
+  });
 });
