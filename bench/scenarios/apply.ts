@@ -16,6 +16,7 @@ import { ENABLED, webhook } from "../support/context.ts";
 import { configMapFile } from "../support/manifests.ts";
 import type { WebhookView } from "../support/metrics.ts";
 import { WebhookWindows } from "../support/metrics.ts";
+import type { Seen } from "../support/phases.ts";
 import type { BenchPlugin } from "../support/plugin.ts";
 import { announcedTransaction, installPlugin } from "../support/plugin.ts";
 import { median, round } from "../support/stats.ts";
@@ -44,6 +45,12 @@ export interface ApplyRun {
   readonly exitToCommittedMs?: number;
   /** Plugin: from `kubectl tx apply` starting to its Transaction record appearing on the watch (node start, whoami, record). */
   readonly startToRecordMs?: number;
+  /** Plugin: from the record appearing to kubetx marking it prepared (its locks taken). */
+  readonly recordToPreparedMs?: number;
+  /** Plugin: from prepared to Verifying (kubectl's run, kubectl tx reporting its end, kubetx closing). */
+  readonly preparedToClosedMs?: number;
+  /** Plugin: from Verifying to the verdict (the verifier's reads, the commit). */
+  readonly closedToResolvedMs?: number;
   /** Plugin: from the watch seeing the transaction resolved to `kubectl tx` exiting (its poll, printing the outcome). */
   readonly resolvedToExitMs?: number;
 }
@@ -73,6 +80,9 @@ export interface ApplyComparison extends Comparison {
 
 export interface PluginComparison extends Comparison {
   readonly startToRecordMedianMs: number;
+  readonly recordToPreparedMedianMs: number;
+  readonly preparedToClosedMedianMs: number;
+  readonly closedToResolvedMedianMs: number;
   readonly resolvedToExitMedianMs: number;
 }
 
@@ -142,6 +152,9 @@ export async function measureApply(ctx: BenchContext, options: ApplyOptions): Pr
     plugin: {
       ...(await common("plugin")),
       startToRecordMedianMs: medianOf(runs, "plugin", (r) => r.startToRecordMs),
+      recordToPreparedMedianMs: medianOf(runs, "plugin", (r) => r.recordToPreparedMs),
+      preparedToClosedMedianMs: medianOf(runs, "plugin", (r) => r.preparedToClosedMs),
+      closedToResolvedMedianMs: medianOf(runs, "plugin", (r) => r.closedToResolvedMs),
       resolvedToExitMedianMs: medianOf(runs, "plugin", (r) => r.resolvedToExitMs),
     },
     runs,
@@ -153,7 +166,7 @@ function isPath(kind: Kind): kind is Path {
 }
 
 function runNote(r: ApplyRun): string {
-  if (r.resolvedToExitMs !== undefined) return `, ${r.phase ?? "?"} after ${r.members ?? 0} members; record seen ${r.startToRecordMs ?? "?"} ms after the start, exit ${r.resolvedToExitMs} ms after ${r.phase ?? "?"}`;
+  if (r.resolvedToExitMs !== undefined) return `, ${r.phase ?? "?"} after ${r.members ?? 0} members; record seen ${r.startToRecordMs ?? "?"} ms after the start, prepared ${r.recordToPreparedMs ?? "?"} ms later, Verifying ${r.preparedToClosedMs ?? "?"} ms later, ${r.phase ?? "?"} ${r.closedToResolvedMs ?? "?"} ms later, exit ${r.resolvedToExitMs} ms after that`;
   if (r.exitToCommittedMs !== undefined) return `, kubectl exit -> ${r.phase ?? "?"} ${r.exitToCommittedMs} ms`;
   return "";
 }
@@ -183,10 +196,20 @@ async function pluginApply(ctx: BenchContext, plugin: BenchPlugin, file: string)
   if (result.code !== 0 || !id) throw new Error(`bench: kubectl tx apply failed (exit ${result.code}): ${result.stderr.slice(0, 2000)}\n${result.stdout.slice(-2000)}`);
   const [phase, at] = await ctx.phases.reached(id, ["Committed", "RolledBack", "Failed"], RESOLVE_TIMEOUT_MS);
   const seen = ctx.phases.seen.get(id);
+  return { wallMs: round(exited - started), transaction: id, phase, members: seen?.last?.status?.memberCount ?? 0, ...pluginPhases(seen, { started, resolved: at, exited }) };
+}
+
+/** A plugin apply's phases, as the watch saw them (NaN for one it did not see). */
+function pluginPhases(seen: Seen | undefined, at: { started: number; resolved: number; exited: number }): Pick<ApplyRun, "startToRecordMs" | "recordToPreparedMs" | "preparedToClosedMs" | "closedToResolvedMs" | "resolvedToExitMs"> {
+  const recordAt = seen?.createdAt ?? Number.NaN;
+  const preparedAt = seen?.preparedAt ?? Number.NaN;
+  const closedAt = seen?.phases.get("Verifying") ?? Number.NaN;
   return {
-    wallMs: round(exited - started), transaction: id, phase, members: seen?.last?.status?.memberCount ?? 0,
-    startToRecordMs: round((seen?.createdAt ?? Number.NaN) - started),
-    resolvedToExitMs: round(exited - at),
+    startToRecordMs: round(recordAt - at.started),
+    recordToPreparedMs: round(preparedAt - recordAt),
+    preparedToClosedMs: round(closedAt - preparedAt),
+    closedToResolvedMs: round(at.resolved - closedAt),
+    resolvedToExitMs: round(at.exited - at.resolved),
   };
 }
 

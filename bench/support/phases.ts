@@ -21,6 +21,8 @@ export interface Seen {
   readonly createdAt: number;
   /** performance.now() when each phase was first seen. */
   readonly phases: Map<Phase, number>;
+  /** performance.now() when status.prepared was first seen (kubectl tx apply's prepare done). */
+  preparedAt?: number;
   last?: Transaction;
 }
 
@@ -71,8 +73,7 @@ export class PhaseRecorder {
       this.seen.set(id, entry);
     }
     entry.last = tx;
-    const phase = tx.status?.phase;
-    if (phase && !entry.phases.has(phase)) entry.phases.set(phase, now);
+    noteTimes(entry, tx, now);
     for (const wake of this.waiters) wake();
   }
 
@@ -116,4 +117,11 @@ export class PhaseRecorder {
   unresolved(): string[] {
     return [...this.seen.values()].filter((s) => !TERMINAL_PHASES.has(s.last?.status?.phase ?? "Open")).map((s) => s.id);
   }
+}
+
+/** When the entry's phases, and its prepare, were first seen. */
+function noteTimes(entry: Seen, tx: Transaction, now: number): void {
+  const phase = tx.status?.phase;
+  if (phase && !entry.phases.has(phase)) entry.phases.set(phase, now);
+  if (tx.status?.prepared && entry.preparedAt === undefined) entry.preparedAt = now;
 }

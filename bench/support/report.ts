@@ -106,7 +106,7 @@ function applyLines(a: ApplyResult): string[] {
   const p = a.plugin;
   lines.push("", `2p. kubectl tx apply -f (${n} ConfigMaps, the plugin; it exits after the verdict) vs plain kubectl apply -f, ${a.options.runs} runs each, interleaved`);
   lines.push(`   median wall time: kubectl tx apply ${ms(p.withWebhookMedianMs)}, kubectl apply without webhook ${ms(p.withoutWebhookMedianMs)}, ratio ${p.ratio}`);
-  lines.push(`   median start -> record seen ${ms(p.startToRecordMedianMs)}; resolved -> kubectl tx exit ${ms(p.resolvedToExitMedianMs)}; all committed with ${n} members: ${p.allCommitted}`);
+  lines.push(`   medians: start -> record seen ${ms(p.startToRecordMedianMs)} -> prepared ${ms(p.recordToPreparedMedianMs)} -> Verifying ${ms(p.preparedToClosedMedianMs)} -> resolved ${ms(p.closedToResolvedMedianMs)} -> kubectl tx exit ${ms(p.resolvedToExitMedianMs)}; all committed with ${n} members: ${p.allCommitted}`);
   lines.push(...commonLines(p));
   return lines;
 }
