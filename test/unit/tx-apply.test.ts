@@ -10,7 +10,7 @@ import { TxError } from "../../src/cli/tx/errors.ts";
 import type { KubectlResult } from "../../src/cli/tx/kubectl.ts";
 import type { KubeClient, RequestOptions } from "../../src/kube/client.ts";
 import { AlreadyExists, Forbidden, KubeError, NotFound } from "../../src/kube/errors.ts";
-import { FORBIDDEN_GRACE_MS, POLL_INTERVAL_MS } from "../../src/cli/tx/wait.ts";
+import { FORBIDDEN_GRACE_MS, pollDelayMs } from "../../src/cli/tx/wait.ts";
 import type { Transaction, TransactionStatus } from "../../src/transactions/model.ts";
 import { isValidTransactionId } from "../../src/transactions/model.ts";
 
@@ -102,6 +102,13 @@ class FakeApiserver implements KubeClient {
   watch(): Promise<void> { return Promise.reject(new Error("not used")); }
   request<T>(_method: string, _path: string, _options?: RequestOptions): Promise<T> { return Promise.reject(new Error("not used")); }
   close(): void { this.closed = true; }
+}
+
+/** How many reads waitForOutcome makes in its first `ms`. */
+function pollsWithin(ms: number): number {
+  let polls = 0;
+  for (let at = 0; at < ms; at += pollDelayMs(at)) polls += 1;
+  return polls;
 }
 
 function notFound(method: string, p: string): NotFound {
@@ -386,9 +393,9 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     api.verdict = () => ({ phase: "Committed", memberCount: 2 });
     api.getErrors = [refused(), refused(), refused()];
     expect(await runApply(options(), deps())).toBe(0);
-    // A refusal that lasts the grace (15 s of 200 ms polls) is the user's rights, not an outage.
+    // A refusal that lasts the grace (15 s of polls) is the user's rights, not an outage.
     api.record = undefined;
-    api.getErrors = Array.from({ length: FORBIDDEN_GRACE_MS / POLL_INTERVAL_MS + 5 }, refused);
+    api.getErrors = Array.from({ length: pollsWithin(FORBIDDEN_GRACE_MS) + 5 }, refused);
     await expect(runApply(options(), deps())).rejects.toThrow(`kubectl tx: you may not read transaction ${ID} (refused for 15 s)`);
   });
 
