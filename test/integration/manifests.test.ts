@@ -33,11 +33,6 @@ import { configMap, inTransaction, leftovers, waitResolved, yamlOf } from "../su
 import { machineAddress, removeDevBinding, removeSlice, restoreDevBinding, routeServiceTo } from "../support/service-route.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
-
-/** kubetx_prepared_admissions_total in a /metrics rendering. */
-function preparedAdmissions(rendered: string): number {
-  return Number(/^kubetx_prepared_admissions_total (\d+)/m.exec(rendered)?.[1] ?? "0");
-}
 const MANIFESTS = path.join(REPO, "manifests");
 const INSTALL = path.join(REPO, "webhook-certs", "install.sh");
 const ENABLED = { "kubetx.io/enabled": "true" };
@@ -49,6 +44,11 @@ const ENABLED = { "kubetx.io/enabled": "true" };
 const RESYNC = { timeout: 10_000, interval: 100 };
 
 type Webhook = { name: string; clientConfig: { caBundle?: string; service?: unknown }; matchConditions?: { name: string; expression: string }[] };
+
+/** kubetx_prepared_admissions_total in a /metrics rendering. */
+function preparedAdmissions(rendered: string): number {
+  return Number(/^kubetx_prepared_admissions_total (\d+)/m.exec(rendered)?.[1] ?? "0");
+}
 
 function applyManifests(): ReturnType<typeof kubectl> {
   return kubectl(["apply", "--validate=strict", "-k", MANIFESTS]);
