@@ -136,7 +136,7 @@ describe("prepared transactions (kubectl tx apply)", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("could not prepare");
     expect(result.stderr).toContain(`is locked by transaction ${bobs} (bob)`);
-    expect(result.stderr).toContain("kubectl did not run, nothing was written");
+    expect(result.stderr).toContain("kubectl was stopped before it read the objects");
     const tx = await waitResolved(admin, announcedId(result.stderr));
     expect(tx.status?.phase).toBe("RolledBack");
     expect(reviews.filter((r) => r.name === "held-y" || r.name === "held-x")).toEqual([]);

@@ -118,8 +118,12 @@ function notFound(method: string, p: string): NotFound {
 interface KubectlRun {
   readonly command: string;
   readonly args: readonly string[];
-  /** The file kubectl was given, read while kubectl "ran". */
+  /** What kubectl read on its stdin. */
   readonly manifest?: string;
+  /** kubectl was started to read its stdin, and killed before it read anything. */
+  readonly stopped?: true;
+  /** How many apiserver calls kubectl tx had made when kubectl got its stdin. */
+  readonly callsBeforeRead?: number;
 }
 
 const MANIFEST = `apiVersion: v1
@@ -151,10 +155,11 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
         return Promise.resolve(api);
       },
       findKubectl: () => Promise.resolve("/usr/bin/kubectl"),
-      runKubectl: async (command, args) => {
-        const at = args.indexOf("--filename");
-        const target = args[at + 1] ?? "";
-        runs.push({ command, args, ...(target.endsWith(".json") ? { manifest: await readFile(target, "utf8") } : {}) });
+      runKubectl: async (command, args, input) => {
+        const manifest = input ? await input : undefined;
+        if (!input) runs.push({ command, args });
+        else if (manifest === undefined) runs.push({ command, args, stopped: true });
+        else runs.push({ command, args, manifest, callsBeforeRead: api.calls.length });
         return kubectlResult;
       },
       readStdin: () => Promise.reject(new Error("no stdin")),
@@ -164,7 +169,6 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       },
       newId: () => ID,
       clock: { now: () => now, sleep: (ms) => { now += ms; return Promise.resolve(); } },
-      tempDir: work,
       say: (line) => out.push(line),
       warn: (line) => err.push(line),
       settling: { attempts: 4, deadlineMs: 1_000, initialDelayMs: 1, maxDelayMs: 2 },
@@ -236,7 +240,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     expect(runs).toHaveLength(1);
     const run = runs[0] as KubectlRun;
     expect(run.command).toBe("/usr/bin/kubectl");
-    expect(run.args).toEqual(["apply", "--filename", expect.stringMatching(new RegExp(`/kubectl-tx-[^/]+/${ID}\\.json$`)) as string,
+    expect(run.args).toEqual(["apply", "--filename", "-",
       "--namespace", "shop", "--kubeconfig", "/home/alice/.kube/config", "--context", "dev"]);
     expect(run.manifest?.trimEnd().split("\n").map((line) => JSON.parse(line) as unknown)).toEqual([
       { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "a", namespace: "shop", annotations: { "kubetx.io/transaction": ID } }, data: { k: "v" } },
@@ -248,11 +252,13 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     expect(api.closed).toBe(true);
   });
 
-  it("never changes the user's file and removes its private copy", async () => {
+  it("never changes the user's file, and writes no copy of it: kubectl reads the annotated copy on its stdin", async () => {
     api.verdict = () => ({ phase: "Committed", memberCount: 2 });
     await runApply(options(), deps());
     expect(await readFile(file, "utf8")).toBe(MANIFEST);
     expect(await readdir(work)).toEqual(["app.yaml"]);
+    expect(runs[0]?.args.slice(0, 3)).toEqual(["apply", "--filename", "-"]);
+    expect(runs[0]?.manifest).toContain(`"kubetx.io/transaction":"${ID}"`);
   });
 
   it("reports Failed with the end of kubectl's stderr, and exits 1 on the rollback", async () => {
@@ -357,8 +363,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     expect(api.calls).toEqual([]);
     expect(runs[0]?.args).toContain("--dry-run=server");
     expect(runs[0]?.manifest).toContain(`"kubetx.io/transaction":"${ID}"`);
-    // kubectl's messages name the file: not after a transaction that will never exist.
-    expect(runs[0]?.args[2]).toMatch(/\/dry-run\.json$/);
+    expect(runs[0]?.args).toEqual(["apply", "--filename", "-", "--dry-run=server"]);
     expect(out).toEqual([]);
   });
 
@@ -529,9 +534,11 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
           { apiVersion: "v1", kind: "ConfigMap", namespace: "default", name: "b" },
         ],
       });
-      // The record was read, found prepared, and only then kubectl ran and its end was reported.
+      // The record was read and found prepared; only then did kubectl (started before) get its objects, and its end was reported.
       expect(api.calls[2]).toEqual({ method: "GET", path: TX_PATH });
       expect(runs).toHaveLength(1);
+      expect(runs[0]?.callsBeforeRead).toBe(3);
+      expect(api.calls[3]).toEqual({ method: "PATCH", path: TX_PATH, body: { spec: { clientState: "Applied" } } });
       expect(err).toEqual([`kubectl tx: applying 2 objects as transaction ${ID}`]);
     });
 
@@ -553,13 +560,13 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       expect(runs).toHaveLength(1);
     });
 
-    it("runs no kubectl when kubetx refuses the prepare, says why, and reports the rollback", async () => {
+    it("stops kubectl before it reads anything when kubetx refuses the prepare, says why, and reports the rollback", async () => {
       api.prepared = () => ({ phase: "Open", failure: "it could not be prepared: configmaps shop/a is locked by transaction t-99999999 (bob) since 10:00:00 UTC; retry in a minute. Nothing was written" });
       api.verdict = () => ({ phase: "RolledBack", reason: "MemberFailed", message: "nothing was written" });
       const code = await runApply(options({ prepare: true }), deps());
       expect(code).toBe(1);
-      expect(runs).toHaveLength(0);
-      expect(err).toContain(`kubectl tx: kubetx could not prepare ${ID}: it could not be prepared: configmaps shop/a is locked by transaction t-99999999 (bob) since 10:00:00 UTC; retry in a minute. Nothing was written; kubectl did not run, nothing was written`);
+      expect(runs).toEqual([{ command: "/usr/bin/kubectl", args: ["apply", "--filename", "-"], stopped: true }]);
+      expect(err).toContain(`kubectl tx: kubetx could not prepare ${ID}: it could not be prepared: configmaps shop/a is locked by transaction t-99999999 (bob) since 10:00:00 UTC; retry in a minute. Nothing was written; kubectl was stopped before it read the objects`);
       expect(api.calls.some((c) => c.method === "PATCH" && (c.body as Transaction).spec.clientState !== undefined)).toBe(false);
     });
 

@@ -35,6 +35,40 @@ describe("running kubectl", () => {
     expect(result.failure).toMatch(/^kubectl could not run: spawn \/nonexistent\/kubectl ENOENT/);
   });
 
+  it("with input, starts kubectl at once and gives it the text on stdin only when the input resolves", async () => {
+    const shown = new Collect();
+    let give: (text: string) => void = () => undefined;
+    const input = new Promise<string | undefined>((resolve) => (give = resolve));
+    const running = runKubectl("/bin/sh", ["-c", "echo started >&2; cat >&2"], shown, input);
+    while (!shown.text.includes("started")) await sleep(10);
+    await sleep(50);
+    expect(shown.text).toBe("started\n");
+    give("kind: ConfigMap\n");
+    expect(await running).toEqual({ code: 0, stderr: "started\nkind: ConfigMap\n" });
+  });
+
+  it("kills kubectl before it has read anything when the input resolves to nothing", async () => {
+    const shown = new Collect();
+    let give: (text: string | undefined) => void = () => undefined;
+    const input = new Promise<string | undefined>((resolve) => (give = resolve));
+    const running = runKubectl("/bin/sh", ["-c", "echo started >&2; cat >&2; echo read-to-the-end >&2"], shown, input);
+    while (!shown.text.includes("started")) await sleep(10);
+    give(undefined);
+    const result = await running;
+    expect(result.failure).toBe("kubectl was stopped by SIGKILL");
+    expect(result.code).toBe(137);
+    expect(shown.text).toBe("started\n");
+  });
+
+  it("reports a kubectl that ended before it read its input by its own exit code, not a broken pipe", async () => {
+    let give: (text: string) => void = () => undefined;
+    const input = new Promise<string | undefined>((resolve) => (give = resolve));
+    const running = runKubectl("/bin/sh", ["-c", "echo 'error: no context' >&2; exit 1"], new Collect(), input);
+    await sleep(100);
+    give("x".repeat(1 << 20));
+    expect(await running).toEqual({ code: 1, stderr: "error: no context\n" });
+  });
+
   it("passes Ctrl-C on to kubectl instead of ending kubectl tx, so it can still report to kubetx", async () => {
     const before = process.listenerCount("SIGINT");
     const shown = new Collect();

@@ -7,15 +7,15 @@ import type { Transaction } from "../../src/transactions/model.ts";
 const base: ApplyOptions = { files: ["a.yaml"], recursive: false, timeoutSeconds: 60, dryRun: "none", prune: false };
 
 describe("the kubectl command line", () => {
-  it("applies the annotated copy with the pass-through flags only when given", () => {
-    expect(applyCopyArgs("/tmp/t-1.json", base)).toEqual(["apply", "--filename", "/tmp/t-1.json"]);
-    expect(applyCopyArgs("/tmp/t-1.json", { ...base, namespace: "shop", kubeconfig: "/k", context: "prod", dryRun: "server", prune: true, selector: "app=web" }))
-      .toEqual(["apply", "--filename", "/tmp/t-1.json", "--namespace", "shop", "--kubeconfig", "/k", "--context", "prod", "--dry-run=server", "--prune", "--selector", "app=web"]);
+  it("applies the annotated copy from stdin with the pass-through flags only when given", () => {
+    expect(applyCopyArgs(base)).toEqual(["apply", "--filename", "-"]);
+    expect(applyCopyArgs({ ...base, namespace: "shop", kubeconfig: "/k", context: "prod", dryRun: "server", prune: true, selector: "app=web" }))
+      .toEqual(["apply", "--filename", "-", "--namespace", "shop", "--kubeconfig", "/k", "--context", "prod", "--dry-run=server", "--prune", "--selector", "app=web"]);
   });
 
   it("passes server-side apply's flags through", () => {
-    expect(applyCopyArgs("/tmp/t-1.json", { ...base, serverSide: true, forceConflicts: true, fieldManager: "ci" }))
-      .toEqual(["apply", "--filename", "/tmp/t-1.json", "--server-side", "--force-conflicts", "--field-manager", "ci"]);
+    expect(applyCopyArgs({ ...base, serverSide: true, forceConflicts: true, fieldManager: "ci" }))
+      .toEqual(["apply", "--filename", "-", "--server-side", "--force-conflicts", "--field-manager", "ci"]);
   });
 
   it("passes the user's own -f and -R through for --dry-run=client", () => {

@@ -4,8 +4,6 @@
  * ApplyDeps so the whole story runs in unit tests against fakes.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import path from "node:path";
 import type { KubeClient } from "../../kube/client.ts";
 import type { RetryOptions } from "../../kube/retry.ts";
 import type { KubeObject } from "../../kube/types.ts";
@@ -30,14 +28,13 @@ export interface ApplyDeps {
   /** A client for the user's kubeconfig and context, as kubectl would pick them. */
   readonly connect: (kubeconfig: string | undefined, context: string | undefined) => Promise<KubeClient>;
   readonly findKubectl: () => Promise<string>;
-  readonly runKubectl: (command: string, args: readonly string[]) => Promise<KubectlResult>;
+  /** kubectl.ts runKubectl: with `input`, kubectl reads its objects from stdin once that resolves, and is killed unread if it resolves undefined. */
+  readonly runKubectl: (command: string, args: readonly string[], input?: Promise<string | undefined>) => Promise<KubectlResult>;
   /** `kubectl kustomize DIR`'s output, for -k (kubectl.ts renderKustomization). */
   readonly renderKustomization: (command: string, dir: string) => Promise<string>;
   readonly readStdin: () => Promise<string>;
   readonly newId: () => string;
   readonly clock: Clock;
-  /** Where the annotated copy is written (and removed afterwards). */
-  readonly tempDir: string;
   /** The outcome (stdout). */
   readonly say: (line: string) => void;
   /** Progress and warnings (stderr). */
@@ -60,12 +57,13 @@ export async function runApply(options: ApplyOptions, deps: ApplyDeps): Promise<
   const id = deps.newId();
   const annotated = annotate(objects, id);
   annotated.warnings.forEach((line) => deps.warn(line));
-  const run = (): Promise<KubectlResult> =>
-    withManifestFile(annotated.objects, { dir: deps.tempDir, name: options.dryRun === "server" ? DRY_RUN_FILE : id }, (file) => deps.runKubectl(kubectl, applyCopyArgs(file, options)));
-  if (options.dryRun === "server") return (await run()).code;
+  // The annotated copy goes to kubectl's stdin, never to a file: it may hold Secrets.
+  const manifest = renderManifest(annotated.objects);
+  const run = (input: Promise<string | undefined>): Promise<KubectlResult> => deps.runKubectl(kubectl, applyCopyArgs(options), input);
+  if (options.dryRun === "server") return (await run(Promise.resolve(manifest))).code;
   const client = await connect(options, deps);
   try {
-    return await transact(client, { id, objects, options, deps, run });
+    return await transact(client, { id, objects, manifest, options, deps, run });
   } finally {
     client.close();
   }
@@ -93,9 +91,11 @@ async function connect(options: ApplyOptions, deps: ApplyDeps): Promise<KubeClie
 interface Transact {
   readonly id: string;
   readonly objects: readonly KubeObject[];
+  /** The annotated copy kubectl applies. */
+  readonly manifest: string;
   readonly options: ApplyOptions;
   readonly deps: ApplyDeps;
-  readonly run: () => Promise<KubectlResult>;
+  readonly run: (input: Promise<string | undefined>) => Promise<KubectlResult>;
 }
 
 async function transact(client: KubeClient, t: Transact): Promise<number> {
@@ -110,15 +110,22 @@ async function transact(client: KubeClient, t: Transact): Promise<number> {
   const count = t.objects.length;
   deps.warn(`kubectl tx: applying ${count} object${count === 1 ? "" : "s"} as transaction ${id}`);
   // 2. kubetx locks what kubectl will create (the prepare); then kubectl
-  //    writes the members, and kubetx locks and journals the rest. The
-  //    heartbeat keeps the transaction open while kubectl runs, however long;
-  //    should kubectl tx die, kubetx rolls back within seconds.
+  //    writes the members, and kubetx locks and journals the rest. kubectl
+  //    starts now but gets its objects only once kubetx has prepared: its
+  //    start (about 0.1 s) overlaps the prepare, and a refused prepare kills
+  //    it before it has read anything. The heartbeat keeps the transaction
+  //    open while kubectl runs, however long; should kubectl tx die, kubetx
+  //    rolls back within seconds.
   const heartbeat = keepAlive(client, id, deps);
   try {
-    const ready = prepare ? await awaitPrepared(client, id, deps.clock) : undefined;
-    if (ready?.kind === "unprepared") deps.warn(`kubectl tx: running kubectl unprepared (${ready.why}); each write locks as it arrives`);
-    if (ready?.kind === "refused") deps.warn(`kubectl tx: kubetx could not prepare ${id}: ${ready.failure}; kubectl did not run, nothing was written`);
-    else await runKubectl(client, t);
+    const ready = prepare ? awaitPrepared(client, id, deps.clock) : Promise.resolve(undefined);
+    const kubectl = t.run(ready.then((r) => (r?.kind === "refused" ? undefined : t.manifest), () => undefined));
+    const prepared = await ready;
+    if (prepared?.kind === "unprepared") deps.warn(`kubectl tx: running kubectl unprepared (${prepared.why}); each write locks as it arrives`);
+    if (prepared?.kind === "refused") {
+      deps.warn(`kubectl tx: kubetx could not prepare ${id}: ${prepared.failure}; kubectl was stopped before it read the objects`);
+      await kubectl;
+    } else await reportKubectl(client, t, await kubectl);
   } finally {
     heartbeat.stop();
   }
@@ -137,9 +144,8 @@ function preparing(client: KubeClient, t: Transact, groups: readonly string[]): 
   return prepareSpec(t.objects, t.options.namespace ?? client.namespace ?? "default", groups);
 }
 
-/** Runs kubectl, then tells kubetx how it ended: closing the transaction is kubetx's job, and it needs to know kubectl is done. */
-async function runKubectl(client: KubeClient, t: Transact): Promise<void> {
-  const result = await t.run();
+/** Tells kubetx how kubectl ended: closing the transaction is kubetx's job, and it needs to know kubectl is done. */
+async function reportKubectl(client: KubeClient, t: Transact, result: KubectlResult): Promise<void> {
   if (result.failure) t.deps.warn(`kubectl tx: ${result.failure}; asking kubetx to roll back ${t.id}`);
   await reportClientState(client, t.id, clientStatePatch(result), t.deps.settling);
 }
@@ -173,24 +179,4 @@ async function report(client: KubeClient, resolved: Transaction, t: Transact): P
   });
   uncoveredLines(targetNamespaces(t.objects, t.options.namespace)).forEach((line) => t.deps.say(line));
   return EXIT.ok;
-}
-
-/** Writes the copy kubectl applies (private: it may hold Secrets), runs `use`, removes it. */
-/**
- * The copy's name in a server-side dry run, which opens no transaction:
- * kubectl's messages name the file, and must not name a transaction that
- * will never exist.
- */
-const DRY_RUN_FILE = "dry-run";
-
-async function withManifestFile<T>(objects: readonly KubeObject[], where: { dir: string; name: string }, use: (file: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(path.join(where.dir, "kubectl-tx-"));
-  try {
-    // Named after the transaction, since kubectl's messages name the file.
-    const file = path.join(dir, `${where.name}.json`);
-    await writeFile(file, renderManifest(objects), { mode: 0o600 });
-    return await use(file);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }

@@ -1,4 +1,5 @@
 /** Runs the real kubectl: the arguments it gets (pure), where it is, and the run itself. */
+import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { constants as fsConstants } from "node:fs";
 import { access } from "node:fs/promises";
@@ -28,9 +29,9 @@ export function passThroughFlags(flags: KubectlFlags): string[] {
   ];
 }
 
-/** `kubectl apply` of the annotated copy. */
-export function applyCopyArgs(file: string, flags: KubectlFlags): string[] {
-  return ["apply", "--filename", file, ...passThroughFlags(flags)];
+/** `kubectl apply` of the annotated copy, which kubectl reads from its stdin (runKubectl's `input`). */
+export function applyCopyArgs(flags: KubectlFlags): string[] {
+  return ["apply", "--filename", "-", ...passThroughFlags(flags)];
 }
 
 /** `kubectl apply` of the user's own -f (or -k) arguments (for --dry-run=client). */
@@ -124,10 +125,17 @@ const FORWARDED_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
  * Runs kubectl with its stdout and stderr shown to the user as they come.
  * While it runs, SIGINT/SIGTERM/SIGHUP go to kubectl instead of ending
  * kubectl tx, which must still tell kubetx how kubectl ended.
+ *
+ * With `input`, kubectl's stdin is that text once it resolves: kubectl
+ * starts at once and waits for it (`--filename -`), so its start overlaps
+ * whatever the text waits for. Resolved undefined, kubectl is killed
+ * before it has read anything, so it has written nothing. Without
+ * `input`, kubectl has the user's stdin.
  */
-export function runKubectl(command: string, args: readonly string[], stderr: NodeJS.WritableStream): Promise<KubectlResult> {
+export function runKubectl(command: string, args: readonly string[], stderr: NodeJS.WritableStream, input?: Promise<string | undefined>): Promise<KubectlResult> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ["inherit", "inherit", "pipe"] });
+    const child = input ? spawn(command, args, { stdio: ["pipe", "inherit", "pipe"] }) : spawn(command, args, { stdio: ["inherit", "inherit", "pipe"] });
+    if (input) feed(child, input);
     let kept = "";
     child.stderr.setEncoding("utf8");
     child.stderr.on("data", (chunk: string) => {
@@ -143,6 +151,15 @@ export function runKubectl(command: string, args: readonly string[], stderr: Nod
     child.on("error", (error) => done({ code: 127, stderr: `${kept}\n${error.message}`, failure: `kubectl could not run: ${error.message}` }));
     child.on("close", (code, signal) => done(closed(code, signal, kept)));
   });
+}
+
+/** Writes `input` to kubectl's stdin when it comes; a kubectl that ended first says why by its exit code, not by a broken pipe here. */
+function feed(child: ChildProcess, input: Promise<string | undefined>): void {
+  const stdin = child.stdin;
+  if (!stdin) return;
+  stdin.on("error", () => undefined);
+  const stop = (): void => void child.kill("SIGKILL");
+  void input.then((text) => (text === undefined ? stop() : stdin.end(text)), stop);
 }
 
 function closed(code: number | null, signal: NodeJS.Signals | null, stderr: string): KubectlResult {

@@ -3,7 +3,6 @@
  * composition root of the plugin: the one place that reads the environment
  * and the process's streams; everything else is in this folder.
  */
-import { tmpdir } from "node:os";
 import { text } from "node:stream/consumers";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createKubeClient } from "../../kube/client.ts";
@@ -25,12 +24,11 @@ function applyDeps(say: Say, warn: Say): ApplyDeps {
   return {
     connect: (kubeconfig, context) => createKubeClient(kubeconfig, context === undefined ? {} : { context }),
     findKubectl: () => findKubectl({ KUBECTL: process.env.KUBECTL, PATH: process.env.PATH }),
-    runKubectl: (command, args) => runKubectl(command, args, process.stderr),
+    runKubectl: (command, args, input) => runKubectl(command, args, process.stderr, input),
     renderKustomization,
     readStdin: () => text(process.stdin),
     newId: () => newTransactionId(),
     clock: { now: () => Date.now(), sleep: (ms) => sleep(ms) },
-    tempDir: tmpdir(),
     say,
     warn,
   };
