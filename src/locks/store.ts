@@ -108,6 +108,16 @@ export class LockStore {
     }
   }
 
+  /** The object's lock as the Lease cache holds it (a watch's moment behind), or as read without a synced cache. */
+  async lockNow(ref: ObjectRef): Promise<LockRecord | undefined> {
+    return this.cache?.ready ? this.cachedLock(this.cache, ref) : this.read(ref);
+  }
+
+  private cachedLock(cache: LeaseCache, ref: ObjectRef): LockRecord | undefined {
+    const lease = cache.get(lockName(ref));
+    return lease ? lockFromLease(lease) : undefined;
+  }
+
   /**
    * A transaction's locks. `cached` reads the apiserver's watch cache
    * (resourceVersion=0): a millisecond instead of an etcd range read, but it
@@ -285,8 +295,7 @@ export class LockStore {
    */
   cachedLockAndMark(ref: ObjectRef, transaction: string): { lock: LockRecord | undefined; marked: boolean } | undefined {
     if (!this.cache?.ready) return undefined;
-    const lease = this.cache.get(lockName(ref));
-    return { lock: lease ? lockFromLease(lease) : undefined, marked: this.cache.get(closingName(transaction)) !== undefined };
+    return { lock: this.cachedLock(this.cache, ref), marked: this.cache.get(closingName(transaction)) !== undefined };
   }
 
   /** Every closing mark's transaction. */

@@ -7,7 +7,9 @@
  *
  * Only creates are prepared. An object that exists is written as an update,
  * which joins the usual way on its own request path (its pre-image is
- * journalled there, from the review's oldObject). An object is prepared
+ * journalled there, from the review's oldObject); the prepare only looks
+ * at its lock, so that one another transaction holds fails the apply
+ * before anything is written, as a held create lock does. An object is prepared
  * only where the write itself would join: a namespace a policy covers for
  * the requester (by the groups kubetx's webhook checked on the record), a
  * kind the apiserver serves, and a create RBAC lets the requester make;
@@ -75,7 +77,9 @@ export function awaitsPrepare(tx: Transaction): boolean {
 export async function prepareTransaction(deps: PrepareDeps, id: string, tx: Transaction): Promise<PrepareOutcome> {
   const requester: Subject = { username: tx.spec.user, groups: tx.spec.prepare?.groups ?? [] };
   const wanted = await mapLimit(unique(tx.spec.prepare?.members ?? []), PARALLEL_PREPARE, (ref) => preparable(deps, ref, requester));
-  const refs = await absent(deps.client, wanted.filter((r): r is Candidate => r !== undefined));
+  const { absent: refs, present } = await byExistence(deps.client, wanted.filter((r): r is Candidate => r !== undefined));
+  const held = await heldElsewhere(deps, id, present);
+  if (held) return { kind: "refused", failure: held };
   const tooMany = await refuseOverLimits(deps, id, tx.spec.user, refs.length);
   if (tooMany) return { kind: "refused", failure: tooMany };
   const now = deps.clock.now();
@@ -108,10 +112,27 @@ async function preparable(deps: PrepareDeps, wanted: PrepareRef, requester: Subj
   return { ref, kind: wanted.kind };
 }
 
-/** The candidates whose objects do not exist (read-many.ts: a hundred of one kind in one namespace, one call). */
-async function absent(client: KubeClient, candidates: readonly Candidate[]): Promise<Candidate[]> {
+/** The candidates whose objects do not exist, and those that do (read-many.ts: a hundred of one kind in one namespace, one call). */
+async function byExistence(client: KubeClient, candidates: readonly Candidate[]): Promise<{ absent: Candidate[]; present: Candidate[] }> {
   const found = await readMany(client, candidates.map((c) => c.ref), { listFrom: LIST_FROM, parallel: PARALLEL_PREPARE });
-  return candidates.filter((c) => found.get(resourcePath(c.ref)) === undefined);
+  const exists = (c: Candidate): boolean => found.get(resourcePath(c.ref)) !== undefined;
+  return { absent: candidates.filter((c) => !exists(c)), present: candidates.filter(exists) };
+}
+
+/**
+ * Why the apply would fail at an update: an object of it that exists is
+ * locked by another transaction that keeps its locks. Looked at, not
+ * locked (the update locks on its own request path): a lock taken after
+ * this look still fails that write, and the transaction rolls back.
+ */
+async function heldElsewhere(deps: PrepareDeps, id: string, present: readonly Candidate[]): Promise<string | undefined> {
+  const locks = await mapLimit(present, PARALLEL_PREPARE, (c) => deps.locks.lockNow(c.ref));
+  for (const lock of locks) {
+    if (!lock || lock.member.transaction === id) continue;
+    const holder = await deps.store.get(lock.member.transaction);
+    if (holder && keepsLocks(holder)) return heldBy({ ref: lock.member.ref, transaction: id }, lock, holder, deps.lockedTiming());
+  }
+  return undefined;
 }
 
 /** The policy's limits, as a write that takes this many new locks would meet them (coordinator.ts checks them per write). */
@@ -138,7 +159,7 @@ async function lockFor(deps: PrepareDeps, member: Member): Promise<{ lock: LockR
   }
 }
 
-function heldBy(member: Member, lock: LockRecord, holder: Transaction, timing: LockedTiming): string {
+function heldBy(member: Pick<Member, "ref" | "transaction">, lock: LockRecord, holder: Transaction, timing: LockedTiming): string {
   const message = lockedMessage({ ref: member.ref, transaction: member.transaction, dryRun: true, lock, holder }, timing);
   return `it could not be prepared: ${message} Nothing was written`;
 }

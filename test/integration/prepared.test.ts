@@ -145,6 +145,23 @@ describe("prepared transactions (kubectl tx apply)", () => {
     expect((await waitResolved(admin, bobs, 60_000)).status?.reason).toBe("ClientLost");
   });
 
+  it("fails the apply before kubectl writes anything when another transaction holds an object of it that exists (an update)", async () => {
+    await admin.create(cms, configMap(ns, "held-u", { v: "admin" }));
+    // Bob's explicit transaction, still waiting for its second member, holds held-u.
+    const bobs = `t-${randomBytes(4).toString("hex")}`;
+    await bob.mergePatch(`${cms}/held-u`, { metadata: { annotations: { "kubetx.io/transaction": bobs, "kubetx.io/expected-members": "2" } }, data: { v: "bob" } });
+    const file = await manifest("held-u", [configMap(ns, "held-v", { v: "1" }), configMap(ns, "held-u", { v: "alice" })]);
+    const result = await plugin.tx(["apply", "-f", file]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`configmaps ${ns}/held-u is locked by transaction ${bobs} (bob)`);
+    expect(result.stderr).toContain("kubectl was stopped before it read the objects");
+    expect((await waitResolved(admin, announcedId(result.stderr))).status?.phase).toBe("RolledBack");
+    // kubectl wrote nothing: not even the create that came before the held update.
+    expect(reviews.filter((r) => r.name === "held-v")).toEqual([]);
+    expect(await readOrUndefined(admin, `${cms}/held-v`)).toBeUndefined();
+    expect((await admin.get<KubeObject & { data?: Record<string, string> }>(`${cms}/held-u`)).data).toEqual({ v: "bob" });
+  });
+
   it("refuses the write of a prepared object someone else created meanwhile, and its rollback leaves that object alone", async () => {
     const id = await openPrepared(alice, "alice", "raced");
     // The admin is exempt from every policy here: kubetx does not stop the create.
