@@ -21,12 +21,13 @@ What it does:
      (spec.prepare), and waits while kubetx prepares it: kubetx locks every
      object that does not exist yet, in a namespace a policy covers for
      you, so that kubectl's creates are admitted without a call to the
-     apiserver (not with -l, which applies only part of the objects). If another transaction holds one of them, kubectl is
-     stopped before it reads the objects, nothing is written, and the
-     transaction rolls back. (A kubetx that has not prepared it within
-     10 s: kubectl runs unprepared.)
-  3. Runs the real kubectl apply (started during the prepare, so its own
-     start costs nothing) on a copy of the objects that it reads on its
+     apiserver (not with -l, which applies only part of the objects).
+     If another transaction holds one of them, or one that exists,
+     kubectl is stopped before it reads the objects, nothing is written,
+     and the transaction rolls back. (A kubetx that has not prepared it
+     within 10 s: kubectl runs unprepared.)
+  3. Runs the real kubectl apply (started during the prepare, so that its
+     own start overlaps it) on a copy of the objects that it reads on its
      stdin (no file is written), each with the annotation
      kubetx.io/transaction: <id>, and shows kubectl's output; kubectl's
      messages name the copy "STDIN".
