@@ -581,6 +581,20 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       expect(now - started).toBeGreaterThanOrEqual(10_000);
     });
 
+    it("reports a kubectl that ended before it was fed (Ctrl-C during the prepare) at once, without waiting for the prepare", async () => {
+      api.prepared = () => undefined;
+      api.verdict = (record) => ({ phase: "RolledBack", reason: "ClientFailed", message: record.spec.clientMessage ?? "" });
+      const interrupted: ApplyDeps = { ...deps(), runKubectl: () => Promise.resolve({ code: 130, stderr: "kubectl was stopped by SIGINT", failure: "kubectl was stopped by SIGINT" }) };
+      const code = await runApply(options({ prepare: true }), interrupted);
+      expect(code).toBe(1);
+      expect(err).toContain(`kubectl tx: kubectl was stopped by SIGINT; asking kubetx to roll back ${ID}`);
+      expect(err.some((line) => line.includes("running kubectl unprepared"))).toBe(false);
+      const report = api.calls.findIndex((c) => c.method === "PATCH" && (c.body as Transaction).spec.clientState === "Failed");
+      // Reported after the record was created and read once, not after ten seconds of reads.
+      expect(report).toBeGreaterThan(0);
+      expect(api.calls.slice(0, report).filter((c) => c.method === "GET").length).toBeLessThan(5);
+    });
+
     it("runs kubectl at once when the cluster's Transaction resource dropped spec.prepare (a kubetx older than the plugin)", async () => {
       api.dropPrepare = true;
       api.verdict = () => ({ phase: "Committed", memberCount: 2 });

@@ -120,12 +120,14 @@ async function transact(client: KubeClient, t: Transact): Promise<number> {
   try {
     const ready = prepare ? awaitPrepared(client, id, deps.clock) : Promise.resolve(undefined);
     const kubectl = t.run(ready.then((r) => (r?.kind === "refused" ? undefined : t.manifest), () => undefined));
-    const prepared = await ready;
+    // A kubectl that ends before it is fed (Ctrl-C, an error of its own) wrote nothing: its end is reported at once.
+    const first = await Promise.race([ready.then((p) => ({ prepared: p })), kubectl.then((result) => ({ ended: result }))]);
+    const prepared = "prepared" in first ? first.prepared : undefined;
     if (prepared?.kind === "unprepared") deps.warn(`kubectl tx: running kubectl unprepared (${prepared.why}); each write locks as it arrives`);
     if (prepared?.kind === "refused") {
       deps.warn(`kubectl tx: kubetx could not prepare ${id}: ${prepared.failure}; kubectl was stopped before it read the objects`);
       await kubectl;
-    } else await reportKubectl(client, t, await kubectl);
+    } else await reportKubectl(client, t, "ended" in first ? first.ended : await kubectl);
   } finally {
     heartbeat.stop();
   }
