@@ -137,6 +137,7 @@ interface Engine {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly store: TransactionStore;
+  readonly locks: LockStore;
   readonly policies: PolicySource;
   readonly coordinator: Coordinator;
   readonly namespaces: NamespaceLabels;
@@ -205,7 +206,7 @@ async function buildEngine(options: WebhookServerOptions): Promise<Engine> {
     prepare: prepareDeps({ client, access, namespaces, policies, quietMs }),
   });
   wakeOnClients({ records, leases, locks, resolver });
-  return { client, clock, metrics, store, policies, coordinator, namespaces, sessions, failures, intents, resolver, caches: [records, leases], pulse };
+  return { client, clock, metrics, store, locks, policies, coordinator, namespaces, sessions, failures, intents, resolver, caches: [records, leases], pulse };
 }
 
 /**
@@ -255,7 +256,7 @@ function prepareDeps(o: { client: KubeClient; access: CachedAccess; namespaces: 
 /** The HTTPS routes over the engine: the admission handlers and the audit sink when configured, for the apiserver only. */
 function appFor(engine: Engine, scope: ScopeDeps, options: WebhookServerOptions): ReturnType<typeof createApp> {
   const { logger, config, apiserverClients } = options;
-  const { store, coordinator, sessions, intents, metrics, failures } = engine;
+  const { store, locks, coordinator, sessions, intents, metrics, failures } = engine;
   const sink = config.auditSinkDelayMs !== undefined ? auditSink({ ...scope, store, coordinator, failures, logger }) : undefined;
   const apiserver = apiserverClients === "anyone" ? undefined : clientCertificateCheck(apiserverClients.names);
   return createApp({
@@ -264,7 +265,7 @@ function appFor(engine: Engine, scope: ScopeDeps, options: WebhookServerOptions)
     ...(apiserver ? { callers: { audit: apiserver, admission: apiserver } } : {}),
     authorize: decideRecordAccess,
     handlers: {
-      "/validate": validateHandler({ ...scope, coordinator, sessions, intents, logger }),
+      "/validate": validateHandler({ ...scope, coordinator, sessions, intents, logger, records: store, locks }),
       "/observe": observeHandler({ ...scope, intents }),
     },
     ready: () => engine.namespaces.ready && engine.policies.ready,

@@ -4,6 +4,7 @@
  * transaction, or none (pass through untouched).
  */
 import type { KubeObject } from "../kube/types.ts";
+import type { Transaction } from "../transactions/model.ts";
 import type { NamespaceLabels } from "../policy/namespaces.ts";
 import type { PolicyView } from "../policy/combine.ts";
 import { ANNOTATION_TRANSACTION } from "../transactions/model.ts";
@@ -15,7 +16,8 @@ export const OPT_OUT = "none";
 
 export type Scope =
   | { readonly kind: "pass"; readonly reason: string }
-  | { readonly kind: "explicit"; readonly transaction: string }
+  /** `record`: the transaction's record when the scope was found by reading it (continued.ts). */
+  | { readonly kind: "explicit"; readonly transaction: string; readonly record?: Transaction }
   | { readonly kind: "transparent" }
   /** Explicit mode, no transaction named: joins the requester's open transaction if there is one (kubectl tx apply --prune deletes). */
   | { readonly kind: "session-only" };

@@ -19,10 +19,12 @@ import type { AdmissionRequest, AdmissionResponse } from "./review.ts";
 import type { ScopeDeps } from "./scope.ts";
 import type { Scope } from "./scope.ts";
 import { annotationOf, fieldManagerOf, scopeOf } from "./scope.ts";
+import type { ContinuedDeps } from "./continued.ts";
+import { continuedScope } from "./continued.ts";
 import { guardPolicy } from "./policy-records.ts";
 import { guardTransactionRecord } from "./transaction-records.ts";
 
-export interface ValidateDeps extends ScopeDeps {
+export interface ValidateDeps extends ScopeDeps, ContinuedDeps {
   readonly coordinator: Coordinator;
   readonly sessions: Sessions;
   /** Absent with the audit sink, which sees every failed write itself. */
@@ -45,10 +47,7 @@ async function decide(request: AdmissionRequest, deps: ValidateDeps, signal: Abo
   deps.intents?.validated(validatedKeys(request.userInfo, request.operation, refOf(request), request.object));
   if (request.resource.group === GROUP && request.resource.resource === "transactions") return { response: await guardTransactionRecord(request) };
   if (request.resource.group === GROUP && request.resource.resource === "transactionpolicies") return { response: guardPolicy(request) };
-  const scope = await scopeOf(request, deps);
-  let result = await admitOnce(request, scope, deps, { signal, fresh: false });
-  // A transparent transaction that closed under this write leaves the write to the requester's next one, read afresh.
-  if (result.kind === "closed" && scope.kind === "transparent") result = await admitOnce(request, scope, deps, { signal, fresh: true });
+  const result = await admit(request, await scopeOf(request, deps), deps, signal);
   if (result.kind === "pass") return { response: allowed(request, { auditAnnotations: { decision: "pass" } }), reason: result.reason };
   // kubectl tx apply's prune deletes name no transaction: point the user's session at it so they join.
   if (result.kind === "member" && result.mode === "plugin") await deps.sessions.adopt(request.userInfo, result.transaction);
@@ -56,6 +55,19 @@ async function decide(request: AdmissionRequest, deps: ValidateDeps, signal: Abo
 }
 
 type Passed = { readonly kind: "pass"; readonly reason: string };
+
+/**
+ * The write's admission in its scope, or, when it is a later write of a
+ * member of the requester's open named transaction that leaves the
+ * annotation as it was, in that transaction (continued.ts).
+ */
+async function admit(request: AdmissionRequest, scope: Scope, deps: ValidateDeps, signal: AbortSignal | undefined): Promise<AdmitResult | Passed> {
+  const continued = await continuedScope(request, scope, refOf(request), deps);
+  const result = await admitOnce(request, continued ?? scope, deps, { signal, fresh: false });
+  // A transaction that closed under this write leaves the write to its own scope: for a transparent one, the requester's next transaction, read afresh.
+  if (result.kind === "closed" && (continued !== undefined || scope.kind === "transparent")) return admitOnce(request, scope, deps, { signal, fresh: true });
+  return result;
+}
 
 /** One attempt: which transaction the write joins, and what the coordinator says; a pass when it joins none. */
 async function admitOnce(request: AdmissionRequest, scope: Scope, deps: ValidateDeps, attempt: { signal: AbortSignal | undefined; fresh: boolean }): Promise<AdmitResult | Passed> {
@@ -73,7 +85,7 @@ async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessi
     case "pass":
       return { reason: scope.reason };
     case "explicit":
-      return { transaction: scope.transaction, mode: "explicit" };
+      return { transaction: scope.transaction, mode: "explicit", ...(scope.record ? { record: scope.record } : {}) };
     case "transparent": {
       const joined = await transparentTransaction(request, sessions, fresh);
       return { transaction: joined.id, mode: "transparent", ...(joined.record ? { record: joined.record } : {}) };

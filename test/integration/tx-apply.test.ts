@@ -216,6 +216,46 @@ describe("kubectl tx apply", () => {
     expect(((await admin.get(`${cms}/ssa-big`)).data as Record<string, string>).v).toBe("a".repeat(600_000));
   });
 
+  /** Alice's transactions whose status names this test's namespace (a member, or a write refused there). */
+  async function alicesIn(): Promise<string[]> {
+    const list = await admin.get<{ items: Transaction[] }>(transactionPath());
+    return list.items.filter((t) => t.spec.user === "alice" && JSON.stringify(t.status ?? {}).includes(`${ns}/`)).map((t) => t.metadata?.name ?? "");
+  }
+
+  it("with --server-side over a client-side apply, kubectl's migration writes join the transaction and roll back with it", async () => {
+    const before = new Set(await alicesIn());
+    const file = path.join(work, "migrate.yaml");
+    await writeFile(file, [configMapYaml("migrate-a", { v: "1" }), configMapYaml("migrate-b", { v: "1" })].join("---\n"));
+    const created = await kubectlTx(["apply", "-f", file, "-n", ns]);
+    expect(created.code, created.stderr).toBe(0);
+    const clientSide = await admin.get(`${cms}/migrate-b`);
+
+    // kubectl's server-side apply patch, then (same object, annotation untouched) its migration of last-applied-configuration.
+    await writeFile(file, configMapYaml("migrate-a", { v: "2" }));
+    const migrated = await kubectlTx(["apply", "--server-side", "-f", file, "-n", ns]);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(migrated.stderr).not.toContain("failed to migrate");
+    expect(migrated.stdout).toContain(`  UPDATE configmaps ${ns}/migrate-a: Committed`);
+    const a = await admin.get(`${cms}/migrate-a`);
+    expect(a.data).toEqual({ v: "2" });
+    expect(JSON.stringify(a.metadata?.managedFields)).toContain('"manager":"kubectl-last-applied"');
+
+    // The same migration in an apply that fails: the object comes back as client-side apply left it, annotation and owners too.
+    await writeFile(file, [configMapYaml("migrate-b", { v: "2" }), configMapYaml("migrate-bad", { "bad key": "x" })].join("---\n"));
+    const failed = await kubectlTx(["apply", "--server-side", "-f", file, "-n", ns, "--timeout", "30s"]);
+    expect(failed.code, `${failed.stdout}\n${failed.stderr}`).toBe(1);
+    expect(failed.stderr).not.toContain("failed to migrate");
+    expect(failed.stdout).toContain(`  UPDATE configmaps ${ns}/migrate-b: Restored`);
+    const b = await admin.get(`${cms}/migrate-b`);
+    expect(b.data).toEqual({ v: "1" });
+    const lastApplied = "kubectl.kubernetes.io/last-applied-configuration";
+    expect(b.metadata?.annotations?.[lastApplied]).toBe(clientSide.metadata?.annotations?.[lastApplied]);
+    expect(JSON.stringify(b.metadata?.managedFields)).not.toContain('"manager":"kubectl-last-applied"');
+    // No write of the three applies started a transaction of its own.
+    const mine = new Set([created, migrated, failed].map(transactionId));
+    expect((await alicesIn()).filter((id) => !before.has(id) && !mine.has(id))).toEqual([]);
+  });
+
   it("reads stdin, and uses --kubeconfig and --context over KUBECONFIG for kubectl and for itself", async () => {
     const bobsEnv = { ...env, KUBECONFIG: cluster().kubeconfigs.bob };
     const result = await kubectlTx(["apply", "-f", "-", "-n", ns, "--kubeconfig", cluster().kubeconfigs.alice, "--context", "alice"],
