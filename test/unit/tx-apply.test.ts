@@ -16,6 +16,7 @@ import { isValidTransactionId } from "../../src/transactions/model.ts";
 
 const ID = "t-0123abcd";
 const TX_PATH = `/apis/kubetx.io/v1alpha1/transactions/${ID}`;
+const TX_COLLECTION = "/apis/kubetx.io/v1alpha1/transactions";
 
 interface Call {
   readonly method: string;
@@ -125,6 +126,9 @@ interface KubectlRun {
   /** How many apiserver calls kubectl tx had made when kubectl got its stdin. */
   readonly callsBeforeRead?: number;
 }
+
+/** kubectl as kubectl tx starts it, killed before it was given anything to read. */
+const STOPPED: KubectlRun = { command: "/usr/bin/kubectl", args: ["apply", "--filename", "-"], stopped: true };
 
 const MANIFEST = `apiVersion: v1
 kind: ConfigMap
@@ -283,14 +287,14 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     expect(api.calls[2]?.body).toEqual({ spec: { clientState: "Failed", clientMessage: "kubectl was stopped by SIGINT" } });
   });
 
-  it("says kubetx is not installed when the cluster has no Transaction resource, and runs no kubectl", async () => {
+  it("says kubetx is not installed when the cluster has no Transaction resource, and kubectl reads nothing", async () => {
     api.createError = notFound("POST", "/apis/kubetx.io/v1alpha1/transactions");
     const error = await runApply(options(), deps()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TxError);
     expect((error as TxError).message).toBe(
       "kubectl tx: kubetx is not installed in this cluster (it has no transactions.kubetx.io resource); ask a cluster admin to install kubetx, or use plain kubectl apply",
     );
-    expect(runs).toEqual([]);
+    expect(runs).toEqual([STOPPED]);
     expect(api.closed).toBe(true);
   });
 
@@ -302,7 +306,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     await expect(runApply(options(), deps())).rejects.toThrow(
       'kubectl tx: alice may not create transactions.kubetx.io (403 Forbidden: transactions.kubetx.io is forbidden: User "alice" cannot create resource "transactions" in API group "kubetx.io" at the cluster scope); ask a cluster admin to allow it, or use plain kubectl apply',
     );
-    expect(runs).toEqual([]);
+    expect(runs).toEqual([STOPPED]);
   });
 
   describe("a control plane in motion", () => {
@@ -341,11 +345,11 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       expect(api.calls.filter((c) => c.method === "PATCH" && (c.body as Transaction).spec.clientState === "Applied")).toHaveLength(3);
     });
 
-    it("still says what a lasting refusal is once asking again has run out, and runs no kubectl", async () => {
+    it("still says what a lasting refusal is once asking again has run out, and kubectl reads nothing", async () => {
       api.whoAmIErrors = Array.from({ length: 10 }, () => forbidden("/apis/authentication.k8s.io/v1/selfsubjectreviews"));
       await expect(runApply(options(), deps())).rejects.toThrow("kubectl tx: the apiserver would not say who you are (403 Forbidden: RBAC: not yet); check your kubeconfig and context");
       expect(api.calls.filter((c) => c.path.endsWith("selfsubjectreviews"))).toHaveLength(4);
-      expect(runs).toEqual([]);
+      expect(runs).toEqual([STOPPED]);
     });
 
     it("does not ask again after a refusal that will not pass: a 404 or a 422", async () => {
@@ -378,7 +382,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     await writeFile(file, "apiVersion: v1\nkind: ConfigMap\n");
     await expect(runApply(options(), deps())).rejects.toThrow("ConfigMap has no metadata.name");
     expect(connected).toEqual([]);
-    expect(runs).toEqual([]);
+    expect(runs).toEqual([STOPPED]);
   });
 
   it("refuses files with no objects at all", async () => {
@@ -584,8 +588,19 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     it("reports a kubectl that ended before it was fed (Ctrl-C during the prepare) at once, without waiting for the prepare", async () => {
       api.prepared = () => undefined;
       api.verdict = (record) => ({ phase: "RolledBack", reason: "ClientFailed", message: record.spec.clientMessage ?? "" });
-      const interrupted: ApplyDeps = { ...deps(), runKubectl: () => Promise.resolve({ code: 130, stderr: "kubectl was stopped by SIGINT", failure: "kubectl was stopped by SIGINT" }) };
-      const code = await runApply(options({ prepare: true }), interrupted);
+      // Interrupted as the record is created: a kubectl that ended before that is another test's.
+      let interrupt: () => void = () => undefined;
+      const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
+      const create = api.create.bind(api);
+      api.create = <T,>(p: string, body: unknown): Promise<T> => {
+        if (p === TX_COLLECTION) interrupt();
+        return create<T>(p, body);
+      };
+      const interruptedDeps: ApplyDeps = { ...deps(), runKubectl: async () => {
+        await interrupted;
+        return { code: 130, stderr: "kubectl was stopped by SIGINT", failure: "kubectl was stopped by SIGINT" };
+      } };
+      const code = await runApply(options({ prepare: true }), interruptedDeps);
       expect(code).toBe(1);
       expect(err).toContain(`kubectl tx: kubectl was stopped by SIGINT; asking kubetx to roll back ${ID}`);
       expect(err.some((line) => line.includes("running kubectl unprepared"))).toBe(false);
@@ -593,6 +608,15 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       // Reported after the record was created and read once, not after ten seconds of reads.
       expect(report).toBeGreaterThan(0);
       expect(api.calls.slice(0, report).filter((c) => c.method === "GET").length).toBeLessThan(5);
+    });
+
+    it("opens no transaction when kubectl ended before it (Ctrl-C while the files are read), and exits with kubectl's code", async () => {
+      const interrupted: ApplyDeps = { ...deps(), runKubectl: () => Promise.resolve({ code: 130, stderr: "kubectl was stopped by SIGINT", failure: "kubectl was stopped by SIGINT" }) };
+      const code = await runApply(options({ prepare: true }), interrupted);
+      expect(code).toBe(130);
+      expect(err).toEqual(["kubectl tx: kubectl was stopped by SIGINT before it was given the objects; nothing was applied and no transaction was opened"]);
+      expect(api.calls.filter((c) => c.method !== "GET" && !c.path.endsWith("selfsubjectreviews"))).toEqual([]);
+      expect(out).toEqual([]);
     });
 
     it("runs kubectl at once when the cluster's Transaction resource dropped spec.prepare (a kubetx older than the plugin)", async () => {

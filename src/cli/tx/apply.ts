@@ -51,22 +51,51 @@ export function newTransactionId(random: (bytes: number) => Buffer = randomBytes
 }
 
 export async function runApply(options: ApplyOptions, deps: ApplyDeps): Promise<number> {
-  const kubectl = await deps.findKubectl();
-  if (options.dryRun === "client") return (await deps.runKubectl(kubectl, applyOriginalArgs(options))).code;
-  const objects = await loadObjects(options, deps, kubectl);
-  const id = deps.newId();
-  const annotated = annotate(objects, id);
-  annotated.warnings.forEach((line) => deps.warn(line));
-  // The annotated copy goes to kubectl's stdin, never to a file: it may hold Secrets.
-  const manifest = renderManifest(annotated.objects);
-  const run = (input: Promise<string | undefined>): Promise<KubectlResult> => deps.runKubectl(kubectl, applyCopyArgs(options), input);
-  if (options.dryRun === "server") return (await run(Promise.resolve(manifest))).code;
-  const client = await connect(options, deps);
+  const command = await deps.findKubectl();
+  if (options.dryRun === "client") return (await deps.runKubectl(command, applyOriginalArgs(options))).code;
+  // kubectl starts first and reads the annotated copy on its stdin once it
+  // is given it: its start (about 0.1 s of a core) overlaps reading the
+  // files and opening the transaction. Until it is fed it can write
+  // nothing, and whatever ends kubectl tx first kills it unread.
+  const kubectl = startKubectl(command, options, deps);
   try {
-    return await transact(client, { id, objects, manifest, options, deps, run });
+    const objects = await loadObjects(options, deps, command);
+    const id = deps.newId();
+    const annotated = annotate(objects, id);
+    annotated.warnings.forEach((line) => deps.warn(line));
+    // The annotated copy goes to kubectl's stdin, never to a file: it may hold Secrets.
+    const manifest = renderManifest(annotated.objects);
+    if (options.dryRun === "server") {
+      kubectl.feed(manifest);
+      return (await kubectl.done).code;
+    }
+    const client = await connect(options, deps);
+    try {
+      return await transact(client, { id, objects, manifest, options, deps, kubectl });
+    } finally {
+      client.close();
+    }
   } finally {
-    client.close();
+    kubectl.feed(undefined);
+    await kubectl.done;
   }
+}
+
+/** kubectl, started before it has its objects. */
+interface StartedKubectl {
+  /** Gives kubectl the annotated copy; undefined kills it unread. Only the first call counts. */
+  feed(manifest: string | undefined): void;
+  /** How kubectl ended, once it has. */
+  ended(): KubectlResult | undefined;
+  readonly done: Promise<KubectlResult>;
+}
+
+function startKubectl(command: string, options: ApplyOptions, deps: ApplyDeps): StartedKubectl {
+  let feed: (manifest: string | undefined) => void = () => undefined;
+  const input = new Promise<string | undefined>((resolve) => (feed = resolve));
+  let result: KubectlResult | undefined;
+  const done = deps.runKubectl(command, applyCopyArgs(options), input).then((r) => (result = r));
+  return { feed, ended: () => result, done };
 }
 
 async function loadObjects(options: ApplyOptions, deps: ApplyDeps, kubectl: string): Promise<KubeObject[]> {
@@ -95,7 +124,7 @@ interface Transact {
   readonly manifest: string;
   readonly options: ApplyOptions;
   readonly deps: ApplyDeps;
-  readonly run: (input: Promise<string | undefined>) => Promise<KubectlResult>;
+  readonly kubectl: StartedKubectl;
 }
 
 async function transact(client: KubeClient, t: Transact): Promise<number> {
@@ -104,6 +133,8 @@ async function transact(client: KubeClient, t: Transact): Promise<number> {
   //    transaction closes when kubectl tx says kubectl has finished.
   const user = await whoAmIWithGroups(client, deps.settling);
   const prepare = preparing(client, t, user.groups);
+  const early = t.kubectl.ended();
+  if (early) return endedUnfed(early, deps);
   await createRecord(client, {
     id, user: user.username, ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}), ...(prepare ? { prepare } : {}),
   }, deps.settling);
@@ -111,29 +142,42 @@ async function transact(client: KubeClient, t: Transact): Promise<number> {
   deps.warn(`kubectl tx: applying ${count} object${count === 1 ? "" : "s"} as transaction ${id}`);
   // 2. kubetx locks what kubectl will create (the prepare); then kubectl
   //    writes the members, and kubetx locks and journals the rest. kubectl
-  //    starts now but gets its objects only once kubetx has prepared: its
-  //    start (about 0.1 s) overlaps the prepare, and a refused prepare kills
-  //    it before it has read anything. The heartbeat keeps the transaction
-  //    open while kubectl runs, however long; should kubectl tx die, kubetx
-  //    rolls back within seconds.
+  //    gets its objects only once kubetx has prepared: a refused prepare
+  //    kills it before it has read anything. The heartbeat keeps the
+  //    transaction open while kubectl runs, however long; should kubectl tx
+  //    die, kubetx rolls back within seconds.
   const heartbeat = keepAlive(client, id, deps);
   try {
-    const ready = prepare ? awaitPrepared(client, id, deps.clock) : Promise.resolve(undefined);
-    const kubectl = t.run(ready.then((r) => (r?.kind === "refused" ? undefined : t.manifest), () => undefined));
-    // A kubectl that ends before it is fed (Ctrl-C, an error of its own) wrote nothing: its end is reported at once.
-    const first = await Promise.race([ready.then((p) => ({ prepared: p })), kubectl.then((result) => ({ ended: result }))]);
-    const prepared = "prepared" in first ? first.prepared : undefined;
-    if (prepared?.kind === "unprepared") deps.warn(`kubectl tx: running kubectl unprepared (${prepared.why}); each write locks as it arrives`);
-    if (prepared?.kind === "refused") {
-      deps.warn(`kubectl tx: kubetx could not prepare ${id}: ${prepared.failure}; kubectl was stopped before it read the objects`);
-      await kubectl;
-    } else await reportKubectl(client, t, "ended" in first ? first.ended : await kubectl);
+    await applyPrepared(client, t, prepare !== undefined);
   } finally {
     heartbeat.stop();
   }
   // 3. The verdict.
   const resolved = await waitForOutcome(client, { id, timeoutSeconds: options.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS, clock: deps.clock, warn: deps.warn });
   return report(client, resolved, t);
+}
+
+/** Feeds kubectl once kubetx has prepared the transaction (at once when not asked to), and tells kubetx how kubectl ended. */
+async function applyPrepared(client: KubeClient, t: Transact, prepare: boolean): Promise<void> {
+  const { id, deps } = t;
+  const ready = prepare ? awaitPrepared(client, id, deps.clock) : Promise.resolve(undefined);
+  void ready.then((r) => t.kubectl.feed(r?.kind === "refused" ? undefined : t.manifest), () => t.kubectl.feed(undefined));
+  const kubectl = t.kubectl.done;
+  // A kubectl that ends before it is fed (Ctrl-C, an error of its own) wrote nothing: its end is reported at once.
+  const first = await Promise.race([ready.then((p) => ({ prepared: p })), kubectl.then((result) => ({ ended: result }))]);
+  const prepared = "prepared" in first ? first.prepared : undefined;
+  if (prepared?.kind === "unprepared") deps.warn(`kubectl tx: running kubectl unprepared (${prepared.why}); each write locks as it arrives`);
+  if (prepared?.kind === "refused") {
+    deps.warn(`kubectl tx: kubetx could not prepare ${id}: ${prepared.failure}; kubectl was stopped before it read the objects`);
+    await kubectl;
+  } else await reportKubectl(client, t, "ended" in first ? first.ended : await kubectl);
+}
+
+/** kubectl ended before kubectl tx opened a transaction (Ctrl-C, an error of kubectl's own): it read nothing, so nothing was applied. */
+function endedUnfed(result: KubectlResult, deps: ApplyDeps): number {
+  const how = result.failure ?? `kubectl exited with code ${result.code}`;
+  deps.warn(`kubectl tx: ${how} before it was given the objects; nothing was applied and no transaction was opened`);
+  return result.code === 0 ? EXIT.failed : result.code;
 }
 
 /**

@@ -26,8 +26,8 @@ What it does:
      kubectl is stopped before it reads the objects, nothing is written,
      and the transaction rolls back. (A kubetx that has not prepared it
      within 10 s: kubectl runs unprepared.)
-  3. Runs the real kubectl apply (started during the prepare, so that its
-     own start overlaps it) on a copy of the objects that it reads on its
+  3. Runs the real kubectl apply (started first, so that its own start
+     overlaps the steps above) on a copy of the objects that it reads on its
      stdin (no file is written), each with the annotation
      kubetx.io/transaction: <id>, and shows kubectl's output; kubectl's
      messages name the copy "STDIN".
