@@ -32,10 +32,10 @@ import type { Logger } from "../telemetry/logger.ts";
 import type { ResolverMetrics } from "../telemetry/metrics.ts";
 import type { HeartbeatSeen, MemberCheck } from "../transactions/machine.ts";
 import { activitySince, closesQuietly, decideJoinedLate, decideOpen, decideVerify, decideWithdrawn, joinedAsItClosed, mayMove, memberFailedMessage, observeHeartbeat, openLimitMs } from "../transactions/machine.ts";
-import type { MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
+import type { MemberOperation, MemberOutcome, MemberSummary, Phase, Transaction, TransactionStatus } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 import type { TransactionStore } from "../transactions/store.ts";
-import { persisted } from "../transactions/verify.ts";
+import { committedDigest, persisted } from "../transactions/verify.ts";
 import type { RollbackEvents } from "./events.ts";
 import { mapLimit } from "./concurrency.ts";
 import { Election } from "./election.ts";
@@ -575,7 +575,7 @@ export class Resolver {
     const locks = [...unordered].sort((a, b) => a.member.admittedAt - b.member.admittedAt);
     const committed = await this.transition(id, ["Verifying"], "Committed", {
       memberCount: locks.length,
-      members: locks.map((l) => ({ ...summary(l, "Committed"), ...committedVersion(live.get(l.name)) })),
+      members: locks.map((l) => ({ ...summary(l, "Committed"), ...committedVersion(l.member.operation, live.get(l.name)) })),
       resolvedAt: this.wallTime(),
     });
     if (!committed) return;
@@ -792,13 +792,15 @@ function summary(lock: LockRecord, outcome: MemberOutcome, message?: string): Me
 }
 
 /** What `kubectl tx undo` checks later: the object is still exactly as this transaction left it. */
-function committedVersion(live: KubeObject | undefined): Partial<MemberSummary> {
+function committedVersion(operation: MemberOperation, live: KubeObject | undefined): Partial<MemberSummary> {
   if (!live) return {};
   const generation = live.metadata?.generation;
+  const kept = typeof generation === "number" && generation > 0;
   return {
     ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}),
     ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
-    ...(typeof generation === "number" && generation > 0 ? { generation } : {}),
+    ...(kept ? { generation } : {}),
+    ...(!kept && operation === "CREATE" ? { digest: committedDigest(live) } : {}),
   };
 }
 

@@ -19,6 +19,7 @@ import { changedSinceWritten, objectPath, planRestore } from "../rollback/plan.t
 import { describePath } from "../rollback/diff.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { MemberOperation, MemberSummary, Transaction } from "../transactions/model.ts";
+import { committedDigest } from "../transactions/verify.ts";
 
 export type UndoPlan =
   | { readonly kind: "refused"; readonly message: string; readonly members: MemberSummary[] }
@@ -66,11 +67,14 @@ const CHANGED = "changed since the commit";
  * safe while nobody changed its spec. Kinds that keep metadata.generation
  * (Deployments, Jobs, custom resources with a status) move it for the spec
  * (a Deployment's annotations too), not for a controller's status; for
- * others (a ConfigMap) any write counts.
+ * others (a ConfigMap) the object must be as the commit left it, by its
+ * digest (so a later transaction that wrote it and was rolled back leaves
+ * it undoable); without a digest (a commit before digests) any write counts.
  */
 function createChanged(member: MemberSummary, live: KubeObject): string | undefined {
+  if (live.metadata?.deletionTimestamp) return CHANGED;
+  if (member.generation === undefined) return member.digest !== undefined && committedDigest(live) === member.digest ? undefined : CHANGED;
   const generation = live.metadata?.generation;
-  if (member.generation === undefined || live.metadata?.deletionTimestamp) return CHANGED;
   return generation === member.generation ? undefined : `${CHANGED} (metadata.generation ${member.generation}, now ${generation ?? "none"}: its spec changed)`;
 }
 

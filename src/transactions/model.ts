@@ -88,6 +88,14 @@ export interface MemberSummary extends ObjectRef {
   resourceVersion?: string;
   /** For committed members whose kind keeps one: metadata.generation, which moves only when someone changes the spec. */
   generation?: number;
+  /**
+   * For committed creates of kinds that keep no generation (a ConfigMap, a
+   * Service): a digest of the object as the transaction left it, without
+   * what the apiserver sets (status, resourceVersion, managedFields), so
+   * that undo knows it unchanged after writes that put it back as it was
+   * (a later transaction's rollback). verify.ts committedDigest.
+   */
+  digest?: string;
 }
 
 export interface TransactionStatus {

@@ -15,6 +15,11 @@ export function intentDigest(object: KubeObject): string {
   return createHash("sha256").update(canonical(userIntent(object))).digest("hex");
 }
 
+/** What a committed create's member summary keeps of intentDigest: 128 bits, a record holds up to a thousand. */
+export function committedDigest(object: KubeObject): string {
+  return intentDigest(object).slice(0, 32);
+}
+
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (value && typeof value === "object") {

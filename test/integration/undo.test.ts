@@ -105,6 +105,27 @@ describe("undo", () => {
     expect(await readOrUndefined(admin, `${deployments}/rescaled`)).toBeDefined();
   });
 
+  it("deletes a ConfigMap the transaction created once a later apply that wrote it was rolled back, and refuses while it differs", async () => {
+    await commit("t-change08", [configMap(ns, "kept", { v: "1" }), configMap(ns, "kept-too", { v: "1" })]);
+    // Plain kubectl apply (a transparent transaction) changes it, then fails on an object the apiserver rejects: kubetx puts it back.
+    const failed = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "kept", { v: "2" }), configMap(ns, "kept-bad", { "bad key": "x" })]) });
+    expect(failed.code).not.toBe(0);
+    const joined = /joined transaction (t-[0-9a-f]{8})/.exec(failed.stderr)?.[1] ?? "";
+    expect((await waitResolved(admin, joined)).status?.phase).toBe("RolledBack");
+    expect((await admin.get(`${cms}/kept`)).data).toEqual({ v: "1" });
+
+    await admin.mergePatch(`${cms}/kept-too`, { data: { v: "edited" } });
+    const refused = await undo("t-change08", alice, "alice", "t-undo-kept1");
+    expect(refused.status?.reason).toBe("UndoRefused");
+    expect(refused.status?.message).toContain(`configmaps ${ns}/kept-too changed since the commit`);
+    expect(refused.status?.message).not.toContain(`${ns}/kept `);
+    await admin.mergePatch(`${cms}/kept-too`, { data: { v: "1" } });
+    const undone = await undo("t-change08", alice, "alice", "t-undo-kept2");
+    expect(undone.status?.phase, JSON.stringify(undone.status)).toBe("Committed");
+    expect(await readOrUndefined(admin, `${cms}/kept`)).toBeUndefined();
+    expect(await readOrUndefined(admin, `${cms}/kept-too`)).toBeUndefined();
+  });
+
   it("refuses to undo another user's transaction", async () => {
     await commit("t-change03", [configMap(ns, "alices", { v: "1" })]);
     const bob = await client("bob");

@@ -11,6 +11,7 @@ import type { StoredEntry } from "../../src/journal/journal.ts";
 import { changedSinceCommit, planUndo, undoEntry, undoMember } from "../../src/resolver/undo.ts";
 import type { MemberOperation, MemberSummary, Phase, Transaction } from "../../src/transactions/model.ts";
 import { newTransaction } from "../../src/transactions/model.ts";
+import { committedDigest } from "../../src/transactions/verify.ts";
 
 const REF = { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "settings" };
 const ORIGINAL_ID = "t-0a1b2c3d";
@@ -83,6 +84,22 @@ describe("changedSinceCommit: a created member of a kind that keeps metadata.gen
     const deleting = at("57", 1);
     deleting.metadata = { ...deleting.metadata, deletionTimestamp: "2026-12-02T15:00:00Z" };
     expect(changed(member, deleting)).toBe("changed since the commit");
+  });
+});
+
+describe("changedSinceCommit: a created member of a kind that keeps no generation, judged by its digest", () => {
+  const asCommitted = { ...withData(live("42"), { level: "new" }), metadata: { ...live("42").metadata, labels: { app: "web" } } };
+  const member = committed("CREATE", { uid: "uid-1", resourceVersion: "42", digest: committedDigest(asCommitted) });
+
+  it("is unchanged when written since but as the commit left it (a later transaction wrote it and was rolled back)", () => {
+    const putBack = { ...asCommitted, metadata: { ...asCommitted.metadata, resourceVersion: "57", managedFields: [{ manager: "kubetx" }] } };
+    expect(changed(member, putBack)).toBeUndefined();
+  });
+
+  it("has changed when its data or metadata someone set differ, or it is being deleted", () => {
+    expect(changed(member, { ...asCommitted, data: { level: "edited" }, metadata: { ...asCommitted.metadata, resourceVersion: "57" } })).toBe("changed since the commit");
+    expect(changed(member, { ...asCommitted, metadata: { ...asCommitted.metadata, resourceVersion: "57", labels: { app: "other" } } })).toBe("changed since the commit");
+    expect(changed(member, { ...asCommitted, metadata: { ...asCommitted.metadata, resourceVersion: "57", deletionTimestamp: "2026-12-03T15:00:00Z" } })).toBe("changed since the commit");
   });
 });
 

@@ -34,7 +34,8 @@ a controller's status or a label, stays), deleted ones are re-created. It
 refuses, and lists the objects, when someone changed a field the
 transaction wrote, the spec of an object it created (its
 metadata.generation moved; for kinds without one, such as ConfigMaps, any
-change), or re-created one it deleted; when its journal is gone; or when
+change but the apiserver's own fields, so one a later apply wrote and
+rolled back counts as unchanged), or re-created one it deleted; when its journal is gone; or when
 you may not make one of those writes yourself (RBAC); then nothing is
 written. You may undo only your own transactions, and not an undo (to redo,
 apply your manifests again).
