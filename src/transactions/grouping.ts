@@ -21,7 +21,20 @@ export function sessionKey(requester: Requester): string {
  * transaction. Deletes carry no field manager and join whatever is open.
  */
 export function sameTool(sessionManager: string | undefined, writeManager: string | undefined): boolean {
-  return !sessionManager || !writeManager || sessionManager === writeManager;
+  return !sessionManager || !writeManager || toolOf(sessionManager) === toolOf(writeManager);
+}
+
+/**
+ * Field managers one tool writes under besides its own. `kubectl apply
+ * --server-side` (manager `kubectl`), over an object client-side apply
+ * wrote, writes last-applied-configuration back as `kubectl-last-applied`
+ * right after each object's apply patch: the same apply, which a
+ * transaction of its own would split (and its lock refuse).
+ */
+const ALSO_WRITES_AS: Readonly<Record<string, string>> = { "kubectl-last-applied": "kubectl" };
+
+function toolOf(manager: string): string {
+  return ALSO_WRITES_AS[manager] ?? manager;
 }
 
 export function newTransactionId(): string {

@@ -75,6 +75,40 @@ describe("transparent mode", () => {
     expect(await readOrUndefined(admin, `${cms}/after-bad-start`)).toBeUndefined();
   });
 
+  it("keeps a server-side apply over objects client-side apply wrote one transaction, kubectl's migration writes included", async () => {
+    const names = ["ssa-1", "ssa-2", "ssa-3"];
+    const clientSide = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf(names.map((n) => configMap(ns, n, { v: "1" }))) });
+    expect(clientSide.code).toBe(0);
+    expect((await waitResolved(admin, joined(clientSide.stderr))).status?.phase).toBe("Committed");
+    const lastApplied = async (name: string): Promise<string | undefined> => (await admin.get(`${cms}/${name}`)).metadata?.annotations?.["kubectl.kubernetes.io/last-applied-configuration"];
+    const before = await lastApplied("ssa-1");
+    const serverSide = (docs: KubeObject[]): ReturnType<typeof kubectl> => kubectl(["apply", "--server-side", "-f", "-"], { user: "alice", input: yamlOf(docs) });
+    const transactionsIn = (stderr: string): Set<string> => new Set([...stderr.matchAll(/joined transaction (t-[0-9a-f]+)/g)].map((m) => m[1] ?? ""));
+
+    // Each object's apply patch, then kubectl's two writes that move last-applied-configuration over, all in one transaction: a failure undoes all.
+    const failed = await serverSide([configMap(ns, "ssa-1", { v: "2" }), configMap(ns, "ssa-2", { v: "2" }), invalid(ns, "ssa-bad")]);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).not.toContain("failed to migrate");
+    expect([...transactionsIn(failed.stderr)]).toHaveLength(1);
+    expect((await waitResolved(admin, joined(failed.stderr))).status?.phase).toBe("RolledBack");
+    for (const n of ["ssa-1", "ssa-2"]) expect((await admin.get(`${cms}/${n}`)).data).toEqual({ v: "1" });
+    expect(await lastApplied("ssa-1")).toBe(before);
+
+    const applied = await serverSide(names.map((n) => configMap(ns, n, { v: "2" })));
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stderr).not.toContain("failed to migrate");
+    const ids = [...transactionsIn(applied.stderr)];
+    expect(ids).toHaveLength(1);
+    const tx = await waitResolved(admin, ids[0] ?? "");
+    expect(tx.status?.phase).toBe("Committed");
+    expect(tx.status?.memberCount).toBe(3);
+    for (const n of names) {
+      const live = await admin.get(`${cms}/${n}`);
+      expect(live.data).toEqual({ v: "2" });
+      expect(JSON.stringify(live.metadata?.managedFields)).toContain('"manager":"kubectl-last-applied"');
+    }
+  });
+
   it("gives the valid object its old data back when the other object of an update is invalid", async () => {
     await admin.create(cms, configMap(ns, "keep", { v: "old" }));
     await admin.create(cms, configMap(ns, "break", { v: "old" }));

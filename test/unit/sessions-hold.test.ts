@@ -2,11 +2,12 @@
  * Which transaction a requester's next plain write joins: an open or
  * rolling-back transparent one keeps it; a resolved failed one keeps it only
  * for a quiet window after a refusal the resolver may not have seen
- * (chaos F16), and never for long.
+ * (chaos F16), and never for long; and which field managers are one tool.
  */
 import { describe, expect, it } from "vitest";
 import type { Phase, Transaction } from "../../src/transactions/model.ts";
 import { newTransaction } from "../../src/transactions/model.ts";
+import { sameTool } from "../../src/transactions/grouping.ts";
 import { joinable, MAX_REFUSING_AFTER_MS } from "../../src/transactions/sessions.ts";
 
 const NOW = Date.parse("2026-11-30T12:00:00Z");
@@ -55,5 +56,24 @@ describe("joinable", () => {
     expect(joinable(record("plugin", "Open"), "DELETE", HOLD)).toBe(true);
     expect(joinable(record("plugin", "Open"), "CREATE", HOLD)).toBe(false);
     expect(joinable(record("explicit", "Open"), "DELETE", HOLD)).toBe(false);
+  });
+});
+
+describe("sameTool", () => {
+  it("takes writes with the session's field manager, or with none (deletes), as the same tool's", () => {
+    expect(sameTool("kubectl-client-side-apply", "kubectl-client-side-apply")).toBe(true);
+    expect(sameTool("kubectl", undefined)).toBe(true);
+    expect(sameTool(undefined, "helm")).toBe(true);
+  });
+
+  it("takes kubectl's write of last-applied-configuration during a server-side apply as kubectl's, either way round", () => {
+    expect(sameTool("kubectl", "kubectl-last-applied")).toBe(true);
+    expect(sameTool("kubectl-last-applied", "kubectl")).toBe(true);
+  });
+
+  it("takes another field manager as another tool", () => {
+    expect(sameTool("kubectl", "kubectl-client-side-apply")).toBe(false);
+    expect(sameTool("kubectl-last-applied", "helm")).toBe(false);
+    expect(sameTool("kubectl", "my-script")).toBe(false);
   });
 });
