@@ -59,6 +59,10 @@ describe("stopping what a previous run left behind", () => {
     const [chunk] = (await once(parent.stdout, "data")) as [Buffer];
     const pid = Number(chunk.toString().trim());
     leftovers.push(pid);
+    // `$!` comes as soon as the shell forked: wait until the child is node, so no test reads its command line mid-exec.
+    for (let attempt = 0; attempt < 200 && !(await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).includes(IDLE_FOREVER); attempt += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     return pid;
   }
 
