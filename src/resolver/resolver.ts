@@ -672,11 +672,14 @@ export class Resolver {
    * and the late-write window not over. A prepared transaction holds every
    * lock that long and PREPARED_HOLD_EXTRA_MS more, since a create admitted
    * from memory left no trace to wait for (a write it deletes could be
-   * re-created by a second create of the same name).
+   * re-created by a second create of the same name); unless kubectl tx
+   * said that kubectl exited on its own (spec.clientSettled), the only
+   * writer of prepared creates: every request it sent was answered before
+   * that, so this pass, which read the record after it, has restored them all.
    */
   private holding(tx: Transaction, held: HeldRollback, now: number): boolean {
     // A prepared create may have been admitted from a cache that missed the close (pulse.ts): it lands within this.
-    if (tx.status?.prepared && now - held.startedAt < this.o.timing.lateWriteMs + PREPARED_HOLD_EXTRA_MS) return true;
+    if (tx.status?.prepared && !tx.spec.clientSettled && now - held.startedAt < this.o.timing.lateWriteMs + PREPARED_HOLD_EXTRA_MS) return true;
     if (held.inFlight.size === 0 || now - held.startedAt >= this.o.timing.lateWriteMs) return false;
     if (this.sinkDelayMs() === 0) return true;
     const reported = tx.status?.requests ?? {};

@@ -41,6 +41,13 @@ export interface TransactionSpec {
   clientState?: ClientState;
   clientMessage?: string;
   /**
+   * Set by kubectl tx apply with clientState when kubectl exited on its
+   * own (not by a signal): every request it sent had its answer, so none
+   * of its writes can still land. A rollback then need not hold its
+   * prepared locks for creates admitted from memory (resolver.ts holding).
+   */
+  clientSettled?: boolean;
+  /**
    * kubectl tx apply's liveness: a counter it changes every
    * CLIENT_HEARTBEAT_PERIOD_MS while kubectl runs. Only its changes count,
    * as kubetx observes them on its own clock; it is never read as a time.

@@ -16,6 +16,7 @@ import type { TransactionRow } from "../../src/cli/tx/list.ts";
 import type { Transaction } from "../../src/transactions/model.ts";
 import { CLIENT_HEARTBEAT_PERIOD_MS, CLIENT_HEARTBEAT_TIMEOUT_MS, transactionPath } from "../../src/transactions/model.ts";
 import { buildPluginBundle, pluginWrapper } from "../../src/devcluster/plugin-bundle.ts";
+import { PREPARED_HOLD_EXTRA_MS } from "../../src/locks/pulse.ts";
 import type { CommandResult } from "../support/cluster.ts";
 import { client, cluster, createNamespace, kubectl, run, uniqueName } from "../support/cluster.ts";
 import { FAST, startEngine, unregister } from "../support/engine.ts";
@@ -163,6 +164,10 @@ describe("kubectl tx apply", () => {
     expect(record.spec.clientState).toBe("Failed");
     expect(record.spec.clientMessage).toContain('The ConfigMap "reject-c" is invalid');
     expect(record.spec.clientMessage).not.toContain("Warning:");
+    // kubectl exited on its own, so no prepared create of it can still land: the rollback holds no lock for one (PREPARED_HOLD_EXTRA_MS).
+    expect(record.status?.preparedMembers).toBe(3);
+    expect(record.spec.clientSettled).toBe(true);
+    expect(Date.parse(record.status?.resolvedAt ?? "") - Date.parse(record.status?.closedAt ?? "")).toBeLessThan(PREPARED_HOLD_EXTRA_MS);
     // The plugin prints the verdict once the record is resolved; the resolver releases the locks and heartbeat right after.
     expect(await leftoversSettled(admin, record.metadata?.name ?? "")).toEqual([]);
   });

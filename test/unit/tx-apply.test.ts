@@ -250,7 +250,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "a", namespace: "shop", annotations: { "kubetx.io/transaction": ID } }, data: { k: "v" } },
       { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "b", annotations: { "kubetx.io/transaction": ID } } },
     ]);
-    expect(api.calls[2]).toEqual({ method: "PATCH", path: TX_PATH, body: { spec: { clientState: "Applied" } } });
+    expect(api.calls[2]).toEqual({ method: "PATCH", path: TX_PATH, body: { spec: { clientState: "Applied", clientSettled: true } } });
     expect(out).toEqual(["transaction t-0123abcd committed: 2 members", "  CREATE configmaps shop/a: Committed", "  CREATE configmaps default/b: Committed"]);
     expect(err).toEqual([`kubectl tx: applying 2 objects as transaction ${ID}`]);
     expect(api.closed).toBe(true);
@@ -272,7 +272,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     ] });
     const code = await runApply(options(), deps());
     expect(code).toBe(1);
-    expect(api.calls[2]).toEqual({ method: "PATCH", path: TX_PATH, body: { spec: { clientState: "Failed", clientMessage: 'The ConfigMap "c" is invalid: data[bad key]: Invalid value' } } });
+    expect(api.calls[2]).toEqual({ method: "PATCH", path: TX_PATH, body: { spec: { clientState: "Failed", clientMessage: 'The ConfigMap "c" is invalid: data[bad key]: Invalid value', clientSettled: true } } });
     expect(out).toEqual([
       'transaction t-0123abcd rolled back: ClientFailed: The ConfigMap "c" is invalid: data[bad key]: Invalid value',
       "  CREATE configmaps shop/a: Restored",
@@ -542,7 +542,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       expect(api.calls[2]).toEqual({ method: "GET", path: TX_PATH });
       expect(runs).toHaveLength(1);
       expect(runs[0]?.callsBeforeRead).toBe(3);
-      expect(api.calls[3]).toEqual({ method: "PATCH", path: TX_PATH, body: { spec: { clientState: "Applied" } } });
+      expect(api.calls[3]).toEqual({ method: "PATCH", path: TX_PATH, body: { spec: { clientState: "Applied", clientSettled: true } } });
       expect(err).toEqual([`kubectl tx: applying 2 objects as transaction ${ID}`]);
     });
 

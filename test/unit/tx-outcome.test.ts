@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ApplyOptions } from "../../src/cli/tx/args.ts";
-import { applyCopyArgs, applyOriginalArgs, stderrTail } from "../../src/cli/tx/kubectl.ts";
-import { clientStatePatch, formatOutcome, isUncovered, outsideLines, progressLine, targetNamespaces, uncoveredLines } from "../../src/cli/tx/outcome.ts";
+import { STDERR_KEEP_CHARS, applyCopyArgs, applyOriginalArgs, stderrTail } from "../../src/cli/tx/kubectl.ts";
+import { clientStatePatch, formatOutcome, isUncovered, outsideLines, progressLine, settled, targetNamespaces, uncoveredLines } from "../../src/cli/tx/outcome.ts";
 import type { Transaction } from "../../src/transactions/model.ts";
 
 const base: ApplyOptions = { files: ["a.yaml"], recursive: false, timeoutSeconds: 60, dryRun: "none", prune: false };
@@ -26,26 +26,48 @@ describe("the kubectl command line", () => {
 
 describe("what kubectl tx tells kubetx", () => {
   it("says Applied when kubectl exited 0, whatever it printed", () => {
-    expect(clientStatePatch({ code: 0, stderr: "Warning: something" })).toEqual({ spec: { clientState: "Applied" } });
+    expect(clientStatePatch({ code: 0, stderr: "Warning: something" })).toEqual({ spec: { clientState: "Applied", clientSettled: true } });
   });
 
   it("says Failed with the end of kubectl's errors otherwise", () => {
-    expect(clientStatePatch({ code: 1, stderr: 'The ConfigMap "c" is invalid' })).toEqual({ spec: { clientState: "Failed", clientMessage: 'The ConfigMap "c" is invalid' } });
+    expect(clientStatePatch({ code: 1, stderr: 'The ConfigMap "c" is invalid' })).toEqual({ spec: { clientState: "Failed", clientMessage: 'The ConfigMap "c" is invalid', clientSettled: true } });
   });
 
   it("leaves kubectl's warnings (kubetx's joined-transaction notes, klog W lines) out of the message", () => {
     const stderr = "Warning: kubetx: joined transaction t-0123abcd (1 member)\nThe ConfigMap \"c\" is invalid\nWarning: deprecated\n" +
       "W1124 14:12:30.182893   26298 prune.go:71] Deprecated: kubectl apply will no longer prune non-namespaced resources\n";
-    expect(clientStatePatch({ code: 1, stderr })).toEqual({ spec: { clientState: "Failed", clientMessage: 'The ConfigMap "c" is invalid' } });
+    expect(clientStatePatch({ code: 1, stderr })).toEqual({ spec: { clientState: "Failed", clientMessage: 'The ConfigMap "c" is invalid', clientSettled: true } });
   });
 
   it("says Failed with the exit code when kubectl printed nothing but warnings", () => {
     expect(clientStatePatch({ code: 1, stderr: "Warning: kubetx: joined transaction t-0123abcd (1 member)\n" }))
-      .toEqual({ spec: { clientState: "Failed", clientMessage: "kubectl apply exited with code 1" } });
+      .toEqual({ spec: { clientState: "Failed", clientMessage: "kubectl apply exited with code 1", clientSettled: true } });
   });
 
   it("says Failed with the exit code when kubectl printed nothing", () => {
-    expect(clientStatePatch({ code: 137, stderr: "  " })).toEqual({ spec: { clientState: "Failed", clientMessage: "kubectl apply exited with code 137" } });
+    expect(clientStatePatch({ code: 137, stderr: "  " })).toEqual({ spec: { clientState: "Failed", clientMessage: "kubectl apply exited with code 137", clientSettled: true } });
+  });
+
+  it("says settled only when kubectl exited on its own: a signal may leave a request of it on its way", () => {
+    expect(clientStatePatch({ code: 130, stderr: "kubectl was stopped by SIGINT", failure: "kubectl was stopped by SIGINT" }))
+      .toEqual({ spec: { clientState: "Failed", clientMessage: "kubectl was stopped by SIGINT" } });
+    expect(clientStatePatch({ code: 127, stderr: "spawn ENOENT", failure: "kubectl could not run: spawn ENOENT" }).spec.clientSettled).toBeUndefined();
+  });
+
+  it("says settled after errors the apiserver answered, not after a lost connection or a timeout, which may leave a request going on", () => {
+    expect(settled({ code: 1, stderr: 'Error from server (Forbidden): error when creating "STDIN": admission webhook "validate.kubetx.io" denied the request: kubetx: locked' })).toBe(true);
+    expect(settled({ code: 1, stderr: 'The ConfigMap "c" is invalid: data[bad key]: Invalid value: "bad key"' })).toBe(true);
+    for (const error of [
+      'error when creating "STDIN": Post "https://127.0.0.1:6443/api/v1/namespaces/shop/configmaps": unexpected EOF',
+      'error when creating "STDIN": Post "https://127.0.0.1:6443/api/v1/namespaces/shop/configmaps": read tcp 127.0.0.1:40000->127.0.0.1:6443: read: connection reset by peer',
+      "Error from server (Timeout): error when creating \"STDIN\": Timeout: request did not complete within requested timeout - context deadline exceeded",
+      "Unable to connect to the server: net/http: TLS handshake timeout",
+      "error: http2: client connection lost",
+      'Error from server (InternalError): Internal error occurred: resource quota evaluation timed out',
+      "Error from server (ServiceUnavailable): the server is currently unavailable",
+    ]) expect(settled({ code: 1, stderr: error }), error).toBe(false);
+    // Errors cut to the last STDERR_KEEP_CHARS characters may have lost one of those.
+    expect(settled({ code: 1, stderr: "x".repeat(STDERR_KEEP_CHARS) })).toBe(false);
   });
 
   it("keeps whole last lines of stderr within the CRD's 4096 characters", () => {

@@ -118,7 +118,7 @@ export interface KubectlResult {
 }
 
 /** Keeps this many characters of stderr while kubectl runs: room for a clientMessage after warnings are dropped. */
-const STDERR_KEEP_CHARS = 4 * CLIENT_MESSAGE_MAX_CHARS;
+export const STDERR_KEEP_CHARS = 4 * CLIENT_MESSAGE_MAX_CHARS;
 const FORWARDED_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /**

@@ -5,17 +5,40 @@ import { ENABLED_LABEL } from "../../policy/policy.ts";
 import { EXCLUDED_NAMESPACES } from "../../webhooks/coverage.ts";
 import type { ClientState, MemberSummary, Transaction } from "../../transactions/model.ts";
 import { EXIT } from "./errors.ts";
-import { CLIENT_MESSAGE_MAX_CHARS, stderrTail, withoutWarnings } from "./kubectl.ts";
+import { CLIENT_MESSAGE_MAX_CHARS, STDERR_KEEP_CHARS, stderrTail, withoutWarnings } from "./kubectl.ts";
 
 export interface ClientStatePatch {
-  readonly spec: { readonly clientState: ClientState; readonly clientMessage?: string };
+  readonly spec: { readonly clientState: ClientState; readonly clientMessage?: string; readonly clientSettled?: true };
+}
+
+/**
+ * Errors after which a request of kubectl's may still go on in an
+ * apiserver: a lost or cancelled connection, a timeout on either side
+ * (the apiserver's own 504 leaves the request running), an apiserver in
+ * trouble. Broad on purpose: a false match only keeps the rollback's
+ * longer hold.
+ */
+const UNSETTLING_ERROR = /timeout|timed out|deadline|EOF|connect|http2|broken pipe|TLS|i\/o|cancel|closed|unavailable|internal ?error/i;
+
+/**
+ * Whether kubectl exited with every request it sent answered: on its own
+ * (not by a signal, which `failure` says, nor unable to run), and with no
+ * error that leaves a request of it going on (kubetx then need not wait
+ * for a write of it that may still land: spec.clientSettled). Pure.
+ */
+export function settled(result: { readonly code: number; readonly stderr: string; readonly failure?: string }): boolean {
+  if (result.failure !== undefined) return false;
+  if (result.code === 0) return true;
+  const errors = withoutWarnings(result.stderr);
+  return result.stderr.length < STDERR_KEEP_CHARS && !UNSETTLING_ERROR.test(errors);
 }
 
 /** The merge patch that tells kubetx how kubectl ended: on failure, the last lines of kubectl's errors. */
-export function clientStatePatch(result: { readonly code: number; readonly stderr: string }): ClientStatePatch {
-  if (result.code === 0) return { spec: { clientState: "Applied" } };
+export function clientStatePatch(result: { readonly code: number; readonly stderr: string; readonly failure?: string }): ClientStatePatch {
+  const done = settled(result) ? { clientSettled: true as const } : {};
+  if (result.code === 0) return { spec: { clientState: "Applied", ...done } };
   const message = stderrTail(withoutWarnings(result.stderr)).trim() || `kubectl apply exited with code ${result.code}`;
-  return { spec: { clientState: "Failed", clientMessage: message.slice(-CLIENT_MESSAGE_MAX_CHARS) } };
+  return { spec: { clientState: "Failed", clientMessage: message.slice(-CLIENT_MESSAGE_MAX_CHARS), ...done } };
 }
 
 function plural(n: number, word: string): string {
