@@ -35,10 +35,10 @@ refuses, and lists the objects, when someone changed a field the
 transaction wrote, the spec of an object it created (its
 metadata.generation moved; for kinds without one, such as ConfigMaps, any
 change but the apiserver's own fields, so one a later apply wrote and
-rolled back counts as unchanged), or re-created one it deleted; when its journal is gone; or when
-you may not make one of those writes yourself (RBAC); then nothing is
-written. You may undo only your own transactions, and not an undo (to redo,
-apply your manifests again).
+rolled back counts as unchanged), or re-created one it deleted; when its
+journal is gone; or when you may not make one of those writes yourself
+(RBAC); then nothing is written. You may undo only your own transactions,
+and not an undo (to redo, apply your manifests again).
 
 Flags:
       --timeout DURATION   how long kubetx may take (default 60s)
