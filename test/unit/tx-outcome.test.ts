@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ApplyOptions } from "../../src/cli/tx/args.ts";
 import { STDERR_KEEP_CHARS, applyCopyArgs, applyOriginalArgs, stderrTail } from "../../src/cli/tx/kubectl.ts";
-import { clientStatePatch, formatOutcome, isUncovered, outsideLines, progressLine, settled, targetNamespaces, uncoveredLines } from "../../src/cli/tx/outcome.ts";
+import { clientStatePatch, clusterScopedLines, formatOutcome, isUncovered, outsideLines, progressLine, settled, targetNamespaces, uncoveredLines } from "../../src/cli/tx/outcome.ts";
 import type { Transaction } from "../../src/transactions/model.ts";
 
 const base: ApplyOptions = { files: ["a.yaml"], recursive: false, timeoutSeconds: 60, dryRun: "none", prune: false };
@@ -202,6 +202,22 @@ describe("objects outside the transaction", () => {
   const committed = (namespaces: string[], phase: "Committed" | "RolledBack" = "Committed"): Transaction => tx({
     phase, memberCount: namespaces.length,
     members: namespaces.map((namespace) => ({ group: "", version: "v1", resource: "configmaps", namespace, name: "a", operation: "CREATE", outcome: phase === "Committed" ? "Committed" : "Restored" })),
+  });
+
+  it("names the cluster-scoped objects of the apply, and says a rollback left them", () => {
+    const objects = [
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: "shop" } },
+      { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "reader" } },
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "a", namespace: "shop" } },
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "b" } },
+    ];
+    expect(clusterScopedLines(objects, committed(["shop"], "RolledBack"))).toEqual([
+      "kubectl tx: namespace/shop, clusterrole/reader are cluster-scoped, and kubetx takes part in no write of such an object: not part of transaction t-0123abcd, and they stay as kubectl left them",
+    ]);
+    expect(clusterScopedLines(objects.slice(0, 1), committed(["shop"]))).toEqual([
+      "kubectl tx: namespace/shop is cluster-scoped, and kubetx takes part in no write of such an object: not part of transaction t-0123abcd",
+    ]);
+    expect(clusterScopedLines(objects.slice(2), committed(["shop"]))).toEqual([]);
   });
 
   it("warns nothing when a member came from every namespace the objects went to", () => {

@@ -18,7 +18,7 @@ import { startHeartbeat } from "./heartbeat.ts";
 import type { KubectlResult } from "./kubectl.ts";
 import { applyCopyArgs, applyOriginalArgs } from "./kubectl.ts";
 import { annotate, parseManifests, renderManifest } from "./manifests.ts";
-import { clientStatePatch, formatOutcome, isUncovered, outsideLines, targetNamespaces, uncoveredLines } from "./outcome.ts";
+import { clientStatePatch, clusterScopedLines, formatOutcome, isUncovered, outsideLines, targetNamespaces, uncoveredLines } from "./outcome.ts";
 import { createRecord, renewFailure, renewRecord, reportClientState, whoAmIWithGroups } from "./record.ts";
 import { awaitPrepared, prepareSpec } from "./prepare.ts";
 import type { Clock } from "./wait.ts";
@@ -218,6 +218,7 @@ async function report(client: KubeClient, resolved: Transaction, t: Transact): P
     const outcome = formatOutcome(resolved);
     outcome.lines.forEach((line) => t.deps.say(line));
     outsideLines(resolved, targetNamespaces(t.objects, t.options.namespace)).forEach((line) => t.deps.warn(line));
+    clusterScopedLines(t.objects, resolved).forEach((line) => t.deps.warn(line));
     return outcome.exitCode;
   }
   await client.delete(transactionPath(t.id)).catch((error: unknown) => {

@@ -95,6 +95,20 @@ export function targetNamespaces(objects: readonly KubeObject[], namespace: stri
   return [...new Set(namespaced.map((o) => o.metadata?.namespace ?? namespace))];
 }
 
+/**
+ * A warning (stderr) for the objects of the apply of a kind without a
+ * namespace: kubetx takes part in no such write, so they are outside the
+ * transaction, and a rollback leaves them as kubectl did. Empty when there
+ * are none. Pure.
+ */
+export function clusterScopedLines(objects: readonly KubeObject[], transaction: Transaction): string[] {
+  const named = objects.filter((o) => o.metadata?.namespace === undefined && CLUSTER_SCOPED_KINDS.has(o.kind ?? "")).map((o) => `${(o.kind ?? "").toLowerCase()}/${o.metadata?.name ?? ""}`);
+  if (named.length === 0) return [];
+  const [one, id] = [named.length === 1, transaction.metadata?.name ?? ""];
+  const kept = transaction.status?.phase === "RolledBack" ? `, and ${one ? "it stays" : "they stay"} as kubectl left ${one ? "it" : "them"}` : "";
+  return [`kubectl tx: ${named.join(", ")} ${one ? "is" : "are"} cluster-scoped, and kubetx takes part in no write of such an object: not part of transaction ${id}${kept}`];
+}
+
 /** Never sent to kubetx, whatever the policies say (webhooks/coverage.ts): no label opts them in. */
 function neverCovered(namespace: string | undefined): boolean {
   return namespace !== undefined && EXCLUDED_NAMESPACES.includes(namespace);
