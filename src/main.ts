@@ -257,7 +257,7 @@ function prepareDeps(o: { client: KubeClient; access: CachedAccess; namespaces: 
 function appFor(engine: Engine, scope: ScopeDeps, options: WebhookServerOptions): ReturnType<typeof createApp> {
   const { logger, config, apiserverClients } = options;
   const { store, locks, coordinator, sessions, intents, metrics, failures } = engine;
-  const sink = config.auditSinkDelayMs !== undefined ? auditSink({ ...scope, store, coordinator, failures, logger }) : undefined;
+  const sink = config.auditSinkDelayMs !== undefined ? auditSink({ ...scope, store, locks, coordinator, failures, logger }) : undefined;
   const apiserver = apiserverClients === "anyone" ? undefined : clientCertificateCheck(apiserverClients.names);
   return createApp({
     logger,

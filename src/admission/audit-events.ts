@@ -61,6 +61,8 @@ export interface Rejection {
   readonly namespace: string;
   readonly group: string;
   readonly resource: string;
+  /** The object's name, when the apiserver knew it (a create whose body decoded, any write by URL). */
+  readonly name?: string;
   /** When the apiserver received the request (its clock), ms. */
   readonly receivedAtMs: number;
   readonly reason: string;
@@ -99,6 +101,7 @@ function rejectionOf(event: AuditEvent, entry: AuditEntry, reason: string): Reje
     requester,
     ...(fieldManager ? { fieldManager } : {}),
     ...entry.target,
+    ...(event.objectRef?.name ? { name: event.objectRef.name } : {}),
     receivedAtMs: Number.isNaN(receivedAtMs) ? entry.timeMs : receivedAtMs,
     reason,
   };

@@ -3,7 +3,8 @@
  * here. Member outcomes are recorded on their Transaction (one status patch
  * per transaction per batch) and a member whose request failed fails its
  * transaction; a covered write rejected before kubetx saw it fails its
- * requester's transparent transaction. Everything else is dropped at once:
+ * requester's transparent transaction (or, when the object is under the
+ * lock of the requester's own named transaction, that one). Everything else is dropped at once:
  * the sink keeps no state of its own.
  */
 import type { Logger } from "../telemetry/logger.ts";
@@ -11,6 +12,9 @@ import type { Coordinator } from "../transactions/coordinator.ts";
 import type { RequesterFailureDeps } from "../transactions/failures.ts";
 import { failRequester } from "../transactions/failures.ts";
 import type { TransactionStore } from "../transactions/store.ts";
+import type { Transaction } from "../transactions/model.ts";
+import { TERMINAL_PHASES } from "../transactions/model.ts";
+import type { LockStore } from "../locks/store.ts";
 import type { MemberOutcome, Rejection, WriteProgress } from "./audit-events.ts";
 import { findingOf, progressOf } from "./audit-events.ts";
 import { InFlightTracker } from "./in-flight.ts";
@@ -19,6 +23,8 @@ import { policyMode } from "./scope.ts";
 
 export interface AuditSinkDeps extends ScopeDeps {
   readonly store: TransactionStore;
+  /** Whose lock a rejected write's object is under (namedHolder). */
+  readonly locks: Pick<LockStore, "lockNow">;
   readonly coordinator: Coordinator;
   readonly failures: RequesterFailureDeps;
   readonly logger: Logger;
@@ -76,9 +82,40 @@ async function recordOutcomes(deps: AuditSinkDeps, outcomes: readonly MemberOutc
 }
 
 async function failCovered(deps: AuditSinkDeps, rejection: Rejection): Promise<boolean> {
+  const holder = await namedHolder(deps, rejection);
+  if (holder) {
+    deps.logger.info({ transaction: holder.id, user: rejection.requester.username, reason: rejection.reason }, "a member's write was rejected before admission; failing its transaction");
+    if (!holder.failing) await deps.coordinator.fail(holder.id, rejection.reason);
+    return true;
+  }
   const mode = await policyMode(deps, rejection, rejection.requester);
   if (mode !== "transparent") return false;
   const failed = await failRequester(deps.failures, rejection);
   if (failed) deps.logger.info({ transaction: failed, user: rejection.requester.username, reason: rejection.reason }, "a write was rejected before admission; failing its transaction");
   return failed !== undefined;
+}
+
+/**
+ * The requester's own named transaction (kubectl tx apply, an explicit
+ * one) that holds the rejected write's object, if one does and has not
+ * ended: the write was its member's (kubectl tx apply's prepared create,
+ * which kubetx never saw), so it fails that transaction, not the
+ * requester's transparent one, which it would otherwise start for nothing.
+ * From the caches, with no call.
+ */
+async function namedHolder(deps: AuditSinkDeps, rejection: Rejection): Promise<{ id: string; failing: boolean } | undefined> {
+  if (!rejection.name) return undefined;
+  const lock = await deps.locks.lockNow({ group: rejection.group, version: "", resource: rejection.resource, namespace: rejection.namespace, name: rejection.name });
+  if (!lock) return undefined;
+  const tx = await deps.store.lookup(lock.member.transaction);
+  if (!tx || !heldFor(tx, rejection)) return undefined;
+  return { id: lock.member.transaction, failing: tx.status?.failure !== undefined || tx.status?.phase === "RollingBack" };
+}
+
+/** Whether `tx` is the requester's named transaction, not ended, and already begun when the apiserver received the write. Pure. */
+function heldFor(tx: Transaction, rejection: Rejection): boolean {
+  if (tx.spec.mode === "transparent" || tx.spec.user !== rejection.requester.username || TERMINAL_PHASES.has(tx.status?.phase ?? "Open")) return false;
+  // creationTimestamp has whole seconds.
+  const began = Date.parse(tx.metadata?.creationTimestamp ?? "");
+  return !Number.isNaN(began) && rejection.receivedAtMs >= began - 1000;
 }

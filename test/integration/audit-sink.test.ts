@@ -5,7 +5,8 @@
  * storage.
  */
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import https from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import { performance } from "node:perf_hooks";
@@ -13,6 +14,8 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient, KubeObject } from "../../src/kube/index.ts";
 import { Conflict } from "../../src/kube/index.ts";
+import type { Transaction } from "../../src/transactions/model.ts";
+import { transactionPath } from "../../src/transactions/model.ts";
 import { ensureClientCertificate } from "../../src/devcluster/certs.ts";
 import { AUDIT_PATH } from "../../src/server/app.ts";
 import { cluster, createNamespace, kubectl, uniqueName } from "../support/cluster.ts";
@@ -93,6 +96,27 @@ describe("the audit sink", () => {
       expect(described.stdout).toContain('unknown field "spec.replica"');
     } finally {
       await plugin.remove();
+    }
+  });
+
+  it("fails a kubectl tx apply whose prepared create the apiserver rejected, and opens no transparent transaction for that write", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "sink-named-"));
+    const plugin = await installPlugin();
+    try {
+      const file = path.join(dir, "app.yaml");
+      await writeFile(file, yamlOf([configMap(ns, "named-ok", { v: "1" }), configMap(ns, "named-bad", { "bad key": "x" })]));
+      const applied = await plugin.tx(["apply", "-f", file, "-n", ns]);
+      expect(applied.code, `${applied.stdout}\n${applied.stderr}`).toBe(1);
+      expect(applied.stdout).toMatch(/transaction t-[0-9a-f]{8} rolled back/);
+      expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/named-ok`)).toBeUndefined();
+      // The sink hears of the rejected create within its delay and a batch; before, it opened alice a transparent transaction to fail.
+      await sleep(3_000);
+      const records = await admin.get<{ items: Transaction[] }>(transactionPath());
+      const strays = records.items.filter((t) => t.spec.mode === "transparent" && t.spec.user === "alice" && JSON.stringify(t.status ?? {}).includes(`${ns}/named-bad`));
+      expect(strays.map((t) => t.metadata?.name)).toEqual([]);
+    } finally {
+      await plugin.remove();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
