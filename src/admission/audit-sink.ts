@@ -4,8 +4,8 @@
  * per transaction per batch) and a member whose request failed fails its
  * transaction; a covered write rejected before kubetx saw it fails its
  * requester's transparent transaction (or, when the object is under the
- * lock of the requester's own named transaction, that one). Everything else is dropped at once:
- * the sink keeps no state of its own.
+ * lock of the requester's own named transaction, that one). Everything
+ * else is dropped at once: the sink keeps no state of its own.
  */
 import type { Logger } from "../telemetry/logger.ts";
 import type { Coordinator } from "../transactions/coordinator.ts";
