@@ -6,33 +6,15 @@
 import { describe, expect, it } from "vitest";
 import type { ContinuedDeps } from "../../src/admission/continued.ts";
 import { carriedTransaction, continuedScope } from "../../src/admission/continued.ts";
-import type { AdmissionRequest, Operation } from "../../src/admission/review.ts";
 import type { Scope } from "../../src/admission/scope.ts";
-import type { KubeObject, ObjectRef } from "../../src/kube/types.ts";
+import type { ObjectRef } from "../../src/kube/types.ts";
 import type { LockRecord } from "../../src/locks/record.ts";
 import type { Mode, Phase, Transaction } from "../../src/transactions/model.ts";
-import { ANNOTATION_TRANSACTION, newTransaction } from "../../src/transactions/model.ts";
+import { newTransaction } from "../../src/transactions/model.ts";
+import { settingsWrite } from "../support/admission-requests.ts";
 
 const TX = "t-0a1b2c3d";
 const REF: ObjectRef = { group: "", version: "v1", resource: "configmaps", namespace: "shop", name: "settings" };
-
-function configMap(transaction: string | undefined): KubeObject {
-  return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: "shop", ...(transaction ? { annotations: { [ANNOTATION_TRANSACTION]: transaction } } : {}) } };
-}
-
-function request(operation: Operation, now: string | undefined, before: string | undefined, username = "alice"): AdmissionRequest {
-  return {
-    uid: "req-1",
-    kind: { group: "", version: "v1", kind: "ConfigMap" },
-    resource: { group: "", version: "v1", resource: "configmaps" },
-    name: "settings",
-    namespace: "shop",
-    operation,
-    userInfo: { username, groups: ["system:authenticated"] },
-    object: operation === "DELETE" ? null : configMap(now),
-    oldObject: operation === "CREATE" ? null : configMap(before),
-  };
-}
 
 function record(options: { mode?: Mode; user?: string; phase?: Phase; failure?: string } = {}): Transaction {
   const tx = newTransaction(TX, { user: options.user ?? "alice", mode: options.mode ?? "plugin" });
@@ -57,16 +39,16 @@ const TRANSPARENT: Scope = { kind: "transparent" };
 
 describe("carriedTransaction", () => {
   it("is the annotation an update leaves as it was", () => {
-    expect(carriedTransaction(request("UPDATE", TX, TX))).toBe(TX);
+    expect(carriedTransaction(settingsWrite("UPDATE", { now: TX, before: TX }))).toBe(TX);
   });
   it("is nothing for an update that sets or changes it, removes it, or opts out, and for creates and deletes", () => {
-    expect(carriedTransaction(request("UPDATE", TX, undefined))).toBeUndefined();
-    expect(carriedTransaction(request("UPDATE", TX, "t-99999999"))).toBeUndefined();
-    expect(carriedTransaction(request("UPDATE", undefined, TX))).toBeUndefined();
-    expect(carriedTransaction(request("UPDATE", "none", "none"))).toBeUndefined();
-    expect(carriedTransaction(request("UPDATE", undefined, undefined))).toBeUndefined();
-    expect(carriedTransaction(request("CREATE", TX, undefined))).toBeUndefined();
-    expect(carriedTransaction(request("DELETE", undefined, TX))).toBeUndefined();
+    expect(carriedTransaction(settingsWrite("UPDATE", { now: TX, before: undefined }))).toBeUndefined();
+    expect(carriedTransaction(settingsWrite("UPDATE", { now: TX, before: "t-99999999" }))).toBeUndefined();
+    expect(carriedTransaction(settingsWrite("UPDATE", { now: undefined, before: TX }))).toBeUndefined();
+    expect(carriedTransaction(settingsWrite("UPDATE", { now: "none", before: "none" }))).toBeUndefined();
+    expect(carriedTransaction(settingsWrite("UPDATE", { now: undefined, before: undefined }))).toBeUndefined();
+    expect(carriedTransaction(settingsWrite("CREATE", { now: TX, before: undefined }))).toBeUndefined();
+    expect(carriedTransaction(settingsWrite("DELETE", { now: undefined, before: TX }))).toBeUndefined();
   });
 });
 
@@ -75,29 +57,29 @@ describe("continuedScope", () => {
     for (const mode of ["plugin", "explicit"] as const) {
       const tx = record({ mode });
       for (const scope of [TRANSPARENT, { kind: "session-only" } as const]) {
-        expect(await continuedScope(request("UPDATE", TX, TX), scope, REF, caches(tx, lockOf(TX)))).toEqual({ kind: "explicit", transaction: TX, record: tx });
+        expect(await continuedScope(settingsWrite("UPDATE", { now: TX, before: TX }), scope, REF, caches(tx, lockOf(TX)))).toEqual({ kind: "explicit", transaction: TX, record: tx });
       }
     }
   });
 
   it("keeps the write's own scope when the transaction is another user's, transparent, closing, failing or gone", async () => {
     const cases = [record({ user: "bob" }), record({ mode: "transparent" }), record({ phase: "Committed" }), record({ phase: "RollingBack" }), record({ failure: "a member failed" }), undefined];
-    for (const tx of cases) expect(await continuedScope(request("UPDATE", TX, TX), TRANSPARENT, REF, caches(tx, lockOf(TX)))).toBeUndefined();
+    for (const tx of cases) expect(await continuedScope(settingsWrite("UPDATE", { now: TX, before: TX }), TRANSPARENT, REF, caches(tx, lockOf(TX)))).toBeUndefined();
   });
 
   it("keeps it when the object's lock is not the transaction's (another one's, or none seen yet), reading the lock only for an open transaction", async () => {
-    expect(await continuedScope(request("UPDATE", TX, TX), TRANSPARENT, REF, caches(record(), lockOf("t-99999999")))).toBeUndefined();
-    expect(await continuedScope(request("UPDATE", TX, TX), TRANSPARENT, REF, caches(record(), undefined))).toBeUndefined();
+    expect(await continuedScope(settingsWrite("UPDATE", { now: TX, before: TX }), TRANSPARENT, REF, caches(record(), lockOf("t-99999999")))).toBeUndefined();
+    expect(await continuedScope(settingsWrite("UPDATE", { now: TX, before: TX }), TRANSPARENT, REF, caches(record(), undefined))).toBeUndefined();
     const closed = caches(record({ phase: "Committed" }), lockOf(TX));
-    await continuedScope(request("UPDATE", TX, TX), TRANSPARENT, REF, closed);
+    await continuedScope(settingsWrite("UPDATE", { now: TX, before: TX }), TRANSPARENT, REF, closed);
     expect(closed.reads).toEqual([`record ${TX}`]);
   });
 
   it("looks at nothing for a write that names its transaction, passes, or carries no annotation", async () => {
     const none = caches(record(), lockOf(TX));
-    expect(await continuedScope(request("UPDATE", TX, TX), { kind: "explicit", transaction: TX }, REF, none)).toBeUndefined();
-    expect(await continuedScope(request("UPDATE", TX, TX), { kind: "pass", reason: "subresource" }, REF, none)).toBeUndefined();
-    expect(await continuedScope(request("UPDATE", undefined, undefined), TRANSPARENT, REF, none)).toBeUndefined();
+    expect(await continuedScope(settingsWrite("UPDATE", { now: TX, before: TX }), { kind: "explicit", transaction: TX }, REF, none)).toBeUndefined();
+    expect(await continuedScope(settingsWrite("UPDATE", { now: TX, before: TX }), { kind: "pass", reason: "subresource" }, REF, none)).toBeUndefined();
+    expect(await continuedScope(settingsWrite("UPDATE", { now: undefined, before: undefined }), TRANSPARENT, REF, none)).toBeUndefined();
     expect(none.reads).toEqual([]);
   });
 });

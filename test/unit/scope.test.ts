@@ -4,40 +4,17 @@
  * that policy and annotation give it together.
  */
 import { describe, expect, it } from "vitest";
-import type { AdmissionRequest, Operation } from "../../src/admission/review.ts";
 import { OPT_OUT, namedTransaction, scopeOf } from "../../src/admission/scope.ts";
 import type { ScopeDeps } from "../../src/admission/scope.ts";
-import type { KubeObject } from "../../src/kube/types.ts";
 import type { NamespaceLabels } from "../../src/policy/namespaces.ts";
 import type { PolicyMode } from "../../src/policy/policy.ts";
 import { ENABLED_LABEL, POLICY_DEFAULTS } from "../../src/policy/policy.ts";
 import { staticPolicies } from "../../src/policy/watch.ts";
-import { ANNOTATION_TRANSACTION } from "../../src/transactions/model.ts";
+import { settingsWrite as request } from "../support/admission-requests.ts";
 
 const SELF = "system:serviceaccount:kubetx-system:kubetx";
 const TX = "t-0a1b2c3d";
 const OTHER_TX = "t-9f8e7d6c";
-
-function configMap(transaction?: string): KubeObject {
-  const annotations = transaction === undefined ? {} : { annotations: { [ANNOTATION_TRANSACTION]: transaction } };
-  return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: "shop", ...annotations } };
-}
-
-/** alice writing ConfigMap shop/settings; `now`/`before` are the annotation on the new and old object. */
-function request(operation: Operation, annotation: { now?: string; before?: string } = {}, extra: Partial<AdmissionRequest> = {}): AdmissionRequest {
-  return {
-    uid: "req-1",
-    kind: { group: "", version: "v1", kind: "ConfigMap" },
-    resource: { group: "", version: "v1", resource: "configmaps" },
-    name: "settings",
-    namespace: "shop",
-    operation,
-    userInfo: { username: "alice", groups: ["system:authenticated"] },
-    object: operation === "DELETE" ? null : configMap(annotation.now),
-    oldObject: operation === "CREATE" ? null : configMap(annotation.before),
-    ...extra,
-  };
-}
 
 /** Namespace labels from a fixed map, counting how often it was asked. */
 function namespaces(labels: Readonly<Record<string, string>> | undefined): { lookups: () => number; fake: NamespaceLabels } {
