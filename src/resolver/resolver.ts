@@ -44,7 +44,8 @@ import { executeUndo, planUndo } from "./undo.ts";
 import type { PrepareDeps } from "./prepare.ts";
 import { readMany } from "./read-many.ts";
 import { awaitsPrepare, prepareTransaction } from "./prepare.ts";
-import { PREPARED_HOLD_EXTRA_MS } from "../locks/pulse.ts";
+import type { UnseenWrite } from "./hold.ts";
+import { holdsLocks, unseenWrite } from "./hold.ts";
 
 /** Restores and checks run this many at a time: fast for 100 members, gentle on the apiserver. */
 const PARALLEL_MEMBER_WORK = 8;
@@ -125,7 +126,7 @@ interface HeldRollback {
   readonly startedAt: number;
   lastPassAt: number;
   /** Locks whose write was neither visible nor reported when the rollback began. */
-  readonly inFlight: ReadonlySet<string>;
+  readonly unseen: readonly UnseenWrite[];
 }
 
 /** What this process has observed of one transaction, on its monotonic clock. */
@@ -600,7 +601,7 @@ export class Resolver {
       seen.lastActivity = tx.status.lastActivity;
       seen.lastChangeAt = now;
     }
-    seen.held ??= { startedAt: now, lastPassAt: now, inFlight: await this.inFlight(id, tx, locks, journal) };
+    seen.held ??= { startedAt: now, lastPassAt: now, unseen: await this.unseen(id, tx, locks, journal) };
     seen.held.lastPassAt = now;
     const outcomes = await mapLimit(locks, PARALLEL_MEMBER_WORK, (lock) => this.restore(id, lock, journal, tx));
     if (outcomes.some((o) => o.kind === "fenced")) {
@@ -642,14 +643,14 @@ export class Resolver {
   }
 
   /** Locks whose write was neither visible nor reported when the rollback began: they may still land. */
-  private async inFlight(id: string, tx: Transaction, locks: readonly LockRecord[], journal: ReadonlyMap<string, StoredEntry>): Promise<Set<string>> {
+  private async unseen(id: string, tx: Transaction, locks: readonly LockRecord[], journal: ReadonlyMap<string, StoredEntry>): Promise<UnseenWrite[]> {
     const reported = tx.status?.requests ?? {};
     const unseen = await mapLimit(locks, PARALLEL_MEMBER_WORK, async (lock) => {
       if (reported[lock.name] !== undefined) return undefined;
       const live = await this.readLive(lock).catch(() => undefined);
-      return persisted(lock.member, journal.get(journalName(id, lock.member.ref)), live) ? undefined : lock.name;
+      return persisted(lock.member, journal.get(journalName(id, lock.member.ref)), live) ? undefined : unseenWrite(lock.name, lock.member);
     });
-    return new Set(unseen.filter((name): name is string => name !== undefined));
+    return unseen.filter((w): w is UnseenWrite => w !== undefined);
   }
 
   /**
@@ -667,23 +668,17 @@ export class Resolver {
     return requests || now - seen.lastChangeAt < this.quietMs();
   }
 
-  /**
-   * Whether to keep holding: some write may still land, its outcome unknown
-   * and the late-write window not over. A prepared transaction holds every
-   * lock that long and PREPARED_HOLD_EXTRA_MS more, since a create admitted
-   * from memory left no trace to wait for (a write it deletes could be
-   * re-created by a second create of the same name); unless kubectl tx
-   * said that kubectl exited on its own (spec.clientSettled), the only
-   * writer of prepared creates: every request it sent was answered before
-   * that, so this pass, which read the record after it, has restored them all.
-   */
+  /** Whether to keep holding the locks: some write may still land (hold.ts). */
   private holding(tx: Transaction, held: HeldRollback, now: number): boolean {
-    // A prepared create may have been admitted from a cache that missed the close (pulse.ts): it lands within this.
-    if (tx.status?.prepared && !tx.spec.clientSettled && now - held.startedAt < this.o.timing.lateWriteMs + PREPARED_HOLD_EXTRA_MS) return true;
-    if (held.inFlight.size === 0 || now - held.startedAt >= this.o.timing.lateWriteMs) return false;
-    if (this.sinkDelayMs() === 0) return true;
-    const reported = tx.status?.requests ?? {};
-    return [...held.inFlight].some((name) => reported[name] === undefined);
+    return holdsLocks({
+      prepared: Boolean(tx.status?.prepared),
+      clientSettled: tx.spec.clientSettled === true,
+      elapsedMs: now - held.startedAt,
+      lateWriteMs: this.o.timing.lateWriteMs,
+      sink: this.sinkDelayMs() > 0,
+      unseen: held.unseen,
+      reported: tx.status?.requests ?? {},
+    });
   }
 
   /**

@@ -127,7 +127,7 @@ export class Coordinator {
    * says is fresh (everything written up to PREPARED_FRESHNESS_MS ago is
    * in it). So a close this misses began less than that long ago, and the
    * rollback holds the transaction's locks until such a write has landed
-   * (resolver.ts holding). Everything is read in one turn of the event
+   * (resolver/hold.ts). Everything is read in one turn of the event
    * loop. Anything else (a stale cache, an update, a write outside the
    * prepared list) takes the usual path.
    */

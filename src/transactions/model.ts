@@ -43,8 +43,8 @@ export interface TransactionSpec {
   /**
    * Set by kubectl tx apply with clientState when kubectl exited on its
    * own (not by a signal): every request it sent had its answer, so none
-   * of its writes can still land. A rollback then need not hold its
-   * prepared locks for creates admitted from memory (resolver.ts holding).
+   * of its writes can still land. A rollback then need not hold the
+   * locks of its prepared creates (resolver/hold.ts).
    */
   clientSettled?: boolean;
   /**

@@ -88,11 +88,14 @@ Flags:
       --no-prepare         do not ask kubetx to prepare (step 2): every
                            write locks as kubectl makes it, as with an
                            annotated plain kubectl apply. A prepared
-                           transaction that rolls back keeps its locks
-                           the late-write window plus 8 s (18 s by
-                           default) before kubetx reports it; one not
-                           prepared reports at once when all its writes
-                           are accounted for
+                           transaction that rolls back while kubectl may
+                           still be writing (Ctrl-C, a lost connection,
+                           a timeout) keeps its locks the late-write
+                           window plus 8 s (18 s by default) before
+                           kubetx reports it; when kubectl exited on its
+                           own (an object the apiserver rejected), or
+                           the transaction was not prepared, it reports
+                           once every write is accounted for
       --kubeconfig FILE    the kubeconfig for kubectl and for kubectl tx
       --context NAME       the kubeconfig context to use
 Other kubectl flags are not accepted.
