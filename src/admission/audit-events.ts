@@ -16,7 +16,7 @@ import type { AuditEntry, AuditEvent } from "../audit/events.ts";
 import { COMPLETE_STAGE, auditEventOf, entryOf, isDryRun, requesterOf, writeTargetOf } from "../audit/events.ts";
 import { WRITE_VERBS, isFailedWrite, isRejectedBeforeKubetx } from "../audit/rules.ts";
 import type { Requester } from "../transactions/coordinator.ts";
-import { isValidTransactionId } from "../transactions/model.ts";
+import { isValidTransactionId, transactionOfUserAgent } from "../transactions/model.ts";
 import { quoted } from "./review.ts";
 
 /** What lockName() makes: `lk-` and 40 hex digits. */
@@ -65,6 +65,8 @@ export interface Rejection {
   readonly name?: string;
   /** When the apiserver received the request (its clock), ms. */
   readonly receivedAtMs: number;
+  /** The transaction its User-Agent names: kubectl tx's kubectl made it (kubectlNameFor). */
+  readonly userAgentTransaction?: string;
   readonly reason: string;
 }
 
@@ -96,6 +98,7 @@ function rejectionOf(event: AuditEvent, entry: AuditEntry, reason: string): Reje
   if (!isRejectedBeforeKubetx(entry) || !requester) return undefined;
   const receivedAtMs = Date.parse(event.requestReceivedTimestamp ?? "");
   const fieldManager = fieldManagerOf(event.requestURI);
+  const userAgentTransaction = transactionOfUserAgent(event.userAgent);
   return {
     kind: "rejected",
     requester,
@@ -103,6 +106,7 @@ function rejectionOf(event: AuditEvent, entry: AuditEntry, reason: string): Reje
     ...entry.target,
     ...(event.objectRef?.name ? { name: event.objectRef.name } : {}),
     receivedAtMs: Number.isNaN(receivedAtMs) ? entry.timeMs : receivedAtMs,
+    ...(userAgentTransaction ? { userAgentTransaction } : {}),
     reason,
   };
 }

@@ -3,9 +3,10 @@
  * here. Member outcomes are recorded on their Transaction (one status patch
  * per transaction per batch) and a member whose request failed fails its
  * transaction; a covered write rejected before kubetx saw it fails its
- * requester's transparent transaction (or, when the object is under the
- * lock of the requester's own named transaction, that one). Everything
- * else is dropped at once: the sink keeps no state of its own.
+ * requester's transparent transaction (or, when kubectl tx's kubectl made
+ * it, as its User-Agent says, or the object is under the lock of the
+ * requester's own named transaction, that one). Everything else is
+ * dropped at once: the sink keeps no state of its own.
  */
 import type { Logger } from "../telemetry/logger.ts";
 import type { Coordinator } from "../transactions/coordinator.ts";
@@ -82,7 +83,11 @@ async function recordOutcomes(deps: AuditSinkDeps, outcomes: readonly MemberOutc
 }
 
 async function failCovered(deps: AuditSinkDeps, rejection: Rejection): Promise<boolean> {
-  const holder = await namedHolder(deps, rejection);
+  const holder = await agentNamed(deps, rejection) ?? await namedHolder(deps, rejection);
+  if (holder?.ended) {
+    deps.logger.debug({ transaction: holder.id, user: rejection.requester.username, reason: rejection.reason }, "a write of a resolved transaction was rejected before admission; kubectl tx reported it");
+    return false;
+  }
   if (holder) {
     deps.logger.info({ transaction: holder.id, user: rejection.requester.username, reason: rejection.reason }, "a member's write was rejected before admission; failing its transaction");
     if (!holder.failing) await deps.coordinator.fail(holder.id, rejection.reason);
@@ -95,6 +100,28 @@ async function failCovered(deps: AuditSinkDeps, rejection: Rejection): Promise<b
   return failed !== undefined;
 }
 
+/** The named transaction a rejected write belonged to; `ended`: resolved already, nothing left to fail. */
+interface NamedOwner {
+  readonly id: string;
+  readonly failing: boolean;
+  readonly ended: boolean;
+}
+
+/**
+ * The transaction the rejected write's User-Agent names, when it is the
+ * requester's own kubectl tx apply: kubectl tx ran kubectl under a name
+ * that carries it (kubectlNameFor). Its kubectl saw the rejection too and
+ * kubectl tx reports it, so a transaction already resolved is left alone,
+ * and the requester's transparent transaction is never started for it.
+ * The cache holds only unresolved records: a resolved one is one read.
+ */
+async function agentNamed(deps: AuditSinkDeps, rejection: Rejection): Promise<NamedOwner | undefined> {
+  const id = rejection.userAgentTransaction;
+  const tx = id === undefined ? undefined : await deps.store.get(id, { cached: true });
+  if (!id || !tx || tx.spec.mode !== "plugin" || tx.spec.user !== rejection.requester.username) return undefined;
+  return { id, failing: failingNow(tx), ended: TERMINAL_PHASES.has(tx.status?.phase ?? "Open") };
+}
+
 /**
  * The requester's own named transaction (kubectl tx apply, an explicit
  * one) that holds the rejected write's object, if one does and has not
@@ -103,13 +130,17 @@ async function failCovered(deps: AuditSinkDeps, rejection: Rejection): Promise<b
  * requester's transparent one, which it would otherwise start for nothing.
  * From the caches, with no call.
  */
-async function namedHolder(deps: AuditSinkDeps, rejection: Rejection): Promise<{ id: string; failing: boolean } | undefined> {
+async function namedHolder(deps: AuditSinkDeps, rejection: Rejection): Promise<NamedOwner | undefined> {
   if (!rejection.name) return undefined;
   const lock = await deps.locks.lockNow({ group: rejection.group, version: "", resource: rejection.resource, namespace: rejection.namespace, name: rejection.name });
   if (!lock) return undefined;
   const tx = await deps.store.lookup(lock.member.transaction);
   if (!tx || !heldFor(tx, rejection)) return undefined;
-  return { id: lock.member.transaction, failing: tx.status?.failure !== undefined || tx.status?.phase === "RollingBack" };
+  return { id: lock.member.transaction, failing: failingNow(tx), ended: false };
+}
+
+function failingNow(tx: Transaction): boolean {
+  return tx.status?.failure !== undefined || tx.status?.phase === "RollingBack";
 }
 
 /** Whether `tx` is the requester's named transaction, not ended, and already begun when the apiserver received the write. Pure. */

@@ -8,6 +8,7 @@
 
 import { KUBETX_NAMESPACE } from "../kube/names.ts";
 import { restoredTransactionOf } from "../kube/vocabulary.ts";
+import { transactionOfUserAgent } from "../transactions/model.ts";
 
 /** The fields of an audit Event that the reader uses; Metadata level has no bodies. */
 export interface AuditEvent {
@@ -61,6 +62,8 @@ export interface AuditEntry {
   readonly dryRun: boolean;
   /** A write kubetx made to restore an object for this transaction (its rollback, or an undo): restoreOf. */
   readonly restoreFor?: string;
+  /** The transaction whose kubectl made the request: kubectl tx apply runs kubectl under a name that says so (kubectlNameFor). */
+  readonly kubectlFor?: string;
 }
 
 /** Only the event written once the response is complete has the response code and every annotation. */
@@ -212,6 +215,7 @@ export function entryOf(value: unknown): AuditEntry | undefined {
     seenByKubetx: seen,
     dryRun: isDryRun(event),
     ...optionalRestore(restoreOf(event)),
+    ...optionalKubectl(transactionOfUserAgent(event.userAgent)),
     ...(code >= 400 ? failureOf(event) : {}),
   };
 }
@@ -230,6 +234,10 @@ export function restoreOf(event: AuditEvent): string | undefined {
 
 function optionalRestore(transaction: string | undefined): { restoreFor?: string } {
   return transaction === undefined ? {} : { restoreFor: transaction };
+}
+
+function optionalKubectl(transaction: string | undefined): { kubectlFor?: string } {
+  return transaction === undefined ? {} : { kubectlFor: transaction };
 }
 
 /** Events without an auditID (hand-written logs) are still told apart by time, verb and object. */

@@ -119,7 +119,11 @@ function withAttached(timeline: Timeline, rejected: readonly AuditEntry[], resto
   return { ...timeline, entries: [...timeline.entries, ...added].sort(byTime) };
 }
 
-/** Each rejected write goes to the closest transaction of its user, shown or not. */
+/**
+ * Each rejected write goes to the transaction of its user that its kubectl
+ * ran for (kubectl tx apply names it in the User-Agent), else to the
+ * closest one in time, shown or not.
+ */
 function attach(timelines: readonly Timeline[], rejected: readonly AuditEntry[], window: RejectionWindow): Map<Timeline, AuditEntry[]> {
   const byUser = new Map<string, Timeline[]>();
   for (const timeline of timelines) {
@@ -127,7 +131,8 @@ function attach(timelines: readonly Timeline[], rejected: readonly AuditEntry[],
   }
   const attached = new Map<Timeline, AuditEntry[]>();
   for (const candidate of rejected) {
-    const target = closest(byUser.get(candidate.user) ?? [], candidate, window);
+    const own = byUser.get(candidate.user) ?? [];
+    const target = own.find((t) => t.transaction === candidate.kubectlFor) ?? closest(own, candidate, window);
     if (target) push(attached, target, candidate);
   }
   return attached;

@@ -3,7 +3,7 @@
  * foreground, until SIGINT or SIGTERM.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AdmissionRequest } from "../admission/review.ts";
@@ -167,16 +167,17 @@ async function installKubetx(admin: KubeClient, repoRoot: string): Promise<void>
  * DIR/bin/kubectl (the pinned version) and DIR/bin/kubectl-tx (this
  * checkout's plugin, bundled afresh, run on the project's Node 24), so that
  * `export PATH=DIR/bin:$PATH` gives a shell everything `kubectl tx` needs.
+ * kubectl is a symbolic link, not a script: the name kubectl tx runs it
+ * under (its argv[0]) must reach kubectl's User-Agent.
  */
 async function writeCommandWrappers(dir: string, binaries: Binaries, repoRoot: string): Promise<string> {
   const binDir = path.join(dir, "bin");
   await mkdir(binDir, { recursive: true });
   const node = path.join(repoRoot, "node_modules", ".bin", "node");
-  const wrappers = {
-    kubectl: `#!/bin/sh\nexec '${binaries.kubectl}' "$@"\n`,
-    "kubectl-tx": pluginWrapper(node, await buildPluginBundle(repoRoot)),
-  };
-  for (const [name, text] of Object.entries(wrappers)) await writeFile(path.join(binDir, name), text, { mode: 0o755 });
+  const kubectl = path.join(binDir, "kubectl");
+  await rm(kubectl, { force: true });
+  await symlink(binaries.kubectl, kubectl);
+  await writeFile(path.join(binDir, "kubectl-tx"), pluginWrapper(node, await buildPluginBundle(repoRoot)), { mode: 0o755 });
   return binDir;
 }
 

@@ -186,6 +186,22 @@ export function isValidTransactionId(id: string): boolean {
   return ID_PATTERN.test(id);
 }
 
+/**
+ * The name kubectl tx runs kubectl under (its argv[0]). kubectl names
+ * itself by it in the User-Agent of every request, which the apiserver's
+ * audit events carry: so the audit sink knows a request kubectl tx's
+ * kubectl made for transaction `id` even when no webhook saw it.
+ */
+export function kubectlNameFor(id: string): string {
+  return `kubectl@${id}`;
+}
+
+/** The transaction a User-Agent's program name carries (kubectlNameFor), if it carries a valid one. */
+export function transactionOfUserAgent(userAgent: string | undefined): string | undefined {
+  const id = /^kubectl@([^/\s]+)\//.exec(userAgent ?? "")?.[1];
+  return id !== undefined && isValidTransactionId(id) ? id : undefined;
+}
+
 export function transactionIdProblem(id: string): string | undefined {
   return isValidTransactionId(id)
     ? undefined

@@ -70,6 +70,17 @@ async function lockOf(admin: KubeClient, ns: string, name: string): Promise<Kube
   });
 }
 
+/** The names of alice's transparent transactions: one that appears around a kubectl tx apply is a stray. */
+async function alicesTransparent(admin: KubeClient): Promise<Set<string>> {
+  const records = await admin.get<{ items: Transaction[] }>(transactionPath());
+  return new Set(records.items.filter((t) => t.spec.mode === "transparent" && t.spec.user === "alice").map((t) => t.metadata?.name ?? ""));
+}
+
+/** What appeared in `after` that was not in `before`. */
+function added(before: ReadonlySet<string>, after: ReadonlySet<string>): string[] {
+  return [...after].filter((name) => !before.has(name));
+}
+
 describe("the audit sink", () => {
   const ns = uniqueName("sink");
   const fixture = useEngine(ns);
@@ -105,15 +116,40 @@ describe("the audit sink", () => {
     try {
       const file = path.join(dir, "app.yaml");
       await writeFile(file, yamlOf([configMap(ns, "named-ok", { v: "1" }), configMap(ns, "named-bad", { "bad key": "x" })]));
+      const before = await alicesTransparent(admin);
       const applied = await plugin.tx(["apply", "-f", file, "-n", ns]);
       expect(applied.code, `${applied.stdout}\n${applied.stderr}`).toBe(1);
       expect(applied.stdout).toMatch(/transaction t-[0-9a-f]{8} rolled back/);
       expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/named-ok`)).toBeUndefined();
       // The sink hears of the rejected create within its delay and a batch; before, it opened alice a transparent transaction to fail.
       await sleep(3_000);
-      const records = await admin.get<{ items: Transaction[] }>(transactionPath());
-      const strays = records.items.filter((t) => t.spec.mode === "transparent" && t.spec.user === "alice" && JSON.stringify(t.status ?? {}).includes(`${ns}/named-bad`));
-      expect(strays.map((t) => t.metadata?.name)).toEqual([]);
+      expect(added(before, await alicesTransparent(admin))).toEqual([]);
+    } finally {
+      await plugin.remove();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("knows a kubectl tx apply's rejected update by kubectl's User-Agent: no transparent transaction for it, and the user's next plain apply commits", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "sink-agent-"));
+    const plugin = await installPlugin();
+    try {
+      const file = path.join(dir, "app.yaml");
+      await writeFile(file, yamlOf([configMap(ns, "agent-a", { v: "1" }), configMap(ns, "agent-b", { v: "1" })]));
+      expect((await plugin.tx(["apply", "-f", file, "-n", ns])).code).toBe(0);
+      // Updates lock on their own request path; this one is refused before it reaches kubetx, so no lock names its transaction.
+      await writeFile(file, yamlOf([configMap(ns, "agent-a", { v: "2" }), configMap(ns, "agent-b", { "bad key": "x" })]));
+      const before = await alicesTransparent(admin);
+      const failed = await plugin.tx(["apply", "-f", file, "-n", ns]);
+      expect(failed.code, `${failed.stdout}\n${failed.stderr}`).toBe(1);
+      expect(failed.stdout).toMatch(/transaction t-[0-9a-f]{8} rolled back/);
+      expect((await admin.get<KubeObject & { data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/agent-a`)).data).toEqual({ v: "1" });
+      // The sink hears of the rejected update within its delay and a batch, after kubectl tx resolved; before, it opened alice a transparent transaction to fail.
+      await sleep(3_000);
+      expect(added(before, await alicesTransparent(admin))).toEqual([]);
+      const plain = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "agent-a", { v: "3" })]) });
+      expect(plain.code, plain.stderr).toBe(0);
+      expect((await waitResolved(admin, joined(plain.stderr))).status?.phase).toBe("Committed");
     } finally {
       await plugin.remove();
       await rm(dir, { recursive: true, force: true });

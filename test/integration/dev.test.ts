@@ -23,6 +23,7 @@ interface AuditEvent {
   readonly user?: { username?: string };
   readonly objectRef?: { resource?: string; namespace?: string; name?: string };
   readonly responseStatus?: { code?: number };
+  readonly userAgent?: string;
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -138,6 +139,10 @@ describe("kubetx dev", () => {
       expect(applied.stderr).not.toMatch(/error/i);
       expect(applied.stdout).toMatch(/^transaction t-[0-9a-f]+ committed: 3 members$/m);
       expect(applied.code).toBe(0);
+      // DIR/bin/kubectl keeps the name kubectl tx runs it under, so the audit log (and the sink) see the transaction in its User-Agent.
+      const id = /^transaction (t-[0-9a-f]+) committed/m.exec(applied.stdout)?.[1] ?? "";
+      const created = (await auditEventsAbout(path.join(dev.dir, "audit.log"), "web-config")).filter((e) => e.verb === "create");
+      expect(created.map((e) => e.userAgent?.split("/")[0])).toContain(`kubectl@${id}`);
 
       // The controllers make the Deployment's Pods; with no kubelet they stay Pending, and nothing takes them away.
       const pods = async (): Promise<string[]> => {

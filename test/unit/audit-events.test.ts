@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { AuditEvent } from "../../src/audit/events.ts";
 import { auditEventOf, entryOf, kubetxAnnotations, MESSAGE_MAX_CHARS, objectOf, requesterOf, restoreOf, writeTargetOf } from "../../src/audit/events.ts";
 import { restoreUserAgent } from "../../src/kube/vocabulary.ts";
+import { kubectlNameFor } from "../../src/transactions/model.ts";
 
 /** A create of a ConfigMap by alice that kubetx admitted, as the apiserver logs it at Metadata level. */
 const admitted: AuditEvent = {
@@ -119,6 +120,15 @@ describe("a write kubetx made to restore an object", () => {
 
   it("reads the User-Agent only when it is a string", () => {
     expect(auditEventOf({ ...restore, userAgent: 42 }).userAgent).toBeUndefined();
+  });
+});
+
+describe("a request of kubectl tx's kubectl", () => {
+  it("names the transaction kubectl ran for by the name in its User-Agent", () => {
+    const rejected: AuditEvent = { ...admitted, annotations: {}, responseStatus: { code: 422 }, userAgent: `${kubectlNameFor("t-0123abcd")}/v1.37.2 (linux/amd64) kubernetes/abcdef0` };
+    expect(entryOf(rejected)).toMatchObject({ kubectlFor: "t-0123abcd", code: 422 });
+    expect(entryOf({ ...rejected, userAgent: "kubectl/v1.37.2 (linux/amd64) kubernetes/abcdef0" })).not.toHaveProperty("kubectlFor");
+    expect(entryOf({ ...rejected, userAgent: "kubectl@../v1.37.2" })).not.toHaveProperty("kubectlFor");
   });
 });
 

@@ -67,6 +67,18 @@ describe("grouping audit entries into transactions", () => {
     expect(summary(timelines)["t-aaaaaaaa"]).toEqual(["configmaps shop/a:201:member", "configmaps shop/b:201:member", "configmaps shop/bad:422:rejected"]);
   });
 
+  it("adds a rejected write of kubectl tx's kubectl to the transaction its User-Agent names, however close another is", () => {
+    const timelines = collect([
+      member(0, "t-aaaaaaaa", { object: "configmaps shop/a" }), member(100, "t-bbbbbbbb", { object: "configmaps shop/b" }),
+      rejected(110, { object: "configmaps shop/bad", kubectlFor: "t-aaaaaaaa" }), rejected(120, { object: "configmaps shop/plain" }),
+      rejected(130, { object: "configmaps shop/bob", user: "bob", kubectlFor: "t-aaaaaaaa" }),
+    ]);
+    expect(summary(timelines)).toEqual({
+      "t-aaaaaaaa": ["configmaps shop/a:201:member", "configmaps shop/bad:422:rejected"],
+      "t-bbbbbbbb": ["configmaps shop/b:201:member", "configmaps shop/plain:422:rejected"],
+    });
+  });
+
   it("counts a rejection up to the sink's window before the first and after the last request, and not beyond", () => {
     const { beforeMs, afterMs } = DEFAULT_REJECTION_WINDOW;
     const inBefore = rejected(1000 - beforeMs, { object: "configmaps shop/before" });

@@ -13,6 +13,7 @@ import { clientCertificateCheck } from "../../src/server/callers.ts";
 import type { RunningServer } from "../../src/server/https.ts";
 import { listenHttps } from "../../src/server/https.ts";
 import { silentLogger } from "../../src/telemetry/logger.ts";
+import { kubectlNameFor } from "../../src/transactions/model.ts";
 
 /** A ResponseComplete event at Metadata level, as kube-apiserver writes it. */
 function event(fields: Record<string, unknown> = {}): Record<string, unknown> {
@@ -63,6 +64,14 @@ describe("what one audit event tells kubetx", () => {
       receivedAtMs: Date.parse("2026-11-30T10:00:00.000Z"),
     });
     expect(finding?.kind === "rejected" ? finding.reason : "").toContain('strict decoding error: unknown field "spec.replica"');
+  });
+
+  it("a rejected write kubectl tx's kubectl made names its transaction by the User-Agent kubectl ran under", () => {
+    const rejected = (userAgent: string): unknown => findingOf(event({ userAgent, responseStatus: strictDecoding }));
+    expect(rejected(`${kubectlNameFor("t-0a1b2c3d")}/v1.37.2 (linux/amd64) kubernetes/abcdef0`)).toMatchObject({ kind: "rejected", userAgentTransaction: "t-0a1b2c3d" });
+    expect(rejected("kubectl/v1.37.2 (linux/amd64) kubernetes/abcdef0")).not.toHaveProperty("userAgentTransaction");
+    expect(rejected("kubectl@T-NOT-AN-ID/v1.37.2 (linux/amd64) kubernetes/abcdef0")).not.toHaveProperty("userAgentTransaction");
+    expect(rejected("curl/8.0 kubectl@t-0a1b2c3d/v1")).not.toHaveProperty("userAgentTransaction");
   });
 
   it("a rejected write made by impersonation belongs to the impersonated user", () => {

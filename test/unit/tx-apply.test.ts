@@ -125,10 +125,12 @@ interface KubectlRun {
   readonly stopped?: true;
   /** How many apiserver calls kubectl tx had made when kubectl got its stdin. */
   readonly callsBeforeRead?: number;
+  /** The name kubectl ran under (its argv[0]). */
+  readonly argv0?: string;
 }
 
 /** kubectl as kubectl tx starts it, killed before it was given anything to read. */
-const STOPPED: KubectlRun = { command: "/usr/bin/kubectl", args: ["apply", "--filename", "-"], stopped: true };
+const STOPPED: KubectlRun = { command: "/usr/bin/kubectl", args: ["apply", "--filename", "-"], stopped: true, argv0: `kubectl@${ID}` };
 
 const MANIFEST = `apiVersion: v1
 kind: ConfigMap
@@ -159,11 +161,13 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
         return Promise.resolve(api);
       },
       findKubectl: () => Promise.resolve("/usr/bin/kubectl"),
-      runKubectl: async (command, args, input) => {
+      runKubectl: async (command, args, how = {}) => {
+        const { input, argv0 } = how;
         const manifest = input ? await input : undefined;
-        if (!input) runs.push({ command, args });
-        else if (manifest === undefined) runs.push({ command, args, stopped: true });
-        else runs.push({ command, args, manifest, callsBeforeRead: api.calls.length });
+        const named = argv0 === undefined ? {} : { argv0 };
+        if (!input) runs.push({ command, args, ...named });
+        else if (manifest === undefined) runs.push({ command, args, stopped: true, ...named });
+        else runs.push({ command, args, manifest, callsBeforeRead: api.calls.length, ...named });
         return kubectlResult;
       },
       readStdin: () => Promise.reject(new Error("no stdin")),
@@ -207,6 +211,8 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
     expect(kustomized).toEqual([{ command: "/usr/bin/kubectl", dir: "overlays/prod" }]);
     expect(runs).toHaveLength(1);
     expect(runs[0]?.args.slice(0, 2)).toEqual(["apply", "--filename"]);
+    // Its requests' User-Agent names the transaction, for the audit sink.
+    expect(runs[0]?.argv0).toBe(`kubectl@${ID}`);
     expect(runs[0]?.manifest?.trimEnd().split("\n").map((line) => (JSON.parse(line) as { metadata: { name: string; annotations: Record<string, string> } }).metadata))
       .toEqual([{ name: "a", namespace: "shop", annotations: { "kubetx.io/transaction": ID } }, { name: "b", annotations: { "kubetx.io/transaction": ID } }]);
     expect(err).toEqual([`kubectl tx: applying 2 objects as transaction ${ID}`]);
@@ -569,7 +575,7 @@ describe("kubectl tx apply, against a scripted apiserver and kubectl", () => {
       api.verdict = () => ({ phase: "RolledBack", reason: "MemberFailed", message: "nothing was written" });
       const code = await runApply(options({ prepare: true }), deps());
       expect(code).toBe(1);
-      expect(runs).toEqual([{ command: "/usr/bin/kubectl", args: ["apply", "--filename", "-"], stopped: true }]);
+      expect(runs).toEqual([STOPPED]);
       expect(err).toContain(`kubectl tx: kubetx could not prepare ${ID}: it could not be prepared: configmaps shop/a is locked by transaction t-99999999 (bob) since 10:00:00 UTC; retry in a minute. Nothing was written; kubectl was stopped before it read the objects`);
       expect(api.calls.some((c) => c.method === "PATCH" && (c.body as Transaction).spec.clientState !== undefined)).toBe(false);
     });

@@ -35,11 +35,17 @@ describe("running kubectl", () => {
     expect(result.failure).toMatch(/^kubectl could not run: spawn \/nonexistent\/kubectl ENOENT/);
   });
 
+  it("runs kubectl under the name it is given (its argv[0], which kubectl puts in its User-Agent)", async () => {
+    const shown = new Collect();
+    const result = await runKubectl(process.execPath, ["-e", "console.error(process.argv0)"], shown, { argv0: "kubectl@t-0a1b2c3d" });
+    expect(result).toEqual({ code: 0, stderr: "kubectl@t-0a1b2c3d\n" });
+  });
+
   it("with input, starts kubectl at once and gives it the text on stdin only when the input resolves", async () => {
     const shown = new Collect();
     let give: (text: string) => void = () => undefined;
     const input = new Promise<string | undefined>((resolve) => (give = resolve));
-    const running = runKubectl("/bin/sh", ["-c", "echo started >&2; cat >&2"], shown, input);
+    const running = runKubectl("/bin/sh", ["-c", "echo started >&2; cat >&2"], shown, { input });
     while (!shown.text.includes("started")) await sleep(10);
     await sleep(50);
     expect(shown.text).toBe("started\n");
@@ -51,7 +57,7 @@ describe("running kubectl", () => {
     const shown = new Collect();
     let give: (text: string | undefined) => void = () => undefined;
     const input = new Promise<string | undefined>((resolve) => (give = resolve));
-    const running = runKubectl("/bin/sh", ["-c", "echo started >&2; cat >&2; echo read-to-the-end >&2"], shown, input);
+    const running = runKubectl("/bin/sh", ["-c", "echo started >&2; cat >&2; echo read-to-the-end >&2"], shown, { input });
     while (!shown.text.includes("started")) await sleep(10);
     give(undefined);
     const result = await running;
@@ -63,7 +69,7 @@ describe("running kubectl", () => {
   it("reports a kubectl that ended before it read its input by its own exit code, not a broken pipe", async () => {
     let give: (text: string) => void = () => undefined;
     const input = new Promise<string | undefined>((resolve) => (give = resolve));
-    const running = runKubectl("/bin/sh", ["-c", "echo 'error: no context' >&2; exit 1"], new Collect(), input);
+    const running = runKubectl("/bin/sh", ["-c", "echo 'error: no context' >&2; exit 1"], new Collect(), { input });
     await sleep(100);
     give("x".repeat(1 << 20));
     expect(await running).toEqual({ code: 1, stderr: "error: no context\n" });

@@ -8,14 +8,14 @@ import type { KubeClient } from "../../kube/client.ts";
 import type { RetryOptions } from "../../kube/retry.ts";
 import type { KubeObject } from "../../kube/types.ts";
 import type { PrepareSpec, Transaction } from "../../transactions/model.ts";
-import { CLIENT_HEARTBEAT_PERIOD_MS, transactionPath } from "../../transactions/model.ts";
+import { CLIENT_HEARTBEAT_PERIOD_MS, kubectlNameFor, transactionPath } from "../../transactions/model.ts";
 import type { ApplyOptions } from "./args.ts";
 import { DEFAULT_TIMEOUT_SECONDS } from "./duration.ts";
 import { EXIT, TxError } from "./errors.ts";
 import { readSources } from "./files.ts";
 import type { RunningHeartbeat } from "./heartbeat.ts";
 import { startHeartbeat } from "./heartbeat.ts";
-import type { KubectlResult } from "./kubectl.ts";
+import type { KubectlResult, KubectlRun } from "./kubectl.ts";
 import { applyCopyArgs, applyOriginalArgs } from "./kubectl.ts";
 import { annotate, parseManifests, renderManifest } from "./manifests.ts";
 import { clientStatePatch, clusterScopedLines, formatOutcome, isUncovered, outsideLines, targetNamespaces, uncoveredLines } from "./outcome.ts";
@@ -28,8 +28,11 @@ export interface ApplyDeps {
   /** A client for the user's kubeconfig and context, as kubectl would pick them. */
   readonly connect: (kubeconfig: string | undefined, context: string | undefined) => Promise<KubeClient>;
   readonly findKubectl: () => Promise<string>;
-  /** kubectl.ts runKubectl: with `input`, kubectl reads its objects from stdin once that resolves, and is killed unread if it resolves undefined. */
-  readonly runKubectl: (command: string, args: readonly string[], input?: Promise<string | undefined>) => Promise<KubectlResult>;
+  /**
+   * kubectl.ts runKubectl: with `input`, kubectl reads its objects from stdin once that resolves, and is killed unread if it resolves undefined;
+   * `argv0` is the name it runs under (kubectlNameFor).
+   */
+  readonly runKubectl: (command: string, args: readonly string[], how?: KubectlRun) => Promise<KubectlResult>;
   /** `kubectl kustomize DIR`'s output, for -k (kubectl.ts renderKustomization). */
   readonly renderKustomization: (command: string, dir: string) => Promise<string>;
   readonly readStdin: () => Promise<string>;
@@ -56,11 +59,13 @@ export async function runApply(options: ApplyOptions, deps: ApplyDeps): Promise<
   // kubectl starts first and reads the annotated copy on its stdin once it
   // is given it: its start (about 0.1 s of a core) overlaps reading the
   // files and opening the transaction. Until it is fed it can write
-  // nothing, and whatever ends kubectl tx first kills it unread.
-  const kubectl = startKubectl(command, options, deps);
+  // nothing, and whatever ends kubectl tx first kills it unread. It runs
+  // under a name that carries the transaction, so the apiserver's audit
+  // events of its requests name it (kubectlNameFor).
+  const id = deps.newId();
+  const kubectl = startKubectl(command, { options, deps, id });
   try {
     const objects = await loadObjects(options, deps, command);
-    const id = deps.newId();
     const annotated = annotate(objects, id);
     annotated.warnings.forEach((line) => deps.warn(line));
     // The annotated copy goes to kubectl's stdin, never to a file: it may hold Secrets.
@@ -90,11 +95,11 @@ interface StartedKubectl {
   readonly done: Promise<KubectlResult>;
 }
 
-function startKubectl(command: string, options: ApplyOptions, deps: ApplyDeps): StartedKubectl {
+function startKubectl(command: string, run: { options: ApplyOptions; deps: ApplyDeps; id: string }): StartedKubectl {
   let feed: (manifest: string | undefined) => void = () => undefined;
   const input = new Promise<string | undefined>((resolve) => (feed = resolve));
   let result: KubectlResult | undefined;
-  const done = deps.runKubectl(command, applyCopyArgs(options), input).then((r) => (result = r));
+  const done = run.deps.runKubectl(command, applyCopyArgs(run.options), { input, argv0: kubectlNameFor(run.id) }).then((r) => (result = r));
   return { feed, ended: () => result, done };
 }
 

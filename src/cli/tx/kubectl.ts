@@ -108,6 +108,12 @@ export async function findKubectl(env: { readonly KUBECTL?: string; readonly PAT
   throw new TxError("kubectl tx: kubectl is not on PATH; install it, or set KUBECTL to its path");
 }
 
+/** How kubectl runs: `input`, its stdin once resolved (runKubectl); `argv0`, the name it runs under. */
+export interface KubectlRun {
+  readonly input?: Promise<string | undefined>;
+  readonly argv0?: string;
+}
+
 export interface KubectlResult {
   /** kubectl's exit code; 128 + the signal number when a signal ended it. */
   readonly code: number;
@@ -130,11 +136,14 @@ const FORWARDED_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
  * starts at once and waits for it (`--filename -`), so its start overlaps
  * whatever the text waits for. Resolved undefined, kubectl is killed
  * before it has read anything, so it has written nothing. Without
- * `input`, kubectl has the user's stdin.
+ * `input`, kubectl has the user's stdin. `argv0`, when given, is the name
+ * kubectl runs under (its User-Agent's program name).
  */
-export function runKubectl(command: string, args: readonly string[], stderr: NodeJS.WritableStream, input?: Promise<string | undefined>): Promise<KubectlResult> {
+export function runKubectl(command: string, args: readonly string[], stderr: NodeJS.WritableStream, how: KubectlRun = {}): Promise<KubectlResult> {
+  const { input, argv0 } = how;
   return new Promise((resolve) => {
-    const child = input ? spawn(command, args, { stdio: ["pipe", "inherit", "pipe"] }) : spawn(command, args, { stdio: ["inherit", "inherit", "pipe"] });
+    const named = argv0 === undefined ? {} : { argv0 };
+    const child = input ? spawn(command, args, { stdio: ["pipe", "inherit", "pipe"], ...named }) : spawn(command, args, { stdio: ["inherit", "inherit", "pipe"], ...named });
     if (input) feed(child, input);
     let kept = "";
     child.stderr.setEncoding("utf8");

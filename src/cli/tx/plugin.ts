@@ -24,7 +24,7 @@ function applyDeps(say: Say, warn: Say): ApplyDeps {
   return {
     connect: (kubeconfig, context) => createKubeClient(kubeconfig, context === undefined ? {} : { context }),
     findKubectl: () => findKubectl({ KUBECTL: process.env.KUBECTL, PATH: process.env.PATH }),
-    runKubectl: (command, args, input) => runKubectl(command, args, process.stderr, input),
+    runKubectl: (command, args, how) => runKubectl(command, args, process.stderr, how),
     renderKustomization,
     readStdin: () => text(process.stdin),
     newId: () => newTransactionId(),

@@ -158,6 +158,9 @@ window and the audit sink's default delay: as long as the transaction
 stays open; a policy with another quietWindowSeconds moves both ends, and
 this command reads no policy), marked "rejected before kubetx"; when two
 transactions qualify, the nearer one (the later one on a tie) gets it.
+A write made by kubectl tx apply's kubectl belongs to the transaction its
+User-Agent names (kubectl@ID/...), when it is that user's, wherever it
+falls in time.
 
 Each transaction, oldest first, shows its requests in time order: TIME
 (stageTimestamp, UTC), USER, VERB, OBJECT (resource namespace/name), CODE
