@@ -14,7 +14,7 @@
  */
 import type { AuditEntry, AuditEvent } from "../audit/events.ts";
 import { COMPLETE_STAGE, auditEventOf, entryOf, isDryRun, requesterOf, writeTargetOf } from "../audit/events.ts";
-import { WRITE_VERBS, isFailedWrite, isRejectedBeforeKubetx } from "../audit/rules.ts";
+import { WRITE_VERBS, isFailedWrite, isRejectedBeforeKubetx, isRetriedByClient } from "../audit/rules.ts";
 import type { Requester } from "../transactions/coordinator.ts";
 import { isValidTransactionId, transactionOfUserAgent } from "../transactions/model.ts";
 import { quoted } from "./review.ts";
@@ -67,6 +67,8 @@ export interface Rejection {
   readonly receivedAtMs: number;
   /** The transaction its User-Agent names: kubectl tx's kubectl made it (kubectlNameFor). */
   readonly userAgentTransaction?: string;
+  /** The client sends it again by itself (isRetriedByClient): a failure only if no retry gets through. */
+  readonly retried?: true;
   readonly reason: string;
 }
 
@@ -107,6 +109,7 @@ function rejectionOf(event: AuditEvent, entry: AuditEntry, reason: string): Reje
     ...(event.objectRef?.name ? { name: event.objectRef.name } : {}),
     receivedAtMs: Number.isNaN(receivedAtMs) ? entry.timeMs : receivedAtMs,
     ...(userAgentTransaction ? { userAgentTransaction } : {}),
+    ...(isRetriedByClient(entry) ? { retried: true as const } : {}),
     reason,
   };
 }

@@ -11,11 +11,12 @@
 import type { Logger } from "../telemetry/logger.ts";
 import type { Coordinator } from "../transactions/coordinator.ts";
 import type { RequesterFailureDeps } from "../transactions/failures.ts";
-import { failRequester } from "../transactions/failures.ts";
+import { expectRetry, failRequester } from "../transactions/failures.ts";
 import type { TransactionStore } from "../transactions/store.ts";
 import type { Transaction } from "../transactions/model.ts";
 import { TERMINAL_PHASES } from "../transactions/model.ts";
 import type { LockStore } from "../locks/store.ts";
+import { lockName } from "../locks/record.ts";
 import type { MemberOutcome, Rejection, WriteProgress } from "./audit-events.ts";
 import { findingOf, progressOf } from "./audit-events.ts";
 import { InFlightTracker } from "./in-flight.ts";
@@ -84,20 +85,37 @@ async function recordOutcomes(deps: AuditSinkDeps, outcomes: readonly MemberOutc
 
 async function failCovered(deps: AuditSinkDeps, rejection: Rejection): Promise<boolean> {
   const holder = await agentNamed(deps, rejection) ?? await namedHolder(deps, rejection);
-  if (holder?.ended) {
-    deps.logger.debug({ transaction: holder.id, user: rejection.requester.username, reason: rejection.reason }, "a write of a resolved transaction was rejected before admission; kubectl tx reported it");
-    return false;
-  }
-  if (holder) {
-    deps.logger.info({ transaction: holder.id, user: rejection.requester.username, reason: rejection.reason }, "a member's write was rejected before admission; failing its transaction");
-    if (!holder.failing) await deps.coordinator.fail(holder.id, rejection.reason);
-    return true;
-  }
+  if (holder) return failNamed(deps, holder, rejection);
   const mode = await policyMode(deps, rejection, rejection.requester);
   if (mode !== "transparent") return false;
+  if (rejection.retried && rejection.name) return awaitRetry(deps, rejection, rejection.name);
   const failed = await failRequester(deps.failures, rejection);
   if (failed) deps.logger.info({ transaction: failed, user: rejection.requester.username, reason: rejection.reason }, "a write was rejected before admission; failing its transaction");
   return failed !== undefined;
+}
+
+/** A rejected write of a named transaction: fails it, unless it has resolved or kubectl retries the write by itself (its exit decides). */
+async function failNamed(deps: AuditSinkDeps, holder: NamedOwner, rejection: Rejection): Promise<boolean> {
+  const about = { transaction: holder.id, user: rejection.requester.username, reason: rejection.reason };
+  if (holder.ended) {
+    deps.logger.debug(about, "a write of a resolved transaction was rejected before admission; kubectl tx reported it");
+    return false;
+  }
+  if (holder.plugin && rejection.retried) {
+    deps.logger.debug(about, "a write kubectl retries was refused before admission; kubectl's exit decides");
+    return false;
+  }
+  deps.logger.info(about, "a member's write was rejected before admission; failing its transaction");
+  if (!holder.failing) await deps.coordinator.fail(holder.id, rejection.reason);
+  return true;
+}
+
+/** A write the client sends again by itself (a 429): its transparent transaction waits for the retry instead of failing. */
+async function awaitRetry(deps: AuditSinkDeps, rejection: Rejection, name: string): Promise<boolean> {
+  const lock = lockName({ group: rejection.group, version: "", resource: rejection.resource, namespace: rejection.namespace, name });
+  const waiting = await expectRetry(deps.failures, { ...rejection, lock, receivedAt: new Date(rejection.receivedAtMs).toISOString() });
+  if (waiting) deps.logger.info({ transaction: waiting, user: rejection.requester.username, reason: rejection.reason }, "a write the client retries was refused before admission; its transaction waits for the retry");
+  return false;
 }
 
 /** The named transaction a rejected write belonged to; `ended`: resolved already, nothing left to fail. */
@@ -105,6 +123,8 @@ interface NamedOwner {
   readonly id: string;
   readonly failing: boolean;
   readonly ended: boolean;
+  /** kubectl tx apply's: it closes when kubectl exits, so kubectl's own retries are for kubectl to settle. */
+  readonly plugin: boolean;
 }
 
 /**
@@ -119,7 +139,7 @@ async function agentNamed(deps: AuditSinkDeps, rejection: Rejection): Promise<Na
   const id = rejection.userAgentTransaction;
   const tx = id === undefined ? undefined : await deps.store.get(id, { cached: true });
   if (!id || !tx || tx.spec.mode !== "plugin" || tx.spec.user !== rejection.requester.username) return undefined;
-  return { id, failing: failingNow(tx), ended: TERMINAL_PHASES.has(tx.status?.phase ?? "Open") };
+  return { id, failing: failingNow(tx), ended: TERMINAL_PHASES.has(tx.status?.phase ?? "Open"), plugin: true };
 }
 
 /**
@@ -136,7 +156,7 @@ async function namedHolder(deps: AuditSinkDeps, rejection: Rejection): Promise<N
   if (!lock) return undefined;
   const tx = await deps.store.lookup(lock.member.transaction);
   if (!tx || !heldFor(tx, rejection)) return undefined;
-  return { id: lock.member.transaction, failing: failingNow(tx), ended: false };
+  return { id: lock.member.transaction, failing: failingNow(tx), ended: false, plugin: tx.spec.mode === "plugin" };
 }
 
 function failingNow(tx: Transaction): boolean {

@@ -32,6 +32,8 @@ export interface AdmissionStatus {
   readonly code?: number;
   readonly message?: string;
   readonly reason?: string;
+  /** metav1.StatusDetails; kubetx sets none (other webhooks may: retryAfterSeconds makes the apiserver send Retry-After). */
+  readonly details?: { readonly retryAfterSeconds?: number };
 }
 
 export interface AdmissionResponse {

@@ -28,7 +28,8 @@ export interface AuditEvent {
     readonly namespace?: string;
     readonly name?: string;
   };
-  readonly responseStatus?: { readonly code?: number; readonly message?: string; readonly reason?: string };
+  /** details.retryAfterSeconds: the apiserver sent Retry-After with the answer, and client-go sends the request again by itself. */
+  readonly responseStatus?: { readonly code?: number; readonly message?: string; readonly reason?: string; readonly details?: { readonly retryAfterSeconds?: number } };
   readonly stageTimestamp?: string;
   readonly annotations?: Readonly<Record<string, string>>;
   readonly userAgent?: string;
@@ -58,6 +59,8 @@ export interface AuditEntry {
   readonly message?: string;
   /** The apiserver's reason for a failed request (`Conflict`, `Invalid`, `BadRequest`, ...). */
   readonly reason?: string;
+  /** Sent with Retry-After (responseStatus.details.retryAfterSeconds). */
+  readonly retryAfterSeconds?: number;
   /** A server-side dry run: it changed nothing, whatever its outcome. */
   readonly dryRun: boolean;
   /** A write kubetx made to restore an object for this transaction (its rollback, or an undo): restoreOf. */
@@ -167,12 +170,13 @@ export function auditEventOf(value: unknown): AuditEvent {
   const raw = record(value);
   const ref = record(raw.objectRef);
   const status = record(raw.responseStatus);
+  const retryAfter = record(status.details).retryAfterSeconds;
   const event: Record<string, unknown> = {
     auditID: str(raw.auditID), stage: str(raw.stage), verb: str(raw.verb), requestURI: str(raw.requestURI),
     requestReceivedTimestamp: str(raw.requestReceivedTimestamp), stageTimestamp: str(raw.stageTimestamp),
     user: userOf(raw.user), impersonatedUser: raw.impersonatedUser === undefined ? undefined : userOf(raw.impersonatedUser),
     objectRef: { apiGroup: str(ref.apiGroup), resource: str(ref.resource), subresource: str(ref.subresource), namespace: str(ref.namespace), name: str(ref.name) },
-    responseStatus: { code: typeof status.code === "number" ? status.code : undefined, message: str(status.message), reason: str(status.reason) },
+    responseStatus: { code: typeof status.code === "number" ? status.code : undefined, message: str(status.message), reason: str(status.reason), details: { retryAfterSeconds: typeof retryAfter === "number" ? retryAfter : undefined } },
     annotations: Object.fromEntries(Object.entries(record(raw.annotations)).filter((e): e is [string, string] => typeof e[1] === "string")),
     userAgent: str(raw.userAgent),
   };
@@ -245,8 +249,9 @@ function fallbackId(event: AuditEvent): string {
   return `${event.stageTimestamp ?? ""} ${event.verb ?? ""} ${objectOf(event.objectRef)}`;
 }
 
-function failureOf(event: AuditEvent): { message?: string; reason?: string } {
+function failureOf(event: AuditEvent): { message?: string; reason?: string; retryAfterSeconds?: number } {
   const message = failureMessage(event);
   const reason = event.responseStatus?.reason;
-  return { ...(message ? { message } : {}), ...(reason ? { reason } : {}) };
+  const retryAfterSeconds = event.responseStatus?.details?.retryAfterSeconds;
+  return { ...(message ? { message } : {}), ...(reason ? { reason } : {}), ...(retryAfterSeconds ? { retryAfterSeconds } : {}) };
 }

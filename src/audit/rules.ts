@@ -39,3 +39,15 @@ export function isRejectedBeforeKubetx<E extends RuleFacts>(entry: E): entry is 
   if (entry.seenByKubetx || !entry.user || !entry.target || !isFailedWrite(entry)) return false;
   return !(entry.code === 409 && entry.verb === "create");
 }
+
+/**
+ * A failed write the client sends again by itself: 429 (the apiserver's
+ * priority and fairness, or its in-flight limit, always with Retry-After),
+ * or any answer with Retry-After (details.retryAfterSeconds: a webhook's
+ * or a storage timeout's). client-go, kubectl's client, retries such a
+ * request up to ten times, so it is no failure of the apply unless no
+ * retry of it ever gets through.
+ */
+export function isRetriedByClient(entry: Pick<AuditEntry, "code" | "retryAfterSeconds">): boolean {
+  return entry.code === 429 || (entry.retryAfterSeconds ?? 0) > 0;
+}

@@ -44,6 +44,8 @@ import { executeUndo, planUndo } from "./undo.ts";
 import type { PrepareDeps } from "./prepare.ts";
 import { readMany } from "./read-many.ts";
 import { awaitsPrepare, prepareTransaction } from "./prepare.ts";
+import type { RetriesSeen } from "./retries.ts";
+import { awaitedRetries, judgeRetries } from "./retries.ts";
 import type { UnseenWrite } from "./hold.ts";
 import { holdsLocks, unseenWrite } from "./hold.ts";
 
@@ -148,6 +150,8 @@ interface Observed {
   clientHeartbeat?: HeartbeatSeen;
   /** When this process first saw each of the record's writes in flight (status.inFlight), by audit ID. */
   readonly requestsSeen: Map<string, number>;
+  /** The writes it waits to see retried (retries.ts), as this process saw them. */
+  readonly retriesSeen: RetriesSeen;
 }
 
 export function validateTiming(t: ResolverTiming): void {
@@ -274,7 +278,7 @@ export class Resolver {
     let seen = this.observed.get(id);
     if (!seen) {
       const now = this.o.clock.monotonic();
-      seen = { openedAt: now, memberCount: 0, reportedCount: 0, firstSeen: new Map(), lastChangeAt: now, takenOver: false, firstChecked: new Map(), requestsSeen: new Map() };
+      seen = { openedAt: now, memberCount: 0, reportedCount: 0, firstSeen: new Map(), lastChangeAt: now, takenOver: false, firstChecked: new Map(), requestsSeen: new Map(), retriesSeen: new Map() };
       this.observed.set(id, seen);
     }
     return seen;
@@ -295,7 +299,9 @@ export class Resolver {
     const seen = this.observe(id);
     // Counting is all this step does with the locks: the cache is good enough, and its revision says which locks it counted.
     const { locks, revision } = await this.o.locks.countLocks(id);
-    const inFlight = this.progress(seen, tx, locks, now);
+    const retrying = await this.awaitingRetries(id, tx, { seen, locks, now });
+    if (retrying === undefined) return;
+    const inFlight = this.progress(seen, tx, locks, now) || retrying;
     seen.clientHeartbeat = observeHeartbeat(seen.clientHeartbeat, tx.spec.clientHeartbeat, now);
     const decision = decideOpen({
       mode: tx.spec.mode,
@@ -315,6 +321,21 @@ export class Resolver {
     if (!closing) return this.markOpen(id, tx, { members: locks.length, namespaces });
     if (closing.next === "Verifying") return this.verifyMarked(id, closing, { namespaces, revision });
     if (await this.transition(id, ["Open"], "RollingBack", { reason: closing.reason, message: closing.message ?? "", closedAt: this.wallTime(), namespaces })) await this.rollBack(id);
+  }
+
+  /**
+   * Whether a refused write the client retries by itself may still come
+   * (retries.ts). Once one has waited too long, records the failure
+   * (the next pass rolls back, as for any failure) and answers undefined.
+   */
+  private async awaitingRetries(id: string, tx: Transaction, at: { seen: Observed; locks: readonly LockRecord[]; now: number }): Promise<boolean | undefined> {
+    const retries = judgeRetries(awaitedRetries(tx, new Set(at.locks.map((l) => l.name))), at.seen.retriesSeen, at.now);
+    const failure = retries.givenUp;
+    if (failure === undefined || tx.status?.failure !== undefined) return retries.waiting;
+    if (!this.election.leading(id)) return undefined;
+    this.o.logger.info({ transaction: id, reason: failure }, "a refused write was never retried; failing its transaction");
+    await this.o.store.updateStatus(id, (record) => (TERMINAL_PHASES.has(record.status?.phase ?? "Open") || record.status?.failure ? undefined : { ...record.status, failure }));
+    return undefined;
   }
 
   /** Carries out a closing mark that says verify; the lock count is the mark's when it has one (a mark another replica wrote). */
@@ -878,8 +899,17 @@ function pick<T extends object, K extends keyof T>(from: T, ...keys: K[]): Parti
  * Why a Verifying transaction rolls back before its members are read: a
  * member failed, a lock cannot be read, or a member it counted withdrew.
  */
+/** Closed while a refused write was still to be retried (a replica that took over, a report that came late): the apply is not all here. */
+function neverRetried(tx: Transaction | undefined, locks: readonly LockRecord[]): { reason: string; message: string } | undefined {
+  if (!tx) return undefined;
+  const [write] = awaitedRetries(tx, new Set(locks.map((l) => l.name))).values();
+  return write ? { reason: "MemberFailed", message: `${write.reason}; no retry of it joined the transaction before it closed` } : undefined;
+}
+
 function rollBackBeforeChecking(tx: Transaction | undefined, members: { locks: readonly LockRecord[]; garbled: readonly string[] }): { reason: string; message: string } | undefined {
   if (tx?.status?.failure) return { reason: "MemberFailed", message: memberFailedMessage(members.locks.length) };
+  const unretried = neverRetried(tx, members.locks);
+  if (unretried) return unretried;
   if (members.garbled.length > 0) {
     return { reason: "LockUnreadable", message: `the lock Leases ${members.garbled.join(", ")} cannot be read, so their members can be neither verified nor restored` };
   }

@@ -4,7 +4,8 @@
  * failed, so the apply it belongs to must not commit. The requester's open
  * transaction fails, or, when none is open (the failed write was the
  * apply's first), a new one is opened failed, so the rest of the apply
- * joins it and is refused.
+ * joins it and is refused. A write the client sends again by itself (a
+ * 429) is only noted there, to be waited for (expectRetry).
  */
 import type { Logger } from "../telemetry/logger.ts";
 import type { Coordinator, Requester } from "./coordinator.ts";
@@ -42,6 +43,28 @@ export interface RequesterFailure {
  * (endedWith).
  */
 export async function failRequester(deps: RequesterFailureDeps, failure: RequesterFailure): Promise<string | undefined> {
+  const id = await transactionOfFailure(deps, failure);
+  if (id !== undefined) await deps.coordinator.fail(id, failure.reason);
+  return id;
+}
+
+/**
+ * A write of the requester that the apiserver refused with Retry-After
+ * before kubetx saw it: kubectl sends it again by itself, so it fails
+ * nothing yet. It is noted on the transaction the requester's writes join
+ * now (opened for it, as for a failure, when it was the apply's first),
+ * which stays open until a write of that object joins it, and fails if
+ * none does (resolver/retries.ts). Returns that transaction, or undefined
+ * when the write belongs to an apply that has ended, as failRequester.
+ */
+export async function expectRetry(deps: RequesterFailureDeps, failure: RequesterFailure & { readonly lock: string; readonly receivedAt: string }): Promise<string | undefined> {
+  const id = await transactionOfFailure(deps, failure);
+  if (id !== undefined) await deps.store.markRetrying(id, { [failure.lock]: { receivedAt: failure.receivedAt, reason: failure.reason } });
+  return id;
+}
+
+/** The requester's transaction a failed write of theirs belongs to (opened when none is), or undefined when it belongs to an apply that has ended. */
+async function transactionOfFailure(deps: RequesterFailureDeps, failure: RequesterFailure): Promise<string | undefined> {
   if (failure.receivedAtMs !== undefined && endedWith(await deps.sessions.last(failure.requester), failure.receivedAtMs, deps.quietMs())) {
     deps.logger.info({ user: failure.requester.username }, "a failed write from a transaction already resolved; nothing to fail");
     return undefined;
@@ -53,7 +76,6 @@ export async function failRequester(deps: RequesterFailureDeps, failure: Request
     deps.logger.info({ transaction: id, user: failure.requester.username }, "a failed write from before this transaction began; not failing it");
     return undefined;
   }
-  await deps.coordinator.fail(id, failure.reason);
   return id;
 }
 

@@ -145,6 +145,15 @@ export interface TransactionStatus {
    * one keeps refusing, while one is in flight.
    */
   inFlight?: Record<string, string>;
+  /**
+   * Writes of a transparent transaction's requester that the apiserver
+   * refused with Retry-After before kubetx saw them (a 429 of its priority
+   * and fairness), by the lock name of their object, as the audit sink
+   * reports them: kubectl sends such a write again by itself. The
+   * transaction stays open while one waits for its retry, and fails if no
+   * write of that object joins it (resolver/retries.ts).
+   */
+  retrying?: Record<string, RetryingWrite>;
   /** Set by a rollback that kept changes others made since: one line per object. */
   conflicts?: string[];
   coordinator?: string;
@@ -172,6 +181,14 @@ export interface TransactionStatus {
    */
   prepared?: string;
   preparedMembers?: number;
+}
+
+/** A write the client will send again (TransactionStatus.retrying). */
+export interface RetryingWrite {
+  /** When the apiserver received the refused request (RFC 3339, its clock). */
+  readonly receivedAt: string;
+  /** The apiserver's answer, for the failure should no retry get through. */
+  readonly reason: string;
 }
 
 export interface Transaction extends KubeObject {

@@ -1,7 +1,7 @@
 /** The Transaction records: the model's own persistence. */
 import type { KubeClient, ObjectList } from "../kube/index.ts";
 import { AlreadyExists, Conflict, NotFound } from "../kube/index.ts";
-import type { Transaction, TransactionSpec, TransactionStatus } from "./model.ts";
+import type { RetryingWrite, Transaction, TransactionSpec, TransactionStatus } from "./model.ts";
 import { LABEL_RESOLVED, TERMINAL_PHASES, newTransaction, transactionPath } from "./model.ts";
 
 /** Concurrent status writers (replicas, admission) settle within a few rounds. */
@@ -135,6 +135,15 @@ export class TransactionStore {
   async markInFlight(id: string, marks: Readonly<Record<string, string | null>>): Promise<void> {
     try {
       await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { inFlight: marks } });
+    } catch (error) {
+      if (!(error instanceof NotFound)) throw error;
+    }
+  }
+
+  /** Adds writes the client will send again (TransactionStatus.retrying), by lock name: a merge patch, no read. */
+  async markRetrying(id: string, writes: Readonly<Record<string, RetryingWrite>>): Promise<void> {
+    try {
+      await this.client.mergePatch(`${transactionPath(id)}/status`, { status: { retrying: writes } });
     } catch (error) {
       if (!(error instanceof NotFound)) throw error;
     }

@@ -278,6 +278,44 @@ describe("the audit sink and a write held before kubetx sees it", () => {
     }
   });
 
+  it("commits a plain apply whose first write a rate-limiting webhook refused with 429: kubectl sent it again, and the transaction waited for it", async () => {
+    const admin = fixture.admin();
+    const thirdParty = await startThirdPartyWebhook(ns, { kind: "mutating" });
+    try {
+      const input = yamlOf([configMap(ns, "throttled", { v: "1" }, { labels: { "third-party": "throttle-once" } }), configMap(ns, "after-throttled", { v: "1" })]);
+      const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input });
+      expect(applied.code, applied.stderr).toBe(0);
+      const tx = await waitResolved(admin, joined(applied.stderr));
+      expect(tx.status?.phase, tx.status?.failure).toBe("Committed");
+      expect(tx.status?.members?.map((m) => m.name).sort()).toEqual(["after-throttled", "throttled"]);
+      // The sink heard of the 429 and noted it instead of failing the apply; before, this apply was rolled back after kubectl reported success.
+      expect(Object.values(tx.status?.retrying ?? {}).map((w) => w.reason)).toEqual([expect.stringContaining("try again in a second")]);
+    } finally {
+      await thirdParty.close();
+    }
+  });
+
+  it("commits a kubectl tx apply whose write a rate-limiting webhook refused once with 429: kubectl's exit decides", async () => {
+    const admin = fixture.admin();
+    const thirdParty = await startThirdPartyWebhook(ns, { kind: "mutating" });
+    const plugin = await installPlugin();
+    const dir = await mkdtemp(path.join(tmpdir(), "sink-throttled-"));
+    try {
+      const file = path.join(dir, "app.yaml");
+      await writeFile(file, yamlOf([configMap(ns, "tx-plain", { v: "1" }), configMap(ns, "tx-throttled", { v: "1" }, { labels: { "third-party": "throttle-once" } })]));
+      const applied = await plugin.tx(["apply", "-f", file, "-n", ns]);
+      expect(applied.code, `${applied.stdout}\n${applied.stderr}`).toBe(0);
+      expect(applied.stdout).toMatch(/transaction t-[0-9a-f]{8} committed: 2 members/);
+      // The sink hears of the 429 after the verdict: it must not fail anything then either.
+      await sleep(2_000);
+      expect((await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/tx-throttled`))?.metadata?.name).toBe("tx-throttled");
+    } finally {
+      await plugin.remove();
+      await thirdParty.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("starts the quiet window again when the apply writes an object the transaction already holds", async () => {
     const admin = fixture.admin();
     const started = performance.now();

@@ -2,12 +2,14 @@
  * Another team's validating webhook beside kubetx, registered with the
  * real apiserver for one namespace: it denies objects labelled
  * `third-party: deny`, and answers slowly for writes of objects labelled `third-party: slow`, deletes included (the apiserver calls validating
- * webhooks in parallel, so a slow one holds a write kubetx already allowed).
+ * webhooks in parallel, so a slow one holds a write kubetx already allowed),
+ * and refuses the first write of each object labelled `third-party: throttle-once` with 429 and
+ * Retry-After 1 s, as a webhook that rate-limits would: kubectl sends it again by itself.
  * (Not `deny: yes`: kubectl reads YAML 1.1, where an unquoted yes is a boolean.)
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AdmissionHandler } from "../../src/admission/handler.ts";
-import type { AdmissionRequest } from "../../src/admission/review.ts";
+import type { AdmissionRequest, AdmissionResponse } from "../../src/admission/review.ts";
 import { allowed, denied } from "../../src/admission/response.ts";
 import { createOrReplace } from "../../src/kube/index.ts";
 import { createApp } from "../../src/server/app.ts";
@@ -40,12 +42,14 @@ export interface ThirdPartyOptions {
 export async function startThirdPartyWebhook(namespace: string, options: ThirdPartyOptions = {}): Promise<ThirdParty> {
   const configurations = CONFIGURATIONS[options.kind ?? "validating"];
   const state = { delayMs: 0 };
+  const throttled = new Set<string>();
   const handler: AdmissionHandler = {
     async handle(request) {
       // A delete has no new object: the labels of the one it removes decide.
       const labels = (request.object ?? request.oldObject)?.metadata?.labels ?? {};
       // The tests' own setup writes (admin) are never held.
       if (request.userInfo?.username !== "admin") await holdUp(request, labels["third-party"] === "slow" ? state.delayMs : 0, options.meanwhile);
+      if (labels["third-party"] === "throttle-once" && firstTime(throttled, request)) return throttle(request);
       return labels["third-party"] === "deny" ? denied(request, "objects labelled third-party=deny are not allowed here") : allowed(request);
     },
   };
@@ -76,6 +80,20 @@ export async function startThirdPartyWebhook(namespace: string, options: ThirdPa
       await untilCalled(namespace, false).finally(() => server.close());
     },
   });
+}
+
+/** Whether this is the first write of the object by a test's user it has seen (and remembers it); dry runs and admin's writes do not count. */
+function firstTime(seen: Set<string>, request: AdmissionRequest): boolean {
+  if (request.userInfo?.username === "admin" || request.dryRun) return false;
+  const key = `${request.namespace ?? ""}/${request.name ?? ""}`;
+  if (seen.has(key)) return false;
+  seen.add(key);
+  return true;
+}
+
+/** A rate limiter's answer: 429 with Retry-After (details.retryAfterSeconds), which the apiserver passes on and client-go obeys. */
+function throttle(request: AdmissionRequest): AdmissionResponse {
+  return { uid: request.uid, allowed: false, status: { code: 429, reason: "TooManyRequests", message: "too many writes, try again in a second", details: { retryAfterSeconds: 1 } } };
 }
 
 /** What it does before answering a request of a test's user: wait, then whatever the test asked. */
