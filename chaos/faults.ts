@@ -41,6 +41,8 @@ async function strike(fault: FaultPlan, targets: FaultTargets): Promise<FaultRec
       return thirdParty(targets.thirdParty, { kind: "slow", delayMs: fault.delayMs }, fault, startedAt);
     case "deny-webhook":
       return thirdParty(targets.thirdParty, { kind: "deny", probability: fault.probability }, fault, startedAt);
+    case "throttle-webhook":
+      return thirdParty(targets.thirdParty, { kind: "throttle", probability: fault.probability }, fault, startedAt);
   }
 }
 

@@ -67,7 +67,8 @@ export type FaultPlan =
   | { readonly kind: "sigstop"; readonly atMs: number; readonly replica: number; readonly pauseMs: number }
   | { readonly kind: "apiserver-restart"; readonly atMs: number }
   | { readonly kind: "slow-webhook"; readonly atMs: number; readonly durationMs: number; readonly delayMs: number }
-  | { readonly kind: "deny-webhook"; readonly atMs: number; readonly durationMs: number; readonly probability: number };
+  | { readonly kind: "deny-webhook"; readonly atMs: number; readonly durationMs: number; readonly probability: number }
+  | { readonly kind: "throttle-webhook"; readonly atMs: number; readonly durationMs: number; readonly probability: number };
 
 /** The kubetx timings the trial ran with (chaos/timing.ts). */
 export interface TrialTiming {

@@ -21,7 +21,9 @@ const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
 export type ThirdPartyMode =
   | { readonly kind: "pass" }
   | { readonly kind: "slow"; readonly delayMs: number }
-  | { readonly kind: "deny"; readonly probability: number };
+  | { readonly kind: "deny"; readonly probability: number }
+  /** Refuses with 429 and Retry-After 1 s, as a rate limiter: kubectl's client sends the write again by itself. */
+  | { readonly kind: "throttle"; readonly probability: number };
 
 interface Review {
   readonly request?: { readonly uid?: string; readonly userInfo?: { readonly username?: string } };
@@ -89,12 +91,13 @@ export class ThirdPartyWebhook {
     res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response }));
   }
 
-  /** Denies only the workload's users, and only some of their writes. */
+  /** Denies (or throttles) only the workload's users, and only some of their writes. */
   private decide(mode: ThirdPartyMode, request: NonNullable<Review["request"]>): Record<string, unknown> {
     const uid = request.uid ?? "";
     const user = request.userInfo?.username ?? "";
-    if (mode.kind !== "deny" || !(USERS as readonly string[]).includes(user) || this.random() >= mode.probability) return { uid, allowed: true };
+    if (mode.kind === "pass" || mode.kind === "slow" || !(USERS as readonly string[]).includes(user) || this.random() >= mode.probability) return { uid, allowed: true };
     this.denied += 1;
+    if (mode.kind === "throttle") return { uid, allowed: false, status: { code: 429, reason: "TooManyRequests", message: "chaos: the third party is rate-limiting (fault injection)", details: { retryAfterSeconds: 1 } } };
     return { uid, allowed: false, status: { code: 403, message: "chaos: the third-party policy refused this write (fault injection)" } };
   }
 }

@@ -32,7 +32,7 @@ const PAUSE_MS = { min: 200, max: 3_000 } as const;
 const FAULT_WINDOW_MS = { min: 300, max: 8_000 } as const;
 const FAULTS_PER_TRIAL = { min: 1, max: 3 } as const;
 const FAULT_WEIGHTS: Readonly<Record<FaultPlan["kind"], number>> = {
-  sigkill: 5, sigstop: 5, "apiserver-restart": 2, "slow-webhook": 4, "deny-webhook": 3,
+  sigkill: 5, sigstop: 5, "apiserver-restart": 2, "slow-webhook": 4, "deny-webhook": 3, "throttle-webhook": 2,
 };
 /** A killed replica restarts after this (a container restart). */
 const DOWN_MS = { min: 500, max: 3_000 } as const;
@@ -139,6 +139,7 @@ function planFault(random: Random, replicas: number): FaultPlan {
     case "slow-webhook":
       return { kind, atMs, durationMs: random.int(WEBHOOK_FAULT_MS.min, WEBHOOK_FAULT_MS.max), delayMs: random.int(SLOW_DELAY_MS.min, SLOW_DELAY_MS.max) };
     case "deny-webhook":
+    case "throttle-webhook":
       return { kind, atMs, durationMs: random.int(WEBHOOK_FAULT_MS.min, WEBHOOK_FAULT_MS.max), probability: DENY_PROBABILITY };
   }
 }
@@ -158,5 +159,7 @@ export function describeFault(fault: FaultPlan): string {
       return `slow webhook ${s(fault.delayMs)} for ${s(fault.durationMs)} ${at}`;
     case "deny-webhook":
       return `denying webhook for ${s(fault.durationMs)} ${at}`;
+    case "throttle-webhook":
+      return `throttling webhook for ${s(fault.durationMs)} ${at}`;
   }
 }

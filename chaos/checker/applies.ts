@@ -109,7 +109,7 @@ function unheard(op: OpPlan, ctx: OpContext, naming?: RegExp): string | undefine
   if (knewOfFailure(op, ctx, naming)) return undefined;
   const timing = ctx.history.plan.timing;
   const afterMs = timing.quietWindowMs + (ctx.history.plan.sink ? timing.auditSinkDelayMs : 0) + DELIVERY_SLACK_MS;
-  const hit = ctx.history.faults.find((f) => f.kind !== "slow-webhook" && f.kind !== "deny-webhook" && during(f, ctx.outcome, afterMs));
+  const hit = ctx.history.faults.find((f) => f.kind !== "slow-webhook" && f.kind !== "deny-webhook" && f.kind !== "throttle-webhook" && during(f, ctx.outcome, afterMs));
   if (!hit) return undefined;
   const what = hit.kind === "apiserver-restart" ? "the apiserver restarted" : `replica r${hit.replica ?? "?"} got ${hit.kind}`;
   return `kubetx never learnt of the failure: ${what} before it could (audit batches and /observe's intents are kept in memory, and a paused replica holds up what is sent to it)`;

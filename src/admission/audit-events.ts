@@ -16,6 +16,7 @@ import type { AuditEntry, AuditEvent } from "../audit/events.ts";
 import { COMPLETE_STAGE, auditEventOf, entryOf, isDryRun, requesterOf, writeTargetOf } from "../audit/events.ts";
 import { WRITE_VERBS, isFailedWrite, isRejectedBeforeKubetx, isRetriedByClient } from "../audit/rules.ts";
 import type { Requester } from "../transactions/coordinator.ts";
+import type { RetryingWrite } from "../transactions/model.ts";
 import { isValidTransactionId, transactionOfUserAgent } from "../transactions/model.ts";
 import { quoted } from "./review.ts";
 
@@ -51,6 +52,8 @@ export interface MemberOutcome {
   readonly code: number;
   /** Set when the request failed for good: why, in the apiserver's words. */
   readonly failure?: string;
+  /** Set instead when the client sends it again by itself (isRetriedByClient): the transaction waits for the retry. */
+  readonly retrying?: RetryingWrite;
 }
 
 /** A write that failed before kubetx saw it. */
@@ -84,13 +87,18 @@ export function findingOf(raw: unknown): Finding | undefined {
   if (entry.decision === "member" && entry.transaction && entry.lock) {
     // Names kubetx itself wrote; anything else is no transaction of kubetx's (and no path to put in a request).
     if (!isValidTransactionId(entry.transaction) || !LOCK_NAME.test(entry.lock)) return undefined;
-    const failed = isFailedWrite(entry);
     return {
       kind: "member", transaction: entry.transaction, lock: entry.lock, code: entry.code,
-      ...(failed ? { failure: `the apiserver refused the ${what} after kubetx admitted it (${quoted})` } : {}),
+      ...memberFailure(entry, event.requestReceivedTimestamp ?? entry.time, `the apiserver refused the ${what} after kubetx admitted it (${quoted})`),
     };
   }
   return rejectionOf(event, entry, `the apiserver rejected the ${what} before it reached kubetx (${quoted})`);
+}
+
+/** A member's failed request fails its transaction, unless the client sends it again by itself: then the transaction waits for the retry. */
+function memberFailure(entry: AuditEntry, receivedAt: string, reason: string): Pick<MemberOutcome, "failure" | "retrying"> {
+  if (!isFailedWrite(entry)) return {};
+  return isRetriedByClient(entry) ? { retrying: { receivedAt, reason, admitted: true } } : { failure: reason };
 }
 
 /** The rule `kubectl tx audit` applies too (audit/rules.ts), over the same requester and object (audit/events.ts). */

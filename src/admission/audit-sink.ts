@@ -74,6 +74,8 @@ async function recordOutcomes(deps: AuditSinkDeps, outcomes: readonly MemberOutc
   let failed = 0;
   await Promise.all([...byTransaction].map(async ([transaction, list]) => {
     await deps.store.recordRequests(transaction, list);
+    const retrying = Object.fromEntries(list.flatMap((o) => (o.retrying ? [[o.lock, o.retrying] as const] : [])));
+    if (Object.keys(retrying).length > 0) await deps.store.markRetrying(transaction, retrying);
     const failure = list.find((o) => o.failure)?.failure;
     if (!failure) return;
     failed += 1;

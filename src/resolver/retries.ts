@@ -15,9 +15,14 @@ import type { RetryingWrite, Transaction } from "../transactions/model.ts";
  */
 export const RETRY_WAIT_MS = 35_000;
 
-/** The noted writes with no member for their object among `lockNames` yet, by lock name. */
+/**
+ * The noted writes not yet retried, by lock name: no member for their object
+ * among `lockNames` yet, or, for a member's own refused request, no
+ * successful request of that member reported (status.persisted).
+ */
 export function awaitedRetries(tx: Transaction, lockNames: ReadonlySet<string>): Map<string, RetryingWrite> {
-  return new Map(Object.entries(tx.status?.retrying ?? {}).filter(([lock]) => !lockNames.has(lock)));
+  const persisted = tx.status?.persisted ?? {};
+  return new Map(Object.entries(tx.status?.retrying ?? {}).filter(([lock, write]) => (write.admitted ? persisted[lock] !== true : !lockNames.has(lock))));
 }
 
 /** When this process saw each awaited write's latest refusal (receivedAt), on its clock. */

@@ -189,6 +189,12 @@ export interface RetryingWrite {
   readonly receivedAt: string;
   /** The apiserver's answer, for the failure should no retry get through. */
   readonly reason: string;
+  /**
+   * A member's own request, refused after kubetx admitted it (another
+   * webhook): waited for until a request of that member succeeds
+   * (status.persisted), not merely until a member holds the object.
+   */
+  readonly admitted?: boolean;
 }
 
 export interface Transaction extends KubeObject {

@@ -295,6 +295,22 @@ describe("the audit sink and a write held before kubetx sees it", () => {
     }
   });
 
+  it("commits a plain apply whose write kubetx admitted and a rate-limiting webhook beside it refused with 429: the transaction waited for kubectl's retry", async () => {
+    const admin = fixture.admin();
+    const thirdParty = await startThirdPartyWebhook(ns);
+    try {
+      const input = yamlOf([configMap(ns, "member-throttled", { v: "1" }, { labels: { "third-party": "throttle-once" } }), configMap(ns, "member-after", { v: "1" })]);
+      const applied = await kubectl(["apply", "-f", "-"], { user: "bob", input });
+      expect(applied.code, applied.stderr).toBe(0);
+      const tx = await waitResolved(admin, joined(applied.stderr));
+      expect(tx.status?.phase, tx.status?.failure).toBe("Committed");
+      expect(tx.status?.members?.map((m) => m.name).sort()).toEqual(["member-after", "member-throttled"]);
+      expect(Object.values(tx.status?.retrying ?? {})).toEqual([expect.objectContaining({ admitted: true })]);
+    } finally {
+      await thirdParty.close();
+    }
+  });
+
   it("commits a kubectl tx apply whose write a rate-limiting webhook refused once with 429: kubectl's exit decides", async () => {
     const admin = fixture.admin();
     const thirdParty = await startThirdPartyWebhook(ns, { kind: "mutating" });

@@ -32,6 +32,19 @@ describe("which refused writes the client retries by itself", () => {
     expect(findingOf(event({ code: 403, message: "slow down", details: { retryAfterSeconds: 2 } }))).toMatchObject({ kind: "rejected", retried: true });
     expect(findingOf(event({ code: 403, message: "forbidden", details: { retryAfterSeconds: "2" } }))).not.toHaveProperty("retried");
   });
+
+  it("makes a member's own request refused so a write to wait for, not a failure", () => {
+    const member = (responseStatus: Record<string, unknown>): unknown => ({
+      stage: "ResponseComplete", verb: "patch", auditID: "a-2", user: { username: "alice" }, requestURI: "/api/v1/namespaces/shop/configmaps/a",
+      objectRef: { resource: "configmaps", namespace: "shop", name: "a", apiVersion: "v1" }, responseStatus,
+      annotations: { "validate.kubetx.io/transaction": "t-0a1b2c3d", "validate.kubetx.io/decision": "member", "validate.kubetx.io/lock": LOCK_A },
+      requestReceivedTimestamp: "2026-12-03T10:00:00.000000Z", stageTimestamp: "2026-12-03T10:00:00.001000Z",
+    });
+    const throttled = findingOf(member({ code: 429, message: "slow down", details: { retryAfterSeconds: 1 } }));
+    expect(throttled).toMatchObject({ kind: "member", lock: LOCK_A, code: 429, retrying: { admitted: true, receivedAt: "2026-12-03T10:00:00.000000Z" } });
+    expect(throttled).not.toHaveProperty("failure");
+    expect(findingOf(member({ code: 403, message: "no" }))).toMatchObject({ kind: "member", failure: expect.stringContaining("403: no") as unknown });
+  });
 });
 
 describe("waiting for a retry", () => {
@@ -40,6 +53,12 @@ describe("waiting for a retry", () => {
   it("waits only for objects no member has written yet", () => {
     expect([...awaitedRetries(tx, new Set([LOCK_B])).keys()]).toEqual([LOCK_A]);
     expect(awaitedRetries(tx, new Set([LOCK_A, LOCK_B])).size).toBe(0);
+  });
+
+  it("waits for a member's own refused request until a request of that member succeeded", () => {
+    const member = { ...tx, status: { phase: "Open" as const, retrying: { [LOCK_A]: { ...write("2026-12-03T10:00:00Z"), admitted: true } } } };
+    expect([...awaitedRetries(member, new Set([LOCK_A])).keys()]).toEqual([LOCK_A]);
+    expect(awaitedRetries({ ...member, status: { ...member.status, persisted: { [LOCK_A]: true } } }, new Set([LOCK_A])).size).toBe(0);
   });
 
   it("waits from the last refusal it saw, and fails once a retry is overdue", () => {
