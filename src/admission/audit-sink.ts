@@ -73,7 +73,9 @@ async function recordOutcomes(deps: AuditSinkDeps, outcomes: readonly MemberOutc
   for (const outcome of outcomes) byTransaction.set(outcome.transaction, [...(byTransaction.get(outcome.transaction) ?? []), outcome]);
   let failed = 0;
   await Promise.all([...byTransaction].map(async ([transaction, list]) => {
-    await deps.store.recordRequests(transaction, list);
+    // A request the client sends again is no outcome: its code would say the member never persisted while its retry may have.
+    const final = list.filter((o) => !o.retrying);
+    if (final.length > 0) await deps.store.recordRequests(transaction, final);
     const retrying = Object.fromEntries(list.flatMap((o) => (o.retrying ? [[o.lock, o.retrying] as const] : [])));
     if (Object.keys(retrying).length > 0) await deps.store.markRetrying(transaction, retrying);
     const failure = list.find((o) => o.failure)?.failure;

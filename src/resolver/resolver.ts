@@ -899,10 +899,15 @@ function pick<T extends object, K extends keyof T>(from: T, ...keys: K[]): Parti
  * Why a Verifying transaction rolls back before its members are read: a
  * member failed, a lock cannot be read, or a member it counted withdrew.
  */
-/** Closed while a refused write was still to be retried (a replica that took over, a report that came late): the apply is not all here. */
+/**
+ * Closed while a write refused before kubetx was still to be retried (a
+ * replica that took over, a report that came late): the apply is not all
+ * here. A member's own refused request is left to verification, which
+ * waits for its retry's report as for any member's.
+ */
 function neverRetried(tx: Transaction | undefined, locks: readonly LockRecord[]): { reason: string; message: string } | undefined {
   if (!tx) return undefined;
-  const [write] = awaitedRetries(tx, new Set(locks.map((l) => l.name))).values();
+  const [write] = [...awaitedRetries(tx, new Set(locks.map((l) => l.name))).values()].filter((w) => !w.admitted);
   return write ? { reason: "MemberFailed", message: `${write.reason}; no retry of it joined the transaction before it closed` } : undefined;
 }
 

@@ -332,6 +332,32 @@ describe("the audit sink and a write held before kubetx sees it", () => {
     }
   });
 
+  it("commits a kubectl tx apply whose update kubetx admitted and a rate-limiting webhook beside it refused once with 429, and keeps the retried write", async () => {
+    const admin = fixture.admin();
+    const plugin = await installPlugin();
+    const dir = await mkdtemp(path.join(tmpdir(), "sink-member-throttled-"));
+    try {
+      const file = path.join(dir, "app.yaml");
+      await writeFile(file, yamlOf([configMap(ns, "tx-member", { v: "1" })]));
+      expect((await plugin.tx(["apply", "-f", file, "-n", ns])).code).toBe(0);
+      const thirdParty = await startThirdPartyWebhook(ns);
+      try {
+        await writeFile(file, yamlOf([configMap(ns, "tx-member", { v: "2" }, { labels: { "third-party": "throttle-once" } })]));
+        const applied = await plugin.tx(["apply", "-f", file, "-n", ns]);
+        // Before: kubectl's retry went through, kubetx verified before the sink reported it, rolled back, and took the 429 for the
+        // member's last word, so it restored nothing: v 2 stayed under a RolledBack record (chaos seed 7750, trial 14).
+        expect(applied.code, `${applied.stdout}\n${applied.stderr}`).toBe(0);
+        expect(applied.stdout).toMatch(/transaction t-[0-9a-f]{8} committed: 1 member/);
+      } finally {
+        await thirdParty.close();
+      }
+      expect((await admin.get<KubeObject & { data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/tx-member`)).data).toEqual({ v: "2" });
+    } finally {
+      await plugin.remove();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("starts the quiet window again when the apply writes an object the transaction already holds", async () => {
     const admin = fixture.admin();
     const started = performance.now();
