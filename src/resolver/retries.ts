@@ -1,9 +1,10 @@
 /**
- * Writes a transparent transaction waits to see retried: the apiserver
- * refused them with Retry-After before kubetx saw them (status.retrying,
- * from the audit sink), and kubectl's client sends them again by itself,
+ * Writes a transaction waits to see retried: the apiserver refused them
+ * with Retry-After (status.retrying, from the audit sink), before kubetx
+ * saw them (a transparent transaction's) or after it admitted them (a
+ * member's own request), and kubectl's client sends them again by itself,
  * up to ten times. The transaction stays open while one waits, and fails
- * if no write of that object ever joins it: the apply did not complete.
+ * if no retry of it ever gets through: the apply did not complete.
  * Pure: the resolver passes what it has observed on its monotonic clock.
  */
 import type { RetryingWrite, Transaction } from "../transactions/model.ts";
