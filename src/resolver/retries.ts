@@ -53,6 +53,6 @@ export function judgeRetries(awaited: ReadonlyMap<string, RetryingWrite>, seen: 
   return { waiting };
 }
 
-export function retryFailure(write: RetryingWrite, waitMs: number): string {
+function retryFailure(write: RetryingWrite, waitMs: number): string {
   return `${write.reason}; kubectl sends such a write again by itself, but no retry of it got through within ${Math.round(waitMs / 1000)} s of the last refusal, so the apply did not complete`;
 }

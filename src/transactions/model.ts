@@ -146,12 +146,13 @@ export interface TransactionStatus {
    */
   inFlight?: Record<string, string>;
   /**
-   * Writes of a transparent transaction's requester that the apiserver
-   * refused with Retry-After before kubetx saw them (a 429 of its priority
-   * and fairness), by the lock name of their object, as the audit sink
-   * reports them: kubectl sends such a write again by itself. The
-   * transaction stays open while one waits for its retry, and fails if no
-   * write of that object joins it (resolver/retries.ts).
+   * Writes the apiserver refused with Retry-After (a 429 of its priority
+   * and fairness, a rate-limiting webhook), by the lock name of their
+   * object, as the audit sink reports them: a transparent transaction's
+   * requester's write refused before kubetx saw it, or a member's own
+   * request refused after kubetx admitted it (`admitted`). kubectl sends
+   * such a write again by itself. The transaction stays open while one
+   * waits for its retry, and fails if none gets through (resolver/retries.ts).
    */
   retrying?: Record<string, RetryingWrite>;
   /** Set by a rollback that kept changes others made since: one line per object. */
