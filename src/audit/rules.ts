@@ -32,12 +32,22 @@ export type RuleFacts = Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun" |
  *
  * Not a create that failed with 409 (AlreadyExists): storage finds that
  * after admission, so kubetx would have seen it had its policy covered it.
+ * Not a delete of an object that was not there (404): it changed nothing,
+ * and what it asked for, the object gone, holds. `kubectl delete
+ * --ignore-not-found` sends it and exits 0; counted as a failure, it
+ * rolled back the user's apply of a moment before (same requester, and a
+ * delete names no field manager, so it joins any tool's transaction).
  * Not a subresource (`/scale`, `/status`) or a cluster-scoped object: no
  * kubetx webhook rule selects them, so their failure is no member's.
  */
 export function isRejectedBeforeKubetx<E extends RuleFacts>(entry: E): entry is E & { readonly target: WriteTarget } {
   if (entry.seenByKubetx || !entry.user || !entry.target || !isFailedWrite(entry)) return false;
-  return !(entry.code === 409 && entry.verb === "create");
+  return !(entry.code === 409 && entry.verb === "create") && !isDeleteOfNothing(entry);
+}
+
+/** A delete refused because the object did not exist. */
+function isDeleteOfNothing(entry: Pick<AuditEntry, "verb" | "code">): boolean {
+  return entry.code === 404 && (entry.verb === "delete" || entry.verb === "deletecollection");
 }
 
 /**

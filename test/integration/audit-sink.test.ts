@@ -166,6 +166,22 @@ describe("the audit sink", () => {
     expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/typed-ok`)).toBeUndefined();
   });
 
+  it("commits a plain apply followed at once by deletes of objects that are not there (404 changes nothing)", async () => {
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "kept", { v: "1" }), configMap(ns, "dropped", { v: "1" })]) });
+    expect(applied.code, applied.stderr).toBe(0);
+    // A cleanup step of a script: exits 0, though its DELETE was answered 404 (before, that rolled back the apply above).
+    const ignored = await kubectl(["delete", "configmap", "never-was", "-n", ns, "--ignore-not-found"], { user: "alice" });
+    expect(ignored.code, ignored.stderr).toBe(0);
+    // One object there, one not: kubectl deletes the first and reports the second.
+    const mixed = await kubectl(["delete", "configmap", "dropped", "also-never-was", "-n", ns], { user: "alice" });
+    expect(mixed.code).not.toBe(0);
+    expect(mixed.stderr).toContain('configmaps "also-never-was" not found');
+    const tx = await waitResolved(admin, joined(applied.stderr));
+    expect(tx.status?.phase, tx.status?.failure).toBe("Committed");
+    expect((await admin.get(`/api/v1/namespaces/${ns}/configmaps/kept`)).data).toEqual({ v: "1" });
+    expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/dropped`)).toBeUndefined();
+  });
+
   it("commits an update that first hit a resourceVersion conflict and then went through, as kubectl retries it", async () => {
     await admin.create(`/api/v1/namespaces/${ns}/configmaps`, configMap(ns, "retried", { v: "0" }));
     const alice = await (await import("../support/cluster.ts")).client("alice");

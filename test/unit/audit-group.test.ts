@@ -175,6 +175,13 @@ describe("a write rejected before kubetx", () => {
     expect(isRejectedBeforeKubetx(entry(0, { verb: "create", code: 422, dryRun: true }))).toBe(false);
   });
 
+  it("is not a delete of an object that was not there (kubectl delete --ignore-not-found exits 0 on it)", () => {
+    expect(isRejectedBeforeKubetx(entry(0, { verb: "delete", code: 404, reason: "NotFound" }))).toBe(false);
+    expect(isRejectedBeforeKubetx(entry(0, { verb: "deletecollection", code: 404, reason: "NotFound" }))).toBe(false);
+    expect(isRejectedBeforeKubetx(entry(0, { verb: "patch", code: 404, reason: "NotFound" }))).toBe(true);
+    expect(isRejectedBeforeKubetx(entry(0, { verb: "update", code: 404, reason: "NotFound" }))).toBe(true);
+  });
+
   it("is a write to an object kubetx could cover, by a known requester", () => {
     expect(isRejectedBeforeKubetx(entry(0, { code: 422, target: undefined, object: "apps/deployments/scale shop/web" }))).toBe(false);
     expect(isRejectedBeforeKubetx(entry(0, { code: 422, target: undefined, object: "namespaces shop" }))).toBe(false);
