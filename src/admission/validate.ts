@@ -72,7 +72,7 @@ async function admit(request: AdmissionRequest, scope: Scope, deps: ValidateDeps
 /** One attempt: which transaction the write joins, and what the coordinator says; a pass when it joins none. */
 async function admitOnce(request: AdmissionRequest, scope: Scope, deps: ValidateDeps, attempt: { signal: AbortSignal | undefined; fresh: boolean }): Promise<AdmitResult | Passed> {
   const { signal } = attempt;
-  const joining = await joinWhat(request, scope, deps.sessions, attempt.fresh);
+  const joining = await joinWhat(request, scope, deps, attempt.fresh);
   if ("reason" in joining) return { kind: "pass", reason: joining.reason };
   const intent = intentOf(request, joining.transaction, joining.mode, joining.record);
   if (typeof intent === "string") return { kind: "denied", transaction: joining.transaction, message: intent };
@@ -80,14 +80,15 @@ async function admitOnce(request: AdmissionRequest, scope: Scope, deps: Validate
 }
 
 /** Which transaction (and mode) the write joins, or why it joins none. */
-async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessions, fresh = false): Promise<{ transaction: string; mode: Mode; record?: Transaction } | { reason: string }> {
+async function joinWhat(request: AdmissionRequest, scope: Scope, deps: Pick<ValidateDeps, "sessions" | "locks">, fresh = false): Promise<{ transaction: string; mode: Mode; record?: Transaction } | { reason: string }> {
+  const { sessions } = deps;
   switch (scope.kind) {
     case "pass":
       return { reason: scope.reason };
     case "explicit":
       return { transaction: scope.transaction, mode: "explicit", ...(scope.record ? { record: scope.record } : {}) };
     case "transparent": {
-      const joined = await transparentTransaction(request, sessions, fresh);
+      const joined = await transparentTransaction(request, deps, fresh);
       return { transaction: joined.id, mode: "transparent", ...(joined.record ? { record: joined.record } : {}) };
     }
     case "session-only": {
@@ -97,10 +98,15 @@ async function joinWhat(request: AdmissionRequest, scope: Scope, sessions: Sessi
   }
 }
 
-/** A dry run looks at the requester's open transaction but never starts one. */
-async function transparentTransaction(request: AdmissionRequest, sessions: Sessions, fresh: boolean): Promise<SessionTransaction> {
-  if (request.dryRun) return { id: (await sessions.current(request.userInfo, request.operation)) ?? newTransactionId() };
-  return sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation, { fresh });
+/**
+ * A dry run looks at the requester's open transaction but never starts one.
+ * A write of another tool than the session's continues the session's
+ * transaction when that one holds the object (sessions.ts takesOver).
+ */
+async function transparentTransaction(request: AdmissionRequest, deps: Pick<ValidateDeps, "sessions" | "locks">, fresh: boolean): Promise<SessionTransaction> {
+  if (request.dryRun) return { id: (await deps.sessions.current(request.userInfo, request.operation)) ?? newTransactionId() };
+  const holds = async (transaction: string): Promise<boolean> => (await deps.locks.lockNow(refOf(request)))?.member.transaction === transaction;
+  return deps.sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation, { fresh, holds });
 }
 
 /** The write as the coordinator needs it, or why it cannot join. */

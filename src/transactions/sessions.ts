@@ -3,7 +3,7 @@
  * new one when the requester has none open. Every replica sees the same
  * answer through the session Lease.
  */
-import type { SessionStore } from "../locks/sessions.ts";
+import type { Session, SessionStore } from "../locks/sessions.ts";
 import type { Clock } from "../telemetry/clock.ts";
 import type { Requester } from "./coordinator.ts";
 import { newTransactionId, sameTool, sessionKey } from "./grouping.ts";
@@ -16,6 +16,8 @@ export interface SessionTransaction {
   readonly record?: Transaction;
 }
 
+/** A lost race for the session: read it again. */
+const LOST = Symbol("lost");
 /** Claims race only between replicas admitting the same requester's writes; a few rounds settle it. */
 const MAX_CLAIM_ATTEMPTS = 5;
 /** Transactions remembered as adopted; older ones are forgotten first. */
@@ -44,22 +46,42 @@ export class Sessions {
    * refused instead of committing on its own); so does a resolved failed
    * transparent one for a quiet window after its last refusal (a write
    * refused just as the rollback ended must not let the next one start
-   * afresh: chaos F16). Any other resolved one starts anew.
+   * afresh: chaos F16). Any other resolved one starts anew. A write of
+   * another tool starts anew too, unless it writes an object the session's
+   * open transaction holds (takesOver).
    */
-  async transactionFor(requester: Requester, fieldManager: string | undefined, operation: string, options: { fresh?: boolean } = {}): Promise<SessionTransaction> {
+  async transactionFor(requester: Requester, fieldManager: string | undefined, operation: string, options: TransactionForOptions = {}): Promise<SessionTransaction> {
     const key = sessionKey(requester);
     for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt += 1) {
       // The caches first; after a lost claim race (or when asked), the apiserver itself.
       const cached = attempt === 0 && !options.fresh;
       const session = await this.sessions.read(key, { cached });
-      if (session && sameTool(session.fieldManager, fieldManager)) {
-        const record = await this.store.get(session.transaction, { cached });
-        if (joinable(record, operation, this.hold())) return { id: session.transaction, ...(record ? { record } : {}) };
-      }
+      const kept = session ? await this.kept(session, fieldManager, operation, { cached, holds: options.holds }) : undefined;
+      if (kept === LOST) continue;
+      if (kept) return kept;
       const id = newTransactionId();
       if (await this.sessions.claim({ key, transaction: id, fieldManager, nowMs: this.clock.now() }, session)) return { id };
     }
     throw new Error(`kubetx: could not settle the transaction of ${requester.username}'s writes; retry the apply`);
+  }
+
+  /**
+   * The session's transaction when this write joins it: the same tool's,
+   * or another tool's write continuing it (takesOver), for which the
+   * session follows the new tool. LOST when another replica moved the
+   * session meanwhile.
+   */
+  private async kept(session: Session, fieldManager: string | undefined, operation: string, options: { cached: boolean; holds: TransactionForOptions["holds"] }): Promise<SessionTransaction | typeof LOST | undefined> {
+    const { cached, holds } = options;
+    if (sameTool(session.fieldManager, fieldManager)) {
+      const record = await this.store.get(session.transaction, { cached });
+      return joinable(record, operation, this.hold()) ? { id: session.transaction, ...(record ? { record } : {}) } : undefined;
+    }
+    if (!(await holds?.(session.transaction))) return undefined;
+    const record = await this.store.get(session.transaction, { cached });
+    if (!takesOver(record)) return undefined;
+    const claimed = await this.sessions.claim({ key: session.key, transaction: session.transaction, fieldManager, nowMs: this.clock.now() }, session);
+    return claimed ? { id: session.transaction, record } : LOST;
   }
 
   /**
@@ -92,6 +114,28 @@ export class Sessions {
     const session = await this.sessions.read(sessionKey(requester));
     return session ? this.store.get(session.transaction) : undefined;
   }
+}
+
+export interface TransactionForOptions {
+  /** Read the session and the record from the apiserver, not the caches. */
+  readonly fresh?: boolean;
+  /** Whether `transaction` holds the lock of the object this write writes (from the Lease cache). */
+  readonly holds?: (transaction: string) => boolean | Promise<boolean>;
+}
+
+/**
+ * Whether a write of another tool than the session's, to an object the
+ * session's transaction holds, joins that transaction (and the session
+ * follows the new tool, so the rest of that command joins it too). It is
+ * the same requester's next command (`kubectl apply -f app.yaml &&
+ * kubectl label configmap app tier=web`): in a transaction of its own it
+ * met its own apply's lock and failed, though nobody else wrote. Only an
+ * open transparent transaction with no failure takes it; any other keeps
+ * today's answer (a transaction of the write's own, which the lock
+ * refuses). Pure.
+ */
+export function takesOver(tx: Transaction | undefined): tx is Transaction {
+  return tx !== undefined && tx.spec.mode === "transparent" && (tx.status?.phase ?? "Open") === "Open" && !tx.status?.failure;
 }
 
 /**

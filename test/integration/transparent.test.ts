@@ -8,6 +8,7 @@ import { client, createNamespace, kubectl, uniqueName } from "../support/cluster
 import { startEngine, unregister, useEngine } from "../support/engine.ts";
 import { transactionPath } from "../../src/transactions/model.ts";
 import { configMap, leftoversSettled, readOrUndefined, waitResolved, yamlOf } from "../support/objects.ts";
+import { startThirdPartyWebhook } from "../support/third-party.ts";
 
 
 /**
@@ -107,6 +108,42 @@ describe("transparent mode", () => {
       expect(live.data).toEqual({ v: "2" });
       expect(JSON.stringify(live.metadata?.managedFields)).toContain('"manager":"kubectl-last-applied"');
     }
+  });
+
+  it("lets the user's next command continue her apply on an object the apply holds, instead of meeting its lock (apply && label)", async () => {
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "then-labelled", { v: "1" }), configMap(ns, "then-other", { v: "1" })]) });
+    expect(applied.code, applied.stderr).toBe(0);
+    // Another tool (field manager kubectl-label), within the apply's quiet window: before, "locked by transaction … (alice)".
+    const labelled = await kubectl(["label", "configmap", "then-labelled", "tier=web", "-n", ns], { user: "alice" });
+    expect(labelled.code, labelled.stderr).toBe(0);
+    const tx = joined(applied.stderr);
+    expect(joined(labelled.stderr)).toBe(tx);
+    const resolved = await waitResolved(admin, tx);
+    expect(resolved.status?.phase, resolved.status?.failure).toBe("Committed");
+    expect(resolved.status?.members?.map((m) => m.name).sort()).toEqual(["then-labelled", "then-other"]);
+    expect((await admin.get(`${cms}/then-labelled`)).metadata?.labels).toEqual({ tier: "web" });
+  });
+
+  it("rolls the apply back with the command that continued it when that command fails, and never lets another user continue it", async () => {
+    const thirdParty = await startThirdPartyWebhook(ns);
+    try {
+      const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "cont-a", { v: "1" }), configMap(ns, "cont-b", { v: "1" })]) });
+      expect(applied.code, applied.stderr).toBe(0);
+      const tx = joined(applied.stderr);
+      const bobs = await kubectl(["label", "configmap", "cont-a", "owner=bob", "-n", ns], { user: "bob" });
+      expect(bobs.code).not.toBe(0);
+      expect(bobs.stderr).toContain(`is locked by transaction ${tx} (alice)`);
+      // Hers continues the apply, and the webhook beside kubetx refuses it once kubetx has admitted it.
+      const hers = await kubectl(["label", "configmap", "cont-a", "third-party=deny", "-n", ns], { user: "alice" });
+      expect(hers.code).not.toBe(0);
+      expect(hers.stderr).toContain("third-party=deny");
+      expect(joined(hers.stderr)).toBe(tx);
+      expect((await waitResolved(admin, tx)).status?.phase).toBe("RolledBack");
+    } finally {
+      await thirdParty.close();
+    }
+    expect(await readOrUndefined(admin, `${cms}/cont-a`)).toBeUndefined();
+    expect(await readOrUndefined(admin, `${cms}/cont-b`)).toBeUndefined();
   });
 
   it("gives the valid object its old data back when the other object of an update is invalid", async () => {

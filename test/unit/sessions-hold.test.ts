@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import type { Phase, Transaction } from "../../src/transactions/model.ts";
 import { newTransaction } from "../../src/transactions/model.ts";
 import { sameTool } from "../../src/transactions/grouping.ts";
-import { joinable, MAX_REFUSING_AFTER_MS } from "../../src/transactions/sessions.ts";
+import { joinable, MAX_REFUSING_AFTER_MS, takesOver } from "../../src/transactions/sessions.ts";
 
 const NOW = Date.parse("2026-11-30T12:00:00Z");
 const HOLD = { nowMs: NOW, quietMs: 3_000 };
@@ -75,5 +75,21 @@ describe("sameTool", () => {
     expect(sameTool("kubectl", "kubectl-client-side-apply")).toBe(false);
     expect(sameTool("kubectl-last-applied", "helm")).toBe(false);
     expect(sameTool("kubectl", "my-script")).toBe(false);
+  });
+});
+
+describe("takesOver", () => {
+  it("lets another tool's write continue an open transparent transaction with no failure that holds its object", () => {
+    expect(takesOver(record("transparent", "Open"))).toBe(true);
+  });
+
+  it("leaves a transaction that is closing, failing or ended, or one the user named, to today's answer", () => {
+    expect(takesOver(undefined)).toBe(false);
+    expect(takesOver(record("transparent", "Verifying"))).toBe(false);
+    expect(takesOver(record("transparent", "RollingBack"))).toBe(false);
+    expect(takesOver(record("transparent", "Open", { failure: "a write failed" }))).toBe(false);
+    expect(takesOver(record("transparent", "Committed"))).toBe(false);
+    expect(takesOver(record("explicit", "Open"))).toBe(false);
+    expect(takesOver(record("plugin", "Open"))).toBe(false);
   });
 });
