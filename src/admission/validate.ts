@@ -100,13 +100,13 @@ async function joinWhat(request: AdmissionRequest, scope: Scope, deps: Pick<Vali
 
 /**
  * A dry run looks at the requester's open transaction but never starts one.
- * A write of another tool than the session's continues the session's
- * transaction when that one holds the object (sessions.ts takesOver).
+ * A write that the session's transaction does not take continues the
+ * user's open transaction that holds the object (sessions.ts takesOver).
  */
 async function transparentTransaction(request: AdmissionRequest, deps: Pick<ValidateDeps, "sessions" | "locks">, fresh: boolean): Promise<SessionTransaction> {
   if (request.dryRun) return { id: (await deps.sessions.current(request.userInfo, request.operation)) ?? newTransactionId() };
-  const holds = async (transaction: string): Promise<boolean> => (await deps.locks.lockNow(refOf(request)))?.member.transaction === transaction;
-  return deps.sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation, { fresh, holds });
+  const holder = async (): Promise<string | undefined> => (await deps.locks.lockNow(refOf(request)))?.member.transaction;
+  return deps.sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation, { fresh, holder });
 }
 
 /** The write as the coordinator needs it, or why it cannot join. */

@@ -47,8 +47,8 @@ export class Sessions {
    * transparent one for a quiet window after its last refusal (a write
    * refused just as the rollback ended must not let the next one start
    * afresh: chaos F16). Any other resolved one starts anew. A write of
-   * another tool starts anew too, unless it writes an object the session's
-   * open transaction holds (takesOver).
+   * another tool starts anew too, unless it writes an object an open
+   * transaction of the user holds (takesOver).
    */
   async transactionFor(requester: Requester, fieldManager: string | undefined, operation: string, options: TransactionForOptions = {}): Promise<SessionTransaction> {
     const key = sessionKey(requester);
@@ -56,7 +56,7 @@ export class Sessions {
       // The caches first; after a lost claim race (or when asked), the apiserver itself.
       const cached = attempt === 0 && !options.fresh;
       const session = await this.sessions.read(key, { cached });
-      const kept = session ? await this.kept(session, fieldManager, operation, { cached, holds: options.holds }) : undefined;
+      const kept = await this.kept({ key, requester, session }, fieldManager, operation, { cached, holder: options.holder });
       if (kept === LOST) continue;
       if (kept) return kept;
       const id = newTransactionId();
@@ -66,22 +66,30 @@ export class Sessions {
   }
 
   /**
-   * The session's transaction when this write joins it: the same tool's,
-   * or another tool's write continuing it (takesOver), for which the
-   * session follows the new tool. LOST when another replica moved the
-   * session meanwhile.
+   * The transaction this write joins without starting one: the session's,
+   * for a write of its tool; or the user's open transparent transaction
+   * that holds the object (takesOver), which the session then follows,
+   * with the write's tool. LOST when another replica moved the session
+   * meanwhile.
    */
-  private async kept(session: Session, fieldManager: string | undefined, operation: string, options: { cached: boolean; holds: TransactionForOptions["holds"] }): Promise<SessionTransaction | typeof LOST | undefined> {
-    const { cached, holds } = options;
-    if (sameTool(session.fieldManager, fieldManager)) {
+  private async kept(
+    who: { key: string; requester: Requester; session: Session | undefined },
+    fieldManager: string | undefined,
+    operation: string,
+    options: { cached: boolean; holder: TransactionForOptions["holder"] },
+  ): Promise<SessionTransaction | typeof LOST | undefined> {
+    const { key, requester, session } = who;
+    const { cached } = options;
+    if (session && sameTool(session.fieldManager, fieldManager)) {
       const record = await this.store.get(session.transaction, { cached });
-      return joinable(record, operation, this.hold()) ? { id: session.transaction, ...(record ? { record } : {}) } : undefined;
+      if (joinable(record, operation, this.hold())) return { id: session.transaction, ...(record ? { record } : {}) };
     }
-    if (!(await holds?.(session.transaction))) return undefined;
-    const record = await this.store.get(session.transaction, { cached });
-    if (!takesOver(record)) return undefined;
-    const claimed = await this.sessions.claim({ key: session.key, transaction: session.transaction, fieldManager, nowMs: this.clock.now() }, session);
-    return claimed ? { id: session.transaction, record } : LOST;
+    const holder = await options.holder?.();
+    if (holder === undefined) return undefined;
+    const record = await this.store.get(holder, { cached });
+    if (!takesOver(record, requester.username)) return undefined;
+    const claimed = await this.sessions.claim({ key, transaction: holder, fieldManager, nowMs: this.clock.now() }, session);
+    return claimed ? { id: holder, record } : LOST;
   }
 
   /**
@@ -119,23 +127,23 @@ export class Sessions {
 export interface TransactionForOptions {
   /** Read the session and the record from the apiserver, not the caches. */
   readonly fresh?: boolean;
-  /** Whether `transaction` holds the lock of the object this write writes (from the Lease cache). */
-  readonly holds?: (transaction: string) => boolean | Promise<boolean>;
+  /** The transaction holding the lock of the object this write writes, if any (from the Lease cache). */
+  readonly holder?: () => string | undefined | Promise<string | undefined>;
 }
 
 /**
- * Whether a write of another tool than the session's, to an object the
- * session's transaction holds, joins that transaction (and the session
- * follows the new tool, so the rest of that command joins it too). It is
- * the same requester's next command (`kubectl apply -f app.yaml &&
- * kubectl label configmap app tier=web`): in a transaction of its own it
- * met its own apply's lock and failed, though nobody else wrote. Only an
+ * Whether a write to an object `tx` holds, by `username`, continues `tx`
+ * instead of starting a transaction of its own (and the requester's
+ * session follows it, so the rest of that command joins too). It is the
+ * user's next command, by another tool than the apply's (`kubectl apply
+ * -f app.yaml && kubectl label configmap app tier=web`, also with other
+ * commands between them): in a transaction of its own it met its own
+ * apply's lock and failed, though nobody else wrote. Only the same user's
  * open transparent transaction with no failure takes it; any other keeps
- * today's answer (a transaction of the write's own, which the lock
- * refuses). Pure.
+ * the lock's answer. Pure.
  */
-export function takesOver(tx: Transaction | undefined): tx is Transaction {
-  return tx !== undefined && tx.spec.mode === "transparent" && (tx.status?.phase ?? "Open") === "Open" && !tx.status?.failure;
+export function takesOver(tx: Transaction | undefined, username: string): tx is Transaction {
+  return tx !== undefined && tx.spec.mode === "transparent" && tx.spec.user === username && (tx.status?.phase ?? "Open") === "Open" && !tx.status?.failure;
 }
 
 /**

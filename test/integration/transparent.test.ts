@@ -113,15 +113,20 @@ describe("transparent mode", () => {
   it("lets the user's next command continue her apply on an object the apply holds, instead of meeting its lock (apply && label)", async () => {
     const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "then-labelled", { v: "1" }), configMap(ns, "then-other", { v: "1" })]) });
     expect(applied.code, applied.stderr).toBe(0);
+    // A command of a third tool between them, on another object: a transaction of its own, which the session follows.
+    const between = await kubectl(["create", "configmap", "then-between", "-n", ns], { user: "alice" });
+    expect(between.code, between.stderr).toBe(0);
     // Another tool (field manager kubectl-label), within the apply's quiet window: before, "locked by transaction … (alice)".
     const labelled = await kubectl(["label", "configmap", "then-labelled", "tier=web", "-n", ns], { user: "alice" });
     expect(labelled.code, labelled.stderr).toBe(0);
     const tx = joined(applied.stderr);
     expect(joined(labelled.stderr)).toBe(tx);
+    expect(joined(between.stderr)).not.toBe(tx);
     const resolved = await waitResolved(admin, tx);
     expect(resolved.status?.phase, resolved.status?.failure).toBe("Committed");
     expect(resolved.status?.members?.map((m) => m.name).sort()).toEqual(["then-labelled", "then-other"]);
     expect((await admin.get(`${cms}/then-labelled`)).metadata?.labels).toEqual({ tier: "web" });
+    expect((await waitResolved(admin, joined(between.stderr))).status?.phase).toBe("Committed");
   });
 
   it("rolls the apply back with the command that continued it when that command fails, and never lets another user continue it", async () => {

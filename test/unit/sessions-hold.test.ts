@@ -79,17 +79,21 @@ describe("sameTool", () => {
 });
 
 describe("takesOver", () => {
-  it("lets another tool's write continue an open transparent transaction with no failure that holds its object", () => {
-    expect(takesOver(record("transparent", "Open"))).toBe(true);
+  it("lets the same user's write of another tool continue her open transparent transaction with no failure that holds its object", () => {
+    expect(takesOver(record("transparent", "Open"), "alice")).toBe(true);
   });
 
   it("leaves a transaction that is closing, failing or ended, or one the user named, to today's answer", () => {
-    expect(takesOver(undefined)).toBe(false);
-    expect(takesOver(record("transparent", "Verifying"))).toBe(false);
-    expect(takesOver(record("transparent", "RollingBack"))).toBe(false);
-    expect(takesOver(record("transparent", "Open", { failure: "a write failed" }))).toBe(false);
-    expect(takesOver(record("transparent", "Committed"))).toBe(false);
-    expect(takesOver(record("explicit", "Open"))).toBe(false);
-    expect(takesOver(record("plugin", "Open"))).toBe(false);
+    expect(takesOver(undefined, "alice")).toBe(false);
+    expect(takesOver(record("transparent", "Verifying"), "alice")).toBe(false);
+    expect(takesOver(record("transparent", "RollingBack"), "alice")).toBe(false);
+    expect(takesOver(record("transparent", "Open", { failure: "a write failed" }), "alice")).toBe(false);
+    expect(takesOver(record("transparent", "Committed"), "alice")).toBe(false);
+    expect(takesOver(record("explicit", "Open"), "alice")).toBe(false);
+    expect(takesOver(record("plugin", "Open"), "alice")).toBe(false);
+  });
+
+  it("lets no other user continue it", () => {
+    expect(takesOver(record("transparent", "Open"), "bob")).toBe(false);
   });
 });
