@@ -28,8 +28,18 @@ export interface AuditEvent {
     readonly namespace?: string;
     readonly name?: string;
   };
-  /** details.retryAfterSeconds: the apiserver sent Retry-After with the answer, and client-go sends the request again by itself. */
-  readonly responseStatus?: { readonly code?: number; readonly message?: string; readonly reason?: string; readonly details?: { readonly retryAfterSeconds?: number } };
+  /**
+   * details.retryAfterSeconds: the apiserver sent Retry-After with the
+   * answer, and client-go sends the request again by itself.
+   * details.causes[].reason (a cause's type): `FieldManagerConflict` for a
+   * server-side apply that met another manager's fields.
+   */
+  readonly responseStatus?: {
+    readonly code?: number;
+    readonly message?: string;
+    readonly reason?: string;
+    readonly details?: { readonly retryAfterSeconds?: number; readonly causes?: readonly { readonly reason?: string }[] };
+  };
   readonly stageTimestamp?: string;
   readonly annotations?: Readonly<Record<string, string>>;
   readonly userAgent?: string;
@@ -61,6 +71,8 @@ export interface AuditEntry {
   readonly reason?: string;
   /** Sent with Retry-After (responseStatus.details.retryAfterSeconds). */
   readonly retryAfterSeconds?: number;
+  /** A 409 of a server-side apply that met another field manager's fields: final, unlike a resourceVersion conflict, which the client retries. */
+  readonly fieldManagerConflict?: boolean;
   /** A server-side dry run: it changed nothing, whatever its outcome. */
   readonly dryRun: boolean;
   /** A write kubetx made to restore an object for this transaction (its rollback, or an undo): restoreOf. */
@@ -170,13 +182,15 @@ export function auditEventOf(value: unknown): AuditEvent {
   const raw = record(value);
   const ref = record(raw.objectRef);
   const status = record(raw.responseStatus);
-  const retryAfter = record(status.details).retryAfterSeconds;
+  const details = record(status.details);
+  const retryAfter = details.retryAfterSeconds;
+  const causes = Array.isArray(details.causes) ? details.causes.map((c) => ({ reason: str(record(c).reason) })) : undefined;
   const event: Record<string, unknown> = {
     auditID: str(raw.auditID), stage: str(raw.stage), verb: str(raw.verb), requestURI: str(raw.requestURI),
     requestReceivedTimestamp: str(raw.requestReceivedTimestamp), stageTimestamp: str(raw.stageTimestamp),
     user: userOf(raw.user), impersonatedUser: raw.impersonatedUser === undefined ? undefined : userOf(raw.impersonatedUser),
     objectRef: { apiGroup: str(ref.apiGroup), resource: str(ref.resource), subresource: str(ref.subresource), namespace: str(ref.namespace), name: str(ref.name) },
-    responseStatus: { code: typeof status.code === "number" ? status.code : undefined, message: str(status.message), reason: str(status.reason), details: { retryAfterSeconds: typeof retryAfter === "number" ? retryAfter : undefined } },
+    responseStatus: { code: typeof status.code === "number" ? status.code : undefined, message: str(status.message), reason: str(status.reason), details: { retryAfterSeconds: typeof retryAfter === "number" ? retryAfter : undefined, causes } },
     annotations: Object.fromEntries(Object.entries(record(raw.annotations)).filter((e): e is [string, string] => typeof e[1] === "string")),
     userAgent: str(raw.userAgent),
   };
@@ -249,9 +263,10 @@ function fallbackId(event: AuditEvent): string {
   return `${event.stageTimestamp ?? ""} ${event.verb ?? ""} ${objectOf(event.objectRef)}`;
 }
 
-function failureOf(event: AuditEvent): { message?: string; reason?: string; retryAfterSeconds?: number } {
+function failureOf(event: AuditEvent): Pick<AuditEntry, "message" | "reason" | "retryAfterSeconds" | "fieldManagerConflict"> {
   const message = failureMessage(event);
   const reason = event.responseStatus?.reason;
   const retryAfterSeconds = event.responseStatus?.details?.retryAfterSeconds;
-  return { ...(message ? { message } : {}), ...(reason ? { reason } : {}), ...(retryAfterSeconds ? { retryAfterSeconds } : {}) };
+  const fieldManagerConflict = event.responseStatus?.details?.causes?.some((c) => c.reason === "FieldManagerConflict") === true;
+  return { ...(message ? { message } : {}), ...(reason ? { reason } : {}), ...(retryAfterSeconds ? { retryAfterSeconds } : {}), ...(fieldManagerConflict ? { fieldManagerConflict } : {}) };
 }

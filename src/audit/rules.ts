@@ -11,15 +11,18 @@ export const WRITE_VERBS: ReadonlySet<string> = new Set(["create", "update", "pa
 /**
  * A write that failed for good: status 400 or above. Not a resourceVersion
  * conflict of an update or patch: kubectl re-reads and sends the write
- * again by itself, and the retry is what counts. Not a dry run.
+ * again by itself, and the retry is what counts. A server-side apply's
+ * conflict with another field manager is final, though (kubectl reports
+ * it and goes on to the next object): counted as a retried conflict, it
+ * let the rest of the apply commit without that object. Not a dry run.
  */
-export function isFailedWrite(entry: Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun">): boolean {
+export function isFailedWrite(entry: Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun" | "fieldManagerConflict">): boolean {
   if (entry.dryRun || entry.code < 400 || !WRITE_VERBS.has(entry.verb)) return false;
-  return !(entry.code === 409 && entry.reason === "Conflict" && (entry.verb === "update" || entry.verb === "patch"));
+  return !(entry.code === 409 && entry.reason === "Conflict" && (entry.verb === "update" || entry.verb === "patch") && entry.fieldManagerConflict !== true);
 }
 
 /** What the rule reads of an entry. */
-export type RuleFacts = Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun" | "seenByKubetx" | "user" | "target">;
+export type RuleFacts = Pick<AuditEntry, "verb" | "code" | "reason" | "dryRun" | "seenByKubetx" | "user" | "target" | "fieldManagerConflict">;
 
 /**
  * A failed write (isFailedWrite) by a known requester, to an object kubetx

@@ -182,6 +182,21 @@ describe("the audit sink", () => {
     expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/dropped`)).toBeUndefined();
   });
 
+  it("rolls back a server-side apply when one object's apply meets another field manager's fields (409, which kubectl does not retry)", async () => {
+    await admin.create(`/api/v1/namespaces/${ns}/configmaps`, configMap(ns, "ssa-owned", { v: "1" }), { query: { fieldManager: "other-tool" } });
+    const input = yamlOf([configMap(ns, "ssa-first", { v: "1" }), configMap(ns, "ssa-owned", { v: "2" }), configMap(ns, "ssa-last", { v: "1" })]);
+    const applied = await kubectl(["apply", "--server-side", "-f", "-"], { user: "alice", input });
+    expect(applied.code).not.toBe(0);
+    expect(applied.stderr).toContain('conflict with "other-tool"');
+    const tx = await waitResolved(admin, joined(applied.stderr));
+    // Before, the 409 was taken for a resourceVersion conflict kubectl would retry, and the other two committed.
+    expect(tx.status?.phase).toBe("RolledBack");
+    expect(tx.status?.failure).toContain("Apply failed with 1 conflict");
+    expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/ssa-first`)).toBeUndefined();
+    expect(await readOrUndefined(admin, `/api/v1/namespaces/${ns}/configmaps/ssa-last`)).toBeUndefined();
+    expect((await admin.get(`/api/v1/namespaces/${ns}/configmaps/ssa-owned`)).data).toEqual({ v: "1" });
+  });
+
   it("commits an update that first hit a resourceVersion conflict and then went through, as kubectl retries it", async () => {
     await admin.create(`/api/v1/namespaces/${ns}/configmaps`, configMap(ns, "retried", { v: "0" }));
     const alice = await (await import("../support/cluster.ts")).client("alice");

@@ -63,6 +63,11 @@ describe("the sink and kubectl tx audit give the same verdict", () => {
     ["a /scale subresource write that failed with 422", event({ objectRef: { apiGroup: "apps", resource: "deployments", subresource: "scale", namespace: "shop", name: "web" }, responseStatus: invalid }), "nothing"],
     ["a cluster-scoped create that failed with 422", event({ verb: "create", objectRef: { resource: "namespaces", name: "shop" }, responseStatus: invalid }), "nothing"],
     ["a patch's resourceVersion conflict (409), which kubectl retries by itself", event({ responseStatus: { code: 409, reason: "Conflict", message: "the object has been modified" } }), "nothing"],
+    ["a server-side apply's conflict with another field manager (409), which is final", event({
+      requestURI: "/apis/apps/v1/namespaces/shop/deployments/web?fieldManager=kubectl&force=false",
+      responseStatus: { code: 409, reason: "Conflict", message: "Apply failed with 1 conflict: conflict with \"kubetx\" using apps/v1: .spec.replicas", details: { causes: [{ reason: "FieldManagerConflict", message: "conflict with \"kubetx\" using apps/v1", field: ".spec.replicas" }] } },
+    }), "rejected"],
+    ["a delete of an object that is not there (404), which changed nothing", event({ verb: "delete", responseStatus: { code: 404, reason: "NotFound" } }), "nothing"],
     ["a create that found its object already there (409), which admission would have seen", event({ verb: "create", responseStatus: { code: 409, reason: "AlreadyExists" } }), "nothing"],
     ["a dry run rejected while decoding", event({ requestURI: "/apis/apps/v1/namespaces/shop/deployments/web?dryRun=All", responseStatus: strictDecoding }), "nothing"],
     ["a failed read", event({ verb: "get", responseStatus: { code: 404, reason: "NotFound" } }), "nothing"],
