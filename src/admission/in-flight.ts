@@ -61,11 +61,20 @@ export class InFlightTracker {
     return changes.size;
   }
 
-  /** The transaction that holds the mark of this finished write, if any. */
+  /**
+   * The transaction that holds the mark of this finished write, if any:
+   * the one the requester's session names, or, when the session has moved
+   * on since the mark was made (the user's next command, another tool's,
+   * started or continued another transaction), whichever of the user's
+   * unresolved transactions holds it. Left uncleared, the mark kept that
+   * transaction open for the whole late-write window.
+   */
   private async marked(p: WriteProgress, last: (p: WriteProgress) => Promise<Transaction | undefined>): Promise<string | undefined> {
     if (!(await this.covered(p))) return undefined;
+    const holds = (tx: Transaction | undefined): boolean => tx?.status?.inFlight?.[p.auditID] !== undefined;
     const tx = await last(p);
-    return tx?.status?.inFlight?.[p.auditID] !== undefined ? tx.metadata?.name : undefined;
+    if (holds(tx)) return tx?.metadata?.name;
+    return (await this.deps.store.listActive()).find((t) => t.spec.user === p.requester.username && holds(t))?.metadata?.name;
   }
 
   /** The requester's transparent transaction a write of theirs would join now, if one is open (or failing). */

@@ -309,6 +309,28 @@ describe("the audit sink and a write held before kubetx sees it", () => {
     }
   });
 
+  it("clears a write's in-flight mark when it finishes after the user's next command moved her session to another transaction", async () => {
+    const admin = fixture.admin();
+    const thirdParty = await startThirdPartyWebhook(ns);
+    try {
+      thirdParty.delayMs = 2_000;
+      // kubetx admits "moved-slow" at once; the webhook beside it holds the request 2 s, so its start and its end reach the sink in different batches.
+      const slow = kubectl(["apply", "-f", "-"], { user: "alice", input: yamlOf([configMap(ns, "moved-a", { v: "1" }), configMap(ns, "moved-slow", { v: "1" }, { labels: { "third-party": "slow" } })]) });
+      await sleep(1_000);
+      // Another tool meanwhile: a transaction of its own, which the session now names.
+      const other = await kubectl(["create", "configmap", "moved-other", "-n", ns], { user: "alice" });
+      expect(other.code, other.stderr).toBe(0);
+      const applied = await slow;
+      expect(applied.code, applied.stderr).toBe(0);
+      const tx = await waitResolved(admin, joined(applied.stderr));
+      expect(tx.status?.phase).toBe("Committed");
+      // Before, the mark was looked for on the session's transaction only, stayed, and held this one open for the late-write window.
+      expect(tx.status?.inFlight ?? {}).toEqual({});
+    } finally {
+      await thirdParty.close();
+    }
+  });
+
   it("commits a plain apply whose first write a rate-limiting webhook refused with 429: kubectl sent it again, and the transaction waited for it", async () => {
     const admin = fixture.admin();
     const thirdParty = await startThirdPartyWebhook(ns, { kind: "mutating" });
