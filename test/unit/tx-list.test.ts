@@ -128,6 +128,18 @@ describe("kubectl tx list", () => {
     expect(d.err).toEqual(["No transactions match (4 in the cluster)."]);
   });
 
+  it("says whose transactions it looked for when there are none", async () => {
+    const own = deps(new WhoAmIClient("admin", () => ({ items: [] })));
+    expect(await runList({ output: "table" }, own)).toBe(0);
+    expect(own.err).toEqual(["No transactions of yours (admin) found; --all lists everyone's (needs the kubetx:viewer role)."]);
+    const named = deps(new ReadOnlyClient(() => ({ items: [] })));
+    await runList({ output: "table", user: "carol" }, named);
+    expect(named.err).toEqual(["No transactions of carol found."]);
+    const everyone = deps(new ReadOnlyClient(() => ({ items: [] })));
+    await runList({ output: "table", all: true }, everyone);
+    expect(everyone.err).toEqual(["No transactions found."]);
+  });
+
   it("lists your own by default: asks the apiserver who you are, then for spec.user=<you>", async () => {
     const client = new WhoAmIClient("alice", () => ({ items: [committed, rolledBack] }));
     const d = deps(client);

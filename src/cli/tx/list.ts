@@ -86,13 +86,20 @@ async function listFor(client: KubeClient, options: ListOptions): Promise<{ user
 const LIST_FORBIDDEN_HINT = "you may list only your own (kubectl tx list, without --all or another --user), where the cluster calls kubetx's authorization webhook; " +
   "everyone's needs the kubetx:viewer role, which a cluster admin grants. 'kubectl tx describe ID' reads one record by id";
 
+/** What an empty list means: with no --user or --all, only the caller's own were asked for. */
+function nothingFound(options: ListOptions, user: string | undefined): string {
+  if (user === undefined) return "No transactions found.";
+  if (options.user !== undefined) return `No transactions of ${user} found.`;
+  return `No transactions of yours (${user}) found; --all lists everyone's (needs the kubetx:viewer role).`;
+}
+
 export async function runList(options: ListOptions, deps: ReviewDeps): Promise<number> {
   const { user, transactions: all } = await withClient(options, deps, (client) => listFor(client, options));
   const rows = selectTransactions(all, { ...options, ...(user === undefined ? {} : { user }) }, deps.now()).map(transactionRow);
   if (options.output === "json") {
     deps.say(renderJson(rows));
   } else if (rows.length === 0) {
-    deps.warn(all.length === 0 ? "No transactions found." : `No transactions match (${all.length} in the cluster).`);
+    deps.warn(all.length === 0 ? nothingFound(options, user) : `No transactions match (${all.length} in the cluster).`);
   } else {
     listTable(rows, deps.now()).forEach((line) => deps.say(line));
   }
