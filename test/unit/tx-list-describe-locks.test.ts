@@ -65,6 +65,12 @@ describe("a described transaction", () => {
     expect(lines.at(-1)).toBe("Members:      none");
   });
 
+  it("counts an open transaction's members before it lists them, and says where to see them", () => {
+    const open: Transaction = { ...rolledBack, spec: { user: "alice", mode: "explicit", expectedMembers: 3 }, status: { phase: "Open", memberCount: 2 } };
+    expect(describeLines(describeJson(open)).at(-1)).toBe("Members:      2 so far, listed here once it closes ('kubectl tx locks' shows the objects now)");
+    expect(describeJson(open).memberCount).toBe(2);
+  });
+
   it("is JSON with every field, null where absent", () => {
     const json = describeJson(rolledBack);
     expect(json).toMatchObject({ id: "t-0123abcd", phase: "RolledBack", failure: null, clientState: null, expectedMembers: 3, coordinator: "kubetx-7d9f" });

@@ -42,6 +42,8 @@ export interface DescribeJson {
   /** Changes someone else made since, kept by the rollback: one line per object. */
   readonly conflicts: readonly string[];
   readonly members: readonly MemberJson[];
+  /** Members so far: an open transaction counts them before it lists them (status.members comes with verification). */
+  readonly memberCount: number;
 }
 
 export const MEMBER_COLUMNS = ["OPERATION", "OBJECT", "OUTCOME", "MESSAGE"] as const;
@@ -74,6 +76,7 @@ export function describeJson(t: Transaction): DescribeJson {
     openedAt: orNull(s.openedAt), closedAt: orNull(s.closedAt), resolvedAt: orNull(s.resolvedAt), coordinator: orNull(s.coordinator),
     conflicts: s.conflicts ?? [],
     members: (s.members ?? []).map(memberJson),
+    memberCount: s.memberCount ?? s.members?.length ?? 0,
   };
 }
 
@@ -99,7 +102,7 @@ export function describeLines(d: DescribeJson): string[] {
     field("Opened", d.openedAt), field("Closed", d.closedAt), field("Resolved", d.resolvedAt), field("Coordinator", d.coordinator),
   ];
   const lines = header.flatMap((line) => line.split("\n"));
-  if (d.members.length === 0) return [...lines, "Members:      none"];
+  if (d.members.length === 0) return [...lines, d.memberCount > 0 ? field("Members", `${d.memberCount} so far, listed here once it closes ('kubectl tx locks' shows the objects now)`) : "Members:      none"];
   const rows = d.members.map((m) => [m.operation, m.object, m.outcome, (m.message ?? "").replace(/\s*\n\s*/g, " ")]);
   return [...lines, `Members (${d.members.length}):`, ...renderTable(MEMBER_COLUMNS, rows).map((line) => `  ${line}`)];
 }
