@@ -18,9 +18,9 @@ export function sessionKey(requester: Requester): string {
 /**
  * A write with a field manager other than the session's came from another
  * tool (say, a script running beside kubectl) and starts its own
- * transaction, unless it writes an object the session's transaction holds
- * (sessions.ts takesOver). Deletes carry no field manager and join
- * whatever is open.
+ * transaction, unless it writes an object an open transparent transaction
+ * of the same user holds (sessions.ts takesOver). Deletes carry no field
+ * manager and join whatever is open.
  */
 export function sameTool(sessionManager: string | undefined, writeManager: string | undefined): boolean {
   return !sessionManager || !writeManager || toolOf(sessionManager) === toolOf(writeManager);
