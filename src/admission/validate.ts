@@ -100,13 +100,17 @@ async function joinWhat(request: AdmissionRequest, scope: Scope, deps: Pick<Vali
 
 /**
  * A dry run looks at the requester's open transaction but never starts one.
- * A write that the session's transaction does not take continues the
- * user's open transaction that holds the object (sessions.ts takesOver).
+ * An update or delete that the session's transaction does not take
+ * continues the user's open transaction that holds the object (sessions.ts
+ * takesOver). Not a create: the object it names exists (the holder wrote
+ * it), so it would fail AlreadyExists and, as a member, roll back the
+ * apply it joined (`kubectl apply -f x.yaml && kubectl create -f x.yaml ||
+ * true`); in a transaction of its own the lock refuses it, as before.
  */
 async function transparentTransaction(request: AdmissionRequest, deps: Pick<ValidateDeps, "sessions" | "locks">, fresh: boolean): Promise<SessionTransaction> {
   if (request.dryRun) return { id: (await deps.sessions.current(request.userInfo, request.operation)) ?? newTransactionId() };
   const holder = async (): Promise<string | undefined> => (await deps.locks.lockNow(refOf(request)))?.member.transaction;
-  return deps.sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation, { fresh, holder });
+  return deps.sessions.transactionFor(request.userInfo, fieldManagerOf(request), request.operation, { fresh, ...(request.operation === "CREATE" ? {} : { holder }) });
 }
 
 /** The write as the coordinator needs it, or why it cannot join. */

@@ -129,6 +129,18 @@ describe("transparent mode", () => {
     expect((await waitResolved(admin, joined(between.stderr))).status?.phase).toBe("Committed");
   });
 
+  it("does not let a create of an object the open apply wrote continue it: the lock refuses it, and the apply commits", async () => {
+    const input = yamlOf([configMap(ns, "created-twice", { v: "1" })]);
+    const applied = await kubectl(["apply", "-f", "-"], { user: "alice", input });
+    expect(applied.code, applied.stderr).toBe(0);
+    // `… || true` in a script: joined to the apply, its AlreadyExists would roll the apply back.
+    const again = await kubectl(["create", "-f", "-"], { user: "alice", input });
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain(`is locked by transaction ${joined(applied.stderr)} (alice)`);
+    expect((await waitResolved(admin, joined(applied.stderr))).status?.phase).toBe("Committed");
+    expect((await admin.get(`${cms}/created-twice`)).data).toEqual({ v: "1" });
+  });
+
   it("rolls the apply back with the command that continued it when that command fails, and never lets another user continue it", async () => {
     const thirdParty = await startThirdPartyWebhook(ns);
     try {
