@@ -64,7 +64,7 @@ async function runOp(op: OpPlan, ctx: RunContext): Promise<OpOutcome> {
   if (op.mode === "plugin") {
     commands.push(await run(ctx.env.node, [ctx.env.pluginEntry, "apply", "-f", file, "--kubeconfig", kubeconfig, "--timeout", PLUGIN_TIMEOUT], { KUBECTL: ctx.env.kubectl }));
   } else {
-    commands.push(await run(ctx.env.kubectl, ["--kubeconfig", kubeconfig, "--request-timeout", KUBECTL_REQUEST_TIMEOUT, "apply", "-f", file]));
+    commands.push(await run(ctx.env.kubectl, ["--kubeconfig", kubeconfig, "--request-timeout", KUBECTL_REQUEST_TIMEOUT, "apply", "-f", file, ...(op.fieldManager ? ["--field-manager", op.fieldManager] : [])]));
   }
   for (const [namespace, names] of deletesByNamespace(op, ctx.objects)) {
     commands.push(await run(ctx.env.kubectl, ["--kubeconfig", kubeconfig, "--request-timeout", KUBECTL_REQUEST_TIMEOUT, "delete", "configmap", "-n", namespace, ...names, "--ignore-not-found", "--wait=false"]));

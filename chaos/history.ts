@@ -52,6 +52,13 @@ export interface OpPlan {
   readonly invalidAt?: number;
   /** Explicit mode: the transaction the objects name. */
   readonly txId?: string;
+  /**
+   * Transparent mode: kubectl apply's --field-manager, another tool than
+   * kubectl's own. Such an apply continues the user's open transaction
+   * that holds an object it changes (src/transactions/sessions.ts
+   * takesOver) rather than starting one that the lock refuses.
+   */
+  readonly fieldManager?: string;
   /** Wait before this op starts (after the client's previous op, or the trial's start). */
   readonly pauseBeforeMs: number;
 }

@@ -144,6 +144,7 @@ function stuck(cluster: ChaosCluster, plan: TrialPlan): void {
 
 function trialLine(plan: TrialPlan, of: number, result: TrialResult): string {
   const ops = plan.clients.reduce((n, c) => n + c.ops.length, 0);
+  const otherTool = plan.clients.reduce((n, c) => n + c.ops.filter((o) => o.fieldManager !== undefined).length, 0);
   const t = result.report.transactions;
   const counts = [`${t.committed} committed`, `${t.rolledBack} rolled back`, ...(t.failed ? [`${t.failed} failed`] : []), ...(t.unresolved ? [`${t.unresolved} unresolved`] : [])];
   const faults = plan.faults.map(describeFault).join(", ") || "none";
@@ -152,7 +153,7 @@ function trialLine(plan: TrialPlan, of: number, result: TrialResult): string {
   const phases = Object.entries(result.phases).map(([name, s]) => `${name} ${s.toFixed(1)}`).join(", ");
   const file = result.file ? ` -> ${path.relative(process.cwd(), result.file)}` : "";
   const which = of === 1 ? `${plan.trial}` : `${plan.trial}/${of}`;
-  return `trial ${which} seed ${plan.seed}: ${ops} applies, ${t.committed + t.rolledBack + t.failed + t.unresolved} transactions (${counts.join(", ")}), ${plan.sink ? "sink" : "no sink"}, faults: ${faults}; ${verdict}${notes} in ${result.seconds.toFixed(1)}s (${phases})${file}`;
+  return `trial ${which} seed ${plan.seed}: ${ops} applies (${otherTool} as another tool), ${t.committed + t.rolledBack + t.failed + t.unresolved} transactions (${counts.join(", ")}), ${plan.sink ? "sink" : "no sink"}, faults: ${faults}; ${verdict}${notes} in ${result.seconds.toFixed(1)}s (${phases})${file}`;
 }
 
 function findingLine(f: Finding): string {

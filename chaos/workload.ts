@@ -42,6 +42,9 @@ const PAUSE_STOP_MS = { min: 1_000, max: 6_000 } as const;
 const SLOW_DELAY_MS = { min: 2_000, max: 4_000 } as const;
 const WEBHOOK_FAULT_MS = { min: 2_000, max: 6_000 } as const;
 const DENY_PROBABILITY = 0.5;
+/** Share of transparent applies made as another tool (its own field manager), so the user's next apply may continue the last. */
+const OTHER_TOOL_SHARE = 0.35;
+export const OTHER_TOOL = "chaos-script";
 /** Share of trials whose apiserver reports to kubetx's audit sink. */
 const SINK_SHARE = 0.7;
 
@@ -56,7 +59,8 @@ export function planTrial(options: PlanOptions): TrialPlan {
   const namespaces = CONFIGMAPS_PER_NAMESPACE.map((_, i) => `chaos-${options.seed}-${options.trial}-${String.fromCharCode(97 + i)}`);
   const clientNames = Array.from({ length: random.int(CLIENTS.min, CLIENTS.max) }, (_, i) => `c${i + 1}`);
   const objects = planObjects(random, namespaces, clientNames);
-  const clients = clientNames.map((name, i) => planClient(random, { name, user: USERS[i] as User, objects, prefix: `s${options.seed}-t${options.trial}` }));
+  const planned = clientNames.map((name, i) => planClient(random, { name, user: USERS[i] as User, objects, prefix: `s${options.seed}-t${options.trial}` }));
+  const clients = withOtherTools(planned, toolRandom(options.seed, options.trial));
   return {
     seed: options.seed,
     trial: options.trial,
@@ -111,6 +115,19 @@ function planOp(random: Random, client: ClientContext, index: number): OpPlan {
     ...(invalid ? { invalid, invalidAt: random.int(0, applied.length) } : {}),
     ...(mode === "explicit" ? { txId: `t-x${random.hex(8)}` } : {}),
   };
+}
+
+/**
+ * Which transparent applies run as another tool. Drawn from a stream of
+ * its own, after the rest of the plan, so every other choice of a seed
+ * stays what it was before this was added.
+ */
+function withOtherTools(clients: readonly ClientPlan[], random: Random): ClientPlan[] {
+  return clients.map((c) => ({ ...c, ops: c.ops.map((op) => (op.mode === "transparent" && random.chance(OTHER_TOOL_SHARE) ? { ...op, fieldManager: OTHER_TOOL } : op)) }));
+}
+
+function toolRandom(seed: number, trial: number): Random {
+  return trialRandom(seed ^ 0x5bd1e995, trial);
 }
 
 function planFaults(random: Random, replicas: number): FaultPlan[] {

@@ -11,7 +11,7 @@ import { findCycle, precedenceEdges } from "../../chaos/checker/order.ts";
 import { recordView } from "../../chaos/checker/read.ts";
 import type { AuditRequest, CommandRecord, LeftoverView, MemberView, Mode, ObjectPlan, OpOutcome, OpPlan, RecordView, TrialHistory, Version } from "../../chaos/history.ts";
 import { SEED_TOKEN, objectKey } from "../../chaos/history.ts";
-import { planTrial } from "../../chaos/workload.ts";
+import { OTHER_TOOL, planTrial } from "../../chaos/workload.ts";
 
 const T0 = Date.parse("2026-11-30T10:00:00Z");
 const NS = "chaos-1-1-a";
@@ -530,5 +530,13 @@ describe("the chaos workload", () => {
     expect(new Set(ops.map((o) => o.token)).size).toBe(ops.length);
     expect(new Set(plan.clients.map((c) => c.user)).size).toBe(plan.clients.length);
     expect(plan.faults.every((f) => !("replica" in f) || (f.replica >= 1 && f.replica <= 2))).toBe(true);
+  });
+
+  it("runs some transparent applies as another tool, and only transparent ones", () => {
+    const ops = Array.from({ length: 40 }, (_, trial) => planTrial({ seed: 9, trial, replicas: 2 })).flatMap((p) => p.clients.flatMap((c) => c.ops));
+    const other = ops.filter((o) => o.fieldManager === OTHER_TOOL);
+    expect(other.length).toBeGreaterThan(0);
+    expect(other.every((o) => o.mode === "transparent")).toBe(true);
+    expect(ops.filter((o) => o.mode === "transparent" && o.fieldManager === undefined).length).toBeGreaterThan(0);
   });
 });
